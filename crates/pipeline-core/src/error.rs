@@ -1,0 +1,171 @@
+//! The one error type every tickpipe crate returns.
+
+use std::path::PathBuf;
+
+use arrow_schema::ArrowError;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a pipeline run.
+///
+/// Data errors ([`Error::Parse`], [`Error::Corrupt`]) carry enough context to find the
+/// offending bytes: the file, the 1-based line and the column. Environment errors
+/// ([`Error::Io`]), user errors ([`Error::Config`], [`Error::Usage`]) and bugs
+/// ([`Error::Internal`]) are kept apart so callers can pick exit codes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a path failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field could not be parsed as the type its column needs.
+    #[error("{file}:{line}: column `{column}`: expected {expected}, found {found:?}")]
+    Parse {
+        /// The input file (or `-` for stdin).
+        file: String,
+        /// 1-based line number of the row's first line.
+        line: u64,
+        /// The column name (or 1-based index when the file has no header).
+        column: String,
+        /// What the parser wanted, e.g. "a decimal number".
+        expected: String,
+        /// The text it got (truncated to 80 bytes).
+        found: String,
+    },
+    /// A row is structurally malformed (wrong field count, bad encoding, unterminated quote).
+    #[error("{file}:{line}: {message}")]
+    Malformed {
+        /// The input file.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A compressed stream is truncated or corrupt.
+    #[error(
+        "{file}: corrupt or truncated {codec} stream after {decompressed_bytes} decompressed bytes: {message}"
+    )]
+    Corrupt {
+        /// The input file.
+        file: String,
+        /// The compression codec.
+        codec: String,
+        /// How far decompression got.
+        decompressed_bytes: u64,
+        /// The decoder's message.
+        message: String,
+    },
+    /// A configuration key has an invalid value, or is unknown.
+    #[error("config key `{key}`: {message}")]
+    Config {
+        /// Dotted key path, e.g. `pipeline.chunk_size`.
+        key: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// The input's columns do not fit what the run needs.
+    #[error("schema: {0}")]
+    Schema(String),
+    /// The user asked for something that cannot be done (no input files, bad flag combination).
+    #[error("{0}")]
+    Usage(String),
+    /// An Arrow or Parquet library error.
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    /// The run was cancelled (Ctrl-C) before it finished.
+    #[error("cancelled")]
+    Cancelled,
+    /// A bug: an invariant inside tickpipe does not hold.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Config`].
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// True for errors caused by the data of one row, which quarantine rather than abort.
+    pub fn is_row_error(&self) -> bool {
+        matches!(self, Error::Parse { .. } | Error::Malformed { .. })
+    }
+}
+
+/// Truncates `text` for error messages: at most 80 bytes, on a char boundary.
+pub fn truncate_for_error(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+impl From<Error> for ArrowError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Arrow(a) => a,
+            other => ArrowError::ExternalError(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_file_line_and_column() {
+        let e = Error::Parse {
+            file: "day1.csv".into(),
+            line: 17,
+            column: "price".into(),
+            expected: "a decimal number".into(),
+            found: "12,x".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "day1.csv:17: column `price`: expected a decimal number, found \"12,x\""
+        );
+        assert!(e.is_row_error());
+    }
+
+    #[test]
+    fn arrow_round_trip_keeps_arrow_errors() {
+        let a: ArrowError = Error::Arrow(ArrowError::ComputeError("x".into())).into();
+        assert!(matches!(a, ArrowError::ComputeError(_)));
+        let b: ArrowError = Error::Usage("no input".into()).into();
+        assert!(matches!(b, ArrowError::ExternalError(_)));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s = "é".repeat(100);
+        let t = truncate_for_error(&s);
+        assert!(t.len() <= 80 + '…'.len_utf8());
+        assert!(t.ends_with('…'));
+    }
+}

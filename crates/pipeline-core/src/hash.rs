@@ -1,0 +1,80 @@
+//! Stable hashing: the same bytes give the same key on every machine and every run.
+//!
+//! Used to route symbols to workers, to assign shards, and to key stage configurations for the
+//! cache. `std`'s `DefaultHasher` is not stable across Rust releases, so we use FNV-1a (64-bit),
+//! which is tiny, fast on the short keys we hash, and fully specified.
+
+use serde::Serialize;
+
+/// FNV-1a 64-bit hash of `bytes`.
+///
+/// ```
+/// assert_eq!(pipeline_core::stable_hash(b""), 0xcbf29ce484222325);
+/// assert_eq!(pipeline_core::stable_hash(b"a"), 0xaf63dc4c8601ec8c);
+/// ```
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Which of `n` partitions `key` belongs to (`n` must be > 0).
+pub fn partition_of(key: &[u8], n: usize) -> usize {
+    (stable_hash(key) % n.max(1) as u64) as usize
+}
+
+/// A stable key for a stage's configuration: a hash of its name and its TOML form.
+///
+/// Two stages with equal names and equal configurations get equal keys in any process; this
+/// is what the cache will key stage outputs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StageKey(pub u64);
+
+impl StageKey {
+    /// Hashes `name` and the serialised `config`.
+    pub fn of<T: Serialize>(name: &str, config: &T) -> StageKey {
+        // TOML serialisation of plain config structs is deterministic (field order is
+        // declaration order); a value TOML cannot express falls back to its name only.
+        let body = toml::to_string(config).unwrap_or_default();
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        bytes.extend_from_slice(body.as_bytes());
+        StageKey(stable_hash(&bytes))
+    }
+}
+
+impl std::fmt::Display for StageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Cfg {
+        window: usize,
+    }
+
+    #[test]
+    fn stage_keys_depend_on_name_and_config() {
+        let a = StageKey::of("sma", &Cfg { window: 20 });
+        assert_eq!(a, StageKey::of("sma", &Cfg { window: 20 }));
+        assert_ne!(a, StageKey::of("sma", &Cfg { window: 21 }));
+        assert_ne!(a, StageKey::of("ema", &Cfg { window: 20 }));
+        assert_eq!(a.to_string().len(), 16);
+    }
+
+    #[test]
+    fn partitions_are_in_range() {
+        for s in ["AAPL", "MSFT", ""] {
+            assert!(partition_of(s.as_bytes(), 3) < 3);
+        }
+        assert_eq!(partition_of(b"x", 0), 0);
+    }
+}

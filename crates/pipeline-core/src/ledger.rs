@@ -1,0 +1,213 @@
+//! The row ledger: where every input row went.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Counts of rows read, written, quarantined (by reason) and removed (by rule).
+///
+/// Every worker keeps its own ledger; the engine merges them at the end and checks
+/// `read = written + quarantined + removed` with [`Ledger::check_balance`].
+///
+/// ```
+/// use pipeline_core::Ledger;
+/// let mut a = Ledger::default();
+/// a.add_read(10);
+/// a.add_removed("dedupe_exact", 2);
+/// a.add_written(7);
+/// let mut b = Ledger::default();
+/// b.add_quarantined("bad_number", 1);
+/// a.merge(&b);
+/// assert_eq!(a.removed_total() + a.quarantined_total() + a.written, a.read);
+/// a.check_balance()?;
+/// # Ok::<(), pipeline_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Data rows read from inputs (header lines excluded).
+    pub read: u64,
+    /// Rows written to the main output.
+    pub written: u64,
+    /// Rows sent to quarantine, by reason (e.g. `wrong_field_count`, `late`).
+    pub quarantined: BTreeMap<String, u64>,
+    /// Rows removed by a cleaning rule, by rule name (e.g. `dedupe_exact`, `T3`).
+    pub removed: BTreeMap<String, u64>,
+}
+
+impl Ledger {
+    /// Adds `n` rows read.
+    pub fn add_read(&mut self, n: u64) {
+        self.read += n;
+    }
+
+    /// Adds `n` rows written.
+    pub fn add_written(&mut self, n: u64) {
+        self.written += n;
+    }
+
+    /// Adds `n` rows quarantined for `reason`.
+    pub fn add_quarantined(&mut self, reason: &str, n: u64) {
+        if n > 0 {
+            *self.quarantined.entry(reason.to_string()).or_default() += n;
+        }
+    }
+
+    /// Adds `n` rows removed by `rule`.
+    pub fn add_removed(&mut self, rule: &str, n: u64) {
+        if n > 0 {
+            *self.removed.entry(rule.to_string()).or_default() += n;
+        }
+    }
+
+    /// Total rows quarantined.
+    pub fn quarantined_total(&self) -> u64 {
+        self.quarantined.values().sum()
+    }
+
+    /// Total rows removed by rules.
+    pub fn removed_total(&self) -> u64 {
+        self.removed.values().sum()
+    }
+
+    /// Adds another ledger's counts to this one.
+    pub fn merge(&mut self, other: &Ledger) {
+        self.read += other.read;
+        self.written += other.written;
+        for (k, v) in &other.quarantined {
+            *self.quarantined.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.removed {
+            *self.removed.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Checks `read = written + quarantined + removed`; an imbalance is a tickpipe bug.
+    pub fn check_balance(&self) -> Result<()> {
+        let out = self.written + self.quarantined_total() + self.removed_total();
+        if out == self.read {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!(
+                "row ledger does not balance: read {} != written {} + quarantined {} + removed {}",
+                self.read,
+                self.written,
+                self.quarantined_total(),
+                self.removed_total()
+            )))
+        }
+    }
+
+    /// The equation as a human-readable line.
+    pub fn equation(&self) -> String {
+        format!(
+            "read {} = written {} + quarantined {} + removed {}",
+            self.read,
+            self.written,
+            self.quarantined_total(),
+            self.removed_total()
+        )
+    }
+}
+
+/// What one stage did: rows and bytes in and out, and time spent busy.
+///
+/// Monitoring (per-stage metrics) reads these; they merge across workers like the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageMetrics {
+    /// Rows handed to the stage.
+    pub rows_in: u64,
+    /// Rows the stage emitted.
+    pub rows_out: u64,
+    /// Arrow memory of the chunks handed to the stage, in bytes.
+    pub bytes_in: u64,
+    /// Arrow memory of the chunks it emitted, in bytes.
+    pub bytes_out: u64,
+    /// Chunks handed to the stage.
+    pub chunks: u64,
+    /// Time spent inside `process` and `finish`.
+    #[serde(with = "duration_secs")]
+    pub busy: Duration,
+}
+
+impl StageMetrics {
+    /// Adds another worker's metrics for the same stage.
+    pub fn merge(&mut self, other: &StageMetrics) {
+        self.rows_in += other.rows_in;
+        self.rows_out += other.rows_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.chunks += other.chunks;
+        self.busy += other.busy;
+    }
+
+    /// Rows in per busy second (0 when the stage was never busy).
+    pub fn rows_per_second(&self) -> f64 {
+        let s = self.busy.as_secs_f64();
+        if s > 0.0 {
+            self.rows_in as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+mod duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imbalance_is_reported() {
+        let mut l = Ledger::default();
+        l.add_read(5);
+        l.add_written(3);
+        l.add_removed("T1", 1);
+        let e = l.check_balance().unwrap_err().to_string();
+        assert!(
+            e.contains("read 5 != written 3 + quarantined 0 + removed 1"),
+            "{e}"
+        );
+        l.add_quarantined("late", 1);
+        l.check_balance().unwrap();
+        assert_eq!(
+            l.equation(),
+            "read 5 = written 3 + quarantined 1 + removed 1"
+        );
+    }
+
+    #[test]
+    fn zero_counts_leave_no_keys() {
+        let mut l = Ledger::default();
+        l.add_removed("x", 0);
+        assert!(l.removed.is_empty());
+    }
+
+    #[test]
+    fn metrics_merge() {
+        let mut a = StageMetrics {
+            rows_in: 2,
+            busy: Duration::from_secs(1),
+            ..Default::default()
+        };
+        a.merge(&a.clone());
+        assert_eq!(a.rows_in, 4);
+        assert_eq!(a.rows_per_second(), 2.0);
+    }
+}

@@ -1,0 +1,115 @@
+//! The [`Source`] trait and the run's table of input files.
+
+use arrow_schema::SchemaRef;
+use serde::Serialize;
+
+use crate::chunk::{Chunk, SourceId};
+use crate::error::Result;
+use crate::reject::Reject;
+
+/// How far a source has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Input bytes consumed so far (compressed bytes for compressed files).
+    pub bytes_read: u64,
+    /// Total input bytes, when known (not for stdin).
+    pub bytes_total: Option<u64>,
+    /// Data rows produced so far, quarantined rows included.
+    pub rows_read: u64,
+}
+
+/// Something that yields chunks: a file reader, stdin, a generator, a test vector.
+///
+/// A source is an iterator of `Result<Chunk>` plus its schema. Rows it cannot read are not
+/// errors of the iterator: it keeps them as quarantine [`Reject`]s, which the engine drains
+/// after every chunk with [`Source::drain_rejects`]. An `Err` item means the whole source
+/// cannot go on (I/O error, corrupt compressed stream, or a bad row in strict mode); chunks
+/// yielded before it stay valid.
+pub trait Source: Iterator<Item = Result<Chunk>> + Send {
+    /// The schema of every chunk (including the provenance column).
+    fn schema(&self) -> SchemaRef;
+
+    /// Progress in bytes and rows, for progress bars.
+    fn progress(&self) -> Progress {
+        Progress::default()
+    }
+
+    /// Takes the rows quarantined since the last call.
+    fn drain_rejects(&mut self) -> Vec<Reject> {
+        Vec::new()
+    }
+}
+
+/// The run's input files, indexed by [`SourceId`].
+///
+/// ```
+/// let mut t = pipeline_core::SourceTable::default();
+/// let id = t.add("data/day1.csv.gz");
+/// assert_eq!(t.name(id), "data/day1.csv.gz");
+/// assert_eq!(t.name(99), "<unknown source 99>");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceTable {
+    names: Vec<String>,
+}
+
+impl SourceTable {
+    /// Registers an input and returns its id.
+    pub fn add(&mut self, name: impl Into<String>) -> SourceId {
+        self.names.push(name.into());
+        (self.names.len() - 1) as SourceId
+    }
+
+    /// The name (path) of source `id`.
+    pub fn name(&self, id: SourceId) -> String {
+        self.names
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("<unknown source {id}>"))
+    }
+
+    /// Number of sources.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when no source is registered.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// All names, in id order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// A source over chunks already in memory; handy for tests and for users embedding tickpipe.
+pub struct VecSource {
+    schema: SchemaRef,
+    chunks: std::vec::IntoIter<Chunk>,
+}
+
+impl VecSource {
+    /// A source yielding `chunks` in order; all must have `schema`.
+    pub fn new(schema: SchemaRef, chunks: Vec<Chunk>) -> Self {
+        VecSource {
+            schema,
+            chunks: chunks.into_iter(),
+        }
+    }
+}
+
+impl Iterator for VecSource {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.chunks.next().map(Ok)
+    }
+}
+
+impl Source for VecSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}

@@ -1,0 +1,16 @@
+//! tickpipe ingest and output.
+//!
+//! * `read`: sniffing (compression by magic bytes, encoding, delimiter, header), decompression,
+//!   the fast parallel CSV decoder, timestamp parsing, vendor layouts, Parquet/IPC inputs,
+//!   `inspect`, and the metadata cache.
+//! * `sink`: Parquet / Arrow IPC / CSV sinks with Hive partitioning and atomic writes, and the
+//!   quarantine writer.
+//! * `gen`: the deterministic synthetic TAQ generator behind `cargo xtask gen-data`.
+
+mod gen;
+mod read;
+mod sink;
+
+pub use gen::*;
+pub use read::*;
+pub use sink::*;

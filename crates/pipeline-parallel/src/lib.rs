@@ -1,0 +1,1 @@
+//! tickpipe partition parallelism (in progress).

@@ -1,0 +1,1 @@
+//! tickpipe streaming executor (in progress).
