@@ -5,12 +5,12 @@
 //!   `inspect`, and the metadata cache.
 //! * `sink`: Parquet / Arrow IPC / CSV sinks with Hive partitioning and atomic writes, and the
 //!   quarantine writer.
-//! * `gen`: the deterministic synthetic TAQ generator behind `cargo xtask gen-data`.
+//! * `synth`: the deterministic synthetic TAQ generator behind `cargo xtask gen-data`.
 
-mod gen;
+mod synth;
 mod read;
 mod sink;
 
-pub use gen::*;
+pub use synth::*;
 pub use read::*;
 pub use sink::*;
