@@ -35,6 +35,10 @@ pub struct Ledger {
     pub quarantined: BTreeMap<String, u64>,
     /// Rows removed by a cleaning rule, by rule name (e.g. `dedupe_exact`, `T3`).
     pub removed: BTreeMap<String, u64>,
+    /// Values repaired in place (forward-filled, interpolated, winsorized), by rule name.
+    /// Repaired rows are still written, so this is not part of the balance equation.
+    #[serde(default)]
+    pub repaired: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -62,6 +66,13 @@ impl Ledger {
         }
     }
 
+    /// Adds `n` values repaired by `rule`.
+    pub fn add_repaired(&mut self, rule: &str, n: u64) {
+        if n > 0 {
+            *self.repaired.entry(rule.to_string()).or_default() += n;
+        }
+    }
+
     /// Total rows quarantined.
     pub fn quarantined_total(&self) -> u64 {
         self.quarantined.values().sum()
@@ -81,6 +92,9 @@ impl Ledger {
         }
         for (k, v) in &other.removed {
             *self.removed.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.repaired {
+            *self.repaired.entry(k.clone()).or_default() += v;
         }
     }
 

@@ -141,6 +141,12 @@ impl Emitter {
         self.ledger.add_removed(rule, n);
     }
 
+    /// Records that `n` values were repaired in place by `rule` (filled, interpolated,
+    /// winsorized). Repaired rows are still emitted.
+    pub fn repaired(&mut self, rule: &str, n: u64) {
+        self.ledger.add_repaired(rule, n);
+    }
+
     /// Records a single quarantined row.
     pub fn quarantine_one(&mut self, reject: Reject) {
         self.ledger.add_quarantined(&reject.reason, 1);

@@ -1,0 +1,5 @@
+//! Integration tests for pipeline-io (one binary to keep link times down).
+
+mod read;
+mod sink;
+mod synth;
