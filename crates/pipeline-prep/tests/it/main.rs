@@ -1,0 +1,4 @@
+//! Integration tests for pipeline-prep (one binary to keep link times down).
+
+mod clean;
+mod features;
