@@ -1,0 +1,155 @@
+//! De-duplication within a symbol's current timestamp.
+
+use arrow_array::BooleanArray;
+use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use serde::{Deserialize, Serialize};
+
+use super::cols::{Slots, data_columns, ts_col};
+use super::rowhash::row_hashes;
+
+/// Configuration of [`Dedupe`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// Columns that define a duplicate. Empty (the default) means every column except
+    /// `_line` (rule `dedupe_exact`); otherwise rule `dedupe_key`. Absent key columns are
+    /// ignored; when none is present the stage passes rows through.
+    pub key: Vec<String>,
+}
+
+/// Removes repeated rows, keeping the first occurrence.
+///
+/// Rows are duplicates when they have the same symbol and equal values in the key columns
+/// (`dedupe_exact`: all columns but `_line`; `dedupe_key`: the configured key). Input is time
+/// ordered per symbol, so duplicates share a timestamp: the stage keeps, per symbol, only
+/// 128-bit hashes (see `rowhash`) of the rows at the symbol's current timestamp, and forgets
+/// them when the timestamp moves. Memory is O(symbols × rows per timestamp), time O(1) per
+/// row. Without a `ts` column (or on a null `ts`) a row is compared with the symbol's previous
+/// row only. Duplicates that are not at the same timestamp (unordered input) are not found:
+/// a global spilling mode for unordered data is not implemented.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    cfg: DedupeConfig,
+    slots: Slots,
+    state: Vec<Group>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Group {
+    ts: Option<i64>,
+    seen: Vec<u128>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    slots: Vec<String>,
+    state: Vec<Group>,
+}
+
+impl Dedupe {
+    /// A stage with `cfg`.
+    pub fn new(cfg: DedupeConfig) -> Self {
+        Dedupe {
+            cfg,
+            ..Dedupe::default()
+        }
+    }
+
+    fn rule(&self) -> &'static str {
+        if self.cfg.key.is_empty() {
+            "dedupe_exact"
+        } else {
+            "dedupe_key"
+        }
+    }
+}
+
+impl Stage for Dedupe {
+    fn name(&self) -> &str {
+        "dedupe"
+    }
+
+    fn order(&self) -> StageOrder {
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        StageKey::of(self.name(), &self.cfg)
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        let batch = chunk.batch();
+        let cols: Vec<usize> = if self.cfg.key.is_empty() {
+            data_columns(batch)
+        } else {
+            let schema = batch.schema();
+            self.cfg
+                .key
+                .iter()
+                .filter_map(|k| schema.index_of(k).ok())
+                .collect()
+        };
+        if cols.is_empty() {
+            out.emit(chunk);
+            return Ok(());
+        }
+        let hashes = row_hashes(batch, &cols)?;
+        let ts = ts_col(&chunk)?;
+        let slots = self.slots.rows(&chunk)?;
+        let mut keep = Vec::with_capacity(hashes.len());
+        let mut dups = 0usize;
+        for (i, h) in hashes.into_iter().enumerate() {
+            let s = slots[i];
+            if self.state.len() <= s {
+                self.state.resize(s + 1, Group::default());
+            }
+            let g = &mut self.state[s];
+            let t = ts.as_ref().and_then(|t| t[i]);
+            let dup = if t.is_none() {
+                let d = g.seen.last() == Some(&h);
+                g.seen.clear();
+                g.seen.push(h);
+                d
+            } else {
+                if t != g.ts {
+                    g.seen.clear();
+                }
+                let d = g.seen.contains(&h);
+                if !d {
+                    g.seen.push(h);
+                }
+                d
+            };
+            g.ts = t;
+            dups += usize::from(dup);
+            keep.push(Some(!dup));
+        }
+        if dups == 0 {
+            out.emit(chunk);
+        } else {
+            let kept = out.remove(self.rule(), &chunk, &BooleanArray::from(keep))?;
+            out.emit(kept);
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let cp = Checkpoint {
+            slots: self.slots.names().to_vec(),
+            state: self.state.clone(),
+        };
+        serde_json::to_vec(&cp)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("dedupe checkpoint: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let cp: Checkpoint = serde_json::from_slice(state)
+            .map_err(|e| Error::Internal(format!("dedupe restore: {e}")))?;
+        self.slots = Slots::from_names(cp.slots);
+        self.state = cp.state;
+        Ok(())
+    }
+}

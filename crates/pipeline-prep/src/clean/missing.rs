@@ -1,0 +1,408 @@
+//! Missing values: drop, forward-fill, time-weighted linear interpolation, or a constant.
+
+use std::collections::VecDeque;
+
+use arrow_array::{Array, BooleanArray, Float64Array};
+use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use serde::{Deserialize, Serialize};
+
+use super::cols::{Slots, f64_col, ts_col, with_f64};
+use super::held::{Held, HeldState, RowRef};
+
+/// How missing values are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingMethod {
+    /// Leave nulls alone.
+    None,
+    /// Remove rows with a null in a checked column (rule `missing_value`).
+    Drop,
+    /// Carry the symbol's last valid value forward over at most `max_gap` rows (repairs under
+    /// `ffill`); nulls with no earlier value or beyond the gap are removed (`missing_value`).
+    Ffill,
+    /// Time-weighted linear interpolation between the symbol's previous and next valid values,
+    /// for runs of at most `max_gap` rows (repairs under `interpolate`); longer runs, leading
+    /// runs and runs still open at the end of input are removed (`missing_value`).
+    Interpolate,
+    /// Replace nulls in numeric columns with `fill_value` (repairs under `constant`).
+    Constant,
+}
+
+impl MissingMethod {
+    /// Parses the config spelling (`none`, `drop`, `ffill`, `interpolate`, `constant`).
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => MissingMethod::None,
+            "drop" => MissingMethod::Drop,
+            "ffill" => MissingMethod::Ffill,
+            "interpolate" => MissingMethod::Interpolate,
+            "constant" => MissingMethod::Constant,
+            other => {
+                return Err(Error::config(
+                    "preprocessing.handle_missing_values",
+                    format!("unknown value `{other}`"),
+                ));
+            }
+        })
+    }
+}
+
+/// Configuration of [`MissingValues`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MissingConfig {
+    /// The method. Default `drop`.
+    pub method: MissingMethod,
+    /// Columns checked; absent ones are skipped. `ts` and `symbol` can only be dropped (a
+    /// null there is removed under every method but `none`). Default: `ts`, `symbol`,
+    /// `price`, `size`, `bid`, `ask`, `bid_size`, `ask_size` (not `exchange` or
+    /// `conditions`, where empty is a legitimate value).
+    pub columns: Vec<String>,
+    /// The constant for `constant`. Default 0.
+    pub fill_value: f64,
+    /// Longest run of consecutive nulls (rows of one symbol, per column) that `ffill` and
+    /// `interpolate` bridge. Default 10.
+    pub max_gap: usize,
+}
+
+impl Default for MissingConfig {
+    fn default() -> Self {
+        MissingConfig {
+            method: MissingMethod::Drop,
+            columns: ["ts", "symbol", "price", "size", "bid", "ask", "bid_size", "ask_size"]
+                .map(String::from)
+                .to_vec(),
+            fill_value: 0.0,
+            max_gap: 10,
+        }
+    }
+}
+
+/// Handles missing values (see [`MissingMethod`] for each method's definition).
+///
+/// `drop` and `constant` are row-local; `ffill` keeps, per symbol and column, the last valid
+/// value and the current gap length; `interpolate` holds rows of a symbol until the next valid
+/// value arrives or the gap exceeds `max_gap` (at most `max_gap` held rows per symbol and
+/// column), so results do not depend on chunk size.
+#[derive(Debug)]
+pub struct MissingValues {
+    cfg: MissingConfig,
+    slots: Slots,
+    ffill: Vec<Vec<FillState>>,
+    interp: Vec<Interp>,
+    held: Held,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FillState {
+    last: Option<f64>,
+    run: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pend {
+    r: RowRef,
+    ts: Option<i64>,
+    unresolved: u32,
+    drop: bool,
+    set: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ColInterp {
+    /// Last valid value: (ts, value, absolute row index).
+    last: Option<(Option<i64>, f64, u64)>,
+    run: Vec<u64>,
+    overflow: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Interp {
+    queue: VecDeque<Pend>,
+    base: u64,
+    cols: Vec<ColInterp>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    slots: Vec<String>,
+    ffill: Vec<Vec<FillState>>,
+    interp: Vec<Interp>,
+    held: HeldState,
+}
+
+impl MissingValues {
+    /// A stage with `cfg`.
+    pub fn new(cfg: MissingConfig) -> Self {
+        MissingValues {
+            cfg,
+            slots: Slots::default(),
+            ffill: Vec::new(),
+            interp: Vec::new(),
+            held: Held::default(),
+        }
+    }
+
+    fn value_columns(&self) -> Vec<String> {
+        self.cfg
+            .columns
+            .iter()
+            .filter(|c| c.as_str() != "ts" && c.as_str() != "symbol")
+            .cloned()
+            .collect()
+    }
+
+    /// Rows whose `ts` or `symbol` (when checked) are null.
+    fn key_nulls(&self, chunk: &Chunk) -> Vec<bool> {
+        let mut bad = vec![false; chunk.num_rows()];
+        for c in ["ts", "symbol"] {
+            if self.cfg.columns.iter().any(|x| x == c)
+                && let Some(a) = chunk.column_by_name(c)
+                && a.null_count() > 0
+            {
+                for (i, b) in bad.iter_mut().enumerate() {
+                    *b |= a.is_null(i);
+                }
+            }
+        }
+        bad
+    }
+
+    fn drop_rows(&self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        let mut bad = vec![false; chunk.num_rows()];
+        let mut any = false;
+        for c in &self.cfg.columns {
+            if let Some(a) = chunk.column_by_name(c)
+                && a.null_count() > 0
+            {
+                any = true;
+                for (i, b) in bad.iter_mut().enumerate() {
+                    *b |= a.is_null(i);
+                }
+            }
+        }
+        if !any {
+            out.emit(chunk);
+            return Ok(());
+        }
+        let keep: BooleanArray = bad.iter().map(|b| Some(!b)).collect();
+        let kept = out.remove("missing_value", &chunk, &keep)?;
+        out.emit(kept);
+        Ok(())
+    }
+
+    fn fill_rows(&mut self, chunk: Chunk, out: &mut Emitter, ffill: bool) -> Result<()> {
+        let mut bad = self.key_nulls(&chunk);
+        let slots = if ffill { self.slots.rows(&chunk)? } else { Vec::new() };
+        let cols = self.value_columns();
+        let mut chunk = chunk;
+        for (ci, name) in cols.iter().enumerate() {
+            let Some(a) = f64_col(&chunk, name)? else {
+                continue;
+            };
+            let mut vals: Vec<Option<f64>> = a.iter().collect();
+            let mut repaired = 0u64;
+            for (i, v) in vals.iter_mut().enumerate() {
+                if !ffill {
+                    if v.is_none() {
+                        *v = Some(self.cfg.fill_value);
+                        repaired += 1;
+                    }
+                    continue;
+                }
+                let s = slots[i];
+                if self.ffill.len() <= s {
+                    self.ffill.resize(s + 1, Vec::new());
+                }
+                let st = &mut self.ffill[s];
+                if st.len() < cols.len() {
+                    st.resize(cols.len(), FillState::default());
+                }
+                let st = &mut st[ci];
+                match *v {
+                    Some(x) => {
+                        st.last = Some(x);
+                        st.run = 0;
+                    }
+                    None => {
+                        st.run += 1;
+                        match st.last {
+                            Some(x) if st.run <= self.cfg.max_gap => {
+                                *v = Some(x);
+                                repaired += 1;
+                            }
+                            _ => bad[i] = true,
+                        }
+                    }
+                }
+            }
+            if repaired > 0 {
+                out.repaired(if ffill { "ffill" } else { "constant" }, repaired);
+                chunk = with_f64(&chunk, name, Float64Array::from(vals))?;
+            }
+        }
+        if bad.iter().any(|b| *b) {
+            let keep: BooleanArray = bad.iter().map(|b| Some(!b)).collect();
+            chunk = out.remove("missing_value", &chunk, &keep)?;
+        }
+        out.emit(chunk);
+        Ok(())
+    }
+
+    fn interpolate(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        let keybad = self.key_nulls(&chunk);
+        let slots = self.slots.rows(&chunk)?;
+        let ts = ts_col(&chunk)?;
+        let cols = self.value_columns();
+        let vals: Vec<Option<Float64Array>> = cols
+            .iter()
+            .map(|c| f64_col(&chunk, c))
+            .collect::<Result<_>>()?;
+        let id = self.held.add(chunk);
+        let max_gap = self.cfg.max_gap;
+        for (i, &s) in slots.iter().enumerate() {
+            if self.interp.len() <= s {
+                self.interp.resize(s + 1, Interp::default());
+            }
+            let st = &mut self.interp[s];
+            if st.cols.len() < cols.len() {
+                st.cols.resize(cols.len(), ColInterp::default());
+            }
+            let t = ts.as_ref().and_then(|t| t[i]);
+            let abs = st.base + st.queue.len() as u64;
+            st.queue.push_back(Pend {
+                r: RowRef { chunk: id, row: i as u32 },
+                ts: t,
+                unresolved: 0,
+                drop: keybad[i],
+                set: Vec::new(),
+            });
+            for (ci, col) in vals.iter().enumerate() {
+                let Some(col) = col else { continue };
+                let c = &mut st.cols[ci];
+                if col.is_valid(i) {
+                    let v1 = col.value(i);
+                    if let Some((t0, v0, i0)) = c.last {
+                        for &k in &c.run {
+                            let p = &mut st.queue[(k - st.base) as usize];
+                            let w = match (t0, p.ts, t) {
+                                (Some(t0), Some(tk), Some(t1)) if t1 > t0 => {
+                                    (tk - t0) as f64 / (t1 - t0) as f64
+                                }
+                                _ => (k - i0) as f64 / (abs - i0) as f64,
+                            };
+                            p.set.push((cols[ci].clone(), v0 + (v1 - v0) * w));
+                            p.unresolved -= 1;
+                        }
+                    }
+                    c.run.clear();
+                    c.overflow = false;
+                    c.last = Some((t, v1, abs));
+                } else if c.last.is_none() || c.overflow {
+                    if let Some(p) = st.queue.back_mut() {
+                        p.drop = true;
+                    }
+                } else {
+                    c.run.push(abs);
+                    if let Some(p) = st.queue.back_mut() {
+                        p.unresolved += 1;
+                    }
+                    if c.run.len() > max_gap {
+                        c.overflow = true;
+                        for &k in &c.run {
+                            let p = &mut st.queue[(k - st.base) as usize];
+                            p.drop = true;
+                            p.unresolved -= 1;
+                        }
+                        c.run.clear();
+                    }
+                }
+            }
+            Self::release(st, &mut self.held, out, false)?;
+        }
+        self.held.flush(out)
+    }
+
+    fn release(st: &mut Interp, held: &mut Held, out: &mut Emitter, all: bool) -> Result<()> {
+        while let Some(p) = st.queue.front() {
+            if p.unresolved > 0 && !all {
+                break;
+            }
+            let Some(p) = st.queue.pop_front() else { break };
+            st.base += 1;
+            if p.drop || p.unresolved > 0 {
+                held.remove(p.r, "missing_value", out)?;
+            } else {
+                if !p.set.is_empty() {
+                    out.repaired("interpolate", p.set.len() as u64);
+                }
+                held.keep_with(p.r, &p.set);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Stage for MissingValues {
+    fn name(&self) -> &str {
+        "missing_values"
+    }
+
+    fn order(&self) -> StageOrder {
+        match self.cfg.method {
+            MissingMethod::Ffill | MissingMethod::Interpolate => StageOrder::PerKey {
+                key: "symbol".into(),
+            },
+            _ => StageOrder::RowLocal,
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        StageKey::of(self.name(), &self.cfg)
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        match self.cfg.method {
+            MissingMethod::None => {
+                out.emit(chunk);
+                Ok(())
+            }
+            MissingMethod::Drop => self.drop_rows(chunk, out),
+            MissingMethod::Constant => self.fill_rows(chunk, out, false),
+            MissingMethod::Ffill => self.fill_rows(chunk, out, true),
+            MissingMethod::Interpolate => self.interpolate(chunk, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Emitter) -> Result<()> {
+        for st in &mut self.interp {
+            for c in &mut st.cols {
+                c.run.clear();
+            }
+            Self::release(st, &mut self.held, out, true)?;
+        }
+        self.held.flush(out)
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let cp = Checkpoint {
+            slots: self.slots.names().to_vec(),
+            ffill: self.ffill.clone(),
+            interp: self.interp.clone(),
+            held: self.held.state()?,
+        };
+        serde_json::to_vec(&cp)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("missing_values checkpoint: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let cp: Checkpoint = serde_json::from_slice(state)
+            .map_err(|e| Error::Internal(format!("missing_values restore: {e}")))?;
+        self.slots = Slots::from_names(cp.slots);
+        self.ffill = cp.ffill;
+        self.interp = cp.interp;
+        self.held = Held::from_state(cp.held)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! 128-bit row hashes over chosen columns, for de-duplication.
+//!
+//! Two independent 64-bit lanes (splitmix64 finalisers with different seeds) make a false
+//! match between different rows of one symbol and timestamp a 2⁻¹²⁸ event, so duplicates are
+//! found from hashes alone without keeping the rows themselves.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use pipeline_core::{Error, Result};
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn mix(h: &mut u128, x: u64) {
+    let a = (*h as u64) ^ splitmix(x);
+    let b = ((*h >> 64) as u64) ^ splitmix(x ^ 0x5851_f42d_4c95_7f2d);
+    *h = (u128::from(b.rotate_left(29).wrapping_mul(0xff51_afd7_ed55_8ccd)) << 64)
+        | u128::from(a.rotate_left(23).wrapping_mul(0xc4ce_b9fe_1a85_ec53));
+}
+
+fn mix_bytes(h: &mut u128, bytes: &[u8]) {
+    mix(h, bytes.len() as u64);
+    for w in bytes.chunks(8) {
+        let mut buf = [0u8; 8];
+        buf[..w.len()].copy_from_slice(w);
+        mix(h, u64::from_le_bytes(buf));
+    }
+}
+
+const NULL: u64 = 0x6e75_6c6c_6e75_6c6c;
+
+/// Hashes each row of `batch` over the columns `cols` (indices).
+///
+/// Supported types: fixed-width primitives (numbers, timestamps, dates), booleans, UTF-8
+/// strings and dictionaries of strings; any other type is a schema error.
+pub(crate) fn row_hashes(batch: &RecordBatch, cols: &[usize]) -> Result<Vec<u128>> {
+    let n = batch.num_rows();
+    let mut h = vec![0u128; n];
+    let schema = batch.schema();
+    for &ci in cols {
+        let a = batch.column(ci);
+        let name = schema.field(ci).name();
+        match a.data_type() {
+            DataType::Utf8 => {
+                let s = a.as_string::<i32>();
+                for (i, hh) in h.iter_mut().enumerate() {
+                    if s.is_null(i) {
+                        mix(hh, NULL);
+                    } else {
+                        mix_bytes(hh, s.value(i).as_bytes());
+                    }
+                }
+            }
+            DataType::Boolean => {
+                let b = a.as_boolean();
+                for (i, hh) in h.iter_mut().enumerate() {
+                    mix(hh, if b.is_null(i) { NULL } else { u64::from(b.value(i)) });
+                }
+            }
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = a.as_dictionary::<Int32Type>();
+                let vals = d.values().as_string::<i32>();
+                let vh: Vec<u128> = (0..vals.len())
+                    .map(|j| {
+                        let mut x = 0u128;
+                        if vals.is_null(j) {
+                            mix(&mut x, NULL);
+                        } else {
+                            mix_bytes(&mut x, vals.value(j).as_bytes());
+                        }
+                        x
+                    })
+                    .collect();
+                for (i, hh) in h.iter_mut().enumerate() {
+                    let x = if d.is_null(i) {
+                        NULL
+                    } else {
+                        let k = d.keys().value(i) as usize;
+                        vh.get(k).map_or(NULL, |x| (*x as u64) ^ ((*x >> 64) as u64))
+                    };
+                    mix(hh, x);
+                }
+            }
+            dt if dt.primitive_width().is_some_and(|w| w <= 8) => {
+                let w = dt.primitive_width().unwrap_or(8);
+                let data = a.to_data();
+                let buf = data.buffers()[0].as_slice();
+                let off = data.offset();
+                for (i, hh) in h.iter_mut().enumerate() {
+                    if a.is_null(i) {
+                        mix(hh, NULL);
+                        continue;
+                    }
+                    let s = (off + i) * w;
+                    let mut b = [0u8; 8];
+                    b[..w].copy_from_slice(&buf[s..s + w]);
+                    mix(hh, u64::from_le_bytes(b));
+                }
+            }
+            other => {
+                return Err(Error::Schema(format!(
+                    "de-duplication cannot compare column `{name}` of type {other}"
+                )));
+            }
+        }
+    }
+    Ok(h)
+}
