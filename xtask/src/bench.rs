@@ -1,0 +1,384 @@
+//! `cargo xtask bench`: release-mode figures for every stage and the whole run, at several
+//! input sizes, beside Polars / pyarrow / DuckDB when they are installed.
+//!
+//! Writes `target/bench/results.json` and `target/bench/results.md`. Each tickpipe figure
+//! comes from the `--summary-json` of a real `tickpipe` process (wall time, rows/s, MB/s and
+//! that process's own peak RSS, read from `VmHWM`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::project_root;
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Input sizes in rows, comma-separated.
+    #[arg(long, default_value = "1000000,10000000,50000000", value_delimiter = ',')]
+    pub sizes: Vec<u64>,
+    /// Skip the Polars / pyarrow / DuckDB comparisons.
+    #[arg(long)]
+    pub skip_peers: bool,
+    /// Stream a very large generated dataset through `tickpipe run -` and record RSS over time.
+    #[arg(long)]
+    pub scale: bool,
+    /// Rows for --scale (default: about 100 GB of CSV).
+    #[arg(long, default_value_t = 1_400_000_000)]
+    pub scale_rows: u64,
+    /// Keep generated data between runs (target/bench/data).
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+/// The seed design's published throughput claims (rows/s), the baseline we quote ratios to.
+const SEED_CLAIMS: [(&str, f64); 5] = [
+    ("load", 500_000.0),
+    ("streaming", 750_000.0),
+    ("preprocessing", 250_000.0),
+    ("parallel (8 cores)", 1_000_000.0),
+    ("validation", 400_000.0),
+];
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// Who ran it: tickpipe, polars, pyarrow, duckdb.
+    pub tool: String,
+    /// What ran: load, load_gz, clean, features, write, run, job.
+    pub task: String,
+    /// Input rows.
+    pub rows: u64,
+    /// Input bytes.
+    pub bytes: u64,
+    /// Wall seconds.
+    pub wall_seconds: f64,
+    /// Rows per second.
+    pub rows_per_second: f64,
+    /// Input MB (10^6) per second.
+    pub mb_per_second: f64,
+    /// Peak RSS of the measured process.
+    pub peak_rss_bytes: u64,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let root = project_root();
+    let out = root.join("target/bench");
+    let data = out.join("data");
+    std::fs::create_dir_all(&data)?;
+    eprintln!("== building release binaries");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "pipeline-cli", "-p", "xtask"])
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    let tickpipe = root.join("target/release/tickpipe");
+    let xtask = root.join("target/release/xtask");
+
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    for &rows in &sizes {
+        let dir = data.join(format!("taq_{rows}"));
+        let csv = dir.join("plain/taq.csv");
+        let gz = dir.join("gz/taq.csv.gz");
+        if !csv.exists() {
+            eprintln!("== gen-data {rows} rows");
+            gen(&xtask, rows, &dir.join("plain"), "none")?;
+        }
+        if !gz.exists() {
+            gen(&xtask, rows, &dir.join("gz"), "gz")?;
+        }
+        let scratch = out.join("scratch");
+        let csv_s = csv.to_string_lossy().to_string();
+        let gz_s = gz.to_string_lossy().to_string();
+        let out_s = scratch.to_string_lossy().to_string();
+        let tasks: [(&str, Vec<&str>); 6] = [
+            ("load", vec!["run", &csv_s, "--out", &out_s, "--no-clean", "--no-features", "--discard"]),
+            ("load_gz", vec!["run", &gz_s, "--out", &out_s, "--no-clean", "--no-features", "--discard"]),
+            ("clean", vec!["run", &csv_s, "--out", &out_s, "--no-features", "--discard"]),
+            ("features", vec!["run", &csv_s, "--out", &out_s, "--discard"]),
+            ("write", vec!["convert", &csv_s, "--out", &out_s]),
+            ("run", vec!["run", &csv_s, "--out", &out_s]),
+        ];
+        for (task, argv) in tasks {
+            let _ = std::fs::remove_dir_all(&scratch);
+            eprintln!("== tickpipe {task} ({rows} rows)");
+            let f = tickpipe_figure(&tickpipe, task, &argv)?;
+            eprintln!(
+                "   {:.2}s  {:.2} M rows/s  {:.0} MB/s  peak RSS {:.0} MiB",
+                f.wall_seconds,
+                f.rows_per_second / 1e6,
+                f.mb_per_second,
+                f.peak_rss_bytes as f64 / 1048576.0
+            );
+            figures.push(f);
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        if !args.skip_peers {
+            figures.extend(peers(&root, "load", &[&csv_s, &gz_s])?);
+            figures.extend(peers(&root, "job", &[&csv_s, &out_s])?);
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+    }
+    let scale = if args.scale {
+        Some(scale_run(&xtask, &tickpipe, &out, args.scale_rows)?)
+    } else {
+        None
+    };
+    let md = markdown(&figures, &sizes, scale.as_ref());
+    let json = serde_json::json!({
+        "figures": figures,
+        "seed_claims_rows_per_second": SEED_CLAIMS.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "scale": scale,
+        "machine": machine(),
+    });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(out.join("results.md"), &md)?;
+    println!("{md}");
+    eprintln!("wrote {} and results.md", out.join("results.json").display());
+    if !args.keep_data {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    Ok(())
+}
+
+fn gen(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()> {
+    let status = Command::new(xtask)
+        .args(["gen-data", "--symbols", "20", "--years", "5", "--layout", "single"])
+        .args(["--compression", compression, "--rows", &rows.to_string(), "--out"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("gen-data failed");
+    }
+    Ok(())
+}
+
+fn tickpipe_figure(tickpipe: &Path, task: &str, argv: &[&str]) -> Result<Figure> {
+    let output = Command::new(tickpipe)
+        .args(argv)
+        .args(["--summary-json", "-", "-q"])
+        .output()
+        .with_context(|| format!("running {}", tickpipe.display()))?;
+    if !output.status.success() {
+        bail!(
+            "tickpipe {task} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let v: Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| "tickpipe --summary-json output is not JSON")?;
+    Ok(Figure {
+        tool: "tickpipe".into(),
+        task: task.into(),
+        rows: v["rows_read"].as_u64().unwrap_or(0),
+        bytes: v["bytes_read"].as_u64().unwrap_or(0),
+        wall_seconds: v["wall_seconds"].as_f64().unwrap_or(0.0),
+        rows_per_second: v["rows_per_second"].as_f64().unwrap_or(0.0),
+        mb_per_second: v["mb_per_second"].as_f64().unwrap_or(0.0),
+        peak_rss_bytes: v["peak_rss_bytes"].as_u64().unwrap_or(0),
+    })
+}
+
+fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
+    let script = root.join("xtask/scripts/peers.py");
+    eprintln!("== peers: {mode}");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(mode)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(output) = output else {
+        eprintln!("   python3 not found; skipping peers");
+        return Ok(Vec::new());
+    };
+    let mut v = Vec::new();
+    for line in output.stdout.lines() {
+        let line = line?;
+        let Ok(j) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if j.get("skipped").is_some() {
+            eprintln!("   {} {}: {}", j["tool"], j["task"], j["skipped"]);
+            continue;
+        }
+        let file = j["file"].as_str().unwrap_or("");
+        let task = if file.ends_with(".gz") { "load_gz" } else { j["task"].as_str().unwrap_or("") };
+        let f = Figure {
+            tool: j["tool"].as_str().unwrap_or("").into(),
+            task: task.into(),
+            rows: j["rows"].as_u64().unwrap_or(0),
+            bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+            wall_seconds: j["wall_seconds"].as_f64().unwrap_or(0.0),
+            rows_per_second: j["rows_per_second"].as_f64().unwrap_or(0.0),
+            mb_per_second: j["mb_per_second"].as_f64().unwrap_or(0.0),
+            peak_rss_bytes: j["peak_rss_bytes"].as_u64().unwrap_or(0),
+        };
+        eprintln!(
+            "   {} {}: {:.2}s {:.2} M rows/s, peak RSS {:.0} MiB",
+            f.tool,
+            f.task,
+            f.wall_seconds,
+            f.rows_per_second / 1e6,
+            f.peak_rss_bytes as f64 / 1048576.0
+        );
+        v.push(f);
+    }
+    Ok(v)
+}
+
+/// RSS and throughput of one long streaming run, sampled once a second.
+#[derive(Debug, Serialize)]
+pub struct ScaleResult {
+    /// Rows streamed.
+    pub rows: u64,
+    /// Seconds.
+    pub wall_seconds: f64,
+    /// `(seconds, rss_bytes)` samples of the tickpipe process.
+    pub rss_samples: Vec<(f64, u64)>,
+    /// Peak RSS reported by tickpipe.
+    pub peak_rss_bytes: u64,
+    /// Rows per second over the whole run.
+    pub rows_per_second: f64,
+}
+
+fn scale_run(xtask: &Path, tickpipe: &Path, out: &Path, rows: u64) -> Result<ScaleResult> {
+    eprintln!("== scale: {rows} rows through a pipe");
+    let scratch = out.join("scale-out");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut generator = Command::new(xtask)
+        .args(["gen-data", "--symbols", "50", "--years", "5", "--layout", "single"])
+        .args(["--compression", "none", "--rows", &rows.to_string(), "--out", "-"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pipe = generator.stdout.take().context("no generator stdout")?;
+    let start = Instant::now();
+    let mut child = Command::new(tickpipe)
+        .args(["run", "-", "--out"])
+        .arg(&scratch)
+        .args(["--summary-json", "-", "-q"])
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut samples = Vec::new();
+    loop {
+        if let Some(_status) = child.try_wait()? {
+            break;
+        }
+        if let Some(rss) = rss_of(pid) {
+            samples.push((start.elapsed().as_secs_f64(), rss));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let output = child.wait_with_output()?;
+    let _ = generator.wait();
+    let v: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(ScaleResult {
+        rows: v["rows_read"].as_u64().unwrap_or(0),
+        wall_seconds: start.elapsed().as_secs_f64(),
+        rss_samples: samples,
+        peak_rss_bytes: v["peak_rss_bytes"].as_u64().unwrap_or(0),
+        rows_per_second: v["rows_per_second"].as_f64().unwrap_or(0.0),
+    })
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    serde_json::json!({ "cores": cores, "cpu": cpu })
+}
+
+fn markdown(figures: &[Figure], sizes: &[u64], scale: Option<&ScaleResult>) -> String {
+    let mut s = String::from(
+        "| rows | tool | task | wall s | M rows/s | MB/s | peak RSS MiB | vs fastest peer | vs seed claim |\n|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for &rows in sizes {
+        for f in figures.iter().filter(|f| f.rows == rows || (f.tool != "tickpipe" && rows_close(f.rows, rows))) {
+            let best_peer = figures
+                .iter()
+                .filter(|p| p.tool != "tickpipe" && p.task == f.task && rows_close(p.rows, rows))
+                .map(|p| p.wall_seconds)
+                .fold(f64::INFINITY, f64::min);
+            let vs_peer = if f.tool == "tickpipe" && best_peer.is_finite() && f.wall_seconds > 0.0 {
+                format!("{:.2}x faster", best_peer / f.wall_seconds)
+            } else {
+                String::new()
+            };
+            let claim = match f.task.as_str() {
+                "load" | "load_gz" => Some(SEED_CLAIMS[0].1),
+                "clean" | "features" | "run" => Some(SEED_CLAIMS[2].1),
+                _ => None,
+            };
+            let vs_seed = match (f.tool.as_str(), claim) {
+                ("tickpipe", Some(c)) => format!("{:.1}x", f.rows_per_second / c),
+                _ => String::new(),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |\n",
+                rows,
+                f.tool,
+                f.task,
+                f.wall_seconds,
+                f.rows_per_second / 1e6,
+                f.mb_per_second,
+                f.peak_rss_bytes as f64 / 1048576.0,
+                vs_peer,
+                vs_seed
+            ));
+        }
+    }
+    if let Some(sc) = scale {
+        let max = sc.rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
+        let early = sc.rss_samples.iter().take(10).map(|s| s.1).max().unwrap_or(0);
+        s.push_str(&format!(
+            "\nScale run: {} rows streamed in {:.0}s ({:.2} M rows/s); RSS after 10 s {:.0} MiB, max {:.0} MiB; seed claim: < 1 GB for 100 GB.\n",
+            sc.rows,
+            sc.wall_seconds,
+            sc.rows_per_second / 1e6,
+            early as f64 / 1048576.0,
+            max as f64 / 1048576.0
+        ));
+    }
+    s
+}
+
+fn rows_close(a: u64, b: u64) -> bool {
+    // Peers report rows after their own parsing; gen-data anomalies (malformed lines) can make
+    // them differ by a fraction of a percent from our count.
+    let (a, b) = (a as f64, b as f64);
+    (a - b).abs() <= 0.01 * b.max(1.0)
+}
+
