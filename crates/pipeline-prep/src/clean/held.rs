@@ -36,6 +36,8 @@ pub(crate) struct Held {
     next_id: u64,
     out: Vec<RowRef>,
     overrides: Vec<(usize, String, f64)>,
+    flag_col: Option<String>,
+    flags: Vec<bool>,
 }
 
 /// What [`Held`] writes into a checkpoint.
@@ -68,12 +70,25 @@ impl Held {
     /// Releases `r` unchanged.
     pub(crate) fn keep(&mut self, r: RowRef) {
         self.out.push(r);
+        self.flags.push(false);
+    }
+
+    /// Makes every flushed chunk carry a boolean column `name` (see [`Held::keep_flagged`]).
+    pub(crate) fn set_flag_column(&mut self, name: String) {
+        self.flag_col = Some(name);
+    }
+
+    /// Releases `r` with its flag set to `flag`.
+    pub(crate) fn keep_flagged(&mut self, r: RowRef, flag: bool) {
+        self.out.push(r);
+        self.flags.push(flag);
     }
 
     /// Releases `r` with `column` set to `value` (ignored where the column is absent).
     pub(crate) fn keep_with(&mut self, r: RowRef, set: &[(String, f64)]) {
         let i = self.out.len();
         self.out.push(r);
+        self.flags.push(false);
         for (c, v) in set {
             self.overrides.push((i, c.clone(), *v));
         }
@@ -111,6 +126,7 @@ impl Held {
         }
         let rows = std::mem::take(&mut self.out);
         let overrides = std::mem::take(&mut self.overrides);
+        let flags = std::mem::take(&mut self.flags);
         let mut start = 0;
         let mut ov = 0;
         while start < rows.len() {
@@ -145,7 +161,16 @@ impl Held {
                 batch = apply_overrides(batch, &overrides[ov..ov_end], start)?;
             }
             ov = ov_end;
-            out.emit(Chunk::new(batch, source, seq)?);
+            let mut chunk = Chunk::new(batch, source, seq)?;
+            if let Some(name) = &self.flag_col {
+                let f: arrow_array::BooleanArray =
+                    flags[start..end].iter().map(|b| Some(*b)).collect();
+                chunk = chunk.with_columns(vec![(
+                    Field::new(name, DataType::Boolean, false),
+                    Arc::new(f) as ArrayRef,
+                )])?;
+            }
+            out.emit(chunk);
             start = end;
         }
         for r in rows {
@@ -177,6 +202,14 @@ impl Held {
         })
     }
 
+    /// Rebuilds from [`Held::state`], keeping the flag column setting.
+    pub(crate) fn restore(&mut self, s: HeldState) -> Result<()> {
+        let flag_col = self.flag_col.take();
+        *self = Held::from_state(s)?;
+        self.flag_col = flag_col;
+        Ok(())
+    }
+
     /// Rebuilds from [`Held::state`].
     pub(crate) fn from_state(s: HeldState) -> Result<Self> {
         let mut chunks = HashMap::new();
@@ -196,8 +229,7 @@ impl Held {
         Ok(Held {
             chunks,
             next_id: s.next_id,
-            out: Vec::new(),
-            overrides: Vec::new(),
+            ..Held::default()
         })
     }
 }

@@ -2,13 +2,25 @@
 //! Hansen, Lunde & Shephard (2009) trade and quote rules, and outlier detectors, plus
 //! [`cleaning_stages`], which maps the `[preprocessing]` config onto them.
 
+mod bnhls;
+mod builder;
 mod cols;
 mod dedupe;
 mod held;
 mod invalid;
 mod missing;
+mod outlier;
 mod rowhash;
+mod session;
 
 pub use dedupe::{Dedupe, DedupeConfig};
 pub use invalid::{InvalidConfig, InvalidRows};
 pub use missing::{MissingConfig, MissingMethod, MissingValues};
+pub use outlier::{
+    BrownleesGallo, BrownleesGalloConfig, OutlierAction, OutlierConfig, RollingMethod,
+    RollingOutliers,
+};
+pub use bnhls::{
+    BNHLS_RULES, BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp,
+};
+pub use builder::cleaning_stages;
