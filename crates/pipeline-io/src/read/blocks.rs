@@ -1,0 +1,259 @@
+//! Parallel, ordered block decoding shared by the mmap and stream sources.
+//!
+//! A producer cuts the text into blocks at record boundaries (same cuts whatever the thread
+//! count, so output never depends on it), worker threads decode blocks with their own
+//! [`CsvDecoder`], and the consumer restores block order by sequence number, turns each
+//! block's relative line numbers into absolute ones (each block reports how many `\n` it
+//! held, so no pre-pass is needed) and yields one chunk per block. A fixed number of tokens
+//! bounds the blocks in flight, so memory stays flat whatever the file size.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arrow_array::{RecordBatch, UInt64Array};
+use arrow_schema::SchemaRef;
+use crossbeam_channel::{Receiver, Sender};
+use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source, SourceId};
+
+use super::decoder::CsvDecoder;
+use super::plan::CsvPlan;
+
+/// Bytes of a block: a range of a shared map, or an owned buffer.
+pub(crate) enum BlockData {
+    Mapped(Arc<memmap2::Mmap>, usize, usize),
+    Owned(Vec<u8>),
+}
+
+impl BlockData {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            BlockData::Mapped(m, a, b) => &m[*a..*b],
+            BlockData::Owned(v) => v,
+        }
+    }
+}
+
+/// What the producer sends.
+pub(crate) enum Block {
+    /// Text ending at a record boundary; `last` for the end of the input (its final record
+    /// may lack a newline). `progress` is the input bytes consumed once this block is done.
+    Data { seq: u64, data: BlockData, last: bool, progress: u64 },
+    /// The input failed after the previous blocks.
+    Fail { seq: u64, error: Error },
+}
+
+struct Decoded {
+    batch: Option<(RecordBatch, Vec<u64>)>,
+    rejects: Vec<Reject>,
+    newlines: u64,
+    records: u64,
+    progress: u64,
+    error: Option<Error>,
+}
+
+/// Producer-side handle: sends blocks, waiting for a free token first.
+pub(crate) struct BlockSender {
+    tx: Sender<Block>,
+    tokens: Receiver<()>,
+    seq: u64,
+}
+
+impl BlockSender {
+    /// Sends a block; `false` when the consumer has gone.
+    pub fn send(&mut self, data: BlockData, last: bool, progress: u64) -> bool {
+        if self.tokens.recv().is_err() {
+            return false;
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        self.tx.send(Block::Data { seq, data, last, progress }).is_ok()
+    }
+
+    /// Sends the input's failure (ends the source after the blocks before it).
+    pub fn fail(&mut self, error: Error) {
+        let seq = self.seq;
+        self.seq += 1;
+        let _ = self.tx.send(Block::Fail { seq, error });
+    }
+}
+
+/// The consumer: an ordered [`Source`] over decoded blocks.
+pub(crate) struct BlockSource {
+    plan: Arc<CsvPlan>,
+    source: SourceId,
+    results: Receiver<(u64, Decoded)>,
+    tokens: Sender<()>,
+    pending: BTreeMap<u64, Decoded>,
+    next_seq: u64,
+    next_line: u64,
+    chunk_seq: u64,
+    rejects: Vec<Reject>,
+    done: bool,
+    bytes_read: u64,
+    bytes_total: Option<u64>,
+    rows_read: u64,
+    cancel: Arc<AtomicBool>,
+    _raw_bytes: Option<Arc<AtomicU64>>,
+}
+
+/// Starts `threads` decode workers; returns the producer handle and the source. `first_line`
+/// is the line the first block starts on (after a header).
+pub(crate) fn start(
+    plan: Arc<CsvPlan>,
+    source: SourceId,
+    threads: usize,
+    in_flight: usize,
+    first_line: u64,
+    bytes_total: Option<u64>,
+) -> (BlockSender, BlockSource) {
+    let in_flight = in_flight.max(2);
+    let (tok_tx, tok_rx) = crossbeam_channel::bounded(in_flight);
+    for _ in 0..in_flight {
+        let _ = tok_tx.send(());
+    }
+    let (blk_tx, blk_rx) = crossbeam_channel::bounded::<Block>(in_flight);
+    let (res_tx, res_rx) = crossbeam_channel::unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    for _ in 0..threads.max(1) {
+        let rx = blk_rx.clone();
+        let tx = res_tx.clone();
+        let plan = plan.clone();
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            for b in rx {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (seq, d) = match b {
+                    Block::Data { seq, data, last, progress } => (seq, decode_block(&plan, source, data.bytes(), last, progress)),
+                    Block::Fail { seq, error } => (
+                        seq,
+                        Decoded { batch: None, rejects: Vec::new(), newlines: 0, records: 0, progress: 0, error: Some(error) },
+                    ),
+                };
+                if tx.send((seq, d)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let sender = BlockSender { tx: blk_tx, tokens: tok_rx, seq: 0 };
+    let src = BlockSource {
+        plan,
+        source,
+        results: res_rx,
+        tokens: tok_tx,
+        pending: BTreeMap::new(),
+        next_seq: 0,
+        next_line: first_line,
+        chunk_seq: 0,
+        rejects: Vec::new(),
+        done: false,
+        bytes_read: 0,
+        bytes_total,
+        rows_read: 0,
+        cancel,
+        _raw_bytes: None,
+    };
+    (sender, src)
+}
+
+fn decode_block(plan: &Arc<CsvPlan>, source: SourceId, bytes: &[u8], last: bool, progress: u64) -> Decoded {
+    let mut dec = CsvDecoder::new(plan.clone(), source, usize::MAX, 0, false);
+    let mut error = dec.decode(bytes).err();
+    if error.is_none() && last {
+        error = dec.finish().err();
+    }
+    let batch = match dec.take_batch() {
+        Ok(b) => b,
+        Err(e) => {
+            error.get_or_insert(e);
+            None
+        }
+    };
+    Decoded {
+        batch,
+        rejects: dec.drain_rejects(),
+        newlines: dec.next_line(),
+        records: dec.records_seen(),
+        progress,
+        error,
+    }
+}
+
+/// Shifts a row error's relative line by `base`.
+fn shift_line(e: Error, base: u64) -> Error {
+    match e {
+        Error::Parse { file, line, column, expected, found } => Error::Parse { file, line: line + base, column, expected, found },
+        Error::Malformed { file, line, message } => Error::Malformed { file, line: line + base, message },
+        other => other,
+    }
+}
+
+impl BlockSource {
+    fn finish_block(&mut self, d: Decoded) -> Option<Result<Chunk>> {
+        let base = self.next_line;
+        self.next_line += d.newlines;
+        self.rows_read += d.records;
+        self.bytes_read = self.bytes_read.max(d.progress);
+        self.rejects.extend(d.rejects.into_iter().map(|mut r| {
+            r.line += base;
+            r
+        }));
+        let _ = self.tokens.send(());
+        if let Some(e) = d.error {
+            self.done = true;
+            self.cancel.store(true, Ordering::Relaxed);
+            return Some(Err(shift_line(e, base)));
+        }
+        let (batch, lines) = d.batch?;
+        let lines = UInt64Array::from_iter_values(lines.into_iter().map(|l| l + base));
+        let seq = self.chunk_seq;
+        self.chunk_seq += 1;
+        Some(Chunk::with_lines(batch, self.source, seq, lines))
+    }
+}
+
+impl Iterator for BlockSource {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Result<Chunk>> {
+        while !self.done {
+            if let Some(d) = self.pending.remove(&self.next_seq) {
+                self.next_seq += 1;
+                if let Some(item) = self.finish_block(d) {
+                    return Some(item);
+                }
+                continue;
+            }
+            match self.results.recv() {
+                Ok((seq, d)) => {
+                    self.pending.insert(seq, d);
+                }
+                Err(_) => self.done = true,
+            }
+        }
+        None
+    }
+}
+
+impl Source for BlockSource {
+    fn schema(&self) -> SchemaRef {
+        self.plan.schema()
+    }
+
+    fn progress(&self) -> Progress {
+        Progress { bytes_read: self.bytes_read, bytes_total: self.bytes_total, rows_read: self.rows_read }
+    }
+
+    fn drain_rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
+    }
+}
+
+impl Drop for BlockSource {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,524 @@
+//! The push-based CSV decoder: bytes in, canonical [`Chunk`]s out.
+//!
+//! [`CsvDecoder::decode`] takes any slice of the input and returns how much it consumed; an
+//! incomplete last record is kept inside and finished by the next push, so the input may be
+//! split anywhere. [`CsvDecoder::finish`] marks the end of the input and [`CsvDecoder::flush`]
+//! returns the rows decoded so far as a chunk. File, mmap, stdin and follow sources are thin
+//! wrappers around this core.
+//!
+//! Only the columns in the plan are parsed (projection). Numbers go through a hand-written
+//! decimal parser, timestamps through fixed-position parsers, and symbols are
+//! dictionary-encoded while decoding. A malformed row is rolled back and kept as a quarantine
+//! [`Reject`] (or, in strict mode, returned as an error).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, Float64Array, Int8Array, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, StringArray, TimestampNanosecondArray, UInt64Array,
+};
+use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::SchemaRef;
+use pipeline_core::{Chunk, Error, Reject, Result, SourceId, truncate_for_error};
+
+use super::number::{parse_f64, parse_i64, parse_side};
+use super::plan::{CsvPlan, Input, Kind, Scale};
+use super::record::{Span, Split, is_blank, split_record, unescape};
+use super::timestamp::TsParser;
+
+/// A small, fast hasher for short byte keys (FxHash's multiply-rotate), used by the symbol
+/// dictionaries; SipHash costs more than the rest of a row's decoding.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// One output column under construction.
+enum Builder {
+    I64(Vec<i64>),
+    F64(Vec<f64>, Scale),
+    I8(Vec<i8>),
+    Dict {
+        keys: Vec<i32>,
+        map: FxMap<Box<[u8]>, i32>,
+        values: Vec<String>,
+    },
+    Utf8 {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+    },
+    /// A constant (e.g. the symbol taken from the file name).
+    Const,
+}
+
+struct Column {
+    builder: Builder,
+    valid: Vec<bool>,
+    nulls: usize,
+}
+
+impl Column {
+    fn truncate(&mut self, rows: usize) {
+        for r in rows..self.valid.len() {
+            if !self.valid[r] {
+                self.nulls -= 1;
+            }
+        }
+        self.valid.truncate(rows);
+        match &mut self.builder {
+            Builder::I64(v) => v.truncate(rows),
+            Builder::F64(v, _) => v.truncate(rows),
+            Builder::I8(v) => v.truncate(rows),
+            Builder::Dict { keys, .. } => keys.truncate(rows),
+            Builder::Utf8 { offsets, data } => {
+                offsets.truncate(rows + 1);
+                data.truncate(offsets[rows] as usize);
+            }
+            Builder::Const => {}
+        }
+    }
+}
+
+/// Why one cell could not be read.
+struct CellError {
+    reason: &'static str,
+    expected: &'static str,
+}
+
+/// The push-based decoder (see the module docs).
+pub struct CsvDecoder {
+    plan: Arc<CsvPlan>,
+    source: SourceId,
+    cols: Vec<Column>,
+    ts: TsParser,
+    lines: Vec<u64>,
+    rows: usize,
+    batch_rows: usize,
+    next_line: u64,
+    skip_records: usize,
+    partial: Vec<u8>,
+    fields: Vec<Span>,
+    scratch: Vec<u8>,
+    rejects: Vec<Reject>,
+    seq: u64,
+    failed: bool,
+    records_seen: u64,
+}
+
+impl CsvDecoder {
+    /// A decoder for text laid out as `plan` says, producing chunks of at most `batch_rows`
+    /// rows for source `source`. The first record read is on line `first_line`; with
+    /// `skip_header`, that record is the header and is skipped.
+    pub fn new(plan: Arc<CsvPlan>, source: SourceId, batch_rows: usize, first_line: u64, skip_header: bool) -> Self {
+        let cols = plan
+            .outs
+            .iter()
+            .map(|o| Column {
+                builder: match (&o.kind, &o.input) {
+                    (_, Input::Const(_)) => Builder::Const,
+                    (Kind::Ts | Kind::I64, _) => Builder::I64(Vec::new()),
+                    (Kind::F64(s), _) => Builder::F64(Vec::new(), *s),
+                    (Kind::I8 | Kind::Side, _) => Builder::I8(Vec::new()),
+                    (Kind::Dict, _) => Builder::Dict {
+                        keys: Vec::new(),
+                        map: FxMap::default(),
+                        values: Vec::new(),
+                    },
+                    (Kind::Utf8, _) => Builder::Utf8 { offsets: vec![0], data: Vec::new() },
+                },
+                valid: Vec::new(),
+                nulls: 0,
+            })
+            .collect();
+        CsvDecoder {
+            ts: TsParser::new(plan.ts_format, plan.zone),
+            plan,
+            source,
+            cols,
+            lines: Vec::new(),
+            rows: 0,
+            batch_rows: batch_rows.max(1),
+            next_line: first_line,
+            skip_records: usize::from(skip_header),
+            partial: Vec::new(),
+            fields: Vec::new(),
+            scratch: Vec::new(),
+            rejects: Vec::new(),
+            seq: 0,
+            failed: false,
+            records_seen: 0,
+        }
+    }
+
+    /// The schema of the chunks (with the `_line` column).
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.schema.clone()
+    }
+
+    /// Rows decoded and not yet flushed.
+    pub fn buffered_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// True when a full batch is waiting: call [`CsvDecoder::flush`] before pushing more.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.batch_rows
+    }
+
+    /// The line number the next record starts on.
+    pub fn next_line(&self) -> u64 {
+        self.next_line
+    }
+
+    /// Records seen so far (decoded, quarantined, header and blank lines excluded).
+    pub fn records_seen(&self) -> u64 {
+        self.records_seen
+    }
+
+    /// Takes the rows quarantined so far.
+    pub fn drain_rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
+    }
+
+    /// Decodes complete records from `data` and returns the bytes consumed. It stops early
+    /// (consumed < `data.len()`) only when a batch is full; an incomplete last record is kept
+    /// inside and counts as consumed. In strict mode a malformed row is an error.
+    pub fn decode(&mut self, data: &[u8]) -> Result<usize> {
+        if self.failed {
+            return Err(Error::Internal("decode after a strict-mode error".into()));
+        }
+        let mut pos = 0;
+        // First finish a record cut by the previous push, adding one line at a time.
+        while !self.partial.is_empty() && pos < data.len() {
+            if self.is_full() {
+                return Ok(pos);
+            }
+            let nl = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
+            self.partial.extend_from_slice(&data[pos..nl]);
+            pos = nl;
+            let mut fields = std::mem::take(&mut self.fields);
+            let split = split_record(&self.partial, self.plan.delimiter, false, &mut fields);
+            self.fields = fields;
+            if let Split::Record { newlines, unterminated, .. } = split {
+                let rec = std::mem::take(&mut self.partial);
+                let r = self.record(&rec, newlines, unterminated);
+                self.partial = rec;
+                self.partial.clear();
+                r?;
+            }
+        }
+        while pos < data.len() {
+            if self.is_full() {
+                return Ok(pos);
+            }
+            let rest = &data[pos..];
+            match split_record(rest, self.plan.delimiter, false, &mut self.fields) {
+                Split::Record { end, newlines, unterminated } => {
+                    self.record(&rest[..end], newlines, unterminated)?;
+                    pos += end;
+                }
+                Split::Incomplete => {
+                    self.partial.extend_from_slice(rest);
+                    pos = data.len();
+                }
+            }
+        }
+        Ok(pos)
+    }
+
+    /// Marks the end of the input: a last record without a newline is decoded. It may
+    /// overfill the batch by that one record.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.failed || self.partial.is_empty() {
+            return Ok(());
+        }
+        let rec = std::mem::take(&mut self.partial);
+        let split = split_record(&rec, self.plan.delimiter, true, &mut self.fields);
+        if let Split::Record { newlines, unterminated, .. } = split {
+            self.record(&rec, newlines, unterminated)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the rows decoded since the last flush as a chunk (`None` when there are none).
+    pub fn flush(&mut self) -> Result<Option<Chunk>> {
+        let Some((batch, lines)) = self.take_batch()? else {
+            return Ok(None);
+        };
+        let seq = self.seq;
+        self.seq += 1;
+        Chunk::with_lines(batch, self.source, seq, UInt64Array::from(lines)).map(Some)
+    }
+
+    /// The decoded rows as a batch without `_line`, plus their lines.
+    pub(crate) fn take_batch(&mut self) -> Result<Option<(RecordBatch, Vec<u64>)>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let rows = self.rows;
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cols.len());
+        for (col, out) in self.cols.iter_mut().zip(&self.plan.outs) {
+            let nulls = (col.nulls > 0).then(|| NullBuffer::from(std::mem::take(&mut col.valid)));
+            col.valid.clear();
+            col.nulls = 0;
+            let a: ArrayRef = match &mut col.builder {
+                Builder::I64(v) => {
+                    let v = ScalarBuffer::from(std::mem::take(v));
+                    if matches!(out.kind, Kind::Ts) {
+                        Arc::new(TimestampNanosecondArray::new(v, nulls).with_timezone("UTC"))
+                    } else {
+                        Arc::new(Int64Array::new(v, nulls))
+                    }
+                }
+                Builder::F64(v, _) => Arc::new(Float64Array::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
+                Builder::I8(v) => Arc::new(Int8Array::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
+                Builder::Dict { keys, map, values } => {
+                    let k = Int32Array::new(ScalarBuffer::from(std::mem::take(keys)), nulls);
+                    let vals = StringArray::from_iter_values(values.iter());
+                    map.clear();
+                    values.clear();
+                    Arc::new(DictionaryArray::<Int32Type>::try_new(k, Arc::new(vals))?)
+                }
+                Builder::Utf8 { offsets, data } => {
+                    let off = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                    let vals = StringArray::try_new(off, std::mem::take(data).into(), nulls)?;
+                    Arc::new(vals)
+                }
+                Builder::Const => {
+                    let Input::Const(s) = &out.input else {
+                        return Err(Error::Internal("constant column without a value".into()));
+                    };
+                    let k = Int32Array::from(vec![0; rows]);
+                    Arc::new(DictionaryArray::<Int32Type>::try_new(k, Arc::new(StringArray::from(vec![s.as_str()])))?)
+                }
+            };
+            arrays.push(a);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.plan.data_schema(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        self.rows = 0;
+        Ok(Some((batch, std::mem::take(&mut self.lines))))
+    }
+
+    /// Handles one split record.
+    fn record(&mut self, rec: &[u8], newlines: u32, unterminated: bool) -> Result<()> {
+        let line = self.next_line;
+        self.next_line += u64::from(newlines);
+        if is_blank(&self.fields) {
+            return Ok(());
+        }
+        if self.skip_records > 0 {
+            self.skip_records -= 1;
+            return Ok(());
+        }
+        self.records_seen += 1;
+        if unterminated {
+            return self.reject(line, rec, "unterminated_quote", "a quoted field is not closed before the end of the input".into(), None);
+        }
+        let want = self.plan.names.len();
+        if self.fields.len() != want {
+            let msg = format!("expected {want} fields, found {}", self.fields.len());
+            return self.reject(line, rec, "wrong_field_count", msg, None);
+        }
+        for c in 0..self.cols.len() {
+            if let Err(e) = self.cell(c, rec) {
+                for col in &mut self.cols {
+                    col.truncate(self.rows);
+                }
+                let (name, found) = self.cell_context(c, rec);
+                let detail = format!("column `{name}`: expected {}, found {:?}", e.expected, truncate_for_error(&found));
+                return self.reject(line, rec, e.reason, detail, Some((name, e.expected, found)));
+            }
+        }
+        self.lines.push(line);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn cell_context(&mut self, c: usize, rec: &[u8]) -> (String, String) {
+        let out = &self.plan.outs[c];
+        let idx = match out.input {
+            Input::Field(i) => i,
+            Input::DateTime(_, t) => t,
+            Input::Const(_) => 0,
+        };
+        let text = match self.fields.get(idx) {
+            Some(sp) => String::from_utf8_lossy(&rec[sp.start as usize..sp.end as usize]).into_owned(),
+            None => String::new(),
+        };
+        let name = self.plan.names.get(idx).cloned().unwrap_or_else(|| out.name.clone());
+        (name, text)
+    }
+
+    fn reject(&mut self, line: u64, rec: &[u8], reason: &'static str, detail: String, parse: Option<(String, &'static str, String)>) -> Result<()> {
+        if self.plan.strict {
+            self.failed = true;
+            return Err(match parse {
+                Some((column, expected, found)) => Error::Parse {
+                    file: self.plan.file.clone(),
+                    line,
+                    column,
+                    expected: expected.into(),
+                    found: truncate_for_error(&found),
+                },
+                None => Error::Malformed {
+                    file: self.plan.file.clone(),
+                    line,
+                    message: format!("{reason}: {detail}"),
+                },
+            });
+        }
+        let raw = String::from_utf8_lossy(strip_terminator(rec)).into_owned();
+        self.rejects.push(Reject::quarantined(self.source, line, reason, detail, Some(raw)));
+        Ok(())
+    }
+
+    /// Parses cell `c` of the current record into its column.
+    #[inline]
+    fn cell(&mut self, c: usize, rec: &[u8]) -> std::result::Result<(), CellError> {
+        let out = &self.plan.outs[c];
+        let col = &mut self.cols[c];
+        let field = match out.input {
+            Input::Const(_) => {
+                col.valid.push(true);
+                return Ok(());
+            }
+            Input::DateTime(d, t) => {
+                let date = field_bytes(rec, self.fields[d], &mut self.scratch).to_vec();
+                let time = field_bytes(rec, self.fields[t], &mut self.scratch);
+                if date.is_empty() || time.is_empty() {
+                    push_null(col);
+                    return Ok(());
+                }
+                let v = self.ts.parse_date_time(&date, time).ok_or(CellError { reason: "bad_timestamp", expected: "a date and a time of day" })?;
+                if let Builder::I64(vals) = &mut col.builder {
+                    vals.push(v);
+                }
+                col.valid.push(true);
+                return Ok(());
+            }
+            Input::Field(i) => field_bytes(rec, self.fields[i], &mut self.scratch),
+        };
+        if field.is_empty() {
+            push_null(col);
+            return Ok(());
+        }
+        match (&mut col.builder, out.kind) {
+            (Builder::I64(v), Kind::Ts) => {
+                let t = self.ts.parse(field).ok_or(CellError { reason: "bad_timestamp", expected: "a timestamp" })?;
+                v.push(t);
+            }
+            (Builder::I64(v), _) => {
+                let x = parse_i64(trim(field)).ok_or(CellError { reason: "bad_number", expected: "an integer" })?;
+                v.push(x);
+            }
+            (Builder::F64(v, scale), _) => {
+                let x = parse_f64(field)
+                    .or_else(|| parse_f64(trim(field)))
+                    .ok_or(CellError { reason: "bad_number", expected: "a decimal number" })?;
+                v.push(match scale {
+                    Scale::One => x,
+                    Scale::Mul(m) => x * *m,
+                    Scale::Div(d) => x / *d,
+                });
+            }
+            (Builder::I8(v), Kind::Side) => {
+                let x = parse_side(trim(field)).ok_or(CellError { reason: "bad_number", expected: "a side (1/-1, buy/sell)" })?;
+                v.push(x);
+            }
+            (Builder::I8(v), _) => {
+                let x = parse_i64(trim(field))
+                    .and_then(|x| i8::try_from(x).ok())
+                    .ok_or(CellError { reason: "bad_number", expected: "a small integer" })?;
+                v.push(x);
+            }
+            (Builder::Dict { keys, map, values }, _) => {
+                let k = match map.get(field) {
+                    Some(&k) => k,
+                    None => {
+                        let s = std::str::from_utf8(field).map_err(|_| CellError { reason: "bad_encoding", expected: "UTF-8 text" })?;
+                        let k = values.len() as i32;
+                        values.push(s.to_string());
+                        map.insert(field.into(), k);
+                        k
+                    }
+                };
+                keys.push(k);
+            }
+            (Builder::Utf8 { offsets, data }, _) => {
+                if std::str::from_utf8(field).is_err() {
+                    return Err(CellError { reason: "bad_encoding", expected: "UTF-8 text" });
+                }
+                data.extend_from_slice(field);
+                offsets.push(data.len() as i32);
+            }
+            _ => return Err(CellError { reason: "bad_number", expected: "a value of the column's type" }),
+        }
+        col.valid.push(true);
+        Ok(())
+    }
+}
+
+#[inline]
+fn push_null(col: &mut Column) {
+    col.nulls += 1;
+    col.valid.push(false);
+    match &mut col.builder {
+        Builder::I64(v) => v.push(0),
+        Builder::F64(v, _) => v.push(0.0),
+        Builder::I8(v) => v.push(0),
+        Builder::Dict { keys, .. } => keys.push(0),
+        Builder::Utf8 { offsets, data } => offsets.push(data.len() as i32),
+        Builder::Const => {}
+    }
+}
+
+#[inline]
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+#[inline]
+fn field_bytes<'a>(rec: &'a [u8], sp: Span, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    let raw = &rec[sp.start as usize..sp.end as usize];
+    if sp.kind == 2 {
+        unescape(raw, scratch);
+        scratch
+    } else {
+        raw
+    }
+}
+
+fn strip_terminator(rec: &[u8]) -> &[u8] {
+    let r = rec.strip_suffix(b"\n").unwrap_or(rec);
+    r.strip_suffix(b"\r").unwrap_or(r)
+}

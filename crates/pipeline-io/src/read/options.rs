@@ -1,0 +1,118 @@
+//! [`ReadOptions`]: how inputs are read, derived from the run [`Config`].
+
+use std::path::PathBuf;
+
+use pipeline_core::{Config, InputConfig, Result};
+
+/// Assumed bytes one row costs while it is read: its text (≈ 70 B for a TAQ row) plus its
+/// Arrow columns (≈ 10 × 8 B plus dictionary keys and offsets), rounded up to leave room for
+/// the wider rows of other vendors. Measured on the gen-data TAQ layout: 70 B of text and
+/// 118 B of Arrow data per row.
+pub const ROW_BYTES_ESTIMATE: u64 = 256;
+
+/// Chunks the whole run may hold at once, per the memory model in DESIGN.md: blocks in flight
+/// in the reader, chunks queued between stages, and the sink's buffers. Chunk rows are
+/// `memory_limit / (CHUNKS_IN_MEMORY × ROW_BYTES_ESTIMATE)`, so with the default 256 MiB a
+/// chunk holds 65,536 rows (≈ 4.6 MB of TAQ text).
+pub const CHUNKS_IN_MEMORY: u64 = 16;
+
+/// How inputs are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOptions {
+    /// The `[input]` section: time zone, date, delimiter, header, encoding, epoch unit,
+    /// price scale, symbol, column mapping, file pattern, layout, names.
+    pub input: InputConfig,
+    /// Output columns to produce (canonical or pass-through names); `None` means all. Other
+    /// columns are not parsed at all.
+    pub columns: Option<Vec<String>>,
+    /// Make the first malformed row an error instead of a quarantined reject. Default false.
+    pub strict: bool,
+    /// Target rows per chunk. Default 65,536 (see [`ReadOptions::from_config`]).
+    pub chunk_rows: usize,
+    /// Decode threads per source (0: one per core). Default 0.
+    pub threads: usize,
+    /// Blocks a source may hold at once (queued, being decoded, or waiting to be yielded in
+    /// order); bounds its memory to about `blocks_in_flight × chunk bytes`. Default
+    /// `2 × threads + 2`.
+    pub blocks_in_flight: usize,
+    /// A redb file caching sniffed metadata per file fingerprint; `None` disables it.
+    pub meta_cache: Option<PathBuf>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            input: InputConfig::default(),
+            columns: None,
+            strict: false,
+            chunk_rows: 65_536,
+            threads: 0,
+            blocks_in_flight: 0,
+            meta_cache: None,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Options from a run configuration.
+    ///
+    /// Chunk rows are `pipeline.chunk_size` when set; when 0 they are
+    /// `memory_limit / (CHUNKS_IN_MEMORY × ROW_BYTES_ESTIMATE)`, clamped to 1,024–1,048,576.
+    /// Threads are `pipeline.max_workers` (0: one per core; 1 when parallel processing is
+    /// off).
+    pub fn from_config(cfg: &Config) -> Result<ReadOptions> {
+        cfg.validate()?;
+        let p = &cfg.pipeline;
+        let chunk_rows = if p.chunk_size > 0 {
+            p.chunk_size
+        } else {
+            (p.memory_limit.0 / (CHUNKS_IN_MEMORY * ROW_BYTES_ESTIMATE)).clamp(1024, 1 << 20) as usize
+        };
+        Ok(ReadOptions {
+            input: cfg.input.clone(),
+            columns: None,
+            strict: p.strict,
+            chunk_rows,
+            threads: if p.enable_parallel_processing { p.max_workers } else { 1 },
+            blocks_in_flight: 0,
+            meta_cache: None,
+        })
+    }
+
+    /// Decode threads to use: `threads`, or the number of cores when 0.
+    pub fn effective_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// Blocks in flight per source: `blocks_in_flight`, or `2 × threads + 2` when 0.
+    pub fn effective_in_flight(&self) -> usize {
+        if self.blocks_in_flight > 0 {
+            self.blocks_in_flight
+        } else {
+            2 * self.effective_threads() + 2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_rows_from_memory_limit() {
+        let cfg = Config::default();
+        let o = ReadOptions::from_config(&cfg).unwrap();
+        assert_eq!(o.chunk_rows, 65_536);
+        let mut dev = Config::development();
+        dev.pipeline.strict = true;
+        let o = ReadOptions::from_config(&dev).unwrap();
+        assert_eq!((o.chunk_rows, o.threads, o.strict), (8_192, 2, true));
+        let mut big = Config::production();
+        big.pipeline.memory_limit = pipeline_core::ByteSize::gib(64);
+        assert_eq!(ReadOptions::from_config(&big).unwrap().chunk_rows, 1 << 20);
+    }
+}

@@ -1,0 +1,285 @@
+//! Sniffing: container format and compression from magic bytes, text encoding, delimiter and
+//! header presence from a sample.
+
+use std::io::Read;
+
+use serde::Serialize;
+
+/// InputCompression of an input, detected from its first bytes (never from the file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputCompression {
+    /// Not compressed.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+    /// Legacy `.lzma` (LZMA-alone).
+    Lzma,
+    /// Zstandard.
+    Zstd,
+}
+
+impl InputCompression {
+    /// Detects the codec from the first bytes of a file.
+    pub fn detect(head: &[u8]) -> InputCompression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            InputCompression::Gzip
+        } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
+            InputCompression::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            InputCompression::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            InputCompression::Zstd
+        } else if head.len() >= 13 && head[0] == 0x5d && head[1] == 0 && head[2] == 0 {
+            // LZMA-alone: properties byte 0x5d and a power-of-two dictionary size; the usual
+            // 8 MiB dictionary (`5d 00 00 80 00`) is what xz-utils writes by default.
+            InputCompression::Lzma
+        } else {
+            InputCompression::None
+        }
+    }
+
+    /// The codec's name, as used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputCompression::None => "none",
+            InputCompression::Gzip => "gzip",
+            InputCompression::Bzip2 => "bzip2",
+            InputCompression::Xz => "xz",
+            InputCompression::Lzma => "lzma",
+            InputCompression::Zstd => "zstd",
+        }
+    }
+
+    /// Wraps `r` in the matching decoder (gzip reads every member, like `zcat`).
+    pub fn decoder<'a, R: Read + Send + 'a>(self, r: R) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            InputCompression::None => Box::new(r),
+            InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, r))),
+            InputCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
+            InputCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            InputCompression::Lzma => {
+                let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+                    .map_err(std::io::Error::other)?;
+                Box::new(liblzma::read::XzDecoder::new_stream(r, stream))
+            }
+            InputCompression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        })
+    }
+}
+
+/// What kind of file an input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// Delimited text.
+    Csv,
+    /// Apache Parquet (`PAR1`).
+    Parquet,
+    /// Arrow IPC file (`ARROW1`).
+    ArrowIpc,
+}
+
+impl FileFormat {
+    /// Detects Parquet and Arrow IPC files by magic bytes; everything else is text.
+    pub fn detect(head: &[u8]) -> FileFormat {
+        if head.starts_with(b"PAR1") {
+            FileFormat::Parquet
+        } else if head.starts_with(b"ARROW1") {
+            FileFormat::ArrowIpc
+        } else {
+            FileFormat::Csv
+        }
+    }
+}
+
+/// A text encoding and the length of its byte-order mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextEncoding {
+    /// The encoding.
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Bytes of BOM at the start of the text (skipped).
+    pub bom: usize,
+}
+
+impl TextEncoding {
+    /// True for UTF-8, which is decoded in place without transcoding.
+    pub fn is_utf8(&self) -> bool {
+        self.encoding == encoding_rs::UTF_8
+    }
+
+    /// The encoding's name, with `-bom` when a BOM was present.
+    pub fn label(&self) -> String {
+        let n = self.encoding.name().to_ascii_lowercase();
+        if self.bom > 0 { format!("{n}-bom") } else { n }
+    }
+
+    /// Detects the encoding of a (decompressed) sample: a BOM wins; then valid UTF-8
+    /// (allowing a character cut at the end of the sample); else chardetng's guess
+    /// (Windows-1252 for Latin-1 text).
+    pub fn detect(sample: &[u8], configured: Option<&str>) -> Result<TextEncoding, String> {
+        if let Some(label) = configured {
+            let enc = encoding_rs::Encoding::for_label(label.trim().as_bytes())
+                .ok_or_else(|| format!("unknown encoding `{label}`"))?;
+            let bom = match encoding_rs::Encoding::for_bom(sample) {
+                Some((e, n)) if e == enc => n,
+                _ => 0,
+            };
+            return Ok(TextEncoding { encoding: enc, bom });
+        }
+        if let Some((enc, bom)) = encoding_rs::Encoding::for_bom(sample) {
+            return Ok(TextEncoding { encoding: enc, bom });
+        }
+        let valid = match std::str::from_utf8(sample) {
+            Ok(_) => true,
+            // A multi-byte character cut by the end of the sample is fine.
+            Err(e) => e.error_len().is_none(),
+        };
+        if valid {
+            return Ok(TextEncoding { encoding: encoding_rs::UTF_8, bom: 0 });
+        }
+        let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        det.feed(sample, false);
+        let enc = det.guess(None, chardetng::Utf8Detection::Allow);
+        Ok(TextEncoding { encoding: enc, bom: 0 })
+    }
+}
+
+/// True when a text sample looks like binary data (NUL bytes, or many control characters).
+pub fn looks_binary(text: &[u8]) -> bool {
+    if text.is_empty() {
+        return false;
+    }
+    if memchr::memchr(0, text).is_some() {
+        return true;
+    }
+    let ctrl = text
+        .iter()
+        .filter(|&&c| c < 0x20 && !matches!(c, b'\n' | b'\r' | b'\t' | 0x0c))
+        .count();
+    // Text files have essentially no control characters besides line ends and tabs; 1% is a
+    // generous bound that random binary data (≈ 11% controls) is far above.
+    ctrl * 100 > text.len()
+}
+
+/// Candidate delimiters, in order of preference when counts tie.
+pub const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
+/// Picks the delimiter whose per-line count (outside quotes) is the most consistent and
+/// non-zero over the sample's lines; `,` when none occurs.
+pub fn sniff_delimiter(sample: &[u8]) -> u8 {
+    let lines: Vec<&[u8]> = sample
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty() && *l != b"\r")
+        .take(50)
+        .collect();
+    // Drop the last line: it may be cut by the end of the sample.
+    let lines = if lines.len() > 1 { &lines[..lines.len() - 1] } else { &lines[..] };
+    let mut best = (b',', 0usize, 0usize);
+    for d in DELIMITERS {
+        let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).collect();
+        let first = counts.first().copied().unwrap_or(0);
+        if first == 0 {
+            continue;
+        }
+        let consistent = counts.iter().filter(|&&c| c == first).count();
+        if (consistent, first) > (best.1, best.2) {
+            best = (d, consistent, first);
+        }
+    }
+    best.0
+}
+
+fn count_outside_quotes(line: &[u8], d: u8) -> usize {
+    let mut inq = false;
+    let mut n = 0;
+    for &c in line {
+        if c == b'"' {
+            inq = !inq;
+        } else if c == d && !inq {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Decides whether the first record is a header: none of its fields is a number or a
+/// timestamp-like value, and it is not the only record or some later record has a numeric
+/// field where the first has text.
+pub fn sniff_header(records: &[Vec<String>]) -> bool {
+    let Some(first) = records.first() else {
+        return false;
+    };
+    let numeric = |s: &str| {
+        let t = s.trim();
+        !t.is_empty()
+            && (super::number::parse_f64(t.as_bytes()).is_some()
+                || t.bytes().next().is_some_and(|c| c.is_ascii_digit()))
+    };
+    if first.iter().any(|f| numeric(f)) {
+        return false;
+    }
+    if records.len() == 1 {
+        return first.iter().any(|f| !f.trim().is_empty());
+    }
+    records[1..].iter().any(|r| {
+        r.iter()
+            .zip(first)
+            .any(|(v, h)| numeric(v) && !h.trim().is_empty())
+    }) || first.iter().any(|h| {
+        let n = pipeline_core::normalize_header(h);
+        pipeline_core::Canonical::ALL
+            .iter()
+            .any(|c| c.aliases().contains(&n.as_str()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_bytes() {
+        assert_eq!(InputCompression::detect(&[0x1f, 0x8b, 8]), InputCompression::Gzip);
+        assert_eq!(InputCompression::detect(b"BZh91AY"), InputCompression::Bzip2);
+        assert_eq!(InputCompression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]), InputCompression::Xz);
+        assert_eq!(InputCompression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]), InputCompression::Zstd);
+        assert_eq!(InputCompression::detect(b"ts,price\n"), InputCompression::None);
+        assert_eq!(FileFormat::detect(b"PAR1xxxx"), FileFormat::Parquet);
+        assert_eq!(FileFormat::detect(b"ARROW1\0\0"), FileFormat::ArrowIpc);
+        assert_eq!(FileFormat::detect(b"a,b"), FileFormat::Csv);
+    }
+
+    #[test]
+    fn encodings() {
+        let e = TextEncoding::detect(b"\xef\xbb\xbfa,b\n", None).unwrap();
+        assert!(e.is_utf8() && e.bom == 3);
+        let e = TextEncoding::detect(b"\xff\xfea\0,\0", None).unwrap();
+        assert_eq!((e.encoding, e.bom), (encoding_rs::UTF_16LE, 2));
+        let e = TextEncoding::detect(b"\xfe\xff\0a\0,", None).unwrap();
+        assert_eq!((e.encoding, e.bom), (encoding_rs::UTF_16BE, 2));
+        let e = TextEncoding::detect("sym,caf\u{e9}\n".as_bytes(), None).unwrap();
+        assert!(e.is_utf8());
+        let e = TextEncoding::detect(b"sym,name\nAAPL,Soci\xe9t\xe9 G\xe9n\xe9rale et caf\xe9\n", None).unwrap();
+        assert_eq!(e.encoding, encoding_rs::WINDOWS_1252);
+        assert!(TextEncoding::detect(b"", Some("klingon")).is_err());
+    }
+
+    #[test]
+    fn delimiters_and_headers() {
+        assert_eq!(sniff_delimiter(b"a;b;c\n1;2;3\n4;5;6\n"), b';');
+        assert_eq!(sniff_delimiter(b"a\tb\n1\t2\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"a|b|\"x,y\"\n1|2|\"3,4\"\n"), b'|');
+        assert_eq!(sniff_delimiter(b"a,b\n1,2\n"), b',');
+        let rec = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(sniff_header(&[rec(&["ts", "price"]), rec(&["2021-01-01", "1.5"])]));
+        assert!(!sniff_header(&[rec(&["20200101 170000065", "1.12"]), rec(&["20200101 170010447", "1.13"])]));
+        assert!(!sniff_header(&[rec(&["8715", "1.39"])]));
+        assert!(looks_binary(b"\x00\x01\x02abc"));
+        assert!(!looks_binary(b"a,b\r\n1,2\n"));
+    }
+}

@@ -1,0 +1,490 @@
+//! [`open_source`]: one input file (or stdin) as a [`Source`] of canonical chunks.
+//!
+//! Plain UTF-8 files are memory-mapped and cut into byte blocks at record boundaries that
+//! worker threads decode in parallel. Compressed, transcoded and stdin inputs are read by one
+//! producer thread (decompressing and transcoding) that cuts the same kind of blocks for the
+//! workers, so parsing overlaps decompression. Parquet and Arrow IPC files are read by
+//! [`super::columnar`].
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use pipeline_core::{Chunk, Error, LINE_COLUMN, Result, Source, SourceId};
+
+use super::blocks::{self, BlockData, BlockSender};
+use super::expand::InputFile;
+use super::options::ReadOptions;
+use super::plan::CsvPlan;
+use super::record::{BoundaryFinder, Split, split_record};
+use super::sniff::{InputCompression, FileFormat, TextEncoding, looks_binary};
+
+/// Bytes of decompressed text sampled to sniff delimiter, header and types: enough for a
+/// few thousand rows of any vendor file seen so far, small enough to read instantly.
+const SAMPLE_BYTES: usize = 256 << 10;
+
+/// Smallest block the parallel decoder cuts: below this, per-block costs (a decoder and a
+/// batch) dominate; 64 KiB blocks decode in well under a millisecond.
+const MIN_BLOCK_BYTES: usize = 64 << 10;
+
+/// What sniffing found about an input (reported by `inspect`).
+#[derive(Debug, Clone)]
+pub struct Sniffed {
+    /// Container format.
+    pub format: FileFormat,
+    /// InputCompression codec.
+    pub compression: InputCompression,
+    /// Text encoding (for delimited text).
+    pub encoding: Option<TextEncoding>,
+    /// The decode plan (for delimited text with at least a header).
+    pub plan: Option<Arc<CsvPlan>>,
+}
+
+/// A text input opened for reading: the sniffing results and a reader that yields the whole
+/// UTF-8 text again (sample included, BOM removed).
+pub(crate) struct OpenedText {
+    pub sniffed: Sniffed,
+    pub sample: Vec<u8>,
+    pub sample_is_all: bool,
+    pub rest: Box<dyn Read + Send>,
+    pub raw_bytes: Arc<AtomicU64>,
+    pub mmap: Option<Arc<memmap2::Mmap>>,
+    /// Offset of the text in the map (after a BOM).
+    pub text_start: usize,
+}
+
+/// Opens `input` as a source of canonical chunks (see the module docs).
+pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Result<Box<dyn Source>> {
+    let name = input.display_name();
+    let raw = open_raw(input)?;
+    let opened = sniff_text(raw, input, opts)?;
+    let Some(opened) = opened else {
+        return super::columnar::open_columnar(input, id, opts);
+    };
+    let Some(plan) = opened.sniffed.plan.clone() else {
+        return Ok(Box::new(EmptySource::new()));
+    };
+    let threads = opts.effective_threads();
+    let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize).max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));
+    let codec = opened.sniffed.compression;
+    let mut header_end = 0usize;
+    let mut first_line = 1u64;
+    if let Some(map) = &opened.mmap {
+        let text = &map[opened.text_start..];
+        if plan.has_header() {
+            (header_end, first_line) = header_extent(text, plan.delimiter());
+        }
+        let body = text.len() - header_end;
+        let workers = threads.min(body.div_ceil(block_bytes.max(1))).max(1);
+        let (sender, src) = blocks::start(plan, id, workers, opts.effective_in_flight(), first_line, input.size);
+        let map = map.clone();
+        let start = opened.text_start + header_end;
+        std::thread::spawn(move || produce_mapped(map, start, block_bytes, sender));
+        return Ok(Box::new(src));
+    }
+    let (sender, src) = blocks::start(plan.clone(), id, threads, opts.effective_in_flight(), 1, input.size);
+    let text = std::io::Cursor::new(opened.sample).chain(opened.rest);
+    let raw_bytes = opened.raw_bytes;
+    let has_header = plan.has_header();
+    let delim = plan.delimiter();
+    std::thread::spawn(move || produce_stream(text, has_header, delim, block_bytes, sender, raw_bytes, name, codec));
+    Ok(Box::new(src))
+}
+
+/// The byte length of the header record and the line the data starts on.
+fn header_extent(text: &[u8], delim: u8) -> (usize, u64) {
+    let mut fields = Vec::new();
+    let mut pos = 0usize;
+    let mut line = 1u64;
+    while pos < text.len() {
+        match split_record(&text[pos..], delim, true, &mut fields) {
+            Split::Record { end, newlines, .. } => {
+                pos += end;
+                line += u64::from(newlines);
+                if !super::record::is_blank(&fields) {
+                    break;
+                }
+            }
+            Split::Incomplete => break,
+        }
+    }
+    (pos, line)
+}
+
+/// Cuts the mapped text into blocks of about `block_bytes` ending at record boundaries.
+fn produce_mapped(map: Arc<memmap2::Mmap>, mut start: usize, block_bytes: usize, mut out: BlockSender) {
+    let len = map.len();
+    while start < len {
+        let target = start + block_bytes;
+        let end = if target >= len {
+            len
+        } else {
+            let mut f = BoundaryFinder::default();
+            f.skip(&map[start..target]);
+            f.find(&map[target..]).map_or(len, |i| target + i)
+        };
+        if !out.send(BlockData::Mapped(map.clone(), start, end), end == len, end as u64) {
+            return;
+        }
+        start = end;
+    }
+}
+
+/// Reads decompressed text and cuts it into owned blocks; a read error ends the input with
+/// [`Error::Corrupt`] (compressed) or [`Error::Io`] after the complete records before it.
+#[allow(clippy::too_many_arguments)]
+fn produce_stream(
+    mut text: impl Read,
+    has_header: bool,
+    delim: u8,
+    block_bytes: usize,
+    mut out: BlockSender,
+    raw_bytes: Arc<AtomicU64>,
+    name: String,
+    codec: InputCompression,
+) {
+    let mut pending: Vec<u8> = Vec::with_capacity(block_bytes * 2);
+    let mut decompressed: u64 = 0;
+    let mut header_left = has_header;
+    let mut finder = BoundaryFinder::default();
+    let mut scanned = 0usize; // Bytes of `pending` already scanned by `finder`.
+    let mut eof = false;
+    let mut need_more = false;
+    loop {
+        // Fill up to a block and a bit.
+        let mut want = block_bytes + (block_bytes / 4).max(4096);
+        if need_more {
+            want = want.max(pending.len() + (64 << 10));
+            need_more = false;
+        }
+        let mut failed = None;
+        while pending.len() < want && !eof {
+            let old = pending.len();
+            pending.resize(want.max(old + 4096), 0);
+            match text.read(&mut pending[old..]) {
+                Ok(0) => {
+                    pending.truncate(old);
+                    eof = true;
+                }
+                Ok(n) => {
+                    pending.truncate(old + n);
+                    decompressed += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => pending.truncate(old),
+                Err(e) => {
+                    pending.truncate(old);
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if header_left {
+            let mut fields = Vec::new();
+            match split_record(&pending, delim, eof || failed.is_some(), &mut fields) {
+                Split::Record { end, .. } => {
+                    header_left = super::record::is_blank(&fields);
+                    // The consumer numbers lines from 1: a block of just the header's newlines
+                    // advances it past the header without producing rows.
+                    let nl = memchr::memchr_iter(b'\n', &pending[..end]).count();
+                    pending.drain(..end);
+                    if nl > 0 && !out.send(BlockData::Owned(vec![b'\n'; nl]), false, 0) {
+                        return;
+                    }
+                    continue;
+                }
+                Split::Incomplete if failed.is_none() && !eof => {
+                    need_more = true;
+                    continue;
+                }
+                Split::Incomplete => {}
+            }
+        }
+        let progress = raw_bytes.load(Ordering::Relaxed);
+        if let Some(e) = failed {
+            // Complete records before the damage are decoded; the cut record is dropped.
+            if !pending.is_empty() {
+                let mut f = BoundaryFinder::default();
+                let mut cut = 0;
+                while let Some(i) = f.find(&pending[cut..]) {
+                    cut += i;
+                }
+                if cut > 0 && !out.send(BlockData::Owned(pending[..cut].to_vec()), false, progress) {
+                    return;
+                }
+            }
+            let error = if codec == InputCompression::None {
+                Error::io(&name, e)
+            } else {
+                Error::Corrupt { file: name, codec: codec.name().into(), decompressed_bytes: decompressed, message: e.to_string() }
+            };
+            out.fail(error);
+            return;
+        }
+        if eof {
+            if !pending.is_empty() {
+                out.send(BlockData::Owned(std::mem::take(&mut pending)), true, progress);
+            }
+            return;
+        }
+        if pending.len() <= block_bytes {
+            continue;
+        }
+        // Find the first boundary at or after `block_bytes`.
+        if scanned < block_bytes {
+            finder.skip(&pending[scanned..block_bytes]);
+            scanned = block_bytes;
+        }
+        match finder.find(&pending[scanned..]) {
+            Some(i) => {
+                let end = scanned + i;
+                let rest = pending.split_off(end);
+                let block = std::mem::replace(&mut pending, rest);
+                finder = BoundaryFinder::default();
+                scanned = 0;
+                if !out.send(BlockData::Owned(block), false, progress) {
+                    return;
+                }
+            }
+            None => {
+                scanned = pending.len();
+                // No boundary yet (a long quoted field): read more and keep scanning.
+                let grow = pending.len() + block_bytes;
+                let old = pending.len();
+                pending.resize(grow, 0);
+                match text.read(&mut pending[old..]) {
+                    Ok(0) => {
+                        pending.truncate(old);
+                        eof = true;
+                    }
+                    Ok(n) => {
+                        pending.truncate(old + n);
+                        decompressed += n as u64;
+                    }
+                    Err(_) => pending.truncate(old),
+                }
+            }
+        }
+    }
+}
+
+/// Opens the raw bytes of an input, counting them.
+fn open_raw(input: &InputFile) -> Result<RawInput> {
+    if input.is_stdin() {
+        return Ok(RawInput::Stdin);
+    }
+    let f = File::open(&input.path).map_err(|e| Error::io(&input.path, e))?;
+    Ok(RawInput::File(f))
+}
+
+pub(crate) enum RawInput {
+    File(File),
+    Stdin,
+}
+
+/// Counts bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads until `buf` holds `n` bytes or the input ends; `Ok(true)` at the end.
+fn read_up_to(r: &mut dyn Read, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
+    while buf.len() < n {
+        let old = buf.len();
+        buf.resize(n, 0);
+        match r.read(&mut buf[old..]) {
+            Ok(0) => {
+                buf.truncate(old);
+                return Ok(true);
+            }
+            Ok(k) => buf.truncate(old + k),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+            Err(e) => {
+                buf.truncate(old);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Sniffs an input: `None` for Parquet/IPC files; otherwise the text stream and its plan
+/// (no plan when the text is empty).
+pub(crate) fn sniff_text(raw: RawInput, input: &InputFile, opts: &ReadOptions) -> Result<Option<OpenedText>> {
+    let name = input.display_name();
+    let raw_bytes = Arc::new(AtomicU64::new(0));
+    let mut head = Vec::new();
+    let mut reader: Box<dyn Read + Send> = match raw {
+        RawInput::File(f) => Box::new(Counting { inner: f, count: raw_bytes.clone() }),
+        RawInput::Stdin => Box::new(Counting { inner: std::io::stdin(), count: raw_bytes.clone() }),
+    };
+    read_up_to(&mut reader, &mut head, 4096).map_err(|e| Error::io(&input.path, e))?;
+    let format = FileFormat::detect(&head);
+    if format != FileFormat::Csv {
+        if input.is_stdin() {
+            return Err(Error::Usage("Parquet and Arrow IPC input cannot be read from stdin; pass a file".into()));
+        }
+        return Ok(None);
+    }
+    let compression = InputCompression::detect(&head);
+    let corrupt = |decompressed: u64, e: std::io::Error| Error::Corrupt {
+        file: name.clone(),
+        codec: compression.name().into(),
+        decompressed_bytes: decompressed,
+        message: e.to_string(),
+    };
+    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(reader));
+    let mut decomp = compression.decoder(chained).map_err(|e| corrupt(0, e))?;
+    let mut dsample = Vec::new();
+    let dall = read_up_to(&mut decomp, &mut dsample, SAMPLE_BYTES).map_err(|e| corrupt(0, e))?;
+    let encoding = TextEncoding::detect(&dsample, opts.input.encoding.as_deref())
+        .map_err(|m| Error::config("input.encoding", m))?;
+    let mut mmap = None;
+    let (text_sample, text_all, rest): (Vec<u8>, bool, Box<dyn Read + Send>) = if encoding.is_utf8() {
+        let sample = dsample[encoding.bom..].to_vec();
+        if compression == InputCompression::None && !input.is_stdin() && input.size.unwrap_or(0) as usize > sample.len() + encoding.bom {
+            let f = File::open(&input.path).map_err(|e| Error::io(&input.path, e))?;
+            // SAFETY: the map is read-only. Inputs are files the user asked us to read; if
+            // another process truncates one while we read it, reads of the lost pages fault
+            // (SIGBUS), which is memmap2's documented caveat and the price of zero-copy input.
+            #[allow(unsafe_code)]
+            let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&input.path, e))?;
+            mmap = Some(Arc::new(m));
+        }
+        (sample, dall, decomp)
+    } else {
+        let mut tr = Transcoder::new(encoding, Box::new(std::io::Cursor::new(dsample).chain(decomp)));
+        let mut s = Vec::new();
+        let all = read_up_to(&mut tr, &mut s, SAMPLE_BYTES).map_err(|e| corrupt(0, e))?;
+        (s, all, Box::new(tr))
+    };
+    if looks_binary(&text_sample[..text_sample.len().min(64 << 10)]) {
+        return Err(Error::Malformed {
+            file: name,
+            line: 1,
+            message: "this is binary data, not delimited text (nor a gzip/bzip2/xz/zstd, Parquet or Arrow file)".into(),
+        });
+    }
+    let plan = if text_sample.iter().all(|c| c.is_ascii_whitespace()) {
+        None
+    } else {
+        Some(Arc::new(CsvPlan::build(&text_sample, text_all, &name, opts)?))
+    };
+    Ok(Some(OpenedText {
+        sniffed: Sniffed { format, compression, encoding: Some(encoding), plan },
+        sample: text_sample,
+        sample_is_all: text_all,
+        rest,
+        raw_bytes,
+        text_start: encoding.bom,
+        mmap,
+    }))
+}
+
+/// Streams any encoding into UTF-8 with `encoding_rs` (malformed input becomes U+FFFD).
+struct Transcoder {
+    inner: Box<dyn Read + Send>,
+    decoder: encoding_rs::Decoder,
+    inbuf: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    eof: bool,
+}
+
+impl Transcoder {
+    fn new(enc: TextEncoding, inner: Box<dyn Read + Send>) -> Self {
+        Transcoder {
+            inner,
+            // The BOM is removed by the decoder itself.
+            decoder: enc.encoding.new_decoder_with_bom_removal(),
+            inbuf: vec![0; 64 << 10],
+            in_start: 0,
+            in_end: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            eof: false,
+        }
+    }
+}
+
+impl Read for Transcoder {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.out_pos < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.out_pos);
+                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            if self.eof && self.in_start == self.in_end {
+                return Ok(0);
+            }
+            if self.in_start == self.in_end && !self.eof {
+                let n = self.inner.read(&mut self.inbuf)?;
+                self.in_start = 0;
+                self.in_end = n;
+                if n == 0 {
+                    self.eof = true;
+                }
+            }
+            let input = &self.inbuf[self.in_start..self.in_end];
+            let cap = self.decoder.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3 + 16);
+            self.out.clear();
+            self.out.resize(cap.max(16), 0);
+            let (_, read, written, _) = self.decoder.decode_to_utf8(input, &mut self.out, self.eof);
+            self.in_start += read;
+            self.out.truncate(written);
+            self.out_pos = 0;
+            if self.eof && written == 0 && self.in_start == self.in_end {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// A source with no rows (an empty input).
+pub(crate) struct EmptySource {
+    schema: SchemaRef,
+}
+
+impl EmptySource {
+    pub(crate) fn new() -> Self {
+        EmptySource { schema: Arc::new(Schema::new(vec![Field::new(LINE_COLUMN, DataType::UInt64, false)])) }
+    }
+}
+
+impl Iterator for EmptySource {
+    type Item = Result<Chunk>;
+    fn next(&mut self) -> Option<Result<Chunk>> {
+        None
+    }
+}
+
+impl Source for EmptySource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Reads a whole input and returns (rows, input bytes): what `cargo xtask bench` times.
+pub fn read_all_count(input: &InputFile, opts: &ReadOptions) -> Result<(u64, u64)> {
+    let mut src = open_source(input, 0, opts)?;
+    let mut rows = 0u64;
+    for c in src.by_ref() {
+        rows += c?.num_rows() as u64;
+    }
+    let p = src.progress();
+    Ok((rows, p.bytes_read.max(input.size.unwrap_or(0))))
+}

@@ -1,0 +1,658 @@
+//! Timestamp parsing into UTC nanoseconds.
+//!
+//! Forms: RFC 3339 / ISO 8601 (`T` or space, up to 9 fractional digits, `Z` or `±HH:MM`);
+//! `YYYYMMDD HH:MM:SS[.f]`; HistData's `YYYYMMDD HHMMSSfff`; epoch integers in s/ms/us/ns;
+//! a date column plus a time-of-day column; and time of day alone (decimal seconds or integer
+//! milliseconds after midnight) with the date from the config or the file name.
+//!
+//! Naive timestamps are local times in a [`Zone`]. The UTC offset is cached per local date
+//! (one `chrono-tz` lookup per day instead of per row); on a day with a DST change every row
+//! is resolved on its own, so times on both sides of the change are right.
+
+use chrono::{NaiveDate, NaiveDateTime, Offset, TimeZone};
+use pipeline_core::{Error, Result};
+
+const NS: i64 = 1_000_000_000;
+const DAY_NS: i64 = 86_400 * NS;
+
+/// A time zone for naive timestamps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// UTC.
+    Utc,
+    /// A fixed offset east of UTC, in seconds (e.g. HistData's EST = -18000).
+    Fixed(i32),
+    /// An IANA zone with DST rules.
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// Parses `UTC`, an IANA name (`America/New_York`), or a fixed offset (`-05:00`, `UTC+2`).
+    pub fn parse(s: &str) -> Result<Zone> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") || t.is_empty() {
+            return Ok(Zone::Utc);
+        }
+        let off = t
+            .strip_prefix("UTC")
+            .or_else(|| t.strip_prefix("GMT"))
+            .unwrap_or(t);
+        if let Some(secs) = parse_offset(off.as_bytes()) {
+            return Ok(Zone::Fixed(secs));
+        }
+        t.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+            Error::config(
+                "input.timezone",
+                format!("unknown time zone `{s}`; use an IANA name such as America/New_York or an offset such as -05:00"),
+            )
+        })
+    }
+}
+
+/// Parses `+HH:MM`, `-HHMM` or `+HH` into seconds east of UTC.
+fn parse_offset(b: &[u8]) -> Option<i32> {
+    let sign = match b.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let d = &b[1..];
+    let (h, m) = match d.len() {
+        1 => (u32::from(digit(d[0])?), 0),
+        2 => (num2(d, 0)?, 0),
+        4 => (num2(d, 0)?, num2(d, 2)?),
+        5 if d[2] == b':' => (num2(d, 0)?, num2(d, 3)?),
+        _ => return None,
+    };
+    if h > 23 || m > 59 {
+        return None;
+    }
+    Some(sign * (h as i32 * 3600 + m as i32 * 60))
+}
+
+#[inline]
+fn num2(b: &[u8], at: usize) -> Option<u32> {
+    let a = b.get(at)?.wrapping_sub(b'0');
+    let c = b.get(at + 1)?.wrapping_sub(b'0');
+    (a < 10 && c < 10).then_some(u32::from(a) * 10 + u32::from(c))
+}
+
+#[inline]
+fn num4(b: &[u8], at: usize) -> Option<u32> {
+    Some(num2(b, at)? * 100 + num2(b, at + 2)?)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), or `None`
+/// for an invalid date.
+#[inline]
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Converts local date-times to UTC, caching the offset of the last local date seen.
+#[derive(Debug, Clone)]
+pub struct ZoneCache {
+    zone: Zone,
+    /// The last local day looked up and its offset in ns (`None`: the day has a transition).
+    last: Option<(i64, Option<i64>)>,
+}
+
+impl ZoneCache {
+    /// A cache for `zone`.
+    pub fn new(zone: Zone) -> Self {
+        ZoneCache { zone, last: None }
+    }
+
+    /// UTC ns of the local time `day` (days since epoch) + `nanos` (since local midnight).
+    ///
+    /// A local time that does not exist (in the spring-forward gap) is read with the offset
+    /// before the change; an ambiguous one (in the repeated autumn hour) as its first
+    /// occurrence.
+    #[inline]
+    pub fn to_utc(&mut self, day: i64, nanos: i64) -> i64 {
+        let local = day * DAY_NS + nanos;
+        match self.zone {
+            Zone::Utc => local,
+            Zone::Fixed(s) => local - i64::from(s) * NS,
+            Zone::Named(tz) => {
+                let off = match self.last {
+                    Some((d, off)) if d == day => off,
+                    _ => {
+                        let off = day_offset(tz, day);
+                        self.last = Some((day, off));
+                        off
+                    }
+                };
+                match off {
+                    Some(o) => local - o,
+                    None => local - instant_offset(tz, day, nanos),
+                }
+            }
+        }
+    }
+}
+
+fn naive(day: i64, nanos: i64) -> Option<NaiveDateTime> {
+    let date = NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::TimeDelta::try_days(day)?)?;
+    let secs = nanos.div_euclid(NS);
+    let ns = nanos.rem_euclid(NS);
+    let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+        u32::try_from(secs.min(86_399)).ok()?,
+        u32::try_from(ns).ok()?,
+    )?;
+    Some(date.and_time(time))
+}
+
+/// The offset (ns) valid for the whole local day, or `None` when it changes that day.
+fn day_offset(tz: chrono_tz::Tz, day: i64) -> Option<i64> {
+    let a = offset_of_local(tz, day, 0)?;
+    let b = offset_of_local(tz, day, DAY_NS - 1)?;
+    (a == b).then_some(a)
+}
+
+fn offset_of_local(tz: chrono_tz::Tz, day: i64, nanos: i64) -> Option<i64> {
+    match tz.from_local_datetime(&naive(day, nanos)?) {
+        chrono::LocalResult::Single(t) => {
+            Some(i64::from(t.offset().fix().local_minus_utc()) * NS)
+        }
+        _ => None,
+    }
+}
+
+fn instant_offset(tz: chrono_tz::Tz, day: i64, nanos: i64) -> i64 {
+    let Some(n) = naive(day, nanos) else {
+        return 0;
+    };
+    let secs = match tz.from_local_datetime(&n) {
+        chrono::LocalResult::Single(t) => t.offset().fix().local_minus_utc(),
+        chrono::LocalResult::Ambiguous(first, _) => first.offset().fix().local_minus_utc(),
+        // In the gap: the offset in force before the change, i.e. the one at local midnight
+        // (zones change at most once a day, and not at midnight in the zones we know).
+        chrono::LocalResult::None => tz
+            .offset_from_utc_datetime(&(n - chrono::TimeDelta::hours(12)))
+            .fix()
+            .local_minus_utc(),
+    };
+    i64::from(secs) * NS
+}
+
+/// Unit of epoch integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochUnit {
+    /// Seconds.
+    S,
+    /// Milliseconds.
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
+}
+
+impl EpochUnit {
+    /// Parses `s`, `ms`, `us` or `ns`.
+    pub fn parse(s: &str) -> Option<EpochUnit> {
+        match s {
+            "s" => Some(EpochUnit::S),
+            "ms" => Some(EpochUnit::Ms),
+            "us" => Some(EpochUnit::Us),
+            "ns" => Some(EpochUnit::Ns),
+            _ => None,
+        }
+    }
+
+    /// The unit implied by a value's magnitude: seconds up to 10^11 (year 5138), then
+    /// milliseconds, microseconds and nanoseconds by factors of 1000.
+    pub fn from_magnitude(v: i64) -> EpochUnit {
+        let a = v.unsigned_abs();
+        if a < 100_000_000_000 {
+            EpochUnit::S
+        } else if a < 100_000_000_000_000 {
+            EpochUnit::Ms
+        } else if a < 100_000_000_000_000_000 {
+            EpochUnit::Us
+        } else {
+            EpochUnit::Ns
+        }
+    }
+
+    fn nanos(self) -> i64 {
+        match self {
+            EpochUnit::S => NS,
+            EpochUnit::Ms => 1_000_000,
+            EpochUnit::Us => 1_000,
+            EpochUnit::Ns => 1,
+        }
+    }
+}
+
+/// A timestamp layout, detected from sample values or set by a vendor layout.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TsFormat {
+    /// `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z|±HH:MM]`, also a bare `YYYY-MM-DD`.
+    Iso,
+    /// `YYYYMMDD HH:MM:SS[.f…]`.
+    CompactColon,
+    /// `YYYYMMDD HHMMSSfff` (HistData).
+    CompactDigits,
+    /// Integer (or decimal, for seconds) time since the Unix epoch.
+    Epoch(EpochUnit),
+    /// Decimal seconds after local midnight of `day` (days since epoch).
+    SecondsOfDay(i64),
+    /// Integer milliseconds after local midnight of `day`.
+    MillisOfDay(i64),
+}
+
+/// Parses timestamps of one column into UTC nanoseconds.
+#[derive(Debug, Clone)]
+pub struct TsParser {
+    format: TsFormat,
+    zone: ZoneCache,
+}
+
+impl TsParser {
+    /// A parser for `format`, reading naive times in `zone`.
+    pub fn new(format: TsFormat, zone: Zone) -> Self {
+        TsParser {
+            format,
+            zone: ZoneCache::new(zone),
+        }
+    }
+
+    /// The format.
+    pub fn format(&self) -> TsFormat {
+        self.format
+    }
+
+    /// Parses one field; `None` when it does not have the format.
+    #[inline]
+    pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        match self.format {
+            TsFormat::Iso => self.parse_iso(b),
+            TsFormat::CompactColon => {
+                let day = compact_date(b)?;
+                if b.get(8) != Some(&b' ') {
+                    return None;
+                }
+                let (nanos, rest) = time_colon(&b[9..])?;
+                rest.is_empty().then(|| self.zone.to_utc(day, nanos))
+            }
+            TsFormat::CompactDigits => {
+                let day = compact_date(b)?;
+                if b.len() != 18 || b[8] != b' ' {
+                    return None;
+                }
+                let (h, m, s) = (num2(b, 9)?, num2(b, 11)?, num2(b, 13)?);
+                let ms = num2(b, 15)? * 10 + u32::from(digit(b[17])?);
+                if h > 23 || m > 59 || s > 60 {
+                    return None;
+                }
+                let nanos = i64::from(h * 3600 + m * 60 + s) * NS + i64::from(ms) * 1_000_000;
+                Some(self.zone.to_utc(day, nanos))
+            }
+            TsFormat::Epoch(unit) => {
+                if let Some(v) = super::number::parse_i64(b) {
+                    return v.checked_mul(unit.nanos());
+                }
+                // Decimal epoch seconds (`1582329602.111`).
+                let (int, frac) = split_decimal(b)?;
+                int.checked_mul(unit.nanos())?
+                    .checked_add(frac * unit.nanos() / NS)
+            }
+            TsFormat::SecondsOfDay(day) => {
+                let (int, frac) = split_decimal(b)?;
+                let nanos = int.checked_mul(NS)?.checked_add(frac)?;
+                Some(self.zone.to_utc(day, nanos))
+            }
+            TsFormat::MillisOfDay(day) => {
+                let ms = super::number::parse_i64(b)?;
+                Some(self.zone.to_utc(day, ms.checked_mul(1_000_000)?))
+            }
+        }
+    }
+
+    /// Parses a date field plus a time-of-day field (`HH:MM:SS[.f]`, or decimal seconds).
+    pub fn parse_date_time(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
+        let day = parse_date(date)?;
+        let nanos = match time_colon(time) {
+            Some((n, rest)) if rest.is_empty() => n,
+            _ => {
+                let (int, frac) = split_decimal(time)?;
+                int.checked_mul(NS)?.checked_add(frac)?
+            }
+        };
+        Some(self.zone.to_utc(day, nanos))
+    }
+
+    #[inline]
+    fn parse_iso(&mut self, b: &[u8]) -> Option<i64> {
+        if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let day = days_from_civil(i64::from(num4(b, 0)?), num2(b, 5)?, num2(b, 8)?)?;
+        if b.len() == 10 {
+            return Some(self.zone.to_utc(day, 0));
+        }
+        if b[10] != b'T' && b[10] != b' ' && b[10] != b't' {
+            return None;
+        }
+        let (nanos, rest) = time_colon(&b[11..])?;
+        match rest {
+            [] => Some(self.zone.to_utc(day, nanos)),
+            [b'Z' | b'z'] => Some(day * DAY_NS + nanos),
+            _ => {
+                let off = parse_offset(rest)?;
+                Some(day * DAY_NS + nanos - i64::from(off) * NS)
+            }
+        }
+    }
+}
+
+#[inline]
+fn digit(c: u8) -> Option<u8> {
+    let d = c.wrapping_sub(b'0');
+    (d < 10).then_some(d)
+}
+
+/// `YYYYMMDD` at the start of `b`.
+#[inline]
+fn compact_date(b: &[u8]) -> Option<i64> {
+    days_from_civil(i64::from(num4(b, 0)?), num2(b, 4)?, num2(b, 6)?)
+}
+
+/// A date: `YYYY-MM-DD`, `YYYYMMDD` or `YYYY/MM/DD`.
+pub fn parse_date(b: &[u8]) -> Option<i64> {
+    match b.len() {
+        8 => compact_date(b),
+        10 if (b[4] == b'-' && b[7] == b'-') || (b[4] == b'/' && b[7] == b'/') => {
+            days_from_civil(i64::from(num4(b, 0)?), num2(b, 5)?, num2(b, 8)?)
+        }
+        _ => None,
+    }
+}
+
+/// `HH:MM:SS[.f…]` at the start of `b`: nanoseconds since midnight and the rest of `b`.
+#[inline]
+fn time_colon(b: &[u8]) -> Option<(i64, &[u8])> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (num2(b, 0)?, num2(b, 3)?, num2(b, 6)?);
+    if h > 24 || m > 59 || s > 60 {
+        return None;
+    }
+    let mut nanos = i64::from(h * 3600 + m * 60 + s) * NS;
+    let mut rest = &b[8..];
+    if let [b'.' | b',', tail @ ..] = rest {
+        let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        nanos += frac_nanos(&tail[..n]);
+        rest = &tail[n..];
+    }
+    Some((nanos, rest))
+}
+
+/// Fractional-second digits to nanoseconds (digits beyond the ninth are dropped).
+#[inline]
+fn frac_nanos(d: &[u8]) -> i64 {
+    let mut v: i64 = 0;
+    for i in 0..9 {
+        v = v * 10 + d.get(i).map_or(0, |c| i64::from(c - b'0'));
+    }
+    v
+}
+
+/// A non-negative decimal `int[.frac]` as (integer part, fraction in ns).
+fn split_decimal(b: &[u8]) -> Option<(i64, i64)> {
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &b[..0]),
+    };
+    if int.is_empty() || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let i = super::number::parse_i64(int)?;
+    if i < 0 {
+        return None;
+    }
+    Some((i, frac_nanos(frac)))
+}
+
+/// Finds a date in a file name: `YYYY-MM-DD` or `YYYYMMDD` (years 1900–2199), as days since
+/// the epoch.
+pub fn date_from_file_name(name: &str) -> Option<i64> {
+    let b = name.as_bytes();
+    let plausible = |y: u32| (1900..2200).contains(&y);
+    for i in 0..b.len() {
+        let before_ok = i == 0 || !b[i - 1].is_ascii_digit();
+        if !before_ok {
+            continue;
+        }
+        if i + 10 <= b.len()
+            && b[i + 4] == b'-'
+            && b[i + 7] == b'-'
+            && b.get(i + 10).is_none_or(|c| !c.is_ascii_digit())
+            && let Some(y) = num4(b, i)
+            && plausible(y)
+            && let Some(d) = days_from_civil(i64::from(y), num2(b, i + 5)?, num2(b, i + 8)?)
+        {
+            return Some(d);
+        }
+        if i + 8 <= b.len()
+            && b[i..i + 8].iter().all(u8::is_ascii_digit)
+            && b.get(i + 8).is_none_or(|c| !c.is_ascii_digit())
+            && let Some(y) = num4(b, i)
+            && plausible(y)
+            && let Some(d) = compact_date(&b[i..])
+        {
+            return Some(d);
+        }
+    }
+    None
+}
+
+/// Detects the format of a timestamp column from sample values.
+///
+/// `date` is the day for time-of-day-only columns (from the config or the file name); without
+/// it such columns are read as epoch values. `unit` forces the epoch unit.
+pub fn detect_format(
+    samples: &[&[u8]],
+    date: Option<i64>,
+    unit: Option<EpochUnit>,
+) -> Option<TsFormat> {
+    let samples: Vec<&[u8]> = samples.iter().copied().filter(|s| !s.is_empty()).collect();
+    let first = *samples.first()?;
+    let mut candidates = vec![TsFormat::Iso, TsFormat::CompactColon, TsFormat::CompactDigits];
+    let all_int = samples.iter().all(|s| super::number::parse_i64(s).is_some());
+    let all_dec = samples.iter().all(|s| split_decimal(s).is_some());
+    if let Some(u) = unit {
+        candidates.push(TsFormat::Epoch(u));
+    }
+    if let Some(day) = date {
+        if all_int && samples.iter().all(|s| super::number::parse_i64(s).is_some_and(|v| (0..=86_400_000).contains(&v))) && !first.contains(&b'.') {
+            // Integers below one day in ms: milliseconds after midnight (LEAN).
+            candidates.push(TsFormat::MillisOfDay(day));
+        }
+        if all_dec && samples.iter().all(|s| split_decimal(s).is_some_and(|(i, _)| i <= 86_400)) {
+            candidates.push(TsFormat::SecondsOfDay(day));
+        }
+    }
+    if unit.is_none() {
+        if all_int {
+            let v = super::number::parse_i64(first)?;
+            candidates.push(TsFormat::Epoch(EpochUnit::from_magnitude(v)));
+        } else if all_dec {
+            candidates.push(TsFormat::Epoch(EpochUnit::S));
+        }
+    }
+    candidates.into_iter().find(|&f| {
+        let mut p = TsParser::new(f, Zone::Utc);
+        samples.iter().all(|s| p.parse(s).is_some())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn utc(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_form() {
+        let mut p = TsParser::new(TsFormat::Iso, Zone::Utc);
+        let want = utc("2021-01-04T14:30:00.000123456Z");
+        assert_eq!(p.parse(b"2021-01-04T14:30:00.000123456Z"), Some(want));
+        assert_eq!(p.parse(b"2021-01-04 14:30:00.000123456"), Some(want));
+        assert_eq!(p.parse(b"2021-01-04T09:30:00.000123456-05:00"), Some(want));
+        assert_eq!(p.parse(b"2021-01-04T15:30:00.000123456+0100"), Some(want));
+        assert_eq!(p.parse(b"2021-01-04T14:30:00.5Z"), Some(utc("2021-01-04T14:30:00.5Z")));
+        assert_eq!(p.parse(b"2021-01-04"), Some(utc("2021-01-04T00:00:00Z")));
+        assert_eq!(p.parse(b"2021-02-30T00:00:00Z"), None);
+        assert_eq!(p.parse(b"2021-01-04T14:30:00Q"), None);
+        assert_eq!(p.parse(b"garbage"), None);
+
+        let mut c = TsParser::new(TsFormat::CompactColon, Zone::Utc);
+        assert_eq!(c.parse(b"20210104 14:30:00.123"), Some(utc("2021-01-04T14:30:00.123Z")));
+        let mut h = TsParser::new(TsFormat::CompactDigits, Zone::Fixed(-5 * 3600));
+        assert_eq!(h.parse(b"20200101 170000065"), Some(utc("2020-01-01T22:00:00.065Z")));
+
+        for (v, unit) in [
+            ("1582329602", EpochUnit::S),
+            ("1582329602111", EpochUnit::Ms),
+            ("1582329602111000", EpochUnit::Us),
+            ("1582329602111000000", EpochUnit::Ns),
+        ] {
+            assert_eq!(EpochUnit::from_magnitude(v.parse().unwrap()), unit);
+            let mut e = TsParser::new(TsFormat::Epoch(unit), Zone::Utc);
+            let t = e.parse(v.as_bytes()).unwrap();
+            assert_eq!(t / NS, 1_582_329_602);
+        }
+        let mut e = TsParser::new(TsFormat::Epoch(EpochUnit::S), Zone::Utc);
+        assert_eq!(e.parse(b"1582329602.111"), Some(1_582_329_602_111_000_000));
+
+        let day = date_from_file_name("AAPL_2012-06-21_34200000_57600000_message_1.csv").unwrap();
+        let ny = Zone::parse("America/New_York").unwrap();
+        let mut l = TsParser::new(TsFormat::SecondsOfDay(day), ny);
+        assert_eq!(l.parse(b"34200.004241176"), Some(utc("2012-06-21T13:30:00.004241176Z")));
+        let day = date_from_file_name("20140508_eurusd_tick_quote.csv").unwrap();
+        let mut m = TsParser::new(TsFormat::MillisOfDay(day), Zone::Utc);
+        assert_eq!(m.parse(b"8715"), Some(utc("2014-05-08T00:00:08.715Z")));
+
+        let mut d = TsParser::new(TsFormat::Iso, ny);
+        assert_eq!(
+            d.parse_date_time(b"2021-01-04", b"09:30:00.000123456"),
+            Some(want)
+        );
+        assert_eq!(d.parse_date_time(b"20210104", b"34200.000123456"), Some(want));
+    }
+
+    #[test]
+    fn dst_new_york() {
+        let ny = Zone::parse("America/New_York").unwrap();
+        let mut p = TsParser::new(TsFormat::Iso, ny);
+        let cases = [
+            // Spring forward on 2021-03-14 at 02:00 EST -> 03:00 EDT.
+            ("2021-03-13 12:00:00", "2021-03-13T17:00:00Z"),
+            ("2021-03-14 01:59:59", "2021-03-14T06:59:59Z"),
+            ("2021-03-14 03:00:00", "2021-03-14T07:00:00Z"),
+            // In the gap: read with the offset before the change (EST).
+            ("2021-03-14 02:30:00", "2021-03-14T07:30:00Z"),
+            ("2021-03-14 12:00:00", "2021-03-14T16:00:00Z"),
+            ("2021-03-15 09:30:00", "2021-03-15T13:30:00Z"),
+            // Fall back on 2021-11-07 at 02:00 EDT -> 01:00 EST; 01:30 is ambiguous: first.
+            ("2021-11-06 09:30:00", "2021-11-06T13:30:00Z"),
+            ("2021-11-07 00:30:00", "2021-11-07T04:30:00Z"),
+            ("2021-11-07 01:30:00", "2021-11-07T05:30:00Z"),
+            ("2021-11-07 02:30:00", "2021-11-07T07:30:00Z"),
+            ("2021-11-07 12:00:00", "2021-11-07T17:00:00Z"),
+            ("2021-11-08 09:30:00", "2021-11-08T14:30:00Z"),
+        ];
+        for (local, want) in cases {
+            assert_eq!(p.parse(local.as_bytes()), Some(utc(want)), "{local}");
+        }
+        // The cache must not leak across days in either direction.
+        for (local, want) in cases.iter().rev() {
+            assert_eq!(p.parse(local.as_bytes()), Some(utc(want)), "{local}");
+        }
+    }
+
+    #[test]
+    fn zones_and_detection() {
+        assert_eq!(Zone::parse("-05:00").unwrap(), Zone::Fixed(-18000));
+        assert_eq!(Zone::parse("UTC+2").unwrap(), Zone::Fixed(7200));
+        assert!(Zone::parse("Mars/Olympus").is_err());
+        let d = Some(15_000);
+        assert_eq!(detect_format(&[b"2021-01-04T14:30:00Z"], None, None), Some(TsFormat::Iso));
+        assert_eq!(detect_format(&[b"20200101 170000065"], None, None), Some(TsFormat::CompactDigits));
+        assert_eq!(detect_format(&[b"20200101 17:00:00.065"], None, None), Some(TsFormat::CompactColon));
+        assert_eq!(detect_format(&[b"8715", b"15681"], d, None), Some(TsFormat::MillisOfDay(15_000)));
+        assert_eq!(detect_format(&[b"34200.0042", b"34200.5"], d, None), Some(TsFormat::SecondsOfDay(15_000)));
+        assert_eq!(detect_format(&[b"1582329602111000"], None, None), Some(TsFormat::Epoch(EpochUnit::Us)));
+        assert_eq!(detect_format(&[b"1582329602"], None, Some(EpochUnit::Ms)), Some(TsFormat::Epoch(EpochUnit::Ms)));
+        assert_eq!(detect_format(&[b"hello"], None, None), None);
+        assert_eq!(date_from_file_name("x_2012-06-21_y"), days_from_civil(2012, 6, 21));
+        assert_eq!(date_from_file_name("quote_tick_data.csv"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn iso_matches_chrono(secs in -2_000_000_000i64..4_000_000_000, ns in 0u32..1_000_000_000, digits in 0usize..10, off_min in -720i32..840, zulu: bool) {
+            let dt = chrono::DateTime::from_timestamp(secs, ns).unwrap();
+            let frac = format!("{ns:09}");
+            let truncated: i64 = if digits == 0 { 0 } else { frac[..digits].parse::<i64>().unwrap() * 10i64.pow(9 - digits as u32) };
+            let want = secs * NS + truncated;
+            let frac_txt = if digits == 0 { String::new() } else { format!(".{}", &frac[..digits]) };
+            let text = if zulu {
+                format!("{}{}Z", dt.format("%Y-%m-%dT%H:%M:%S"), frac_txt)
+            } else {
+                let off = chrono::FixedOffset::east_opt(off_min * 60).unwrap();
+                let local = dt.with_timezone(&off);
+                let sign = if off_min < 0 { '-' } else { '+' };
+                let a = off_min.abs();
+                format!("{}{}{}{:02}:{:02}", local.format("%Y-%m-%d %H:%M:%S"), frac_txt, sign, a / 60, a % 60)
+            };
+            let mut p = TsParser::new(TsFormat::Iso, Zone::Utc);
+            prop_assert_eq!(p.parse(text.as_bytes()), Some(want), "{}", text);
+        }
+
+        #[test]
+        fn naive_new_york_matches_chrono_tz(secs in 1_500_000_000i64..1_700_000_000) {
+            let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+            let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap().with_timezone(&tz);
+            let text = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+            let mut p = TsParser::new(TsFormat::Iso, Zone::Named(tz));
+            let got = p.parse(text.as_bytes()).unwrap();
+            // Ambiguous local times resolve to the first occurrence, one hour earlier.
+            prop_assert!(got == secs * NS || got == (secs - 3600) * NS, "{} -> {}", text, got);
+        }
+    }
+}
