@@ -1,1 +1,33 @@
-//! See the crate docs.
+//! Sinks: Parquet / Arrow IPC / CSV output with Hive partitioning, bounded memory and
+//! atomic files, the quarantine writer, and a dataset reader for checking outputs.
+//!
+//! * [`create_sink`]: rows split by [`PartitionKey`] into
+//!   `dir/symbol=AAPL/date=2021-01-04/part-<segment>-<n>.parquet`; a row group is flushed
+//!   when its buffers reach [`WriteOptions::row_group_bytes`] and at most
+//!   [`WriteOptions::max_open_files`] writers are open, so memory is bounded by about
+//!   `max_open_files × row_group_bytes` whatever the number of partitions.
+//! * [`create_file_sink`]: one file, format from the extension.
+//! * [`create_quarantine_sink`]: rejected rows with `file:line`, reason and raw text.
+//! * [`read_dataset`]: every Parquet/IPC file under a directory, in path order.
+//!
+//! Every file is written as `.<name>.tmp` in its final directory and renamed on `finish`, so
+//! a name without the dot is always a complete file.
+
+mod csv;
+mod dataset;
+mod file;
+mod ipc;
+mod options;
+mod partition;
+mod partitioned;
+mod quarantine;
+mod sorted;
+mod writer;
+
+pub use dataset::{dataset_files, read_dataset};
+pub use file::{create_file_sink, format_from_extension};
+pub use options::{Compression, PartitionKey, WriteOptions};
+pub use partition::{HIVE_DEFAULT_PARTITION, escape_partition_value, split_by_partition};
+pub use partitioned::create_sink;
+pub use quarantine::{create_quarantine_sink, quarantine_schema};
+pub use writer::temp_path;

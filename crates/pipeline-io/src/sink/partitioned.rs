@@ -1,0 +1,276 @@
+//! The partitioned sink: rows split by Hive key into per-partition files, at most
+//! `max_open_files` writers open, least recently used closed first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, FieldRef, Schema};
+use pipeline_core::{Chunk, Result, Sink, SinkSummary};
+
+use super::options::{PartitionKey, WriteOptions};
+use super::partition::split_by_partition;
+use super::writer::{ClosedFile, FileWriter};
+
+/// One partition directory and its current file.
+struct Slot {
+    writer: Option<FileWriter>,
+    /// Tick of the last write; the key of this slot in `PartitionedSink::open`.
+    last_used: u64,
+    /// Number of the next file of this partition within the segment.
+    next_part: u32,
+    /// Whether new files still declare the sort order; cleared after the rows broke it once,
+    /// so unsorted input costs one extra file per partition, not one per chunk.
+    claim_order: bool,
+}
+
+/// Writes chunks into `dir/key=value/…/part-<segment>-<n>.<ext>`.
+pub struct PartitionedSink {
+    dir: PathBuf,
+    segment: u32,
+    opts: WriteOptions,
+    slots: HashMap<String, Slot>,
+    /// Open partitions by last use, oldest first.
+    open: BTreeMap<u64, String>,
+    tick: u64,
+    closed: Vec<ClosedFile>,
+    done: bool,
+}
+
+/// Creates a partitioned sink writing under `dir`; `segment` numbers this sink's files so
+/// several sinks (one per worker or per run segment) can share a directory.
+///
+/// Files are written under hidden temporary names and renamed into place by
+/// [`Sink::finish`]; a writer closed early (least recently used) is complete but keeps its
+/// temporary name until then, so nothing under a final name exists before the run succeeds
+/// and [`Sink::abort`] removes everything this sink wrote.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{DictionaryArray, Float64Array, RecordBatch, types::Int32Type};
+/// use arrow_schema::{Field, Schema};
+/// use pipeline_core::Chunk;
+/// use pipeline_io::{create_sink, read_dataset, WriteOptions};
+///
+/// let symbol: DictionaryArray<Int32Type> = vec!["AAPL", "MSFT", "AAPL"].into_iter().collect();
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("symbol", symbol.data_type().clone(), false),
+///     Field::new("price", arrow_schema::DataType::Float64, true),
+/// ]));
+/// let batch = RecordBatch::try_new(schema, vec![
+///     Arc::new(symbol), Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+/// ])?;
+/// let dir = std::env::temp_dir().join(format!("tickpipe-doc-{}", std::process::id()));
+/// let mut sink = create_sink(&dir, 0, &WriteOptions::default())?;
+/// sink.write(&Chunk::with_first_line(batch, 0, 0, 2)?)?;
+/// let summary = sink.finish()?;
+/// assert_eq!(summary.rows, 3);
+/// assert!(summary.files[0].ends_with("symbol=AAPL/part-00000-000.parquet"));
+/// assert_eq!(read_dataset(&dir)?.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), pipeline_core::Error>(())
+/// ```
+pub fn create_sink(dir: &Path, segment: u32, opts: &WriteOptions) -> Result<Box<dyn Sink>> {
+    opts.validate()?;
+    Ok(Box::new(PartitionedSink {
+        dir: dir.to_path_buf(),
+        segment,
+        opts: opts.clone(),
+        slots: HashMap::new(),
+        open: BTreeMap::new(),
+        tick: 0,
+        closed: Vec::new(),
+        done: false,
+    }))
+}
+
+impl PartitionedSink {
+    fn write_partition(&mut self, key: String, batch: RecordBatch) -> Result<()> {
+        self.tick += 1;
+        let tick = self.tick;
+        let claim_default = self.opts.partition_by.contains(&PartitionKey::Symbol);
+        let slot = self.slots.entry(key.clone()).or_insert(Slot {
+            writer: None,
+            last_used: 0,
+            next_part: 0,
+            claim_order: claim_default,
+        });
+        // A file that cannot take these rows (new schema, broken order) is closed first.
+        if let Some(w) = &mut slot.writer {
+            let same_schema = w.schema().as_ref() == batch.schema().as_ref();
+            let in_order = same_schema && w.keeps_order(&batch)?;
+            if !in_order {
+                if same_schema {
+                    slot.claim_order = false;
+                }
+                if let Some(w) = slot.writer.take() {
+                    self.closed.push(w.close()?);
+                }
+                self.open.remove(&slot.last_used);
+            }
+        }
+        if slot.writer.is_none() {
+            let claim = slot.claim_order;
+            let part = slot.next_part;
+            slot.next_part += 1;
+            self.make_room()?;
+            let name = format!(
+                "part-{:05}-{:03}.{}",
+                self.segment,
+                part,
+                self.opts.extension()
+            );
+            let path = if key.is_empty() {
+                self.dir.join(name)
+            } else {
+                self.dir.join(&key).join(name)
+            };
+            let sort: &[String] = if claim { &self.opts.sort_columns } else { &[] };
+            let mut w =
+                FileWriter::create(&path, batch.schema(), &self.opts, self.opts.format, sort)?;
+            // Seed the order check with this batch; a batch unsorted in itself gets a file
+            // without the claim.
+            if !w.keeps_order(&batch)? {
+                w.abort();
+                if let Some(s) = self.slots.get_mut(&key) {
+                    s.claim_order = false;
+                }
+                w = FileWriter::create(&path, batch.schema(), &self.opts, self.opts.format, &[])?;
+            }
+            let slot = self
+                .slots
+                .get_mut(&key)
+                .ok_or_else(|| pipeline_core::Error::Internal("partition slot vanished".into()))?;
+            slot.writer = Some(w);
+        } else {
+            self.open.remove(&slot.last_used);
+        }
+        let slot = self
+            .slots
+            .get_mut(&key)
+            .ok_or_else(|| pipeline_core::Error::Internal("partition slot vanished".into()))?;
+        slot.last_used = tick;
+        self.open.insert(tick, key);
+        match &mut slot.writer {
+            Some(w) => w.write(&batch),
+            None => Err(pipeline_core::Error::Internal(
+                "partition writer missing".into(),
+            )),
+        }
+    }
+
+    /// Closes least recently used writers until a new one fits under `max_open_files`.
+    fn make_room(&mut self) -> Result<()> {
+        while self.open.len() >= self.opts.max_open_files {
+            let Some((_, key)) = self.open.pop_first() else {
+                break;
+            };
+            if let Some(w) = self.slots.get_mut(&key).and_then(|s| s.writer.take()) {
+                self.closed.push(w.close()?);
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_all(&mut self) {
+        for slot in self.slots.values_mut() {
+            if let Some(w) = slot.writer.take() {
+                w.abort();
+            }
+        }
+        self.open.clear();
+        for c in self.closed.drain(..) {
+            c.discard();
+        }
+    }
+}
+
+/// Writes a dictionary-encoded `name` column as plain UTF-8.
+///
+/// A Hive partition column that is also stored in the files must have the type readers infer
+/// for the directory value, or pyarrow refuses the dataset ("Unable to merge: Field symbol has
+/// incompatible types: dictionary vs string"; checked with pyarrow 26). Parquet still
+/// dictionary-encodes the column's pages, so the files are no larger.
+fn plain_string_column(batch: RecordBatch, name: &str) -> Result<RecordBatch> {
+    let Ok(i) = batch.schema().index_of(name) else {
+        return Ok(batch);
+    };
+    if !matches!(
+        batch.schema().field(i).data_type(),
+        DataType::Dictionary(..)
+    ) {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    fields[i] = Arc::new(fields[i].as_ref().clone().with_data_type(DataType::Utf8));
+    let mut columns = batch.columns().to_vec();
+    columns[i] = arrow_cast::cast(&columns[i], &DataType::Utf8)?;
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+impl Sink for PartitionedSink {
+    fn write(&mut self, chunk: &Chunk) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let batch = if self.opts.keep_line_column {
+            chunk.batch().clone()
+        } else {
+            chunk.data_batch()
+        };
+        let plain_symbol = self.opts.partition_by.contains(&PartitionKey::Symbol);
+        for (key, part) in split_by_partition(&batch, &self.opts.partition_by)? {
+            let part = if plain_symbol {
+                plain_string_column(part, "symbol")?
+            } else {
+                part
+            };
+            self.write_partition(key, part)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<SinkSummary> {
+        let mut keys: Vec<String> = self.open.values().cloned().collect();
+        keys.sort();
+        for key in keys {
+            if let Some(w) = self.slots.get_mut(&key).and_then(|s| s.writer.take()) {
+                self.closed.push(w.close()?);
+            }
+        }
+        self.open.clear();
+        let mut summary = SinkSummary::default();
+        let mut published = Vec::new();
+        for c in self.closed.drain(..) {
+            published.push(c.publish()?);
+        }
+        published.sort();
+        for (path, rows, bytes) in published {
+            summary.rows += rows;
+            summary.bytes += bytes;
+            summary.files.push(path);
+        }
+        self.done = true;
+        Ok(summary)
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        self.discard_all();
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartitionedSink {
+    /// A sink dropped without `finish` or `abort` (an error or panic upstream) removes its
+    /// temporary files rather than leaving them behind.
+    fn drop(&mut self) {
+        if !self.done {
+            self.discard_all();
+        }
+    }
+}

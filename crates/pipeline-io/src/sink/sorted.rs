@@ -1,0 +1,184 @@
+//! [`SortCheck`]: verifies, while a file is written, that its rows really are in the order
+//! its `sorting_columns` metadata will claim.
+
+use std::cmp::Ordering;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use pipeline_core::Result;
+
+/// The comparable form of one key column.
+enum Key {
+    Int(ArrayRef),
+    Float(ArrayRef),
+    Str(ArrayRef),
+}
+
+impl Key {
+    fn of(col: &ArrayRef) -> Result<Option<Key>> {
+        let t = col.data_type();
+        Ok(Some(
+            if t.is_integer()
+                || matches!(
+                    t,
+                    DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+                )
+            {
+                Key::Int(arrow_cast::cast(col, &DataType::Int64)?)
+            } else if t.is_floating() {
+                Key::Float(arrow_cast::cast(col, &DataType::Float64)?)
+            } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                || matches!(t, DataType::Dictionary(_, v) if **v == DataType::Utf8)
+            {
+                Key::Str(arrow_cast::cast(col, &DataType::Utf8)?)
+            } else {
+                return Ok(None);
+            },
+        ))
+    }
+
+    fn array(&self) -> &ArrayRef {
+        match self {
+            Key::Int(a) | Key::Float(a) | Key::Str(a) => a,
+        }
+    }
+
+    /// Compares row `i` of `self` with row `j` of `other` (same kind), nulls last.
+    fn cmp(&self, i: usize, other: &Key, j: usize) -> Ordering {
+        let (a, b) = (self.array(), other.array());
+        match (a.is_valid(i), b.is_valid(j)) {
+            (false, false) => return Ordering::Equal,
+            (false, true) => return Ordering::Greater,
+            (true, false) => return Ordering::Less,
+            (true, true) => {}
+        }
+        match (self, other) {
+            (Key::Int(_), Key::Int(_)) => a
+                .as_primitive::<Int64Type>()
+                .value(i)
+                .cmp(&b.as_primitive::<Int64Type>().value(j)),
+            (Key::Float(_), Key::Float(_)) => a
+                .as_primitive::<Float64Type>()
+                .value(i)
+                .total_cmp(&b.as_primitive::<Float64Type>().value(j)),
+            (Key::Str(_), Key::Str(_)) => a
+                .as_string::<i32>()
+                .value(i)
+                .cmp(b.as_string::<i32>().value(j)),
+            _ => Ordering::Equal,
+        }
+    }
+}
+
+/// Tracks the last row written under a lexicographic sort key.
+pub struct SortCheck {
+    columns: Vec<usize>,
+    last: Option<Vec<Key>>,
+}
+
+impl SortCheck {
+    /// A check on the named columns of batches with `schema`; `None` when a column is missing
+    /// or of a type that cannot be compared (then no order is claimed).
+    pub fn new(schema: &arrow_schema::Schema, names: &[String]) -> Option<SortCheck> {
+        if names.is_empty() {
+            return None;
+        }
+        let columns = names
+            .iter()
+            .map(|n| schema.index_of(n).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(SortCheck {
+            columns,
+            last: None,
+        })
+    }
+
+    /// The checked column indices.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// True when `batch` continues the order (within itself and after the last row so far).
+    /// When it does, its last row becomes the new reference.
+    pub fn accept(&mut self, batch: &RecordBatch) -> Result<bool> {
+        if batch.num_rows() == 0 {
+            return Ok(true);
+        }
+        let mut keys = Vec::with_capacity(self.columns.len());
+        for &c in &self.columns {
+            match Key::of(batch.column(c))? {
+                Some(k) => keys.push(k),
+                None => return Ok(false),
+            }
+        }
+        let lex = |a: &[Key], i: usize, b: &[Key], j: usize| -> Ordering {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| x.cmp(i, y, j))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        };
+        if let Some(last) = &self.last
+            && lex(last, 0, &keys, 0) == Ordering::Greater
+        {
+            return Ok(false);
+        }
+        for r in 1..batch.num_rows() {
+            if lex(&keys, r - 1, &keys, r) == Ordering::Greater {
+                return Ok(false);
+            }
+        }
+        // Keep a compact copy of the last row, not a view that pins the whole batch.
+        let n = batch.num_rows();
+        let last = keys
+            .iter()
+            .map(|k| {
+                let row = arrow_select::concat::concat(&[k.array().slice(n - 1, 1).as_ref()])?;
+                Ok(match k {
+                    Key::Int(_) => Key::Int(row),
+                    Key::Float(_) => Key::Float(row),
+                    Key::Str(_) => Key::Str(row),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.last = Some(last);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+
+    fn b(sym: Vec<&str>, ts: Vec<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, true),
+            Field::new("ts", DataType::Int64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(sym)),
+                Arc::new(Int64Array::from(ts)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn accepts_sorted_runs_and_rejects_breaks() {
+        let names = vec!["symbol".to_string(), "ts".to_string()];
+        let mut c = SortCheck::new(&b(vec![], vec![]).schema(), &names).unwrap();
+        assert!(c.accept(&b(vec!["A", "A", "B"], vec![1, 2, 0])).unwrap());
+        assert!(c.accept(&b(vec!["B"], vec![0])).unwrap());
+        assert!(!c.accept(&b(vec!["A"], vec![5])).unwrap());
+        assert!(!c.accept(&b(vec!["B", "B"], vec![3, 2])).unwrap());
+        assert!(SortCheck::new(&b(vec![], vec![]).schema(), &["nope".to_string()]).is_none());
+    }
+}

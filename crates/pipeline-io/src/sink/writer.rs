@@ -1,0 +1,239 @@
+//! [`FileWriter`]: one output file in any format, written under a hidden temporary name
+//! (`.<name>.tmp` in its final directory) and renamed into place only when published.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use pipeline_core::{Error, OutputFormat, Result};
+
+use super::csv;
+use super::ipc::IpcFile;
+use super::options::{Compression, WriteOptions};
+use super::sorted::SortCheck;
+
+/// Buffer between the encoders and the file. Parquet and IPC hand over whole pages or
+/// batches, so a larger buffer only saves syscalls on CSV; 256 KiB is where larger buffers
+/// stopped helping in the sink benchmark.
+const FILE_BUFFER: usize = 256 << 10;
+
+/// Wraps a Parquet error with the file it concerns.
+pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    Error::Arrow(arrow_schema::ArrowError::ParquetError(format!(
+        "{}: {e}",
+        path.display()
+    )))
+}
+
+/// The temporary name of `final_path`: `.<name>.tmp` beside it, hidden from dataset readers
+/// (pyarrow, DuckDB and Spark skip names starting with `.`).
+pub fn temp_path(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(".{name}.tmp"))
+}
+
+enum Encoder {
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Ipc(Box<IpcFile>),
+    Csv(BufWriter<File>),
+}
+
+/// One file being written.
+pub struct FileWriter {
+    encoder: Encoder,
+    schema: SchemaRef,
+    tmp: PathBuf,
+    final_path: PathBuf,
+    rows: u64,
+    row_group_bytes: usize,
+    sort: Option<SortCheck>,
+}
+
+/// A complete file still under its temporary name.
+#[derive(Debug)]
+pub struct ClosedFile {
+    tmp: PathBuf,
+    final_path: PathBuf,
+    rows: u64,
+}
+
+impl ClosedFile {
+    /// Renames the file into place; returns its final path, rows and bytes.
+    pub fn publish(self) -> Result<(PathBuf, u64, u64)> {
+        fs::rename(&self.tmp, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+        let bytes = fs::metadata(&self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?
+            .len();
+        Ok((self.final_path, self.rows, bytes))
+    }
+
+    /// Deletes the temporary file.
+    pub fn discard(self) {
+        // Best effort: the file may already be gone; nothing else can be done about it here.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+impl FileWriter {
+    /// Creates `final_path`'s temporary file for batches of `schema`. `sort` names the columns
+    /// a Parquet file declares itself sorted by; the rows are checked against it.
+    pub fn create(
+        final_path: &Path,
+        schema: SchemaRef,
+        opts: &WriteOptions,
+        format: OutputFormat,
+        sort: &[String],
+    ) -> Result<FileWriter> {
+        if let Some(dir) = final_path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = temp_path(final_path);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let out = BufWriter::with_capacity(FILE_BUFFER, file);
+        let mut sort_check = None;
+        let encoder = match format {
+            OutputFormat::Parquet => {
+                sort_check = SortCheck::new(&schema, sort);
+                let props = parquet_properties(&schema, opts, sort_check.as_ref(), &tmp)?;
+                let w = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props))
+                    .map_err(|e| parquet_error(&tmp, e))?;
+                Encoder::Parquet(Box::new(w))
+            }
+            OutputFormat::Ipc => Encoder::Ipc(Box::new(IpcFile::try_new(
+                out,
+                Arc::clone(&schema),
+                opts.compression,
+                opts.row_group_bytes,
+            )?)),
+            OutputFormat::Csv => {
+                let mut out = out;
+                csv::write_header(&mut out, &schema).map_err(|e| Error::io(&tmp, e))?;
+                Encoder::Csv(out)
+            }
+        };
+        Ok(FileWriter {
+            encoder,
+            schema,
+            tmp,
+            final_path: final_path.to_path_buf(),
+            rows: 0,
+            row_group_bytes: opts.row_group_bytes,
+            sort: sort_check,
+        })
+    }
+
+    /// The schema this file was opened with.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// True when `batch` keeps the file's declared order (always true without one).
+    pub fn keeps_order(&mut self, batch: &RecordBatch) -> Result<bool> {
+        match &mut self.sort {
+            Some(s) => s.accept(batch),
+            None => Ok(true),
+        }
+    }
+
+    /// Appends rows; a Parquet row group is flushed once its buffers reach the byte budget.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.encoder {
+            Encoder::Parquet(w) => {
+                w.write(batch).map_err(|e| parquet_error(&self.tmp, e))?;
+                if w.memory_size().max(w.in_progress_size()) >= self.row_group_bytes {
+                    w.flush().map_err(|e| parquet_error(&self.tmp, e))?;
+                }
+            }
+            Encoder::Ipc(w) => w.write(batch)?,
+            Encoder::Csv(w) => csv::write_rows(w, batch)?,
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Completes the file (footer, flush, fsync) under its temporary name.
+    pub fn close(self) -> Result<ClosedFile> {
+        let tmp = self.tmp;
+        let out = match self.encoder {
+            Encoder::Parquet(w) => w.into_inner().map_err(|e| parquet_error(&tmp, e))?,
+            Encoder::Ipc(w) => w.finish()?,
+            Encoder::Csv(w) => w,
+        };
+        let mut out = out;
+        out.flush().map_err(|e| Error::io(&tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
+        // The data must be on disk before the rename makes the name final.
+        file.sync_data().map_err(|e| Error::io(&tmp, e))?;
+        Ok(ClosedFile {
+            tmp,
+            final_path: self.final_path,
+            rows: self.rows,
+        })
+    }
+
+    /// Drops the file without completing it.
+    pub fn abort(self) {
+        let tmp = self.tmp.clone();
+        drop(self.encoder);
+        // Best effort: a missing temp file is already the goal.
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+fn parquet_properties(
+    schema: &SchemaRef,
+    opts: &WriteOptions,
+    sort: Option<&SortCheck>,
+    path: &Path,
+) -> Result<WriterProperties> {
+    let codec = match opts.compression {
+        Compression::Zstd => PqCompression::ZSTD(
+            ZstdLevel::try_new(opts.compression_level).map_err(|e| parquet_error(path, e))?,
+        ),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::None => PqCompression::UNCOMPRESSED,
+    };
+    let mut b = WriterProperties::builder()
+        .set_compression(codec)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("tickpipe {}", env!("CARGO_PKG_VERSION")));
+    if let Some(sort) = sort {
+        // Sorting columns name leaf columns of the Parquet schema, which differ from Arrow
+        // field indices once a nested column comes first.
+        let descr = ArrowSchemaConverter::new()
+            .convert(schema)
+            .map_err(|e| parquet_error(path, e))?;
+        let leaves = sort
+            .columns()
+            .iter()
+            .map(|&i| {
+                let name = schema.field(i).name();
+                descr
+                    .columns()
+                    .iter()
+                    .position(|c| c.path().string() == *name)
+                    .map(|idx| SortingColumn {
+                        column_idx: idx as i32,
+                        descending: false,
+                        nulls_first: false,
+                    })
+            })
+            .collect::<Option<Vec<_>>>();
+        b = b.set_sorting_columns(leaves);
+    }
+    Ok(b.build())
+}
