@@ -253,11 +253,10 @@ impl SymbolGen {
         let mut step = 1;
         match table.pick(self.rng.f64()) {
             None => {}
-            Some(AnomalyKind::Duplicate) => {
-                if self.slots - self.slot_i >= 2 {
-                    row.dup = true;
-                    step = 2;
-                }
+            // The copy needs a slot of its own; on the day's last slot the row stays clean.
+            Some(AnomalyKind::Duplicate) if self.slots - self.slot_i >= 2 => {
+                row.dup = true;
+                step = 2;
             }
             Some(kind) => self.apply(&mut row, kind),
         }
