@@ -1,0 +1,222 @@
+//! The run manifest (redb): what a resumed run needs after a `kill -9` — committed segments,
+//! completed and failed sources, output files, the ledger so far, and each worker's stage
+//! state at the last segment end.
+
+use std::path::{Path, PathBuf};
+
+use pipeline_core::{Error, Ledger, Result, StageMetrics};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Manifest format version; bumped on incompatible changes.
+const VERSION: u32 = 1;
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
+
+/// Everything committed so far, as of the last segment end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Committed {
+    pub version: u32,
+    /// Worker count of the run (a resume must use the same: stage state is per worker).
+    pub workers: usize,
+    /// The next segment number to write.
+    pub next_segment: u32,
+    /// Sources completed, in order.
+    pub completed: Vec<String>,
+    /// Sources failed, with their errors.
+    pub failed: Vec<(String, String)>,
+    /// Output files of committed segments.
+    pub outputs: Vec<PathBuf>,
+    /// Ledger of committed segments (rows held in stage state are read but not yet out).
+    pub ledger: Ledger,
+    /// Stage metrics of committed segments.
+    pub stages: Vec<(String, StageMetrics)>,
+    /// Input bytes of committed segments.
+    pub bytes_read: u64,
+}
+
+/// An open manifest.
+pub(crate) struct Manifest {
+    db: Database,
+    path: PathBuf,
+}
+
+fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::io(path, std::io::Error::other(format!("run manifest: {e}")))
+}
+
+impl Manifest {
+    /// Creates a fresh manifest at `path`, replacing any old one.
+    pub fn create(path: &Path) -> Result<Self> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        let db = Database::create(path).map_err(|e| db_err(path, e))?;
+        Ok(Manifest {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing manifest for resuming.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::Usage(format!(
+                "cannot resume: no run manifest at {}",
+                path.display()
+            )));
+        }
+        let db = Database::open(path).map_err(|e| db_err(path, e))?;
+        Ok(Manifest {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The committed state and per-worker stage states (`states[worker][stage]`), or `None`
+    /// when nothing was committed yet.
+    pub fn load(&self) -> Result<Option<(Committed, Vec<Vec<Option<Vec<u8>>>>)>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(p, e)),
+        };
+        let Some(text) = meta.get("committed").map_err(|e| db_err(p, e))? else {
+            return Ok(None);
+        };
+        let c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        if c.version != VERSION {
+            return Err(Error::Usage(format!(
+                "cannot resume: manifest version {} (this tickpipe writes {VERSION})",
+                c.version
+            )));
+        }
+        let states_t = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
+        let n_stages = c.stages.len();
+        let mut states = vec![vec![None; n_stages]; c.workers];
+        for (w, row) in states.iter_mut().enumerate() {
+            for (k, slot) in row.iter_mut().enumerate() {
+                if let Some(v) = states_t
+                    .get(state_key(w, k).as_str())
+                    .map_err(|e| db_err(p, e))?
+                {
+                    *slot = Some(v.value().to_vec());
+                }
+            }
+        }
+        Ok(Some((c, states)))
+    }
+
+    /// Commits a segment atomically: the new committed state and every worker's stage state.
+    pub fn commit(&self, c: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
+        let p = &self.path;
+        let mut c = c.clone();
+        c.version = VERSION;
+        let text = serde_json::to_string(&c).map_err(|e| db_err(p, e))?;
+        let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
+            meta.insert("committed", text.as_str())
+                .map_err(|e| db_err(p, e))?;
+            let mut st = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
+            for (w, row) in states.iter().enumerate() {
+                for (k, s) in row.iter().enumerate() {
+                    let key = state_key(w, k);
+                    match s {
+                        Some(bytes) => {
+                            st.insert(key.as_str(), bytes.as_slice())
+                                .map_err(|e| db_err(p, e))?;
+                        }
+                        None => {
+                            st.remove(key.as_str()).map_err(|e| db_err(p, e))?;
+                        }
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| db_err(p, e))
+    }
+}
+
+fn state_key(worker: usize, stage: usize) -> String {
+    format!("w{worker}/s{stage}")
+}
+
+/// Deletes files under `dir` that are not in `keep` (and not the manifest itself): partial
+/// outputs of an interrupted segment and stray `.tmp` files. Returns how many were removed.
+pub(crate) fn remove_unlisted(dir: &Path, keep: &[PathBuf], manifest: &Path) -> Result<usize> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let keep: std::collections::HashSet<PathBuf> = keep.iter().map(|p| canon(p)).collect();
+    let manifest = canon(manifest);
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&d, e))?;
+            let path = entry.path();
+            let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            if ft.is_dir() {
+                stack.push(path);
+            } else {
+                let c = canon(&path);
+                if c != manifest && !keep.contains(&c) {
+                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path).unwrap();
+        assert!(m.load().unwrap().is_none());
+        let c = Committed {
+            workers: 2,
+            next_segment: 3,
+            completed: vec!["a.csv".into()],
+            stages: vec![("s".into(), StageMetrics::default())],
+            ..Default::default()
+        };
+        m.commit(&c, &[vec![Some(vec![1, 2])], vec![None]]).unwrap();
+        drop(m);
+        let (got, states) = Manifest::open(&path).unwrap().load().unwrap().unwrap();
+        assert_eq!(got.next_segment, 3);
+        assert_eq!(states, vec![vec![Some(vec![1, 2])], vec![None]]);
+    }
+
+    #[test]
+    fn unlisted_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("a.txt");
+        std::fs::write(&keep, "x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b.txt.tmp"), "x").unwrap();
+        let n = remove_unlisted(
+            dir.path(),
+            std::slice::from_ref(&keep),
+            &dir.path().join("m"),
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(keep.exists());
+    }
+}

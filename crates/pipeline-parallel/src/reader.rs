@@ -1,0 +1,285 @@
+//! A reader: opens one source, splits its chunks over the workers, and retries the source
+//! (reopening it) after an error or panic in the source or in a worker's stage.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use pipeline_core::{Ledger, Reject, RejectKind};
+
+use crate::route::{Route, split};
+use crate::spec::SourceSpec;
+use crate::worker::{Ack, Part};
+
+/// Counters shared by all readers, for progress and the adaptive channel size.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
+    pub chunk_bytes_sum: AtomicU64,
+    pub chunks: AtomicU64,
+}
+
+/// How one source ended.
+pub(crate) struct SourceOutcome {
+    pub index: usize,
+    /// Rows read (including the source's quarantined rows) and those quarantines.
+    pub ledger: Ledger,
+    /// `Some(error)` when it failed after all retries.
+    pub failed: Option<String>,
+    pub bytes: u64,
+    pub cancelled: bool,
+}
+
+pub(crate) struct ReaderCtx {
+    pub workers: usize,
+    pub route: Route,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub cancel: Arc<AtomicBool>,
+    pub abort: Arc<AtomicBool>,
+    pub rejects: Sender<Vec<Reject>>,
+    pub shared: Arc<Shared>,
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
+
+/// Why an attempt stopped early.
+enum Stop {
+    Source(String),
+    Worker(String),
+    Cancelled,
+}
+
+struct FileState {
+    /// Deliveries counted as read so far (the high-water mark over attempts).
+    hw: u64,
+    /// Whether the source's final rejects were counted.
+    tail_counted: bool,
+    /// Whether some worker must replay (then deliveries below `hw` are sent again).
+    replay: bool,
+    rows: Vec<Vec<u32>>,
+    ledger: Ledger,
+    bytes: u64,
+}
+
+/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`.
+pub(crate) fn read_source(
+    ctx: &ReaderCtx,
+    index: usize,
+    spec: &SourceSpec,
+    parts: Vec<Sender<Part>>,
+    acks: Receiver<Ack>,
+) -> SourceOutcome {
+    let mut st = FileState {
+        hw: 0,
+        tail_counted: false,
+        replay: false,
+        rows: Vec::new(),
+        ledger: Ledger::default(),
+        bytes: 0,
+    };
+    let mut last_error = String::new();
+    let mut cancelled = false;
+    let mut ok = false;
+    for attempt in 0..=ctx.retries {
+        if attempt > 0 {
+            let wait = ctx.backoff.saturating_mul(1 << (attempt - 1).min(6));
+            tracing::warn!(source = %spec.name, attempt, error = %last_error, "retrying source in {wait:?}");
+            std::thread::sleep(wait);
+        }
+        let mut acked = 0usize;
+        let mut worker_failed = false;
+        let stop = {
+            let mut on_ack = |a: Ack| {
+                if a.attempt == attempt {
+                    acked += 1;
+                    if let Some(e) = a.error {
+                        worker_failed = true;
+                        last_error = e;
+                    }
+                }
+            };
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                attempt_once(ctx, spec, attempt, &parts, &acks, &mut st, &mut on_ack)
+            }));
+            match r {
+                Ok(r) => r,
+                Err(p) => Some(Stop::Source(format!(
+                    "source panicked: {}",
+                    panic_message(&p)
+                ))),
+            }
+        };
+        for p in &parts {
+            let _ = p.send(Part::End { attempt });
+        }
+        // Every worker answers each attempt exactly once.
+        while acked < ctx.workers {
+            match acks.recv() {
+                Ok(a) => {
+                    if a.attempt == attempt {
+                        acked += 1;
+                        if let Some(e) = a.error {
+                            worker_failed = true;
+                            last_error = e;
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if worker_failed {
+            st.replay = true;
+        }
+        match stop {
+            Some(Stop::Cancelled) => {
+                cancelled = true;
+                break;
+            }
+            Some(Stop::Source(e)) => last_error = e,
+            Some(Stop::Worker(e)) => last_error = e,
+            None if !worker_failed => {
+                ok = true;
+                break;
+            }
+            None => {}
+        }
+        if ctx.abort.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    if ok {
+        for p in &parts {
+            let _ = p.send(Part::Finished);
+        }
+    } else {
+        let rows = Arc::new(std::mem::take(&mut st.rows));
+        for p in &parts {
+            let _ = p.send(Part::Failed { rows: rows.clone() });
+        }
+        if !cancelled {
+            tracing::error!(source = %spec.name, error = %last_error, "source failed after {} retries", ctx.retries);
+        }
+    }
+    SourceOutcome {
+        index,
+        ledger: st.ledger,
+        failed: (!ok && !cancelled).then_some(last_error),
+        bytes: st.bytes,
+        cancelled,
+    }
+}
+
+fn count_rejects(ledger: &mut Ledger, rejects: &[Reject]) {
+    for r in rejects {
+        ledger.add_read(1);
+        match r.kind {
+            RejectKind::Quarantined => ledger.add_quarantined(&r.reason, 1),
+            RejectKind::Removed => ledger.add_removed(&r.reason, 1),
+        }
+    }
+}
+
+fn attempt_once(
+    ctx: &ReaderCtx,
+    spec: &SourceSpec,
+    attempt: u32,
+    parts: &[Sender<Part>],
+    acks: &Receiver<Ack>,
+    st: &mut FileState,
+    on_ack: &mut dyn FnMut(Ack),
+) -> Option<Stop> {
+    let mut src = match (spec.open)() {
+        Ok(s) => s,
+        Err(e) => return Some(Stop::Source(e.to_string())),
+    };
+    let mut d = 0u64;
+    let mut last_bytes = 0u64;
+    loop {
+        if ctx.cancel.load(Ordering::Relaxed) || ctx.abort.load(Ordering::Relaxed) {
+            return Some(Stop::Cancelled);
+        }
+        while let Ok(a) = acks.try_recv() {
+            let failed = a.error.clone();
+            on_ack(a);
+            if let Some(e) = failed {
+                return Some(Stop::Worker(e));
+            }
+        }
+        let item = src.next();
+        let rejects = src.drain_rejects();
+        let fresh = d >= st.hw;
+        let Some(item) = item else {
+            if !st.tail_counted {
+                count_rejects(&mut st.ledger, &rejects);
+                send_rejects(ctx, rejects);
+                st.tail_counted = true;
+            }
+            return None;
+        };
+        let chunk = match item {
+            Ok(c) => c,
+            Err(e) => return Some(Stop::Source(e.to_string())),
+        };
+        let p = src.progress().bytes_read;
+        if fresh {
+            count_rejects(&mut st.ledger, &rejects);
+            send_rejects(ctx, rejects);
+            let n = chunk.num_rows() as u64;
+            st.ledger.add_read(n);
+            st.bytes += p.saturating_sub(last_bytes);
+            ctx.shared.rows.fetch_add(n, Ordering::Relaxed);
+            ctx.shared
+                .bytes
+                .fetch_add(p.saturating_sub(last_bytes), Ordering::Relaxed);
+            ctx.shared
+                .chunk_bytes_sum
+                .fetch_add(chunk.memory_size() as u64, Ordering::Relaxed);
+            ctx.shared.chunks.fetch_add(1, Ordering::Relaxed);
+        }
+        last_bytes = p;
+        if !fresh && !st.replay {
+            d += 1;
+            continue;
+        }
+        let split = match split(chunk, d, &ctx.route, ctx.workers) {
+            Ok(s) => s,
+            Err(e) => return Some(Stop::Source(e.to_string())),
+        };
+        if fresh {
+            st.rows.push(
+                split
+                    .iter()
+                    .map(|p| p.as_ref().map_or(0, |c| c.num_rows() as u32))
+                    .collect(),
+            );
+            st.hw = d + 1;
+        }
+        for (w, part) in split.into_iter().enumerate() {
+            if let Some(chunk) = part
+                && parts[w].send(Part::Data { attempt, d, chunk }).is_err()
+            {
+                return Some(Stop::Cancelled);
+            }
+        }
+        d += 1;
+    }
+}
+
+fn send_rejects(ctx: &ReaderCtx, rejects: Vec<Reject>) {
+    if !rejects.is_empty() {
+        let _ = ctx.rejects.send(rejects);
+    }
+}

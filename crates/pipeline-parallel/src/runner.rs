@@ -1,0 +1,757 @@
+//! [`Runner`]: the builder for a parallel run, and the coordinator that drives readers,
+//! workers, segment commits and the manifest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, bounded, select, unbounded};
+use pipeline_core::{
+    Error, Reject, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
+    partition_of,
+};
+
+use crate::manifest::{Committed, Manifest, remove_unlisted};
+use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
+use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
+use crate::route::Route;
+use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
+use crate::worker::{Control, SegmentReport, Worker};
+
+/// Reject batches buffered before the quarantine writer; rejects are small, so this holds at
+/// most a few MB.
+const REJECT_CAPACITY: usize = 1024;
+
+/// Progress callbacks are at most this frequent.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Settings of a run; every field has a documented default.
+#[derive(Debug, Clone)]
+struct RunConfig {
+    /// Worker threads. Default: the number of cores.
+    workers: usize,
+    /// Sources open at once. Default: `max(2, workers)`.
+    max_open_files: Option<usize>,
+    /// Memory budget in bytes. Default 256 MiB (as `[pipeline] memory_limit`).
+    memory_limit: u64,
+    /// Chunks per (source, worker) channel; 0 derives it from the memory limit and the
+    /// observed chunk size. Default 0.
+    channel_capacity: usize,
+    /// Retries per source after an error or panic. Default 2 (as `[pipeline] retries`).
+    retries: u32,
+    /// First retry delay, doubled per retry. Default 50 ms.
+    retry_backoff: Duration,
+    /// A segment ends at the first source boundary after this many input bytes. Default 1 GiB:
+    /// at the target throughput that is a few seconds of work lost to a `kill -9`, while
+    /// keeping the number of output files per symbol small.
+    segment_bytes: u64,
+    /// Run manifest path. Default: none (no checkpoints).
+    manifest: Option<PathBuf>,
+    /// Continue an interrupted run from its manifest. Default false.
+    resume: bool,
+    /// Output directory cleaned of unlisted files on resume. Default: none.
+    output_dir: Option<PathBuf>,
+    /// `(k, n)`: keep only shard `k` of `n`. Default `(0, 1)`.
+    shard: (usize, usize),
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            max_open_files: None,
+            memory_limit: 256 << 20,
+            channel_capacity: 0,
+            retries: 2,
+            retry_backoff: Duration::from_millis(50),
+            segment_bytes: 1 << 30,
+            manifest: None,
+            resume: false,
+            output_dir: None,
+            shard: (0, 1),
+        }
+    }
+}
+
+/// Builds a parallel run: sources, stages, sinks and settings; [`Runner::build`] validates.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use arrow_array::{RecordBatch, StringArray};
+/// use arrow_schema::{DataType, Field, Schema};
+/// use pipeline_core::{Chunk, MemorySink, Sink, Source, VecSource};
+/// use pipeline_parallel::{Runner, SourceSpec};
+///
+/// let schema = Arc::new(Schema::new(vec![Field::new("symbol", DataType::Utf8, true)]));
+/// let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["A", "B"]))])?;
+/// let chunk = Chunk::with_first_line(batch, 0, 0, 2)?;
+/// let spec = SourceSpec {
+///     name: "day1.csv".into(),
+///     size_bytes: 100,
+///     open: Arc::new(move || Ok(Box::new(VecSource::new(chunk.schema(), vec![chunk.clone()])) as Box<dyn Source>)),
+/// };
+/// let report = Runner::new()
+///     .sources(vec![spec])
+///     .workers(2)
+///     .sink_factory(Arc::new(|_w, _seg| Ok(Box::new(MemorySink::default()) as Box<dyn Sink>)))
+///     .build()?
+///     .run()?;
+/// assert_eq!(report.ledger.written, 2);
+/// # Ok::<(), pipeline_core::Error>(())
+/// ```
+#[derive(Default)]
+pub struct Runner {
+    config: RunConfig,
+    sources: Vec<SourceSpec>,
+    stages: Vec<StageFactory>,
+    sink_factory: Option<SinkFactory>,
+    reject_sink: Option<Box<dyn RejectSink>>,
+    progress: Option<ProgressFn>,
+    on_commit: Option<CommitFn>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Runner {
+    /// A runner with default settings.
+    pub fn new() -> Self {
+        Runner::default()
+    }
+
+    /// The inputs, in processing order (per-day files in date order).
+    pub fn sources(mut self, sources: Vec<SourceSpec>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// The stages, in order.
+    pub fn stages(mut self, stages: Vec<StageFactory>) -> Self {
+        self.stages = stages;
+        self
+    }
+
+    /// Builds each worker's sink for each segment.
+    pub fn sink_factory(mut self, f: SinkFactory) -> Self {
+        self.sink_factory = Some(f);
+        self
+    }
+
+    /// Receives every rejected row (one writer thread).
+    pub fn reject_sink(mut self, s: Box<dyn RejectSink>) -> Self {
+        self.reject_sink = Some(s);
+        self
+    }
+
+    /// Worker threads (default: cores).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+
+    /// Sources open at once (default `max(2, workers)`).
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.config.max_open_files = Some(n);
+        self
+    }
+
+    /// Memory budget in bytes (default 256 MiB).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.config.memory_limit = bytes;
+        self
+    }
+
+    /// Chunks per channel; 0 derives it from the memory limit (default 0).
+    pub fn channel_capacity(mut self, n: usize) -> Self {
+        self.config.channel_capacity = n;
+        self
+    }
+
+    /// Retries per failing source (default 2).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.config.retries = n;
+        self
+    }
+
+    /// First retry delay, doubled per retry (default 50 ms).
+    pub fn retry_backoff(mut self, d: Duration) -> Self {
+        self.config.retry_backoff = d;
+        self
+    }
+
+    /// Input bytes per segment (checkpoint interval; default 1 GiB).
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.config.segment_bytes = bytes;
+        self
+    }
+
+    /// Ctrl-C flag: stop cleanly, keep committed segments, abort partial outputs.
+    pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Progress callback (at most every ~200 ms).
+    pub fn progress(mut self, f: ProgressFn) -> Self {
+        self.progress = Some(f);
+        self
+    }
+
+    /// Called after each segment commit with the segment number.
+    pub fn on_commit(mut self, f: CommitFn) -> Self {
+        self.on_commit = Some(f);
+        self
+    }
+
+    /// Writes a run manifest (redb) at `path`.
+    pub fn manifest(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.manifest = Some(path.into());
+        self
+    }
+
+    /// Continues the run recorded in the manifest.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.config.resume = yes;
+        self
+    }
+
+    /// The output directory: on resume, files in it that the manifest does not list are
+    /// deleted (partial segments, stray `.tmp` files).
+    pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.output_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps only the sources of shard `k` of `n`: source `s` is kept iff
+    /// `partition_of(s.name, n) == k`, so `n` processes split a dataset without talking.
+    pub fn shard(mut self, k: usize, n: usize) -> Self {
+        self.config.shard = (k, n);
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<Run> {
+        let c = &self.config;
+        if c.workers == 0 {
+            return Err(Error::config("pipeline.max_workers", "must be at least 1"));
+        }
+        if c.max_open_files == Some(0) {
+            return Err(Error::config("output.max_open_files", "must be at least 1"));
+        }
+        let (k, n) = c.shard;
+        if n == 0 || k >= n {
+            return Err(Error::Usage(format!("--shard {k}/{n}: need 0 <= K < N")));
+        }
+        if c.resume && c.manifest.is_none() {
+            return Err(Error::Usage("--resume needs a run manifest".into()));
+        }
+        if c.segment_bytes == 0 {
+            return Err(Error::config("segment_bytes", "must be at least 1"));
+        }
+        let sink_factory = self
+            .sink_factory
+            .clone()
+            .ok_or_else(|| Error::Usage("a parallel run needs a sink factory".into()))?;
+        let mut key: Option<String> = None;
+        let mut names = Vec::new();
+        for f in &self.stages {
+            let s = f()?;
+            names.push(s.name().to_string());
+            if let StageOrder::PerKey { key: k } = s.order() {
+                match &key {
+                    None => key = Some(k),
+                    Some(prev) if *prev != k => {
+                        return Err(Error::Usage(format!(
+                            "per-key stages disagree on the key column: `{prev}` and `{k}` (stage `{}`)",
+                            s.name()
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for s in &self.sources {
+            if !seen.insert(s.name.as_str()) {
+                return Err(Error::Usage(format!("input `{}` is listed twice", s.name)));
+            }
+        }
+        let route = key.map_or(Route::RoundRobin, Route::ByKey);
+        Ok(Run {
+            r: self,
+            sink_factory,
+            route,
+            names,
+        })
+    }
+}
+
+/// A validated run, ready to [`Run::run`].
+pub struct Run {
+    r: Runner,
+    sink_factory: SinkFactory,
+    route: Route,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("config", &self.r.config)
+            .field("sources", &self.r.sources.len())
+            .field("stages", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits sources into segments: each ends at the first source boundary after
+/// `segment_bytes` input bytes, and the last ends with the input.
+fn plan_segments(sources: &[SourceSpec], segment_bytes: u64) -> Vec<u32> {
+    let mut seg = 0u32;
+    let mut acc = 0u64;
+    let mut out = Vec::with_capacity(sources.len());
+    for (i, s) in sources.iter().enumerate() {
+        out.push(seg);
+        acc += s.size_bytes;
+        if acc >= segment_bytes && i + 1 < sources.len() {
+            seg += 1;
+            acc = 0;
+        }
+    }
+    out
+}
+
+struct Progressor {
+    f: Option<ProgressFn>,
+    last: Instant,
+    start: Instant,
+    total: u64,
+    files_total: usize,
+}
+
+impl Progressor {
+    fn tick(&mut self, shared: &Shared, files_done: usize, force: bool) {
+        let Some(f) = &self.f else { return };
+        if !force && self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let rows = shared.rows.load(Ordering::Relaxed);
+        let elapsed = self.start.elapsed();
+        f(&ProgressSnapshot {
+            rows,
+            bytes_read: shared.bytes.load(Ordering::Relaxed),
+            bytes_total: self.total,
+            rows_per_second: rows as f64 / elapsed.as_secs_f64().max(1e-9),
+            files_done,
+            files_total: self.files_total,
+            elapsed,
+        });
+    }
+}
+
+impl Run {
+    /// Runs to the end (or to cancellation: [`Error::Cancelled`], with completed segments
+    /// committed and partial outputs removed).
+    pub fn run(self) -> Result<RunReport> {
+        let start = Instant::now();
+        let Run {
+            r,
+            sink_factory,
+            route,
+            names,
+        } = self;
+        let Runner {
+            config: c,
+            sources,
+            stages,
+            reject_sink,
+            progress,
+            on_commit,
+            cancel,
+            ..
+        } = r;
+        let w = c.workers;
+        let (k, n) = c.shard;
+        let sources: Vec<SourceSpec> = sources
+            .into_iter()
+            .filter(|s| partition_of(s.name.as_bytes(), n) == k)
+            .collect();
+        let segs = plan_segments(&sources, c.segment_bytes);
+        let last_seg = segs.last().copied().unwrap_or(0);
+
+        // The manifest: fresh, or loaded for a resume.
+        let mut committed = Committed {
+            workers: w,
+            stages: names
+                .iter()
+                .map(|n| (n.clone(), StageMetrics::default()))
+                .collect(),
+            ..Default::default()
+        };
+        let mut states: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; names.len()]; w];
+        let manifest = match &c.manifest {
+            None => None,
+            Some(path) if c.resume => {
+                let m = Manifest::open(path)?;
+                if let Some((prev, st)) = m.load()? {
+                    if prev.workers != w {
+                        return Err(Error::Usage(format!(
+                            "cannot resume with {w} workers: the interrupted run used {} (stage state is kept per worker)",
+                            prev.workers
+                        )));
+                    }
+                    if prev.stages.iter().map(|s| &s.0).ne(names.iter()) {
+                        return Err(Error::Usage(
+                            "cannot resume: the stages differ from the interrupted run".into(),
+                        ));
+                    }
+                    committed = prev;
+                    states = st;
+                }
+                if let Some(dir) = &c.output_dir {
+                    let removed = remove_unlisted(dir, &committed.outputs, path)?;
+                    tracing::info!(removed, "resume: removed partial outputs");
+                }
+                Some(m)
+            }
+            Some(path) => Some(Manifest::create(path)?),
+        };
+        let first = segs
+            .iter()
+            .position(|s| *s >= committed.next_segment)
+            .unwrap_or(sources.len());
+        let done_names: HashSet<&str> = committed
+            .completed
+            .iter()
+            .map(String::as_str)
+            .chain(committed.failed.iter().map(|f| f.0.as_str()))
+            .collect();
+        if let Some(s) = sources[..first]
+            .iter()
+            .find(|s| !done_names.contains(s.name.as_str()))
+        {
+            return Err(Error::Usage(format!(
+                "cannot resume: input `{}` was not part of the interrupted run's committed segments (inputs changed?)",
+                s.name
+            )));
+        }
+        let resumed_complete = c.resume
+            && committed.next_segment > last_seg
+            && first == sources.len()
+            && !sources.is_empty();
+
+        // The quarantine writer.
+        let (rej_tx, rej_rx) = bounded::<Vec<Reject>>(REJECT_CAPACITY);
+        let reject_thread = spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
+            let mut sink = reject_sink;
+            for batch in rej_rx {
+                if let Some(s) = sink.as_mut() {
+                    s.write(&batch)?;
+                }
+            }
+            match sink.as_mut() {
+                Some(s) => s.finish(),
+                None => Ok(SinkSummary::default()),
+            }
+        })?;
+
+        let cancel = cancel.unwrap_or_default();
+        let abort = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
+
+        // Workers.
+        let (rep_tx, rep_rx) = unbounded::<Result<SegmentReport>>();
+        let mut controls: Vec<Sender<Control>> = Vec::new();
+        let mut worker_threads: Vec<JoinHandle<()>> = Vec::new();
+        for (id, st) in states.iter().enumerate() {
+            let built: Vec<_> = stages.iter().map(|f| f()).collect::<Result<_>>()?;
+            let mut worker = Worker::new(
+                id,
+                built,
+                sink_factory.clone(),
+                rej_tx.clone(),
+                c.retries > 0,
+                abort.clone(),
+                committed.next_segment,
+            );
+            worker.restore(st)?;
+            let (tx, rx) = unbounded();
+            controls.push(tx);
+            let reps = rep_tx.clone();
+            worker_threads.push(spawn(&format!("tickpipe-worker-{id}"), move || {
+                worker.run(rx, reps)
+            })?);
+        }
+        drop(rep_tx);
+
+        let ctx = Arc::new(ReaderCtx {
+            workers: w,
+            route,
+            retries: c.retries,
+            backoff: c.retry_backoff,
+            cancel: cancel.clone(),
+            abort: abort.clone(),
+            rejects: rej_tx.clone(),
+            shared: shared.clone(),
+        });
+        drop(rej_tx);
+        let max_open = c.max_open_files.unwrap_or(w.max(2));
+        let (out_tx, out_rx) = unbounded::<SourceOutcome>();
+        let mut readers: Vec<JoinHandle<()>> = Vec::new();
+        let mut prog = Progressor {
+            f: progress,
+            last: Instant::now(),
+            start,
+            total: sources[first..].iter().map(|s| s.size_bytes).sum(),
+            files_total: sources.len() - first,
+        };
+        let sources = Arc::new(sources);
+
+        let mut next = first;
+        let mut in_flight = 0usize;
+        let mut outcomes: BTreeMap<usize, SourceOutcome> = BTreeMap::new();
+        let mut reports: BTreeMap<u32, Vec<SegmentReport>> = BTreeMap::new();
+        let mut next_commit = committed.next_segment;
+        let mut fatal: Option<Error> = None;
+        let all_done = |next_commit: u32| resumed_complete || next_commit > last_seg;
+        if sources.is_empty() {
+            for ctl in &controls {
+                let _ = ctl.send(Control::SegmentEnd { seg: 0, last: true });
+            }
+        }
+        let files_done = |o: &BTreeMap<usize, SourceOutcome>| o.len();
+
+        while !all_done(next_commit) {
+            let stopping = cancel.load(Ordering::Relaxed) || fatal.is_some();
+            while !stopping && next < sources.len() && in_flight < max_open {
+                if in_flight > 0 && (current_rss() as f64) > RSS_GATE * c.memory_limit as f64 {
+                    tracing::debug!("memory near the limit: not opening another source yet");
+                    break;
+                }
+                let cap = if c.channel_capacity > 0 {
+                    c.channel_capacity
+                } else {
+                    let seen = shared.chunks.load(Ordering::Relaxed);
+                    let avg = if seen == 0 {
+                        DEFAULT_CHUNK_BYTES
+                    } else {
+                        shared.chunk_bytes_sum.load(Ordering::Relaxed) / seen
+                    };
+                    derive_capacity(c.memory_limit, avg, max_open, w)
+                };
+                let (ack_tx, ack_rx) = unbounded();
+                let mut part_txs = Vec::with_capacity(w);
+                for ctl in &controls {
+                    let (tx, rx) = bounded(cap);
+                    part_txs.push(tx);
+                    let _ = ctl.send(Control::Source {
+                        parts: rx,
+                        acks: ack_tx.clone(),
+                    });
+                }
+                drop(ack_tx);
+                if next + 1 == sources.len() || segs[next + 1] != segs[next] {
+                    for ctl in &controls {
+                        let _ = ctl.send(Control::SegmentEnd {
+                            seg: segs[next],
+                            last: next + 1 == sources.len(),
+                        });
+                    }
+                }
+                let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
+                let index = next;
+                readers.push(spawn(&format!("tickpipe-reader-{index}"), move || {
+                    let o = read_source(&ctx, index, &srcs[index], part_txs, ack_rx);
+                    let _ = out.send(o);
+                })?);
+                next += 1;
+                in_flight += 1;
+            }
+
+            // Commit every segment that is complete, in order.
+            while next_commit <= last_seg {
+                let files: Vec<usize> = (0..sources.len())
+                    .filter(|i| segs[*i] == next_commit)
+                    .collect();
+                let ready = files
+                    .iter()
+                    .all(|i| outcomes.get(i).is_some_and(|o| !o.cancelled))
+                    && reports.get(&next_commit).is_some_and(|r| r.len() == w);
+                if !ready {
+                    break;
+                }
+                let mut reps = reports.remove(&next_commit).unwrap_or_default();
+                reps.sort_by_key(|r| r.worker);
+                for i in files {
+                    if let Some(o) = outcomes.get(&i) {
+                        committed.ledger.merge(&o.ledger);
+                        committed.bytes_read += o.bytes;
+                        match &o.failed {
+                            None => committed.completed.push(sources[i].name.clone()),
+                            Some(e) => committed.failed.push((sources[i].name.clone(), e.clone())),
+                        }
+                    }
+                }
+                let mut new_states = Vec::with_capacity(w);
+                for rep in reps {
+                    committed.ledger.merge(&rep.ledger);
+                    for (slot, m) in committed.stages.iter_mut().zip(&rep.metrics) {
+                        slot.1.merge(m);
+                    }
+                    committed.outputs.extend(rep.outputs);
+                    new_states.push(rep.states);
+                }
+                committed.next_segment = next_commit + 1;
+                if let Some(m) = &manifest {
+                    m.commit(&committed, &new_states)?;
+                }
+                if let Some(f) = &on_commit {
+                    f(next_commit);
+                }
+                next_commit += 1;
+            }
+            if all_done(next_commit) {
+                break;
+            }
+            let stopping = cancel.load(Ordering::Relaxed) || fatal.is_some();
+            if stopping && in_flight == 0 {
+                break;
+            }
+            select! {
+                recv(out_rx) -> o => {
+                    if let Ok(o) = o {
+                        in_flight -= 1;
+                        outcomes.insert(o.index, o);
+                    }
+                }
+                recv(rep_rx) -> r => match r {
+                    Ok(Ok(rep)) => reports.entry(rep.seg).or_default().push(rep),
+                    Ok(Err(e)) => {
+                        abort.store(true, Ordering::Relaxed);
+                        fatal.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        fatal.get_or_insert(Error::Internal("all workers stopped".into()));
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                },
+                default(PROGRESS_EVERY) => {}
+            }
+            prog.tick(&shared, files_done(&outcomes), false);
+        }
+
+        // Shut down: workers finish what is queued, abort partial sinks and exit.
+        drop(controls);
+        for h in worker_threads {
+            if h.join().is_err() {
+                fatal.get_or_insert(Error::Internal("a worker thread panicked".into()));
+            }
+        }
+        for h in readers {
+            if h.join().is_err() {
+                fatal.get_or_insert(Error::Internal("a reader thread panicked".into()));
+            }
+        }
+        for rep in rep_rx.try_iter() {
+            if let Err(e) = rep {
+                fatal.get_or_insert(e);
+            }
+        }
+        drop(ctx);
+        let rejects = match reject_thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(Error::Internal("the quarantine writer panicked".into())),
+        };
+        prog.tick(&shared, files_done(&outcomes), true);
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        let rejects = rejects?;
+        if !all_done(next_commit) {
+            return Err(Error::Cancelled);
+        }
+        committed.ledger.check_balance()?;
+        Ok(RunReport {
+            ledger: committed.ledger,
+            stages: committed.stages,
+            outputs: committed.outputs,
+            rejects,
+            files_ok: committed.completed,
+            files_failed: committed.failed,
+            bytes_read: committed.bytes_read,
+            wall: start.elapsed(),
+            peak_rss_bytes: peak_rss(),
+        })
+    }
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| Error::Internal(format!("cannot spawn thread `{name}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, size: u64) -> SourceSpec {
+        SourceSpec {
+            name: name.into(),
+            size_bytes: size,
+            open: Arc::new(|| Err(Error::Internal("not opened in this test".into()))),
+        }
+    }
+
+    #[test]
+    fn segments_end_at_file_boundaries_after_the_threshold() {
+        let s: Vec<SourceSpec> = [5, 5, 20, 1, 1, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| spec(&i.to_string(), *n))
+            .collect();
+        assert_eq!(plan_segments(&s, 10), vec![0, 0, 1, 2, 2, 2]);
+        assert_eq!(plan_segments(&s, 1000), vec![0; 6]);
+    }
+
+    #[test]
+    fn build_rejects_bad_settings() {
+        let sink: SinkFactory =
+            Arc::new(|_, _| Ok(Box::new(pipeline_core::MemorySink::default()) as _));
+        assert!(
+            Runner::new()
+                .workers(0)
+                .sink_factory(sink.clone())
+                .build()
+                .is_err()
+        );
+        assert!(
+            Runner::new()
+                .shard(2, 2)
+                .sink_factory(sink.clone())
+                .build()
+                .is_err()
+        );
+        assert!(
+            Runner::new()
+                .resume(true)
+                .sink_factory(sink.clone())
+                .build()
+                .is_err()
+        );
+        assert!(Runner::new().build().is_err());
+        assert!(
+            Runner::new()
+                .sources(vec![spec("a", 1), spec("a", 1)])
+                .sink_factory(sink)
+                .build()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! A worker: owns one instance of every stage and its sink per segment, takes the parts of
+//! each source routed to it (sources strictly in order), and replays a source after a stage
+//! failure so that per-key state is exactly what it was before the failing chunk.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use pipeline_core::{Chunk, Emitter, Error, Ledger, Reject, Result, Sink, Stage, StageMetrics};
+
+use crate::spec::SinkFactory;
+
+/// Quarantine reason for rows of a source that failed after all retries and that no stage
+/// saw (see the crate docs on failed sources).
+pub const FAILED_FILE: &str = "failed_file";
+
+/// What a reader sends a worker about one source.
+pub(crate) enum Part {
+    /// Delivery `d` of attempt `attempt`: this worker's rows of the source's `d`-th chunk.
+    Data { attempt: u32, d: u64, chunk: Chunk },
+    /// Attempt `attempt` ended (`aborted`: it did not reach the end of the source).
+    End { attempt: u32 },
+    /// The source is done; move on.
+    Finished,
+    /// The source failed for good; `rows[d][w]` are the rows of delivery `d` for worker `w`
+    /// among the deliveries counted as read.
+    Failed { rows: Arc<Vec<Vec<u32>>> },
+}
+
+/// A worker's answer to one attempt: exactly one per attempt.
+pub(crate) struct Ack {
+    pub attempt: u32,
+    pub error: Option<String>,
+}
+
+/// What the coordinator sends a worker.
+pub(crate) enum Control {
+    /// Process source `parts` next (sources arrive in order).
+    Source {
+        parts: Receiver<Part>,
+        acks: Sender<Ack>,
+    },
+    /// Segment `seg` ends here; `last` also flushes every stage.
+    SegmentEnd { seg: u32, last: bool },
+}
+
+/// A worker's contribution to one committed segment.
+pub(crate) struct SegmentReport {
+    pub worker: usize,
+    pub seg: u32,
+    pub ledger: Ledger,
+    pub metrics: Vec<StageMetrics>,
+    pub outputs: Vec<PathBuf>,
+    pub states: Vec<Option<Vec<u8>>>,
+}
+
+/// Stage failures are retried; sink and reject-sink failures end the run.
+enum Fault {
+    Stage(String),
+    Fatal(Error),
+}
+
+pub(crate) struct Worker {
+    pub id: usize,
+    pub stages: Vec<Box<dyn Stage>>,
+    pub sink_factory: SinkFactory,
+    pub rejects: Sender<Vec<Reject>>,
+    pub take_checkpoints: bool,
+    pub abort: Arc<AtomicBool>,
+    pub segment: u32,
+    sink: Option<Box<dyn Sink>>,
+    ledger: Ledger,
+    metrics: Vec<StageMetrics>,
+}
+
+impl Worker {
+    pub fn new(
+        id: usize,
+        stages: Vec<Box<dyn Stage>>,
+        sink_factory: SinkFactory,
+        rejects: Sender<Vec<Reject>>,
+        take_checkpoints: bool,
+        abort: Arc<AtomicBool>,
+        segment: u32,
+    ) -> Self {
+        let n = stages.len();
+        Worker {
+            id,
+            stages,
+            sink_factory,
+            rejects,
+            take_checkpoints,
+            abort,
+            segment,
+            sink: None,
+            ledger: Ledger::default(),
+            metrics: vec![StageMetrics::default(); n],
+        }
+    }
+
+    /// Restores stage states from a manifest.
+    pub fn restore(&mut self, states: &[Option<Vec<u8>>]) -> Result<()> {
+        for (s, st) in self.stages.iter_mut().zip(states) {
+            if let Some(bytes) = st {
+                s.restore(bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until the control channel closes; `reports` gets one report per segment.
+    pub fn run(mut self, control: Receiver<Control>, reports: Sender<Result<SegmentReport>>) {
+        for msg in control {
+            let r = match msg {
+                Control::Source { parts, acks } => self.source(parts, acks).map(|()| None),
+                Control::SegmentEnd { seg, last } => self.segment_end(seg, last).map(Some),
+            };
+            match r {
+                Ok(None) => {}
+                Ok(Some(rep)) => {
+                    if reports.send(Ok(rep)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.abort.store(true, Ordering::Relaxed);
+                    let _ = reports.send(Err(e));
+                    break;
+                }
+            }
+        }
+        // Anything not finished is partial: remove it.
+        if let Some(mut s) = self.sink.take() {
+            let _ = s.abort();
+        }
+    }
+
+    fn checkpoint(&self) -> Result<Vec<Option<Vec<u8>>>> {
+        self.stages.iter().map(|s| s.checkpoint()).collect()
+    }
+
+    /// Processes one source's parts, with the replay protocol described on [`Part`].
+    fn source(&mut self, parts: Receiver<Part>, acks: Sender<Ack>) -> Result<()> {
+        let ckpt = if self.take_checkpoints {
+            Some(self.checkpoint()?)
+        } else {
+            None
+        };
+        let mut done = 0u64; // deliveries fully processed and written
+        let mut attempt = 0u32; // lowest attempt still accepted
+        let mut needs_replay = false; // state was damaged by a failure: restore and replay
+        let mut replaying = false;
+        for msg in parts {
+            let msg_attempt = match &msg {
+                Part::Data { attempt, .. } | Part::End { attempt } => Some(*attempt),
+                _ => None,
+            };
+            if let Some(a) = msg_attempt {
+                if a < attempt {
+                    continue;
+                }
+                if a > attempt || (needs_replay && !replaying) {
+                    attempt = a;
+                    if needs_replay {
+                        if let Some(c) = &ckpt {
+                            self.restore(c)?;
+                        }
+                        replaying = true;
+                    }
+                }
+            }
+            match msg {
+                Part::Data {
+                    attempt: a,
+                    d,
+                    chunk,
+                } => {
+                    let discard = if d < done {
+                        if !replaying {
+                            continue;
+                        }
+                        true
+                    } else {
+                        false
+                    };
+                    match self.push(0, vec![chunk], discard) {
+                        Ok(()) => {
+                            if !discard {
+                                done = d + 1;
+                                needs_replay = false;
+                                replaying = false;
+                            }
+                        }
+                        Err(Fault::Stage(msg)) => {
+                            // Checkpoints are taken whenever retries are allowed; without
+                            // one there is no retry to prepare for.
+                            needs_replay = ckpt.is_some();
+                            replaying = false;
+                            attempt = a + 1;
+                            let _ = acks.send(Ack {
+                                attempt: a,
+                                error: Some(msg),
+                            });
+                        }
+                        Err(Fault::Fatal(e)) => return Err(e),
+                    }
+                }
+                Part::End { attempt: a } => {
+                    let _ = acks.send(Ack {
+                        attempt: a,
+                        error: None,
+                    });
+                }
+                Part::Finished => return Ok(()),
+                Part::Failed { rows } => {
+                    let lost: u64 = rows
+                        .iter()
+                        .skip(done as usize)
+                        .map(|r| u64::from(r.get(self.id).copied().unwrap_or(0)))
+                        .sum();
+                    self.ledger.add_quarantined(FAILED_FILE, lost);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `chunks` through stages `from..`, writing the results (or discarding everything
+    /// they produce when replaying).
+    fn push(
+        &mut self,
+        from: usize,
+        chunks: Vec<Chunk>,
+        discard: bool,
+    ) -> std::result::Result<(), Fault> {
+        let mut cur = chunks;
+        for k in from..self.stages.len() {
+            let mut em = Emitter::default();
+            let mut next = Vec::new();
+            for c in cur {
+                let (rows, bytes) = (c.num_rows() as u64, c.memory_size() as u64);
+                let t = Instant::now();
+                let stage = &mut self.stages[k];
+                let r = catch_unwind(AssertUnwindSafe(|| stage.process(c, &mut em)));
+                let busy = t.elapsed();
+                check(r, self.stages[k].name())?;
+                if !discard {
+                    let m = &mut self.metrics[k];
+                    m.rows_in += rows;
+                    m.bytes_in += bytes;
+                    m.chunks += 1;
+                    m.busy += busy;
+                }
+                next.extend(em.take_chunks());
+            }
+            self.collect(k, &mut em, &next, discard)?;
+            cur = next;
+        }
+        if discard {
+            return Ok(());
+        }
+        for c in cur {
+            self.write(&c).map_err(Fault::Fatal)?;
+        }
+        Ok(())
+    }
+
+    fn collect(
+        &mut self,
+        k: usize,
+        em: &mut Emitter,
+        out: &[Chunk],
+        discard: bool,
+    ) -> std::result::Result<(), Fault> {
+        let ledger = em.take_ledger();
+        let rejects = em.take_rejects();
+        if discard {
+            return Ok(());
+        }
+        let m = &mut self.metrics[k];
+        for c in out {
+            m.rows_out += c.num_rows() as u64;
+            m.bytes_out += c.memory_size() as u64;
+        }
+        self.ledger.merge(&ledger);
+        if !rejects.is_empty() && self.rejects.send(rejects).is_err() {
+            return Err(Fault::Fatal(Error::Internal(
+                "the quarantine writer stopped".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, c: &Chunk) -> Result<()> {
+        if self.sink.is_none() {
+            self.sink = Some((self.sink_factory)(self.id, self.segment)?);
+        }
+        if let Some(s) = self.sink.as_mut() {
+            s.write(c)?;
+        }
+        self.ledger.add_written(c.num_rows() as u64);
+        Ok(())
+    }
+
+    /// Ends a segment: flushes stages when it is the last, finishes the sink, checkpoints.
+    fn segment_end(&mut self, seg: u32, last: bool) -> Result<SegmentReport> {
+        if last {
+            for k in 0..self.stages.len() {
+                let mut em = Emitter::default();
+                let t = Instant::now();
+                let stage = &mut self.stages[k];
+                let r = catch_unwind(AssertUnwindSafe(|| stage.finish(&mut em)));
+                self.metrics[k].busy += t.elapsed();
+                let fail = |f: Fault| match f {
+                    Fault::Stage(m) => Error::Internal(format!("at the end of the input: {m}")),
+                    Fault::Fatal(e) => e,
+                };
+                check(r, self.stages[k].name()).map_err(fail)?;
+                let out = em.take_chunks();
+                self.collect(k, &mut em, &out, false).map_err(fail)?;
+                self.push(k + 1, out, false).map_err(fail)?;
+            }
+        }
+        let mut outputs = Vec::new();
+        if let Some(mut s) = self.sink.take() {
+            outputs = s.finish()?.files;
+        }
+        let states = if last {
+            vec![None; self.stages.len()]
+        } else {
+            self.checkpoint()?
+        };
+        let n = self.stages.len();
+        let rep = SegmentReport {
+            worker: self.id,
+            seg,
+            ledger: std::mem::take(&mut self.ledger),
+            metrics: std::mem::replace(&mut self.metrics, vec![StageMetrics::default(); n]),
+            outputs,
+            states,
+        };
+        self.segment = seg + 1;
+        Ok(rep)
+    }
+}
+
+fn check(r: std::thread::Result<Result<()>>, name: &str) -> std::result::Result<(), Fault> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Fault::Stage(format!("stage `{name}`: {e}"))),
+        Err(p) => Err(Fault::Stage(format!(
+            "stage `{name}` panicked: {}",
+            crate::reader::panic_message(&p)
+        ))),
+    }
+}
