@@ -49,7 +49,7 @@ pub struct PartitionedSink {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use arrow_array::{DictionaryArray, Float64Array, RecordBatch, types::Int32Type};
+/// use arrow_array::{Array, DictionaryArray, Float64Array, RecordBatch, types::Int32Type};
 /// use arrow_schema::{Field, Schema};
 /// use pipeline_core::Chunk;
 /// use pipeline_io::{create_sink, read_dataset, WriteOptions};

@@ -5,69 +5,79 @@ use std::cmp::Ordering;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use pipeline_core::Result;
 
 /// The comparable form of one key column.
 enum Key {
-    Int(ArrayRef),
-    Float(ArrayRef),
-    Str(ArrayRef),
+    Int(Int64Array),
+    Float(Float64Array),
+    Str(StringArray),
 }
 
 impl Key {
     fn of(col: &ArrayRef) -> Result<Option<Key>> {
         let t = col.data_type();
-        Ok(Some(
-            if t.is_integer()
-                || matches!(
-                    t,
-                    DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
-                )
-            {
-                Key::Int(arrow_cast::cast(col, &DataType::Int64)?)
-            } else if t.is_floating() {
-                Key::Float(arrow_cast::cast(col, &DataType::Float64)?)
-            } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                || matches!(t, DataType::Dictionary(_, v) if **v == DataType::Utf8)
-            {
-                Key::Str(arrow_cast::cast(col, &DataType::Utf8)?)
-            } else {
-                return Ok(None);
-            },
-        ))
+        let temporal = matches!(
+            t,
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+        );
+        Ok(Some(if t.is_integer() || temporal {
+            Key::Int(
+                arrow_cast::cast(col, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            )
+        } else if t.is_floating() {
+            Key::Float(
+                arrow_cast::cast(col, &DataType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            )
+        } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            || matches!(t, DataType::Dictionary(_, v) if **v == DataType::Utf8)
+        {
+            Key::Str(
+                arrow_cast::cast(col, &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .clone(),
+            )
+        } else {
+            return Ok(None);
+        }))
     }
 
-    fn array(&self) -> &ArrayRef {
+    fn array(&self) -> &dyn Array {
         match self {
-            Key::Int(a) | Key::Float(a) | Key::Str(a) => a,
+            Key::Int(a) => a,
+            Key::Float(a) => a,
+            Key::Str(a) => a,
         }
     }
 
     /// Compares row `i` of `self` with row `j` of `other` (same kind), nulls last.
     fn cmp(&self, i: usize, other: &Key, j: usize) -> Ordering {
-        let (a, b) = (self.array(), other.array());
-        match (a.is_valid(i), b.is_valid(j)) {
+        match (self.array().is_valid(i), other.array().is_valid(j)) {
             (false, false) => return Ordering::Equal,
             (false, true) => return Ordering::Greater,
             (true, false) => return Ordering::Less,
             (true, true) => {}
         }
         match (self, other) {
-            (Key::Int(_), Key::Int(_)) => a
-                .as_primitive::<Int64Type>()
-                .value(i)
-                .cmp(&b.as_primitive::<Int64Type>().value(j)),
-            (Key::Float(_), Key::Float(_)) => a
-                .as_primitive::<Float64Type>()
-                .value(i)
-                .total_cmp(&b.as_primitive::<Float64Type>().value(j)),
-            (Key::Str(_), Key::Str(_)) => a
-                .as_string::<i32>()
-                .value(i)
-                .cmp(b.as_string::<i32>().value(j)),
+            (Key::Int(a), Key::Int(b)) => a.value(i).cmp(&b.value(j)),
+            (Key::Float(a), Key::Float(b)) => a.value(i).total_cmp(&b.value(j)),
+            (Key::Str(a), Key::Str(b)) => a.value(i).cmp(b.value(j)),
             _ => Ordering::Equal,
+        }
+    }
+
+    /// A compact copy of row `i` (a view would pin the whole batch's buffers).
+    fn row(&self, i: usize) -> Key {
+        match self {
+            Key::Int(a) => Key::Int(a.slice(i, 1).iter().collect()),
+            Key::Float(a) => Key::Float(a.slice(i, 1).iter().collect()),
+            Key::Str(a) => Key::Str(a.slice(i, 1).iter().collect()),
         }
     }
 }
@@ -130,19 +140,8 @@ impl SortCheck {
                 return Ok(false);
             }
         }
-        // Keep a compact copy of the last row, not a view that pins the whole batch.
         let n = batch.num_rows();
-        let last = keys
-            .iter()
-            .map(|k| {
-                let row = arrow_select::concat::concat(&[k.array().slice(n - 1, 1).as_ref()])?;
-                Ok(match k {
-                    Key::Int(_) => Key::Int(row),
-                    Key::Float(_) => Key::Float(row),
-                    Key::Str(_) => Key::Str(row),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let last = keys.iter().map(|k| k.row(n - 1)).collect();
         self.last = Some(last);
         Ok(true)
     }

@@ -51,7 +51,7 @@ fn taq(symbols: &[&str], days: i64, n: usize, seed: u64) -> RecordBatch {
     let price: Float64Array = (0..n)
         .map(|_| {
             let r = rng.next();
-            (r % 17 != 0).then(|| 100.0 + (r % 10_000) as f64 / 100.0)
+            (!r.is_multiple_of(17)).then(|| 100.0 + (r % 10_000) as f64 / 100.0)
         })
         .collect();
     let size: Float64Array = (0..n)
