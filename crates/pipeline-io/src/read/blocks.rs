@@ -38,7 +38,12 @@ impl BlockData {
 pub(crate) enum Block {
     /// Text ending at a record boundary; `last` for the end of the input (its final record
     /// may lack a newline). `progress` is the input bytes consumed once this block is done.
-    Data { seq: u64, data: BlockData, last: bool, progress: u64 },
+    Data {
+        seq: u64,
+        data: BlockData,
+        last: bool,
+        progress: u64,
+    },
     /// The input failed after the previous blocks.
     Fail { seq: u64, error: Error },
 }
@@ -67,7 +72,14 @@ impl BlockSender {
         }
         let seq = self.seq;
         self.seq += 1;
-        self.tx.send(Block::Data { seq, data, last, progress }).is_ok()
+        self.tx
+            .send(Block::Data {
+                seq,
+                data,
+                last,
+                progress,
+            })
+            .is_ok()
     }
 
     /// Sends the input's failure (ends the source after the blocks before it).
@@ -126,10 +138,25 @@ pub(crate) fn start(
                     break;
                 }
                 let (seq, d) = match b {
-                    Block::Data { seq, data, last, progress } => (seq, decode_block(&plan, source, data.bytes(), last, progress)),
+                    Block::Data {
+                        seq,
+                        data,
+                        last,
+                        progress,
+                    } => (
+                        seq,
+                        decode_block(&plan, source, data.bytes(), last, progress),
+                    ),
                     Block::Fail { seq, error } => (
                         seq,
-                        Decoded { batch: None, rejects: Vec::new(), newlines: 0, records: 0, progress: 0, error: Some(error) },
+                        Decoded {
+                            batch: None,
+                            rejects: Vec::new(),
+                            newlines: 0,
+                            records: 0,
+                            progress: 0,
+                            error: Some(error),
+                        },
                     ),
                 };
                 if tx.send((seq, d)).is_err() {
@@ -138,7 +165,11 @@ pub(crate) fn start(
             }
         });
     }
-    let sender = BlockSender { tx: blk_tx, tokens: tok_rx, seq: 0 };
+    let sender = BlockSender {
+        tx: blk_tx,
+        tokens: tok_rx,
+        seq: 0,
+    };
     let src = BlockSource {
         plan,
         source,
@@ -159,7 +190,13 @@ pub(crate) fn start(
     (sender, src)
 }
 
-fn decode_block(plan: &Arc<CsvPlan>, source: SourceId, bytes: &[u8], last: bool, progress: u64) -> Decoded {
+fn decode_block(
+    plan: &Arc<CsvPlan>,
+    source: SourceId,
+    bytes: &[u8],
+    last: bool,
+    progress: u64,
+) -> Decoded {
     let mut dec = CsvDecoder::new(plan.clone(), source, usize::MAX, 0, false);
     let mut error = dec.decode(bytes).err();
     if error.is_none() && last {
@@ -185,8 +222,28 @@ fn decode_block(plan: &Arc<CsvPlan>, source: SourceId, bytes: &[u8], last: bool,
 /// Shifts a row error's relative line by `base`.
 fn shift_line(e: Error, base: u64) -> Error {
     match e {
-        Error::Parse { file, line, column, expected, found } => Error::Parse { file, line: line + base, column, expected, found },
-        Error::Malformed { file, line, message } => Error::Malformed { file, line: line + base, message },
+        Error::Parse {
+            file,
+            line,
+            column,
+            expected,
+            found,
+        } => Error::Parse {
+            file,
+            line: line + base,
+            column,
+            expected,
+            found,
+        },
+        Error::Malformed {
+            file,
+            line,
+            message,
+        } => Error::Malformed {
+            file,
+            line: line + base,
+            message,
+        },
         other => other,
     }
 }
@@ -244,7 +301,11 @@ impl Source for BlockSource {
     }
 
     fn progress(&self) -> Progress {
-        Progress { bytes_read: self.bytes_read, bytes_total: self.bytes_total, rows_read: self.rows_read }
+        Progress {
+            bytes_read: self.bytes_read,
+            bytes_total: self.bytes_total,
+            rows_read: self.rows_read,
+        }
     }
 
     fn drain_rejects(&mut self) -> Vec<Reject> {

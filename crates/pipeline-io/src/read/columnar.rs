@@ -4,10 +4,15 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int8Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow_array::{
+    Array, ArrayRef, Int8Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt64Array,
+};
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use pipeline_core::{Canonical, Chunk, ColumnMapping, Error, LINE_COLUMN, Result, Source, SourceId, TsSource};
+use pipeline_core::{
+    Canonical, Chunk, ColumnMapping, Error, LINE_COLUMN, Result, Source, SourceId, TsSource,
+};
 
 use super::expand::InputFile;
 use super::number::parse_side;
@@ -26,12 +31,17 @@ enum Map {
 }
 
 /// Opens a Parquet or Arrow IPC file.
-pub(crate) fn open_columnar(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Result<Box<dyn Source>> {
+pub(crate) fn open_columnar(
+    input: &InputFile,
+    id: SourceId,
+    opts: &ReadOptions,
+) -> Result<Box<dyn Source>> {
     let f = File::open(&input.path).map_err(|e| Error::io(&input.path, e))?;
     let mut head = [0u8; 6];
     std::io::Read::read_exact(&mut &f, &mut head).map_err(|e| Error::io(&input.path, e))?;
     let f = File::open(&input.path).map_err(|e| Error::io(&input.path, e))?;
-    let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if head.starts_with(b"PAR1") {
+    let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if head.starts_with(b"PAR1")
+    {
         let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
             .map_err(|e| Error::Schema(format!("{}: {e}", input.display_name())))?
             .with_batch_size(opts.chunk_rows.max(1))
@@ -45,32 +55,69 @@ pub(crate) fn open_columnar(input: &InputFile, id: SourceId, opts: &ReadOptions)
     let mut batches = batches.peekable();
     let in_schema: SchemaRef = match batches.peek() {
         Some(Ok(b)) => b.schema(),
-        Some(Err(_)) => return Err(batches.next().and_then(|r| r.err()).unwrap_or(Error::Internal("peek".into()))),
+        Some(Err(_)) => {
+            return Err(batches
+                .next()
+                .and_then(|r| r.err())
+                .unwrap_or(Error::Internal("peek".into())));
+        }
         None => Arc::new(Schema::empty()),
     };
-    let names: Vec<String> = in_schema.fields().iter().map(|f| f.name().clone()).collect();
-    let pairs: Vec<(&str, &str)> = opts.input.columns.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let names: Vec<String> = in_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let pairs: Vec<(&str, &str)> = opts
+        .input
+        .columns
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let resolved = ColumnMapping::from_pairs(pairs)?.resolve(&names)?;
     let mut maps: Vec<(Field, Map)> = Vec::new();
     match resolved.ts {
         Some(TsSource::Column(i)) => maps.push((Canonical::Ts.field(), Map::Ts(i))),
         Some(TsSource::DateTime { .. }) => {
-            return Err(Error::Schema(format!("{}: separate date and time columns are supported in CSV input only", input.display_name())));
+            return Err(Error::Schema(format!(
+                "{}: separate date and time columns are supported in CSV input only",
+                input.display_name()
+            )));
         }
         None => {}
     }
-    let base = input.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let symbol = opts.input.symbol.clone().or_else(|| resolved.index_of(Canonical::Symbol).is_none().then(|| symbol_from_file_name(&base, VendorLayout::Generic)));
+    let base = input
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let symbol = opts.input.symbol.clone().or_else(|| {
+        resolved
+            .index_of(Canonical::Symbol)
+            .is_none()
+            .then(|| symbol_from_file_name(&base, VendorLayout::Generic))
+    });
     let mut canon: Vec<(Canonical, Map)> = resolved
         .columns
         .iter()
         .filter(|(c, _)| !(symbol.is_some() && *c == Canonical::Symbol))
         .map(|&(c, i)| {
             let m = match c {
-                Canonical::Side if matches!(in_schema.field(i).data_type(), DataType::Utf8 | DataType::LargeUtf8) => Map::Side(i),
-                Canonical::Price | Canonical::Bid | Canonical::Ask | Canonical::Open | Canonical::High | Canonical::Low | Canonical::Close => {
-                    Map::Cast(i, c.data_type(), opts.input.price_scale)
+                Canonical::Side
+                    if matches!(
+                        in_schema.field(i).data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8
+                    ) =>
+                {
+                    Map::Side(i)
                 }
+                Canonical::Price
+                | Canonical::Bid
+                | Canonical::Ask
+                | Canonical::Open
+                | Canonical::High
+                | Canonical::Low
+                | Canonical::Close => Map::Cast(i, c.data_type(), opts.input.price_scale),
                 _ => Map::Cast(i, c.data_type(), 1.0),
             };
             (c, m)
@@ -83,7 +130,10 @@ pub(crate) fn open_columnar(input: &InputFile, id: SourceId, opts: &ReadOptions)
     maps.extend(canon.into_iter().map(|(c, m)| (c.field(), m)));
     for &i in &resolved.unmapped {
         let f = in_schema.field(i);
-        maps.push((Field::new(f.name().to_lowercase(), f.data_type().clone(), true), Map::Pass(i)));
+        maps.push((
+            Field::new(f.name().to_lowercase(), f.data_type().clone(), true),
+            Map::Pass(i),
+        ));
     }
     if let Some(keep) = &opts.columns {
         maps.retain(|(f, _)| keep.iter().any(|k| k == f.name()));
@@ -130,12 +180,20 @@ impl ColumnarSource {
                 Map::Pass(i) => b.column(i).clone(),
                 Map::ConstSymbol(s) => {
                     let keys = arrow_array::Int32Array::from(vec![0; n]);
-                    Arc::new(arrow_array::DictionaryArray::try_new(keys, Arc::new(StringArray::from(vec![s])))?)
+                    Arc::new(arrow_array::DictionaryArray::try_new(
+                        keys,
+                        Arc::new(StringArray::from(vec![s])),
+                    )?)
                 }
                 Map::Cast(i, dt, scale) => {
                     let c = cast(b.column(i), &dt)?;
                     if scale != 1.0 {
-                        let f = c.as_any().downcast_ref::<arrow_array::Float64Array>().ok_or_else(|| Error::Internal("scaled column is not Float64".into()))?;
+                        let f = c
+                            .as_any()
+                            .downcast_ref::<arrow_array::Float64Array>()
+                            .ok_or_else(|| {
+                                Error::Internal("scaled column is not Float64".into())
+                            })?;
                         Arc::new(f.unary::<_, arrow_array::types::Float64Type>(|v| v * scale))
                     } else {
                         c
@@ -143,8 +201,15 @@ impl ColumnarSource {
                 }
                 Map::Side(i) => {
                     let s = cast(b.column(i), &DataType::Utf8)?;
-                    let s = s.as_any().downcast_ref::<StringArray>().ok_or_else(|| Error::Internal("side cast".into()))?;
-                    Arc::new(s.iter().map(|v| v.and_then(|v| parse_side(v.as_bytes()))).collect::<Int8Array>())
+                    let s = s
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| Error::Internal("side cast".into()))?;
+                    Arc::new(
+                        s.iter()
+                            .map(|v| v.and_then(|v| parse_side(v.as_bytes())))
+                            .collect::<Int8Array>(),
+                    )
                 }
                 Map::Ts(i) => self.ts(b.column(i), &field)?,
             };
@@ -172,38 +237,59 @@ impl ColumnarSource {
             }
             DataType::Int64 | DataType::Int32 | DataType::UInt64 => {
                 let v = cast(a, &DataType::Int64)?;
-                let v = v.as_any().downcast_ref::<Int64Array>().ok_or_else(|| Error::Internal("ts cast".into()))?;
-                let unit = self.unit.unwrap_or_else(|| EpochUnit::from_magnitude(v.iter().flatten().next().unwrap_or(0)));
+                let v = v
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
+                let unit = self.unit.unwrap_or_else(|| {
+                    EpochUnit::from_magnitude(v.iter().flatten().next().unwrap_or(0))
+                });
                 let mul = match unit {
                     EpochUnit::S => 1_000_000_000,
                     EpochUnit::Ms => 1_000_000,
                     EpochUnit::Us => 1_000,
                     EpochUnit::Ns => 1,
                 };
-                Ok(Arc::new(v.iter().map(|x| x.map(|x| x * mul)).collect::<TimestampNanosecondArray>().with_timezone("UTC")))
+                Ok(Arc::new(
+                    v.iter()
+                        .map(|x| x.map(|x| x * mul))
+                        .collect::<TimestampNanosecondArray>()
+                        .with_timezone("UTC"),
+                ))
             }
             _ => {
                 let s = cast(a, &DataType::Utf8)?;
-                let s = s.as_any().downcast_ref::<StringArray>().ok_or_else(|| Error::Internal("ts cast".into()))?;
+                let s = s
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
                 if self.ts_format.is_none() {
-                    let samples: Vec<&[u8]> = s.iter().flatten().take(100).map(str::as_bytes).collect();
-                    self.ts_format = Some(detect_format(&samples, None, self.unit).ok_or_else(|| Error::Schema(format!("{}: unrecognised timestamps", self.file)))?);
+                    let samples: Vec<&[u8]> =
+                        s.iter().flatten().take(100).map(str::as_bytes).collect();
+                    self.ts_format =
+                        Some(detect_format(&samples, None, self.unit).ok_or_else(|| {
+                            Error::Schema(format!("{}: unrecognised timestamps", self.file))
+                        })?);
                 }
                 let mut p = TsParser::new(self.ts_format.unwrap_or(TsFormat::Iso), self.zone);
                 let mut out = Vec::with_capacity(s.len());
                 for (r, v) in s.iter().enumerate() {
                     match v {
                         None | Some("") => out.push(None),
-                        Some(t) => out.push(Some(p.parse(t.as_bytes()).ok_or_else(|| Error::Parse {
-                            file: self.file.clone(),
-                            line: self.row + r as u64 + 1,
-                            column: "ts".into(),
-                            expected: "a timestamp".into(),
-                            found: pipeline_core::truncate_for_error(t),
-                        })?)),
+                        Some(t) => {
+                            out.push(Some(p.parse(t.as_bytes()).ok_or_else(|| Error::Parse {
+                                file: self.file.clone(),
+                                line: self.row + r as u64 + 1,
+                                column: "ts".into(),
+                                expected: "a timestamp".into(),
+                                found: pipeline_core::truncate_for_error(t),
+                            })?))
+                        }
                     }
                 }
-                Ok(Arc::new(TimestampNanosecondArray::from(out).with_timezone("UTC")))
+                Ok(Arc::new(
+                    TimestampNanosecondArray::from(out).with_timezone("UTC"),
+                ))
             }
         }
     }
@@ -227,6 +313,10 @@ impl Source for ColumnarSource {
     }
 
     fn progress(&self) -> pipeline_core::Progress {
-        pipeline_core::Progress { bytes_read: 0, bytes_total: self.bytes_total, rows_read: self.row }
+        pipeline_core::Progress {
+            bytes_read: 0,
+            bytes_total: self.bytes_total,
+            rows_read: self.row,
+        }
     }
 }

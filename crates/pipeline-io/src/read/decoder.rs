@@ -135,7 +135,13 @@ impl CsvDecoder {
     /// A decoder for text laid out as `plan` says, producing chunks of at most `batch_rows`
     /// rows for source `source`. The first record read is on line `first_line`; with
     /// `skip_header`, that record is the header and is skipped.
-    pub fn new(plan: Arc<CsvPlan>, source: SourceId, batch_rows: usize, first_line: u64, skip_header: bool) -> Self {
+    pub fn new(
+        plan: Arc<CsvPlan>,
+        source: SourceId,
+        batch_rows: usize,
+        first_line: u64,
+        skip_header: bool,
+    ) -> Self {
         let cols = plan
             .outs
             .iter()
@@ -150,7 +156,10 @@ impl CsvDecoder {
                         map: FxMap::default(),
                         values: Vec::new(),
                     },
-                    (Kind::Utf8, _) => Builder::Utf8 { offsets: vec![0], data: Vec::new() },
+                    (Kind::Utf8, _) => Builder::Utf8 {
+                        offsets: vec![0],
+                        data: Vec::new(),
+                    },
                 },
                 valid: Vec::new(),
                 nulls: 0,
@@ -225,7 +234,12 @@ impl CsvDecoder {
             let mut fields = std::mem::take(&mut self.fields);
             let split = split_record(&self.partial, self.plan.delimiter, false, &mut fields);
             self.fields = fields;
-            if let Split::Record { newlines, unterminated, .. } = split {
+            if let Split::Record {
+                newlines,
+                unterminated,
+                ..
+            } = split
+            {
                 let rec = std::mem::take(&mut self.partial);
                 let r = self.record(&rec, newlines, unterminated);
                 self.partial = rec;
@@ -239,7 +253,11 @@ impl CsvDecoder {
             }
             let rest = &data[pos..];
             match split_record(rest, self.plan.delimiter, false, &mut self.fields) {
-                Split::Record { end, newlines, unterminated } => {
+                Split::Record {
+                    end,
+                    newlines,
+                    unterminated,
+                } => {
                     self.record(&rest[..end], newlines, unterminated)?;
                     pos += end;
                 }
@@ -260,7 +278,12 @@ impl CsvDecoder {
         }
         let rec = std::mem::take(&mut self.partial);
         let split = split_record(&rec, self.plan.delimiter, true, &mut self.fields);
-        if let Split::Record { newlines, unterminated, .. } = split {
+        if let Split::Record {
+            newlines,
+            unterminated,
+            ..
+        } = split
+        {
             self.record(&rec, newlines, unterminated)?;
         }
         Ok(())
@@ -296,8 +319,13 @@ impl CsvDecoder {
                         Arc::new(Int64Array::new(v, nulls))
                     }
                 }
-                Builder::F64(v, _) => Arc::new(Float64Array::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
-                Builder::I8(v) => Arc::new(Int8Array::new(ScalarBuffer::from(std::mem::take(v)), nulls)),
+                Builder::F64(v, _) => Arc::new(Float64Array::new(
+                    ScalarBuffer::from(std::mem::take(v)),
+                    nulls,
+                )),
+                Builder::I8(v) => {
+                    Arc::new(Int8Array::new(ScalarBuffer::from(std::mem::take(v)), nulls))
+                }
                 Builder::Dict { keys, map, values } => {
                     let k = Int32Array::new(ScalarBuffer::from(std::mem::take(keys)), nulls);
                     let vals = StringArray::from_iter_values(values.iter());
@@ -306,7 +334,8 @@ impl CsvDecoder {
                     Arc::new(DictionaryArray::<Int32Type>::try_new(k, Arc::new(vals))?)
                 }
                 Builder::Utf8 { offsets, data } => {
-                    let off = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
+                    let off =
+                        OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
                     let vals = StringArray::try_new(off, std::mem::take(data).into(), nulls)?;
                     Arc::new(vals)
                 }
@@ -315,7 +344,10 @@ impl CsvDecoder {
                         return Err(Error::Internal("constant column without a value".into()));
                     };
                     let k = Int32Array::from(vec![0; rows]);
-                    Arc::new(DictionaryArray::<Int32Type>::try_new(k, Arc::new(StringArray::from(vec![s.as_str()])))?)
+                    Arc::new(DictionaryArray::<Int32Type>::try_new(
+                        k,
+                        Arc::new(StringArray::from(vec![s.as_str()])),
+                    )?)
                 }
             };
             arrays.push(a);
@@ -342,7 +374,13 @@ impl CsvDecoder {
         }
         self.records_seen += 1;
         if unterminated {
-            return self.reject(line, rec, "unterminated_quote", "a quoted field is not closed before the end of the input".into(), None);
+            return self.reject(
+                line,
+                rec,
+                "unterminated_quote",
+                "a quoted field is not closed before the end of the input".into(),
+                None,
+            );
         }
         let want = self.plan.names.len();
         if self.fields.len() != want {
@@ -355,7 +393,11 @@ impl CsvDecoder {
                     col.truncate(self.rows);
                 }
                 let (name, found) = self.cell_context(c, rec);
-                let detail = format!("column `{name}`: expected {}, found {:?}", e.expected, truncate_for_error(&found));
+                let detail = format!(
+                    "column `{name}`: expected {}, found {:?}",
+                    e.expected,
+                    truncate_for_error(&found)
+                );
                 return self.reject(line, rec, e.reason, detail, Some((name, e.expected, found)));
             }
         }
@@ -372,14 +414,28 @@ impl CsvDecoder {
             Input::Const(_) => 0,
         };
         let text = match self.fields.get(idx) {
-            Some(sp) => String::from_utf8_lossy(&rec[sp.start as usize..sp.end as usize]).into_owned(),
+            Some(sp) => {
+                String::from_utf8_lossy(&rec[sp.start as usize..sp.end as usize]).into_owned()
+            }
             None => String::new(),
         };
-        let name = self.plan.names.get(idx).cloned().unwrap_or_else(|| out.name.clone());
+        let name = self
+            .plan
+            .names
+            .get(idx)
+            .cloned()
+            .unwrap_or_else(|| out.name.clone());
         (name, text)
     }
 
-    fn reject(&mut self, line: u64, rec: &[u8], reason: &'static str, detail: String, parse: Option<(String, &'static str, String)>) -> Result<()> {
+    fn reject(
+        &mut self,
+        line: u64,
+        rec: &[u8],
+        reason: &'static str,
+        detail: String,
+        parse: Option<(String, &'static str, String)>,
+    ) -> Result<()> {
         if self.plan.strict {
             self.failed = true;
             return Err(match parse {
@@ -398,7 +454,13 @@ impl CsvDecoder {
             });
         }
         let raw = String::from_utf8_lossy(strip_terminator(rec)).into_owned();
-        self.rejects.push(Reject::quarantined(self.source, line, reason, detail, Some(raw)));
+        self.rejects.push(Reject::quarantined(
+            self.source,
+            line,
+            reason,
+            detail,
+            Some(raw),
+        ));
         Ok(())
     }
 
@@ -419,7 +481,10 @@ impl CsvDecoder {
                     push_null(col);
                     return Ok(());
                 }
-                let v = self.ts.parse_date_time(&date, time).ok_or(CellError { reason: "bad_timestamp", expected: "a date and a time of day" })?;
+                let v = self.ts.parse_date_time(&date, time).ok_or(CellError {
+                    reason: "bad_timestamp",
+                    expected: "a date and a time of day",
+                })?;
                 if let Builder::I64(vals) = &mut col.builder {
                     vals.push(v);
                 }
@@ -434,17 +499,26 @@ impl CsvDecoder {
         }
         match (&mut col.builder, out.kind) {
             (Builder::I64(v), Kind::Ts) => {
-                let t = self.ts.parse(field).ok_or(CellError { reason: "bad_timestamp", expected: "a timestamp" })?;
+                let t = self.ts.parse(field).ok_or(CellError {
+                    reason: "bad_timestamp",
+                    expected: "a timestamp",
+                })?;
                 v.push(t);
             }
             (Builder::I64(v), _) => {
-                let x = parse_i64(trim(field)).ok_or(CellError { reason: "bad_number", expected: "an integer" })?;
+                let x = parse_i64(trim(field)).ok_or(CellError {
+                    reason: "bad_number",
+                    expected: "an integer",
+                })?;
                 v.push(x);
             }
             (Builder::F64(v, scale), _) => {
                 let x = parse_f64(field)
                     .or_else(|| parse_f64(trim(field)))
-                    .ok_or(CellError { reason: "bad_number", expected: "a decimal number" })?;
+                    .ok_or(CellError {
+                        reason: "bad_number",
+                        expected: "a decimal number",
+                    })?;
                 v.push(match scale {
                     Scale::One => x,
                     Scale::Mul(m) => x * *m,
@@ -452,20 +526,29 @@ impl CsvDecoder {
                 });
             }
             (Builder::I8(v), Kind::Side) => {
-                let x = parse_side(trim(field)).ok_or(CellError { reason: "bad_number", expected: "a side (1/-1, buy/sell)" })?;
+                let x = parse_side(trim(field)).ok_or(CellError {
+                    reason: "bad_number",
+                    expected: "a side (1/-1, buy/sell)",
+                })?;
                 v.push(x);
             }
             (Builder::I8(v), _) => {
                 let x = parse_i64(trim(field))
                     .and_then(|x| i8::try_from(x).ok())
-                    .ok_or(CellError { reason: "bad_number", expected: "a small integer" })?;
+                    .ok_or(CellError {
+                        reason: "bad_number",
+                        expected: "a small integer",
+                    })?;
                 v.push(x);
             }
             (Builder::Dict { keys, map, values }, _) => {
                 let k = match map.get(field) {
                     Some(&k) => k,
                     None => {
-                        let s = std::str::from_utf8(field).map_err(|_| CellError { reason: "bad_encoding", expected: "UTF-8 text" })?;
+                        let s = std::str::from_utf8(field).map_err(|_| CellError {
+                            reason: "bad_encoding",
+                            expected: "UTF-8 text",
+                        })?;
                         let k = values.len() as i32;
                         values.push(s.to_string());
                         map.insert(field.into(), k);
@@ -476,12 +559,20 @@ impl CsvDecoder {
             }
             (Builder::Utf8 { offsets, data }, _) => {
                 if std::str::from_utf8(field).is_err() {
-                    return Err(CellError { reason: "bad_encoding", expected: "UTF-8 text" });
+                    return Err(CellError {
+                        reason: "bad_encoding",
+                        expected: "UTF-8 text",
+                    });
                 }
                 data.extend_from_slice(field);
                 offsets.push(data.len() as i32);
             }
-            _ => return Err(CellError { reason: "bad_number", expected: "a value of the column's type" }),
+            _ => {
+                return Err(CellError {
+                    reason: "bad_number",
+                    expected: "a value of the column's type",
+                });
+            }
         }
         col.valid.push(true);
         Ok(())

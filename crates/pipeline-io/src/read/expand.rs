@@ -136,7 +136,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("sub/.hidden")).unwrap();
-        for f in ["b.csv", "a.csv", "sub/c.csv", "sub/x.txt", "sub/.h.csv", "sub/d.csv.tmp", "sub/.hidden/e.csv"] {
+        for f in [
+            "b.csv",
+            "a.csv",
+            "sub/c.csv",
+            "sub/x.txt",
+            "sub/.h.csv",
+            "sub/d.csv.tmp",
+            "sub/.hidden/e.csv",
+        ] {
             std::fs::write(d.join(f), "x\n").unwrap();
         }
         let got = expand_inputs(&[d.display().to_string()], "*.csv").unwrap();

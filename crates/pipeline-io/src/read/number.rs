@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(parse_f64(b"abc"), None);
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b"."), None);
-        assert_eq!(parse_f64(b"12345678901234567890.5"), Some(12345678901234567890.5));
+        assert_eq!(
+            parse_f64(b"12345678901234567890.5"),
+            Some(12345678901234567890.5)
+        );
         assert_eq!(parse_i64(b"-42"), Some(-42));
         assert_eq!(parse_i64(b"4x"), None);
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));

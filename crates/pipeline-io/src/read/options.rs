@@ -66,14 +66,19 @@ impl ReadOptions {
         let chunk_rows = if p.chunk_size > 0 {
             p.chunk_size
         } else {
-            (p.memory_limit.0 / (CHUNKS_IN_MEMORY * ROW_BYTES_ESTIMATE)).clamp(1024, 1 << 20) as usize
+            (p.memory_limit.0 / (CHUNKS_IN_MEMORY * ROW_BYTES_ESTIMATE)).clamp(1024, 1 << 20)
+                as usize
         };
         Ok(ReadOptions {
             input: cfg.input.clone(),
             columns: None,
             strict: p.strict,
             chunk_rows,
-            threads: if p.enable_parallel_processing { p.max_workers } else { 1 },
+            threads: if p.enable_parallel_processing {
+                p.max_workers
+            } else {
+                1
+            },
             blocks_in_flight: 0,
             meta_cache: None,
         })

@@ -142,13 +142,21 @@ impl CsvPlan {
 
     /// Builds the plan of `file` from a UTF-8 `sample` of its text (BOM removed);
     /// `sample_is_all` says the sample is the whole file (so its last record is complete).
-    pub fn build(sample: &[u8], sample_is_all: bool, file: &str, opts: &ReadOptions) -> Result<CsvPlan> {
+    pub fn build(
+        sample: &[u8],
+        sample_is_all: bool,
+        file: &str,
+        opts: &ReadOptions,
+    ) -> Result<CsvPlan> {
         let cfg = &opts.input;
         let delimiter = match &cfg.delimiter {
             Some(d) => {
                 let c = d.as_bytes();
                 if c.len() != 1 {
-                    return Err(Error::config("input.delimiter", "must be one ASCII character"));
+                    return Err(Error::config(
+                        "input.delimiter",
+                        "must be one ASCII character",
+                    ));
                 }
                 c[0]
             }
@@ -159,7 +167,11 @@ impl CsvPlan {
         let layout = match cfg.layout.as_str() {
             "generic" => VendorLayout::Generic,
             "lobster" => {
-                if base.contains("orderbook") { VendorLayout::LobsterOrderbook } else { VendorLayout::LobsterMessage }
+                if base.contains("orderbook") {
+                    VendorLayout::LobsterOrderbook
+                } else {
+                    VendorLayout::LobsterMessage
+                }
             }
             "histdata" => VendorLayout::HistData,
             "lean" => VendorLayout::Lean,
@@ -172,19 +184,36 @@ impl CsvPlan {
         };
         let nfields = records.first().map_or(0, Vec::len);
         let layout_names: Vec<String> = match layout {
-            VendorLayout::LobsterMessage => ["time", "type", "order_id", "size", "price", "direction"].map(String::from).to_vec(),
+            VendorLayout::LobsterMessage => {
+                ["time", "type", "order_id", "size", "price", "direction"]
+                    .map(String::from)
+                    .to_vec()
+            }
             VendorLayout::LobsterOrderbook => (1..=nfields.div_ceil(4).max(1))
-                .flat_map(|i| [format!("ask_price_{i}"), format!("ask_size_{i}"), format!("bid_price_{i}"), format!("bid_size_{i}")])
+                .flat_map(|i| {
+                    [
+                        format!("ask_price_{i}"),
+                        format!("ask_size_{i}"),
+                        format!("bid_price_{i}"),
+                        format!("bid_size_{i}"),
+                    ]
+                })
                 .take(nfields.max(4))
                 .collect(),
-            VendorLayout::HistData => ["ts", "bid", "ask", "tick_volume"].map(String::from).to_vec(),
+            VendorLayout::HistData => ["ts", "bid", "ask", "tick_volume"]
+                .map(String::from)
+                .to_vec(),
             VendorLayout::Lean => ["time", "bid", "ask"].map(String::from).to_vec(),
             VendorLayout::Generic => Vec::new(),
         };
         let names: Vec<String> = if has_header {
             records
                 .first()
-                .map(|r| r.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_string()).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+                        .collect()
+                })
                 .unwrap_or_default()
         } else if !cfg.names.is_empty() {
             cfg.names.clone()
@@ -201,7 +230,11 @@ impl CsvPlan {
         if names.is_empty() {
             return Err(Error::Schema(format!("{file}: no columns found")));
         }
-        let data: &[Vec<String>] = if has_header && !records.is_empty() { &records[1..] } else { &records };
+        let data: &[Vec<String>] = if has_header && !records.is_empty() {
+            &records[1..]
+        } else {
+            &records
+        };
 
         // Zone, date, scale: config first, then the layout's defaults.
         let zone_name = if cfg.timezone.trim().eq_ignore_ascii_case("utc") {
@@ -215,24 +248,46 @@ impl CsvPlan {
         };
         let zone = Zone::parse(zone_name)?;
         let date = match &cfg.date {
-            Some(d) => Some(super::timestamp::parse_date(d.as_bytes()).ok_or_else(|| Error::config("input.date", format!("`{d}` is not a date")))?),
+            Some(d) => Some(
+                super::timestamp::parse_date(d.as_bytes())
+                    .ok_or_else(|| Error::config("input.date", format!("`{d}` is not a date")))?,
+            ),
             None => date_from_file_name(&base),
         };
         let unit = match &cfg.epoch_unit {
-            Some(u) => Some(EpochUnit::parse(u).ok_or_else(|| Error::config("input.epoch_unit", "must be s, ms, us or ns"))?),
+            Some(u) => Some(
+                EpochUnit::parse(u)
+                    .ok_or_else(|| Error::config("input.epoch_unit", "must be s, ms, us or ns"))?,
+            ),
             None => None,
         };
-        let lobster = matches!(layout, VendorLayout::LobsterMessage | VendorLayout::LobsterOrderbook);
-        let scale = Scale::from_factor(if cfg.price_scale == 1.0 && lobster { 0.0001 } else { cfg.price_scale });
+        let lobster = matches!(
+            layout,
+            VendorLayout::LobsterMessage | VendorLayout::LobsterOrderbook
+        );
+        let scale = Scale::from_factor(if cfg.price_scale == 1.0 && lobster {
+            0.0001
+        } else {
+            cfg.price_scale
+        });
 
-        let pairs: Vec<(&str, &str)> = cfg.columns.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = cfg
+            .columns
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mapping = ColumnMapping::from_pairs(pairs)?;
         let resolved = mapping.resolve(&names)?;
 
         let mut outs: Vec<OutCol> = Vec::new();
         let mut ts_format = TsFormat::Iso;
         let col_samples = |i: usize| -> Vec<&[u8]> {
-            data.iter().filter_map(|r| r.get(i)).map(|s| s.as_bytes()).filter(|s| !s.is_empty()).take(200).collect()
+            data.iter()
+                .filter_map(|r| r.get(i))
+                .map(|s| s.as_bytes())
+                .filter(|s| !s.is_empty())
+                .take(200)
+                .collect()
         };
         match resolved.ts {
             Some(TsSource::Column(i)) => {
@@ -250,15 +305,26 @@ impl CsvPlan {
                         ))
                     })?,
                 };
-                outs.push(OutCol { name: "ts".into(), kind: Kind::Ts, input: Input::Field(i) });
+                outs.push(OutCol {
+                    name: "ts".into(),
+                    kind: Kind::Ts,
+                    input: Input::Field(i),
+                });
             }
             Some(TsSource::DateTime { date, time }) => {
-                outs.push(OutCol { name: "ts".into(), kind: Kind::Ts, input: Input::DateTime(date, time) });
+                outs.push(OutCol {
+                    name: "ts".into(),
+                    kind: Kind::Ts,
+                    input: Input::DateTime(date, time),
+                });
             }
             None => {}
         }
         let symbol_const = cfg.symbol.clone().or_else(|| {
-            resolved.index_of(Canonical::Symbol).is_none().then(|| symbol_from_file_name(&base, layout))
+            resolved
+                .index_of(Canonical::Symbol)
+                .is_none()
+                .then(|| symbol_from_file_name(&base, layout))
         });
         let mut canon: Vec<(Canonical, Input)> = resolved
             .columns
@@ -277,10 +343,20 @@ impl CsvPlan {
                 Canonical::EventType => Kind::I8,
                 Canonical::Side => Kind::Side,
                 Canonical::OrderId => Kind::I64,
-                Canonical::Price | Canonical::Bid | Canonical::Ask | Canonical::Open | Canonical::High | Canonical::Low | Canonical::Close => Kind::F64(scale),
+                Canonical::Price
+                | Canonical::Bid
+                | Canonical::Ask
+                | Canonical::Open
+                | Canonical::High
+                | Canonical::Low
+                | Canonical::Close => Kind::F64(scale),
                 _ => Kind::F64(Scale::One),
             };
-            outs.push(OutCol { name: c.name().into(), kind, input });
+            outs.push(OutCol {
+                name: c.name().into(),
+                kind,
+                input,
+            });
         }
         for &i in &resolved.unmapped {
             let mut name = names[i].trim().to_lowercase();
@@ -291,14 +367,34 @@ impl CsvPlan {
                 name.push('_');
             }
             let samples = col_samples(i);
-            let kind = if !samples.is_empty() && samples.iter().all(|s| super::number::parse_i64(s.trim_ascii()).is_some()) {
-                if lobster && name.contains("price") { Kind::F64(scale) } else { Kind::I64 }
-            } else if !samples.is_empty() && samples.iter().all(|s| super::number::parse_f64(s.trim_ascii()).is_some()) {
-                Kind::F64(if lobster && name.contains("price") { scale } else { Scale::One })
+            let kind = if !samples.is_empty()
+                && samples
+                    .iter()
+                    .all(|s| super::number::parse_i64(s.trim_ascii()).is_some())
+            {
+                if lobster && name.contains("price") {
+                    Kind::F64(scale)
+                } else {
+                    Kind::I64
+                }
+            } else if !samples.is_empty()
+                && samples
+                    .iter()
+                    .all(|s| super::number::parse_f64(s.trim_ascii()).is_some())
+            {
+                Kind::F64(if lobster && name.contains("price") {
+                    scale
+                } else {
+                    Scale::One
+                })
             } else {
                 Kind::Utf8
             };
-            outs.push(OutCol { name, kind, input: Input::Field(i) });
+            outs.push(OutCol {
+                name,
+                kind,
+                input: Input::Field(i),
+            });
         }
         let kind = DatasetKind::detect(&resolved.canonical());
         if let Some(keep) = &opts.columns {
@@ -340,7 +436,9 @@ impl CsvPlan {
 }
 
 fn no_date(file: &str) -> Error {
-    Error::Schema(format!("{file}: times of day need a date; none in the file name, so set input.date"))
+    Error::Schema(format!(
+        "{file}: times of day need a date; none in the file name, so set input.date"
+    ))
 }
 
 /// The file name without directories.
@@ -352,7 +450,12 @@ fn base_name(file: &str) -> String {
 }
 
 /// Splits up to `max` records of the sample into strings; also returns the mean record size.
-pub(crate) fn sample_records(sample: &[u8], is_all: bool, delim: u8, max: usize) -> (Vec<Vec<String>>, f64) {
+pub(crate) fn sample_records(
+    sample: &[u8],
+    is_all: bool,
+    delim: u8,
+    max: usize,
+) -> (Vec<Vec<String>>, f64) {
     let mut out = Vec::new();
     let mut fields: Vec<Span> = Vec::new();
     let mut scratch = Vec::new();
@@ -383,7 +486,11 @@ pub(crate) fn sample_records(sample: &[u8], is_all: bool, delim: u8, max: usize)
             Split::Incomplete => break,
         }
     }
-    let mean = if out.is_empty() { 64.0 } else { pos as f64 / out.len() as f64 };
+    let mean = if out.is_empty() {
+        64.0
+    } else {
+        pos as f64 / out.len() as f64
+    };
     (out, mean)
 }
 
@@ -408,7 +515,12 @@ fn detect_layout(base: &str, records: &[Vec<String>]) -> VendorLayout {
     }
     if let Some(r) = first {
         let f0 = r.first().map(String::as_bytes).unwrap_or_default();
-        let histdata_ts = f0.len() == 18 && f0[8] == b' ' && f0.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit());
+        let histdata_ts = f0.len() == 18
+            && f0[8] == b' '
+            && f0
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 8 || c.is_ascii_digit());
         if histdata_ts && (3..=4).contains(&r.len()) && r[1..].iter().all(|s| numeric(s)) {
             return VendorLayout::HistData;
         }
@@ -418,7 +530,8 @@ fn detect_layout(base: &str, records: &[Vec<String>]) -> VendorLayout {
             && date_from_file_name(parts[0]).is_some()
             && r.len() == 3
             && r.iter().all(|s| numeric(s))
-            && super::number::parse_i64(r[0].as_bytes()).is_some_and(|v| (0..=86_400_000).contains(&v))
+            && super::number::parse_i64(r[0].as_bytes())
+                .is_some_and(|v| (0..=86_400_000).contains(&v))
         {
             return VendorLayout::Lean;
         }
@@ -434,7 +547,9 @@ pub(crate) fn symbol_from_file_name(base: &str, layout: VendorLayout) -> String 
     match layout {
         VendorLayout::LobsterMessage | VendorLayout::LobsterOrderbook => parts[0].to_string(),
         VendorLayout::Lean if parts.len() >= 2 => parts[1].to_ascii_uppercase(),
-        VendorLayout::HistData if stem.starts_with("DAT_") && parts.len() >= 3 => parts[2].to_ascii_uppercase(),
+        VendorLayout::HistData if stem.starts_with("DAT_") && parts.len() >= 3 => {
+            parts[2].to_ascii_uppercase()
+        }
         _ => stem.to_string(),
     }
 }
@@ -452,8 +567,29 @@ mod tests {
         let s = b"ts,symbol,price,size,bid,ask,bid_size,ask_size,exchange,conditions,extra\n2021-01-04T14:30:00.000123456Z,AAPL,132.45,100,132.44,132.46,300,500,Q,@,7\n";
         let p = CsvPlan::build(s, true, "taq.csv", &opts()).unwrap();
         assert!(p.has_header);
-        let names: Vec<&str> = p.schema.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["ts", "symbol", "price", "size", "bid", "ask", "bid_size", "ask_size", "exchange", "conditions", "extra", "_line"]);
+        let names: Vec<&str> = p
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ts",
+                "symbol",
+                "price",
+                "size",
+                "bid",
+                "ask",
+                "bid_size",
+                "ask_size",
+                "exchange",
+                "conditions",
+                "extra",
+                "_line"
+            ]
+        );
         assert_eq!(p.kind, Some(DatasetKind::Taq));
         assert_eq!(p.schema.field(10).data_type(), &DataType::Int64);
         let mut o = opts();
@@ -465,15 +601,38 @@ mod tests {
     #[test]
     fn layouts_from_names() {
         let m = b"34200.004241176,1,16113575,18,5853300,1\n";
-        let p = CsvPlan::build(m, true, "d/AAPL_2012-06-21_34200000_57600000_message_1.csv", &opts()).unwrap();
+        let p = CsvPlan::build(
+            m,
+            true,
+            "d/AAPL_2012-06-21_34200000_57600000_message_1.csv",
+            &opts(),
+        )
+        .unwrap();
         assert_eq!(p.layout, VendorLayout::LobsterMessage);
         assert_eq!(p.kind, Some(DatasetKind::OrderBook));
-        assert_eq!(symbol_from_file_name("20140508_eurusd_tick_quote.csv", VendorLayout::Lean), "EURUSD");
-        assert_eq!(symbol_from_file_name("DAT_ASCII_EURUSD_T_202001.csv", VendorLayout::HistData), "EURUSD");
-        assert_eq!(symbol_from_file_name("quote_tick_data.csv", VendorLayout::HistData), "quote_tick_data");
+        assert_eq!(
+            symbol_from_file_name("20140508_eurusd_tick_quote.csv", VendorLayout::Lean),
+            "EURUSD"
+        );
+        assert_eq!(
+            symbol_from_file_name("DAT_ASCII_EURUSD_T_202001.csv", VendorLayout::HistData),
+            "EURUSD"
+        );
+        assert_eq!(
+            symbol_from_file_name("quote_tick_data.csv", VendorLayout::HistData),
+            "quote_tick_data"
+        );
         let h = b"20200101 170000065,1.121200,1.121720,0\n";
-        assert_eq!(CsvPlan::build(h, true, "q.csv", &opts()).unwrap().layout, VendorLayout::HistData);
+        assert_eq!(
+            CsvPlan::build(h, true, "q.csv", &opts()).unwrap().layout,
+            VendorLayout::HistData
+        );
         let l = b"8715,1.39101,1.39114\n";
-        assert_eq!(CsvPlan::build(l, true, "20140508_eurusd_tick_quote.csv", &opts()).unwrap().layout, VendorLayout::Lean);
+        assert_eq!(
+            CsvPlan::build(l, true, "20140508_eurusd_tick_quote.csv", &opts())
+                .unwrap()
+                .layout,
+            VendorLayout::Lean
+        );
     }
 }

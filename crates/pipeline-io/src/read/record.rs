@@ -48,8 +48,16 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
                             return Split::Incomplete;
                         }
                         newlines += count_nl(&buf[inner..]);
-                        fields.push(Span { start: inner as u32, end: n as u32, kind: 1 });
-                        return Split::Record { end: n, newlines, unterminated: true };
+                        fields.push(Span {
+                            start: inner as u32,
+                            end: n as u32,
+                            kind: 1,
+                        });
+                        return Split::Record {
+                            end: n,
+                            newlines,
+                            unterminated: true,
+                        };
                     }
                     Some(i) => {
                         pos += i;
@@ -83,9 +91,17 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
                 if end > raw_start && buf[end - 1] == b'\r' && (end == n || buf[end] == b'\n') {
                     end -= 1;
                 }
-                fields.push(Span { start: raw_start as u32, end: end as u32, kind: 2 });
+                fields.push(Span {
+                    start: raw_start as u32,
+                    end: end as u32,
+                    kind: 2,
+                });
             } else {
-                fields.push(Span { start: inner as u32, end: close as u32, kind: 1 });
+                fields.push(Span {
+                    start: inner as u32,
+                    end: close as u32,
+                    kind: 1,
+                });
             }
         } else {
             let start = pos;
@@ -103,17 +119,29 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
             if end > start && buf[end - 1] == b'\r' && (pos == n || buf[pos] == b'\n') {
                 end -= 1;
             }
-            fields.push(Span { start: start as u32, end: end as u32, kind: 0 });
+            fields.push(Span {
+                start: start as u32,
+                end: end as u32,
+                kind: 0,
+            });
         }
         if pos >= n {
-            return Split::Record { end: n, newlines, unterminated: false };
+            return Split::Record {
+                end: n,
+                newlines,
+                unterminated: false,
+            };
         }
         if buf[pos] == delim {
             pos += 1;
             continue;
         }
         // `\n`.
-        return Split::Record { end: pos + 1, newlines: newlines + 1, unterminated: false };
+        return Split::Record {
+            end: pos + 1,
+            newlines: newlines + 1,
+            unterminated: false,
+        };
     }
 }
 
@@ -218,12 +246,25 @@ mod tests {
         assert_eq!(fields("a,b\r\n", false).0, ["a", "b"]);
         let (v, r) = fields("\"x,\"\"y\"\"\",\"line\nbreak\",\n", false);
         assert_eq!(v, ["x,\"y\"", "line\nbreak", ""]);
-        assert_eq!(r, Split::Record { end: 24, newlines: 2, unterminated: false });
+        assert_eq!(
+            r,
+            Split::Record {
+                end: 24,
+                newlines: 2,
+                unterminated: false
+            }
+        );
         assert_eq!(fields("a,b", false).1, Split::Incomplete);
         assert_eq!(fields("a,\"b", false).1, Split::Incomplete);
         assert_eq!(fields("a,\"b\"", false).1, Split::Incomplete);
         assert_eq!(fields("a,b", true).0, ["a", "b"]);
-        assert!(matches!(fields("a,\"b\nc", true).1, Split::Record { unterminated: true, .. }));
+        assert!(matches!(
+            fields("a,\"b\nc", true).1,
+            Split::Record {
+                unterminated: true,
+                ..
+            }
+        ));
         assert_eq!(fields("\"ab\"cd,e\n", false).0, ["abcd", "e"]);
         assert_eq!(fields("\"ab\"\r\n", false).0, ["ab"]);
     }

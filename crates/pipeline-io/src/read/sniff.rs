@@ -28,7 +28,8 @@ impl InputCompression {
     pub fn detect(head: &[u8]) -> InputCompression {
         if head.starts_with(&[0x1f, 0x8b]) {
             InputCompression::Gzip
-        } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
+        } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c))
+        {
             InputCompression::Bzip2
         } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
             InputCompression::Xz
@@ -56,10 +57,15 @@ impl InputCompression {
     }
 
     /// Wraps `r` in the matching decoder (gzip reads every member, like `zcat`).
-    pub fn decoder<'a, R: Read + Send + 'a>(self, r: R) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    pub fn decoder<'a, R: Read + Send + 'a>(
+        self,
+        r: R,
+    ) -> std::io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
             InputCompression::None => Box::new(r),
-            InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, r))),
+            InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 16, r),
+            )),
             InputCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
             InputCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
             InputCompression::Lzma => {
@@ -140,12 +146,18 @@ impl TextEncoding {
             Err(e) => e.error_len().is_none(),
         };
         if valid {
-            return Ok(TextEncoding { encoding: encoding_rs::UTF_8, bom: 0 });
+            return Ok(TextEncoding {
+                encoding: encoding_rs::UTF_8,
+                bom: 0,
+            });
         }
         let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
         det.feed(sample, false);
         let enc = det.guess(None, chardetng::Utf8Detection::Allow);
-        Ok(TextEncoding { encoding: enc, bom: 0 })
+        Ok(TextEncoding {
+            encoding: enc,
+            bom: 0,
+        })
     }
 }
 
@@ -178,7 +190,11 @@ pub fn sniff_delimiter(sample: &[u8]) -> u8 {
         .take(50)
         .collect();
     // Drop the last line: it may be cut by the end of the sample.
-    let lines = if lines.len() > 1 { &lines[..lines.len() - 1] } else { &lines[..] };
+    let lines = if lines.len() > 1 {
+        &lines[..lines.len() - 1]
+    } else {
+        &lines[..]
+    };
     let mut best = (b',', 0usize, 0usize);
     for d in DELIMITERS {
         let counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).collect();
@@ -244,11 +260,26 @@ mod tests {
 
     #[test]
     fn magic_bytes() {
-        assert_eq!(InputCompression::detect(&[0x1f, 0x8b, 8]), InputCompression::Gzip);
-        assert_eq!(InputCompression::detect(b"BZh91AY"), InputCompression::Bzip2);
-        assert_eq!(InputCompression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]), InputCompression::Xz);
-        assert_eq!(InputCompression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]), InputCompression::Zstd);
-        assert_eq!(InputCompression::detect(b"ts,price\n"), InputCompression::None);
+        assert_eq!(
+            InputCompression::detect(&[0x1f, 0x8b, 8]),
+            InputCompression::Gzip
+        );
+        assert_eq!(
+            InputCompression::detect(b"BZh91AY"),
+            InputCompression::Bzip2
+        );
+        assert_eq!(
+            InputCompression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]),
+            InputCompression::Xz
+        );
+        assert_eq!(
+            InputCompression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            InputCompression::Zstd
+        );
+        assert_eq!(
+            InputCompression::detect(b"ts,price\n"),
+            InputCompression::None
+        );
         assert_eq!(FileFormat::detect(b"PAR1xxxx"), FileFormat::Parquet);
         assert_eq!(FileFormat::detect(b"ARROW1\0\0"), FileFormat::ArrowIpc);
         assert_eq!(FileFormat::detect(b"a,b"), FileFormat::Csv);
@@ -264,7 +295,11 @@ mod tests {
         assert_eq!((e.encoding, e.bom), (encoding_rs::UTF_16BE, 2));
         let e = TextEncoding::detect("sym,caf\u{e9}\n".as_bytes(), None).unwrap();
         assert!(e.is_utf8());
-        let e = TextEncoding::detect(b"sym,name\nAAPL,Soci\xe9t\xe9 G\xe9n\xe9rale et caf\xe9\n", None).unwrap();
+        let e = TextEncoding::detect(
+            b"sym,name\nAAPL,Soci\xe9t\xe9 G\xe9n\xe9rale et caf\xe9\n",
+            None,
+        )
+        .unwrap();
         assert_eq!(e.encoding, encoding_rs::WINDOWS_1252);
         assert!(TextEncoding::detect(b"", Some("klingon")).is_err());
     }
@@ -276,8 +311,14 @@ mod tests {
         assert_eq!(sniff_delimiter(b"a|b|\"x,y\"\n1|2|\"3,4\"\n"), b'|');
         assert_eq!(sniff_delimiter(b"a,b\n1,2\n"), b',');
         let rec = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(sniff_header(&[rec(&["ts", "price"]), rec(&["2021-01-01", "1.5"])]));
-        assert!(!sniff_header(&[rec(&["20200101 170000065", "1.12"]), rec(&["20200101 170010447", "1.13"])]));
+        assert!(sniff_header(&[
+            rec(&["ts", "price"]),
+            rec(&["2021-01-01", "1.5"])
+        ]));
+        assert!(!sniff_header(&[
+            rec(&["20200101 170000065", "1.12"]),
+            rec(&["20200101 170010447", "1.13"])
+        ]));
         assert!(!sniff_header(&[rec(&["8715", "1.39"])]));
         assert!(looks_binary(b"\x00\x01\x02abc"));
         assert!(!looks_binary(b"a,b\r\n1,2\n"));

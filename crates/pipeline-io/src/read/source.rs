@@ -19,7 +19,7 @@ use super::expand::InputFile;
 use super::options::ReadOptions;
 use super::plan::CsvPlan;
 use super::record::{BoundaryFinder, Split, split_record};
-use super::sniff::{InputCompression, FileFormat, TextEncoding, looks_binary};
+use super::sniff::{FileFormat, InputCompression, TextEncoding, looks_binary};
 
 /// Bytes of decompressed text sampled to sniff delimiter, header and types: enough for a
 /// few thousand rows of any vendor file seen so far, small enough to read instantly.
@@ -47,7 +47,6 @@ pub struct Sniffed {
 pub(crate) struct OpenedText {
     pub sniffed: Sniffed,
     pub sample: Vec<u8>,
-    pub sample_is_all: bool,
     pub rest: Box<dyn Read + Send>,
     pub raw_bytes: Arc<AtomicU64>,
     pub mmap: Option<Arc<memmap2::Mmap>>,
@@ -67,7 +66,8 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         return Ok(Box::new(EmptySource::new()));
     };
     let threads = opts.effective_threads();
-    let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize).max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));
+    let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize)
+        .max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));
     let codec = opened.sniffed.compression;
     let mut header_end = 0usize;
     let mut first_line = 1u64;
@@ -78,18 +78,43 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         }
         let body = text.len() - header_end;
         let workers = threads.min(body.div_ceil(block_bytes.max(1))).max(1);
-        let (sender, src) = blocks::start(plan, id, workers, opts.effective_in_flight(), first_line, input.size);
+        let (sender, src) = blocks::start(
+            plan,
+            id,
+            workers,
+            opts.effective_in_flight(),
+            first_line,
+            input.size,
+        );
         let map = map.clone();
         let start = opened.text_start + header_end;
         std::thread::spawn(move || produce_mapped(map, start, block_bytes, sender));
         return Ok(Box::new(src));
     }
-    let (sender, src) = blocks::start(plan.clone(), id, threads, opts.effective_in_flight(), 1, input.size);
+    let (sender, src) = blocks::start(
+        plan.clone(),
+        id,
+        threads,
+        opts.effective_in_flight(),
+        1,
+        input.size,
+    );
     let text = std::io::Cursor::new(opened.sample).chain(opened.rest);
     let raw_bytes = opened.raw_bytes;
     let has_header = plan.has_header();
     let delim = plan.delimiter();
-    std::thread::spawn(move || produce_stream(text, has_header, delim, block_bytes, sender, raw_bytes, name, codec));
+    std::thread::spawn(move || {
+        produce_stream(
+            text,
+            has_header,
+            delim,
+            block_bytes,
+            sender,
+            raw_bytes,
+            name,
+            codec,
+        )
+    });
     Ok(Box::new(src))
 }
 
@@ -114,7 +139,12 @@ fn header_extent(text: &[u8], delim: u8) -> (usize, u64) {
 }
 
 /// Cuts the mapped text into blocks of about `block_bytes` ending at record boundaries.
-fn produce_mapped(map: Arc<memmap2::Mmap>, mut start: usize, block_bytes: usize, mut out: BlockSender) {
+fn produce_mapped(
+    map: Arc<memmap2::Mmap>,
+    mut start: usize,
+    block_bytes: usize,
+    mut out: BlockSender,
+) {
     let len = map.len();
     while start < len {
         let target = start + block_bytes;
@@ -125,7 +155,11 @@ fn produce_mapped(map: Arc<memmap2::Mmap>, mut start: usize, block_bytes: usize,
             f.skip(&map[start..target]);
             f.find(&map[target..]).map_or(len, |i| target + i)
         };
-        if !out.send(BlockData::Mapped(map.clone(), start, end), end == len, end as u64) {
+        if !out.send(
+            BlockData::Mapped(map.clone(), start, end),
+            end == len,
+            end as u64,
+        ) {
             return;
         }
         start = end;
@@ -210,21 +244,31 @@ fn produce_stream(
                 while let Some(i) = f.find(&pending[cut..]) {
                     cut += i;
                 }
-                if cut > 0 && !out.send(BlockData::Owned(pending[..cut].to_vec()), false, progress) {
+                if cut > 0 && !out.send(BlockData::Owned(pending[..cut].to_vec()), false, progress)
+                {
                     return;
                 }
             }
             let error = if codec == InputCompression::None {
                 Error::io(&name, e)
             } else {
-                Error::Corrupt { file: name, codec: codec.name().into(), decompressed_bytes: decompressed, message: e.to_string() }
+                Error::Corrupt {
+                    file: name,
+                    codec: codec.name().into(),
+                    decompressed_bytes: decompressed,
+                    message: e.to_string(),
+                }
             };
             out.fail(error);
             return;
         }
         if eof {
             if !pending.is_empty() {
-                out.send(BlockData::Owned(std::mem::take(&mut pending)), true, progress);
+                out.send(
+                    BlockData::Owned(std::mem::take(&mut pending)),
+                    true,
+                    progress,
+                );
             }
             return;
         }
@@ -270,7 +314,7 @@ fn produce_stream(
 }
 
 /// Opens the raw bytes of an input, counting them.
-fn open_raw(input: &InputFile) -> Result<RawInput> {
+pub(crate) fn open_raw(input: &InputFile) -> Result<RawInput> {
     if input.is_stdin() {
         return Ok(RawInput::Stdin);
     }
@@ -278,6 +322,7 @@ fn open_raw(input: &InputFile) -> Result<RawInput> {
     Ok(RawInput::File(f))
 }
 
+/// The raw bytes of an input.
 pub(crate) enum RawInput {
     File(File),
     Stdin,
@@ -320,19 +365,31 @@ fn read_up_to(r: &mut dyn Read, buf: &mut Vec<u8>, n: usize) -> std::io::Result<
 
 /// Sniffs an input: `None` for Parquet/IPC files; otherwise the text stream and its plan
 /// (no plan when the text is empty).
-pub(crate) fn sniff_text(raw: RawInput, input: &InputFile, opts: &ReadOptions) -> Result<Option<OpenedText>> {
+pub(crate) fn sniff_text(
+    raw: RawInput,
+    input: &InputFile,
+    opts: &ReadOptions,
+) -> Result<Option<OpenedText>> {
     let name = input.display_name();
     let raw_bytes = Arc::new(AtomicU64::new(0));
     let mut head = Vec::new();
     let mut reader: Box<dyn Read + Send> = match raw {
-        RawInput::File(f) => Box::new(Counting { inner: f, count: raw_bytes.clone() }),
-        RawInput::Stdin => Box::new(Counting { inner: std::io::stdin(), count: raw_bytes.clone() }),
+        RawInput::File(f) => Box::new(Counting {
+            inner: f,
+            count: raw_bytes.clone(),
+        }),
+        RawInput::Stdin => Box::new(Counting {
+            inner: std::io::stdin(),
+            count: raw_bytes.clone(),
+        }),
     };
     read_up_to(&mut reader, &mut head, 4096).map_err(|e| Error::io(&input.path, e))?;
     let format = FileFormat::detect(&head);
     if format != FileFormat::Csv {
         if input.is_stdin() {
-            return Err(Error::Usage("Parquet and Arrow IPC input cannot be read from stdin; pass a file".into()));
+            return Err(Error::Usage(
+                "Parquet and Arrow IPC input cannot be read from stdin; pass a file".into(),
+            ));
         }
         return Ok(None);
     }
@@ -350,9 +407,13 @@ pub(crate) fn sniff_text(raw: RawInput, input: &InputFile, opts: &ReadOptions) -
     let encoding = TextEncoding::detect(&dsample, opts.input.encoding.as_deref())
         .map_err(|m| Error::config("input.encoding", m))?;
     let mut mmap = None;
-    let (text_sample, text_all, rest): (Vec<u8>, bool, Box<dyn Read + Send>) = if encoding.is_utf8() {
+    let (text_sample, text_all, rest): (Vec<u8>, bool, Box<dyn Read + Send>) = if encoding.is_utf8()
+    {
         let sample = dsample[encoding.bom..].to_vec();
-        if compression == InputCompression::None && !input.is_stdin() && input.size.unwrap_or(0) as usize > sample.len() + encoding.bom {
+        if compression == InputCompression::None
+            && !input.is_stdin()
+            && input.size.unwrap_or(0) as usize > sample.len() + encoding.bom
+        {
             let f = File::open(&input.path).map_err(|e| Error::io(&input.path, e))?;
             // SAFETY: the map is read-only. Inputs are files the user asked us to read; if
             // another process truncates one while we read it, reads of the lost pages fault
@@ -363,7 +424,10 @@ pub(crate) fn sniff_text(raw: RawInput, input: &InputFile, opts: &ReadOptions) -
         }
         (sample, dall, decomp)
     } else {
-        let mut tr = Transcoder::new(encoding, Box::new(std::io::Cursor::new(dsample).chain(decomp)));
+        let mut tr = Transcoder::new(
+            encoding,
+            Box::new(std::io::Cursor::new(dsample).chain(decomp)),
+        );
         let mut s = Vec::new();
         let all = read_up_to(&mut tr, &mut s, SAMPLE_BYTES).map_err(|e| corrupt(0, e))?;
         (s, all, Box::new(tr))
@@ -378,12 +442,21 @@ pub(crate) fn sniff_text(raw: RawInput, input: &InputFile, opts: &ReadOptions) -
     let plan = if text_sample.iter().all(|c| c.is_ascii_whitespace()) {
         None
     } else {
-        Some(Arc::new(CsvPlan::build(&text_sample, text_all, &name, opts)?))
+        Some(Arc::new(CsvPlan::build(
+            &text_sample,
+            text_all,
+            &name,
+            opts,
+        )?))
     };
     Ok(Some(OpenedText {
-        sniffed: Sniffed { format, compression, encoding: Some(encoding), plan },
+        sniffed: Sniffed {
+            format,
+            compression,
+            encoding: Some(encoding),
+            plan,
+        },
         sample: text_sample,
-        sample_is_all: text_all,
         rest,
         raw_bytes,
         text_start: encoding.bom,
@@ -440,7 +513,10 @@ impl Read for Transcoder {
                 }
             }
             let input = &self.inbuf[self.in_start..self.in_end];
-            let cap = self.decoder.max_utf8_buffer_length(input.len()).unwrap_or(input.len() * 3 + 16);
+            let cap = self
+                .decoder
+                .max_utf8_buffer_length(input.len())
+                .unwrap_or(input.len() * 3 + 16);
             self.out.clear();
             self.out.resize(cap.max(16), 0);
             let (_, read, written, _) = self.decoder.decode_to_utf8(input, &mut self.out, self.eof);
@@ -461,7 +537,13 @@ pub(crate) struct EmptySource {
 
 impl EmptySource {
     pub(crate) fn new() -> Self {
-        EmptySource { schema: Arc::new(Schema::new(vec![Field::new(LINE_COLUMN, DataType::UInt64, false)])) }
+        EmptySource {
+            schema: Arc::new(Schema::new(vec![Field::new(
+                LINE_COLUMN,
+                DataType::UInt64,
+                false,
+            )])),
+        }
     }
 }
 

@@ -127,7 +127,7 @@ impl ZoneCache {
     /// before the change; an ambiguous one (in the repeated autumn hour) as its first
     /// occurrence.
     #[inline]
-    pub fn to_utc(&mut self, day: i64, nanos: i64) -> i64 {
+    pub fn local_to_utc(&mut self, day: i64, nanos: i64) -> i64 {
         let local = day * DAY_NS + nanos;
         match self.zone {
             Zone::Utc => local,
@@ -171,9 +171,7 @@ fn day_offset(tz: chrono_tz::Tz, day: i64) -> Option<i64> {
 
 fn offset_of_local(tz: chrono_tz::Tz, day: i64, nanos: i64) -> Option<i64> {
     match tz.from_local_datetime(&naive(day, nanos)?) {
-        chrono::LocalResult::Single(t) => {
-            Some(i64::from(t.offset().fix().local_minus_utc()) * NS)
-        }
+        chrono::LocalResult::Single(t) => Some(i64::from(t.offset().fix().local_minus_utc()) * NS),
         _ => None,
     }
 }
@@ -296,7 +294,7 @@ impl TsParser {
                     return None;
                 }
                 let (nanos, rest) = time_colon(&b[9..])?;
-                rest.is_empty().then(|| self.zone.to_utc(day, nanos))
+                rest.is_empty().then(|| self.zone.local_to_utc(day, nanos))
             }
             TsFormat::CompactDigits => {
                 let day = compact_date(b)?;
@@ -309,7 +307,7 @@ impl TsParser {
                     return None;
                 }
                 let nanos = i64::from(h * 3600 + m * 60 + s) * NS + i64::from(ms) * 1_000_000;
-                Some(self.zone.to_utc(day, nanos))
+                Some(self.zone.local_to_utc(day, nanos))
             }
             TsFormat::Epoch(unit) => {
                 if let Some(v) = super::number::parse_i64(b) {
@@ -323,11 +321,11 @@ impl TsParser {
             TsFormat::SecondsOfDay(day) => {
                 let (int, frac) = split_decimal(b)?;
                 let nanos = int.checked_mul(NS)?.checked_add(frac)?;
-                Some(self.zone.to_utc(day, nanos))
+                Some(self.zone.local_to_utc(day, nanos))
             }
             TsFormat::MillisOfDay(day) => {
                 let ms = super::number::parse_i64(b)?;
-                Some(self.zone.to_utc(day, ms.checked_mul(1_000_000)?))
+                Some(self.zone.local_to_utc(day, ms.checked_mul(1_000_000)?))
             }
         }
     }
@@ -336,13 +334,13 @@ impl TsParser {
     pub fn parse_date_time(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
         let day = parse_date(date)?;
         let nanos = match time_colon(time) {
-            Some((n, rest)) if rest.is_empty() => n,
+            Some((n, [])) => n,
             _ => {
                 let (int, frac) = split_decimal(time)?;
                 int.checked_mul(NS)?.checked_add(frac)?
             }
         };
-        Some(self.zone.to_utc(day, nanos))
+        Some(self.zone.local_to_utc(day, nanos))
     }
 
     #[inline]
@@ -352,14 +350,14 @@ impl TsParser {
         }
         let day = days_from_civil(i64::from(num4(b, 0)?), num2(b, 5)?, num2(b, 8)?)?;
         if b.len() == 10 {
-            return Some(self.zone.to_utc(day, 0));
+            return Some(self.zone.local_to_utc(day, 0));
         }
         if b[10] != b'T' && b[10] != b' ' && b[10] != b't' {
             return None;
         }
         let (nanos, rest) = time_colon(&b[11..])?;
         match rest {
-            [] => Some(self.zone.to_utc(day, nanos)),
+            [] => Some(self.zone.local_to_utc(day, nanos)),
             [b'Z' | b'z'] => Some(day * DAY_NS + nanos),
             _ => {
                 let off = parse_offset(rest)?;
@@ -485,18 +483,42 @@ pub fn detect_format(
 ) -> Option<TsFormat> {
     let samples: Vec<&[u8]> = samples.iter().copied().filter(|s| !s.is_empty()).collect();
     let first = *samples.first()?;
-    let mut candidates = vec![TsFormat::Iso, TsFormat::CompactColon, TsFormat::CompactDigits];
-    let all_int = samples.iter().all(|s| super::number::parse_i64(s).is_some());
+    let mut candidates = vec![
+        TsFormat::Iso,
+        TsFormat::CompactColon,
+        TsFormat::CompactDigits,
+    ];
+    let all_int = samples
+        .iter()
+        .all(|s| super::number::parse_i64(s).is_some());
     let all_dec = samples.iter().all(|s| split_decimal(s).is_some());
+    let first = if all_int || all_dec {
+        first
+    } else {
+        samples
+            .iter()
+            .copied()
+            .find(|s| super::number::parse_i64(s).is_some())
+            .unwrap_or(first)
+    };
     if let Some(u) = unit {
         candidates.push(TsFormat::Epoch(u));
     }
     if let Some(day) = date {
-        if all_int && samples.iter().all(|s| super::number::parse_i64(s).is_some_and(|v| (0..=86_400_000).contains(&v))) && !first.contains(&b'.') {
+        if all_int
+            && samples
+                .iter()
+                .all(|s| super::number::parse_i64(s).is_some_and(|v| (0..=86_400_000).contains(&v)))
+            && !first.contains(&b'.')
+        {
             // Integers below one day in ms: milliseconds after midnight (LEAN).
             candidates.push(TsFormat::MillisOfDay(day));
         }
-        if all_dec && samples.iter().all(|s| split_decimal(s).is_some_and(|(i, _)| i <= 86_400)) {
+        if all_dec
+            && samples
+                .iter()
+                .all(|s| split_decimal(s).is_some_and(|(i, _)| i <= 86_400))
+        {
             candidates.push(TsFormat::SecondsOfDay(day));
         }
     }
@@ -508,10 +530,17 @@ pub fn detect_format(
             candidates.push(TsFormat::Epoch(EpochUnit::S));
         }
     }
-    candidates.into_iter().find(|&f| {
+    // The format that reads the most samples wins (ties: the order above); a few malformed
+    // values must not hide the format, so half the samples are enough.
+    let mut best: Option<(usize, TsFormat)> = None;
+    for f in candidates {
         let mut p = TsParser::new(f, Zone::Utc);
-        samples.iter().all(|s| p.parse(s).is_some())
-    })
+        let n = samples.iter().filter(|s| p.parse(s).is_some()).count();
+        if n > best.map_or(0, |b| b.0) {
+            best = Some((n, f));
+        }
+    }
+    best.filter(|(n, _)| n * 2 >= samples.len()).map(|(_, f)| f)
 }
 
 #[cfg(test)]
@@ -534,16 +563,25 @@ mod tests {
         assert_eq!(p.parse(b"2021-01-04 14:30:00.000123456"), Some(want));
         assert_eq!(p.parse(b"2021-01-04T09:30:00.000123456-05:00"), Some(want));
         assert_eq!(p.parse(b"2021-01-04T15:30:00.000123456+0100"), Some(want));
-        assert_eq!(p.parse(b"2021-01-04T14:30:00.5Z"), Some(utc("2021-01-04T14:30:00.5Z")));
+        assert_eq!(
+            p.parse(b"2021-01-04T14:30:00.5Z"),
+            Some(utc("2021-01-04T14:30:00.5Z"))
+        );
         assert_eq!(p.parse(b"2021-01-04"), Some(utc("2021-01-04T00:00:00Z")));
         assert_eq!(p.parse(b"2021-02-30T00:00:00Z"), None);
         assert_eq!(p.parse(b"2021-01-04T14:30:00Q"), None);
         assert_eq!(p.parse(b"garbage"), None);
 
         let mut c = TsParser::new(TsFormat::CompactColon, Zone::Utc);
-        assert_eq!(c.parse(b"20210104 14:30:00.123"), Some(utc("2021-01-04T14:30:00.123Z")));
+        assert_eq!(
+            c.parse(b"20210104 14:30:00.123"),
+            Some(utc("2021-01-04T14:30:00.123Z"))
+        );
         let mut h = TsParser::new(TsFormat::CompactDigits, Zone::Fixed(-5 * 3600));
-        assert_eq!(h.parse(b"20200101 170000065"), Some(utc("2020-01-01T22:00:00.065Z")));
+        assert_eq!(
+            h.parse(b"20200101 170000065"),
+            Some(utc("2020-01-01T22:00:00.065Z"))
+        );
 
         for (v, unit) in [
             ("1582329602", EpochUnit::S),
@@ -562,7 +600,10 @@ mod tests {
         let day = date_from_file_name("AAPL_2012-06-21_34200000_57600000_message_1.csv").unwrap();
         let ny = Zone::parse("America/New_York").unwrap();
         let mut l = TsParser::new(TsFormat::SecondsOfDay(day), ny);
-        assert_eq!(l.parse(b"34200.004241176"), Some(utc("2012-06-21T13:30:00.004241176Z")));
+        assert_eq!(
+            l.parse(b"34200.004241176"),
+            Some(utc("2012-06-21T13:30:00.004241176Z"))
+        );
         let day = date_from_file_name("20140508_eurusd_tick_quote.csv").unwrap();
         let mut m = TsParser::new(TsFormat::MillisOfDay(day), Zone::Utc);
         assert_eq!(m.parse(b"8715"), Some(utc("2014-05-08T00:00:08.715Z")));
@@ -572,7 +613,10 @@ mod tests {
             d.parse_date_time(b"2021-01-04", b"09:30:00.000123456"),
             Some(want)
         );
-        assert_eq!(d.parse_date_time(b"20210104", b"34200.000123456"), Some(want));
+        assert_eq!(
+            d.parse_date_time(b"20210104", b"34200.000123456"),
+            Some(want)
+        );
     }
 
     #[test]
@@ -611,15 +655,39 @@ mod tests {
         assert_eq!(Zone::parse("UTC+2").unwrap(), Zone::Fixed(7200));
         assert!(Zone::parse("Mars/Olympus").is_err());
         let d = Some(15_000);
-        assert_eq!(detect_format(&[b"2021-01-04T14:30:00Z"], None, None), Some(TsFormat::Iso));
-        assert_eq!(detect_format(&[b"20200101 170000065"], None, None), Some(TsFormat::CompactDigits));
-        assert_eq!(detect_format(&[b"20200101 17:00:00.065"], None, None), Some(TsFormat::CompactColon));
-        assert_eq!(detect_format(&[b"8715", b"15681"], d, None), Some(TsFormat::MillisOfDay(15_000)));
-        assert_eq!(detect_format(&[b"34200.0042", b"34200.5"], d, None), Some(TsFormat::SecondsOfDay(15_000)));
-        assert_eq!(detect_format(&[b"1582329602111000"], None, None), Some(TsFormat::Epoch(EpochUnit::Us)));
-        assert_eq!(detect_format(&[b"1582329602"], None, Some(EpochUnit::Ms)), Some(TsFormat::Epoch(EpochUnit::Ms)));
+        assert_eq!(
+            detect_format(&[b"2021-01-04T14:30:00Z"], None, None),
+            Some(TsFormat::Iso)
+        );
+        assert_eq!(
+            detect_format(&[b"20200101 170000065"], None, None),
+            Some(TsFormat::CompactDigits)
+        );
+        assert_eq!(
+            detect_format(&[b"20200101 17:00:00.065"], None, None),
+            Some(TsFormat::CompactColon)
+        );
+        assert_eq!(
+            detect_format(&[b"8715", b"15681"], d, None),
+            Some(TsFormat::MillisOfDay(15_000))
+        );
+        assert_eq!(
+            detect_format(&[b"34200.0042", b"34200.5"], d, None),
+            Some(TsFormat::SecondsOfDay(15_000))
+        );
+        assert_eq!(
+            detect_format(&[b"1582329602111000"], None, None),
+            Some(TsFormat::Epoch(EpochUnit::Us))
+        );
+        assert_eq!(
+            detect_format(&[b"1582329602"], None, Some(EpochUnit::Ms)),
+            Some(TsFormat::Epoch(EpochUnit::Ms))
+        );
         assert_eq!(detect_format(&[b"hello"], None, None), None);
-        assert_eq!(date_from_file_name("x_2012-06-21_y"), days_from_civil(2012, 6, 21));
+        assert_eq!(
+            date_from_file_name("x_2012-06-21_y"),
+            days_from_civil(2012, 6, 21)
+        );
         assert_eq!(date_from_file_name("quote_tick_data.csv"), None);
     }
 

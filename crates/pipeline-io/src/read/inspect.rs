@@ -1,0 +1,153 @@
+//! [`inspect`]: what an input is (format, compression, encoding, delimiter, schema) and what
+//! it holds (rows, time span, symbols), as a serialisable report.
+
+use std::collections::BTreeSet;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, TimestampNanosecondArray};
+use pipeline_core::{DatasetKind, Result};
+use serde::Serialize;
+
+use super::expand::InputFile;
+use super::options::ReadOptions;
+use super::plan::VendorLayout;
+use super::sniff::{FileFormat, InputCompression};
+use super::source::{open_raw, open_source, sniff_text};
+
+/// Most distinct symbols listed by [`inspect`].
+pub const INSPECT_MAX_SYMBOLS: usize = 1000;
+
+/// One column of an [`InspectReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnInfo {
+    /// Output column name.
+    pub name: String,
+    /// Arrow type, e.g. `Float64` or `Timestamp(ns, "UTC")`.
+    pub data_type: String,
+}
+
+/// What [`inspect`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectReport {
+    /// The input path (`-` for stdin).
+    pub path: String,
+    /// Container format.
+    pub format: FileFormat,
+    /// Compression codec.
+    pub compression: InputCompression,
+    /// Text encoding (delimited text only), e.g. `utf-8` or `utf-16le-bom`.
+    pub encoding: Option<String>,
+    /// Field delimiter (delimited text only).
+    pub delimiter: Option<String>,
+    /// Whether the first line is a header (delimited text only).
+    pub has_header: Option<bool>,
+    /// Vendor layout (delimited text only).
+    pub layout: Option<VendorLayout>,
+    /// Output columns and types, `_line` included.
+    pub schema: Vec<ColumnInfo>,
+    /// Data rows read (quarantined rows included).
+    pub rows: u64,
+    /// Rows that would be quarantined.
+    pub quarantined: u64,
+    /// Input bytes (compressed size for compressed files).
+    pub bytes: u64,
+    /// Earliest timestamp (RFC 3339, UTC).
+    pub ts_min: Option<String>,
+    /// Latest timestamp (RFC 3339, UTC).
+    pub ts_max: Option<String>,
+    /// Distinct symbols, sorted, at most [`INSPECT_MAX_SYMBOLS`].
+    pub symbols: Vec<String>,
+    /// True when there were more distinct symbols than listed.
+    pub symbols_truncated: bool,
+    /// The kind of records.
+    pub dataset_kind: Option<DatasetKind>,
+}
+
+/// Sniffs and reads `input` to describe it (see [`InspectReport`]). Only `ts` and `symbol`
+/// are decoded while counting.
+pub fn inspect(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
+    let sniffed = sniff_text(open_raw(input)?, input, opts)?.map(|o| o.sniffed);
+    let full = open_source(input, 0, opts)?;
+    let schema = full.schema();
+    drop(full);
+    let mut scan_opts = opts.clone();
+    scan_opts.columns = Some(vec!["ts".into(), "symbol".into()]);
+    let mut src = open_source(input, 0, &scan_opts)?;
+    let mut rows = 0u64;
+    let mut quarantined = 0u64;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut symbols = BTreeSet::new();
+    let mut truncated = false;
+    while let Some(c) = src.next() {
+        let c = c?;
+        quarantined += src.drain_rejects().len() as u64;
+        rows += c.num_rows() as u64;
+        if let Some(ts) = c
+            .column_by_name("ts")
+            .and_then(|a| a.as_any().downcast_ref::<TimestampNanosecondArray>())
+        {
+            for v in ts.iter().flatten() {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        if let Some(sym) = c
+            .column_by_name("symbol")
+            .and_then(|a| a.as_dictionary_opt::<Int32Type>())
+        {
+            let values = sym.values().as_string::<i32>();
+            for k in sym.keys().iter().flatten() {
+                let s = values.value(k as usize);
+                if !symbols.contains(s) {
+                    if symbols.len() >= INSPECT_MAX_SYMBOLS {
+                        truncated = true;
+                    } else {
+                        symbols.insert(s.to_string());
+                    }
+                }
+            }
+        }
+    }
+    quarantined += src.drain_rejects().len() as u64;
+    let fmt_ts = |v: i64| {
+        chrono::DateTime::from_timestamp_nanos(v)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    let plan = sniffed.as_ref().and_then(|s| s.plan.clone());
+    let kind = plan.as_ref().and_then(|p| p.dataset_kind()).or_else(|| {
+        let cols: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter_map(|f| pipeline_core::Canonical::from_name(f.name()))
+            .collect();
+        DatasetKind::detect(&cols)
+    });
+    Ok(InspectReport {
+        path: input.display_name(),
+        format: sniffed.as_ref().map_or(FileFormat::Parquet, |s| s.format),
+        compression: sniffed
+            .as_ref()
+            .map_or(InputCompression::None, |s| s.compression),
+        encoding: sniffed.as_ref().and_then(|s| s.encoding.map(|e| e.label())),
+        delimiter: plan.as_ref().map(|p| (p.delimiter() as char).to_string()),
+        has_header: plan.as_ref().map(|p| p.has_header()),
+        layout: plan.as_ref().map(|p| p.layout()),
+        schema: schema
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+            })
+            .collect(),
+        rows: rows + quarantined,
+        quarantined,
+        bytes: input.size.unwrap_or_else(|| src.progress().bytes_read),
+        ts_min: (lo <= hi).then(|| fmt_ts(lo)),
+        ts_max: (lo <= hi).then(|| fmt_ts(hi)),
+        symbols: symbols.into_iter().collect(),
+        symbols_truncated: truncated,
+        dataset_kind: kind,
+    })
+}
