@@ -17,7 +17,8 @@ pub use dedupe::{Dedupe, DedupeConfig};
 pub use invalid::{InvalidConfig, InvalidRows};
 pub use missing::{MissingConfig, MissingMethod, MissingValues};
 pub use outlier::{
-    BrownleesGallo, BrownleesGalloConfig, OutlierAction, OutlierConfig, RollingMethod,
+    BrownleesGallo, BrownleesGalloConfig, DbscanConfig, DbscanOutliers, IsolationForest,
+    IsolationForestConfig, IsolationForestOutliers, OutlierAction, OutlierConfig, RollingMethod,
     RollingOutliers,
 };
 pub use bnhls::{

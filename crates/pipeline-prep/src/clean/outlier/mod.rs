@@ -9,8 +9,11 @@
 //! value is null are never judged and do not enter the windows.
 
 mod centred;
+mod dbscan;
+mod iforest;
 mod rolling;
 mod window;
+mod windowed;
 
 use std::sync::Arc;
 
@@ -23,6 +26,8 @@ use super::cols::{f64_col, with_f64};
 
 pub use centred::{BrownleesGallo, BrownleesGalloConfig};
 pub(crate) use centred::{Centred, CentredRule};
+pub use dbscan::{DbscanConfig, DbscanOutliers};
+pub use iforest::{IsolationForest, IsolationForestConfig, IsolationForestOutliers};
 pub use rolling::{OutlierConfig, RollingMethod, RollingOutliers};
 
 /// What a detector does with an outlier.
