@@ -1,0 +1,370 @@
+//! [`BarStage`]: per-symbol time, tick, volume and dollar bars (López de Prado 2018, ch. 2).
+//!
+//! Each trade (a row with `ts`, `price` and `size`) joins the symbol's
+//! open bar; a bar is emitted as soon as it is complete, and the last partial bar of each
+//! symbol in `finish`:
+//! * `time:<dur>`: bars of fixed clock intervals (`ts` floored to the interval); a bar is
+//!   complete when a trade of a later interval arrives (empty intervals give no bar);
+//! * `tick:<n>`: every n trades;
+//! * `volume:<v>`: when the bar's summed size reaches v (the crossing trade belongs to it);
+//! * `dollar:<d>`: when the bar's summed price × size reaches d.
+//!
+//! Output rows: `ts` (the interval start for time bars, else the first trade's time),
+//! `symbol`, `open`, `high`, `low`, `close`, `volume`, `vwap`, `trades` (Int64), `ts_end`
+//! (the last trade's time), and `_line` = the bar's first trade's line; each output chunk
+//! carries the source and sequence number of its bars' first trades.
+//!
+//! Row accounting: a bar's first trade becomes the bar row; every further trade merged into
+//! it is counted with `Emitter::aggregate("bars", 1)` (so per call, rows in = bars started +
+//! aggregated), and a row that cannot join a bar (null `ts`, `price` or `size`) is
+//! removed under `bar_missing_input`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::builder::StringDictionaryBuilder;
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use pipeline_core::{
+    Chunk, Emitter, Error, Result, SourceId, Stage, StageKey, StageOrder, dict_type, ts_type,
+};
+use serde::{Deserialize, Serialize};
+
+use super::columns::{f64_col, key_slots, ts_col};
+use super::rolling::parse_duration;
+
+/// What closes a bar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BarSpec {
+    /// Clock intervals of this many nanoseconds.
+    Time(i64),
+    /// This many trades.
+    Tick(u64),
+    /// This much summed size.
+    Volume(f64),
+    /// This much summed price × size.
+    Dollar(f64),
+}
+
+/// Parses `time:1m`, `time:5s`, `tick:1000`, `volume:10000` or `dollar:1e6`.
+pub fn parse_bar_spec(spec: &str) -> Result<BarSpec> {
+    let bad = |m: &str| Error::config("bars", format!("`{spec}`: {m}"));
+    let (kind, arg) = spec
+        .split_once(':')
+        .ok_or_else(|| bad("expected kind:size, e.g. time:1m, tick:1000, volume:1e4, dollar:1e6"))?;
+    let positive = |a: &str| -> Result<f64> {
+        match a.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+            _ => Err(bad("size must be a positive number")),
+        }
+    };
+    match kind {
+        "time" => Ok(BarSpec::Time(parse_duration(arg)?)),
+        "tick" => match arg.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(BarSpec::Tick(n)),
+            _ => Err(bad("tick count must be a positive integer")),
+        },
+        "volume" => Ok(BarSpec::Volume(positive(arg)?)),
+        "dollar" => Ok(BarSpec::Dollar(positive(arg)?)),
+        _ => Err(bad("kind must be time, tick, volume or dollar")),
+    }
+}
+
+/// A bar being built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bar {
+    bucket: i64,
+    ts: i64,
+    ts_end: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+    pv: f64,
+    trades: i64,
+    line: u64,
+    source: SourceId,
+    seq: u64,
+}
+
+/// A finished bar with its symbol.
+struct Done {
+    symbol: String,
+    bar: Bar,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    spec: BarSpec,
+    open: BTreeMap<String, Bar>,
+}
+
+/// Builds bars per symbol (see the module docs).
+pub struct BarStage {
+    spec: BarSpec,
+    slots: HashMap<String, usize>,
+    keys: Vec<String>,
+    open: Vec<Option<Bar>>,
+}
+
+impl BarStage {
+    /// A bar stage for `spec`.
+    pub fn new(spec: BarSpec) -> Self {
+        BarStage {
+            spec,
+            slots: HashMap::new(),
+            keys: Vec::new(),
+            open: Vec::new(),
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> usize {
+        if let Some(&s) = self.slots.get(key) {
+            return s;
+        }
+        let s = self.keys.len();
+        self.keys.push(key.to_string());
+        self.open.push(None);
+        self.slots.insert(key.to_string(), s);
+        s
+    }
+
+    fn complete(&self, b: &Bar) -> bool {
+        match self.spec {
+            BarSpec::Time(_) => false,
+            BarSpec::Tick(n) => b.trades as u64 >= n,
+            BarSpec::Volume(v) => b.volume >= v,
+            BarSpec::Dollar(d) => b.pv >= d,
+        }
+    }
+
+    /// Builds output chunks from finished bars, one per run of equal (source, seq).
+    fn emit(done: Vec<Done>, out: &mut Emitter) -> Result<()> {
+        let mut start = 0;
+        while start < done.len() {
+            let key = (done[start].bar.source, done[start].bar.seq);
+            let end = done[start..]
+                .iter()
+                .position(|d| (d.bar.source, d.bar.seq) != key)
+                .map_or(done.len(), |p| start + p);
+            out.emit(bars_chunk(&done[start..end], key.0, key.1)?);
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// The output schema of [`BarStage`] (without `_line`).
+fn bar_schema() -> Arc<Schema> {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("ts", ts_type(), false),
+        Field::new("symbol", dict_type(), false),
+        f("open"),
+        f("high"),
+        f("low"),
+        f("close"),
+        f("volume"),
+        Field::new("vwap", DataType::Float64, true),
+        Field::new("trades", DataType::Int64, false),
+        Field::new("ts_end", ts_type(), false),
+    ]))
+}
+
+fn bars_chunk(done: &[Done], source: SourceId, seq: u64) -> Result<Chunk> {
+    let col = |f: fn(&Bar) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(done.iter().map(|d| f(&d.bar))))
+    };
+    let mut sym = StringDictionaryBuilder::<Int32Type>::new();
+    for d in done {
+        sym.append_value(&d.symbol);
+    }
+    let ts = |f: fn(&Bar) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(done.iter().map(|d| f(&d.bar)))
+                .with_timezone("UTC"),
+        )
+    };
+    let vwap: Float64Array = done
+        .iter()
+        .map(|d| (d.bar.volume != 0.0).then(|| d.bar.pv / d.bar.volume))
+        .collect();
+    let batch = RecordBatch::try_new(
+        bar_schema(),
+        vec![
+            ts(|b| b.ts),
+            Arc::new(sym.finish()),
+            col(|b| b.open),
+            col(|b| b.high),
+            col(|b| b.low),
+            col(|b| b.close),
+            col(|b| b.volume),
+            Arc::new(vwap),
+            Arc::new(Int64Array::from_iter_values(done.iter().map(|d| d.bar.trades))),
+            ts(|b| b.ts_end),
+        ],
+    )?;
+    let lines = UInt64Array::from_iter_values(done.iter().map(|d| d.bar.line));
+    Chunk::with_lines(batch, source, seq, lines)
+}
+
+impl Stage for BarStage {
+    fn name(&self) -> &str {
+        "bars"
+    }
+
+    fn order(&self) -> StageOrder {
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        StageKey::of("bars", &self.spec)
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let slots = {
+            let mut reg = |k: &str| self.slot(k);
+            key_slots(&chunk, "symbol", &mut reg)?
+        };
+        let price = f64_col(&chunk, "price")?;
+        let size = f64_col(&chunk, "size")?;
+        let ts = ts_col(&chunk, "ts")?;
+        let lines = chunk.lines();
+        let mut done = Vec::new();
+        let mut merged = 0u64;
+        for (i, &slot) in slots.iter().enumerate() {
+            let (Some(p), Some(s), Some(t)) = (price.get(i), size.get(i), ts.get(i)) else {
+                out.remove_one("bar_missing_input", chunk.source(), lines.value(i));
+                continue;
+            };
+            let bucket = match self.spec {
+                BarSpec::Time(w) => t.div_euclid(w),
+                _ => 0,
+            };
+            if let Some(b) = &self.open[slot]
+                && b.bucket != bucket
+                && let Some(b) = self.open[slot].take()
+            {
+                done.push(Done {
+                    symbol: self.keys[slot].clone(),
+                    bar: b,
+                });
+            }
+            match &mut self.open[slot] {
+                Some(b) => {
+                    b.ts_end = t;
+                    b.high = b.high.max(p);
+                    b.low = b.low.min(p);
+                    b.close = p;
+                    b.volume += s;
+                    b.pv += p * s;
+                    b.trades += 1;
+                    merged += 1;
+                }
+                none => {
+                    let start = match self.spec {
+                        BarSpec::Time(w) => bucket * w,
+                        _ => t,
+                    };
+                    *none = Some(Bar {
+                        bucket,
+                        ts: start,
+                        ts_end: t,
+                        open: p,
+                        high: p,
+                        low: p,
+                        close: p,
+                        volume: s,
+                        pv: p * s,
+                        trades: 1,
+                        line: lines.value(i),
+                        source: chunk.source(),
+                        seq: chunk.seq(),
+                    });
+                }
+            }
+            if self.open[slot].as_ref().is_some_and(|b| self.complete(b))
+                && let Some(b) = self.open[slot].take()
+            {
+                done.push(Done {
+                    symbol: self.keys[slot].clone(),
+                    bar: b,
+                });
+            }
+        }
+        out.aggregate("bars", merged);
+        Self::emit(done, out)
+    }
+
+    fn finish(&mut self, out: &mut Emitter) -> Result<()> {
+        let mut done = Vec::new();
+        for (slot, b) in self.open.iter_mut().enumerate() {
+            if let Some(bar) = b.take() {
+                done.push(Done {
+                    symbol: self.keys[slot].clone(),
+                    bar,
+                });
+            }
+        }
+        // Partial bars go out in input order of their first trades.
+        done.sort_by_key(|d| (d.bar.source, d.bar.seq, d.bar.line));
+        Self::emit(done, out)
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let open = self
+            .keys
+            .iter()
+            .zip(&self.open)
+            .filter_map(|(k, b)| b.clone().map(|b| (k.clone(), b)))
+            .collect();
+        let cp = Checkpoint {
+            spec: self.spec.clone(),
+            open,
+        };
+        serde_json::to_vec(&cp)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("bars checkpoint: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let cp: Checkpoint = serde_json::from_slice(state)
+            .map_err(|e| Error::Internal(format!("bars checkpoint: {e}")))?;
+        if cp.spec != self.spec {
+            return Err(Error::Usage(
+                "the bars checkpoint was written with a different bar spec".into(),
+            ));
+        }
+        self.slots.clear();
+        self.keys.clear();
+        self.open.clear();
+        for (k, b) in cp.open {
+            let s = self.slot(&k);
+            self.open[s] = Some(b);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_specs_parse() {
+        assert_eq!(parse_bar_spec("time:1m").unwrap(), BarSpec::Time(60_000_000_000));
+        assert_eq!(parse_bar_spec("tick:1000").unwrap(), BarSpec::Tick(1000));
+        assert_eq!(parse_bar_spec("volume:10000").unwrap(), BarSpec::Volume(1e4));
+        assert_eq!(parse_bar_spec("dollar:1e6").unwrap(), BarSpec::Dollar(1e6));
+        for bad in ["time", "tick:0", "tick:1.5", "volume:-1", "dollar:x", "range:5"] {
+            assert!(parse_bar_spec(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! [`FeatureStage`]: every per-row feature in one fused per-symbol pass.
+//!
+//! One stage computes returns, lags, rolling and exponentially weighted statistics,
+//! TA-Lib indicators, VWAP, microstructure and time features, reading each input column once
+//! and materialising each output column once per chunk. A chain of one stage per feature
+//! group does the same work but rebuilds the chunk's schema and re-reads the inputs in every
+//! stage; `examples/features_bench.rs` measures both (see the module docs for the figures).
+//!
+//! Per-symbol state (windows, EMAs, previous quotes) lives in a map keyed by symbol and is
+//! carried across chunks and files, so results do not depend on chunk size; `checkpoint`
+//! serialises it so a resumed run continues exactly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::f64::consts::TAU;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array};
+use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field};
+use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use serde::{Deserialize, Serialize};
+
+use super::columns::{F64Col, f64_col, key_slots, ts_col};
+use super::micro::{
+    Ofi, RealizedVar, SessionVwap, TradeIntensity, TradeSign, Vwap, microprice, mid,
+    quote_imbalance,
+};
+use super::rolling::{Rolling, RollingStat, Window, parse_duration};
+use super::series::{Decay, Ewm, Lags, LogReturn, SimpleReturn};
+use super::talib::{Indicator, IndicatorSpec, Ohlcv};
+use super::time::SessionClock;
+
+/// What [`FeatureStage`] computes. Every field has a default; see [`FeatureConfig::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Price column; when a chunk lacks it, `close` (bar data) is used. Default `price`.
+    pub price_column: String,
+    /// Add `return` and `log_return`. Default true.
+    pub returns: bool,
+    /// Columns to lag. Default `["price"]`.
+    pub lag_columns: Vec<String>,
+    /// Lags in rows; columns `<col>_lag_<k>`. Default 1, 5, 10, 20.
+    pub lag_periods: Vec<usize>,
+    /// Rolling statistics of the price as `<stat>_<window>`, window in rows (`std_20`) or
+    /// time (`mean_1m`); columns `rolling_<stat>_<window>`. Default `["std_20"]`.
+    pub rolling: Vec<String>,
+    /// Exponentially weighted mean and std of the price, `span_<n>` or `hl_<duration>`;
+    /// columns `ewma_<spec>` and `ewstd_<spec>`. Default empty.
+    pub ewm: Vec<String>,
+    /// TA-Lib indicators (see the `talib` table). Default `sma_20`, `ema_20`.
+    pub indicators: Vec<String>,
+    /// VWAP over this many trades (`vwap_<n>`); 0 disables. Default 100.
+    pub vwap_window: usize,
+    /// Add `mid`, `spread`, `spread_bps`, `microprice`, `quote_imbalance`. Default true.
+    pub microstructure: bool,
+    /// Add `ofi`, `trade_sign`, `vwap_session`, `realized_var_<iv>`, `realized_vol_<iv>`,
+    /// `trade_intensity_<w>`. Default false.
+    pub order_flow: bool,
+    /// Interval of realized-variance returns. Default `5m`.
+    pub realized_interval: String,
+    /// Window of trade intensity. Default `1m`.
+    pub intensity_window: String,
+    /// Add `hour`, `minute`, `day_of_week`, `seconds_since_open`, `in_session`, `tod_sin`,
+    /// `tod_cos`, `dow_sin`, `dow_cos`. Default true.
+    pub time_features: bool,
+    /// Session open, local `HH:MM`. Default 09:30.
+    pub session_open: String,
+    /// Session close, local `HH:MM`. Default 16:00.
+    pub session_close: String,
+    /// Session zone (IANA). Default America/New_York.
+    pub session_timezone: String,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            price_column: "price".into(),
+            returns: true,
+            lag_columns: vec!["price".into()],
+            lag_periods: vec![1, 5, 10, 20],
+            rolling: vec!["std_20".into()],
+            ewm: Vec::new(),
+            indicators: vec!["sma_20".into(), "ema_20".into()],
+            vwap_window: 100,
+            microstructure: true,
+            order_flow: false,
+            realized_interval: "5m".into(),
+            intensity_window: "1m".into(),
+            time_features: true,
+            session_open: "09:30".into(),
+            session_close: "16:00".into(),
+            session_timezone: "America/New_York".into(),
+        }
+    }
+}
+
+impl FeatureConfig {
+    /// A configuration that computes nothing (a base to switch single groups on).
+    pub fn none() -> Self {
+        FeatureConfig {
+            returns: false,
+            lag_columns: Vec::new(),
+            lag_periods: Vec::new(),
+            rolling: Vec::new(),
+            indicators: Vec::new(),
+            vwap_window: 0,
+            microstructure: false,
+            order_flow: false,
+            time_features: false,
+            ..FeatureConfig::default()
+        }
+    }
+}
+
+/// Parses a rolling spec `<stat>_<rows>` or `<stat>_<duration>`.
+pub fn parse_rolling_spec(spec: &str) -> Result<(RollingStat, Window)> {
+    let (stat, w) = spec.split_once('_').ok_or_else(|| {
+        Error::config("rolling", format!("`{spec}`: expected <stat>_<window>, e.g. std_20"))
+    })?;
+    let stat = RollingStat::parse(stat)?;
+    let window = match w.parse::<usize>() {
+        Ok(n) if n >= 1 => Window::Rows(n),
+        Ok(_) => return Err(Error::config("rolling", format!("`{spec}`: window must be ≥ 1"))),
+        Err(_) => Window::Time(parse_duration(w)?),
+    };
+    Ok((stat, window))
+}
+
+fn parse_ewm_spec(spec: &str) -> Result<Decay> {
+    let bad = || Error::config("ewm", format!("`{spec}`: expected span_<n> or hl_<duration>"));
+    match spec.split_once('_') {
+        Some(("span", n)) => match n.parse::<f64>() {
+            Ok(s) if s >= 1.0 => Ok(Decay::Span(s)),
+            _ => Err(bad()),
+        },
+        Some(("hl", d)) => Ok(Decay::HalfLife(parse_duration(d)?)),
+        _ => Err(bad()),
+    }
+}
+
+/// Carried state of one symbol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SymbolState {
+    simple: SimpleReturn,
+    log: LogReturn,
+    lags: Vec<Lags>,
+    rolling: Vec<Rolling>,
+    ewm: Vec<Ewm>,
+    indicators: Vec<Indicator>,
+    vwap: Option<Vwap>,
+    ofi: Ofi,
+    sign: TradeSign,
+    last_mid: Option<f64>,
+    session_vwap: SessionVwap,
+    realized: RealizedVar,
+    intensity: TradeIntensity,
+}
+
+/// What a checkpoint holds.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    key: u64,
+    states: BTreeMap<String, SymbolState>,
+}
+
+/// Column positions of each feature group in the output.
+#[derive(Debug, Clone, Default)]
+struct Layout {
+    names: Vec<String>,
+    returns: usize,
+    lags: usize,
+    rolling: usize,
+    ewm: usize,
+    /// (first column, width) of each indicator.
+    indicators: Vec<(usize, usize)>,
+    vwap: usize,
+    micro: usize,
+    flow: usize,
+    time: usize,
+}
+
+impl Layout {
+    fn push(&mut self, names: impl IntoIterator<Item = String>) -> usize {
+        let at = self.names.len();
+        self.names.extend(names);
+        at
+    }
+}
+
+/// The fused feature stage (per symbol; see the module docs).
+///
+/// Inputs: `ts`, `symbol`, the price column (or `close`; on bars also `open`, `high`, `low`,
+/// `volume`), `size`, `bid`, `ask`, `bid_size`, `ask_size` and any lagged column; a missing
+/// input makes the features that need it null. A null input leaves the kernels that need it
+/// untouched for that row, and its features are null. On tick data the indicators that need
+/// high/low/close use the price for all three (high = low = close) and `size` as volume.
+pub struct FeatureStage {
+    cfg: FeatureConfig,
+    layout: Layout,
+    rolling_specs: Vec<(RollingStat, Window)>,
+    template: SymbolState,
+    indicator_width: usize,
+    realized_ns: i64,
+    clock: SessionClock,
+    slots: HashMap<String, usize>,
+    states: Vec<SymbolState>,
+    keys: Vec<String>,
+}
+
+impl FeatureStage {
+    /// Validates `cfg` and builds the stage.
+    pub fn new(cfg: FeatureConfig) -> Result<Self> {
+        let clock = SessionClock::new(&cfg.session_open, &cfg.session_close, &cfg.session_timezone)?;
+        let specs: Vec<IndicatorSpec> = cfg
+            .indicators
+            .iter()
+            .map(|s| IndicatorSpec::parse(s))
+            .collect::<Result<_>>()?;
+        let rolling_specs: Vec<(RollingStat, Window)> = cfg
+            .rolling
+            .iter()
+            .map(|s| parse_rolling_spec(s))
+            .collect::<Result<_>>()?;
+        let decays: Vec<Decay> = cfg.ewm.iter().map(|s| parse_ewm_spec(s)).collect::<Result<_>>()?;
+        if cfg.lag_periods.contains(&0) {
+            return Err(Error::config("preprocessing.lag_periods", "lags must be ≥ 1"));
+        }
+        let realized_ns = parse_duration(&cfg.realized_interval)?;
+        let intensity_ns = parse_duration(&cfg.intensity_window)?;
+
+        let mut l = Layout::default();
+        l.returns = l.push(
+            cfg.returns
+                .then(|| ["return".to_string(), "log_return".to_string()])
+                .into_iter()
+                .flatten(),
+        );
+        l.lags = l.push(cfg.lag_columns.iter().flat_map(|c| {
+            cfg.lag_periods.iter().map(move |k| format!("{c}_lag_{k}"))
+        }));
+        l.rolling = l.push(cfg.rolling.iter().map(|s| format!("rolling_{s}")));
+        l.ewm = l.push(
+            cfg.ewm
+                .iter()
+                .flat_map(|s| [format!("ewma_{s}"), format!("ewstd_{s}")]),
+        );
+        for spec in &specs {
+            let cols = spec.columns();
+            let width = cols.len();
+            let at = l.push(cols);
+            l.indicators.push((at, width));
+        }
+        l.vwap = l.push((cfg.vwap_window > 0).then(|| format!("vwap_{}", cfg.vwap_window)));
+        l.micro = l.push(
+            ["mid", "spread", "spread_bps", "microprice", "quote_imbalance"]
+                .into_iter()
+                .filter(|_| cfg.microstructure)
+                .map(String::from),
+        );
+        let iv = &cfg.realized_interval;
+        let w = &cfg.intensity_window;
+        l.flow = l.push(
+            [
+                "ofi".to_string(),
+                "trade_sign".into(),
+                "vwap_session".into(),
+                format!("realized_var_{iv}"),
+                format!("realized_vol_{iv}"),
+                format!("trade_intensity_{w}"),
+            ]
+            .into_iter()
+            .filter(|_| cfg.order_flow),
+        );
+        l.time = l.push(
+            [
+                "hour",
+                "minute",
+                "day_of_week",
+                "seconds_since_open",
+                "in_session",
+                "tod_sin",
+                "tod_cos",
+                "dow_sin",
+                "dow_cos",
+            ]
+            .into_iter()
+            .filter(|_| cfg.time_features)
+            .map(String::from),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for n in &l.names {
+            if !seen.insert(n) {
+                return Err(Error::config("preprocessing", format!("feature `{n}` is asked for twice")));
+            }
+        }
+        let max_lag = cfg.lag_periods.iter().copied().max().unwrap_or(0);
+        let template = SymbolState {
+            simple: SimpleReturn::default(),
+            log: LogReturn::default(),
+            lags: cfg.lag_columns.iter().map(|_| Lags::new(max_lag)).collect(),
+            rolling: rolling_specs.iter().map(|&(s, w)| Rolling::new(s, w)).collect(),
+            ewm: decays.iter().map(|&d| Ewm::new(d)).collect(),
+            indicators: specs.iter().map(|s| s.build()).collect(),
+            vwap: (cfg.vwap_window > 0).then(|| Vwap::new(cfg.vwap_window)),
+            ofi: Ofi::default(),
+            sign: TradeSign::default(),
+            last_mid: None,
+            session_vwap: SessionVwap::default(),
+            realized: RealizedVar::default(),
+            intensity: TradeIntensity::new(intensity_ns),
+        };
+        let indicator_width = specs.iter().map(|s| s.columns().len()).max().unwrap_or(0);
+        Ok(FeatureStage {
+            cfg,
+            layout: l,
+            rolling_specs,
+            template,
+            indicator_width,
+            realized_ns,
+            clock,
+            slots: HashMap::new(),
+            states: Vec::new(),
+            keys: Vec::new(),
+        })
+    }
+
+    /// The names of the columns this stage adds, in order.
+    pub fn output_columns(&self) -> &[String] {
+        &self.layout.names
+    }
+
+    fn slot(&mut self, key: &str) -> usize {
+        if let Some(&s) = self.slots.get(key) {
+            return s;
+        }
+        let s = self.states.len();
+        self.states.push(self.template.clone());
+        self.keys.push(key.to_string());
+        self.slots.insert(key.to_string(), s);
+        s
+    }
+
+    fn compute(&mut self, chunk: &Chunk) -> Result<Vec<Vec<f64>>> {
+        let n = chunk.num_rows();
+        let slots = {
+            let mut reg = |k: &str| self.slot(k);
+            key_slots(chunk, "symbol", &mut reg)?
+        };
+        let mut price = f64_col(chunk, &self.cfg.price_column)?;
+        let bars = !price.present() && chunk.column_by_name("close").is_some();
+        if bars {
+            price = f64_col(chunk, "close")?;
+        }
+        let (open, high, low, volume) = if bars {
+            (
+                f64_col(chunk, "open")?,
+                f64_col(chunk, "high")?,
+                f64_col(chunk, "low")?,
+                f64_col(chunk, "volume")?,
+            )
+        } else {
+            (F64Col::absent(), F64Col::absent(), F64Col::absent(), f64_col(chunk, "size")?)
+        };
+        let ts = ts_col(chunk, "ts")?;
+        let [bid, ask, bid_size, ask_size] =
+            ["bid", "ask", "bid_size", "ask_size"].map(|c| f64_col(chunk, c));
+        let (bid, ask, bid_size, ask_size) = (bid?, ask?, bid_size?, ask_size?);
+        let lag_cols: Vec<F64Col> = self
+            .cfg
+            .lag_columns
+            .iter()
+            .map(|c| {
+                if bars && c == &self.cfg.price_column {
+                    f64_col(chunk, "close")
+                } else {
+                    f64_col(chunk, c)
+                }
+            })
+            .collect::<Result<_>>()?;
+
+        let l = &self.layout;
+        let cfg = &self.cfg;
+        let mut out: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; l.names.len()];
+        let mut scratch = vec![None; self.indicator_width];
+        let nan = f64::NAN;
+        let time_rows = !self.rolling_specs.iter().all(|s| matches!(s.1, Window::Rows(_)));
+        for i in 0..n {
+            let st = &mut self.states[slots[i]];
+            let p = price.get(i);
+            let t = ts.get(i);
+            if cfg.returns
+                && let Some(p) = p
+            {
+                out[l.returns][i] = st.simple.update(p).unwrap_or(nan);
+                out[l.returns + 1][i] = st.log.update(p).unwrap_or(nan);
+            }
+            let mut c = l.lags;
+            for (lags, col) in st.lags.iter_mut().zip(&lag_cols) {
+                for &k in &cfg.lag_periods {
+                    out[c][i] = lags.get(k).unwrap_or(nan);
+                    c += 1;
+                }
+                lags.push(col.get(i));
+            }
+            if let Some(p) = p {
+                for (j, r) in st.rolling.iter_mut().enumerate() {
+                    let pos = match (time_rows, t) {
+                        (false, _) => 0,
+                        (true, Some(t)) => t,
+                        (true, None) => {
+                            if matches!(self.rolling_specs[j].1, Window::Time(_)) {
+                                continue;
+                            }
+                            0
+                        }
+                    };
+                    out[l.rolling + j][i] = r.update(pos, p).unwrap_or(nan);
+                }
+                for (j, e) in st.ewm.iter_mut().enumerate() {
+                    let (m, s) = e.update(t.unwrap_or(0), p);
+                    out[l.ewm + 2 * j][i] = m;
+                    out[l.ewm + 2 * j + 1][i] = s;
+                }
+                if !st.indicators.is_empty() {
+                    let b = if bars {
+                        Ohlcv {
+                            open: open.get(i).unwrap_or(p),
+                            high: high.get(i).unwrap_or(p),
+                            low: low.get(i).unwrap_or(p),
+                            close: p,
+                            volume: volume.get(i).unwrap_or(0.0),
+                        }
+                    } else {
+                        Ohlcv {
+                            open: p,
+                            high: p,
+                            low: p,
+                            close: p,
+                            volume: volume.get(i).unwrap_or(0.0),
+                        }
+                    };
+                    for (ind, &(at, width)) in st.indicators.iter_mut().zip(&l.indicators) {
+                        ind.update(&b, &mut scratch[..width]);
+                        for (j, v) in scratch[..width].iter().enumerate() {
+                            out[at + j][i] = v.unwrap_or(nan);
+                        }
+                    }
+                }
+                if let (Some(v), Some(size)) = (&mut st.vwap, volume.get(i)) {
+                    out[l.vwap][i] = v.update(p, size).unwrap_or(nan);
+                }
+            }
+            let quote = match (bid.get(i), ask.get(i)) {
+                (Some(b), Some(a)) => Some((b, a)),
+                _ => None,
+            };
+            if let Some((b, a)) = quote {
+                st.last_mid = Some(mid(b, a));
+            }
+            if cfg.microstructure
+                && let Some((b, a)) = quote
+            {
+                let m = mid(b, a);
+                out[l.micro][i] = m;
+                out[l.micro + 1][i] = a - b;
+                out[l.micro + 2][i] = (a - b) / m * 1e4;
+                if let (Some(bs), Some(as_)) = (bid_size.get(i), ask_size.get(i))
+                    && bs + as_ != 0.0
+                {
+                    out[l.micro + 3][i] = microprice(b, a, bs, as_);
+                    out[l.micro + 4][i] = quote_imbalance(bs, as_);
+                }
+            }
+            let local = if cfg.order_flow || cfg.time_features {
+                t.map(|t| (t, self.clock.local(t)))
+            } else {
+                None
+            };
+            if cfg.order_flow {
+                let f = l.flow;
+                if let (Some((b, a)), Some(bs), Some(as_)) =
+                    (quote, bid_size.get(i), ask_size.get(i))
+                {
+                    out[f][i] = st.ofi.update(b, bs, a, as_).unwrap_or(nan);
+                }
+                if let Some(p) = p {
+                    out[f + 1][i] = st.sign.update(p, st.last_mid).unwrap_or(nan);
+                    if let Some((t, lt)) = local {
+                        if let Some(size) = volume.get(i) {
+                            out[f + 2][i] = st.session_vwap.update(lt.day, p, size).unwrap_or(nan);
+                        }
+                        let slot = lt.ns_of_day.div_euclid(self.realized_ns);
+                        let rv = st.realized.update(lt.day, slot, p);
+                        out[f + 3][i] = rv;
+                        out[f + 4][i] = rv.sqrt();
+                        out[f + 5][i] = st.intensity.update(t);
+                    }
+                }
+            }
+            if cfg.time_features
+                && let Some((_, lt)) = local
+            {
+                let c = l.time;
+                out[c][i] = f64::from(lt.hour());
+                out[c + 1][i] = f64::from(lt.minute());
+                out[c + 2][i] = f64::from(lt.weekday);
+                out[c + 3][i] = self.clock.since_open(&lt);
+                out[c + 4][i] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
+                let (s, co) = (TAU * lt.seconds_of_day() / 86_400.0).sin_cos();
+                out[c + 5][i] = s;
+                out[c + 6][i] = co;
+                let (s, co) = (TAU * f64::from(lt.weekday) / 7.0).sin_cos();
+                out[c + 7][i] = s;
+                out[c + 8][i] = co;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Wraps computed values as a nullable Float64 column (NaN marks null).
+pub(crate) fn to_array(values: Vec<f64>) -> ArrayRef {
+    let n = values.len();
+    let valid = BooleanBuffer::collect_bool(n, |i| !values[i].is_nan());
+    let nulls = (valid.count_set_bits() < n).then(|| NullBuffer::new(valid));
+    Arc::new(Float64Array::new(ScalarBuffer::from(values), nulls))
+}
+
+impl Stage for FeatureStage {
+    fn name(&self) -> &str {
+        "features"
+    }
+
+    fn order(&self) -> StageOrder {
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        StageKey::of("features", &self.cfg)
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let cols = self.compute(&chunk)?;
+        let extra = self
+            .layout
+            .names
+            .iter()
+            .zip(cols)
+            .map(|(name, v)| (Field::new(name, DataType::Float64, true), to_array(v)))
+            .collect();
+        out.emit(chunk.with_columns(extra)?);
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let states = self
+            .keys
+            .iter()
+            .cloned()
+            .zip(self.states.iter().cloned())
+            .collect();
+        let cp = Checkpoint {
+            key: self.key().0,
+            states,
+        };
+        serde_json::to_vec(&cp)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("features checkpoint: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let cp: Checkpoint = serde_json::from_slice(state)
+            .map_err(|e| Error::Internal(format!("features checkpoint: {e}")))?;
+        if cp.key != self.key().0 {
+            return Err(Error::Usage(
+                "the features checkpoint was written with a different configuration".into(),
+            ));
+        }
+        self.slots.clear();
+        self.keys.clear();
+        self.states.clear();
+        for (k, s) in cp.states {
+            self.slots.insert(k.clone(), self.states.len());
+            self.keys.push(k);
+            self.states.push(s);
+        }
+        Ok(())
+    }
+}
