@@ -230,7 +230,8 @@ impl Worker {
     }
 
     /// Runs `chunks` through stages `from..`, writing the results (or discarding everything
-    /// they produce when replaying).
+    /// they produce when replaying). Counts, rejects and metrics are kept aside until every
+    /// stage has succeeded, so a failing delivery leaves no trace and can be retried.
     fn push(
         &mut self,
         from: usize,
@@ -238,59 +239,46 @@ impl Worker {
         discard: bool,
     ) -> std::result::Result<(), Fault> {
         let mut cur = chunks;
+        let mut ledger = Ledger::default();
+        let mut rejects: Vec<Reject> = Vec::new();
+        let mut metrics: Vec<StageMetrics> = vec![StageMetrics::default(); self.stages.len()];
         for k in from..self.stages.len() {
             let mut em = Emitter::default();
             let mut next = Vec::new();
+            let m = &mut metrics[k];
             for c in cur {
-                let (rows, bytes) = (c.num_rows() as u64, c.memory_size() as u64);
+                m.rows_in += c.num_rows() as u64;
+                m.bytes_in += c.memory_size() as u64;
+                m.chunks += 1;
                 let t = Instant::now();
                 let stage = &mut self.stages[k];
                 let r = catch_unwind(AssertUnwindSafe(|| stage.process(c, &mut em)));
-                let busy = t.elapsed();
+                m.busy += t.elapsed();
                 check(r, self.stages[k].name())?;
-                if !discard {
-                    let m = &mut self.metrics[k];
-                    m.rows_in += rows;
-                    m.bytes_in += bytes;
-                    m.chunks += 1;
-                    m.busy += busy;
-                }
                 next.extend(em.take_chunks());
             }
-            self.collect(k, &mut em, &next, discard)?;
+            for c in &next {
+                m.rows_out += c.num_rows() as u64;
+                m.bytes_out += c.memory_size() as u64;
+            }
+            ledger.merge(&em.take_ledger());
+            rejects.extend(em.take_rejects());
             cur = next;
         }
         if discard {
             return Ok(());
         }
-        for c in cur {
-            self.write(&c).map_err(Fault::Fatal)?;
-        }
-        Ok(())
-    }
-
-    fn collect(
-        &mut self,
-        k: usize,
-        em: &mut Emitter,
-        out: &[Chunk],
-        discard: bool,
-    ) -> std::result::Result<(), Fault> {
-        let ledger = em.take_ledger();
-        let rejects = em.take_rejects();
-        if discard {
-            return Ok(());
-        }
-        let m = &mut self.metrics[k];
-        for c in out {
-            m.rows_out += c.num_rows() as u64;
-            m.bytes_out += c.memory_size() as u64;
-        }
         self.ledger.merge(&ledger);
+        for (a, b) in self.metrics.iter_mut().zip(&metrics) {
+            a.merge(b);
+        }
         if !rejects.is_empty() && self.rejects.send(rejects).is_err() {
             return Err(Fault::Fatal(Error::Internal(
                 "the quarantine writer stopped".into(),
             )));
+        }
+        for c in cur {
+            self.write(&c).map_err(Fault::Fatal)?;
         }
         Ok(())
     }
@@ -321,7 +309,16 @@ impl Worker {
                 };
                 check(r, self.stages[k].name()).map_err(fail)?;
                 let out = em.take_chunks();
-                self.collect(k, &mut em, &out, false).map_err(fail)?;
+                let m = &mut self.metrics[k];
+                for c in &out {
+                    m.rows_out += c.num_rows() as u64;
+                    m.bytes_out += c.memory_size() as u64;
+                }
+                self.ledger.merge(&em.take_ledger());
+                let rejects = em.take_rejects();
+                if !rejects.is_empty() && self.rejects.send(rejects).is_err() {
+                    return Err(Error::Internal("the quarantine writer stopped".into()));
+                }
                 self.push(k + 1, out, false).map_err(fail)?;
             }
         }

@@ -1,0 +1,213 @@
+//! Determinism, faults, sharding and memory bounds of [`Runner`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use pipeline_core::{Emitter, MemoryRejectSink, RejectSink, Result, SinkSummary, run_stage};
+use pipeline_parallel::{FAILED_FILE, RunReport, Runner, SourceSpec};
+
+use crate::support::*;
+
+/// The obviously-correct reference: every file in order through the stages on one thread.
+fn reference(files: &[Vec<Row>]) -> BTreeMap<String, Vec<OutRow>> {
+    let mut pos = Positive;
+    let mut cum = (cumsum(None, 0, Duration::ZERO))().unwrap();
+    let mut m: BTreeMap<String, Vec<OutRow>> = BTreeMap::new();
+    for (i, rows) in files.iter().enumerate() {
+        let (kept, _) = run_stage(&mut pos, chunks_of(i as u32, rows, 1000)).unwrap();
+        let mut em = Emitter::default();
+        for c in kept {
+            cum.process(c, &mut em).unwrap();
+        }
+        for c in em.take_chunks() {
+            for r in rows_of(&c) {
+                m.entry(r.0.clone()).or_default().push(r);
+            }
+        }
+    }
+    m
+}
+
+fn run(
+    specs: Vec<SourceSpec>,
+    workers: usize,
+    fault: Option<(u32, u64, usize)>,
+) -> (Result<RunReport>, Collected) {
+    let (sink, got) = collect_sink();
+    let (panic_on, panics) = fault.map_or((None, 0), |(s, l, n)| (Some((s, l)), n));
+    let r = Runner::new()
+        .sources(specs)
+        .stages(vec![positive(), cumsum(panic_on, panics, Duration::ZERO)])
+        .sink_factory(sink)
+        .reject_sink(Box::new(MemoryRejectSink::default()))
+        .workers(workers)
+        .max_open_files(3)
+        .channel_capacity(2)
+        .retry_backoff(Duration::from_millis(1))
+        .segment_bytes(3000)
+        .build()
+        .unwrap()
+        .run();
+    (r, got)
+}
+
+#[test]
+fn output_per_key_is_identical_for_any_worker_count_and_chunk_size() {
+    let files = gen_files(7, 6, 400);
+    let want = reference(&files);
+    for workers in [1, 2, 3] {
+        for chunk in [1, 7, 64, 1000] {
+            let (r, got) = run(specs(&files, chunk), workers, None);
+            let r = r.unwrap();
+            assert_eq!(by_symbol(&got), want, "workers {workers}, chunk {chunk}");
+            r.ledger.check_balance().unwrap();
+            assert_eq!(r.files_ok.len(), 6);
+            // Each chunk brings one quarantined reject from the source.
+            assert_eq!(
+                r.ledger.quarantined["bad_number"],
+                6 * 400_usize.div_ceil(chunk) as u64
+            );
+            assert_eq!(r.ledger.read, 6 * 400 + r.ledger.quarantined["bad_number"]);
+        }
+    }
+}
+
+#[test]
+fn a_stage_that_keeps_panicking_fails_its_file_and_the_rest_completes() {
+    let files = gen_files(11, 5, 300);
+    // Line 100 of source 2 (f02): panics on every attempt.
+    let (r, got) = run(specs(&files, 16), 2, Some((2, 100, usize::MAX)));
+    let r = r.unwrap();
+    assert_eq!(r.files_failed.len(), 1, "{:?}", r.files_failed);
+    assert_eq!(r.files_failed[0].0, "f02");
+    assert!(
+        r.files_failed[0].1.contains("injected panic"),
+        "{}",
+        r.files_failed[0].1
+    );
+    assert_eq!(r.files_ok, vec!["f00", "f01", "f03", "f04"]);
+    r.ledger.check_balance().unwrap();
+    assert!(r.ledger.quarantined.get(FAILED_FILE).copied().unwrap_or(0) > 0);
+    // Every row of the other files is there.
+    let rows: BTreeSet<(u32, u64)> = by_symbol(&got)
+        .values()
+        .flatten()
+        .map(|r| (r.1, r.2))
+        .collect();
+    for (i, f) in files.iter().enumerate().filter(|(i, _)| *i != 2) {
+        let kept = f.iter().filter(|r| r.price > 0.0).count();
+        assert_eq!(
+            rows.iter().filter(|(s, _)| *s == i as u32).count(),
+            kept,
+            "file {i}"
+        );
+    }
+}
+
+#[test]
+fn transient_faults_are_retried_and_leave_output_identical() {
+    let files = gen_files(13, 5, 300);
+    let want = reference(&files);
+    // A stage panic twice (retries = 2 by default), then success.
+    let (r, got) = run(specs(&files, 16), 3, Some((3, 200, 2)));
+    let r = r.unwrap();
+    assert!(r.files_failed.is_empty(), "{:?}", r.files_failed);
+    assert_eq!(by_symbol(&got), want);
+    r.ledger.check_balance().unwrap();
+    // A source error at chunk 5 of f01, once.
+    let (r, got) = run(specs_failing(&files, 16, Some((1, 5, 1))), 2, None);
+    let r = r.unwrap();
+    assert!(r.files_failed.is_empty(), "{:?}", r.files_failed);
+    assert_eq!(by_symbol(&got), want);
+    assert_eq!(r.ledger.read, 5 * 300 + r.ledger.quarantined["bad_number"]);
+    // A source that always fails at chunk 3: failed, and its first 3 chunks balance.
+    let (r, _) = run(specs_failing(&files, 16, Some((4, 3, usize::MAX))), 2, None);
+    let r = r.unwrap();
+    assert_eq!(r.files_failed.len(), 1);
+    r.ledger.check_balance().unwrap();
+}
+
+#[test]
+fn shards_cover_every_source_exactly_once() {
+    let files = gen_files(3, 40, 5);
+    let mut seen: Vec<String> = Vec::new();
+    for k in 0..3 {
+        let (sink, _) = collect_sink();
+        let r = Runner::new()
+            .sources(specs(&files, 5))
+            .sink_factory(sink)
+            .workers(1)
+            .shard(k, 3)
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert!(!r.files_ok.is_empty(), "shard {k} got nothing");
+        seen.extend(r.files_ok);
+    }
+    seen.sort();
+    let all: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn cancel_stops_with_cancelled() {
+    let files = gen_files(5, 4, 200);
+    let flag = Arc::new(AtomicBool::new(true));
+    let (sink, _) = collect_sink();
+    let r = Runner::new()
+        .sources(specs(&files, 10))
+        .sink_factory(sink)
+        .cancel(flag)
+        .build()
+        .unwrap()
+        .run();
+    assert!(matches!(r, Err(pipeline_core::Error::Cancelled)), "{r:?}");
+}
+
+/// A reject sink that is slow: the engine must not buffer unboundedly in front of it.
+struct CountingRejects(Arc<AtomicU64>);
+
+impl RejectSink for CountingRejects {
+    fn write(&mut self, r: &[pipeline_core::Reject]) -> Result<()> {
+        self.0.fetch_add(r.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<SinkSummary> {
+        Ok(SinkSummary {
+            rows: self.0.load(Ordering::Relaxed),
+            ..Default::default()
+        })
+    }
+}
+
+#[test]
+fn progress_is_reported_and_rejects_reach_the_sink() {
+    let files = gen_files(9, 3, 500);
+    let calls = Arc::new(AtomicU64::new(0));
+    let c2 = calls.clone();
+    let n = Arc::new(AtomicU64::new(0));
+    let (sink, _) = collect_sink();
+    let r = Runner::new()
+        .sources(specs(&files, 50))
+        .stages(vec![positive()])
+        .sink_factory(sink)
+        .reject_sink(Box::new(CountingRejects(n.clone())))
+        .progress(Arc::new(move |p| {
+            assert!(p.bytes_total > 0);
+            c2.fetch_add(1, Ordering::Relaxed);
+        }))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(calls.load(Ordering::Relaxed) >= 1);
+    assert_eq!(
+        r.rejects.rows,
+        r.ledger.quarantined_total() + r.ledger.removed_total()
+    );
+    assert!(r.peak_rss_bytes > 0 || !cfg!(target_os = "linux"));
+}
