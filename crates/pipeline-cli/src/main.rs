@@ -1,1 +1,81 @@
-fn main() {}
+//! `tickpipe`: the command-line tool. It composes the stage crates (pipeline-io,
+//! pipeline-prep, pipeline-stream, pipeline-parallel) and adds no pipeline logic of its own.
+
+mod args;
+mod cmd;
+mod config_template;
+mod job;
+mod progress;
+mod settings;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pipeline_core::Error;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command};
+
+/// What a command reports back to `main`.
+pub enum Outcome {
+    /// Everything worked.
+    Ok,
+    /// The run finished, but some files failed.
+    SomeFilesFailed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let quiet = cli.quiet;
+    // A panic is a bug; say so plainly instead of letting a backtrace be the message.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("tickpipe: internal error (a bug, please report it): {info}");
+    }));
+    let result = std::panic::catch_unwind(|| match cli.command {
+        Command::Run(a) => cmd::run::run(a, quiet),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Convert(a) => cmd::convert::run(a, quiet),
+        Command::Bars(a) => cmd::bars::run(a, quiet),
+        Command::Config(c) => cmd::config::run(c),
+        Command::Demo(a) => cmd::demo::run(a, quiet),
+    });
+    match result {
+        Ok(Ok(Outcome::Ok)) => ExitCode::SUCCESS,
+        Ok(Ok(Outcome::SomeFilesFailed)) => ExitCode::from(1),
+        Ok(Err(e)) => {
+            eprintln!("tickpipe: error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+        Err(_) => ExitCode::from(3),
+    }
+}
+
+/// Maps an error to the documented exit code.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Cancelled) => 130,
+        Some(Error::Internal(_)) => 3,
+        _ => 2,
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_env("TICKPIPE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,239 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, documented in `--help` and the README.
+pub const EXIT_HELP: &str = "\
+Exit codes:
+  0    success
+  1    the run finished but some input files failed (listed in the summary)
+  2    usage or input error: bad arguments, no input, unreadable config, a bad row in --strict mode
+  3    internal error (a bug: please report it)
+  130  interrupted (Ctrl-C); completed work is kept, run again with --resume";
+
+/// tickpipe: tick CSV to clean, feature-rich Parquet, fast, at constant memory.
+#[derive(Debug, Parser)]
+#[command(name = "tickpipe", version, about, after_help = EXIT_HELP)]
+pub struct Cli {
+    /// More log output (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load, clean, compute features and write partitioned Parquet, with quarantine.
+    Run(RunArgs),
+    /// Show format, compression, encoding, delimiter, schema, rows, time span and symbols.
+    Inspect(InspectArgs),
+    /// Load and write only (e.g. CSV to Parquet at full speed).
+    Convert(ConvertArgs),
+    /// Aggregate ticks into time, tick, volume or dollar bars.
+    Bars(BarsArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Generate a sample multi-year dataset, run the full pipeline on it, print the summary.
+    Demo(DemoArgs),
+}
+
+/// Options shared by every command that reads inputs.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InputArgs {
+    /// Input files, directories, glob patterns, or `-` for stdin.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Configuration file (TOML; see `tickpipe config init`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Preset the config file builds on.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Zone of naive timestamps, e.g. America/New_York.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Date of time-of-day-only files (YYYY-MM-DD).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Explicit column mapping, e.g. `ts=Time,price=Px,size=Qty`.
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// Vendor layout: auto, generic, lobster, histdata, lean.
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Symbol of files without a symbol column.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Memory budget, e.g. 512MB.
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+    /// Rows per chunk (default: derived from the memory limit).
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+    /// Stop at the first malformed row instead of quarantining it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Configuration presets.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Profile {
+    /// All cores, 8 GiB budget.
+    Production,
+    /// Two workers, small chunks, 512 MiB budget.
+    Development,
+}
+
+/// Output formats on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum FormatArg {
+    /// Apache Parquet (zstd).
+    Parquet,
+    /// Arrow IPC file.
+    Ipc,
+    /// CSV.
+    Csv,
+}
+
+/// `tickpipe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Inputs and reading options.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Hive partition keys, comma-separated: symbol, date, month.
+    #[arg(long)]
+    pub partition_by: Option<String>,
+    /// Continue an interrupted run in the same --out directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Process only shard K of N (files assigned by a stable hash), e.g. 0/4.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Follow a growing file (tail -f) and emit results as rows arrive; stop with Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// Flush interval of --follow and stdin input, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub flush_ms: u64,
+    /// Skip the stage-output cache (accepted now; it matters once the cache lands).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Write the run summary as JSON to this file (`-` for stdout).
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Skip cleaning stages.
+    #[arg(long)]
+    pub no_clean: bool,
+    /// Skip feature stages.
+    #[arg(long)]
+    pub no_features: bool,
+    /// Run every stage but discard the output (benchmarking).
+    #[arg(long, hide = true)]
+    pub discard: bool,
+}
+
+/// `tickpipe inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Inputs and reading options.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Print JSON (one array of objects) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tickpipe convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Inputs and reading options.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output file (format from the extension or --format) or directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Hive partition keys when --out is a directory.
+    #[arg(long)]
+    pub partition_by: Option<String>,
+    /// Write the summary as JSON to this file (`-` for stdout).
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// `tickpipe bars`.
+#[derive(Debug, Args)]
+pub struct BarsArgs {
+    /// Inputs and reading options.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Bar kind: time:1m, time:5s, tick:1000, volume:10000, dollar:1e6.
+    #[arg(long)]
+    pub kind: String,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Write the summary as JSON to this file (`-` for stdout).
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// `tickpipe config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write an annotated default configuration.
+    Init {
+        /// Where to write it (`-` for stdout).
+        #[arg(long, default_value = "tickpipe.toml")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a configuration file and print it with defaults filled in.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// `tickpipe demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the sample data and outputs.
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Rows to generate.
+    #[arg(long, default_value_t = 500_000)]
+    pub rows: u64,
+    /// Years of trading days.
+    #[arg(long, default_value_t = 5)]
+    pub years: u32,
+    /// Symbols.
+    #[arg(long, default_value_t = 5)]
+    pub symbols: usize,
+}

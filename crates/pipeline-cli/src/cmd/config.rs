@@ -1,0 +1,35 @@
+//! `tickpipe config init|check`.
+
+use pipeline_core::{Config, Error};
+
+use crate::Outcome;
+use crate::args::ConfigCommand;
+use crate::config_template::TEMPLATE;
+
+/// Runs the command.
+pub fn run(cmd: ConfigCommand) -> anyhow::Result<Outcome> {
+    match cmd {
+        ConfigCommand::Init { out, force } => {
+            if out.as_os_str() == "-" {
+                print!("{TEMPLATE}");
+                return Ok(Outcome::Ok);
+            }
+            if out.exists() && !force {
+                return Err(Error::Usage(format!(
+                    "{} exists; use --force to overwrite it",
+                    out.display()
+                ))
+                .into());
+            }
+            std::fs::write(&out, TEMPLATE).map_err(|e| Error::io(&out, e))?;
+            eprintln!("wrote {}", out.display());
+            Ok(Outcome::Ok)
+        }
+        ConfigCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            let cfg = Config::from_toml_str(&text)?;
+            print!("{}", cfg.to_toml_string()?);
+            Ok(Outcome::Ok)
+        }
+    }
+}

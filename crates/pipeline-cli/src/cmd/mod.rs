@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod bars;
+pub mod config;
+pub mod convert;
+pub mod demo;
+pub mod inspect;
+pub mod run;
