@@ -24,7 +24,9 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringDictionaryBuilder;
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
+use arrow_array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema};
 use pipeline_core::{
     Chunk, Emitter, Error, Result, SourceId, Stage, StageKey, StageOrder, dict_type, ts_type,
@@ -50,9 +52,9 @@ pub enum BarSpec {
 /// Parses `time:1m`, `time:5s`, `tick:1000`, `volume:10000` or `dollar:1e6`.
 pub fn parse_bar_spec(spec: &str) -> Result<BarSpec> {
     let bad = |m: &str| Error::config("bars", format!("`{spec}`: {m}"));
-    let (kind, arg) = spec
-        .split_once(':')
-        .ok_or_else(|| bad("expected kind:size, e.g. time:1m, tick:1000, volume:1e4, dollar:1e6"))?;
+    let (kind, arg) = spec.split_once(':').ok_or_else(|| {
+        bad("expected kind:size, e.g. time:1m, tick:1000, volume:1e4, dollar:1e6")
+    })?;
     let positive = |a: &str| -> Result<f64> {
         match a.parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -175,7 +177,9 @@ fn bar_schema() -> Arc<Schema> {
 
 fn bars_chunk(done: &[Done], source: SourceId, seq: u64) -> Result<Chunk> {
     let col = |f: fn(&Bar) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(done.iter().map(|d| f(&d.bar))))
+        Arc::new(Float64Array::from_iter_values(
+            done.iter().map(|d| f(&d.bar)),
+        ))
     };
     let mut sym = StringDictionaryBuilder::<Int32Type>::new();
     for d in done {
@@ -202,7 +206,9 @@ fn bars_chunk(done: &[Done], source: SourceId, seq: u64) -> Result<Chunk> {
             col(|b| b.close),
             col(|b| b.volume),
             Arc::new(vwap),
-            Arc::new(Int64Array::from_iter_values(done.iter().map(|d| d.bar.trades))),
+            Arc::new(Int64Array::from_iter_values(
+                done.iter().map(|d| d.bar.trades),
+            )),
             ts(|b| b.ts_end),
         ],
     )?;
@@ -359,11 +365,24 @@ mod tests {
 
     #[test]
     fn bar_specs_parse() {
-        assert_eq!(parse_bar_spec("time:1m").unwrap(), BarSpec::Time(60_000_000_000));
+        assert_eq!(
+            parse_bar_spec("time:1m").unwrap(),
+            BarSpec::Time(60_000_000_000)
+        );
         assert_eq!(parse_bar_spec("tick:1000").unwrap(), BarSpec::Tick(1000));
-        assert_eq!(parse_bar_spec("volume:10000").unwrap(), BarSpec::Volume(1e4));
+        assert_eq!(
+            parse_bar_spec("volume:10000").unwrap(),
+            BarSpec::Volume(1e4)
+        );
         assert_eq!(parse_bar_spec("dollar:1e6").unwrap(), BarSpec::Dollar(1e6));
-        for bad in ["time", "tick:0", "tick:1.5", "volume:-1", "dollar:x", "range:5"] {
+        for bad in [
+            "time",
+            "tick:0",
+            "tick:1.5",
+            "volume:-1",
+            "dollar:x",
+            "range:5",
+        ] {
             assert!(parse_bar_spec(bad).is_err(), "{bad}");
         }
     }

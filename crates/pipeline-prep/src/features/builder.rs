@@ -17,15 +17,27 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
     FeatureConfig {
         price_column: "price".into(),
         returns: ta,
-        lag_columns: if lags { vec!["price".into()] } else { Vec::new() },
-        lag_periods: if lags { cfg.lag_periods.clone() } else { Vec::new() },
+        lag_columns: if lags {
+            vec!["price".into()]
+        } else {
+            Vec::new()
+        },
+        lag_periods: if lags {
+            cfg.lag_periods.clone()
+        } else {
+            Vec::new()
+        },
         rolling: if ta && cfg.rolling_window > 0 {
             vec![format!("std_{}", cfg.rolling_window)]
         } else {
             Vec::new()
         },
         ewm: Vec::new(),
-        indicators: if ta { cfg.indicators.clone() } else { Vec::new() },
+        indicators: if ta {
+            cfg.indicators.clone()
+        } else {
+            Vec::new()
+        },
         vwap_window: if ta { cfg.vwap_window } else { 0 },
         microstructure: cfg.create_microstructure_features,
         order_flow: false,
@@ -65,7 +77,17 @@ mod tests {
         assert_eq!(stages.len(), 1);
         let fc = feature_config(&PreprocessingConfig::default());
         let s = FeatureStage::new(fc).unwrap();
-        for c in ["return", "sma_20", "ema_20", "rolling_std_20", "vwap_100", "mid", "spread", "hour", "price_lag_20"] {
+        for c in [
+            "return",
+            "sma_20",
+            "ema_20",
+            "rolling_std_20",
+            "vwap_100",
+            "mid",
+            "spread",
+            "hour",
+            "price_lag_20",
+        ] {
             assert!(s.output_columns().iter().any(|n| n == c), "{c}");
         }
     }

@@ -14,9 +14,12 @@ use pipeline_core::{Error, Result};
 
 /// Dictionary-encodes a Utf8 array (`Dictionary(Int32, Utf8)`); nulls stay null.
 pub fn dictionary_encode(a: &dyn Array) -> Result<ArrayRef> {
-    let s = a
-        .as_string_opt::<i32>()
-        .ok_or_else(|| Error::Schema(format!("dictionary encoding needs Utf8, got {}", a.data_type())))?;
+    let s = a.as_string_opt::<i32>().ok_or_else(|| {
+        Error::Schema(format!(
+            "dictionary encoding needs Utf8, got {}",
+            a.data_type()
+        ))
+    })?;
     let mut b = StringDictionaryBuilder::<Int32Type>::new();
     for v in s.iter() {
         match v {
@@ -32,7 +35,11 @@ pub fn dictionary_encode(a: &dyn Array) -> Result<ArrayRef> {
 /// The distinct non-null strings of a Utf8 or `Dictionary(_, Utf8)` array, sorted.
 fn categories(a: &dyn Array) -> Result<Vec<Option<String>>> {
     let strings: Vec<Option<String>> = match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().iter().map(|v| v.map(String::from)).collect(),
+        DataType::Utf8 => a
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect(),
         DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
             let d = a.as_any_dictionary();
             let values = d.values().as_string::<i32>();
@@ -119,7 +126,11 @@ pub fn optimize_types(batch: &RecordBatch) -> Result<(RecordBatch, TypeReport)> 
         };
         match new {
             Some(n) => {
-                report.changed.push((f.name().clone(), a.data_type().clone(), n.data_type().clone()));
+                report.changed.push((
+                    f.name().clone(),
+                    a.data_type().clone(),
+                    n.data_type().clone(),
+                ));
                 fields.push(Field::new(f.name(), n.data_type().clone(), f.is_nullable()));
                 cols.push(n);
             }
@@ -139,7 +150,9 @@ pub fn optimize_types(batch: &RecordBatch) -> Result<(RecordBatch, TypeReport)> 
 
 /// Bytes the array's data needs (without spare capacity).
 fn data_bytes(a: &ArrayRef) -> usize {
-    a.to_data().get_slice_memory_size().unwrap_or_else(|_| a.get_array_memory_size())
+    a.to_data()
+        .get_slice_memory_size()
+        .unwrap_or_else(|_| a.get_array_memory_size())
 }
 
 fn batch_bytes(b: &RecordBatch) -> usize {
@@ -173,12 +186,10 @@ fn downcast(a: &ArrayRef) -> Result<Option<ArrayRef>> {
         }
         DataType::Float64 => {
             let v = a.as_primitive::<Float64Type>();
-            let exact = (0..v.len())
-                .filter(|&i| !v.is_null(i))
-                .all(|i| {
-                    let x = v.value(i);
-                    x.is_nan() || f64::from(x as f32) == x
-                });
+            let exact = (0..v.len()).filter(|&i| !v.is_null(i)).all(|i| {
+                let x = v.value(i);
+                x.is_nan() || f64::from(x as f32) == x
+            });
             exact.then(|| {
                 let x: Vec<f32> = v.values().iter().map(|&x| x as f32).collect();
                 Arc::new(Float32Array::new(x.into(), nulls)) as ArrayRef
@@ -201,16 +212,45 @@ mod tests {
     fn downcasts_only_where_lossless() {
         let n = 1000;
         let batch = RecordBatch::try_from_iter(vec![
-            ("small", Arc::new(Int64Array::from_iter((0..n).map(|i| Some(i % 100)))) as ArrayRef),
-            ("mid", Arc::new(Int64Array::from_iter((0..n).map(|i| Some(i * 40)))) as ArrayRef),
-            ("big", Arc::new(Int64Array::from(vec![i64::MAX; n as usize])) as ArrayRef),
-            ("half", Arc::new(Float64Array::from_iter((0..n).map(|i| Some(i as f64 * 0.5))))),
-            ("tenth", Arc::new(Float64Array::from_iter((0..n).map(|i| Some(i as f64 * 0.1))))),
-            ("sym", Arc::new(StringArray::from_iter((0..n).map(|i| Some(["AAPL", "MSFT"][i as usize % 2]))))),
+            (
+                "small",
+                Arc::new(Int64Array::from_iter((0..n).map(|i| Some(i % 100)))) as ArrayRef,
+            ),
+            (
+                "mid",
+                Arc::new(Int64Array::from_iter((0..n).map(|i| Some(i * 40)))) as ArrayRef,
+            ),
+            (
+                "big",
+                Arc::new(Int64Array::from(vec![i64::MAX; n as usize])) as ArrayRef,
+            ),
+            (
+                "half",
+                Arc::new(Float64Array::from_iter(
+                    (0..n).map(|i| Some(i as f64 * 0.5)),
+                )),
+            ),
+            (
+                "tenth",
+                Arc::new(Float64Array::from_iter(
+                    (0..n).map(|i| Some(i as f64 * 0.1)),
+                )),
+            ),
+            (
+                "sym",
+                Arc::new(StringArray::from_iter(
+                    (0..n).map(|i| Some(["AAPL", "MSFT"][i as usize % 2])),
+                )),
+            ),
         ])
         .unwrap();
         let (out, report) = optimize_types(&batch).unwrap();
-        let types: Vec<DataType> = out.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         assert_eq!(types[0], DataType::Int8);
         assert_eq!(types[1], DataType::Int32);
         assert_eq!(types[2], DataType::Int64);

@@ -257,7 +257,8 @@ mod tests {
                 continue;
             }
             let w = &trades[i - 9..=i];
-            let want = w.iter().map(|t| t.0 * t.1).sum::<f64>() / w.iter().map(|t| t.1).sum::<f64>();
+            let want =
+                w.iter().map(|t| t.0 * t.1).sum::<f64>() / w.iter().map(|t| t.1).sum::<f64>();
             assert!((got.unwrap() - want).abs() < 1e-9);
         }
     }

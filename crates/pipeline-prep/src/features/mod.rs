@@ -57,15 +57,15 @@ mod window;
 
 pub use bars::{BarSpec, BarStage, parse_bar_spec};
 pub use builder::{feature_config, feature_stages};
-pub use encode::{
-    TypeReport, dictionary_encode, one_hot, optimize_types,
-};
+pub use encode::{TypeReport, dictionary_encode, one_hot, optimize_types};
 pub use micro::{
     Ofi, RealizedVar, SessionVwap, TradeIntensity, TradeSign, Vwap, microprice, mid,
     quote_imbalance,
 };
 pub use rolling::{Rolling, RollingStat, Window, parse_duration};
-pub use scale::{P2Quantile, ScaleMethod, ScaleStage, ScalerParams, ColumnScale, SCALER_METADATA_KEY, fit_scaler};
+pub use scale::{
+    ColumnScale, P2Quantile, SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerParams, fit_scaler,
+};
 pub use series::{Decay, Ewm, Lag, Lags, LogReturn, SimpleReturn};
 pub use stage::{FeatureConfig, FeatureStage, parse_rolling_spec};
 pub use talib::{

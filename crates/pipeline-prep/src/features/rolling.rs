@@ -39,7 +39,10 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     };
     match n.checked_mul(per) {
         Some(v) if v > 0 => Ok(v),
-        _ => Err(Error::config("duration", format!("`{text}` must be positive"))),
+        _ => Err(Error::config(
+            "duration",
+            format!("`{text}` must be positive"),
+        )),
     }
 }
 
@@ -391,7 +394,11 @@ mod tests {
                 let mut s = w.to_vec();
                 s.sort_by(f64::total_cmp);
                 let m = s.len() / 2;
-                if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+                if s.len() % 2 == 1 {
+                    s[m]
+                } else {
+                    (s[m - 1] + s[m]) / 2.0
+                }
             }
         })
     }
@@ -417,14 +424,23 @@ mod tests {
     fn row_windows_match_a_naive_rescan() {
         let mut rng = SplitMix(7);
         // Rounded values create ties, which the median's multisets must count.
-        let xs: Vec<f64> = (0..3000).map(|_| (rng.normal() * 4.0).round() + 100.0).collect();
+        let xs: Vec<f64> = (0..3000)
+            .map(|_| (rng.normal() * 4.0).round() + 100.0)
+            .collect();
         for stat in STATS {
             for n in [1, 2, 5, 20] {
                 let mut r = Rolling::new(stat, Window::Rows(n));
                 for (i, &x) in xs.iter().enumerate() {
                     let got = r.update(0, x);
-                    let want = if i + 1 < n { None } else { naive(stat, &xs[i + 1 - n..=i]) };
-                    assert!(close(got, want), "{stat:?} n={n} row {i}: {got:?} vs {want:?}");
+                    let want = if i + 1 < n {
+                        None
+                    } else {
+                        naive(stat, &xs[i + 1 - n..=i])
+                    };
+                    assert!(
+                        close(got, want),
+                        "{stat:?} n={n} row {i}: {got:?} vs {want:?}"
+                    );
                 }
             }
         }
@@ -445,7 +461,11 @@ mod tests {
             let mut r = Rolling::new(stat, Window::Time(width));
             for (i, &(t, x)) in rows.iter().enumerate() {
                 let got = r.update(t, x);
-                let w: Vec<f64> = rows[..=i].iter().filter(|r| r.0 > t - width).map(|r| r.1).collect();
+                let w: Vec<f64> = rows[..=i]
+                    .iter()
+                    .filter(|r| r.0 > t - width)
+                    .map(|r| r.1)
+                    .collect();
                 let want = naive(stat, &w);
                 assert!(close(got, want), "{stat:?} row {i}: {got:?} vs {want:?}");
             }

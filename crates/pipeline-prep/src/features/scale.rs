@@ -132,7 +132,10 @@ impl ScaleMethod {
             "zscore" => Ok(ScaleMethod::ZScore),
             "minmax" => Ok(ScaleMethod::MinMax),
             "robust" => Ok(ScaleMethod::Robust),
-            _ => Err(Error::config("scale", format!("`{s}`: expected zscore, minmax or robust"))),
+            _ => Err(Error::config(
+                "scale",
+                format!("`{s}`: expected zscore, minmax or robust"),
+            )),
         }
     }
 }
@@ -197,7 +200,11 @@ pub fn fit_scaler<'a>(
             m2: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            q: [P2Quantile::new(0.25), P2Quantile::new(0.5), P2Quantile::new(0.75)],
+            q: [
+                P2Quantile::new(0.25),
+                P2Quantile::new(0.5),
+                P2Quantile::new(0.75),
+            ],
         })
         .collect();
     for chunk in chunks {
@@ -241,7 +248,11 @@ pub fn fit_scaler<'a>(
             ColumnScale {
                 column: name.clone(),
                 center,
-                scale: if spread > 0.0 && spread.is_finite() { spread } else { 1.0 },
+                scale: if spread > 0.0 && spread.is_finite() {
+                    spread
+                } else {
+                    1.0
+                },
                 count: a.n,
             }
         })

@@ -183,7 +183,9 @@ mod tests {
     fn ewm_matches_explicit_weights() {
         let mut rng = SplitMix(5);
         let xs: Vec<f64> = (0..200).map(|_| rng.normal() * 2.0 + 10.0).collect();
-        let ts: Vec<i64> = (0..200).map(|i| i * 1_000_000_000 + (i % 7) * 13_000_000).collect();
+        let ts: Vec<i64> = (0..200)
+            .map(|i| i * 1_000_000_000 + (i % 7) * 13_000_000)
+            .collect();
         for decay in [Decay::Span(10.0), Decay::HalfLife(5_000_000_000)] {
             let mut e = Ewm::new(decay);
             let mut alphas = vec![1.0];

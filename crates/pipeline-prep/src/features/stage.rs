@@ -116,19 +116,32 @@ impl FeatureConfig {
 /// Parses a rolling spec `<stat>_<rows>` or `<stat>_<duration>`.
 pub fn parse_rolling_spec(spec: &str) -> Result<(RollingStat, Window)> {
     let (stat, w) = spec.split_once('_').ok_or_else(|| {
-        Error::config("rolling", format!("`{spec}`: expected <stat>_<window>, e.g. std_20"))
+        Error::config(
+            "rolling",
+            format!("`{spec}`: expected <stat>_<window>, e.g. std_20"),
+        )
     })?;
     let stat = RollingStat::parse(stat)?;
     let window = match w.parse::<usize>() {
         Ok(n) if n >= 1 => Window::Rows(n),
-        Ok(_) => return Err(Error::config("rolling", format!("`{spec}`: window must be ≥ 1"))),
+        Ok(_) => {
+            return Err(Error::config(
+                "rolling",
+                format!("`{spec}`: window must be ≥ 1"),
+            ));
+        }
         Err(_) => Window::Time(parse_duration(w)?),
     };
     Ok((stat, window))
 }
 
 fn parse_ewm_spec(spec: &str) -> Result<Decay> {
-    let bad = || Error::config("ewm", format!("`{spec}`: expected span_<n> or hl_<duration>"));
+    let bad = || {
+        Error::config(
+            "ewm",
+            format!("`{spec}`: expected span_<n> or hl_<duration>"),
+        )
+    };
     match spec.split_once('_') {
         Some(("span", n)) => match n.parse::<f64>() {
             Ok(s) if s >= 1.0 => Ok(Decay::Span(s)),
@@ -211,7 +224,8 @@ pub struct FeatureStage {
 impl FeatureStage {
     /// Validates `cfg` and builds the stage.
     pub fn new(cfg: FeatureConfig) -> Result<Self> {
-        let clock = SessionClock::new(&cfg.session_open, &cfg.session_close, &cfg.session_timezone)?;
+        let clock =
+            SessionClock::new(&cfg.session_open, &cfg.session_close, &cfg.session_timezone)?;
         let specs: Vec<IndicatorSpec> = cfg
             .indicators
             .iter()
@@ -222,9 +236,16 @@ impl FeatureStage {
             .iter()
             .map(|s| parse_rolling_spec(s))
             .collect::<Result<_>>()?;
-        let decays: Vec<Decay> = cfg.ewm.iter().map(|s| parse_ewm_spec(s)).collect::<Result<_>>()?;
+        let decays: Vec<Decay> = cfg
+            .ewm
+            .iter()
+            .map(|s| parse_ewm_spec(s))
+            .collect::<Result<_>>()?;
         if cfg.lag_periods.contains(&0) {
-            return Err(Error::config("preprocessing.lag_periods", "lags must be ≥ 1"));
+            return Err(Error::config(
+                "preprocessing.lag_periods",
+                "lags must be ≥ 1",
+            ));
         }
         let realized_ns = parse_duration(&cfg.realized_interval)?;
         let intensity_ns = parse_duration(&cfg.intensity_window)?;
@@ -236,9 +257,11 @@ impl FeatureStage {
                 .into_iter()
                 .flatten(),
         );
-        l.lags = l.push(cfg.lag_columns.iter().flat_map(|c| {
-            cfg.lag_periods.iter().map(move |k| format!("{c}_lag_{k}"))
-        }));
+        l.lags = l.push(
+            cfg.lag_columns
+                .iter()
+                .flat_map(|c| cfg.lag_periods.iter().map(move |k| format!("{c}_lag_{k}"))),
+        );
         l.rolling = l.push(cfg.rolling.iter().map(|s| format!("rolling_{s}")));
         l.ewm = l.push(
             cfg.ewm
@@ -253,10 +276,16 @@ impl FeatureStage {
         }
         l.vwap = l.push((cfg.vwap_window > 0).then(|| format!("vwap_{}", cfg.vwap_window)));
         l.micro = l.push(
-            ["mid", "spread", "spread_bps", "microprice", "quote_imbalance"]
-                .into_iter()
-                .filter(|_| cfg.microstructure)
-                .map(String::from),
+            [
+                "mid",
+                "spread",
+                "spread_bps",
+                "microprice",
+                "quote_imbalance",
+            ]
+            .into_iter()
+            .filter(|_| cfg.microstructure)
+            .map(String::from),
         );
         let iv = &cfg.realized_interval;
         let w = &cfg.intensity_window;
@@ -291,7 +320,10 @@ impl FeatureStage {
         let mut seen = std::collections::HashSet::new();
         for n in &l.names {
             if !seen.insert(n) {
-                return Err(Error::config("preprocessing", format!("feature `{n}` is asked for twice")));
+                return Err(Error::config(
+                    "preprocessing",
+                    format!("feature `{n}` is asked for twice"),
+                ));
             }
         }
         let max_lag = cfg.lag_periods.iter().copied().max().unwrap_or(0);
@@ -299,7 +331,10 @@ impl FeatureStage {
             simple: SimpleReturn::default(),
             log: LogReturn::default(),
             lags: cfg.lag_columns.iter().map(|_| Lags::new(max_lag)).collect(),
-            rolling: rolling_specs.iter().map(|&(s, w)| Rolling::new(s, w)).collect(),
+            rolling: rolling_specs
+                .iter()
+                .map(|&(s, w)| Rolling::new(s, w))
+                .collect(),
             ewm: decays.iter().map(|&d| Ewm::new(d)).collect(),
             indicators: specs.iter().map(|s| s.build()).collect(),
             vwap: (cfg.vwap_window > 0).then(|| Vwap::new(cfg.vwap_window)),
@@ -360,7 +395,12 @@ impl FeatureStage {
                 f64_col(chunk, "volume")?,
             )
         } else {
-            (F64Col::absent(), F64Col::absent(), F64Col::absent(), f64_col(chunk, "size")?)
+            (
+                F64Col::absent(),
+                F64Col::absent(),
+                F64Col::absent(),
+                f64_col(chunk, "size")?,
+            )
         };
         let ts = ts_col(chunk, "ts")?;
         let [bid, ask, bid_size, ask_size] =
@@ -384,7 +424,10 @@ impl FeatureStage {
         let mut out: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; l.names.len()];
         let mut scratch = vec![None; self.indicator_width];
         let nan = f64::NAN;
-        let time_rows = !self.rolling_specs.iter().all(|s| matches!(s.1, Window::Rows(_)));
+        let time_rows = !self
+            .rolling_specs
+            .iter()
+            .all(|s| matches!(s.1, Window::Rows(_)));
         for i in 0..n {
             let st = &mut self.states[slots[i]];
             let p = price.get(i);

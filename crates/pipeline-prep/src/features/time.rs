@@ -62,7 +62,8 @@ impl SessionClock {
                 format!("`{timezone}` is not an IANA time zone (e.g. America/New_York)"),
             )
         })?;
-        let open_m = parse_hhmm(open).map_err(|m| Error::config("preprocessing.session_open", m))?;
+        let open_m =
+            parse_hhmm(open).map_err(|m| Error::config("preprocessing.session_open", m))?;
         let close_m =
             parse_hhmm(close).map_err(|m| Error::config("preprocessing.session_close", m))?;
         Ok(SessionClock {

@@ -196,7 +196,11 @@ pub struct Macd {
 impl Macd {
     /// A MACD with the given periods (TA-Lib swaps `fast` and `slow` if `slow < fast`).
     pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
-        let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+        let (fast, slow) = if slow < fast {
+            (slow, fast)
+        } else {
+            (fast, slow)
+        };
         Macd {
             fast: Ema::new(fast),
             slow: Ema::new(slow),

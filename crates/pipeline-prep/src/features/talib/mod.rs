@@ -301,9 +301,18 @@ mod tests {
     fn specs_parse_and_name_their_columns() {
         let cases = [
             ("sma_20", vec!["sma_20"]),
-            ("MACD_12_26_9", vec!["macd_12_26_9", "macd_signal_12_26_9", "macd_hist_12_26_9"]),
-            ("bb_20_2", vec!["bb_upper_20_2", "bb_middle_20_2", "bb_lower_20_2"]),
-            ("bb_20_2.5", vec!["bb_upper_20_2.5", "bb_middle_20_2.5", "bb_lower_20_2.5"]),
+            (
+                "MACD_12_26_9",
+                vec!["macd_12_26_9", "macd_signal_12_26_9", "macd_hist_12_26_9"],
+            ),
+            (
+                "bb_20_2",
+                vec!["bb_upper_20_2", "bb_middle_20_2", "bb_lower_20_2"],
+            ),
+            (
+                "bb_20_2.5",
+                vec!["bb_upper_20_2.5", "bb_middle_20_2.5", "bb_lower_20_2.5"],
+            ),
             ("stoch", vec!["stoch_k_14_3_3", "stoch_d_14_3_3"]),
             ("obv", vec!["obv"]),
             ("willr_14", vec!["willr_14"]),

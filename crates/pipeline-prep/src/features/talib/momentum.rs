@@ -214,11 +214,13 @@ impl Cci {
         dev /= n;
         let t = last - avg;
         let scale = avg.abs();
-        Some(if !is_zero_scaled(t, scale) && !is_zero_scaled(dev, scale) {
-            t / (0.015 * dev)
-        } else {
-            0.0
-        })
+        Some(
+            if !is_zero_scaled(t, scale) && !is_zero_scaled(dev, scale) {
+                t / (0.015 * dev)
+            } else {
+                0.0
+            },
+        )
     }
 }
 
@@ -229,7 +231,10 @@ mod tests {
     #[test]
     fn rsi_is_100_on_a_rising_series_and_0_when_flat() {
         let mut r = Rsi::new(3);
-        let out: Vec<_> = [1.0, 2.0, 3.0, 4.0, 5.0].iter().map(|&x| r.update(x)).collect();
+        let out: Vec<_> = [1.0, 2.0, 3.0, 4.0, 5.0]
+            .iter()
+            .map(|&x| r.update(x))
+            .collect();
         assert_eq!(out, vec![None, None, None, Some(100.0), Some(100.0)]);
         let mut r = Rsi::new(2);
         let out: Vec<_> = [1.0, 1.0, 1.0].iter().map(|&x| r.update(x)).collect();
