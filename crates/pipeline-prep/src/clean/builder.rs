@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use pipeline_core::{PreprocessingConfig, Result, Stage, StageFactory};
 
-use super::bnhls::{
-    BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp,
-};
+use super::bnhls::{BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp};
 use super::dedupe::{Dedupe, DedupeConfig};
 use super::invalid::{InvalidConfig, InvalidRows};
 use super::missing::{MissingConfig, MissingMethod, MissingValues};

@@ -58,7 +58,9 @@ pub(crate) fn ts_col(chunk: &Chunk) -> Result<Option<Vec<Option<i64>>>> {
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             a.as_primitive::<TimestampNanosecondType>().iter().collect()
         }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => scaled::<TimestampMicrosecondType>(a, 1_000),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            scaled::<TimestampMicrosecondType>(a, 1_000)
+        }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             scaled::<TimestampMillisecondType>(a, 1_000_000)
         }
@@ -77,7 +79,10 @@ pub(crate) enum StrCol<'a> {
     /// Plain strings.
     Plain(&'a arrow_array::StringArray),
     /// Dictionary keys and values.
-    Dict(&'a arrow_array::DictionaryArray<Int32Type>, &'a arrow_array::StringArray),
+    Dict(
+        &'a arrow_array::DictionaryArray<Int32Type>,
+        &'a arrow_array::StringArray,
+    ),
 }
 
 impl StrCol<'_> {
@@ -101,7 +106,12 @@ pub(crate) fn str_col<'a>(batch: &'a RecordBatch, name: &str) -> Result<Option<S
     let Some(a) = batch.column_by_name(name) else {
         return Ok(None);
     };
-    let bad = || Error::Schema(format!("column `{name}` must hold strings, found {}", a.data_type()));
+    let bad = || {
+        Error::Schema(format!(
+            "column `{name}` must hold strings, found {}",
+            a.data_type()
+        ))
+    };
     match a.data_type() {
         DataType::Utf8 => Ok(Some(StrCol::Plain(a.as_string::<i32>()))),
         DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
@@ -139,7 +149,11 @@ impl Slots {
 
     /// Rebuilds slots from names in slot order.
     pub(crate) fn from_names(names: Vec<String>) -> Self {
-        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
         Slots { index, names }
     }
 
@@ -175,7 +189,9 @@ impl Slots {
         }
         let col = str_col(batch, "symbol")?
             .ok_or_else(|| Error::Schema("column `symbol` vanished".into()))?;
-        Ok((0..n).map(|i| self.slot(col.get(i).unwrap_or(""))).collect())
+        Ok((0..n)
+            .map(|i| self.slot(col.get(i).unwrap_or("")))
+            .collect())
     }
 }
 

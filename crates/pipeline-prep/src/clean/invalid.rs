@@ -114,7 +114,11 @@ impl Stage for InvalidRows {
         }
         let mut chunk = chunk;
         let mut codes = code;
-        for (k, rule) in [(1u8, "nonpositive_price"), (2, "nonpositive_size"), (3, "crossed_quote")] {
+        for (k, rule) in [
+            (1u8, "nonpositive_price"),
+            (2, "nonpositive_size"),
+            (3, "crossed_quote"),
+        ] {
             if !codes.contains(&k) {
                 continue;
             }

@@ -69,9 +69,11 @@ impl Default for MissingConfig {
     fn default() -> Self {
         MissingConfig {
             method: MissingMethod::Drop,
-            columns: ["ts", "symbol", "price", "size", "bid", "ask", "bid_size", "ask_size"]
-                .map(String::from)
-                .to_vec(),
+            columns: [
+                "ts", "symbol", "price", "size", "bid", "ask", "bid_size", "ask_size",
+            ]
+            .map(String::from)
+            .to_vec(),
             fill_value: 0.0,
             max_gap: 10,
         }
@@ -193,7 +195,11 @@ impl MissingValues {
 
     fn fill_rows(&mut self, chunk: Chunk, out: &mut Emitter, ffill: bool) -> Result<()> {
         let mut bad = self.key_nulls(&chunk);
-        let slots = if ffill { self.slots.rows(&chunk)? } else { Vec::new() };
+        let slots = if ffill {
+            self.slots.rows(&chunk)?
+        } else {
+            Vec::new()
+        };
         let cols = self.value_columns();
         let mut chunk = chunk;
         for (ci, name) in cols.iter().enumerate() {
@@ -271,7 +277,10 @@ impl MissingValues {
             let t = ts.as_ref().and_then(|t| t[i]);
             let abs = st.base + st.queue.len() as u64;
             st.queue.push_back(Pend {
-                r: RowRef { chunk: id, row: i as u32 },
+                r: RowRef {
+                    chunk: id,
+                    row: i as u32,
+                },
                 ts: t,
                 unresolved: 0,
                 drop: keybad[i],

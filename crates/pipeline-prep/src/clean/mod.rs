@@ -13,15 +13,15 @@ mod outlier;
 mod rowhash;
 mod session;
 
-pub use dedupe::{Dedupe, DedupeConfig};
-pub use invalid::{InvalidConfig, InvalidRows};
-pub use missing::{MissingConfig, MissingMethod, MissingValues};
-pub use outlier::{
-    BrownleesGallo, BrownleesGalloConfig, DbscanConfig, DbscanOutliers, IsolationForest,
-    IsolationForestConfig, IsolationForestOutliers, OutlierAction, OutlierConfig, RollingMethod,
-    RollingOutliers,
-};
 pub use bnhls::{
     BNHLS_RULES, BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp,
 };
 pub use builder::cleaning_stages;
+pub use dedupe::{Dedupe, DedupeConfig};
+pub use invalid::{InvalidConfig, InvalidRows};
+pub use missing::{MissingConfig, MissingMethod, MissingValues};
+pub use outlier::{
+    BrownleesGallo, BrownleesGalloConfig, DbscanConfig, DbscanOutliers, GlobalIqr, GlobalIqrConfig,
+    IsolationForest, IsolationForestConfig, IsolationForestOutliers, OutlierAction, OutlierConfig,
+    RollingMethod, RollingOutliers,
+};

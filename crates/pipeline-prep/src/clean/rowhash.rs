@@ -61,7 +61,14 @@ pub(crate) fn row_hashes(batch: &RecordBatch, cols: &[usize]) -> Result<Vec<u128
             DataType::Boolean => {
                 let b = a.as_boolean();
                 for (i, hh) in h.iter_mut().enumerate() {
-                    mix(hh, if b.is_null(i) { NULL } else { u64::from(b.value(i)) });
+                    mix(
+                        hh,
+                        if b.is_null(i) {
+                            NULL
+                        } else {
+                            u64::from(b.value(i))
+                        },
+                    );
                 }
             }
             DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
@@ -83,7 +90,8 @@ pub(crate) fn row_hashes(batch: &RecordBatch, cols: &[usize]) -> Result<Vec<u128
                         NULL
                     } else {
                         let k = d.keys().value(i) as usize;
-                        vh.get(k).map_or(NULL, |x| (*x as u64) ^ ((*x >> 64) as u64))
+                        vh.get(k)
+                            .map_or(NULL, |x| (*x as u64) ^ ((*x >> 64) as u64))
                     };
                     mix(hh, x);
                 }

@@ -98,8 +98,14 @@ mod tests {
         // Summer: 09:30 EDT is 13:30 UTC.
         assert!(s.in_session(ns("2021-07-06T13:30:00Z")));
         assert!(!s.in_session(ns("2021-07-06T20:00:00Z")));
-        assert_eq!(s.local_day(ns("2021-07-06T23:00:00Z")), epoch_day(2021, 7, 6));
-        assert_eq!(s.local_day(ns("2021-07-07T03:00:00Z")), epoch_day(2021, 7, 6));
+        assert_eq!(
+            s.local_day(ns("2021-07-06T23:00:00Z")),
+            epoch_day(2021, 7, 6)
+        );
+        assert_eq!(
+            s.local_day(ns("2021-07-07T03:00:00Z")),
+            epoch_day(2021, 7, 6)
+        );
         assert!(Session::new("09:30", "16:00", "Mars/Olympus").is_err());
     }
 }

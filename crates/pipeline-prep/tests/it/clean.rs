@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
-use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, TimestampNanosecondArray,
+};
 use pipeline_core::{Chunk, Emitter, PreprocessingConfig, Stage, run_stage};
 use pipeline_prep::*;
 use proptest::prelude::*;
@@ -85,7 +87,10 @@ fn batch(rows: &[R]) -> RecordBatch {
         sym.append_value(r.sym);
         ex.append_value(r.ex);
         cond.append_value(r.cond);
-        for (b, v) in f.iter_mut().zip([r.p, r.sz, r.b, r.a, Some(500.0), Some(500.0)]) {
+        for (b, v) in f
+            .iter_mut()
+            .zip([r.p, r.sz, r.b, r.a, Some(500.0), Some(500.0)])
+        {
             b.append_option(v);
         }
     }
@@ -116,7 +121,9 @@ fn run(stage: &mut dyn Stage, b: &RecordBatch, size: usize) -> (Vec<Chunk>, Emit
 }
 
 fn out_lines(cs: &[Chunk]) -> Vec<u64> {
-    cs.iter().flat_map(|c| c.lines().values().to_vec()).collect()
+    cs.iter()
+        .flat_map(|c| c.lines().values().to_vec())
+        .collect()
 }
 
 fn removed(e: &Emitter, rule: &str) -> Vec<u64> {
@@ -152,9 +159,20 @@ fn flags(cs: &[Chunk], name: &str) -> Vec<bool> {
 
 /// One value of any column, as text (dictionaries resolved to their strings).
 fn cell(a: &ArrayRef, i: usize) -> String {
-    if let Some(d) = a.as_any().downcast_ref::<arrow_array::DictionaryArray<Int32Type>>() {
-        let v = d.values().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
-        return if d.is_null(i) { "null".into() } else { v.value(d.keys().value(i) as usize).to_string() };
+    if let Some(d) = a
+        .as_any()
+        .downcast_ref::<arrow_array::DictionaryArray<Int32Type>>()
+    {
+        let v = d
+            .values()
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        return if d.is_null(i) {
+            "null".into()
+        } else {
+            v.value(d.keys().value(i) as usize).to_string()
+        };
     }
     format!("{:?}", a.slice(i, 1)).replace('\n', "")
 }
@@ -176,10 +194,16 @@ fn canon(cs: &[Chunk], e: &Emitter) -> Canon {
                 .enumerate()
                 .map(|(j, a)| format!("{}={}", schema.field(j).name(), cell(a, i)))
                 .collect();
-            per.entry(cell(b.column(si), i)).or_default().push(row.join(" "));
+            per.entry(cell(b.column(si), i))
+                .or_default()
+                .push(row.join(" "));
         }
     }
-    let mut rej: Vec<(u64, String)> = e.rejects().iter().map(|r| (r.line, r.reason.clone())).collect();
+    let mut rej: Vec<(u64, String)> = e
+        .rejects()
+        .iter()
+        .map(|r| (r.line, r.reason.clone()))
+        .collect();
     rej.sort();
     (per, rej, format!("{:?}", e.ledger()))
 }
@@ -195,7 +219,11 @@ fn same(a: &Canon, b: &Canon, what: &str) -> Result<(), String> {
     for (k, rows) in &a.0 {
         let other = b.0.get(k).cloned().unwrap_or_default();
         if rows.len() != other.len() {
-            return Err(format!("{what}: symbol {k}: {} vs {} rows", rows.len(), other.len()));
+            return Err(format!(
+                "{what}: symbol {k}: {} vs {} rows",
+                rows.len(),
+                other.len()
+            ));
         }
         for (x, y) in rows.iter().zip(&other) {
             if x != y {
@@ -220,21 +248,25 @@ fn gen_batch(seed: u64, n: usize, symbols: usize, rates: Rates) -> (RecordBatch,
 #[test]
 fn invalid_rows_removes_nonpositive_and_crossed() {
     let rows = [
-        r(0, "A", 10.0, 9.99, 10.01),                       // line 2: fine
-        r(1, "A", 0.0, 9.99, 10.01),                        // line 3: zero price
-        r(2, "A", -10.0, 9.99, 10.01),                      // line 4: negative price
-        r(3, "A", 10.0, 9.99, 10.01).size(Some(0.0)),       // line 5: zero size
-        r(4, "A", 10.0, 10.02, 10.01),                      // line 6: crossed
-        r(5, "A", 10.0, 10.01, 10.01),                      // line 7: locked, kept
-        r(6, "A", 10.0, 9.99, 10.01).size(None),            // line 8: null size is not invalid
-        r(7, "A", 10.0, 0.0, 10.01),                        // line 9: zero bid
+        r(0, "A", 10.0, 9.99, 10.01),                 // line 2: fine
+        r(1, "A", 0.0, 9.99, 10.01),                  // line 3: zero price
+        r(2, "A", -10.0, 9.99, 10.01),                // line 4: negative price
+        r(3, "A", 10.0, 9.99, 10.01).size(Some(0.0)), // line 5: zero size
+        r(4, "A", 10.0, 10.02, 10.01),                // line 6: crossed
+        r(5, "A", 10.0, 10.01, 10.01),                // line 7: locked, kept
+        r(6, "A", 10.0, 9.99, 10.01).size(None),      // line 8: null size is not invalid
+        r(7, "A", 10.0, 0.0, 10.01),                  // line 9: zero bid
     ];
     let (out, e) = run(&mut InvalidRows::default(), &batch(&rows), 3);
     assert_eq!(out_lines(&out), vec![2, 7, 8]);
     assert_eq!(removed(&e, "nonpositive_price"), vec![3, 4, 9]);
     assert_eq!(removed(&e, "nonpositive_size"), vec![5]);
     assert_eq!(removed(&e, "crossed_quote"), vec![6]);
-    let cfg = InvalidConfig { drop_locked: true, nonpositive_price: false, ..InvalidConfig::default() };
+    let cfg = InvalidConfig {
+        drop_locked: true,
+        nonpositive_price: false,
+        ..InvalidConfig::default()
+    };
     let (out, e) = run(&mut InvalidRows::new(cfg), &batch(&rows), 100);
     assert_eq!(removed(&e, "crossed_quote"), vec![6, 7]);
     assert_eq!(out_lines(&out), vec![2, 3, 4, 8, 9]);
@@ -253,42 +285,56 @@ fn invalid_rows_without_quote_columns_is_a_no_op_for_quote_rules() {
 
 fn gappy() -> Vec<R> {
     vec![
-        r(0, "A", 10.0, 9.99, 10.01),                   // 2
-        r(1, "A", 10.0, 9.99, 10.01).price(None),       // 3: gap of 1
-        r(3, "A", 12.0, 9.99, 10.01),                   // 4
-        r(4, "B", 50.0, 49.0, 51.0).price(None),        // 5: B has no earlier price
-        r(5, "A", 12.0, 9.99, 10.01).price(None),       // 6: gap of 3 (6, 7, 8)
-        r(6, "A", 12.0, 9.99, 10.01).price(None),       // 7
-        r(7, "A", 12.0, 9.99, 10.01).price(None),       // 8
-        r(8, "A", 14.0, 9.99, 10.01),                   // 9
-        r(9, "A", 14.0, 9.99, 10.01).price(None),       // 10: open at the end
+        r(0, "A", 10.0, 9.99, 10.01),             // 2
+        r(1, "A", 10.0, 9.99, 10.01).price(None), // 3: gap of 1
+        r(3, "A", 12.0, 9.99, 10.01),             // 4
+        r(4, "B", 50.0, 49.0, 51.0).price(None),  // 5: B has no earlier price
+        r(5, "A", 12.0, 9.99, 10.01).price(None), // 6: gap of 3 (6, 7, 8)
+        r(6, "A", 12.0, 9.99, 10.01).price(None), // 7
+        r(7, "A", 12.0, 9.99, 10.01).price(None), // 8
+        r(8, "A", 14.0, 9.99, 10.01),             // 9
+        r(9, "A", 14.0, 9.99, 10.01).price(None), // 10: open at the end
     ]
 }
 
 #[test]
 fn missing_drop_removes_rows_with_nulls() {
-    let (out, e) = run(&mut MissingValues::new(MissingConfig::default()), &batch(&gappy()), 4);
+    let (out, e) = run(
+        &mut MissingValues::new(MissingConfig::default()),
+        &batch(&gappy()),
+        4,
+    );
     assert_eq!(out_lines(&out), vec![2, 4, 9]);
     assert_eq!(removed(&e, "missing_value"), vec![3, 5, 6, 7, 8, 10]);
 }
 
 #[test]
 fn missing_ffill_respects_max_gap() {
-    let cfg = MissingConfig { method: MissingMethod::Ffill, max_gap: 2, ..MissingConfig::default() };
+    let cfg = MissingConfig {
+        method: MissingMethod::Ffill,
+        max_gap: 2,
+        ..MissingConfig::default()
+    };
     let (out, e) = run(&mut MissingValues::new(cfg), &batch(&gappy()), 2);
     // Line 5: no earlier B price; line 8: third null in a row, beyond max_gap = 2.
     assert_eq!(removed(&e, "missing_value"), vec![5, 8]);
     assert_eq!(out_lines(&out), vec![2, 3, 4, 6, 7, 9, 10]);
     assert_eq!(
         col(&out, "price"),
-        [10.0, 10.0, 12.0, 12.0, 12.0, 14.0, 14.0].map(Some).to_vec()
+        [10.0, 10.0, 12.0, 12.0, 12.0, 14.0, 14.0]
+            .map(Some)
+            .to_vec()
     );
     assert_eq!(e.ledger().repaired["ffill"], 4);
 }
 
 #[test]
 fn missing_interpolate_is_time_weighted() {
-    let cfg = MissingConfig { method: MissingMethod::Interpolate, max_gap: 3, ..MissingConfig::default() };
+    let cfg = MissingConfig {
+        method: MissingMethod::Interpolate,
+        max_gap: 3,
+        ..MissingConfig::default()
+    };
     let (out, e) = run(&mut MissingValues::new(cfg), &batch(&gappy()), 1);
     // 5: leading null; 10: no later value.
     assert_eq!(removed(&e, "missing_value"), vec![5, 10]);
@@ -301,14 +347,22 @@ fn missing_interpolate_is_time_weighted() {
         assert!((g - w).abs() < 1e-9, "{p:?}");
     }
     assert_eq!(e.ledger().repaired["interpolate"], 4);
-    let cfg = MissingConfig { method: MissingMethod::Interpolate, max_gap: 2, ..MissingConfig::default() };
+    let cfg = MissingConfig {
+        method: MissingMethod::Interpolate,
+        max_gap: 2,
+        ..MissingConfig::default()
+    };
     let (_, e) = run(&mut MissingValues::new(cfg), &batch(&gappy()), 100);
     assert_eq!(removed(&e, "missing_value"), vec![5, 6, 7, 8, 10]);
 }
 
 #[test]
 fn missing_constant_fills_numbers() {
-    let cfg = MissingConfig { method: MissingMethod::Constant, fill_value: -1.0, ..MissingConfig::default() };
+    let cfg = MissingConfig {
+        method: MissingMethod::Constant,
+        fill_value: -1.0,
+        ..MissingConfig::default()
+    };
     let (out, e) = run(&mut MissingValues::new(cfg), &batch(&gappy()[..3]), 2);
     assert_eq!(col(&out, "price"), vec![Some(10.0), Some(-1.0), Some(12.0)]);
     assert_eq!(e.ledger().repaired["constant"], 1);
@@ -319,18 +373,20 @@ fn missing_constant_fills_numbers() {
 #[test]
 fn dedupe_exact_and_by_key() {
     let rows = [
-        r(0, "A", 10.0, 9.99, 10.01),                 // 2
-        r(0, "A", 10.0, 9.99, 10.01),                 // 3: exact copy of 2
-        r(0, "B", 10.0, 9.99, 10.01),                 // 4: other symbol
-        r(0, "A", 10.0, 9.98, 10.01),                 // 5: other bid
-        r(1, "A", 10.0, 9.99, 10.01),                 // 6: later timestamp
-        r(1, "A", 10.0, 9.99, 10.01).ex("N"),         // 7: same as 6 but exchange
-        r(0, "A", 10.0, 9.99, 10.01),                 // 8: same values as 2, but ts went back
+        r(0, "A", 10.0, 9.99, 10.01),         // 2
+        r(0, "A", 10.0, 9.99, 10.01),         // 3: exact copy of 2
+        r(0, "B", 10.0, 9.99, 10.01),         // 4: other symbol
+        r(0, "A", 10.0, 9.98, 10.01),         // 5: other bid
+        r(1, "A", 10.0, 9.99, 10.01),         // 6: later timestamp
+        r(1, "A", 10.0, 9.99, 10.01).ex("N"), // 7: same as 6 but exchange
+        r(0, "A", 10.0, 9.99, 10.01),         // 8: same values as 2, but ts went back
     ];
     let (out, e) = run(&mut Dedupe::default(), &batch(&rows), 2);
     assert_eq!(removed(&e, "dedupe_exact"), vec![3]);
     assert_eq!(out_lines(&out), vec![2, 4, 5, 6, 7, 8]);
-    let key = DedupeConfig { key: ["ts", "price", "size"].map(String::from).to_vec() };
+    let key = DedupeConfig {
+        key: ["ts", "price", "size"].map(String::from).to_vec(),
+    };
     let (_, e) = run(&mut Dedupe::new(key), &batch(&rows), 3);
     // Under the key, 5 (other bid) and 7 (other exchange) repeat 2 and 6; 8 is not found
     // because duplicates are only looked for within the symbol's current timestamp.
@@ -356,8 +412,15 @@ fn walk(n: usize, sym: &'static str, spikes: &[(usize, f64)]) -> Vec<R> {
 fn rolling_zscore_mad_iqr_drop_the_spikes() {
     let rows = walk(200, "A", &[(50, 1.1), (120, 1.0 / 1.2), (121, 1.3)]);
     let b = batch(&rows);
-    for method in [RollingMethod::Zscore, RollingMethod::Mad, RollingMethod::Iqr] {
-        let cfg = OutlierConfig { method, ..OutlierConfig::default() };
+    for method in [
+        RollingMethod::Zscore,
+        RollingMethod::Mad,
+        RollingMethod::Iqr,
+    ] {
+        let cfg = OutlierConfig {
+            method,
+            ..OutlierConfig::default()
+        };
         let (out, e) = run(&mut RollingOutliers::new(cfg).unwrap(), &b, 7);
         let name = format!("outlier_{}", ["zscore", "mad", "iqr"][method as usize]);
         // Row i is line i + 2.
@@ -369,15 +432,25 @@ fn rolling_zscore_mad_iqr_drop_the_spikes() {
 #[test]
 fn rolling_flag_and_winsorize() {
     let b = batch(&walk(60, "A", &[(40, 1.5)]));
-    let cfg = OutlierConfig { action: OutlierAction::Flag, ..OutlierConfig::default() };
+    let cfg = OutlierConfig {
+        action: OutlierAction::Flag,
+        ..OutlierConfig::default()
+    };
     let (out, _) = run(&mut RollingOutliers::new(cfg).unwrap(), &b, 9);
     let f = flags(&out, "outlier_zscore");
     assert_eq!(f.iter().filter(|x| **x).count(), 1);
     assert!(f[40]);
-    let cfg = OutlierConfig { action: OutlierAction::Winsorize, ..OutlierConfig::default() };
+    let cfg = OutlierConfig {
+        action: OutlierAction::Winsorize,
+        ..OutlierConfig::default()
+    };
     let (out, e) = run(&mut RollingOutliers::new(cfg).unwrap(), &b, 9);
     let p = col(&out, "price");
-    assert!(p[40].unwrap() < 101.0 && p[40].unwrap() > 100.0, "{:?}", p[40]);
+    assert!(
+        p[40].unwrap() < 101.0 && p[40].unwrap() > 100.0,
+        "{:?}",
+        p[40]
+    );
     assert_eq!(e.ledger().repaired["outlier_zscore"], 1);
 }
 
@@ -388,7 +461,11 @@ fn rolling_recovers_from_a_level_shift() {
     for row in rows.iter_mut().skip(50) {
         row.p = row.p.map(|p| p * 1.2);
     }
-    let (out, e) = run(&mut RollingOutliers::new(OutlierConfig::default()).unwrap(), &batch(&rows), 10);
+    let (out, e) = run(
+        &mut RollingOutliers::new(OutlierConfig::default()).unwrap(),
+        &batch(&rows),
+        10,
+    );
     assert_eq!(removed(&e, "outlier_zscore"), vec![52, 53, 54, 55, 56]);
     assert_eq!(out.iter().map(|c| c.num_rows()).sum::<usize>(), 145);
 }
@@ -396,30 +473,122 @@ fn rolling_recovers_from_a_level_shift() {
 #[test]
 fn brownlees_gallo_removes_isolated_jumps() {
     let rows = walk(100, "A", &[(3, 1.2), (50, 0.9), (98, 1.1)]);
-    let (out, e) = run(&mut BrownleesGallo::new(BrownleesGalloConfig::default()).unwrap(), &batch(&rows), 4);
+    let (out, e) = run(
+        &mut BrownleesGallo::new(BrownleesGalloConfig::default()).unwrap(),
+        &batch(&rows),
+        4,
+    );
     // Spikes at the very start and end are judged on one-sided neighbourhoods.
     assert_eq!(removed(&e, "outlier_brownlees_gallo"), vec![5, 52, 100]);
     assert_eq!(out_lines(&out).len(), 97);
     // A 1-tick move is below γ = 0.02 + 3 s: nothing else goes.
 }
 
+fn separable() -> RecordBatch {
+    // A quiet zig-zag; rows 100 and 200 (lines 102, 202) trade a million shares on a spread
+    // fifty times the usual: far from every other row in the size and spread features.
+    let rows: Vec<R> = walk(300, "A", &[])
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if i == 100 || i == 200 {
+                r.size(Some(1e6)).quote(Some(99.0), Some(101.0))
+            } else {
+                r
+            }
+        })
+        .collect();
+    batch(&rows)
+}
+
+#[test]
+fn isolation_forest_flags_the_separable_rows() {
+    let b = separable();
+    let cfg = IsolationForestConfig {
+        window: 300,
+        ..IsolationForestConfig::default()
+    };
+    let (out, _) = run(
+        &mut IsolationForestOutliers::new(cfg.clone()).unwrap(),
+        &b,
+        13,
+    );
+    let lines = out_lines(&out);
+    let f = flags(&out, "outlier_isolation_forest");
+    let flagged: Vec<u64> = lines
+        .iter()
+        .zip(&f)
+        .filter(|(_, f)| **f)
+        .map(|(l, _)| *l)
+        .collect();
+    assert_eq!(flagged, vec![102, 202]);
+    let (_, e) = run(
+        &mut IsolationForestOutliers::new(IsolationForestConfig {
+            action: OutlierAction::Drop,
+            ..cfg
+        })
+        .unwrap(),
+        &b,
+        300,
+    );
+    assert_eq!(removed(&e, "outlier_isolation_forest"), vec![102, 202]);
+    let bad = IsolationForestConfig {
+        action: OutlierAction::Winsorize,
+        ..IsolationForestConfig::default()
+    };
+    assert!(IsolationForestOutliers::new(bad).is_err());
+}
+
+#[test]
+fn dbscan_drops_noise_points() {
+    let cfg = DbscanConfig {
+        action: OutlierAction::Drop,
+        ..DbscanConfig::default()
+    };
+    let (out, e) = run(&mut DbscanOutliers::new(cfg).unwrap(), &separable(), 17);
+    assert_eq!(removed(&e, "outlier_dbscan"), vec![102, 202]);
+    assert_eq!(out_lines(&out).len(), 298);
+}
+
+#[test]
+fn global_iqr_fits_then_applies_fences() {
+    let b = batch(&walk(200, "A", &[(20, 1.05), (150, 0.97)]));
+    let fit = GlobalIqr::fit(
+        GlobalIqrConfig::default(),
+        chunks(&b, 30).into_iter().map(Ok),
+    )
+    .unwrap();
+    let (lo, hi) = fit.fences()["A"];
+    // Quartiles of the zig-zag are about 100.00 and 100.01: fences near 99.985 and 100.025.
+    assert!(lo > 99.9 && hi < 100.1, "{lo} {hi}");
+    let (out, e) = run(&mut fit.clone(), &b, 30);
+    assert_eq!(removed(&e, "outlier_iqr_global"), vec![22, 152]);
+    assert_eq!(out_lines(&out).len(), 198);
+}
+
 // ---------------------------------------------------------------- BN-HLS
 
 fn bn(rules: &[&str]) -> BnhlsConfig {
-    BnhlsConfig { rules: rules.iter().map(|s| s.to_string()).collect(), ..BnhlsConfig::default() }
+    BnhlsConfig {
+        rules: rules.iter().map(|s| s.to_string()).collect(),
+        ..BnhlsConfig::default()
+    }
 }
 
 #[test]
 fn bnhls_p1_p2_p3() {
     let rows = [
-        r(0, "A", 10.0, 9.99, 10.01),                      // 2: 09:30:00, in
-        r(-1, "A", 10.0, 9.99, 10.01),                     // 3: 09:29:59, out (P1)
-        r(6 * 3600 + 1800, "A", 10.0, 9.99, 10.01),        // 4: 16:00:00, out (P1)
-        r(10, "A", 10.0, 0.0, 10.01),                      // 5: zero bid (P2)
-        r(11, "A", 10.0, 9.99, 10.01).ex("N"),             // 6: exchange N (P3)
+        r(0, "A", 10.0, 9.99, 10.01),               // 2: 09:30:00, in
+        r(-1, "A", 10.0, 9.99, 10.01),              // 3: 09:29:59, out (P1)
+        r(6 * 3600 + 1800, "A", 10.0, 9.99, 10.01), // 4: 16:00:00, out (P1)
+        r(10, "A", 10.0, 0.0, 10.01),               // 5: zero bid (P2)
+        r(11, "A", 10.0, 9.99, 10.01).ex("N"),      // 6: exchange N (P3)
     ];
     let mut cfg = bn(&["P1", "P2", "P3"]);
-    assert!(BnhlsRowRules::new(cfg.clone()).is_err(), "P3 needs exchanges");
+    assert!(
+        BnhlsRowRules::new(cfg.clone()).is_err(),
+        "P3 needs exchanges"
+    );
     cfg.exchanges = vec!["Q".into()];
     let (out, e) = run(&mut BnhlsRowRules::new(cfg).unwrap(), &batch(&rows), 2);
     assert_eq!(out_lines(&out), vec![2]);
@@ -431,16 +600,16 @@ fn bnhls_p1_p2_p3() {
 #[test]
 fn bnhls_t1_t2_q2_t4() {
     let rows = [
-        r(0, "A", 10.0, 9.99, 10.01),                      // 2: fine
-        r(1, "A", 10.0, 9.99, 10.01).cond("I"),            // 3: odd lot (T2)
-        r(2, "A", 10.0, 9.99, 10.01).cond("F"),            // 4: allowed
-        r(3, "A", 10.0, 9.99, 10.01).cond("G"),            // 5: corrected code (T1)
-        r(4, "A", 10.0, 10.02, 10.01),                     // 6: ask < bid (Q2)
-        r(5, "A", 10.04, 9.99, 10.01),                     // 7: > ask + spread = 10.03 (T4)
-        r(6, "A", 10.03, 9.99, 10.01),                     // 8: = ask + spread: kept
-        r(7, "A", 9.96, 9.99, 10.01),                      // 9: < bid − spread = 9.97 (T4)
-        r(8, "A", 10.0, 9.99, 10.01).cond(""),             // 10: empty condition: allowed
-        r(9, "A", 10.0, 9.99, 10.01).cond("I").price(None),// 11: a quote: T2 does not apply
+        r(0, "A", 10.0, 9.99, 10.01),                       // 2: fine
+        r(1, "A", 10.0, 9.99, 10.01).cond("I"),             // 3: odd lot (T2)
+        r(2, "A", 10.0, 9.99, 10.01).cond("F"),             // 4: allowed
+        r(3, "A", 10.0, 9.99, 10.01).cond("G"),             // 5: corrected code (T1)
+        r(4, "A", 10.0, 10.02, 10.01),                      // 6: ask < bid (Q2)
+        r(5, "A", 10.04, 9.99, 10.01),                      // 7: > ask + spread = 10.03 (T4)
+        r(6, "A", 10.03, 9.99, 10.01),                      // 8: = ask + spread: kept
+        r(7, "A", 9.96, 9.99, 10.01),                       // 9: < bid − spread = 9.97 (T4)
+        r(8, "A", 10.0, 9.99, 10.01).cond(""),              // 10: empty condition: allowed
+        r(9, "A", 10.0, 9.99, 10.01).cond("I").price(None), // 11: a quote: T2 does not apply
     ];
     let mut cfg = bn(&["T1", "T2", "Q2", "T4"]);
     cfg.corrected_conditions = vec!["G".into()];
@@ -455,18 +624,29 @@ fn bnhls_t1_t2_q2_t4() {
 #[test]
 fn bnhls_t3_q1_merge_same_timestamps() {
     let rows = [
-        r(0, "A", 10.0, 9.99, 10.01).size(Some(100.0)),    // 2
-        r(0, "A", 10.2, 9.97, 10.05).size(Some(200.0)),    // 3: same ts
-        r(0, "B", 50.0, 49.0, 51.0),                       // 4: other symbol
-        r(0, "A", 10.1, 9.98, 10.03).size(Some(300.0)),    // 5: same ts
-        r(1, "A", 11.0, 10.99, 11.01),                     // 6
+        r(0, "A", 10.0, 9.99, 10.01).size(Some(100.0)), // 2
+        r(0, "A", 10.2, 9.97, 10.05).size(Some(200.0)), // 3: same ts
+        r(0, "B", 50.0, 49.0, 51.0),                    // 4: other symbol
+        r(0, "A", 10.1, 9.98, 10.03).size(Some(300.0)), // 5: same ts
+        r(1, "A", 11.0, 10.99, 11.01),                  // 6
     ];
     let (out, e) = run(&mut SameTimestamp::new(true, true), &batch(&rows), 2);
     let mut got: Vec<(u64, f64, f64, f64, f64)> = Vec::new();
     let lines = out_lines(&out);
-    let (p, s, b, a) = (col(&out, "price"), col(&out, "size"), col(&out, "bid"), col(&out, "ask"));
+    let (p, s, b, a) = (
+        col(&out, "price"),
+        col(&out, "size"),
+        col(&out, "bid"),
+        col(&out, "ask"),
+    );
     for i in 0..lines.len() {
-        got.push((lines[i], p[i].unwrap(), s[i].unwrap(), b[i].unwrap(), a[i].unwrap()));
+        got.push((
+            lines[i],
+            p[i].unwrap(),
+            s[i].unwrap(),
+            b[i].unwrap(),
+            a[i].unwrap(),
+        ));
     }
     got.sort_by_key(|g| g.0);
     assert_eq!(got[0], (2, 10.1, 600.0, 9.98, 10.03));
@@ -495,7 +675,13 @@ fn bnhls_q4_mid_quote_deviation() {
     // row 30 jumps by 0.2 = 20 deviations.
     let rows: Vec<R> = (0..60)
         .map(|i| {
-            let m = if i == 30 { 10.21 } else if i % 2 == 0 { 10.0 } else { 10.02 };
+            let m = if i == 30 {
+                10.21
+            } else if i % 2 == 0 {
+                10.0
+            } else {
+                10.02
+            };
             r(i, "A", m, m - 0.01, m + 0.01)
         })
         .collect();
@@ -514,7 +700,15 @@ fn builder_maps_the_config() {
         .iter()
         .map(|f| f().unwrap().name().to_string())
         .collect();
-    assert_eq!(names, vec!["invalid_rows", "missing_values", "dedupe", "outliers_rolling"]);
+    assert_eq!(
+        names,
+        vec![
+            "invalid_rows",
+            "missing_values",
+            "dedupe",
+            "outliers_rolling"
+        ]
+    );
     let cfg = PreprocessingConfig {
         bnhls_rules: ["P1", "T3", "Q3", "Q4", "T4"].map(String::from).to_vec(),
         outlier_method: "brownlees_gallo".into(),
@@ -528,11 +722,21 @@ fn builder_maps_the_config() {
     assert_eq!(
         names,
         vec![
-            "invalid_rows", "missing_values", "dedupe", "bnhls_rows", "bnhls_same_timestamp",
-            "bnhls_q3", "bnhls_q4", "bnhls_rows", "outliers_brownlees_gallo"
+            "invalid_rows",
+            "missing_values",
+            "dedupe",
+            "bnhls_rows",
+            "bnhls_same_timestamp",
+            "bnhls_q3",
+            "bnhls_q4",
+            "bnhls_rows",
+            "outliers_brownlees_gallo"
         ]
     );
-    let bad = PreprocessingConfig { bnhls_rules: vec!["P3".into()], ..PreprocessingConfig::default() };
+    let bad = PreprocessingConfig {
+        bnhls_rules: vec!["P3".into()],
+        ..PreprocessingConfig::default()
+    };
     assert!(cleaning_stages(&bad).is_err());
 }
 
@@ -622,7 +826,10 @@ fn default_chain_precision_and_recall_on_generated_data() {
     for (rule, (p, r, n)) in &res {
         println!("{rule:18} precision {p:.4} recall {r:.4} ({n} labelled)");
         assert!(*n > 50, "{rule}: too few labelled rows to score");
-        assert!(*p >= 0.95 && *r >= 0.95, "{rule}: precision {p}, recall {r}");
+        assert!(
+            *p >= 0.95 && *r >= 0.95,
+            "{rule}: precision {p}, recall {r}"
+        );
     }
 }
 
@@ -632,25 +839,174 @@ fn default_chain_precision_and_recall_on_generated_data() {
 fn stateful() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Stage>>)> {
     vec![
         ("dedupe", Box::new(|| Box::new(Dedupe::default()))),
-        ("ffill", Box::new(|| Box::new(MissingValues::new(MissingConfig { method: MissingMethod::Ffill, max_gap: 2, ..MissingConfig::default() })))),
-        ("interpolate", Box::new(|| Box::new(MissingValues::new(MissingConfig { method: MissingMethod::Interpolate, max_gap: 2, ..MissingConfig::default() })))),
-        ("zscore", Box::new(|| Box::new(RollingOutliers::new(OutlierConfig { min_periods: 5, window: 10, threshold: 3.0, ..OutlierConfig::default() }).unwrap()))),
-        ("mad_winsorize", Box::new(|| Box::new(RollingOutliers::new(OutlierConfig { method: RollingMethod::Mad, min_periods: 5, window: 10, threshold: 3.0, action: OutlierAction::Winsorize, ..OutlierConfig::default() }).unwrap()))),
-        ("iqr_flag", Box::new(|| Box::new(RollingOutliers::new(OutlierConfig { method: RollingMethod::Iqr, min_periods: 5, window: 10, threshold: 1.5, action: OutlierAction::Flag, ..OutlierConfig::default() }).unwrap()))),
-        ("bg", Box::new(|| Box::new(BrownleesGallo::new(BrownleesGalloConfig { k: 6, gamma: 0.0, ..BrownleesGalloConfig::default() }).unwrap()))),
-        ("bg_flag", Box::new(|| Box::new(BrownleesGallo::new(BrownleesGalloConfig { k: 6, gamma: 0.0, action: OutlierAction::Flag, ..BrownleesGalloConfig::default() }).unwrap()))),
-        ("t3q1", Box::new(|| Box::new(SameTimestamp::new(true, true)))),
-        ("q3", Box::new(|| Box::new(DaySpread::new(&BnhlsConfig { q3_multiple: 1.2, ..BnhlsConfig::default() }).unwrap()))),
-        ("q4", Box::new(|| Box::new(MidQuoteDeviation::new(&BnhlsConfig { q4_window: 6, q4_multiple: 1.5, ..BnhlsConfig::default() })))),
+        (
+            "ffill",
+            Box::new(|| {
+                Box::new(MissingValues::new(MissingConfig {
+                    method: MissingMethod::Ffill,
+                    max_gap: 2,
+                    ..MissingConfig::default()
+                }))
+            }),
+        ),
+        (
+            "interpolate",
+            Box::new(|| {
+                Box::new(MissingValues::new(MissingConfig {
+                    method: MissingMethod::Interpolate,
+                    max_gap: 2,
+                    ..MissingConfig::default()
+                }))
+            }),
+        ),
+        (
+            "zscore",
+            Box::new(|| {
+                Box::new(
+                    RollingOutliers::new(OutlierConfig {
+                        min_periods: 5,
+                        window: 10,
+                        threshold: 3.0,
+                        ..OutlierConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "mad_winsorize",
+            Box::new(|| {
+                Box::new(
+                    RollingOutliers::new(OutlierConfig {
+                        method: RollingMethod::Mad,
+                        min_periods: 5,
+                        window: 10,
+                        threshold: 3.0,
+                        action: OutlierAction::Winsorize,
+                        ..OutlierConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "iqr_flag",
+            Box::new(|| {
+                Box::new(
+                    RollingOutliers::new(OutlierConfig {
+                        method: RollingMethod::Iqr,
+                        min_periods: 5,
+                        window: 10,
+                        threshold: 1.5,
+                        action: OutlierAction::Flag,
+                        ..OutlierConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "bg",
+            Box::new(|| {
+                Box::new(
+                    BrownleesGallo::new(BrownleesGalloConfig {
+                        k: 6,
+                        gamma: 0.0,
+                        ..BrownleesGalloConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "bg_flag",
+            Box::new(|| {
+                Box::new(
+                    BrownleesGallo::new(BrownleesGalloConfig {
+                        k: 6,
+                        gamma: 0.0,
+                        action: OutlierAction::Flag,
+                        ..BrownleesGalloConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "iforest",
+            Box::new(|| {
+                Box::new(
+                    IsolationForestOutliers::new(IsolationForestConfig {
+                        window: 16,
+                        trees: 10,
+                        sample: 8,
+                        threshold: 0.6,
+                        ..IsolationForestConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "dbscan",
+            Box::new(|| {
+                Box::new(
+                    DbscanOutliers::new(DbscanConfig {
+                        window: 16,
+                        min_points: 3,
+                        action: OutlierAction::Drop,
+                        ..DbscanConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "t3q1",
+            Box::new(|| Box::new(SameTimestamp::new(true, true))),
+        ),
+        (
+            "q3",
+            Box::new(|| {
+                Box::new(
+                    DaySpread::new(&BnhlsConfig {
+                        q3_multiple: 1.2,
+                        ..BnhlsConfig::default()
+                    })
+                    .unwrap(),
+                )
+            }),
+        ),
+        (
+            "q4",
+            Box::new(|| {
+                Box::new(MidQuoteDeviation::new(&BnhlsConfig {
+                    q4_window: 6,
+                    q4_multiple: 1.5,
+                    ..BnhlsConfig::default()
+                }))
+            }),
+        ),
     ]
 }
 
 /// Small generated input with many anomalies, repeated timestamps and a day boundary.
 fn small_input(seed: u64) -> RecordBatch {
-    let rates = Rates { duplicate: 0.05, spike: 0.05, crossed: 0.02, bad_price: 0.02, bad_size: 0.02, missing: 0.08 };
+    let rates = Rates {
+        duplicate: 0.05,
+        spike: 0.05,
+        crossed: 0.02,
+        bad_price: 0.02,
+        bad_size: 0.02,
+        missing: 0.08,
+    };
     let (b, _) = gen_batch(seed, 120, 3, rates);
     // Shift the second half by a day so Q3 sees two days.
-    let ts = b.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+    let ts = b
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .unwrap();
     let shifted: TimestampNanosecondArray = ts
         .iter()
         .enumerate()
@@ -689,7 +1045,12 @@ fn every_chunk_size_from_1_to_50_gives_the_same_result() {
         };
         for size in 1..=50 {
             let (o, e) = run(make().as_mut(), &b, size);
-            same(&want, &canon(&o, &e), &format!("stage {name} chunk size {size}")).unwrap();
+            same(
+                &want,
+                &canon(&o, &e),
+                &format!("stage {name} chunk size {size}"),
+            )
+            .unwrap();
         }
     }
 }

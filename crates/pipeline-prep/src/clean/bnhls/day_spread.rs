@@ -109,7 +109,13 @@ impl Stage for DaySpread {
                 }
             }
             let spread = (b.is_valid(i) && a.is_valid(i)).then(|| a.value(i) - b.value(i));
-            d.rows.push((RowRef { chunk: id, row: i as u32 }, spread));
+            d.rows.push((
+                RowRef {
+                    chunk: id,
+                    row: i as u32,
+                },
+                spread,
+            ));
         }
         self.held.flush(out)
     }
@@ -141,4 +147,3 @@ impl Stage for DaySpread {
         Ok(())
     }
 }
-

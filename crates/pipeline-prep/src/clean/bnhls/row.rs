@@ -82,14 +82,15 @@ impl Stage for BnhlsRowRules {
                         .and_then(|t| t[i])
                         .is_some_and(|t| !self.session.in_session(t)),
                     "P2" => [p, b, a].iter().any(|v| *v == Some(0.0)),
-                    "P3" => exch
-                        .as_ref()
-                        .is_some_and(|e| !e.get(i).is_some_and(|x| c.exchanges.iter().any(|k| k == x))),
+                    "P3" => exch.as_ref().is_some_and(|e| {
+                        !e.get(i).is_some_and(|x| c.exchanges.iter().any(|k| k == x))
+                    }),
                     "T1" => {
                         p.is_some()
                             && (get(&corr, i).is_some_and(|v| v != 0.0)
                                 || cond.as_ref().and_then(|x| x.get(i)).is_some_and(|x| {
-                                    Self::codes(x).any(|k| c.corrected_conditions.iter().any(|a| a == k))
+                                    Self::codes(x)
+                                        .any(|k| c.corrected_conditions.iter().any(|a| a == k))
                                 }))
                     }
                     "T2" => {

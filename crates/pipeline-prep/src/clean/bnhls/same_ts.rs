@@ -136,7 +136,13 @@ impl Stage for SameTimestamp {
                     .as_ref()
                     .and_then(|a| arrow_array::Array::is_valid(a, i).then(|| a.value(i)));
             }
-            g.rows.push((RowRef { chunk: id, row: i as u32 }, v));
+            g.rows.push((
+                RowRef {
+                    chunk: id,
+                    row: i as u32,
+                },
+                v,
+            ));
             if t.is_none() {
                 Self::close(g, self.t3, self.q1, &mut self.held, out);
             }

@@ -156,7 +156,9 @@ impl Centred {
             let mut nb: Vec<f64> = st.past.iter().copied().collect();
             nb.extend(st.pending.iter().skip(1).filter_map(|e| e.x).take(half));
             let verdict = self.rule.judge(x, &mut nb);
-            let Some(e) = st.pending.pop_front() else { break };
+            let Some(e) = st.pending.pop_front() else {
+                break;
+            };
             st.valid_pending -= 1;
             st.past.push_back(x);
             if st.past.len() > half {

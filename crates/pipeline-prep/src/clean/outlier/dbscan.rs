@@ -77,7 +77,10 @@ impl DbscanOutliers {
             return Err(Error::config("dbscan", "need eps > 0 and min_points ≥ 2"));
         }
         let inner = Windowed::new(
-            DbDetector { eps: cfg.eps, min_points: cfg.min_points },
+            DbDetector {
+                eps: cfg.eps,
+                min_points: cfg.min_points,
+            },
             cfg.window,
             cfg.column.clone(),
             cfg.action,
@@ -93,7 +96,9 @@ impl Stage for DbscanOutliers {
     }
 
     fn order(&self) -> StageOrder {
-        StageOrder::PerKey { key: "symbol".into() }
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
     }
 
     fn key(&self) -> StageKey {

@@ -31,8 +31,15 @@ impl SplitMix {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Leaf { size: usize },
-    Split { feature: usize, threshold: f64, left: usize, right: usize },
+    Leaf {
+        size: usize,
+    },
+    Split {
+        feature: usize,
+        threshold: f64,
+        left: usize,
+        right: usize,
+    },
 }
 
 /// Average path length of an unsuccessful search in a binary search tree of `n` points,
@@ -104,16 +111,29 @@ impl IsolationForest {
                         total += depth + c(*size);
                         break;
                     }
-                    Node::Split { feature, threshold, left, right } => {
+                    Node::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                    } => {
                         depth += 1.0;
-                        n = if x.get(*feature).copied().unwrap_or(0.0) < *threshold { *left } else { *right };
+                        n = if x.get(*feature).copied().unwrap_or(0.0) < *threshold {
+                            *left
+                        } else {
+                            *right
+                        };
                     }
                 }
             }
         }
         let mean = total / self.trees.len() as f64;
         let cn = c(self.psi);
-        if cn == 0.0 { 0.5 } else { 2f64.powf(-mean / cn) }
+        if cn == 0.0 {
+            0.5
+        } else {
+            2f64.powf(-mean / cn)
+        }
     }
 }
 
@@ -156,7 +176,12 @@ fn build<R: AsRef<[f64]>>(
         let (l, r) = rows.split_at_mut(split);
         let left = build(data, l, depth + 1, limit, dims, rng, nodes);
         let right = build(data, r, depth + 1, limit, dims, rng, nodes);
-        nodes[me] = Node::Split { feature: f, threshold: t, left, right };
+        nodes[me] = Node::Split {
+            feature: f,
+            threshold: t,
+            left,
+            right,
+        };
         return me;
     }
     me
@@ -222,7 +247,10 @@ impl IsolationForestOutliers {
     /// A stage with `cfg`.
     pub fn new(cfg: IsolationForestConfig) -> Result<Self> {
         if cfg.trees == 0 || cfg.sample < 2 {
-            return Err(Error::config("isolation_forest", "need trees ≥ 1 and sample ≥ 2"));
+            return Err(Error::config(
+                "isolation_forest",
+                "need trees ≥ 1 and sample ≥ 2",
+            ));
         }
         let inner = Windowed::new(
             IfDetector { cfg: cfg.clone() },
@@ -241,7 +269,9 @@ impl Stage for IsolationForestOutliers {
     }
 
     fn order(&self) -> StageOrder {
-        StageOrder::PerKey { key: "symbol".into() }
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
     }
 
     fn key(&self) -> StageKey {
@@ -276,7 +306,11 @@ mod tests {
         data.extend([[8.0, 8.0], [-7.0, 0.5], [0.5, 9.0]]);
         let f = IsolationForest::fit(&data, 100, 256, 3);
         let scores: Vec<f64> = data.iter().map(|r| f.score(r)).collect();
-        assert!(scores[500..].iter().all(|s| *s > 0.7), "{:?}", &scores[500..]);
+        assert!(
+            scores[500..].iter().all(|s| *s > 0.7),
+            "{:?}",
+            &scores[500..]
+        );
         let normal_max = scores[..500].iter().cloned().fold(0.0, f64::max);
         assert!(normal_max < 0.7, "{normal_max}");
         // Same seed, same forest.

@@ -11,6 +11,7 @@
 mod centred;
 mod dbscan;
 mod iforest;
+mod iqr_global;
 mod rolling;
 mod window;
 mod windowed;
@@ -28,6 +29,7 @@ pub use centred::{BrownleesGallo, BrownleesGalloConfig};
 pub(crate) use centred::{Centred, CentredRule};
 pub use dbscan::{DbscanConfig, DbscanOutliers};
 pub use iforest::{IsolationForest, IsolationForestConfig, IsolationForestOutliers};
+pub use iqr_global::{GlobalIqr, GlobalIqrConfig};
 pub use rolling::{OutlierConfig, RollingMethod, RollingOutliers};
 
 /// What a detector does with an outlier.
@@ -67,7 +69,10 @@ pub(crate) enum ValueSource {
 }
 
 /// The detector's value per row, or `None` when the chunk lacks the columns (no-op).
-pub(crate) fn values(chunk: &Chunk, column: &str) -> Result<Option<(Vec<Option<f64>>, ValueSource)>> {
+pub(crate) fn values(
+    chunk: &Chunk,
+    column: &str,
+) -> Result<Option<(Vec<Option<f64>>, ValueSource)>> {
     let col = if column == "auto" {
         if chunk.column_by_name("price").is_some() {
             "price"
@@ -138,12 +143,9 @@ pub(crate) fn apply(
             out.repaired(&rule, n_out as u64);
             let c = match src {
                 ValueSource::Column(name) => {
-                    let a = f64_col(&chunk, name)?.unwrap_or_else(|| Float64Array::from(vec![None; 0]));
-                    let new: Float64Array = a
-                        .iter()
-                        .zip(verdict)
-                        .map(|(x, v)| v.or(x))
-                        .collect();
+                    let a =
+                        f64_col(&chunk, name)?.unwrap_or_else(|| Float64Array::from(vec![None; 0]));
+                    let new: Float64Array = a.iter().zip(verdict).map(|(x, v)| v.or(x)).collect();
                     with_f64(&chunk, name, new)?
                 }
                 ValueSource::Mid => {

@@ -5,7 +5,8 @@
 //! features and every row of the window is decided and released. Results therefore depend on
 //! the window size, never on the chunk size. Features per row:
 //!
-//! 1. log return of `price` (else mid) against the symbol's previous row (0 for the first);
+//! 1. log return of `price` (else mid) against the symbol's previous row (the symbol's
+//!    first row has none and is kept unjudged);
 //! 2. relative spread `(ask − bid) / mid` (0 without a quote);
 //! 3. `ln(1 + size)` (0 without a size).
 //!
@@ -54,7 +55,13 @@ pub(crate) struct Windowed<D: WindowDetector> {
 }
 
 impl<D: WindowDetector> Windowed<D> {
-    pub(crate) fn new(det: D, window: usize, column: String, action: OutlierAction, rule: String) -> Result<Self> {
+    pub(crate) fn new(
+        det: D,
+        window: usize,
+        column: String,
+        action: OutlierAction,
+        rule: String,
+    ) -> Result<Self> {
         if window < 2 {
             return Err(Error::config("outlier_window", "must be at least 2 rows"));
         }
@@ -87,7 +94,8 @@ impl<D: WindowDetector> Windowed<D> {
     fn run_window(&mut self, s: usize, out: &mut Emitter) -> Result<()> {
         let st = &mut self.state[s];
         let rows = std::mem::take(&mut st.rows);
-        let seed = stable_hash(self.slots.names()[s].as_bytes()) ^ st.windows.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let seed = stable_hash(self.slots.names()[s].as_bytes())
+            ^ st.windows.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         st.windows += 1;
         let x: Vec<[f64; NF]> = rows.iter().filter_map(|r| r.1).collect();
         let verdict = if x.len() >= 2 {
@@ -133,17 +141,27 @@ impl<D: WindowDetector> Windowed<D> {
                 self.state.resize(s + 1, WState::default());
             }
             let st = &mut self.state[s];
-            let f = v.filter(|p| *p > 0.0).map(|p| {
-                let ret = st.last.map_or(0.0, |l| (p / l).ln());
+            let f = v.filter(|p| *p > 0.0).and_then(|p| {
+                // The symbol's first row has no return: it is kept without being judged.
+                let ret = st.last.map(|l| (p / l).ln());
                 st.last = Some(p);
+                let ret = ret?;
                 let spread = match (get(&bid, i), get(&ask, i)) {
                     (Some(b), Some(a)) if a + b > 0.0 => 2.0 * (a - b) / (a + b),
                     _ => 0.0,
                 };
-                let sz = get(&size, i).filter(|z| *z >= 0.0).map_or(0.0, |z| z.ln_1p());
-                [ret, spread, sz]
+                let sz = get(&size, i)
+                    .filter(|z| *z >= 0.0)
+                    .map_or(0.0, |z| z.ln_1p());
+                Some([ret, spread, sz])
             });
-            st.rows.push((RowRef { chunk: id, row: i as u32 }, f.filter(|f| f.iter().all(|x| x.is_finite()))));
+            st.rows.push((
+                RowRef {
+                    chunk: id,
+                    row: i as u32,
+                },
+                f.filter(|f| f.iter().all(|x| x.is_finite())),
+            ));
             if st.rows.len() >= self.window {
                 self.run_window(s, out)?;
             }
