@@ -6,7 +6,7 @@
 //! # How a run flows
 //! Sources are opened lazily by reader threads (at most `max_open_files` at once, fewer when
 //! resident memory nears the limit). A reader splits each chunk by worker (the per-key
-//! stages' key hashed with [`pipeline_core::partition_of`]; null keys go to worker 0; with no
+//! stages' key hashed with [`partition`]; null keys go to worker 0; with no
 //! per-key stage, whole chunks round-robin) and sends the parts over bounded channels. Each
 //! worker owns one instance of every stage and takes sources strictly in order, so a
 //! symbol's rows reach its stages in source, then chunk, then row order, whatever the worker
@@ -70,6 +70,7 @@ mod worker;
 
 pub use mapreduce::map_reduce;
 pub use memory::{current_rss, peak_rss};
+pub use route::partition;
 pub use runner::{Run, Runner};
 pub use spec::{
     CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceOpener, SourceSpec,

@@ -36,6 +36,9 @@ pub(crate) struct Committed {
     pub bytes_read: u64,
 }
 
+/// Serialised stage state per worker, then per stage (`None`: the stage keeps none).
+pub(crate) type States = Vec<Vec<Option<Vec<u8>>>>;
+
 /// An open manifest.
 pub(crate) struct Manifest {
     db: Database,
@@ -78,7 +81,7 @@ impl Manifest {
 
     /// The committed state and per-worker stage states (`states[worker][stage]`), or `None`
     /// when nothing was committed yet.
-    pub fn load(&self) -> Result<Option<(Committed, Vec<Vec<Option<Vec<u8>>>>)>> {
+    pub fn load(&self) -> Result<Option<(Committed, States)>> {
         let p = &self.path;
         let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
         let meta = match txn.open_table(META) {

@@ -5,12 +5,33 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, UInt64Array};
 use arrow_schema::DataType;
-use pipeline_core::{Chunk, Error, Result, partition_of};
+use pipeline_core::{Chunk, Error, Result, stable_hash};
+
+/// Which of `n` partitions `key` belongs to: [`pipeline_core::stable_hash`] (FNV-1a) followed
+/// by the murmur3 64-bit finaliser, modulo `n`. Stable across machines and runs.
+///
+/// The finaliser matters: FNV-1a's low bit is the parity of the key's bytes' low bits, so
+/// `pipeline_core::partition(key, 2)` puts 12 of 16 common tickers on one worker; mixed,
+/// every bit of the hash depends on every input bit. Used for routing keys to workers and for
+/// sharding.
+///
+/// ```
+/// let p = pipeline_parallel::partition(b"AAPL", 4);
+/// assert!(p < 4);
+/// assert_eq!(p, pipeline_parallel::partition(b"AAPL", 4));
+/// ```
+pub fn partition(key: &[u8], n: usize) -> usize {
+    let mut z = stable_hash(key);
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^= z >> 33;
+    (z % n.max(1) as u64) as usize
+}
 
 /// How deliveries are spread over workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// Rows go to `partition_of(key, workers)`; null keys go to worker 0.
+    /// Rows go to `partition(key, workers)`; null keys go to worker 0.
     ByKey(String),
     /// Delivery `d` goes whole to worker `d % workers`.
     RoundRobin,
@@ -64,7 +85,7 @@ fn destinations(chunk: &Chunk, key: &str, workers: usize) -> Result<Vec<usize>> 
             let dict = col.as_dictionary::<Int32Type>();
             let values = dict.values().as_string::<i32>();
             let of_value: Vec<usize> = (0..values.len())
-                .map(|i| partition_of(values.value(i).as_bytes(), workers))
+                .map(|i| partition(values.value(i).as_bytes(), workers))
                 .collect();
             Ok((0..dict.len())
                 .map(|i| {
@@ -86,7 +107,7 @@ fn destinations(chunk: &Chunk, key: &str, workers: usize) -> Result<Vec<usize>> 
                     if s.is_null(i) {
                         0
                     } else {
-                        partition_of(s.value(i).as_bytes(), workers)
+                        partition(s.value(i).as_bytes(), workers)
                     }
                 })
                 .collect())
@@ -126,7 +147,7 @@ mod tests {
                     let want = if s.is_null(i) {
                         0
                     } else {
-                        partition_of(s.value(i).as_bytes(), 3)
+                        partition(s.value(i).as_bytes(), 3)
                     };
                     assert_eq!(want, w);
                 }

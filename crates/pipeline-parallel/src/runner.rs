@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, bounded, select, unbounded};
 use pipeline_core::{
     Error, Reject, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
-    partition_of,
 };
 
 use crate::manifest::{Committed, Manifest, remove_unlisted};
 use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
 use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
-use crate::route::Route;
+use crate::route::{Route, partition};
 use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
 use crate::worker::{Control, SegmentReport, Worker};
 
@@ -224,7 +223,7 @@ impl Runner {
     }
 
     /// Keeps only the sources of shard `k` of `n`: source `s` is kept iff
-    /// `partition_of(s.name, n) == k`, so `n` processes split a dataset without talking.
+    /// [`partition`]`(s.name, n) == k`, so `n` processes split a dataset without talking.
     pub fn shard(mut self, k: usize, n: usize) -> Self {
         self.config.shard = (k, n);
         self
@@ -376,7 +375,7 @@ impl Run {
         let (k, n) = c.shard;
         let sources: Vec<SourceSpec> = sources
             .into_iter()
-            .filter(|s| partition_of(s.name.as_bytes(), n) == k)
+            .filter(|s| partition(s.name.as_bytes(), n) == k)
             .collect();
         let segs = plan_segments(&sources, c.segment_bytes);
         let last_seg = segs.last().copied().unwrap_or(0);
@@ -534,11 +533,11 @@ impl Run {
                     c.channel_capacity
                 } else {
                     let seen = shared.chunks.load(Ordering::Relaxed);
-                    let avg = if seen == 0 {
-                        DEFAULT_CHUNK_BYTES
-                    } else {
-                        shared.chunk_bytes_sum.load(Ordering::Relaxed) / seen
-                    };
+                    let avg = shared
+                        .chunk_bytes_sum
+                        .load(Ordering::Relaxed)
+                        .checked_div(seen)
+                        .unwrap_or(DEFAULT_CHUNK_BYTES);
                     derive_capacity(c.memory_limit, avg, max_open, w)
                 };
                 let (ack_tx, ack_rx) = unbounded();

@@ -242,10 +242,9 @@ impl Worker {
         let mut ledger = Ledger::default();
         let mut rejects: Vec<Reject> = Vec::new();
         let mut metrics: Vec<StageMetrics> = vec![StageMetrics::default(); self.stages.len()];
-        for k in from..self.stages.len() {
+        for (k, m) in metrics.iter_mut().enumerate().skip(from) {
             let mut em = Emitter::default();
             let mut next = Vec::new();
-            let m = &mut metrics[k];
             for c in cur {
                 m.rows_in += c.num_rows() as u64;
                 m.bytes_in += c.memory_size() as u64;

@@ -50,7 +50,7 @@ mod stream;
 mod window;
 
 pub use closure::{filter_stage, map_stage};
-pub use pipeline::{Pipeline, StreamReport};
+pub use pipeline::{ChunkHook, Pipeline, StreamReport};
 pub use reorder::{BAD_TIMESTAMP, LATE, ReorderStage};
 #[cfg(feature = "async")]
 pub use stream::into_stream;

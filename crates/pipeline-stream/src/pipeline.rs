@@ -21,6 +21,9 @@ const DEFAULT_CAPACITY: usize = 4;
 /// a reason), so this bounds a few MB at most.
 const REJECT_CAPACITY: usize = 256;
 
+/// A callback that sees every chunk right before the sink.
+pub type ChunkHook = Box<dyn FnMut(&Chunk) -> Result<()> + Send>;
+
 /// What a streaming run did.
 #[derive(Debug, Clone, Default)]
 pub struct StreamReport {
@@ -150,16 +153,13 @@ impl Pipeline {
 
     /// Runs to completion.
     pub fn run(self) -> Result<StreamReport> {
-        let on_chunk: Box<dyn FnMut(&Chunk) -> Result<()> + Send> = Box::new(|_| Ok(()));
+        let on_chunk: ChunkHook = Box::new(|_| Ok(()));
         self.run_with(on_chunk)
     }
 
     /// Runs, calling `on_chunk` with every chunk right before it goes to the sink (the async
     /// stream and latency measurements use this).
-    pub fn run_with(
-        self,
-        mut on_chunk: Box<dyn FnMut(&Chunk) -> Result<()> + Send>,
-    ) -> Result<StreamReport> {
+    pub fn run_with(self, mut on_chunk: ChunkHook) -> Result<StreamReport> {
         let start = Instant::now();
         let Pipeline {
             mut source,
@@ -396,7 +396,7 @@ fn drive_sink(
     config: &StreamConfig,
     failed: &AtomicBool,
     written: &mut u64,
-    on_chunk: &mut Box<dyn FnMut(&Chunk) -> Result<()> + Send>,
+    on_chunk: &mut ChunkHook,
 ) -> Result<()> {
     let mut write = |c: &Chunk| -> Result<()> {
         if failed.load(Ordering::Relaxed) {

@@ -48,13 +48,13 @@ pub fn gen_files(seed: u64, files: usize, rows: usize) -> Vec<Vec<Row>> {
             (0..rows)
                 .map(|_| {
                     let r = rng.next();
-                    let symbol = if r % 53 == 0 {
+                    let symbol = if r.is_multiple_of(53) {
                         None
                     } else {
                         Some(syms[(r % 7) as usize].to_string())
                     };
                     let price = ((rng.next() % 10_000) as f64) / 100.0
-                        - if r % 17 == 0 { 200.0 } else { 0.0 };
+                        - if r.is_multiple_of(17) { 200.0 } else { 0.0 };
                     Row { symbol, price }
                 })
                 .collect()
@@ -318,7 +318,7 @@ pub type OutRow = (String, u32, u64, u64, u64);
 /// A sink collecting rows into a shared map per (worker, segment).
 pub struct CollectSink {
     pub rows: Vec<OutRow>,
-    pub to: Arc<Mutex<BTreeMap<(usize, u32), Vec<OutRow>>>>,
+    pub to: Collected,
     pub at: (usize, u32),
 }
 
