@@ -62,8 +62,9 @@ impl InvalidRows {
 }
 
 fn bad_positive(col: &Option<Float64Array>, i: usize) -> bool {
-    col.as_ref()
-        .is_some_and(|c| !c.is_null(i) && !(c.value(i) > 0.0 && c.value(i).is_finite()))
+    col.as_ref().is_some_and(|c| {
+        c.is_valid(i) && (c.value(i).is_nan() || c.value(i) <= 0.0 || c.value(i).is_infinite())
+    })
 }
 
 impl Stage for InvalidRows {

@@ -13,7 +13,7 @@ use arrow_array::types::Int32Type;
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, TimestampNanosecondArray,
 };
-use pipeline_core::{Chunk, Emitter, PreprocessingConfig, Stage, run_stage};
+use pipeline_core::{Chunk, Emitter, Ledger, PreprocessingConfig, Reject, Stage, run_stage};
 use pipeline_prep::*;
 use proptest::prelude::*;
 
@@ -740,40 +740,20 @@ fn builder_maps_the_config() {
     assert!(cleaning_stages(&bad).is_err());
 }
 
-/// Runs a stage chain over chunks (a plain loop, no engine).
-fn run_chain(stages: &mut [Box<dyn Stage>], input: Vec<Chunk>) -> (Vec<Chunk>, Emitter) {
-    let mut all = Emitter::default();
+/// Runs a stage chain over chunks (a plain loop, no engine): output, rejects, merged ledger.
+fn run_chain(
+    stages: &mut [Box<dyn Stage>],
+    input: Vec<Chunk>,
+) -> (Vec<Chunk>, Vec<Reject>, Ledger) {
+    let (mut rejects, mut ledger) = (Vec::new(), Ledger::default());
     let mut cur = input;
     for s in stages.iter_mut() {
         let (out, mut e) = run_stage(s.as_mut(), cur).unwrap();
-        for r in e.take_rejects() {
-            if r.kind == pipeline_core::RejectKind::Removed {
-                all.remove_one(&r.reason, r.source, r.line);
-            }
-        }
-        let l = e.take_ledger();
-        for (k, v) in &l.removed {
-            // remove_one above already counted the per-row rejects; aggregates have none.
-            let per_row = out_count(&all, k);
-            let _ = per_row;
-            if !l.removed.is_empty() && !has_rejects_for(k) {
-                all.aggregate(k, *v);
-            }
-        }
-        for (k, v) in l.repaired {
-            all.repaired(&k, v);
-        }
+        rejects.extend(e.take_rejects());
+        ledger.merge(&e.take_ledger());
         cur = out;
     }
-    (cur, all)
-}
-
-fn out_count(_: &Emitter, _: &str) -> u64 {
-    0
-}
-
-fn has_rejects_for(rule: &str) -> bool {
-    !matches!(rule, "T3" | "Q1")
+    (cur, rejects, ledger)
 }
 
 #[test]
@@ -784,10 +764,12 @@ fn default_chain_accounts_for_every_row() {
         .iter()
         .map(|f| f().unwrap())
         .collect();
-    let (out, e) = run_chain(&mut stages, chunks(&b, 777));
+    let (out, rejects, ledger) = run_chain(&mut stages, chunks(&b, 777));
     let written: usize = out.iter().map(|c| c.num_rows()).sum();
-    assert_eq!(written as u64 + e.ledger().removed_total(), 20_000);
-    assert_eq!(e.rejects().len() as u64, e.ledger().removed_total());
+    assert_eq!(written as u64 + ledger.removed_total(), 20_000);
+    // No aggregating stage in the default chain: every removal has its own reject.
+    assert_eq!(rejects.len() as u64, ledger.removed_total());
+    assert!(ledger.removed_total() > 200);
 }
 
 /// Precision and recall of the default chain per anomaly kind on generated data.
@@ -799,7 +781,7 @@ fn score(n: usize, seed: u64) -> BTreeMap<&'static str, (f64, f64, usize)> {
         .iter()
         .map(|f| f().unwrap())
         .collect();
-    let (_, e) = run_chain(&mut stages, input);
+    let (_, rejects, _) = run_chain(&mut stages, input);
     let truth: HashMap<u64, Kind> = g.truth.iter().copied().collect();
     let mut res = BTreeMap::new();
     for (kind, rule) in [
@@ -810,7 +792,11 @@ fn score(n: usize, seed: u64) -> BTreeMap<&'static str, (f64, f64, usize)> {
         (Kind::BadPrice, "nonpositive_price"),
         (Kind::Missing, "missing_value"),
     ] {
-        let got = removed(&e, rule);
+        let got: Vec<u64> = rejects
+            .iter()
+            .filter(|r| r.reason == rule)
+            .map(|r| r.line)
+            .collect();
         let tp = got.iter().filter(|l| truth.get(l) == Some(&kind)).count();
         let labelled = g.truth.iter().filter(|t| t.1 == kind).count();
         let p = tp as f64 / got.len().max(1) as f64;
@@ -835,8 +821,10 @@ fn default_chain_precision_and_recall_on_generated_data() {
 
 // ---------------------------------------------------------------- invariance and resume
 
+type MakeStage = Box<dyn Fn() -> Box<dyn Stage>>;
+
 /// Every stateful stage, fresh.
-fn stateful() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Stage>>)> {
+fn stateful() -> Vec<(&'static str, MakeStage)> {
     vec![
         ("dedupe", Box::new(|| Box::new(Dedupe::default()))),
         (

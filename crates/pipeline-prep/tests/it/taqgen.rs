@@ -100,15 +100,27 @@ const COND: [&str; 4] = ["@", "F", "E", "@"];
 
 pub fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
-        Field::new("symbol", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new(
+            "symbol",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
         Field::new("price", DataType::Float64, true),
         Field::new("size", DataType::Float64, true),
         Field::new("bid", DataType::Float64, true),
         Field::new("ask", DataType::Float64, true),
         Field::new("bid_size", DataType::Float64, true),
         Field::new("ask_size", DataType::Float64, true),
-        Field::new("exchange", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true),
+        Field::new(
+            "exchange",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
         Field::new("conditions", DataType::Utf8, true),
     ]))
 }
@@ -117,7 +129,9 @@ impl Gen {
     pub fn new(seed: u64, symbols: usize, rates: Rates) -> Self {
         let mut rng = Rng(seed);
         let syms: Vec<String> = (0..symbols).map(|i| format!("SYM{i}")).collect();
-        let mids = (0..symbols).map(|_| 5_000 + rng.below(45_000) as i64).collect();
+        let mids = (0..symbols)
+            .map(|_| 5_000 + rng.below(45_000) as i64)
+            .collect();
         Gen {
             rng,
             rates,
@@ -135,7 +149,13 @@ impl Gen {
     fn normal(&mut self, s: usize) -> Row {
         let r = &mut self.rng;
         let u = r.f();
-        self.mids[s] += if u < 0.25 { -1 } else if u < 0.5 { 1 } else { 0 };
+        self.mids[s] += if u < 0.25 {
+            -1
+        } else if u < 0.5 {
+            1
+        } else {
+            0
+        };
         self.mids[s] = self.mids[s].max(100);
         let half = 1 + r.below(2) as i64;
         let bid = (self.mids[s] - half) as f64 * TICK;
@@ -204,11 +224,19 @@ impl Gen {
                 self.truth.push((line, Kind::Crossed));
                 clean = false;
             } else if u < c4 {
-                row.price = Some(if self.rng.below(2) == 0 { 0.0 } else { -row.price.unwrap_or(1.0) });
+                row.price = Some(if self.rng.below(2) == 0 {
+                    0.0
+                } else {
+                    -row.price.unwrap_or(1.0)
+                });
                 self.truth.push((line, Kind::BadPrice));
                 clean = false;
             } else if u < c5 {
-                row.size = Some(if self.rng.below(2) == 0 { 0.0 } else { -row.size.unwrap_or(1.0) });
+                row.size = Some(if self.rng.below(2) == 0 {
+                    0.0
+                } else {
+                    -row.size.unwrap_or(1.0)
+                });
                 self.truth.push((line, Kind::BadSize));
                 clean = false;
             } else if u < c6 {
@@ -236,12 +264,17 @@ impl Gen {
         let mut sym = StringDictionaryBuilder::<Int32Type>::new();
         let mut ex = StringDictionaryBuilder::<Int32Type>::new();
         let mut cond = StringBuilder::new();
-        let mut f: Vec<Float64Builder> = (0..6).map(|_| Float64Builder::with_capacity(rows.len())).collect();
+        let mut f: Vec<Float64Builder> = (0..6)
+            .map(|_| Float64Builder::with_capacity(rows.len()))
+            .collect();
         for r in rows {
             sym.append_value(&self.syms[r.sym]);
             ex.append_value(r.exch);
             cond.append_value(r.cond);
-            for (b, v) in f.iter_mut().zip([r.price, r.size, r.bid, r.ask, r.bid_size, r.ask_size]) {
+            for (b, v) in f
+                .iter_mut()
+                .zip([r.price, r.size, r.bid, r.ask, r.bid_size, r.ask_size])
+            {
                 b.append_option(v);
             }
         }

@@ -81,7 +81,7 @@ impl Stage for BnhlsRowRules {
                         .as_ref()
                         .and_then(|t| t[i])
                         .is_some_and(|t| !self.session.in_session(t)),
-                    "P2" => [p, b, a].iter().any(|v| *v == Some(0.0)),
+                    "P2" => [p, b, a].contains(&Some(0.0)),
                     "P3" => exch.as_ref().is_some_and(|e| {
                         !e.get(i).is_some_and(|x| c.exchanges.iter().any(|k| k == x))
                     }),

@@ -308,7 +308,7 @@ pub struct BrownleesGallo {
 impl BrownleesGallo {
     /// A stage with `cfg`.
     pub fn new(cfg: BrownleesGalloConfig) -> Result<Self> {
-        if cfg.k < 2 || !(0.0..1.0).contains(&cfg.delta) || !(cfg.gamma >= 0.0) {
+        if cfg.k < 2 || !(0.0..1.0).contains(&cfg.delta) || cfg.gamma.is_nan() || cfg.gamma < 0.0 {
             return Err(Error::config(
                 "brownlees_gallo",
                 "need k ≥ 2, 0 ≤ delta < 1 and gamma ≥ 0",

@@ -73,7 +73,7 @@ pub struct DbscanOutliers {
 impl DbscanOutliers {
     /// A stage with `cfg`.
     pub fn new(cfg: DbscanConfig) -> Result<Self> {
-        if !(cfg.eps > 0.0) || cfg.min_points < 2 {
+        if cfg.eps.is_nan() || cfg.eps <= 0.0 || cfg.min_points < 2 {
             return Err(Error::config("dbscan", "need eps > 0 and min_points ≥ 2"));
         }
         let inner = Windowed::new(

@@ -161,7 +161,7 @@ fn build<R: AsRef<[f64]>>(
             lo = lo.min(v);
             hi = hi.max(v);
         }
-        if !(hi > lo) {
+        if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let t = lo + (hi - lo) * rng.unit();

@@ -126,7 +126,7 @@ impl GlobalIqr {
         cfg: GlobalIqrConfig,
         chunks: impl IntoIterator<Item = Result<Chunk>>,
     ) -> Result<Self> {
-        if !(cfg.threshold > 0.0) {
+        if cfg.threshold.is_nan() || cfg.threshold <= 0.0 {
             return Err(Error::config("iqr_global.threshold", "must be > 0"));
         }
         let mut slots = Slots::default();

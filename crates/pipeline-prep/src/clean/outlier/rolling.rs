@@ -105,7 +105,7 @@ struct Checkpoint {
 impl RollingOutliers {
     /// A stage with `cfg`; the threshold must be positive and the window at least 2.
     pub fn new(cfg: OutlierConfig) -> Result<Self> {
-        if !(cfg.threshold > 0.0) || cfg.window < 2 {
+        if cfg.threshold.is_nan() || cfg.threshold <= 0.0 || cfg.window < 2 {
             return Err(Error::config(
                 "preprocessing.outlier_threshold",
                 "threshold must be > 0 and window ≥ 2",
