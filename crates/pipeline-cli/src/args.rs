@@ -149,6 +149,13 @@ pub struct RunArgs {
     /// Run every stage but discard the output (benchmarking).
     #[arg(long, hide = true)]
     pub discard: bool,
+    /// Commit a resumable checkpoint at the first file boundary after this much input
+    /// (e.g. 1GiB).
+    #[arg(long)]
+    pub checkpoint_every: Option<String>,
+    /// Test hook: abort the process (like `kill -9`) right after segment N is committed.
+    #[arg(long, hide = true)]
+    pub abort_after_segment: Option<u32>,
 }
 
 /// `tickpipe inspect`.

@@ -44,6 +44,10 @@ pub struct Job {
     pub shard: Option<(usize, usize)>,
     /// Quiet: no progress bar.
     pub quiet: bool,
+    /// Input bytes between resumable checkpoints (`None`: the engine's default).
+    pub checkpoint_every: Option<u64>,
+    /// Test hook: abort right after this segment is committed.
+    pub abort_after_segment: Option<u32>,
 }
 
 /// Name of the dataset directory inside `--out`.
@@ -104,6 +108,17 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
         .cancel(cancel_flag());
     if let Some((k, n)) = job.shard {
         runner = runner.shard(k, n);
+    }
+    if let Some(b) = job.checkpoint_every {
+        runner = runner.segment_bytes(b.max(1));
+    }
+    if let Some(n) = job.abort_after_segment {
+        // Simulates a crash (kill -9) at a known point, so resume can be tested exactly.
+        runner = runner.on_commit(Arc::new(move |segment| {
+            if segment >= n {
+                std::process::abort();
+            }
+        }));
     }
     let progress = Arc::new(Progress::new(Some(total), job.quiet));
     {

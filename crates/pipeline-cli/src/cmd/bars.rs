@@ -28,6 +28,8 @@ pub fn run(args: BarsArgs, quiet: bool) -> anyhow::Result<Outcome> {
         resume: false,
         shard: None,
         quiet,
+        checkpoint_every: None,
+        abort_after_segment: None,
     })?;
     summary.bars_written = Some(report.ledger.written);
     if !quiet {

@@ -33,6 +33,8 @@ pub fn run(args: ConvertArgs, quiet: bool) -> anyhow::Result<Outcome> {
         resume: false,
         shard: None,
         quiet,
+        checkpoint_every: None,
+        abort_after_segment: None,
     })?;
     if !quiet {
         summary.print_human();

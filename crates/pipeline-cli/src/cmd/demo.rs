@@ -56,6 +56,8 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
         resume: false,
         shard: None,
         quiet,
+        checkpoint_every: None,
+        abort_after_segment: None,
     })?;
     let summary_path = output.join("summary.json");
     summary.write_json(&summary_path)?;

@@ -31,6 +31,11 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    let checkpoint_every = args
+        .checkpoint_every
+        .as_deref()
+        .map(|s| s.parse::<pipeline_core::ByteSize>().map(|b| b.0))
+        .transpose()?;
     let output = if args.discard {
         Output::Discard
     } else {
@@ -45,6 +50,8 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
         resume: args.resume,
         shard,
         quiet,
+        checkpoint_every,
+        abort_after_segment: args.abort_after_segment,
     })?;
     if !quiet {
         summary.print_human();

@@ -1,0 +1,8 @@
+//! Integration tests of the `tickpipe` binary (assert_cmd): every subcommand, exit codes, the
+//! summary JSON's ledger equation, resume after a crash, bad input, and the real datasets.
+
+mod bad_input;
+mod commands;
+mod real_data;
+mod resume;
+mod util;
