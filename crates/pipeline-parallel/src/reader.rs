@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pipeline_core::{Ledger, Reject, RejectKind};
 
 use crate::route::{Route, split};
 use crate::spec::SourceSpec;
 use crate::worker::{Ack, Part};
+
+/// How often a reader waiting for workers' answers checks whether the run was aborted.
+const ACK_POLL: Duration = Duration::from_millis(50);
 
 /// Counters shared by all readers, for progress and the adaptive channel size.
 #[derive(Default)]
@@ -125,9 +128,10 @@ pub(crate) fn read_source(
         for p in &parts {
             let _ = p.send(Part::End { attempt });
         }
-        // Every worker answers each attempt exactly once.
+        // Every worker answers each attempt exactly once (a worker that died of a fatal
+        // error never will: the abort flag ends the wait).
         while acked < ctx.workers {
-            match acks.recv() {
+            match acks.recv_timeout(ACK_POLL) {
                 Ok(a) => {
                     if a.attempt == attempt {
                         acked += 1;
@@ -137,6 +141,7 @@ pub(crate) fn read_source(
                         }
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if !ctx.abort.load(Ordering::Relaxed) => {}
                 Err(_) => break,
             }
         }

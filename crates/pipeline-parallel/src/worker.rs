@@ -114,10 +114,18 @@ impl Worker {
     /// Runs until the control channel closes; `reports` gets one report per segment.
     pub fn run(mut self, control: Receiver<Control>, reports: Sender<Result<SegmentReport>>) {
         for msg in control {
-            let r = match msg {
+            // Stage panics are caught per call; this catches panics in sinks.
+            let r = catch_unwind(AssertUnwindSafe(|| match msg {
                 Control::Source { parts, acks } => self.source(parts, acks).map(|()| None),
                 Control::SegmentEnd { seg, last } => self.segment_end(seg, last).map(Some),
-            };
+            }))
+            .unwrap_or_else(|p| {
+                Err(Error::Internal(format!(
+                    "worker {} panicked outside a stage: {}",
+                    self.id,
+                    crate::reader::panic_message(&p)
+                )))
+            });
             match r {
                 Ok(None) => {}
                 Ok(Some(rep)) => {

@@ -211,3 +211,145 @@ fn progress_is_reported_and_rejects_reach_the_sink() {
     );
     assert!(r.peak_rss_bytes > 0 || !cfg!(target_os = "linux"));
 }
+
+/// A sink whose writes fail (or panic) after `ok` chunks.
+struct Broken {
+    ok: usize,
+    panic: bool,
+}
+
+impl pipeline_core::Sink for Broken {
+    fn write(&mut self, _c: &pipeline_core::Chunk) -> Result<()> {
+        if self.ok == 0 {
+            if self.panic {
+                panic!("sink exploded");
+            }
+            return Err(pipeline_core::Error::io(
+                "out.parquet",
+                std::io::Error::other("disk full"),
+            ));
+        }
+        self.ok -= 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<SinkSummary> {
+        Ok(SinkSummary::default())
+    }
+}
+
+#[test]
+fn a_failing_sink_ends_the_run_with_its_error_instead_of_hanging() {
+    let files = gen_files(17, 6, 300);
+    for panic in [false, true] {
+        let r = Runner::new()
+            .sources(specs(&files, 10))
+            .stages(vec![positive(), cumsum(None, 0, Duration::ZERO)])
+            .sink_factory(Arc::new(move |_, _| {
+                Ok(Box::new(Broken { ok: 5, panic }) as Box<dyn pipeline_core::Sink>)
+            }))
+            .workers(2)
+            .channel_capacity(1)
+            .build()
+            .unwrap()
+            .run();
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains(if panic { "sink exploded" } else { "disk full" }),
+            "{e}"
+        );
+    }
+}
+
+/// Rows produced by sources and not yet handed to a sink, now and at most.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicI64,
+    max: std::sync::atomic::AtomicI64,
+}
+
+struct SlowCounting(Arc<InFlight>);
+
+impl pipeline_core::Sink for SlowCounting {
+    fn write(&mut self, c: &pipeline_core::Chunk) -> Result<()> {
+        std::thread::sleep(Duration::from_micros(300));
+        self.0.now.fetch_sub(c.num_rows() as i64, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<SinkSummary> {
+        Ok(SinkSummary::default())
+    }
+}
+
+#[test]
+fn slow_sinks_bound_the_rows_in_flight() {
+    let files = gen_files(23, 4, 2000);
+    let flight = Arc::new(InFlight::default());
+    let chunk = 20;
+    // Sources that count every row they produce.
+    let specs: Vec<SourceSpec> = specs(&files, chunk)
+        .into_iter()
+        .map(|s| {
+            let (open, f) = (s.open.clone(), flight.clone());
+            SourceSpec {
+                open: Arc::new(move || {
+                    let inner = open()?;
+                    Ok(Box::new(Counted {
+                        inner,
+                        f: f.clone(),
+                    }) as Box<dyn pipeline_core::Source>)
+                }),
+                ..s
+            }
+        })
+        .collect();
+    let f2 = flight.clone();
+    let r = Runner::new()
+        .sources(specs)
+        .sink_factory(Arc::new(move |_, _| {
+            Ok(Box::new(SlowCounting(f2.clone())) as Box<dyn pipeline_core::Sink>)
+        }))
+        .workers(2)
+        .max_open_files(2)
+        .channel_capacity(2)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(r.ledger.written, 4 * 2000);
+    // Per open source: one chunk in the reader's hand plus 2 workers × capacity 2 parts;
+    // plus one chunk inside each worker. Far below the 8000 rows of the input.
+    let bound = (2 * (1 + 2 * 2) + 2) * chunk as i64;
+    let max = flight.max.load(Ordering::SeqCst);
+    assert!(max <= bound, "{max} rows in flight, bound {bound}");
+}
+
+struct Counted {
+    inner: Box<dyn pipeline_core::Source>,
+    f: Arc<InFlight>,
+}
+
+impl Iterator for Counted {
+    type Item = Result<pipeline_core::Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        if let Ok(c) = &item {
+            let now =
+                self.f.now.fetch_add(c.num_rows() as i64, Ordering::SeqCst) + c.num_rows() as i64;
+            self.f.max.fetch_max(now, Ordering::SeqCst);
+        }
+        Some(item)
+    }
+}
+
+impl pipeline_core::Source for Counted {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn drain_rejects(&mut self) -> Vec<pipeline_core::Reject> {
+        self.inner.drain_rejects()
+    }
+}
