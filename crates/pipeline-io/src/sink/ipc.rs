@@ -107,6 +107,11 @@ impl IpcFile {
         Ok(())
     }
 
+    /// Bytes buffered and not yet written.
+    pub fn buffered_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// Writes the buffered batches as one record batch.
     pub fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {

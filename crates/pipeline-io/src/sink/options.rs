@@ -86,6 +86,11 @@ pub struct WriteOptions {
     /// A Parquet row group (or a buffered Arrow IPC batch) is flushed when its buffered bytes
     /// reach this. Default 32 MiB.
     pub row_group_bytes: usize,
+    /// Most bytes all open writers together may buffer; past it the writer holding the most
+    /// is flushed early (a smaller row group). This bounds memory when many partitions are
+    /// open at once. Default 128 MiB, half of the default `[pipeline] memory_limit`; callers
+    /// with another memory limit set it from theirs.
+    pub max_buffered_bytes: usize,
     /// Hive partition keys, outermost first. Default `[Symbol]`.
     pub partition_by: Vec<PartitionKey>,
     /// Keep the `_line` provenance column in the files. Default false.
@@ -107,6 +112,7 @@ impl Default for WriteOptions {
             compression: Compression::Zstd,
             compression_level: 3,
             row_group_bytes: 32 << 20,
+            max_buffered_bytes: 128 << 20,
             partition_by: vec![PartitionKey::Symbol],
             keep_line_column: false,
             max_open_files: 64,
@@ -133,6 +139,7 @@ impl WriteOptions {
             compression: Compression::parse(&out.compression)?,
             compression_level: out.compression_level,
             row_group_bytes: usize::try_from(out.row_group_bytes.0).unwrap_or(usize::MAX),
+            max_buffered_bytes: WriteOptions::default().max_buffered_bytes,
             partition_by,
             keep_line_column: out.keep_line_column,
             max_open_files: out.max_open_files,
@@ -152,6 +159,12 @@ impl WriteOptions {
         }
         if self.row_group_bytes == 0 {
             return Err(Error::config("output.row_group_bytes", "must be positive"));
+        }
+        if self.max_buffered_bytes == 0 {
+            return Err(Error::config(
+                "pipeline.memory_limit",
+                "the sink's buffer budget must be positive",
+            ));
         }
         if self.format == OutputFormat::Ipc && self.compression == Compression::Snappy {
             return Err(Error::config(

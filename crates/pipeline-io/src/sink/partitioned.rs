@@ -24,6 +24,18 @@ struct Slot {
     /// Whether new files still declare the sort order; cleared after the rows broke it once,
     /// so unsorted input costs one extra file per partition, not one per chunk.
     claim_order: bool,
+    /// Bytes the open writer buffered after its last write.
+    buffered: usize,
+}
+
+impl Slot {
+    /// Completes the slot's writer, if any, into `closed`; returns the bytes it buffered.
+    fn close(&mut self, closed: &mut Vec<ClosedFile>) -> Result<usize> {
+        if let Some(w) = self.writer.take() {
+            closed.push(w.close()?);
+        }
+        Ok(std::mem::take(&mut self.buffered))
+    }
 }
 
 /// Writes chunks into `dir/key=value/…/part-<segment>-<n>.<ext>`.
@@ -36,6 +48,8 @@ pub struct PartitionedSink {
     open: BTreeMap<u64, String>,
     tick: u64,
     closed: Vec<ClosedFile>,
+    /// Sum of `Slot::buffered` over open writers.
+    buffered_total: usize,
     done: bool,
 }
 
@@ -82,6 +96,7 @@ pub fn create_sink(dir: &Path, segment: u32, opts: &WriteOptions) -> Result<Box<
         open: BTreeMap::new(),
         tick: 0,
         closed: Vec::new(),
+        buffered_total: 0,
         done: false,
     }))
 }
@@ -96,6 +111,7 @@ impl PartitionedSink {
             last_used: 0,
             next_part: 0,
             claim_order: claim_default,
+            buffered: 0,
         });
         // A file that cannot take these rows (new schema, broken order) is closed first.
         if let Some(w) = &mut slot.writer {
@@ -105,9 +121,7 @@ impl PartitionedSink {
                 if same_schema {
                     slot.claim_order = false;
                 }
-                if let Some(w) = slot.writer.take() {
-                    self.closed.push(w.close()?);
-                }
+                self.buffered_total -= slot.close(&mut self.closed)?;
                 self.open.remove(&slot.last_used);
             }
         }
@@ -153,12 +167,45 @@ impl PartitionedSink {
             .ok_or_else(|| pipeline_core::Error::Internal("partition slot vanished".into()))?;
         slot.last_used = tick;
         self.open.insert(tick, key);
-        match &mut slot.writer {
-            Some(w) => w.write(&batch),
-            None => Err(pipeline_core::Error::Internal(
+        let Some(w) = &mut slot.writer else {
+            return Err(pipeline_core::Error::Internal(
                 "partition writer missing".into(),
-            )),
+            ));
+        };
+        w.write(&batch)?;
+        let now = w.buffered_bytes();
+        self.buffered_total = self.buffered_total - slot.buffered + now;
+        slot.buffered = now;
+        self.enforce_budget()
+    }
+
+    /// Flushes the fullest writers until all buffers together fit `max_buffered_bytes`.
+    fn enforce_budget(&mut self) -> Result<()> {
+        while self.buffered_total > self.opts.max_buffered_bytes {
+            let Some(slot) = self
+                .open
+                .values()
+                .filter_map(|k| self.slots.get(k).map(|s| (s.buffered, k)))
+                .max()
+                .and_then(|(b, k)| (b > 0).then(|| k.clone()))
+                .and_then(|k| self.slots.get_mut(&k))
+            else {
+                break;
+            };
+            let Some(w) = &mut slot.writer else {
+                break;
+            };
+            w.flush_buffers()?;
+            let now = w.buffered_bytes();
+            self.buffered_total = self.buffered_total - slot.buffered + now;
+            if now >= slot.buffered {
+                // Nothing more can be released (e.g. a dictionary page stays in memory).
+                slot.buffered = now;
+                break;
+            }
+            slot.buffered = now;
         }
+        Ok(())
     }
 
     /// Closes least recently used writers until a new one fits under `max_open_files`.
@@ -167,8 +214,8 @@ impl PartitionedSink {
             let Some((_, key)) = self.open.pop_first() else {
                 break;
             };
-            if let Some(w) = self.slots.get_mut(&key).and_then(|s| s.writer.take()) {
-                self.closed.push(w.close()?);
+            if let Some(slot) = self.slots.get_mut(&key) {
+                self.buffered_total -= slot.close(&mut self.closed)?;
             }
         }
         Ok(())
@@ -179,7 +226,9 @@ impl PartitionedSink {
             if let Some(w) = slot.writer.take() {
                 w.abort();
             }
+            slot.buffered = 0;
         }
+        self.buffered_total = 0;
         self.open.clear();
         for c in self.closed.drain(..) {
             c.discard();
@@ -238,8 +287,8 @@ impl Sink for PartitionedSink {
         let mut keys: Vec<String> = self.open.values().cloned().collect();
         keys.sort();
         for key in keys {
-            if let Some(w) = self.slots.get_mut(&key).and_then(|s| s.writer.take()) {
-                self.closed.push(w.close()?);
+            if let Some(slot) = self.slots.get_mut(&key) {
+                self.buffered_total -= slot.close(&mut self.closed)?;
             }
         }
         self.open.clear();

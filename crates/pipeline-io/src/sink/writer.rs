@@ -163,6 +163,25 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Bytes this file holds in memory (Parquet row group buffers, pending IPC batches, the
+    /// CSV write buffer).
+    pub fn buffered_bytes(&self) -> usize {
+        match &self.encoder {
+            Encoder::Parquet(w) => w.memory_size(),
+            Encoder::Ipc(w) => w.buffered_bytes(),
+            Encoder::Csv(w) => w.buffer().len(),
+        }
+    }
+
+    /// Writes out what is buffered (ends the Parquet row group early).
+    pub fn flush_buffers(&mut self) -> Result<()> {
+        match &mut self.encoder {
+            Encoder::Parquet(w) => w.flush().map_err(|e| parquet_error(&self.tmp, e)),
+            Encoder::Ipc(w) => w.flush(),
+            Encoder::Csv(w) => w.flush().map_err(|e| Error::io(&self.tmp, e)),
+        }
+    }
+
     /// Completes the file (footer, flush, fsync) under its temporary name.
     pub fn close(self) -> Result<ClosedFile> {
         let tmp = self.tmp;

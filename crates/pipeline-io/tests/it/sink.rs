@@ -460,6 +460,29 @@ fn row_groups_flush_by_bytes_with_zstd_stats_and_sort_order() {
 }
 
 #[test]
+fn buffer_budget_flushes_the_fullest_writers_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    let input = taq(&symbols, 1, 40_000, 16);
+    let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
+    o.row_group_bytes = 1 << 30; // never reached by one writer
+    o.max_buffered_bytes = 128 << 10; // reached by all of them together
+    let mut sink = create_sink(dir.path(), 0, &o).unwrap();
+    let summary = write_all(sink.as_mut(), &chunks(&input, 2000));
+    assert_eq!(summary.files.len(), symbols.len());
+    let groups: usize = summary
+        .files
+        .iter()
+        .map(|f| parquet_reader(f).metadata().num_row_groups())
+        .sum();
+    assert!(groups > 2 * symbols.len(), "{groups} row groups");
+    assert_eq!(
+        row_set(&read_dataset(dir.path()).unwrap()),
+        row_set(&[input])
+    );
+}
+
+#[test]
 fn broken_order_starts_a_file_without_the_claim() {
     let dir = tempfile::tempdir().unwrap();
     let input = taq(&["AAPL"], 1, 100, 10);
