@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, TimestampNanosecondArray};
 use pipeline_core::{DatasetKind, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::expand::InputFile;
 use super::options::ReadOptions;
@@ -19,7 +19,7 @@ use super::source::{open_raw, open_source, sniff_text};
 pub const INSPECT_MAX_SYMBOLS: usize = 1000;
 
 /// One column of an [`InspectReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnInfo {
     /// Output column name.
     pub name: String,
@@ -28,7 +28,7 @@ pub struct ColumnInfo {
 }
 
 /// What [`inspect`] found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectReport {
     /// The input path (`-` for stdin).
     pub path: String,
@@ -67,6 +67,32 @@ pub struct InspectReport {
 /// Sniffs and reads `input` to describe it (see [`InspectReport`]). Only `ts` and `symbol`
 /// are decoded while counting.
 pub fn inspect(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
+    let cache_key = match &opts.meta_cache {
+        Some(db) if !input.is_stdin() => {
+            super::cache::fingerprint(&input.path).map(|k| (db.clone(), k))
+        }
+        _ => None,
+    };
+    if let Some((db, key)) = &cache_key
+        && let Some(report) = super::cache::get(db, key).and_then(|m| m.report)
+    {
+        return Ok(report);
+    }
+    let report = inspect_uncached(input, opts)?;
+    if let Some((db, key)) = &cache_key {
+        super::cache::put(
+            db,
+            key,
+            super::cache::CachedMeta {
+                report: Some(report.clone()),
+                boundaries: None,
+            },
+        );
+    }
+    Ok(report)
+}
+
+fn inspect_uncached(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
     let sniffed = sniff_text(open_raw(input)?, input, opts)?.map(|o| o.sniffed);
     let full = open_source(input, 0, opts)?;
     let schema = full.schema();

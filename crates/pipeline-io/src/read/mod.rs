@@ -2,9 +2,11 @@
 //! parsing, vendor layouts, Parquet/IPC inputs and sources.
 
 mod blocks;
+mod cache;
 mod columnar;
 mod decoder;
 mod expand;
+mod follow;
 mod inspect;
 mod number;
 mod options;
@@ -16,6 +18,7 @@ mod timestamp;
 
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs};
+pub use follow::open_follow;
 pub use inspect::{ColumnInfo, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
 pub use number::{parse_f64, parse_i64};
 pub use options::{CHUNKS_IN_MEMORY, ROW_BYTES_ESTIMATE, ReadOptions};

@@ -64,7 +64,7 @@ pub(crate) struct OutCol {
 }
 
 /// A vendor file layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VendorLayout {
     /// Any delimited file: columns recognised from the header (or `input.names`).

@@ -6,7 +6,7 @@ use std::io::Read;
 use serde::Serialize;
 
 /// InputCompression of an input, detected from its first bytes (never from the file name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputCompression {
     /// Not compressed.
@@ -79,7 +79,7 @@ impl InputCompression {
 }
 
 /// What kind of file an input is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
     /// Delimited text.

@@ -88,7 +88,17 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         );
         let map = map.clone();
         let start = opened.text_start + header_end;
-        std::thread::spawn(move || produce_mapped(map, start, block_bytes, sender));
+        let cache = match &opts.meta_cache {
+            Some(db) => super::cache::fingerprint(&input.path).map(|k| (db.clone(), k)),
+            None => None,
+        };
+        let cached = cache
+            .as_ref()
+            .and_then(|(db, k)| super::cache::get(db, k))
+            .and_then(|m| m.boundaries)
+            .filter(|(b, _)| *b == block_bytes as u64)
+            .map(|(_, ends)| ends);
+        std::thread::spawn(move || produce_mapped(map, start, block_bytes, sender, cached, cache));
         return Ok(Box::new(src));
     }
     let (sender, src) = blocks::start(
@@ -138,14 +148,37 @@ fn header_extent(text: &[u8], delim: u8) -> (usize, u64) {
     (pos, line)
 }
 
-/// Cuts the mapped text into blocks of about `block_bytes` ending at record boundaries.
+/// Cuts the mapped text into blocks of about `block_bytes` ending at record boundaries, or at
+/// `cached` block ends from the metadata cache; stores the ends it found in `cache`.
 fn produce_mapped(
     map: Arc<memmap2::Mmap>,
     mut start: usize,
     block_bytes: usize,
     mut out: BlockSender,
+    cached: Option<Vec<u64>>,
+    cache: Option<(std::path::PathBuf, String)>,
 ) {
     let len = map.len();
+    if let Some(ends) =
+        cached.filter(|e| e.last() == Some(&(len as u64)) && e.windows(2).all(|w| w[0] < w[1]))
+    {
+        for end in ends {
+            let end = end as usize;
+            if end <= start {
+                continue;
+            }
+            if !out.send(
+                BlockData::Mapped(map.clone(), start, end),
+                end == len,
+                end as u64,
+            ) {
+                return;
+            }
+            start = end;
+        }
+        return;
+    }
+    let mut ends = Vec::new();
     while start < len {
         let target = start + block_bytes;
         let end = if target >= len {
@@ -162,7 +195,18 @@ fn produce_mapped(
         ) {
             return;
         }
+        ends.push(end as u64);
         start = end;
+    }
+    if let Some((db, key)) = cache {
+        super::cache::put(
+            &db,
+            &key,
+            super::cache::CachedMeta {
+                report: None,
+                boundaries: Some((block_bytes as u64, ends)),
+            },
+        );
     }
 }
 
@@ -569,4 +613,49 @@ pub fn read_all_count(input: &InputFile, opts: &ReadOptions) -> Result<(u64, u64
     }
     let p = src.progress();
     Ok((rows, p.bytes_read.max(input.size.unwrap_or(0))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_boundaries_are_cached_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        let mut text = String::from("ts,price\n");
+        for i in 0..40_000 {
+            text.push_str(&format!("2021-01-04T14:30:00.{i:09}Z,{i}.5\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let db = dir.path().join("m.redb");
+        let opts = ReadOptions {
+            meta_cache: Some(db.clone()),
+            chunk_rows: 2000,
+            threads: 2,
+            ..ReadOptions::default()
+        };
+        let input = InputFile::new(&p);
+        let count = |o: &ReadOptions| {
+            open_source(&input, 0, o)
+                .unwrap()
+                .map(|c| c.unwrap().num_rows())
+                .sum::<usize>()
+        };
+        assert_eq!(count(&opts), 40_000);
+        let key = super::super::cache::fingerprint(&p).unwrap();
+        // The producer stores the boundaries after its last block; give it a moment.
+        let mut cached = None;
+        for _ in 0..100 {
+            cached = super::super::cache::get(&db, &key).and_then(|m| m.boundaries);
+            if cached.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (_, ends) = cached.expect("boundaries cached");
+        assert!(ends.len() > 5);
+        assert_eq!(*ends.last().unwrap(), text.len() as u64);
+        assert_eq!(count(&opts), 40_000);
+    }
 }

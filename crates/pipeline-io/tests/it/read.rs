@@ -622,3 +622,24 @@ fn inspect_reports_format_schema_span_and_symbols() {
     assert_eq!(r.dataset_kind, Some(pipeline_core::DatasetKind::Quotes));
     assert_eq!(r.ts_max.as_deref(), Some("2021-01-04T14:31:00Z"));
 }
+
+#[test]
+fn metadata_cache_gives_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_tmp(dir.path(), "big.csv", taq_text(8000, 5).as_bytes());
+    let opts = ReadOptions {
+        meta_cache: Some(dir.path().join("meta.redb")),
+        ..small_opts(500, 2)
+    };
+    let want = table(&read_path(&p, &small_opts(500, 2)).0);
+    let first = table(&read_path(&p, &opts).0);
+    assert!(dir.path().join("meta.redb").exists());
+    // The second read splits at the cached block boundaries.
+    let second = table(&read_path(&p, &opts).0);
+    assert_eq!(first, want);
+    assert_eq!(second, want);
+    let r1 = pipeline_io::inspect(&InputFile::new(&p), &opts).unwrap();
+    let r2 = pipeline_io::inspect(&InputFile::new(&p), &opts).unwrap();
+    assert_eq!(r1, r2);
+    assert_eq!(r1.rows, 8000);
+}
