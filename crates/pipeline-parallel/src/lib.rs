@@ -66,6 +66,7 @@ mod reader;
 mod route;
 mod runner;
 mod spec;
+pub mod spill;
 mod worker;
 
 pub use mapreduce::map_reduce;
