@@ -473,6 +473,7 @@ impl Run {
                 rej_tx.clone(),
                 c.retries > 0,
                 abort.clone(),
+                cancel.clone(),
                 committed.next_segment,
             );
             worker.restore(st)?;

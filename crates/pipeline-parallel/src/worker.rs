@@ -70,6 +70,7 @@ pub(crate) struct Worker {
     pub rejects: Sender<Vec<Reject>>,
     pub take_checkpoints: bool,
     pub abort: Arc<AtomicBool>,
+    pub cancel: Arc<AtomicBool>,
     pub segment: u32,
     sink: Option<Box<dyn Sink>>,
     ledger: Ledger,
@@ -84,6 +85,7 @@ impl Worker {
         rejects: Sender<Vec<Reject>>,
         take_checkpoints: bool,
         abort: Arc<AtomicBool>,
+        cancel: Arc<AtomicBool>,
         segment: u32,
     ) -> Self {
         let n = stages.len();
@@ -94,6 +96,7 @@ impl Worker {
             rejects,
             take_checkpoints,
             abort,
+            cancel,
             segment,
             sink: None,
             ledger: Ledger::default(),
@@ -303,6 +306,13 @@ impl Worker {
 
     /// Ends a segment: flushes stages when it is the last, finishes the sink, checkpoints.
     fn segment_end(&mut self, seg: u32, last: bool) -> Result<SegmentReport> {
+        if self.cancel.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed) {
+            // The segment's sources may have been cut short: its outputs are partial.
+            if let Some(mut s) = self.sink.take() {
+                s.abort()?;
+            }
+            return Err(Error::Cancelled);
+        }
         if last {
             for k in 0..self.stages.len() {
                 let mut em = Emitter::default();

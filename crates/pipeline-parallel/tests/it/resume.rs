@@ -15,6 +15,19 @@ use crate::support::*;
 const CHILD_ENV: &str = "TICKPIPE_RESUME_CHILD";
 
 fn run_into(dir: &Path, resume: bool, sleep: Duration, announce: bool) -> Result<RunReport> {
+    run_cancellable(dir, resume, sleep, announce, None)
+}
+
+/// As [`run_into`]; with `cancel_after`, sets the cancel flag when that segment commits.
+fn run_cancellable(
+    dir: &Path,
+    resume: bool,
+    sleep: Duration,
+    announce: bool,
+    cancel_after: Option<u32>,
+) -> Result<RunReport> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = flag.clone();
     let files = gen_files(99, 6, 200);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -27,9 +40,13 @@ fn run_into(dir: &Path, resume: bool, sleep: Duration, announce: bool) -> Result
         .manifest(dir.join("run.redb"))
         .output_dir(out)
         .resume(resume)
+        .cancel(flag)
         .on_commit(Arc::new(move |seg| {
             if announce {
                 println!("COMMITTED {seg}");
+            }
+            if cancel_after == Some(seg) {
+                f2.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }))
         .build()?
@@ -47,7 +64,7 @@ fn resume_child() {
         );
         return;
     };
-    run_into(Path::new(&dir), false, Duration::from_millis(40), true).unwrap();
+    run_into(Path::new(&dir), false, Duration::from_millis(60), true).unwrap();
     println!("DONE");
 }
 
@@ -136,4 +153,36 @@ fn kill_and_resume_matches_an_uninterrupted_run() {
         .run()
         .unwrap_err();
     assert!(err.to_string().contains("workers"), "{err}");
+}
+
+#[test]
+fn cancel_keeps_committed_segments_and_resume_completes_identically() {
+    let clean = tempfile::tempdir().unwrap();
+    let want = run_into(clean.path(), false, Duration::ZERO, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err =
+        run_cancellable(dir.path(), false, Duration::from_millis(5), false, Some(1)).unwrap_err();
+    assert!(matches!(err, pipeline_core::Error::Cancelled), "{err}");
+    // Segments 0 and 1 are in place; nothing partial is.
+    let names: Vec<PathBuf> = files_in(&dir.path().join("out"))
+        .into_iter()
+        .map(|f| f.0)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with("-s1.txt")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+        "{names:?}"
+    );
+    let got = run_into(dir.path(), true, Duration::ZERO, false).unwrap();
+    assert_eq!(got.ledger, want.ledger);
+    let (a, b) = (
+        files_in(&dir.path().join("out")),
+        files_in(&clean.path().join("out")),
+    );
+    assert!(a == b, "outputs differ after cancel and resume");
 }
