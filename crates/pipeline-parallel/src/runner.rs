@@ -472,8 +472,7 @@ impl Run {
                 sink_factory.clone(),
                 rej_tx.clone(),
                 c.retries > 0,
-                abort.clone(),
-                cancel.clone(),
+                (abort.clone(), cancel.clone()),
                 committed.next_segment,
             );
             worker.restore(st)?;

@@ -84,8 +84,7 @@ impl Worker {
         sink_factory: SinkFactory,
         rejects: Sender<Vec<Reject>>,
         take_checkpoints: bool,
-        abort: Arc<AtomicBool>,
-        cancel: Arc<AtomicBool>,
+        (abort, cancel): (Arc<AtomicBool>, Arc<AtomicBool>),
         segment: u32,
     ) -> Self {
         let n = stages.len();
