@@ -4,9 +4,9 @@ use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use pipeline_core::{Error, Result, parse_hhmm};
 
-/// Session hours in a time zone, with a one-hour cache of the UTC offset (zone transitions
-/// happen on whole hours in every zone we know, so the cache is exact and the conversion is
-/// O(1) amortised for time-ordered input).
+/// Session hours in a time zone, with a cache of the UTC offset per UTC hour (used only for
+/// hours with the same offset at both ends, so it is exact); the conversion is O(1)
+/// amortised for time-ordered input.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     tz: Tz,
@@ -36,24 +36,34 @@ impl Session {
         })
     }
 
+    fn offset_at(&self, ts: i64) -> i64 {
+        let dt = DateTime::from_timestamp_nanos(ts);
+        i64::from(
+            self.tz
+                .offset_from_utc_datetime(&dt.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        ) * 1_000_000_000
+    }
+
     /// Local nanoseconds since the epoch (UTC plus the zone's offset at `ts`).
     fn local_ns(&mut self, ts: i64) -> i64 {
         let hour = ts.div_euclid(HOUR_NS);
-        let off = match self.cache {
-            Some((h, off)) if h == hour => off,
-            _ => {
-                let dt = DateTime::from_timestamp_nanos(ts);
-                let off = i64::from(
-                    self.tz
-                        .offset_from_utc_datetime(&dt.naive_utc())
-                        .fix()
-                        .local_minus_utc(),
-                ) * 1_000_000_000;
-                self.cache = Some((hour, off));
-                off
-            }
-        };
-        ts + off
+        if let Some((h, off)) = self.cache
+            && h == hour
+        {
+            return ts + off;
+        }
+        let (start, end) = (hour * HOUR_NS, hour * HOUR_NS + HOUR_NS - 1);
+        let off = self.offset_at(start);
+        if self.offset_at(end) == off {
+            self.cache = Some((hour, off));
+            ts + off
+        } else {
+            // A transition inside this hour (zones such as Australia/Lord_Howe move by 30
+            // minutes off the hour): no caching.
+            ts + self.offset_at(ts)
+        }
     }
 
     /// Whether `ts` falls in `[open, close)` local time.

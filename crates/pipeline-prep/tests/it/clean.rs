@@ -773,20 +773,21 @@ fn default_chain_accounts_for_every_row() {
 }
 
 /// Precision and recall of the default chain per anomaly kind on generated data.
-fn score(n: usize, seed: u64) -> BTreeMap<&'static str, (f64, f64, usize)> {
+fn score(n: usize, seed: u64, cfg: &PreprocessingConfig) -> BTreeMap<String, (f64, f64, usize)> {
     let mut g = Gen::new(seed, 5, Rates::default());
     let input: Vec<Chunk> = (0..n / 10_000).map(|_| g.chunk(10_000)).collect();
-    let mut stages: Vec<Box<dyn Stage>> = cleaning_stages(&PreprocessingConfig::default())
+    let mut stages: Vec<Box<dyn Stage>> = cleaning_stages(cfg)
         .unwrap()
         .iter()
         .map(|f| f().unwrap())
         .collect();
     let (_, rejects, _) = run_chain(&mut stages, input);
+    let spike_rule = format!("outlier_{}", cfg.outlier_method);
     let truth: HashMap<u64, Kind> = g.truth.iter().copied().collect();
     let mut res = BTreeMap::new();
     for (kind, rule) in [
         (Kind::Duplicate, "dedupe_exact"),
-        (Kind::Spike, "outlier_zscore"),
+        (Kind::Spike, spike_rule.as_str()),
         (Kind::Crossed, "crossed_quote"),
         (Kind::BadSize, "nonpositive_size"),
         (Kind::BadPrice, "nonpositive_price"),
@@ -801,14 +802,14 @@ fn score(n: usize, seed: u64) -> BTreeMap<&'static str, (f64, f64, usize)> {
         let labelled = g.truth.iter().filter(|t| t.1 == kind).count();
         let p = tp as f64 / got.len().max(1) as f64;
         let r = tp as f64 / labelled.max(1) as f64;
-        res.insert(rule, (p, r, labelled));
+        res.insert(rule.to_string(), (p, r, labelled));
     }
     res
 }
 
 #[test]
 fn default_chain_precision_and_recall_on_generated_data() {
-    let res = score(100_000, 42);
+    let res = score(100_000, 42, &PreprocessingConfig::default());
     for (rule, (p, r, n)) in &res {
         println!("{rule:18} precision {p:.4} recall {r:.4} ({n} labelled)");
         assert!(*n > 50, "{rule}: too few labelled rows to score");
@@ -816,6 +817,24 @@ fn default_chain_precision_and_recall_on_generated_data() {
             *p >= 0.95 && *r >= 0.95,
             "{rule}: precision {p}, recall {r}"
         );
+    }
+}
+
+/// The evidence behind the default outlier method: spike precision and recall of each
+/// method at its config default (threshold 10, window 100) on the same generated data.
+#[test]
+fn outlier_methods_compared_on_generated_spikes() {
+    for method in ["zscore", "mad", "iqr", "brownlees_gallo"] {
+        let cfg = PreprocessingConfig {
+            outlier_method: method.into(),
+            ..PreprocessingConfig::default()
+        };
+        let res = score(50_000, 9, &cfg);
+        let (p, r, n) = res[&format!("outlier_{method}")];
+        println!("{method:16} spikes: precision {p:.4} recall {r:.4} ({n} labelled)");
+        if method == "zscore" {
+            assert!(p >= 0.95 && r >= 0.95);
+        }
     }
 }
 
