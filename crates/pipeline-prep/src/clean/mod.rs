@@ -69,6 +69,7 @@ mod cols;
 mod dedupe;
 mod held;
 mod invalid;
+mod key;
 mod missing;
 mod outlier;
 mod rowhash;

@@ -84,7 +84,7 @@ impl Stage for DaySpread {
     }
 
     fn key(&self) -> StageKey {
-        StageKey::of(self.name(), &(self.mult, &self.tz))
+        crate::clean::key::stage_key(self.name(), &(self.mult, &self.tz))
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {

@@ -52,7 +52,7 @@ impl Stage for BnhlsRowRules {
     }
 
     fn key(&self) -> StageKey {
-        StageKey::of(self.name(), &self.cfg)
+        crate::clean::key::stage_key(self.name(), &self.cfg)
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {

@@ -105,7 +105,7 @@ impl Stage for SameTimestamp {
     }
 
     fn key(&self) -> StageKey {
-        StageKey::of(self.name(), &(self.t3, self.q1))
+        crate::clean::key::stage_key(self.name(), &(self.t3, self.q1))
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {

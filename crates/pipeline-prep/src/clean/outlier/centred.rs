@@ -133,7 +133,7 @@ impl Centred {
     }
 
     pub(crate) fn config_key(&self) -> StageKey {
-        StageKey::of(
+        crate::clean::key::stage_key(
             self.stage_name,
             &(&self.rule, &self.column, &self.action, &self.rule_name),
         )

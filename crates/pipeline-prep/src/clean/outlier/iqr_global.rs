@@ -177,7 +177,7 @@ impl Stage for GlobalIqr {
             .iter()
             .map(|(k, v)| (k, [v.0.to_bits(), v.1.to_bits()]))
             .collect();
-        StageKey::of(self.name(), &(&self.cfg, f))
+        crate::clean::key::stage_key(self.name(), &(&self.cfg, f))
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {

@@ -88,7 +88,7 @@ impl<D: WindowDetector> Windowed<D> {
     }
 
     pub(crate) fn key_of<C: Serialize>(&self, name: &str, cfg: &C) -> StageKey {
-        StageKey::of(name, cfg)
+        crate::clean::key::stage_key(name, cfg)
     }
 
     fn run_window(&mut self, s: usize, out: &mut Emitter) -> Result<()> {
