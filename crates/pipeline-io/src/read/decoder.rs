@@ -215,6 +215,26 @@ impl CsvDecoder {
         self.records_seen
     }
 
+    /// Reserves room for `rows` more rows in every column (and `text_bytes` of string data),
+    /// so a block of known size decodes without re-growing its buffers.
+    pub fn reserve(&mut self, rows: usize, text_bytes: usize) {
+        self.lines.reserve(rows);
+        for c in &mut self.cols {
+            c.valid.reserve(rows);
+            match &mut c.builder {
+                Builder::I64(v) => v.reserve(rows),
+                Builder::F64(v, _) => v.reserve(rows),
+                Builder::I8(v) => v.reserve(rows),
+                Builder::Dict { keys, .. } => keys.reserve(rows),
+                Builder::Utf8 { offsets, data } => {
+                    offsets.reserve(rows);
+                    data.reserve(text_bytes);
+                }
+                Builder::Const => {}
+            }
+        }
+    }
+
     /// Takes the rows quarantined so far.
     pub fn drain_rejects(&mut self) -> Vec<Reject> {
         std::mem::take(&mut self.rejects)

@@ -464,6 +464,9 @@ pub(crate) fn sniff_text(
             // (SIGBUS), which is memmap2's documented caveat and the price of zero-copy input.
             #[allow(unsafe_code)]
             let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(&input.path, e))?;
+            // Blocks are read front to back: ask for aggressive read-ahead.
+            #[cfg(unix)]
+            let _ = m.advise(memmap2::Advice::Sequential);
             mmap = Some(Arc::new(m));
         }
         (sample, dall, decomp)
