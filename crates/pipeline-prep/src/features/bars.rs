@@ -228,7 +228,18 @@ impl Stage for BarStage {
     }
 
     fn key(&self) -> StageKey {
-        StageKey::of("bars", &self.spec)
+        // TOML (what `StageKey` hashes) has no top-level enums, so key a struct holding the
+        // spec's debug form, which names the kind and its exact size.
+        #[derive(Serialize)]
+        struct Key {
+            spec: String,
+        }
+        StageKey::of(
+            "bars",
+            &Key {
+                spec: format!("{:?}", self.spec),
+            },
+        )
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {

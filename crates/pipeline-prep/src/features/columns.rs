@@ -171,19 +171,23 @@ pub(crate) fn key_slots(
                     )));
                 }
             };
-            let dict_slots: Vec<usize> = strings.iter().map(|s| slot_of(s.unwrap_or(""))).collect();
-            let null_slot = slot_of("");
-            if values.is_empty() {
-                return Ok(vec![null_slot; n]);
-            }
-            let keys = d.normalized_keys();
+            let dict_slots: Vec<Option<usize>> =
+                strings.iter().map(|s| s.map(&mut slot_of)).collect();
+            // Null keys (and null dictionary values) share the "" slot, registered on demand.
+            let mut null_slot = None;
+            let keys = if values.is_empty() {
+                vec![0; n]
+            } else {
+                d.normalized_keys()
+            };
             Ok((0..n)
                 .map(|i| {
-                    if a.is_null(i) {
-                        null_slot
+                    let slot = if a.is_null(i) {
+                        None
                     } else {
-                        dict_slots.get(keys[i]).copied().unwrap_or(null_slot)
-                    }
+                        dict_slots.get(keys[i]).copied().flatten()
+                    };
+                    slot.unwrap_or_else(|| *null_slot.get_or_insert_with(|| slot_of("")))
                 })
                 .collect())
         }

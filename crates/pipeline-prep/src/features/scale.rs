@@ -279,7 +279,7 @@ impl Stage for ScaleStage {
     }
 
     fn key(&self) -> StageKey {
-        StageKey::of("scale", &self.params.to_json())
+        StageKey::of("scale", &self.params)
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
@@ -339,5 +339,8 @@ mod tests {
         };
         assert_eq!(ScalerParams::from_json(&p.to_json()).unwrap(), p);
         assert!(ScalerParams::from_json("{").is_err());
+        let mut q = p.clone();
+        q.columns[0].center = 0.2;
+        assert_ne!(ScaleStage::new(p).key(), ScaleStage::new(q).key());
     }
 }
