@@ -229,11 +229,53 @@ impl ColumnarSource {
     }
 
     fn ts(&mut self, a: &ArrayRef, _f: &Field) -> Result<ArrayRef> {
-        let target = pipeline_core::ts_type();
         match a.data_type() {
-            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+            DataType::Timestamp(unit, tz) => {
+                // The stored values are UTC epoch counts whatever the zone annotation: rescale
+                // the raw integers (a zone cast would need arrow's chrono-tz feature).
+                let mul = match unit {
+                    TimeUnit::Second => 1_000_000_000,
+                    TimeUnit::Millisecond => 1_000_000,
+                    TimeUnit::Microsecond => 1_000,
+                    TimeUnit::Nanosecond => 1,
+                };
+                let raw = cast(a, &DataType::Int64)?;
+                let raw = raw
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
+                // Naive timestamps are local times in the configured zone.
+                let mut zone = (tz.is_none() && self.zone != Zone::Utc)
+                    .then(|| super::timestamp::ZoneCache::new(self.zone));
+                const DAY: i64 = 86_400_000_000_000;
+                Ok(Arc::new(
+                    raw.iter()
+                        .map(|x| {
+                            x.map(|x| {
+                                let local = x * mul;
+                                match &mut zone {
+                                    Some(z) => {
+                                        z.local_to_utc(local.div_euclid(DAY), local.rem_euclid(DAY))
+                                    }
+                                    None => local,
+                                }
+                            })
+                        })
+                        .collect::<TimestampNanosecondArray>()
+                        .with_timezone("UTC"),
+                ))
+            }
+            DataType::Date32 | DataType::Date64 => {
                 let c = cast(a, &DataType::Timestamp(TimeUnit::Nanosecond, None))?;
-                Ok(cast(&c, &target)?)
+                let raw = cast(&c, &DataType::Int64)?;
+                let raw = raw
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
+                Ok(Arc::new(
+                    TimestampNanosecondArray::new(raw.values().clone(), raw.nulls().cloned())
+                        .with_timezone("UTC"),
+                ))
             }
             DataType::Int64 | DataType::Int32 | DataType::UInt64 => {
                 let v = cast(a, &DataType::Int64)?;

@@ -643,3 +643,101 @@ fn metadata_cache_gives_the_same_results() {
     assert_eq!(r1, r2);
     assert_eq!(r1.rows, 8000);
 }
+
+#[test]
+fn parquet_and_ipc_inputs_map_to_canonical_columns() {
+    use arrow_array::{Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new(
+            "Time",
+            arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None),
+            true,
+        ),
+        arrow_schema::Field::new("Ticker", arrow_schema::DataType::Utf8, true),
+        arrow_schema::Field::new("Px", arrow_schema::DataType::Int64, true),
+        arrow_schema::Field::new("Qty", arrow_schema::DataType::Float64, true),
+        arrow_schema::Field::new("Side", arrow_schema::DataType::Utf8, true),
+        arrow_schema::Field::new("Note", arrow_schema::DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampMillisecondArray::from(vec![
+                1_609_770_600_000,
+                1_609_770_600_001,
+                1_609_770_600_002,
+            ])),
+            Arc::new(StringArray::from(vec!["AAPL", "MSFT", "AAPL"])),
+            Arc::new(Int64Array::from(vec![Some(130), None, Some(131)])),
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
+            Arc::new(StringArray::from(vec!["buy", "sell", "b"])),
+            Arc::new(StringArray::from(vec!["x", "y", "z"])),
+        ],
+    )
+    .unwrap();
+    let pq = dir.path().join("t.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&pq).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let ipc = dir.path().join("t.arrow");
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc).unwrap(), &schema)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    let mut o = ReadOptions::default();
+    o.input.columns.insert("price".into(), "Px".into());
+    for p in [pq, ipc] {
+        let (c, r, e) = read_path(&p, &o);
+        assert!(e.is_none() && r.is_empty(), "{p:?}: {e:?}");
+        let c = &c[0];
+        let names: Vec<String> = c
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["ts", "symbol", "price", "size", "side", "note", "_line"],
+            "{p:?}"
+        );
+        assert_eq!(c.schema().field(0).data_type(), &pipeline_core::ts_type());
+        assert_eq!(c.schema().field(1).data_type(), &pipeline_core::dict_type());
+        assert_eq!(first_ts(c), ns("2021-01-04T14:30:00Z"));
+        assert_eq!(c.lines().values().to_vec(), vec![1, 2, 3]);
+        let s = table(&[c.clone()]);
+        assert!(s.contains("| 130.0 ") && s.contains("| -1 "), "{s}");
+    }
+    // Naive timestamps are local times in the configured zone.
+    o.input.timezone = "America/New_York".into();
+    let (c, _, _) = read_path(&dir.path().join("t.parquet"), &o);
+    assert_eq!(first_ts(&c[0]), ns("2021-01-04T19:30:00Z"));
+}
+
+#[test]
+fn unterminated_quotes_headerless_names_and_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = ReadOptions::default();
+    o.input.names = vec!["ts".into(), "price".into()];
+    o.input.has_header = Some(false);
+    let p = write_tmp(
+        dir.path(),
+        "n.csv",
+        b"2021-01-04T14:30:00Z,1\n2021-01-04T14:30:01Z,\"2\n",
+    );
+    let mut src = open_source(&InputFile::new(&p), 3, &o).unwrap();
+    let (c, r, e) = read(src.as_mut());
+    assert!(e.is_none());
+    assert_eq!((rows(&c), c[0].source()), (1, 3));
+    assert_eq!((r[0].line, r[0].reason.as_str()), (2, "unterminated_quote"));
+    let prog = src.progress();
+    assert_eq!(prog.rows_read, 2);
+    assert_eq!(prog.bytes_total, Some(47));
+}
