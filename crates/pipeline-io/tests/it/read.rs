@@ -712,7 +712,7 @@ fn parquet_and_ipc_inputs_map_to_canonical_columns() {
         assert_eq!(c.schema().field(1).data_type(), &pipeline_core::dict_type());
         assert_eq!(first_ts(c), ns("2021-01-04T14:30:00Z"));
         assert_eq!(c.lines().values().to_vec(), vec![1, 2, 3]);
-        let s = table(&[c.clone()]);
+        let s = table(std::slice::from_ref(c));
         assert!(s.contains("| 130.0 ") && s.contains("| -1 "), "{s}");
     }
     // Naive timestamps are local times in the configured zone.
