@@ -9,8 +9,10 @@ use super::stage::{FeatureConfig, FeatureStage};
 /// Maps `[preprocessing]` to a [`FeatureConfig`]:
 /// `create_technical_indicators` → returns, `rolling_window` (rolling std), `indicators` and
 /// `vwap_window`; `create_lag_features` + `lag_periods` → price lags;
-/// `create_microstructure_features` → mid, spread, microprice, imbalance and the order-flow
-/// group; `create_time_features` + `session_*` → time features.
+/// `create_microstructure_features` → mid, spread, spread in bps, microprice, quote imbalance;
+/// `create_time_features` + `session_*` → time features. The order-flow group (OFI, trade
+/// sign, session VWAP, realized variance, trade intensity), EWM and time-window statistics
+/// have no `[preprocessing]` key: switch them on in the returned [`FeatureConfig`].
 pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
     let ta = cfg.create_technical_indicators;
     let lags = cfg.create_lag_features && !cfg.lag_periods.is_empty();

@@ -118,6 +118,11 @@ impl Ewm {
         Ewm { decay, state: None }
     }
 
+    /// True when the decay depends on time (rows without a timestamp cannot update it).
+    pub fn needs_time(&self) -> bool {
+        matches!(self.decay, Decay::HalfLife(_))
+    }
+
     /// Adds `x` at `ts` (ns; used by [`Decay::HalfLife`]) and returns `(mean, std)`.
     pub fn update(&mut self, ts: i64, x: f64) -> (f64, f64) {
         let Some((t0, m, v)) = self.state else {

@@ -468,6 +468,9 @@ impl FeatureStage {
                     out[l.rolling + j][i] = r.update(pos, p).unwrap_or(nan);
                 }
                 for (j, e) in st.ewm.iter_mut().enumerate() {
+                    if t.is_none() && e.needs_time() {
+                        continue;
+                    }
                     let (m, s) = e.update(t.unwrap_or(0), p);
                     out[l.ewm + 2 * j][i] = m;
                     out[l.ewm + 2 * j + 1][i] = s;

@@ -2,9 +2,11 @@
 //! the in-session flag and cyclical encodings, in the session's time zone (DST-correct).
 //!
 //! Converting every timestamp through the zone database would cost more than all other
-//! features together, so the UTC offset is cached per 15-minute UTC slot: every zone's
-//! transitions (DST and historical changes) happen on quarter-hour boundaries of UTC, so an
-//! offset looked up anywhere in a slot holds for the whole slot.
+//! features together, so the UTC offset is cached per 15-minute UTC slot. In the tz database,
+//! offsets and local switch times since the 1970s are whole quarter hours, so transitions
+//! fall on quarter-hour boundaries of UTC and an offset looked up at a slot's start holds for
+//! the whole slot. (Older local-mean-time offsets such as New York's −4:56:02 before 1883 are
+//! not quarter hours; around such a transition a slot may use the previous offset.)
 
 use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
