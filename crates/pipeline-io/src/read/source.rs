@@ -54,7 +54,23 @@ pub(crate) struct OpenedText {
     pub text_start: usize,
 }
 
-/// Opens `input` as a source of canonical chunks (see the module docs).
+/// Opens `input` as a source of canonical chunks: sniffs its format, compression, encoding,
+/// delimiter, header and layout, then decodes it on `opts.threads` threads, in order.
+///
+/// ```
+/// use pipeline_core::Source;
+/// use pipeline_io::{InputFile, ReadOptions, open_source};
+///
+/// let path = std::env::temp_dir().join("tickpipe_doc_open_source.csv");
+/// std::fs::write(&path, "ts,symbol,price,size\n2021-01-04T14:30:00Z,AAPL,132.45,100\n2021-01-04T14:30:01Z,AAPL,x,100\n")?;
+/// let mut src = open_source(&InputFile::new(&path), 0, &ReadOptions::default())?;
+/// let chunk = src.next().unwrap()?;
+/// assert_eq!(chunk.num_rows(), 1);
+/// assert_eq!(chunk.line(0), 2); // the row came from line 2
+/// let rejects = src.drain_rejects();
+/// assert_eq!((rejects[0].line, rejects[0].reason.as_str()), (3, "bad_number"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Result<Box<dyn Source>> {
     let name = input.display_name();
     let raw = open_raw(input)?;

@@ -410,9 +410,18 @@ pub fn parse_date(b: &[u8]) -> Option<i64> {
     }
 }
 
-/// `HH:MM:SS[.f…]` at the start of `b`: nanoseconds since midnight and the rest of `b`.
+/// `HH:MM:SS[.f…]` at the start of `b` (also `H:MM:SS`, as WRDS TAQ exports write
+/// `TIME_M`): nanoseconds since midnight and the rest of `b`.
 #[inline]
 fn time_colon(b: &[u8]) -> Option<(i64, &[u8])> {
+    if b.len() >= 7 && b[1] == b':' {
+        let mut padded = [b'0'; 40];
+        let n = b.len().min(39);
+        padded[1..=n].copy_from_slice(&b[..n]);
+        let (nanos, rest) = time_colon(&padded[..=n])?;
+        let used = n + 1 - rest.len();
+        return Some((nanos, &b[used - 1..]));
+    }
     if b.len() < 8 || b[2] != b':' || b[5] != b':' {
         return None;
     }

@@ -550,12 +550,14 @@ fn projection_and_mapping_options() {
 #[test]
 fn taq_date_and_time_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "DATE,TIME_M,SYM_ROOT,PRICE,SIZE\n20210104,9:30:00.000123456,AAPL,1,2\n20210104,09:30:00.5,AAPL,1,2\n";
+    let text = "DATE,TIME_M,SYM_ROOT,PRICE,SIZE\n20210104,9:30:00.000123456,AAPL,1,2\n20210104,09:30:00.5,AAPL,1,2\n20210104,9:3:00,AAPL,1,2\n";
     let mut o = ReadOptions::default();
     o.input.timezone = "America/New_York".into();
     let (c, r, _) = read_path(&write_tmp(dir.path(), "taq.csv", text.as_bytes()), &o);
-    assert_eq!(r.len(), 1, "a one-digit hour is not HH:MM:SS: {r:?}");
-    assert_eq!(first_ts(&c[0]), ns("2021-01-04T14:30:00.5Z"));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].line, r[0].reason.as_str()), (4, "bad_timestamp"));
+    assert_eq!(first_ts(&c[0]), ns("2021-01-04T14:30:00.000123456Z"));
+    assert_eq!(c[0].line(1), 3);
 }
 
 proptest::proptest! {
