@@ -695,6 +695,52 @@ mod tests {
     use crate::features::testutil::SplitMix;
 
     #[test]
+    fn stage_keys_follow_the_configuration() {
+        let key = |c: FeatureConfig| FeatureStage::new(c).unwrap().key();
+        let d = FeatureConfig::default();
+        assert_eq!(key(d.clone()), key(d.clone()));
+        let other = FeatureConfig {
+            indicators: vec!["sma_21".into()],
+            ..d.clone()
+        };
+        assert_ne!(key(d.clone()), key(other));
+        assert_ne!(key(d), key(FeatureConfig::none()));
+    }
+
+    #[test]
+    fn bad_specs_and_duplicate_columns_are_config_errors() {
+        for cfg in [
+            FeatureConfig {
+                rolling: vec!["avg_20".into()],
+                ..FeatureConfig::none()
+            },
+            FeatureConfig {
+                ewm: vec!["span_x".into()],
+                ..FeatureConfig::none()
+            },
+            FeatureConfig {
+                indicators: vec!["sma_20".into(), "SMA_20".into()],
+                ..FeatureConfig::none()
+            },
+            FeatureConfig {
+                lag_columns: vec!["price".into()],
+                lag_periods: vec![0],
+                ..FeatureConfig::none()
+            },
+            FeatureConfig {
+                session_timezone: "Nowhere/Land".into(),
+                ..FeatureConfig::none()
+            },
+        ] {
+            assert!(FeatureStage::new(cfg).is_err());
+        }
+        assert_eq!(
+            parse_rolling_spec("median_5m").unwrap(),
+            (RollingStat::Median, Window::Time(300_000_000_000))
+        );
+    }
+
+    #[test]
     fn cached_time_of_day_angle_matches_sin_cos() {
         let mut rng = SplitMix(17);
         let mut a = TodAngle::default();

@@ -702,3 +702,54 @@ fn real_trades_run_through_features_and_bars() {
     assert!((120..=127).contains(&rows), "{rows} bars");
     assert_eq!(rows as u64 + em.ledger().removed["bars"], n as u64);
 }
+
+#[test]
+fn per_symbol_state_skips_null_prices_and_lags_count_rows() {
+    let whole = taq(1500, 21);
+    let cfg = FeatureConfig::default();
+    let out = run_all(&mut FeatureStage::new(cfg).unwrap(), split(&whole, &[61]));
+    let sym = out.column_by_name("symbol").unwrap().as_any_dictionary();
+    let keys = sym.normalized_keys();
+    let names = sym.values().as_string::<i32>();
+    let price = column(&out, "price");
+    let (sma, lag5, ret, mid) = (
+        column(&out, "sma_20"),
+        column(&out, "price_lag_5"),
+        column(&out, "return"),
+        column(&out, "mid"),
+    );
+    let (bid, ask) = (column(&out, "bid"), column(&out, "ask"));
+    for s in ["AAPL", "MSFT", "IBM"] {
+        let rows: Vec<usize> = (0..out.num_rows())
+            .filter(|&i| names.value(keys[i]) == s)
+            .collect();
+        let mut seen: Vec<f64> = Vec::new();
+        for (k, &i) in rows.iter().enumerate() {
+            // Lags count rows of the symbol, nulls included.
+            let want_lag = k.checked_sub(5).and_then(|j| price[rows[j]]);
+            assert_eq!(lag5[i], want_lag, "{s} row {k} lag");
+            match price[i] {
+                None => {
+                    assert_eq!(sma[i], None);
+                    assert_eq!(ret[i], None);
+                }
+                Some(p) => {
+                    if let Some(&prev) = seen.last() {
+                        assert!((ret[i].unwrap() - (p / prev - 1.0)).abs() < 1e-15);
+                    }
+                    seen.push(p);
+                    let want = (seen.len() >= 20)
+                        .then(|| seen[seen.len() - 20..].iter().sum::<f64>() / 20.0);
+                    match (sma[i], want) {
+                        (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{s} row {k}"),
+                        (g, w) => assert_eq!(g, w, "{s} row {k} sma"),
+                    }
+                }
+            }
+            match (bid[i], ask[i]) {
+                (Some(b), Some(a)) => assert_eq!(mid[i], Some((b + a) / 2.0)),
+                _ => assert_eq!(mid[i], None),
+            }
+        }
+    }
+}
