@@ -15,7 +15,7 @@
 //!   (`rolling_std_20`) or time (`rolling_mean_1m`); std is the sample std (n − 1);
 //! * exponentially weighted: `ewma_span_<n>`, `ewstd_span_<n>`, `ewma_hl_<dur>`,
 //!   `ewstd_hl_<dur>` (α = 2/(n+1), or α = 1 − 2^(−Δt/h) by half-life in time);
-//! * TA-Lib indicators (formulas in the `talib` table of [`IndicatorSpec`]): `sma_20`,
+//! * TA-Lib indicators (specs, formulas and lookbacks in the table on [`IndicatorSpec`]): `sma_20`,
 //!   `ema_20`, `wma_20`, `dema_20`, `tema_20`, `rsi_14`, `macd_12_26_9`,
 //!   `macd_signal_12_26_9`, `macd_hist_12_26_9`, `bb_upper_20_2`, `bb_middle_20_2`,
 //!   `bb_lower_20_2`, `atr_14`, `stoch_k_14_3_3`, `stoch_d_14_3_3`, `obv`, `adx_14`,

@@ -2,26 +2,7 @@
 //! returns `None` inside TA-Lib's lookback, then the value TA-Lib's batch function returns
 //! for that row (default compatibility, unstable period 0).
 //!
-//! | spec | columns | formula (see each kernel) | lookback |
-//! |---|---|---|---|
-//! | `sma_N` | `sma_N` | mean of the last N closes | N−1 |
-//! | `ema_N` | `ema_N` | `k = 2/(N+1)`, seeded with SMA of the first N | N−1 |
-//! | `wma_N` | `wma_N` | weights 1..N, newest heaviest | N−1 |
-//! | `dema_N` | `dema_N` | `2·E1 − E2` | 2(N−1) |
-//! | `tema_N` | `tema_N` | `3·E1 − 3·E2 + E3` | 3(N−1) |
-//! | `rsi_N` | `rsi_N` | Wilder `100·G/(G+L)` | N |
-//! | `macd_F_S_G` | `macd_F_S_G`, `macd_signal_F_S_G`, `macd_hist_F_S_G` | `EMA_F − EMA_S`, `EMA_G` of it, difference | S−1+G−1 |
-//! | `bb_N_K` | `bb_upper_N_K`, `bb_middle_N_K`, `bb_lower_N_K` | `SMA_N ± K·σ_N` (population σ) | N−1 |
-//! | `atr_N` | `atr_N` | Wilder mean of true range | N |
-//! | `stoch_K_SK_SD` | `stoch_k_K_SK_SD`, `stoch_d_K_SK_SD` | slow %K = SMA of fast %K, %D = SMA of slow %K | K−1+SK−1+SD−1 |
-//! | `obv` | `obv` | ± volume on up/down closes | 0 |
-//! | `adx_N` | `adx_N` | Wilder ADX | 2N−1 |
-//! | `cci_N` | `cci_N` | `(tp − mean)/(0.015·mean dev)` | N−1 |
-//! | `roc_N` | `roc_N` | `100·(c/c₋N − 1)` | N |
-//! | `mom_N` | `mom_N` | `c − c₋N` | N |
-//! | `willr_N` | `willr_N` | `−100·(HH − c)/(HH − LL)` | N−1 |
-//!
-//! `stoch` alone means `stoch_14_3_3`, `macd` means `macd_12_26_9`, `bb` means `bb_20_2`.
+//! The specs, columns, formulas and lookbacks are listed on [`IndicatorSpec`].
 
 mod average;
 mod momentum;
@@ -51,6 +32,30 @@ pub struct Ohlcv {
 }
 
 /// A parsed indicator specification, e.g. `rsi_14` or `macd_12_26_9`.
+///
+/// | spec | columns | formula (see each kernel) | lookback |
+/// |---|---|---|---|
+/// | `sma_N` | `sma_N` | mean of the last N closes | N−1 |
+/// | `ema_N` | `ema_N` | `k = 2/(N+1)`, seeded with SMA of the first N | N−1 |
+/// | `wma_N` | `wma_N` | weights 1..N, newest heaviest | N−1 |
+/// | `dema_N` | `dema_N` | `2·E1 − E2` | 2(N−1) |
+/// | `tema_N` | `tema_N` | `3·E1 − 3·E2 + E3` | 3(N−1) |
+/// | `rsi_N` | `rsi_N` | Wilder `100·G/(G+L)` | N |
+/// | `macd_F_S_G` | `macd_F_S_G`, `macd_signal_F_S_G`, `macd_hist_F_S_G` | `EMA_F − EMA_S`, `EMA_G` of it, difference | S−1+G−1 |
+/// | `bb_N_K` | `bb_upper_N_K`, `bb_middle_N_K`, `bb_lower_N_K` | `SMA_N ± K·σ_N` (population σ) | N−1 |
+/// | `atr_N` | `atr_N` | Wilder mean of true range | N |
+/// | `stoch_K_SK_SD` | `stoch_k_K_SK_SD`, `stoch_d_K_SK_SD` | slow %K = SMA of fast %K, %D = SMA of slow %K | K−1+SK−1+SD−1 |
+/// | `obv` | `obv` | ± volume on up/down closes | 0 |
+/// | `adx_N` | `adx_N` | Wilder ADX | 2N−1 |
+/// | `cci_N` | `cci_N` | `(tp − mean)/(0.015·mean dev)` | N−1 |
+/// | `roc_N` | `roc_N` | `100·(c/c₋N − 1)` | N |
+/// | `mom_N` | `mom_N` | `c − c₋N` | N |
+/// | `willr_N` | `willr_N` | `−100·(HH − c)/(HH − LL)` | N−1 |
+///
+/// The reference is TA-Lib 0.8.1 (Python `ta-lib` 0.8.2), whose flat-window tests in CCI,
+/// STOCH and WILLR are relative to the prices (`|x| ≤ 1e-14·scale`); fixtures and the script
+/// that made them are in `tests/data/talib/` and `scripts/talib_fixtures.py`.
+/// `stoch` alone means `stoch_14_3_3`, `macd` means `macd_12_26_9`, `bb` means `bb_20_2`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum IndicatorSpec {
     /// Simple moving average.
