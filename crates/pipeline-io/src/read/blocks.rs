@@ -106,6 +106,21 @@ impl BlockSender {
     }
 }
 
+/// Runs a producer on its own thread; if it panics (a bug), the source ends with
+/// [`Error::Internal`] instead of silently losing the rest of the input.
+pub(crate) fn spawn_producer(
+    out: BlockSender,
+    produce: impl FnOnce(&mut BlockSender) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let mut out = out;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(&mut out)));
+        if r.is_err() {
+            out.fail(Error::Internal("block producer panicked".into()));
+        }
+    });
+}
+
 /// The consumer: an ordered [`Source`] over decoded blocks.
 pub(crate) struct BlockSource {
     plan: Arc<CsvPlan>,
@@ -160,7 +175,20 @@ pub(crate) fn start(
                         last,
                         progress,
                     } => {
-                        let d = decode_block(&plan, source, data.bytes(), last, progress);
+                        // A bug must end the source with an error, not silently drop a block.
+                        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            decode_block(&plan, source, data.bytes(), last, progress)
+                        }))
+                        .unwrap_or_else(|_| Decoded {
+                            batch: None,
+                            rejects: Vec::new(),
+                            newlines: 0,
+                            records: 0,
+                            progress,
+                            error: Some(Error::Internal(format!(
+                                "decoder thread panicked on block {seq}"
+                            ))),
+                        });
                         data.release();
                         (seq, d)
                     }
@@ -309,7 +337,15 @@ impl Iterator for BlockSource {
                 Ok((seq, d)) => {
                     self.pending.insert(seq, d);
                 }
-                Err(_) => self.done = true,
+                Err(_) => {
+                    self.done = true;
+                    if !self.pending.is_empty() {
+                        return Some(Err(Error::Internal(format!(
+                            "{}: decoded block {} never arrived",
+                            self.plan.file, self.next_seq
+                        ))));
+                    }
+                }
             }
         }
         None

@@ -114,7 +114,9 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
             .and_then(|m| m.boundaries)
             .filter(|(b, _)| *b == block_bytes as u64)
             .map(|(_, ends)| ends);
-        std::thread::spawn(move || produce_mapped(map, start, block_bytes, sender, cached, cache));
+        blocks::spawn_producer(sender, move |out| {
+            produce_mapped(map, start, block_bytes, out, cached, cache)
+        });
         return Ok(Box::new(src));
     }
     let (sender, src) = blocks::start(
@@ -129,13 +131,13 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
     let raw_bytes = opened.raw_bytes;
     let has_header = plan.has_header();
     let delim = plan.delimiter();
-    std::thread::spawn(move || {
+    blocks::spawn_producer(sender, move |out| {
         produce_stream(
             text,
             has_header,
             delim,
             block_bytes,
-            sender,
+            out,
             raw_bytes,
             name,
             codec,
@@ -170,7 +172,7 @@ fn produce_mapped(
     map: Arc<memmap2::Mmap>,
     mut start: usize,
     block_bytes: usize,
-    mut out: BlockSender,
+    out: &mut BlockSender,
     cached: Option<Vec<u64>>,
     cache: Option<(std::path::PathBuf, String)>,
 ) {
@@ -234,7 +236,7 @@ fn produce_stream(
     has_header: bool,
     delim: u8,
     block_bytes: usize,
-    mut out: BlockSender,
+    out: &mut BlockSender,
     raw_bytes: Arc<AtomicU64>,
     name: String,
     codec: InputCompression,
