@@ -12,13 +12,23 @@
 //! symbol's rows reach its stages in source, then chunk, then row order, whatever the worker
 //! count, chunk size or read concurrency: output per key is deterministic.
 //!
+//! # Memory and load
+//! Channel capacities come from the memory limit and the observed chunk size (half the
+//! limit spread over every open (source, worker) channel) unless set explicitly; a reader
+//! blocked on a full channel stops reading, so a slow sink slows the sources. Before opening
+//! another source the coordinator checks resident memory and waits while it is above 85% of
+//! the limit. Work is spread by rows, not files: a large file's rows go to every worker by
+//! key, and many small files are read concurrently up to the open-files bound. Sorting that
+//! does not fit in memory goes through [`spill::ExternalSorter`].
+//!
 //! # Faults and accounting
 //! An `Err` or panic in a source or a stage retries the source (reopened, up to `retries`
 //! times with doubling backoff). Deliveries are numbered; every worker remembers how many of
 //! a source's deliveries it has fully processed and written. After a *source* failure,
 //! workers keep their state and the retry only sends what they have not seen. After a
 //! *stage* failure the failing worker restores the stage state it checkpointed
-//! ([`pipeline_core::Stage::checkpoint`]) when the source began, replays the deliveries it
+//! ([`pipeline_core::Stage::checkpoint`]) when the source began (taken for every source when
+//! `retries > 0`: cheap for per-day files, a cost to weigh for stages with large state), replays the deliveries it
 //! had already written with all their outputs discarded, and carries on from the failing
 //! one, so a transient failure leaves output identical to a clean run. When all retries fail
 //! the source is reported in `files_failed` (and the manifest): rows it delivered before the
