@@ -22,7 +22,10 @@ mod tests {
 
     #[test]
     fn tuples_give_distinct_keys() {
-        assert_ne!(stage_key("x", &(true, false)), stage_key("x", &(false, true)));
+        assert_ne!(
+            stage_key("x", &(true, false)),
+            stage_key("x", &(false, true))
+        );
         assert_eq!(stage_key("x", &(1.5, "a")), stage_key("x", &(1.5, "a")));
     }
 }

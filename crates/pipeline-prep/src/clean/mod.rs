@@ -83,7 +83,7 @@ pub use dedupe::{Dedupe, DedupeConfig};
 pub use invalid::{InvalidConfig, InvalidRows};
 pub use missing::{MissingConfig, MissingMethod, MissingValues};
 pub use outlier::{
-    BrownleesGallo, BrownleesGalloConfig, DbscanConfig, DbscanOutliers, GlobalIqr, GlobalIqrConfig,
-    IsolationForest, IsolationForestConfig, IsolationForestOutliers, OutlierAction, OutlierConfig,
-    RollingMethod, RollingOutliers,
+    Basis, BrownleesGallo, BrownleesGalloConfig, DbscanConfig, DbscanOutliers, GlobalIqr,
+    GlobalIqrConfig, IsolationForest, IsolationForestConfig, IsolationForestOutliers,
+    OutlierAction, OutlierConfig, RollingMethod, RollingOutliers,
 };

@@ -30,7 +30,7 @@ pub(crate) use centred::{Centred, CentredRule};
 pub use dbscan::{DbscanConfig, DbscanOutliers};
 pub use iforest::{IsolationForest, IsolationForestConfig, IsolationForestOutliers};
 pub use iqr_global::{GlobalIqr, GlobalIqrConfig};
-pub use rolling::{OutlierConfig, RollingMethod, RollingOutliers};
+pub use rolling::{Basis, OutlierConfig, RollingMethod, RollingOutliers};
 
 /// What a detector does with an outlier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
