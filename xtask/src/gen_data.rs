@@ -103,7 +103,10 @@ impl Args {
             (AnomalyKind::NegativeSize, self.rate_negative_size),
             (AnomalyKind::OutOfOrder, self.rate_out_of_order),
             (AnomalyKind::OutsideSession, self.rate_outside_session),
-            (AnomalyKind::MalformedFieldCount, self.rate_malformed_field_count),
+            (
+                AnomalyKind::MalformedFieldCount,
+                self.rate_malformed_field_count,
+            ),
             (AnomalyKind::MalformedNumber, self.rate_malformed_number),
         ];
         for (kind, rate) in per_kind {
@@ -140,8 +143,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let stdout = std::io::stdout().lock();
         match &args.manifest {
             Some(path) => {
-                let file = File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?;
+                let file =
+                    File::create(path).with_context(|| format!("creating {}", path.display()))?;
                 let mut manifest = BufWriter::new(file);
                 let summary = generate_to_writer(&cfg, stdout, Some(&mut manifest))?;
                 manifest.flush()?;
@@ -159,7 +162,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let mut json = serde_json::to_value(&summary)?;
     if let Some(obj) = json.as_object_mut() {
-        obj.insert("seconds".into(), serde_json::json!((seconds * 1000.0).round() / 1000.0));
+        obj.insert(
+            "seconds".into(),
+            serde_json::json!((seconds * 1000.0).round() / 1000.0),
+        );
         obj.insert(
             "rows_per_sec".into(),
             serde_json::json!((summary.rows as f64 / seconds.max(1e-9)).round()),
@@ -209,6 +215,31 @@ mod tests {
         assert_eq!(cfg.anomalies.get(AnomalyKind::ZeroSize), 0.01);
         assert_eq!(cfg.anomalies.get(AnomalyKind::OutOfOrder), 0.02);
         assert_eq!(cfg.seed, 42);
+    }
+
+    /// The command in data/README.md makes the config that pipeline-io's
+    /// `checked_in_sample_matches_the_generator` test regenerates and compares.
+    #[test]
+    fn readme_command_is_the_tested_sample_config() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("data/README.md")).unwrap();
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with("cargo xtask gen-data "))
+            .unwrap();
+        let argv = std::iter::once("x").chain(line.split_whitespace().skip(3));
+        let args = Wrap::parse_from(argv).args;
+        assert_eq!(args.out, PathBuf::from("data/sample"));
+        let expected = GenConfig {
+            seed: 20_190_102,
+            symbols: 5,
+            days: Some(10),
+            rows: 50_000,
+            layout: Layout::PerDay,
+            compression: Codec::Gzip,
+            ..GenConfig::default()
+        };
+        assert_eq!(args.config().unwrap(), expected);
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! tickpipe's developer tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
-//! One subcommand per module. The alias builds in debug mode; for speed-sensitive tasks run
+//! One subcommand per module: add a variant to [`Command`] and a module holding its `Args`
+//! and `run`. The alias builds in debug mode; for speed-sensitive tasks run
 //! `cargo run --release -p xtask -- <task> …` instead.
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -21,14 +20,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Generate deterministic synthetic TAQ data with labelled anomalies.
+    ///
+    /// The `cargo xtask` alias runs a debug build; for large sets use
+    /// `cargo run --release -p xtask -- gen-data …` (about 10 times faster).
     GenData(gen_data::Args),
-}
-
-/// The workspace root (the parent of this crate's folder).
-#[allow(dead_code)] // Used by the bench and tidy tasks that join this enum later.
-fn project_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 fn main() -> anyhow::Result<()> {

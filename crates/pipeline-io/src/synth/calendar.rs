@@ -93,7 +93,10 @@ fn end_date(cfg: &GenConfig) -> Result<NaiveDate> {
         .checked_add_months(Months::new(cfg.years.saturating_mul(12)))
         .ok_or_else(|| Error::Config {
             key: "years".into(),
-            message: format!("{} years from {} is out of range", cfg.years, cfg.start_date),
+            message: format!(
+                "{} years from {} is out of range",
+                cfg.years, cfg.start_date
+            ),
         })
 }
 
@@ -116,7 +119,9 @@ pub fn trading_days(cfg: &GenConfig) -> Result<Vec<NaiveDate>> {
         if !weekend && holidays.binary_search(&day).is_err() {
             out.push(day);
         }
-        day = day.succ_opt().ok_or_else(|| Error::Internal("date overflow".into()))?;
+        day = day
+            .succ_opt()
+            .ok_or_else(|| Error::Internal("date overflow".into()))?;
     }
     Ok(out)
 }
@@ -200,8 +205,14 @@ mod tests {
         let tz = chrono_tz::America::New_York;
         let open = NaiveTime::from_hms_opt(9, 30, 0).unwrap();
         let ns = local_to_utc_ns(tz, d(2021, 3, 12), open).unwrap();
-        assert_eq!(ns % 86_400_000_000_000, 14 * 3_600_000_000_000 + 30 * 60_000_000_000);
+        assert_eq!(
+            ns % 86_400_000_000_000,
+            14 * 3_600_000_000_000 + 30 * 60_000_000_000
+        );
         let ns = local_to_utc_ns(tz, d(2021, 3, 15), open).unwrap();
-        assert_eq!(ns % 86_400_000_000_000, 13 * 3_600_000_000_000 + 30 * 60_000_000_000);
+        assert_eq!(
+            ns % 86_400_000_000_000,
+            13 * 3_600_000_000_000 + 30 * 60_000_000_000
+        );
     }
 }

@@ -29,8 +29,9 @@ pub const MANIFEST_FILE: &str = "anomalies.jsonl";
 const BUF_BYTES: usize = 256 * 1024;
 
 /// Generates the data set `cfg` describes into directory `dir` (created if needed), with the
-/// ground-truth manifest in `dir/anomalies.jsonl`. Existing files of the same names are
-/// overwritten; other files in `dir` are left alone.
+/// ground-truth manifest in `dir/anomalies.jsonl`, whose entries come in writing order (day by
+/// day; within a file by line). Existing files of the same names are overwritten; other files
+/// in `dir` are left alone.
 ///
 /// ```
 /// use pipeline_io::{generate_to_dir, GenConfig, Layout};
@@ -56,9 +57,7 @@ pub fn generate_to_dir(cfg: &GenConfig, dir: &Path) -> Result<GenSummary> {
         File::create(&path).map_err(|e| Error::io(&path, e))
     };
     let summary = Driver::new(cfg, open, &mut manifest)?.run()?;
-    manifest
-        .flush()
-        .map_err(|e| Error::io(&manifest_path, e))?;
+    manifest.flush().map_err(|e| Error::io(&manifest_path, e))?;
     Ok(summary)
 }
 
@@ -88,9 +87,7 @@ pub fn generate_to_writer<W: Write>(
         None => &mut sink,
     };
     let mut manifest = BufWriter::new(manifest);
-    let summary = Driver::new(cfg, open, &mut manifest)?
-        .streaming()
-        .run()?;
+    let summary = Driver::new(cfg, open, &mut manifest)?.streaming().run()?;
     manifest.flush().map_err(|e| Error::io("-", e))?;
     Ok(summary)
 }
@@ -138,7 +135,9 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
             manifest,
             stream: false,
             table: KindTable::new(&cfg.anomalies),
-            symbols: (0..cfg.symbols).map(|i| SymbolGen::new(cfg.seed, i)).collect(),
+            symbols: (0..cfg.symbols)
+                .map(|i| SymbolGen::new(cfg.seed, i))
+                .collect(),
             ts: TsFormatter::new(),
             line: Vec::with_capacity(256),
             json: Vec::with_capacity(256),
@@ -182,12 +181,9 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
         apportion(cfg.rows, &day_weights, &mut day_counts);
         let mut sym_counts = Vec::with_capacity(cfg.symbols);
         let mut single = match cfg.layout {
-            Layout::Single => Some(self.open_file(file_name(
-                cfg.layout,
-                cfg.compression,
-                days[0],
-                "",
-            ))?),
+            Layout::Single => {
+                Some(self.open_file(file_name(cfg.layout, cfg.compression, days[0], ""))?)
+            }
             _ => None,
         };
         let all: Vec<usize> = (0..cfg.symbols).collect();
@@ -215,12 +211,8 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
                 Layout::PerSymbolDay => {
                     for (s, &n) in sym_counts.iter().enumerate() {
                         if n > 0 {
-                            let name = file_name(
-                                cfg.layout,
-                                cfg.compression,
-                                date,
-                                &self.symbols[s].name,
-                            );
+                            let name =
+                                file_name(cfg.layout, cfg.compression, date, &self.symbols[s].name);
                             let mut file = self.open_file(name)?;
                             self.merge(&mut file, &[s])?;
                             self.close_file(file)?;
@@ -261,9 +253,7 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
             .into_inner()
             .map_err(|e| self.io_err(&name, e.into_error()))?;
         let counting = encoder.finish().map_err(|e| self.io_err(&name, e))?;
-        let (_, bytes) = counting
-            .into_inner()
-            .map_err(|e| self.io_err(&name, e))?;
+        let (_, bytes) = counting.into_inner().map_err(|e| self.io_err(&name, e))?;
         self.summary.bytes += bytes;
         self.summary.files += 1;
         Ok(())
@@ -332,7 +322,11 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
         let j = &mut self.json;
         j.clear();
         j.extend_from_slice(b"{\"file\":\"");
-        j.extend_from_slice(if self.stream { b"-" } else { file.name.as_bytes() });
+        j.extend_from_slice(if self.stream {
+            b"-"
+        } else {
+            file.name.as_bytes()
+        });
         j.extend_from_slice(b"\",\"line\":");
         push_u64(j, file.line);
         j.extend_from_slice(b",\"kind\":\"");

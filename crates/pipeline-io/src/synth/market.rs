@@ -228,7 +228,12 @@ impl SymbolGen {
         }
         if self.post_i < self.post_n {
             let from = self.close + NS_PER_SEC;
-            let t = self.stratified(from, self.close + OUTSIDE_WINDOW_NS, self.post_i, self.post_n);
+            let t = self.stratified(
+                from,
+                self.close + OUTSIDE_WINDOW_NS,
+                self.post_i,
+                self.post_n,
+            );
             self.post_i += 1;
             let mut row = self.clean_row(t);
             row.kind = Some(AnomalyKind::OutsideSession);
@@ -274,7 +279,11 @@ impl SymbolGen {
             AnomalyKind::PriceSpike => {
                 let factor = 1.1 + 0.4 * rng.f64();
                 let p = row.price as f64;
-                let spiked = if rng.next_u64() >> 63 == 0 { p * factor } else { p / factor };
+                let spiked = if rng.next_u64() >> 63 == 0 {
+                    p * factor
+                } else {
+                    p / factor
+                };
                 row.price = spiked.round() as i64;
             }
             AnomalyKind::CrossedQuote => row.bid = row.ask + 1 + rng.below(3) as i64,
@@ -386,7 +395,10 @@ mod tests {
             }
         }
         assert_eq!(n, 10_000);
-        assert!(first_half_hour > 2 * mid_half_hour, "{first_half_hour} vs {mid_half_hour}");
+        assert!(
+            first_half_hour > 2 * mid_half_hour,
+            "{first_half_hour} vs {mid_half_hour}"
+        );
     }
 
     #[test]

@@ -134,7 +134,10 @@ mod tests {
             file_name(Layout::PerSymbolDay, Codec::None, d(1, 4), "AAPL"),
             "AAPL/taq_AAPL_2021-01-04.csv"
         );
-        assert_eq!(file_name(Layout::Single, Codec::Zstd, d(1, 4), "X"), "taq.csv.zst");
+        assert_eq!(
+            file_name(Layout::Single, Codec::Zstd, d(1, 4), "X"),
+            "taq.csv.zst"
+        );
     }
 
     #[test]

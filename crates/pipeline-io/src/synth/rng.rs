@@ -107,6 +107,10 @@ mod tests {
             assert!(z.abs() < 3.47);
             sum += z;
         }
-        assert!((sum / 10_000.0).abs() < 0.05, "normal mean {}", sum / 10_000.0);
+        assert!(
+            (sum / 10_000.0).abs() < 0.05,
+            "normal mean {}",
+            sum / 10_000.0
+        );
     }
 }

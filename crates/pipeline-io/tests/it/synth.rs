@@ -24,7 +24,10 @@ fn files(dir: &Path) -> Vec<String> {
                 walk(root, &path, out);
             } else {
                 let rel = path.strip_prefix(root).unwrap();
-                let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                let parts: Vec<_> = rel
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
                 out.push(parts.join("/"));
             }
         }
@@ -101,7 +104,11 @@ fn num(s: &str) -> Option<Option<f64>> {
 
 /// Every anomaly a plain rule-based checker sees on `line`, given the previous line of the
 /// file and the previous timestamp of the same symbol.
-fn detect(line: &str, prev_line: Option<&str>, prev_ts: Option<DateTime<Utc>>) -> Vec<&'static str> {
+fn detect(
+    line: &str,
+    prev_line: Option<&str>,
+    prev_ts: Option<DateTime<Utc>>,
+) -> Vec<&'static str> {
     let f: Vec<&str> = line.split(',').collect();
     if f.len() != 10 {
         return vec!["malformed_field_count"];
@@ -125,7 +132,12 @@ fn detect(line: &str, prev_line: Option<&str>, prev_ts: Option<DateTime<Utc>>) -
     if all.iter().any(|v| matches!(v, Some(None))) {
         found.push("malformed_number");
     }
-    let (price, size, bid, ask) = (price.flatten(), size.flatten(), bid.flatten(), ask.flatten());
+    let (price, size, bid, ask) = (
+        price.flatten(),
+        size.flatten(),
+        bid.flatten(),
+        ask.flatten(),
+    );
     match price {
         Some(p) if p == 0.0 => found.push("zero_price"),
         Some(p) if p < 0.0 => found.push("negative_price"),
@@ -150,7 +162,8 @@ fn detect(line: &str, prev_line: Option<&str>, prev_ts: Option<DateTime<Utc>>) -
             }
         }
     }
-    let depth_ok = f[6].parse::<u64>().is_ok_and(|v| v > 0) && f[7].parse::<u64>().is_ok_and(|v| v > 0);
+    let depth_ok =
+        f[6].parse::<u64>().is_ok_and(|v| v > 0) && f[7].parse::<u64>().is_ok_and(|v| v > 0);
     let codes_ok = f[8].len() == 1
         && f[8].bytes().all(|b| b.is_ascii_uppercase())
         && ["@", "F", "E", "I", "T", "Z"].contains(&f[9]);
@@ -168,11 +181,17 @@ fn check(dir: &Path, cfg: &GenConfig, summary: &GenSummary) -> BTreeMap<String, 
     let mut rows = 0u64;
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut out = BTreeMap::new();
-    let data_files: Vec<String> = files(dir).into_iter().filter(|f| f != MANIFEST_FILE).collect();
+    let data_files: Vec<String> = files(dir)
+        .into_iter()
+        .filter(|f| f != MANIFEST_FILE)
+        .collect();
     assert_eq!(data_files.len() as u64, summary.files);
     let mut last_normal: HashMap<String, DateTime<Utc>> = HashMap::new();
     for name in &data_files {
-        assert!(name.ends_with(&format!(".csv{}", cfg.compression.extension())), "{name}");
+        assert!(
+            name.ends_with(&format!(".csv{}", cfg.compression.extension())),
+            "{name}"
+        );
         let text = read_text(&dir.join(name));
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some(TAQ_HEADER));
@@ -192,14 +211,23 @@ fn check(dir: &Path, cfg: &GenConfig, summary: &GenSummary) -> BTreeMap<String, 
                     assert_eq!(found, vec![kind.as_str()], "{name}:{line_no}: {line}");
                 }
                 None => {
-                    assert!(found.is_empty(), "{name}:{line_no} is not clean ({found:?}): {line}");
+                    assert!(
+                        found.is_empty(),
+                        "{name}:{line_no} is not clean ({found:?}): {line}"
+                    );
                     let ts = parse_ts(f[0]);
                     if let Some(prev) = last_normal.insert(symbol.clone(), ts) {
                         assert!(ts > prev, "{name}:{line_no}: clean ts not increasing");
                     }
-                    let (p, b, a): (f64, f64, f64) =
-                        (f[2].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap());
-                    assert!(b <= p && p <= a, "{name}:{line_no}: trade outside quote: {line}");
+                    let (p, b, a): (f64, f64, f64) = (
+                        f[2].parse().unwrap(),
+                        f[4].parse().unwrap(),
+                        f[5].parse().unwrap(),
+                    );
+                    assert!(
+                        b <= p && p <= a,
+                        "{name}:{line_no}: trade outside quote: {line}"
+                    );
                     assert!(f[2].split('.').nth(1).is_some_and(|d| d.len() == 2));
                 }
             }
@@ -240,10 +268,17 @@ fn per_day_gz_manifest_is_true_and_clean_rows_are_clean() {
     let (dir, summary) = generate(&cfg);
     check(dir.path(), &cfg, &summary);
     for kind in AnomalyKind::ALL {
-        assert!(summary.anomalies_by_kind[&kind] > 100, "{kind}: {summary:?}");
+        assert!(
+            summary.anomalies_by_kind[&kind] > 100,
+            "{kind}: {summary:?}"
+        );
     }
     let files = files(dir.path());
-    assert!(files.iter().all(|f| f == MANIFEST_FILE || f.starts_with("taq_2019-")));
+    assert!(
+        files
+            .iter()
+            .all(|f| f == MANIFEST_FILE || f.starts_with("taq_2019-"))
+    );
     // NYSE had 252 trading days in 2019 (Jan 1 was its only January weekday holiday).
     assert_eq!(summary.files, 252);
 }
@@ -255,7 +290,11 @@ fn per_symbol_day_and_single_hold_the_same_rows() {
     cfg.symbols = 7;
     let (dir, summary) = generate(&cfg);
     let per_symbol = check(dir.path(), &cfg, &summary);
-    assert!(per_symbol.keys().any(|f| f.starts_with("TSLA/taq_TSLA_2019-")));
+    assert!(
+        per_symbol
+            .keys()
+            .any(|f| f.starts_with("TSLA/taq_TSLA_2019-"))
+    );
     for (name, lines) in &per_symbol {
         let symbol = name.split('/').next().unwrap();
         assert!(lines.iter().all(|l| l.split(',').nth(1) == Some(symbol)));
@@ -300,7 +339,10 @@ fn every_codec_round_trips_to_the_same_text() {
             .collect();
         assert_eq!(texts, plain, "{codec:?}");
         let raw: usize = plain.iter().map(String::len).sum();
-        assert!(summary.bytes < raw as u64 / 2, "{codec:?} compressed poorly");
+        assert!(
+            summary.bytes < raw as u64 / 2,
+            "{codec:?} compressed poorly"
+        );
     }
 }
 
@@ -395,7 +437,11 @@ fn holidays_have_no_rows() {
     // Independence Day 2021 fell on a Sunday: observed Monday July 5.
     assert_eq!(
         names(date(2021, 7, 1), 3),
-        ["taq_2021-07-01.csv", "taq_2021-07-02.csv", "taq_2021-07-06.csv"]
+        [
+            "taq_2021-07-01.csv",
+            "taq_2021-07-02.csv",
+            "taq_2021-07-06.csv"
+        ]
     );
     // Christmas 2021 fell on a Saturday: observed Friday December 24; New Year's Day 2022
     // (also a Saturday) is not observed, so December 31 trades.
@@ -423,7 +469,8 @@ fn holidays_have_no_rows() {
     );
 }
 
-/// The config of the checked-in sample; `data/README.md` gives the same as a command line.
+/// The config of the checked-in sample; `data/README.md` gives the same as a command line, and
+/// xtask's `readme_command_is_the_tested_sample_config` test checks that the two agree.
 fn sample_config() -> GenConfig {
     GenConfig {
         seed: 20_190_102,
