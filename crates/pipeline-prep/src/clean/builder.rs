@@ -37,11 +37,14 @@ where
 ///   (`brownlees_gallo`, with `k = outlier_window` and the paper's `3 s + γ`: the threshold
 ///   is not used).
 ///
-/// The default config (drop invalid, drop missing, exact de-duplication, rolling z-score of
-/// the price with threshold 10 over 100 rows) finds gen-data's duplicates, spikes, crossed
-/// quotes and bad sizes with precision and recall ≥ 0.95: the z-score runs on price levels,
-/// with outliers kept out of the window and a floor of 5 bp on the standard deviation (see
-/// [`OutlierConfig`]); the cleaning bench in the integration tests measures it.
+/// The default config (drop invalid, drop missing, exact de-duplication, rolling z-score
+/// with threshold 10 over 100 rows) finds gen-data's duplicates, spikes, crossed quotes and
+/// bad sizes with precision and recall ≥ 0.95. The z-score runs on log returns against the
+/// last accepted price with a 0.5 % dispersion floor (see [`RollingOutliers`] and
+/// [`OutlierConfig::min_scale_rel`] for why and for the measurements): on gen-data's own
+/// output (`clean_bench --csv`, 0.4M–5M rows, 1–10 symbols, 1–5 years) spikes were found
+/// with precision 1.000 and recall ≥ 0.999, and duplicates, crossed quotes, bad sizes, bad
+/// prices and missing fields with 1.000 / 1.000.
 pub fn cleaning_stages(cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
     let mut v = Vec::new();
     if cfg.drop_invalid {

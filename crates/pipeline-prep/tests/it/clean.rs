@@ -831,6 +831,7 @@ fn default_chain_precision_and_recall_on_generated_data() {
 
 /// The evidence behind the default outlier method: spike precision and recall of each
 /// method at its config default (threshold 10, window 100) on the same generated data.
+/// (`clean_bench --csv` runs the same comparison on gen-data's own output.)
 #[test]
 fn outlier_methods_compared_on_generated_spikes() {
     for method in ["zscore", "mad", "iqr", "brownlees_gallo"] {

@@ -1,7 +1,9 @@
 //! An in-memory TAQ generator shaped like gen-data's output (canonical columns after ingest),
 //! with labelled anomalies: exact duplicates (a copy of the symbol's previous row), price
 //! spikes (price ×/÷ 1.1–1.5 for one row, quote unchanged), crossed quotes, zero/negative
-//! prices, zero/negative sizes and missing fields. Seeded: same seed, same rows.
+//! prices, zero/negative sizes and missing fields. Like gen-data, the walk has an overnight
+//! gap (normal, s.d. 0.75 % of the price) every 2,000 rows of a symbol. Seeded: same seed,
+//! same rows.
 
 #![allow(dead_code)]
 
@@ -64,6 +66,12 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+    /// A standard normal draw (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.f().max(1e-300);
+        let v = self.f();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
 }
 
 #[derive(Clone)]
@@ -86,6 +94,7 @@ pub struct Gen {
     rates: Rates,
     syms: Vec<String>,
     mids: Vec<i64>,
+    counts: Vec<u64>,
     prev: Vec<Option<Row>>,
     ts: i64,
     line: u64,
@@ -136,6 +145,7 @@ impl Gen {
             rng,
             rates,
             prev: vec![None; symbols],
+            counts: vec![0; symbols],
             syms,
             mids,
             // 2021-01-04 14:30 UTC.
@@ -147,6 +157,12 @@ impl Gen {
     }
 
     fn normal(&mut self, s: usize) -> Row {
+        self.counts[s] += 1;
+        if self.counts[s] % 2_000 == 0 {
+            // A new "day": an overnight gap.
+            let g = (0.0075 * self.rng.normal()).exp();
+            self.mids[s] = ((self.mids[s] as f64) * g).round() as i64;
+        }
         let r = &mut self.rng;
         let u = r.f();
         self.mids[s] += if u < 0.25 {
