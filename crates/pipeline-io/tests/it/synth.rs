@@ -139,12 +139,12 @@ fn detect(
         ask.flatten(),
     );
     match price {
-        Some(p) if p == 0.0 => found.push("zero_price"),
+        Some(0.0) => found.push("zero_price"),
         Some(p) if p < 0.0 => found.push("negative_price"),
         _ => {}
     }
     match size {
-        Some(s) if s == 0.0 => found.push("zero_size"),
+        Some(0.0) => found.push("zero_size"),
         Some(s) if s < 0.0 => found.push("negative_size"),
         _ => {}
     }
