@@ -158,7 +158,7 @@ impl Gen {
 
     fn normal(&mut self, s: usize) -> Row {
         self.counts[s] += 1;
-        if self.counts[s] % 2_000 == 0 {
+        if self.counts[s].is_multiple_of(2_000) {
             // A new "day": an overnight gap.
             let g = (0.0075 * self.rng.normal()).exp();
             self.mids[s] = ((self.mids[s] as f64) * g).round() as i64;
