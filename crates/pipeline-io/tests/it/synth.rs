@@ -505,3 +505,33 @@ fn checked_in_sample_matches_the_generator() {
         .sum();
     assert!(total < 2 * 1024 * 1024, "data/sample is {total} bytes");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any small configuration: exact row counts, a true manifest, clean clean rows.
+    #[test]
+    fn any_small_config_is_exact_and_labelled_truly(
+        seed in 0u64..1_000,
+        symbols in 1usize..40,
+        rows in 0u64..4_000,
+        days in 1u32..6,
+        layout in proptest::sample::select(vec![Layout::Single, Layout::PerDay, Layout::PerSymbolDay]),
+        rate in proptest::sample::select(vec![0.0, 0.01, 0.03]),
+    ) {
+        let cfg = GenConfig {
+            seed,
+            symbols,
+            rows,
+            days: Some(days),
+            layout,
+            anomalies: AnomalyRates::uniform(rate),
+            ..GenConfig::default()
+        };
+        let (dir, summary) = generate(&cfg);
+        check(dir.path(), &cfg, &summary);
+        if layout == Layout::Single {
+            proptest::prop_assert_eq!(summary.files, 1);
+        }
+    }
+}
