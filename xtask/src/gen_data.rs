@@ -134,6 +134,20 @@ impl Args {
     }
 }
 
+/// Whether `e` is a write into a closed pipe.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Runs `gen-data`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let cfg = args.config()?;
@@ -141,16 +155,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let to_stdout = args.out.as_os_str() == "-";
     let summary = if to_stdout {
         let stdout = std::io::stdout().lock();
-        match &args.manifest {
+        let summary = match &args.manifest {
             Some(path) => {
                 let file =
                     File::create(path).with_context(|| format!("creating {}", path.display()))?;
                 let mut manifest = BufWriter::new(file);
-                let summary = generate_to_writer(&cfg, stdout, Some(&mut manifest))?;
+                let summary = generate_to_writer(&cfg, stdout, Some(&mut manifest));
                 manifest.flush()?;
                 summary
             }
-            None => generate_to_writer(&cfg, stdout, None)?,
+            None => generate_to_writer(&cfg, stdout, None),
+        };
+        match summary {
+            Ok(summary) => summary,
+            // The reader went away (`| head`): that is how pipes end, not a failure.
+            Err(e) if is_broken_pipe(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
     } else {
         anyhow::ensure!(
