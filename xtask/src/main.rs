@@ -22,7 +22,7 @@ enum Command {
     /// Generate deterministic synthetic TAQ data with labelled anomalies.
     ///
     /// The `cargo xtask` alias runs a debug build; for large sets use
-    /// `cargo run --release -p xtask -- gen-data …` (about 10 times faster).
+    /// `cargo run --release -p xtask -- gen-data …` (about 6 times faster uncompressed).
     GenData(gen_data::Args),
 }
 
