@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use pipeline_core::{PreprocessingConfig, Result, Stage, StageFactory};
 
-use super::bnhls::{BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp};
+use super::bnhls::{
+    BnhlsConfig, BnhlsRowRules, DayExchange, DaySpread, MidQuoteDeviation, SameTimestamp,
+};
 use super::dedupe::{Dedupe, DedupeConfig};
 use super::invalid::{InvalidConfig, InvalidRows};
 use super::missing::{MissingConfig, MissingMethod, MissingValues};
@@ -24,14 +26,14 @@ where
 }
 
 /// The cleaning stages for `cfg`, in order: invalid rows → missing values → de-duplication →
-/// BN-HLS rules (P1, P2, P3, T1, T2, Q2 → T3/Q1 → Q3 → Q4 → T4) → outliers.
+/// BN-HLS rules (P1, P2, T1, T2, Q2 → P3 → T3/Q1 → Q3 → Q4 → T4) → outliers.
 ///
 /// * `drop_invalid` → [`InvalidRows`] with its defaults.
 /// * `handle_missing_values`, `fill_value`, `max_gap` → [`MissingValues`] (none when `none`).
 /// * `remove_duplicates`, `dedup_key` → [`Dedupe`].
 /// * `bnhls_rules`, `session_open/close/timezone` → the BN-HLS stages for the rules listed
-///   (P3 needs an exchange list, which `[preprocessing]` cannot express: listing P3 there is
-///   a configuration error; build [`BnhlsRowRules`] directly to use it).
+///   (P3 as the symbol-day's most active exchange, [`DayExchange`]: `[preprocessing]` has
+///   no exchange list; build [`BnhlsRowRules`] with `exchanges` for a fixed list).
 /// * `outlier_detection`, `outlier_method`, `outlier_threshold`, `outlier_window`,
 ///   `outlier_action` → [`RollingOutliers`] (`zscore`, `mad`, `iqr`) or [`BrownleesGallo`]
 ///   (`brownlees_gallo`, with `k = outlier_window` and the paper's `3 s + γ`: the threshold
@@ -83,9 +85,15 @@ pub fn cleaning_stages(cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
                 .collect(),
             ..b.clone()
         };
-        let first = only(&["P1", "P2", "P3", "T1", "T2", "Q2"]);
+        // `[preprocessing]` has no exchange list, so P3 is the paper's most active exchange
+        // of the symbol-day, after the row-local rules.
+        let first = only(&["P1", "P2", "T1", "T2", "Q2"]);
         if !first.rules.is_empty() {
             v.push(factory(move || BnhlsRowRules::new(first.clone()))?);
+        }
+        if b.has("P3") {
+            let c = b.clone();
+            v.push(factory(move || DayExchange::new(&c))?);
         }
         let (t3, q1) = (b.has("T3"), b.has("Q1"));
         if t3 || q1 {

@@ -9,6 +9,7 @@
 //! | [`Dedupe`] | `dedupe_exact`, `dedupe_key` | per symbol | hashes of the current timestamp's rows |
 //! | [`BnhlsRowRules`] | `P1`, `P2`, `P3`, `T1`, `T2`, `Q2`, `T4` | row-local | none |
 //! | [`SameTimestamp`] | `T3`, `Q1` (aggregated) | per symbol | the current timestamp's rows |
+//! | [`DayExchange`] | `P3` (most active exchange) | per symbol | one symbol-day of rows |
 //! | [`DaySpread`] | `Q3` | per symbol | one symbol-day of rows (exact median) |
 //! | [`MidQuoteDeviation`] | `Q4` | per symbol | 25 rows ahead |
 //! | [`RollingOutliers`] | `outlier_zscore`, `outlier_mad`, `outlier_iqr` | per symbol | trailing window |
@@ -33,8 +34,7 @@
 //!   and a restored stage continues exactly.
 //!
 //! Not implemented: a global, spilling de-duplication mode for unordered input (duplicates
-//! are only found within a symbol's current timestamp), and P3's "most active exchange of
-//! the day" (a configured exchange list instead).
+//! are only found within a symbol's current timestamp).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -76,7 +76,8 @@ mod rowhash;
 mod session;
 
 pub use bnhls::{
-    BNHLS_RULES, BnhlsConfig, BnhlsRowRules, DaySpread, MidQuoteDeviation, SameTimestamp,
+    BNHLS_RULES, BnhlsConfig, BnhlsRowRules, DayExchange, DaySpread, MidQuoteDeviation,
+    SameTimestamp,
 };
 pub use builder::cleaning_stages;
 pub use dedupe::{Dedupe, DedupeConfig};

@@ -742,11 +742,46 @@ fn builder_maps_the_config() {
             "outliers_brownlees_gallo"
         ]
     );
-    let bad = PreprocessingConfig {
+    let p3 = PreprocessingConfig {
         bnhls_rules: vec!["P3".into()],
+        outlier_detection: false,
+        ..PreprocessingConfig::default()
+    };
+    let last = cleaning_stages(&p3).unwrap().pop().unwrap()().unwrap();
+    assert_eq!(last.name(), "bnhls_p3_day");
+    let bad = PreprocessingConfig {
+        bnhls_rules: vec!["P1".into()],
+        session_timezone: "Mars/Olympus".into(),
         ..PreprocessingConfig::default()
     };
     assert!(cleaning_stages(&bad).is_err());
+    let bad = PreprocessingConfig {
+        handle_missing_values: "guess".into(),
+        ..PreprocessingConfig::default()
+    };
+    assert!(cleaning_stages(&bad).is_err());
+}
+
+#[test]
+fn bnhls_p3_keeps_the_days_most_active_exchange() {
+    let day2 = T0 + 86_400 * SEC;
+    let rows = [
+        r(0, "A", 10.0, 9.99, 10.01).ex("N"), // 2: N is day 1's busiest for A
+        r(1, "A", 10.0, 9.99, 10.01).ex("Q"), // 3: removed
+        r(2, "A", 10.0, 9.99, 10.01).ex("N"), // 4
+        r(3, "B", 10.0, 9.99, 10.01).ex("Q"), // 5: B's only exchange
+        r(0, "A", 10.0, 9.99, 10.01).ex("Q").at_ns(day2), // 6: day 2: Q and P tie, P wins
+        r(1, "A", 10.0, 9.99, 10.01).ex("P").at_ns(day2 + SEC), // 7
+    ];
+    let (out, e) = run(
+        &mut DayExchange::new(&bn(&["P3"])).unwrap(),
+        &batch(&rows),
+        2,
+    );
+    assert_eq!(removed(&e, "P3"), vec![3, 6]);
+    let mut lines = out_lines(&out);
+    lines.sort_unstable();
+    assert_eq!(lines, vec![2, 4, 5, 7]);
 }
 
 /// Runs a stage chain over chunks (a plain loop, no engine): output, rejects, merged ledger.
@@ -993,6 +1028,10 @@ fn stateful() -> Vec<(&'static str, MakeStage)> {
                     .unwrap(),
                 )
             }),
+        ),
+        (
+            "p3_day",
+            Box::new(|| Box::new(DayExchange::new(&BnhlsConfig::default()).unwrap())),
         ),
         (
             "q4",

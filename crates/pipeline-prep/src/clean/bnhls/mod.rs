@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | P1 | delete entries outside exchange hours (default 09:30–16:00 America/New_York) | [`BnhlsRowRules`] |
 //! | P2 | delete entries with a bid, ask or transaction price equal to zero | [`BnhlsRowRules`] |
-//! | P3 | retain entries from a single exchange (here: a configured list) | [`BnhlsRowRules`] |
+//! | P3 | retain entries from a single exchange: a configured list, or the symbol-day's most active exchange | [`BnhlsRowRules`] / [`DayExchange`] |
 //! | T1 | delete corrected trades | [`BnhlsRowRules`] |
 //! | T2 | delete trades with abnormal sale conditions (codes other than `@`, `E`, `F`, empty) | [`BnhlsRowRules`] |
 //! | T3 | merge same-timestamp trades: median price, summed size | [`SameTimestamp`] |
@@ -19,6 +19,7 @@
 //! A row is a *trade* when its `price` is non-null and a *quote* when `bid` and `ask` are
 //! non-null; a TAQ row can be both. Rules whose columns are absent are no-ops.
 
+mod day_exchange;
 mod day_spread;
 mod q4;
 mod row;
@@ -26,6 +27,7 @@ mod same_ts;
 
 use serde::{Deserialize, Serialize};
 
+pub use day_exchange::DayExchange;
 pub use day_spread::DaySpread;
 pub use q4::MidQuoteDeviation;
 pub use row::BnhlsRowRules;
@@ -48,9 +50,9 @@ pub struct BnhlsConfig {
     pub session_close: String,
     /// Zone of the session hours and of the Q3 trading day. Default America/New_York.
     pub timezone: String,
-    /// P3: exchanges to keep (values of `exchange`). The paper keeps the day's most active
-    /// exchange, which is not known until the day ends; a fixed list keeps the rule
-    /// streaming. P3 with an empty list is a configuration error. Default empty.
+    /// P3: exchanges to keep (values of `exchange`). Empty (the default) means the paper's
+    /// rule, the symbol-day's most active exchange ([`DayExchange`], which holds one
+    /// symbol-day of rows); a list keeps the rule row-local ([`BnhlsRowRules`]).
     pub exchanges: Vec<String>,
     /// T1: column holding the correction indicator (non-zero = corrected). Default `corr`.
     pub correction_column: String,

@@ -30,11 +30,12 @@ const ORDER: [&str; 7] = ["P1", "P2", "P3", "T1", "T2", "Q2", "T4"];
 
 impl BnhlsRowRules {
     /// A stage applying the row-local rules enabled in `cfg` (others are ignored here).
+    /// P3 here needs `exchanges`; without a list use [`super::DayExchange`].
     pub fn new(cfg: BnhlsConfig) -> Result<Self> {
         if cfg.has("P3") && cfg.exchanges.is_empty() {
             return Err(Error::config(
                 "preprocessing.bnhls_rules",
-                "P3 needs a list of exchanges to keep (BnhlsConfig::exchanges)",
+                "row-local P3 needs a list of exchanges to keep; use DayExchange for the day's most active one",
             ));
         }
         let session = Session::new(&cfg.session_open, &cfg.session_close, &cfg.timezone)?;
