@@ -277,3 +277,62 @@ fn apply_overrides(
     ));
     Ok(RecordBatch::try_new(schema, columns)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Float64Array;
+    use arrow_schema::Schema;
+
+    use super::*;
+
+    fn chunk(source: SourceId, first_line: u64, px: &[f64]) -> Chunk {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "price",
+            DataType::Float64,
+            true,
+        )]));
+        let b =
+            RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(px.to_vec()))]).unwrap();
+        Chunk::with_first_line(b, source, 0, first_line).unwrap()
+    }
+
+    #[test]
+    fn releases_in_decision_order_with_overrides_and_frees_chunks() {
+        let mut h = Held::default();
+        let a = h.add(chunk(0, 10, &[1.0, 2.0]));
+        let b = h.add(chunk(0, 20, &[3.0]));
+        let mut out = Emitter::default();
+        h.keep(RowRef { chunk: b, row: 0 });
+        h.keep_with(RowRef { chunk: a, row: 1 }, &[("price".into(), 9.0)]);
+        h.remove(RowRef { chunk: a, row: 0 }, "rule", &mut out)
+            .unwrap();
+        h.flush(&mut out).unwrap();
+        let c = &out.chunks()[0];
+        assert_eq!(c.lines().values().to_vec(), vec![20, 11]);
+        let p = c.column_by_name("price").unwrap();
+        let p = p.as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(p.values().to_vec(), vec![3.0, 9.0]);
+        assert_eq!(out.rejects()[0].line, 10);
+        assert!(h.chunks.is_empty(), "every row decided: nothing held");
+    }
+
+    #[test]
+    fn sources_are_never_mixed_in_one_chunk_and_state_round_trips() {
+        let mut h = Held::default();
+        let a = h.add(chunk(0, 1, &[1.0]));
+        let b = h.add(chunk(1, 1, &[2.0, 4.0]));
+        h.keep(RowRef { chunk: a, row: 0 });
+        h.keep(RowRef { chunk: b, row: 0 });
+        let mut out = Emitter::default();
+        h.flush(&mut out).unwrap();
+        let sources: Vec<SourceId> = out.chunks().iter().map(|c| c.source()).collect();
+        assert_eq!(sources, vec![0, 1]);
+        // Row 1 of `b` is still held; a restored copy can release it.
+        let mut r = Held::from_state(h.state().unwrap()).unwrap();
+        r.keep(RowRef { chunk: b, row: 1 });
+        let mut out = Emitter::default();
+        r.flush(&mut out).unwrap();
+        assert_eq!(out.chunks()[0].line(0), 2);
+        assert_eq!(out.chunks()[0].source(), 1);
+    }
+}

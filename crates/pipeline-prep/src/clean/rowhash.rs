@@ -121,3 +121,78 @@ pub(crate) fn row_hashes(batch: &RecordBatch, cols: &[usize]) -> Result<Vec<u128
     }
     Ok(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::StringDictionaryBuilder;
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+
+    fn batch(sym: &[&str], dict_order: &[&str], px: &[Option<f64>], cond: &[&str]) -> RecordBatch {
+        let mut d = StringDictionaryBuilder::<Int32Type>::new();
+        // Seed the dictionary in `dict_order` so equal strings get different keys.
+        for s in dict_order {
+            d.append_value(s);
+        }
+        for s in sym {
+            d.append_value(s);
+        }
+        let d = d.finish().slice(dict_order.len(), sym.len());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", d.data_type().clone(), true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("conditions", DataType::Utf8, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(d),
+            Arc::new(Float64Array::from(px.to_vec())),
+            Arc::new(StringArray::from(cond.to_vec())),
+        ];
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    #[test]
+    fn equal_rows_hash_equal_whatever_the_dictionary_keys() {
+        let a = batch(
+            &["A", "B"],
+            &["A", "B"],
+            &[Some(1.0), Some(2.0)],
+            &["@", "F"],
+        );
+        let b = batch(
+            &["A", "B"],
+            &["B", "A"],
+            &[Some(1.0), Some(2.0)],
+            &["@", "F"],
+        );
+        let cols = [0, 1, 2];
+        assert_eq!(
+            row_hashes(&a, &cols).unwrap(),
+            row_hashes(&b, &cols).unwrap()
+        );
+    }
+
+    #[test]
+    fn any_differing_value_or_null_changes_the_hash() {
+        let base = batch(&["A"], &[], &[Some(1.0)], &["@"]);
+        let h = row_hashes(&base, &[0, 1, 2]).unwrap()[0];
+        for other in [
+            batch(&["B"], &[], &[Some(1.0)], &["@"]),
+            batch(&["A"], &[], &[Some(1.5)], &["@"]),
+            batch(&["A"], &[], &[None], &["@"]),
+            batch(&["A"], &[], &[Some(1.0)], &["@F"]),
+        ] {
+            assert_ne!(row_hashes(&other, &[0, 1, 2]).unwrap()[0], h);
+        }
+        // Only the key columns count.
+        let other = batch(&["A"], &[], &[Some(1.0)], &["F"]);
+        assert_eq!(
+            row_hashes(&other, &[0, 1]).unwrap(),
+            row_hashes(&base, &[0, 1]).unwrap()
+        );
+    }
+}
