@@ -5,8 +5,8 @@
 //! comes from the `--summary-json` of a real `tickpipe` process (wall time, rows/s, MB/s and
 //! that process's own peak RSS, read from `VmHWM`).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,11 @@ use crate::project_root;
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Input sizes in rows, comma-separated.
-    #[arg(long, default_value = "1000000,10000000,50000000", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "1000000,10000000,50000000",
+        value_delimiter = ','
+    )]
     pub sizes: Vec<u64>,
     /// Skip the Polars / pyarrow / DuckDB comparisons.
     #[arg(long)]
@@ -92,20 +96,48 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let gz = dir.join("gz/taq.csv.gz");
         if !csv.exists() {
             eprintln!("== gen-data {rows} rows");
-            gen(&xtask, rows, &dir.join("plain"), "none")?;
+            gen_data(&xtask, rows, &dir.join("plain"), "none")?;
         }
         if !gz.exists() {
-            gen(&xtask, rows, &dir.join("gz"), "gz")?;
+            gen_data(&xtask, rows, &dir.join("gz"), "gz")?;
         }
         let scratch = out.join("scratch");
         let csv_s = csv.to_string_lossy().to_string();
         let gz_s = gz.to_string_lossy().to_string();
         let out_s = scratch.to_string_lossy().to_string();
         let tasks: [(&str, Vec<&str>); 6] = [
-            ("load", vec!["run", &csv_s, "--out", &out_s, "--no-clean", "--no-features", "--discard"]),
-            ("load_gz", vec!["run", &gz_s, "--out", &out_s, "--no-clean", "--no-features", "--discard"]),
-            ("clean", vec!["run", &csv_s, "--out", &out_s, "--no-features", "--discard"]),
-            ("features", vec!["run", &csv_s, "--out", &out_s, "--discard"]),
+            (
+                "load",
+                vec![
+                    "run",
+                    &csv_s,
+                    "--out",
+                    &out_s,
+                    "--no-clean",
+                    "--no-features",
+                    "--discard",
+                ],
+            ),
+            (
+                "load_gz",
+                vec![
+                    "run",
+                    &gz_s,
+                    "--out",
+                    &out_s,
+                    "--no-clean",
+                    "--no-features",
+                    "--discard",
+                ],
+            ),
+            (
+                "clean",
+                vec!["run", &csv_s, "--out", &out_s, "--no-features", "--discard"],
+            ),
+            (
+                "features",
+                vec!["run", &csv_s, "--out", &out_s, "--discard"],
+            ),
             ("write", vec!["convert", &csv_s, "--out", &out_s]),
             ("run", vec!["run", &csv_s, "--out", &out_s]),
         ];
@@ -141,20 +173,40 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "scale": scale,
         "machine": machine(),
     });
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     std::fs::write(out.join("results.md"), &md)?;
     println!("{md}");
-    eprintln!("wrote {} and results.md", out.join("results.json").display());
+    eprintln!(
+        "wrote {} and results.md",
+        out.join("results.json").display()
+    );
     if !args.keep_data {
         let _ = std::fs::remove_dir_all(&data);
     }
     Ok(())
 }
 
-fn gen(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()> {
+fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()> {
     let status = Command::new(xtask)
-        .args(["gen-data", "--symbols", "20", "--years", "5", "--layout", "single"])
-        .args(["--compression", compression, "--rows", &rows.to_string(), "--out"])
+        .args([
+            "gen-data",
+            "--symbols",
+            "20",
+            "--years",
+            "5",
+            "--layout",
+            "single",
+        ])
+        .args([
+            "--compression",
+            compression,
+            "--rows",
+            &rows.to_string(),
+            "--out",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .status()?;
@@ -214,7 +266,11 @@ fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
             continue;
         }
         let file = j["file"].as_str().unwrap_or("");
-        let task = if file.ends_with(".gz") { "load_gz" } else { j["task"].as_str().unwrap_or("") };
+        let task = if file.ends_with(".gz") {
+            "load_gz"
+        } else {
+            j["task"].as_str().unwrap_or("")
+        };
         let f = Figure {
             tool: j["tool"].as_str().unwrap_or("").into(),
             task: task.into(),
@@ -258,8 +314,23 @@ fn scale_run(xtask: &Path, tickpipe: &Path, out: &Path, rows: u64) -> Result<Sca
     let scratch = out.join("scale-out");
     let _ = std::fs::remove_dir_all(&scratch);
     let mut generator = Command::new(xtask)
-        .args(["gen-data", "--symbols", "50", "--years", "5", "--layout", "single"])
-        .args(["--compression", "none", "--rows", &rows.to_string(), "--out", "-"])
+        .args([
+            "gen-data",
+            "--symbols",
+            "50",
+            "--years",
+            "5",
+            "--layout",
+            "single",
+        ])
+        .args([
+            "--compression",
+            "none",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            "-",
+        ])
         .stdout(Stdio::piped())
         .spawn()?;
     let pipe = generator.stdout.take().context("no generator stdout")?;
@@ -309,7 +380,9 @@ fn rss_of(pid: u32) -> Option<u64> {
 }
 
 fn machine() -> Value {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -326,7 +399,10 @@ fn markdown(figures: &[Figure], sizes: &[u64], scale: Option<&ScaleResult>) -> S
         "| rows | tool | task | wall s | M rows/s | MB/s | peak RSS MiB | vs fastest peer | vs seed claim |\n|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for &rows in sizes {
-        for f in figures.iter().filter(|f| f.rows == rows || (f.tool != "tickpipe" && rows_close(f.rows, rows))) {
+        for f in figures
+            .iter()
+            .filter(|f| f.rows == rows || (f.tool != "tickpipe" && rows_close(f.rows, rows)))
+        {
             let best_peer = figures
                 .iter()
                 .filter(|p| p.tool != "tickpipe" && p.task == f.task && rows_close(p.rows, rows))
@@ -362,7 +438,13 @@ fn markdown(figures: &[Figure], sizes: &[u64], scale: Option<&ScaleResult>) -> S
     }
     if let Some(sc) = scale {
         let max = sc.rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
-        let early = sc.rss_samples.iter().take(10).map(|s| s.1).max().unwrap_or(0);
+        let early = sc
+            .rss_samples
+            .iter()
+            .take(10)
+            .map(|s| s.1)
+            .max()
+            .unwrap_or(0);
         s.push_str(&format!(
             "\nScale run: {} rows streamed in {:.0}s ({:.2} M rows/s); RSS after 10 s {:.0} MiB, max {:.0} MiB; seed claim: < 1 GB for 100 GB.\n",
             sc.rows,
@@ -381,4 +463,3 @@ fn rows_close(a: u64, b: u64) -> bool {
     let (a, b) = (a as f64, b as f64);
     (a - b).abs() <= 0.01 * b.max(1.0)
 }
-
