@@ -39,7 +39,7 @@
 //! periodic exact recomputation, Kahan sums) except the rolling median (O(log N)) and CCI's
 //! mean deviation (O(N), as in TA-Lib). The default feature set (returns, price lags 1/5/10/20,
 //! rolling std 20, SMA/EMA 20, VWAP 100, mid/spread/microprice/imbalance, 9 time features:
-//! 25 columns) is one fused stage, because that measured faster than a chain of one stage
+//! 24 columns) is one fused stage, because that measured faster than a chain of one stage
 //! per group: `cargo run --release -p pipeline-prep --example features_bench` (5M rows,
 //! 65,536-row chunks, 20 symbols, one thread, on the shared 2-core machine under a load
 //! average of about 3) gave 6.4–7.8 M rows/s fused (median 7.5 M over five runs) against

@@ -428,7 +428,10 @@ impl FeatureStage {
 
         let l = &self.layout;
         let cfg = &self.cfg;
-        let mut out: Vec<Vec<f64>> = vec![vec![f64::NAN; n]; l.names.len()];
+        // Every cell is written exactly once below (NaN = null), so the columns start as
+        // zeroed allocations rather than being filled with NaN first: that fill was a whole
+        // extra pass over the output.
+        let mut out: Vec<Vec<f64>> = vec![vec![0.0; n]; l.names.len()];
         let mut scratch = vec![None; self.indicator_width];
         let nan = f64::NAN;
         let time_rows = !self
@@ -439,11 +442,16 @@ impl FeatureStage {
             let st = &mut self.states[slots[i]];
             let p = price.get(i);
             let t = ts.get(i);
-            if cfg.returns
-                && let Some(p) = p
-            {
-                out[l.returns][i] = st.simple.update(p).unwrap_or(nan);
-                out[l.returns + 1][i] = st.log.update(p).unwrap_or(nan);
+            if cfg.returns {
+                let (r, lr) = match p {
+                    Some(p) => (
+                        st.simple.update(p).unwrap_or(nan),
+                        st.log.update(p).unwrap_or(nan),
+                    ),
+                    None => (nan, nan),
+                };
+                out[l.returns][i] = r;
+                out[l.returns + 1][i] = lr;
             }
             let mut c = l.lags;
             for (lags, col) in st.lags.iter_mut().zip(&lag_cols) {
@@ -453,30 +461,31 @@ impl FeatureStage {
                 }
                 lags.push(col.get(i));
             }
-            if let Some(p) = p {
-                for (j, r) in st.rolling.iter_mut().enumerate() {
-                    let pos = match (time_rows, t) {
-                        (false, _) => 0,
-                        (true, Some(t)) => t,
-                        (true, None) => {
-                            if matches!(self.rolling_specs[j].1, Window::Time(_)) {
-                                continue;
-                            }
-                            0
-                        }
-                    };
-                    out[l.rolling + j][i] = r.update(pos, p).unwrap_or(nan);
-                }
-                for (j, e) in st.ewm.iter_mut().enumerate() {
-                    if t.is_none() && e.needs_time() {
-                        continue;
-                    }
-                    let (m, s) = e.update(t.unwrap_or(0), p);
-                    out[l.ewm + 2 * j][i] = m;
-                    out[l.ewm + 2 * j + 1][i] = s;
-                }
-                if !st.indicators.is_empty() {
-                    let b = if bars {
+            for (j, r) in st.rolling.iter_mut().enumerate() {
+                let pos = match (time_rows, t) {
+                    (false, _) => Some(0),
+                    (true, Some(t)) => Some(t),
+                    (true, None) => match self.rolling_specs[j].1 {
+                        Window::Time(_) => None,
+                        Window::Rows(_) => Some(0),
+                    },
+                };
+                out[l.rolling + j][i] = match (pos, p) {
+                    (Some(pos), Some(p)) => r.update(pos, p).unwrap_or(nan),
+                    _ => nan,
+                };
+            }
+            for (j, e) in st.ewm.iter_mut().enumerate() {
+                let (m, s) = match p {
+                    Some(p) if t.is_some() || !e.needs_time() => e.update(t.unwrap_or(0), p),
+                    _ => (nan, nan),
+                };
+                out[l.ewm + 2 * j][i] = m;
+                out[l.ewm + 2 * j + 1][i] = s;
+            }
+            if !st.indicators.is_empty() {
+                let bar = p.map(|p| {
+                    if bars {
                         Ohlcv {
                             open: open.get(i).unwrap_or(p),
                             high: high.get(i).unwrap_or(p),
@@ -492,17 +501,23 @@ impl FeatureStage {
                             close: p,
                             volume: volume.get(i).unwrap_or(0.0),
                         }
-                    };
-                    for (ind, &(at, width)) in st.indicators.iter_mut().zip(&l.indicators) {
-                        ind.update(&b, &mut scratch[..width]);
-                        for (j, v) in scratch[..width].iter().enumerate() {
-                            out[at + j][i] = v.unwrap_or(nan);
-                        }
+                    }
+                });
+                for (ind, &(at, width)) in st.indicators.iter_mut().zip(&l.indicators) {
+                    match &bar {
+                        Some(b) => ind.update(b, &mut scratch[..width]),
+                        None => scratch[..width].fill(None),
+                    }
+                    for (j, v) in scratch[..width].iter().enumerate() {
+                        out[at + j][i] = v.unwrap_or(nan);
                     }
                 }
-                if let (Some(v), Some(size)) = (&mut st.vwap, volume.get(i)) {
-                    out[l.vwap][i] = v.update(p, size).unwrap_or(nan);
-                }
+            }
+            if let Some(v) = &mut st.vwap {
+                out[l.vwap][i] = match (p, volume.get(i)) {
+                    (Some(p), Some(size)) => v.update(p, size).unwrap_or(nan),
+                    _ => nan,
+                };
             }
             let quote = match (bid.get(i), ask.get(i)) {
                 (Some(b), Some(a)) => Some((b, a)),
@@ -511,19 +526,25 @@ impl FeatureStage {
             if let Some((b, a)) = quote {
                 st.last_mid = Some(mid(b, a));
             }
-            if cfg.microstructure
-                && let Some((b, a)) = quote
-            {
-                let m = mid(b, a);
-                out[l.micro][i] = m;
-                out[l.micro + 1][i] = a - b;
-                out[l.micro + 2][i] = (a - b) / m * 1e4;
-                if let (Some(bs), Some(as_)) = (bid_size.get(i), ask_size.get(i))
-                    && bs + as_ != 0.0
-                {
-                    out[l.micro + 3][i] = microprice(b, a, bs, as_);
-                    out[l.micro + 4][i] = quote_imbalance(bs, as_);
+            if cfg.microstructure {
+                let c = l.micro;
+                let (mut m, mut sp, mut bps, mut micro, mut imb) = (nan, nan, nan, nan, nan);
+                if let Some((b, a)) = quote {
+                    m = mid(b, a);
+                    sp = a - b;
+                    bps = (a - b) / m * 1e4;
+                    if let (Some(bs), Some(as_)) = (bid_size.get(i), ask_size.get(i))
+                        && bs + as_ != 0.0
+                    {
+                        micro = microprice(b, a, bs, as_);
+                        imb = quote_imbalance(bs, as_);
+                    }
                 }
+                out[c][i] = m;
+                out[c + 1][i] = sp;
+                out[c + 2][i] = bps;
+                out[c + 3][i] = micro;
+                out[c + 4][i] = imb;
             }
             let local = if cfg.order_flow || cfg.time_features {
                 t.map(|t| (t, self.clock.local(t)))
@@ -532,40 +553,44 @@ impl FeatureStage {
             };
             if cfg.order_flow {
                 let f = l.flow;
+                let mut v = [nan; 6];
                 if let (Some((b, a)), Some(bs), Some(as_)) =
                     (quote, bid_size.get(i), ask_size.get(i))
                 {
-                    out[f][i] = st.ofi.update(b, bs, a, as_).unwrap_or(nan);
+                    v[0] = st.ofi.update(b, bs, a, as_).unwrap_or(nan);
                 }
                 if let Some(p) = p {
-                    out[f + 1][i] = st.sign.update(p, st.last_mid).unwrap_or(nan);
+                    v[1] = st.sign.update(p, st.last_mid).unwrap_or(nan);
                     if let Some((t, lt)) = local {
                         if let Some(size) = volume.get(i) {
-                            out[f + 2][i] = st.session_vwap.update(lt.day, p, size).unwrap_or(nan);
+                            v[2] = st.session_vwap.update(lt.day, p, size).unwrap_or(nan);
                         }
                         let slot = lt.ns_of_day.div_euclid(self.realized_ns);
                         let rv = st.realized.update(lt.day, slot, p);
-                        out[f + 3][i] = rv;
-                        out[f + 4][i] = rv.sqrt();
-                        out[f + 5][i] = st.intensity.update(t);
+                        v[3] = rv;
+                        v[4] = rv.sqrt();
+                        v[5] = st.intensity.update(t);
                     }
                 }
+                for (k, x) in v.into_iter().enumerate() {
+                    out[f + k][i] = x;
+                }
             }
-            if cfg.time_features
-                && let Some((_, lt)) = local
-            {
+            if cfg.time_features {
                 let c = l.time;
-                out[c][i] = f64::from(lt.hour());
-                out[c + 1][i] = f64::from(lt.minute());
-                out[c + 2][i] = f64::from(lt.weekday);
-                out[c + 3][i] = self.clock.since_open(&lt);
-                out[c + 4][i] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
-                let (s, co) = self.tod.angle(lt.ns_of_day);
-                out[c + 5][i] = s;
-                out[c + 6][i] = co;
-                let (s, co) = self.weekday_angles[lt.weekday as usize % 7];
-                out[c + 7][i] = s;
-                out[c + 8][i] = co;
+                let mut v = [nan; 9];
+                if let Some((_, lt)) = local {
+                    v[0] = f64::from(lt.hour());
+                    v[1] = f64::from(lt.minute());
+                    v[2] = f64::from(lt.weekday);
+                    v[3] = self.clock.since_open(&lt);
+                    v[4] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
+                    (v[5], v[6]) = self.tod.angle(lt.ns_of_day);
+                    (v[7], v[8]) = self.weekday_angles[lt.weekday as usize % 7];
+                }
+                for (k, x) in v.into_iter().enumerate() {
+                    out[c + k][i] = x;
+                }
             }
         }
         Ok(out)
