@@ -83,18 +83,16 @@ enum Builder {
 
 struct Column {
     builder: Builder,
-    valid: Vec<bool>,
-    nulls: usize,
+    /// Rows (in this batch) whose value is null, ascending. Nulls are rare in tick data, so
+    /// a list beats a validity flag per cell, which profiles showed as a visible cost.
+    nulls: Vec<u32>,
 }
 
 impl Column {
     fn truncate(&mut self, rows: usize) {
-        for r in rows..self.valid.len() {
-            if !self.valid[r] {
-                self.nulls -= 1;
-            }
+        while self.nulls.last().is_some_and(|&r| r as usize >= rows) {
+            self.nulls.pop();
         }
-        self.valid.truncate(rows);
         match &mut self.builder {
             Builder::I64(v) => v.truncate(rows),
             Builder::F64(v, _) => v.truncate(rows),
@@ -166,8 +164,7 @@ impl CsvDecoder {
                         data: Vec::new(),
                     },
                 },
-                valid: Vec::new(),
-                nulls: 0,
+                nulls: Vec::new(),
             })
             .collect();
         CsvDecoder {
@@ -220,7 +217,6 @@ impl CsvDecoder {
     pub fn reserve(&mut self, rows: usize, text_bytes: usize) {
         self.lines.reserve(rows);
         for c in &mut self.cols {
-            c.valid.reserve(rows);
             match &mut c.builder {
                 Builder::I64(v) => v.reserve(rows),
                 Builder::F64(v, _) => v.reserve(rows),
@@ -332,9 +328,15 @@ impl CsvDecoder {
         let rows = self.rows;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cols.len());
         for (col, out) in self.cols.iter_mut().zip(&self.plan.outs) {
-            let nulls = (col.nulls > 0).then(|| NullBuffer::from(std::mem::take(&mut col.valid)));
-            col.valid.clear();
-            col.nulls = 0;
+            let nulls = (!col.nulls.is_empty()).then(|| {
+                let mut valid = arrow_buffer::BooleanBufferBuilder::new(rows);
+                valid.append_n(rows, true);
+                for &r in &col.nulls {
+                    valid.set_bit(r as usize, false);
+                }
+                col.nulls.clear();
+                NullBuffer::new(valid.finish())
+            });
             let a: ArrayRef = match &mut col.builder {
                 Builder::I64(v) => {
                     let v = ScalarBuffer::from(std::mem::take(v));
@@ -501,15 +503,12 @@ impl CsvDecoder {
         let out = &self.plan.outs[c];
         let col = &mut self.cols[c];
         let field = match out.input {
-            Input::Const(_) => {
-                col.valid.push(true);
-                return Ok(());
-            }
+            Input::Const(_) => return Ok(()),
             Input::DateTime(d, t) => {
                 let date = field_bytes(rec, self.fields[d], &mut self.scratch).to_vec();
                 let time = field_bytes(rec, self.fields[t], &mut self.scratch);
                 if date.is_empty() || time.is_empty() {
-                    push_null(col);
+                    push_null(col, self.rows);
                     return Ok(());
                 }
                 let v = self.ts.parse_date_time(&date, time).ok_or(CellError {
@@ -519,13 +518,12 @@ impl CsvDecoder {
                 if let Builder::I64(vals) = &mut col.builder {
                     vals.push(v);
                 }
-                col.valid.push(true);
                 return Ok(());
             }
             Input::Field(i) => field_bytes(rec, self.fields[i], &mut self.scratch),
         };
         if field.is_empty() {
-            push_null(col);
+            push_null(col, self.rows);
             return Ok(());
         }
         match (&mut col.builder, out.kind) {
@@ -621,7 +619,6 @@ impl CsvDecoder {
                 });
             }
         }
-        col.valid.push(true);
         Ok(())
     }
 }
@@ -639,9 +636,8 @@ fn pack_short(b: &[u8]) -> Option<u64> {
 }
 
 #[inline]
-fn push_null(col: &mut Column) {
-    col.nulls += 1;
-    col.valid.push(false);
+fn push_null(col: &mut Column, row: usize) {
+    col.nulls.push(row as u32);
     match &mut col.builder {
         Builder::I64(v) => v.push(0),
         Builder::F64(v, _) => v.push(0.0),
