@@ -21,32 +21,40 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
         Some(b'+') => (false, &b[1..]),
         _ => (false, b),
     };
+    // Integer digits, then fraction digits: two tight loops. At most 15 digits in all keeps
+    // the mantissa exact (leading zeros count too: a rare long `0.000…` takes the slow path).
     let mut mant: u64 = 0;
-    let mut sig = 0u32;
+    let mut i = 0;
+    while i < digits.len() {
+        let d = digits[i].wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let int_digits = i;
     let mut frac = 0usize;
-    let mut seen_dot = false;
-    let mut any_digit = false;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            any_digit = true;
-            if mant != 0 || d != 0 {
-                sig += 1;
-            }
-            mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
-            if seen_dot {
-                frac += 1;
-            }
-        } else if c == b'.' && !seen_dot {
-            seen_dot = true;
-        } else {
+    if i < digits.len() {
+        if digits[i] != b'.' {
             return parse_slow(b);
         }
+        i += 1;
+        let start = i;
+        while i < digits.len() {
+            let d = digits[i].wrapping_sub(b'0');
+            if d >= 10 {
+                return parse_slow(b);
+            }
+            mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        frac = i - start;
     }
-    if !any_digit {
+    if int_digits + frac == 0 {
         return None;
     }
-    if sig > 15 || frac >= POW10.len() {
+    if int_digits + frac > 15 {
         return parse_slow(b);
     }
     let v = mant as f64 / POW10[frac];

@@ -105,13 +105,7 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
             }
         } else {
             let start = pos;
-            while pos < n {
-                let c = buf[pos];
-                if c == delim || c == b'\n' {
-                    break;
-                }
-                pos += 1;
-            }
+            pos = find_delim_or_newline(buf, pos, delim);
             if pos >= n && !eof {
                 return Split::Incomplete;
             }
@@ -143,6 +137,39 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
             unterminated: false,
         };
     }
+}
+
+/// The first `delim` or `\n` at or after `pos` (or `buf.len()`), eight bytes at a time: a
+/// tick field is a few bytes long, so one word usually covers it (measured: the byte loop
+/// this replaces was a sixth of the decode time).
+#[inline]
+fn find_delim_or_newline(buf: &[u8], mut pos: usize, delim: u8) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let dm = LO * u64::from(delim);
+    let nm = LO * u64::from(b'\n');
+    while pos + 8 <= buf.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&buf[pos..pos + 8]);
+        let w = u64::from_le_bytes(w);
+        let a = w ^ dm;
+        let b = w ^ nm;
+        // The classic "has a zero byte" test; its lowest set bit marks the first zero byte
+        // exactly (false positives can only follow a real zero).
+        let z = (a.wrapping_sub(LO) & !a & HI) | (b.wrapping_sub(LO) & !b & HI);
+        if z != 0 {
+            return pos + (z.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while pos < buf.len() {
+        let c = buf[pos];
+        if c == delim || c == b'\n' {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
 }
 
 #[inline]
@@ -267,6 +294,30 @@ mod tests {
         ));
         assert_eq!(fields("\"ab\"cd,e\n", false).0, ["abcd", "e"]);
         assert_eq!(fields("\"ab\"\r\n", false).0, ["ab"]);
+    }
+
+    #[test]
+    fn word_search_finds_the_first_delimiter_or_newline() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| [b'a', b',', b'\n', 0x80, 0xff, b'9'][((x >> (i % 60)) % 6) as usize])
+                .collect();
+            for start in 0..=len {
+                let want = (start..len)
+                    .find(|&i| bytes[i] == b',' || bytes[i] == b'\n')
+                    .unwrap_or(len);
+                assert_eq!(
+                    find_delim_or_newline(&bytes, start, b','),
+                    want,
+                    "{bytes:?} from {start}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -432,11 +432,26 @@ fn time_colon(b: &[u8]) -> Option<(i64, &[u8])> {
     let mut nanos = i64::from(h * 3600 + m * 60 + s) * NS;
     let mut rest = &b[8..];
     if let [b'.' | b',', tail @ ..] = rest {
-        let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        // One pass over the fraction: digits past the ninth are dropped.
+        let mut v: i64 = 0;
+        let mut n = 0;
+        while n < tail.len() {
+            let d = tail[n].wrapping_sub(b'0');
+            if d >= 10 {
+                break;
+            }
+            if n < 9 {
+                v = v * 10 + i64::from(d);
+            }
+            n += 1;
+        }
         if n == 0 {
             return None;
         }
-        nanos += frac_nanos(&tail[..n]);
+        if n < 9 {
+            v *= 10i64.pow(9 - n as u32);
+        }
+        nanos += v;
         rest = &tail[n..];
     }
     Some((nanos, rest))
