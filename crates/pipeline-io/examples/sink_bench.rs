@@ -1,10 +1,11 @@
 //! Sink write throughput: rows/s and MB/s of files produced for synthetic TAQ rows.
 //!
 //! ```text
-//! cargo run --release -p pipeline-io --example sink_bench -- [ROWS] [OUT_DIR] [PARTITION] [FORMAT]
+//! cargo run --release -p pipeline-io --example sink_bench -- [ROWS] [OUT_DIR] [PARTITION] [FORMAT] [BUDGET_MIB]
 //! ```
 //! ROWS defaults to 5,000,000; OUT_DIR to `target/sink_bench`; PARTITION is `none`,
-//! `symbol` (default), `symbol,date` or `month`; FORMAT is `parquet` (default), `ipc` or `csv`.
+//! `symbol` (default), `symbol,date` or `month`; FORMAT is `parquet` (default), `ipc` or `csv`;
+//! BUDGET_MIB sets `max_buffered_bytes` (default: the sink's default).
 //! Rows are generated (seeded, not timed) in chunks of 65,536 rows cycling over 20 symbols
 //! across 5 trading days; only `Sink::write` and `Sink::finish` are timed.
 
@@ -128,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "symbol,date" => vec![PartitionKey::Symbol, PartitionKey::Date],
         _ => vec![PartitionKey::Symbol],
     };
-    let opts = WriteOptions {
+    let mut opts = WriteOptions {
         format,
         sort_columns: if partition_by.contains(&PartitionKey::Symbol) {
             vec!["symbol".into(), "ts".into()]
@@ -138,6 +139,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         partition_by,
         ..WriteOptions::default()
     };
+    if let Some(mib) = args.get(4) {
+        opts.max_buffered_bytes = mib.parse::<usize>()? << 20;
+    }
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
     }
@@ -157,11 +161,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t = Instant::now();
     let summary = sink.finish()?;
-    timed += t.elapsed();
+    let finish = t.elapsed();
+    timed += finish;
     let secs = timed.as_secs_f64();
     println!(
         "sink_bench: {rows} rows, partition={partition}, format={format:?}: {:.2} s, {:.2} M rows/s, \
-         {:.1} MB/s written ({} files, {:.1} MB on disk, {:.1} MB of Arrow input = {:.0} MB/s in)",
+         {:.1} MB/s written ({} files, {:.1} MB on disk, {:.1} MB of Arrow input = {:.0} MB/s in; \
+         finish {:.2} s)",
         secs,
         rows as f64 / secs / 1e6,
         summary.bytes as f64 / secs / 1e6,
@@ -169,6 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summary.bytes as f64 / 1e6,
         in_bytes as f64 / 1e6,
         in_bytes as f64 / secs / 1e6,
+        finish.as_secs_f64(),
     );
     Ok(())
 }

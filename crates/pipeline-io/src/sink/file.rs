@@ -59,6 +59,7 @@ impl Sink for FileSink {
                 &self.opts,
                 self.format,
                 &[],
+                &[],
             )?);
         }
         let Some(w) = &mut self.writer else {

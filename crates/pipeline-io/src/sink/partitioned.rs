@@ -11,7 +11,7 @@ use arrow_schema::{DataType, FieldRef, Schema};
 use pipeline_core::{Chunk, Result, Sink, SinkSummary};
 
 use super::options::{PartitionKey, WriteOptions};
-use super::partition::split_by_partition;
+use super::partition::{HIVE_DEFAULT_PARTITION, split_by_partition};
 use super::writer::{ClosedFile, FileWriter};
 
 /// One partition directory and its current file.
@@ -50,6 +50,9 @@ pub struct PartitionedSink {
     closed: Vec<ClosedFile>,
     /// Sum of `Slot::buffered` over open writers.
     buffered_total: usize,
+    /// With date or month partitions: for each partition without its time part (e.g.
+    /// `symbol=AAPL`), the latest time value written and its full key.
+    latest_period: HashMap<String, (String, String)>,
     done: bool,
 }
 
@@ -97,12 +100,14 @@ pub fn create_sink(dir: &Path, segment: u32, opts: &WriteOptions) -> Result<Box<
         tick: 0,
         closed: Vec::new(),
         buffered_total: 0,
+        latest_period: HashMap::new(),
         done: false,
     }))
 }
 
 impl PartitionedSink {
     fn write_partition(&mut self, key: String, batch: RecordBatch) -> Result<()> {
+        self.close_past_period(&key)?;
         self.tick += 1;
         let tick = self.tick;
         let claim_default = self.opts.partition_by.contains(&PartitionKey::Symbol);
@@ -142,8 +147,21 @@ impl PartitionedSink {
                 self.dir.join(&key).join(name)
             };
             let sort: &[String] = if claim { &self.opts.sort_columns } else { &[] };
-            let mut w =
-                FileWriter::create(&path, batch.schema(), &self.opts, self.opts.format, sort)?;
+            let constant: Vec<&str> = self
+                .opts
+                .partition_by
+                .iter()
+                .filter(|k| **k == PartitionKey::Symbol)
+                .map(|k| k.name())
+                .collect();
+            let mut w = FileWriter::create(
+                &path,
+                batch.schema(),
+                &self.opts,
+                self.opts.format,
+                sort,
+                &constant,
+            )?;
             // Seed the order check with this batch; a batch unsorted in itself gets a file
             // without the claim.
             if !w.keeps_order(&batch)? {
@@ -151,7 +169,14 @@ impl PartitionedSink {
                 if let Some(s) = self.slots.get_mut(&key) {
                     s.claim_order = false;
                 }
-                w = FileWriter::create(&path, batch.schema(), &self.opts, self.opts.format, &[])?;
+                w = FileWriter::create(
+                    &path,
+                    batch.schema(),
+                    &self.opts,
+                    self.opts.format,
+                    &[],
+                    &[],
+                )?;
             }
             let slot = self
                 .slots
@@ -204,6 +229,40 @@ impl PartitionedSink {
                 break;
             }
             slot.buffered = now;
+        }
+        Ok(())
+    }
+
+    /// Rows reach the sink in time order per symbol, so once `key` moves a partition to a
+    /// later date (or month), the earlier one is complete: its writer is closed at once
+    /// rather than holding memory until evicted. Rows that do come back to a closed period
+    /// go to its next part file, so this is only an optimisation.
+    fn close_past_period(&mut self, key: &str) -> Result<()> {
+        let time_prefixes = ["date=", "month="];
+        let mut period = None;
+        let mut rest = Vec::new();
+        for part in key.split('/') {
+            match time_prefixes.iter().find(|p| part.starts_with(**p)) {
+                Some(p) if period.is_none() => period = Some(&part[p.len()..]),
+                _ => rest.push(part),
+            }
+        }
+        let Some(period) = period.filter(|p| *p != HIVE_DEFAULT_PARTITION) else {
+            return Ok(());
+        };
+        let rest = rest.join("/");
+        let previous = match self.latest_period.get(&rest) {
+            Some((latest, _)) if latest.as_str() >= period => return Ok(()),
+            _ => self
+                .latest_period
+                .insert(rest, (period.to_string(), key.to_string())),
+        };
+        if let Some((_, old_key)) = previous
+            && let Some(slot) = self.slots.get_mut(&old_key)
+            && slot.writer.is_some()
+        {
+            self.open.remove(&slot.last_used);
+            self.buffered_total -= slot.close(&mut self.closed)?;
         }
         Ok(())
     }

@@ -107,6 +107,7 @@ impl QuarantineSink {
                 &self.opts,
                 OutputFormat::Parquet,
                 &[],
+                &[],
             )?);
         }
         match &mut self.writer {

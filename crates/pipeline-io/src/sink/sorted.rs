@@ -85,13 +85,22 @@ impl Key {
 /// Tracks the last row written under a lexicographic sort key.
 pub struct SortCheck {
     columns: Vec<usize>,
+    checked: Vec<usize>,
     last: Option<Vec<Key>>,
 }
 
 impl SortCheck {
     /// A check on the named columns of batches with `schema`; `None` when a column is missing
     /// or of a type that cannot be compared (then no order is claimed).
-    pub fn new(schema: &arrow_schema::Schema, names: &[String]) -> Option<SortCheck> {
+    ///
+    /// Columns named in `constant` hold one value per file by construction (the partition
+    /// columns), so they are claimed but not compared: a string comparison per row was the
+    /// largest cost of the check.
+    pub fn new(
+        schema: &arrow_schema::Schema,
+        names: &[String],
+        constant: &[&str],
+    ) -> Option<SortCheck> {
         if names.is_empty() {
             return None;
         }
@@ -99,8 +108,15 @@ impl SortCheck {
             .iter()
             .map(|n| schema.index_of(n).ok())
             .collect::<Option<Vec<_>>>()?;
+        let checked = names
+            .iter()
+            .zip(&columns)
+            .filter(|(n, _)| !constant.contains(&n.as_str()))
+            .map(|(_, &i)| i)
+            .collect();
         Some(SortCheck {
             columns,
+            checked,
             last: None,
         })
     }
@@ -116,8 +132,8 @@ impl SortCheck {
         if batch.num_rows() == 0 {
             return Ok(true);
         }
-        let mut keys = Vec::with_capacity(self.columns.len());
-        for &c in &self.columns {
+        let mut keys = Vec::with_capacity(self.checked.len());
+        for &c in &self.checked {
             match Key::of(batch.column(c))? {
                 Some(k) => keys.push(k),
                 None => return Ok(false),
@@ -173,11 +189,16 @@ mod tests {
     #[test]
     fn accepts_sorted_runs_and_rejects_breaks() {
         let names = vec!["symbol".to_string(), "ts".to_string()];
-        let mut c = SortCheck::new(&b(vec![], vec![]).schema(), &names).unwrap();
+        let mut c = SortCheck::new(&b(vec![], vec![]).schema(), &names, &[]).unwrap();
         assert!(c.accept(&b(vec!["A", "A", "B"], vec![1, 2, 0])).unwrap());
         assert!(c.accept(&b(vec!["B"], vec![0])).unwrap());
         assert!(!c.accept(&b(vec!["A"], vec![5])).unwrap());
         assert!(!c.accept(&b(vec!["B", "B"], vec![3, 2])).unwrap());
-        assert!(SortCheck::new(&b(vec![], vec![]).schema(), &["nope".to_string()]).is_none());
+        assert!(SortCheck::new(&b(vec![], vec![]).schema(), &["nope".to_string()], &[]).is_none());
+        // A constant (partition) column is claimed but not compared.
+        let mut c = SortCheck::new(&b(vec![], vec![]).schema(), &names, &["symbol"]).unwrap();
+        assert_eq!(c.columns(), &[0, 1]);
+        assert!(c.accept(&b(vec!["B", "A"], vec![1, 2])).unwrap());
+        assert!(!c.accept(&b(vec!["A"], vec![1])).unwrap());
     }
 }

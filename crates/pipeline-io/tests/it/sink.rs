@@ -178,6 +178,8 @@ fn opts(format: OutputFormat, keys: &[PartitionKey]) -> WriteOptions {
         } else {
             Vec::new()
         },
+        // No fsync: hundreds of small files are written; one test below keeps it on.
+        durable: false,
         ..WriteOptions::default()
     }
 }
@@ -186,7 +188,11 @@ fn opts(format: OutputFormat, keys: &[PartitionKey]) -> WriteOptions {
 fn parquet_round_trip_keeps_rows_types_and_order() {
     let dir = tempfile::tempdir().unwrap();
     let input = taq(&["AAPL", "MSFT", "IBM"], 2, 3000, 1);
-    let mut sink = create_sink(dir.path(), 0, &opts(OutputFormat::Parquet, &[])).unwrap();
+    let durable = WriteOptions {
+        durable: true,
+        ..opts(OutputFormat::Parquet, &[])
+    };
+    let mut sink = create_sink(dir.path(), 0, &durable).unwrap();
     let summary = write_all(sink.as_mut(), &chunks(&input, 700));
     assert_eq!(summary.rows, 3000);
     assert_eq!(
@@ -382,7 +388,7 @@ fn month_partitions() {
 #[test]
 fn lru_closing_with_two_open_files_writes_every_row_once() {
     let dir = tempfile::tempdir().unwrap();
-    let input = taq(&["A", "B", "C", "D", "E"], 1, 5000, 8);
+    let input = taq(&["A", "B", "C", "D", "E"], 1, 600, 8);
     let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
     o.max_open_files = 2;
     o.keep_line_column = true;
@@ -402,7 +408,7 @@ fn lru_closing_with_two_open_files_writes_every_row_once() {
         n.starts_with('.') && n.ends_with(".tmp")
     }));
     let summary = sink.finish().unwrap();
-    assert_eq!(summary.rows, 5000);
+    assert_eq!(summary.rows, 600);
     assert!(summary.files.len() > 5, "LRU closing makes more parts");
     assert!(
         summary
@@ -422,7 +428,7 @@ fn lru_closing_with_two_open_files_writes_every_row_once() {
         })
         .collect();
     lines.sort_unstable();
-    assert_eq!(lines, (2..5002).collect::<Vec<u64>>());
+    assert_eq!(lines, (2..602).collect::<Vec<u64>>());
 }
 
 fn parquet_reader(path: &Path) -> SerializedFileReader<File> {
@@ -432,9 +438,9 @@ fn parquet_reader(path: &Path) -> SerializedFileReader<File> {
 #[test]
 fn row_groups_flush_by_bytes_with_zstd_stats_and_sort_order() {
     let dir = tempfile::tempdir().unwrap();
-    let input = taq(&["AAPL"], 1, 40_000, 9);
+    let input = taq(&["AAPL"], 1, 20_000, 9);
     let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
-    o.row_group_bytes = 64 << 10;
+    o.row_group_bytes = 32 << 10;
     o.compression_level = 7;
     let mut sink = create_sink(dir.path(), 0, &o).unwrap();
     let summary = write_all(sink.as_mut(), &chunks(&input, 1000));
@@ -446,7 +452,7 @@ fn row_groups_flush_by_bytes_with_zstd_stats_and_sort_order() {
         "{} row groups",
         md.num_row_groups()
     );
-    assert_eq!(md.file_metadata().num_rows(), 40_000);
+    assert_eq!(md.file_metadata().num_rows(), 20_000);
     let rg = md.row_group(0);
     assert!(matches!(rg.column(0).compression(), PqCompression::ZSTD(_)));
     let ts_stats = rg.column(0).statistics().expect("statistics on");
@@ -463,12 +469,12 @@ fn row_groups_flush_by_bytes_with_zstd_stats_and_sort_order() {
 fn buffer_budget_flushes_the_fullest_writers_early() {
     let dir = tempfile::tempdir().unwrap();
     let symbols = ["A", "B", "C", "D", "E", "F", "G", "H"];
-    let input = taq(&symbols, 1, 40_000, 16);
+    let input = taq(&symbols, 1, 16_000, 16);
     let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
     o.row_group_bytes = 1 << 30; // never reached by one writer
-    o.max_buffered_bytes = 128 << 10; // reached by all of them together
+    o.max_buffered_bytes = 48 << 10; // reached by all of them together
     let mut sink = create_sink(dir.path(), 0, &o).unwrap();
-    let summary = write_all(sink.as_mut(), &chunks(&input, 2000));
+    let summary = write_all(sink.as_mut(), &chunks(&input, 800));
     assert_eq!(summary.files.len(), symbols.len());
     let groups: usize = summary
         .files
@@ -479,6 +485,43 @@ fn buffer_budget_flushes_the_fullest_writers_early() {
     assert_eq!(
         row_set(&read_dataset(dir.path()).unwrap()),
         row_set(&[input])
+    );
+}
+
+#[test]
+fn a_later_date_closes_the_earlier_date_of_that_symbol() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = taq(&["A", "B"], 2, 400, 17); // 80 rows on 2021-01-04, then 01-05 and 01-06
+    let o = opts(
+        OutputFormat::Parquet,
+        &[PartitionKey::Symbol, PartitionKey::Date],
+    );
+    let mut sink = create_sink(dir.path(), 0, &o).unwrap();
+    let c = chunks(&input, 100);
+    for x in &c[..3] {
+        sink.write(x).unwrap();
+    }
+    // Rows of 2021-01-05 have arrived, so 2021-01-04 is complete (still under its
+    // temporary name) and readable.
+    let done = dir
+        .path()
+        .join("symbol=A/date=2021-01-04/.part-00000-000.parquet.tmp");
+    assert_eq!(
+        parquet_reader(&done).metadata().file_metadata().num_rows(),
+        40
+    );
+    // A late row for a closed date goes to that partition's next file.
+    sink.write(&c[0].slice(0, 1)).unwrap();
+    for x in &c[3..] {
+        sink.write(x).unwrap();
+    }
+    let summary = sink.finish().unwrap();
+    assert_eq!(summary.rows, 401);
+    assert!(
+        summary.files.contains(
+            &dir.path()
+                .join("symbol=A/date=2021-01-04/part-00000-001.parquet")
+        )
     );
 }
 
