@@ -3,15 +3,21 @@
 //!
 //! * [`create_sink`]: rows split by [`PartitionKey`] into
 //!   `dir/symbol=AAPL/date=2021-01-04/part-<segment>-<n>.parquet`; a row group is flushed
-//!   when its buffers reach [`WriteOptions::row_group_bytes`] and at most
-//!   [`WriteOptions::max_open_files`] writers are open, so memory is bounded by about
-//!   `max_open_files × row_group_bytes` whatever the number of partitions.
+//!   when its buffers reach [`WriteOptions::row_group_bytes`], the fullest writer is flushed
+//!   early when all buffers together pass [`WriteOptions::max_buffered_bytes`], at most
+//!   [`WriteOptions::max_open_files`] writers are open (least recently used closed first),
+//!   and a date or month partition is closed as soon as its symbol moves on to a later one.
+//!   Memory is therefore bounded whatever the number of partitions.
 //! * [`create_file_sink`]: one file, format from the extension.
 //! * [`create_quarantine_sink`]: rejected rows with `file:line`, reason and raw text.
 //! * [`read_dataset`]: every Parquet/IPC file under a directory, in path order.
 //!
 //! Every file is written as `.<name>.tmp` in its final directory and renamed on `finish`, so
 //! a name without the dot is always a complete file.
+//!
+//! The `symbol` partition column is also kept in the files, as plain UTF-8 (Parquet still
+//! dictionary-encodes its pages): pyarrow, DuckDB and Polars then read a directory as one
+//! Hive dataset with no options (checked with pyarrow 26, DuckDB 2.0 and Polars 2.1).
 
 mod csv;
 mod dataset;

@@ -668,7 +668,8 @@ fn quarantine_round_trip_names_source_files() {
     assert!(!empty.exists());
 }
 
-/// Reads the output directory as one Hive dataset with pyarrow when it is installed.
+/// Reads the output directory as one Hive dataset with pyarrow (and DuckDB, when it is
+/// installed too) when pyarrow is installed.
 #[test]
 fn pyarrow_reads_the_partitioned_output_as_one_dataset() {
     let has_pyarrow = std::process::Command::new("python3")
@@ -687,10 +688,21 @@ fn pyarrow_reads_the_partitioned_output_as_one_dataset() {
     );
     let mut sink = create_sink(dir.path(), 0, &o).unwrap();
     write_all(sink.as_mut(), &chunks(&input, 100));
-    let script = "import sys, pyarrow.dataset as ds\n\
-        t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()\n\
-        syms = sorted(set(t.column('symbol').to_pylist()))\n\
-        print(t.num_rows, '|'.join(syms), sorted(set(t.column('date').to_pylist()))[0])\n";
+    let script = r#"
+import sys, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()
+syms = sorted(set(t.column('symbol').to_pylist()))
+print(t.num_rows, '|'.join(syms), sorted(set(t.column('date').to_pylist()))[0])
+try:
+    import duckdb
+except ImportError:
+    duckdb = None
+if duckdb is not None:
+    q = ("select count(*), count(distinct symbol), count(*) filter (where symbol = 'EUR/USD') "
+         f"from read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning=true)")
+    got = duckdb.sql(q).fetchall()
+    assert got == [(t.num_rows, 3, 300)], got
+"#;
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(dir.path())
