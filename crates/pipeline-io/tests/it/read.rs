@@ -743,3 +743,61 @@ fn unterminated_quotes_headerless_names_and_progress() {
     assert_eq!(prog.rows_read, 2);
     assert_eq!(prog.bytes_total, Some(47));
 }
+
+/// Runs in a child process (see `stdin_is_read_like_a_file`): reads stdin and prints the
+/// row count, the first line number and the reject count.
+#[test]
+fn stdin_child() {
+    if std::env::var("TICKPIPE_STDIN_CHILD").is_err() {
+        return;
+    }
+    let mut src = open_source(&InputFile::stdin(), 0, &small_opts(100, 2)).unwrap();
+    let (c, r, e) = read(src.as_mut());
+    assert!(e.is_none(), "{e:?}");
+    println!(
+        "STDIN rows={} first_line={} rejects={}",
+        rows(&c),
+        c[0].line(0),
+        r.len()
+    );
+}
+
+#[test]
+fn stdin_is_read_like_a_file() {
+    use std::process::{Command, Stdio};
+    let text = taq_text(2000, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let want = rows(
+        &read_path(
+            &write_tmp(dir.path(), "s.csv", text.as_bytes()),
+            &ReadOptions::default(),
+        )
+        .0,
+    );
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(text.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    for input in [text.as_bytes().to_vec(), gz] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "read::stdin_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TICKPIPE_STDIN_CHILD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let out = child.wait_with_output().unwrap();
+        let s = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{s}");
+        assert!(
+            s.contains(&format!("STDIN rows={want} first_line=2 rejects=0")),
+            "{s}"
+        );
+    }
+}
