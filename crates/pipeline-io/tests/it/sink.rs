@@ -431,6 +431,51 @@ fn lru_closing_with_two_open_files_writes_every_row_once() {
     assert_eq!(lines, (2..602).collect::<Vec<u64>>());
 }
 
+/// For any chunk size and writer limit, each partition's files, read in part order, hold
+/// exactly that partition's rows in input order.
+#[test]
+fn output_does_not_depend_on_chunk_size_or_open_file_limit() {
+    let input = taq(&["A", "B", "C", "D"], 3, 700, 18);
+    let sym = strings(input.column(1));
+    let ts = input.column(0).as_primitive::<TimestampNanosecondType>();
+    // Expected line sequence per partition directory, in input order.
+    let mut want: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for i in 0..input.num_rows() {
+        let day = chrono::DateTime::from_timestamp_nanos(ts.value(i)).format("%Y-%m-%d");
+        want.entry(format!("symbol={}/date={day}", sym[i]))
+            .or_default()
+            .push(i as u64 + 2);
+    }
+    for (rows, open) in [(1, 1), (7, 2), (64, 3), (700, 64)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts(
+            OutputFormat::Parquet,
+            &[PartitionKey::Symbol, PartitionKey::Date],
+        );
+        o.max_open_files = open;
+        o.keep_line_column = true;
+        let mut sink = create_sink(dir.path(), 0, &o).unwrap();
+        write_all(sink.as_mut(), &chunks(&input, rows));
+        let got: BTreeMap<String, Vec<u64>> = by_dir(dir.path())
+            .into_iter()
+            .map(|(k, batches)| {
+                let lines = batches
+                    .iter()
+                    .flat_map(|b| {
+                        b.column_by_name(LINE_COLUMN)
+                            .unwrap()
+                            .as_primitive::<UInt64Type>()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect();
+                (k, lines)
+            })
+            .collect();
+        assert_eq!(got, want, "chunks of {rows} rows, {open} open files");
+    }
+}
+
 fn parquet_reader(path: &Path) -> SerializedFileReader<File> {
     SerializedFileReader::new(File::open(path).unwrap()).unwrap()
 }
