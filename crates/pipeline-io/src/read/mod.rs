@@ -1,5 +1,21 @@
 //! The read side: input expansion, sniffing, decompression, the fast CSV decoder, timestamp
 //! parsing, vendor layouts, Parquet/IPC inputs and sources.
+//!
+//! * [`expand_inputs`] turns files, directories, globs and `-` into sorted [`InputFile`]s.
+//! * [`open_source`] sniffs an input (format and compression by magic bytes, encoding,
+//!   delimiter, header, vendor layout: [`CsvPlan`]) and returns a `Source` of canonical chunks.
+//!   Text is cut into byte blocks at record boundaries (quote parity, so quoted newlines never
+//!   split a row); worker threads decode blocks with the push decoder [`CsvDecoder`] and the
+//!   source yields them in order, one chunk per block, with exact `_line` numbers carried from
+//!   each block's newline count. Block cuts depend only on the bytes and `chunk_rows`, never on
+//!   the thread count, so output is identical for any `threads`.
+//! * [`open_follow`] tails a growing file or stdin; [`inspect`] describes an input; with
+//!   `ReadOptions::meta_cache` both use a redb cache keyed by file fingerprint.
+//!
+//! Measured on the gen-data TAQ layout (20 M rows, 1.45 GB, release build, this shared
+//! 2-core machine): one decode thread reads 6.6 M rows/s (≈ 520 MB per CPU-second); gzip
+//! input decompresses (zlib-rs) at ≈ 560 MB/s of text on the producer thread while others
+//! parse. `examples/read_bench.rs` prints these figures.
 
 mod blocks;
 mod cache;

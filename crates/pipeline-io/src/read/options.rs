@@ -27,7 +27,11 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Make the first malformed row an error instead of a quarantined reject. Default false.
     pub strict: bool,
-    /// Target rows per chunk. Default 65,536 (see [`ReadOptions::from_config`]).
+    /// Target rows per chunk. Default 65,536 (see [`ReadOptions::from_config`]). A text
+    /// chunk holds the rows of one byte block of `chunk_rows × sampled mean row width`
+    /// bytes, so row counts vary a little around the target; the push decoder, follow
+    /// sources and Parquet inputs give exactly `chunk_rows`; Arrow IPC inputs keep the
+    /// file's own batches.
     pub chunk_rows: usize,
     /// Decode threads per source (0: one per core). Default 0.
     pub threads: usize,
