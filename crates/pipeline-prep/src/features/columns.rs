@@ -21,7 +21,7 @@ pub(crate) struct F64Col {
 
 impl F64Col {
     /// The value of row `i` (`None` when absent, null or not finite).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> Option<f64> {
         if !self.present {
             return None;
@@ -106,7 +106,7 @@ pub(crate) struct TsCol {
 
 impl TsCol {
     /// Row `i`'s timestamp.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> Option<i64> {
         if !self.present {
             return None;

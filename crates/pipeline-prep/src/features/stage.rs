@@ -621,6 +621,7 @@ impl Default for TodAngle {
 impl TodAngle {
     const NS: i64 = 1_000_000_000;
 
+    #[inline]
     fn angle(&mut self, ns_of_day: i64) -> (f64, f64) {
         let second = ns_of_day.div_euclid(Self::NS);
         if second != self.second {
@@ -631,7 +632,7 @@ impl TodAngle {
                 cos: c,
             };
         }
-        let d = TAU * ns_of_day.rem_euclid(Self::NS) as f64 / 86_400e9;
+        let d = (ns_of_day - second * Self::NS) as f64 * (TAU / 86_400e9);
         let d2 = d * d;
         let sd = d - d * d2 / 6.0;
         let cd = 1.0 - d2 / 2.0 + d2 * d2 / 24.0;
