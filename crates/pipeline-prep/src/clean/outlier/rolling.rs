@@ -65,8 +65,8 @@ pub struct OutlierConfig {
     pub window: usize,
     /// Rows a symbol's window needs before values are judged. Default 20: enough values for
     /// a usable standard deviation; on tick data the 0.5 % floor dominates anyway, so this
-    /// only decides how many of a symbol's first rows go unjudged (one spike in gen-data's
-    /// 2M-row set was missed there: recall 0.9995).
+    /// only decides how many of a symbol's first rows (and of the rows after a reset) go
+    /// unjudged.
     pub min_periods: usize,
     /// Floor on the dispersion, relative to the price: `scale ≥ min_scale_rel` for returns,
     /// `scale ≥ min_scale_rel · |centre|` for levels. Default 0.005, so with the default
