@@ -32,6 +32,11 @@
 //!   chunkings in look-ahead stages (as they do for different worker counts).
 //! * Stateful stages implement `checkpoint`/`restore` (serde_json; held rows as Arrow IPC),
 //!   and a restored stage continues exactly.
+//! * Memory: held rows keep their whole input chunk alive until the chunk's last held row is
+//!   decided. For the day-buffer rules (P3, Q3) that is about a day of input; for the short
+//!   look-ahead rules it is a few chunks, except for a rare symbol interleaved with busy
+//!   ones, whose look-ahead can span (and hold) many chunks: compacting held rows into
+//!   fresh batches is not implemented.
 //!
 //! Not implemented: a global, spilling de-duplication mode for unordered input (duplicates
 //! are only found within a symbol's current timestamp).
