@@ -404,6 +404,29 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Reads a sample of up to `n` bytes and whether it is all of the input. A read error (a
+/// damaged compressed stream) ends the sample early and is handed back, to be raised after
+/// the rows before it are decoded.
+fn read_sample(r: &mut dyn Read, n: usize) -> (Vec<u8>, bool, Option<std::io::Error>) {
+    let mut buf = Vec::new();
+    match read_up_to(r, &mut buf, n) {
+        Ok(eof) => (buf, eof, None),
+        Err(e) => (buf, false, Some(e)),
+    }
+}
+
+/// A reader that fails once with a stored error (then reports the end).
+struct Failing(Option<std::io::Error>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
 /// Reads until `buf` holds `n` bytes or the input ends; `Ok(true)` at the end.
 fn read_up_to(r: &mut dyn Read, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
     while buf.len() < n {
@@ -464,8 +487,11 @@ pub(crate) fn sniff_text(
     };
     let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(reader));
     let mut decomp = compression.decoder(chained).map_err(|e| corrupt(0, e))?;
-    let mut dsample = Vec::new();
-    let dall = read_up_to(&mut decomp, &mut dsample, SAMPLE_BYTES).map_err(|e| corrupt(0, e))?;
+    let (dsample, dall, derr) = read_sample(&mut decomp, SAMPLE_BYTES);
+    let decomp: Box<dyn Read + Send> = match derr {
+        Some(e) => Box::new(Failing(Some(e))),
+        None => decomp,
+    };
     let encoding = TextEncoding::detect(&dsample, opts.input.encoding.as_deref())
         .map_err(|m| Error::config("input.encoding", m))?;
     let mut mmap = None;
@@ -493,9 +519,12 @@ pub(crate) fn sniff_text(
             encoding,
             Box::new(std::io::Cursor::new(dsample).chain(decomp)),
         );
-        let mut s = Vec::new();
-        let all = read_up_to(&mut tr, &mut s, SAMPLE_BYTES).map_err(|e| corrupt(0, e))?;
-        (s, all, Box::new(tr))
+        let (s, all, err) = read_sample(&mut tr, SAMPLE_BYTES);
+        let rest: Box<dyn Read + Send> = match err {
+            Some(e) => Box::new(Failing(Some(e))),
+            None => Box::new(tr),
+        };
+        (s, all, rest)
     };
     if looks_binary(&text_sample[..text_sample.len().min(64 << 10)]) {
         return Err(Error::Malformed {

@@ -801,3 +801,44 @@ fn stdin_is_read_like_a_file() {
         );
     }
 }
+
+#[test]
+fn every_truncated_codec_is_a_corrupt_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = taq_text(6000, 13);
+    let bz = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let xz = {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let zs = zstd::encode_all(text.as_bytes(), 1).unwrap();
+    for (codec, bytes) in [("bzip2", bz), ("xz", xz), ("zstd", zs)] {
+        let p = write_tmp(dir.path(), codec, &bytes[..bytes.len() * 3 / 4]);
+        let (chunks, _, err) = read_path(&p, &small_opts(200, 2));
+        match err {
+            Some(Error::Corrupt {
+                codec: c,
+                decompressed_bytes,
+                ..
+            }) => {
+                assert_eq!(c, codec);
+                // The damage is inside the sniffing sample here: rows before it still come.
+                assert!(
+                    decompressed_bytes > 0 && rows(&chunks) > 100,
+                    "{codec}: {} rows",
+                    rows(&chunks)
+                );
+                assert_eq!(chunks[0].line(0), 2);
+            }
+            other => panic!(
+                "{codec}: expected a corrupt-stream error, got {other:?} after {} rows",
+                rows(&chunks)
+            ),
+        }
+    }
+}
