@@ -44,7 +44,42 @@ pub(crate) struct Held {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HeldState {
     next_id: u64,
-    chunks: Vec<(u64, SourceId, u64, usize, Vec<u8>)>,
+    chunks: Vec<(u64, SourceId, u64, usize, Hex)>,
+}
+
+/// Bytes serialised as a hex string: half the size of serde_json's array of numbers.
+#[derive(Debug)]
+pub(crate) struct Hex(Vec<u8>);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut t = String::with_capacity(self.0.len() * 2);
+        for b in &self.0 {
+            t.push(char::from(DIGITS[usize::from(b >> 4)]));
+            t.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
+        s.serialize_str(&t)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let t = String::deserialize(d)?;
+        let nib = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            _ => Err(serde::de::Error::custom("bad hex digit in checkpoint")),
+        };
+        let b = t.as_bytes();
+        if b.len() % 2 != 0 {
+            return Err(serde::de::Error::custom("odd hex length in checkpoint"));
+        }
+        b.chunks(2)
+            .map(|p| Ok((nib(p[0])? << 4) | nib(p[1])?))
+            .collect::<std::result::Result<Vec<u8>, D::Error>>()
+            .map(Hex)
+    }
 }
 
 impl Held {
@@ -192,7 +227,7 @@ impl Held {
                     w.write(h.chunk.batch())?;
                     w.finish()?;
                 }
-                Ok((*id, h.chunk.source(), h.chunk.seq(), h.pending, buf))
+                Ok((*id, h.chunk.source(), h.chunk.seq(), h.pending, Hex(buf)))
             })
             .collect::<Result<_>>()?;
         chunks.sort_by_key(|c| c.0);
@@ -214,7 +249,8 @@ impl Held {
     pub(crate) fn from_state(s: HeldState) -> Result<Self> {
         let mut chunks = HashMap::new();
         for (id, source, seq, pending, buf) in s.chunks {
-            let mut r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(buf), None)?;
+            let mut r =
+                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(buf.0), None)?;
             let batch = r
                 .next()
                 .ok_or_else(|| Error::Internal("empty held chunk in checkpoint".into()))??;
