@@ -668,3 +668,60 @@ fn strip_terminator(rec: &[u8]) -> &[u8] {
     let r = rec.strip_suffix(b"\n").unwrap_or(rec);
     r.strip_suffix(b"\r").unwrap_or(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::options::ReadOptions;
+
+    fn decode_all(
+        text: &[u8],
+        piece: usize,
+        batch: usize,
+        strict: bool,
+    ) -> Result<(Vec<Chunk>, Vec<Reject>)> {
+        let opts = ReadOptions {
+            strict,
+            ..ReadOptions::default()
+        };
+        let plan = Arc::new(CsvPlan::build(text, true, "t.csv", &opts)?);
+        let mut dec = CsvDecoder::new(plan, 1, batch, 1, true);
+        let mut out = Vec::new();
+        for part in text.chunks(piece) {
+            let mut off = 0;
+            while off < part.len() {
+                off += dec.decode(&part[off..])?;
+                if dec.is_full() {
+                    out.extend(dec.flush()?);
+                }
+            }
+        }
+        dec.finish()?;
+        out.extend(dec.flush()?);
+        Ok((out, dec.drain_rejects()))
+    }
+
+    #[test]
+    fn any_split_and_batch_size_decodes_the_same() {
+        let text = b"ts,symbol,price\r\n2021-01-04T14:30:00Z,\"A\nB\",1.5\r\n\r\n2021-01-04T14:30:01Z,C,\n2021-01-04T14:30:02Z,C,x\n2021-01-04T14:30:03Z,D,2";
+        let (want, rej) = decode_all(text, text.len(), 1000, false).unwrap();
+        let lines = |c: &[Chunk]| {
+            c.iter()
+                .flat_map(|c| c.lines().values().to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines(&want), vec![2, 5, 7]);
+        assert_eq!((rej[0].line, rej[0].reason.as_str()), (6, "bad_number"));
+        for piece in 1..text.len() {
+            for batch in [1, 2, 5] {
+                let (got, r) = decode_all(text, piece, batch, false).unwrap();
+                assert_eq!(lines(&got), lines(&want), "piece {piece} batch {batch}");
+                assert_eq!(r, rej);
+                let concat = Chunk::concat(&got).unwrap();
+                assert_eq!(concat.batch(), Chunk::concat(&want).unwrap().batch());
+            }
+        }
+        let err = decode_all(text, 7, 2, true).unwrap_err();
+        assert!(matches!(err, Error::Parse { line: 6, .. }), "{err}");
+    }
+}

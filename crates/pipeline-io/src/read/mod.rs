@@ -31,6 +31,7 @@ mod record;
 mod sniff;
 mod source;
 mod timestamp;
+mod transcode;
 
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs};
