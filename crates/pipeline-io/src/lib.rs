@@ -7,10 +7,10 @@
 //!   quarantine writer.
 //! * `synth`: the deterministic synthetic TAQ generator behind `cargo xtask gen-data`.
 
-mod synth;
 mod read;
 mod sink;
+mod synth;
 
-pub use synth::*;
 pub use read::*;
 pub use sink::*;
+pub use synth::*;
