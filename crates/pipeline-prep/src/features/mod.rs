@@ -41,10 +41,11 @@
 //! rolling std 20, SMA/EMA 20, VWAP 100, mid/spread/microprice/imbalance, 9 time features:
 //! 24 columns) is one fused stage, because that measured faster than a chain of one stage
 //! per group: `cargo run --release -p pipeline-prep --example features_bench` (5M rows,
-//! 65,536-row chunks, 20 symbols, one thread, on the shared 2-core machine under a load
-//! average of about 3) gave 6.4–7.8 M rows/s fused (median 7.5 M over five runs) against
-//! 5.7–6.2 M rows/s for the same features as a chain of six stages. About a tenth of the
-//! fused time is page faults from allocating each chunk's output columns afresh.
+//! 65,536-row chunks, 20 symbols, one thread, dropping the output included) measured
+//! 6.6–7.0 M rows/s of on-CPU time fused against 5.7–6.0 M rows/s for the same features as
+//! a chain of six stages (wall-clock rates on the shared 2-core machine, load average about
+//! 3.5, were 4.7–6.6 M and 3.8–5.9 M). About a tenth of the fused time is page faults from
+//! allocating each chunk's output columns afresh.
 
 mod bars;
 mod builder;
