@@ -2,6 +2,7 @@
 //! nanoseconds, nulls as empty fields.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, make_array};
@@ -27,8 +28,8 @@ pub fn write_header(out: &mut impl Write, schema: &Schema) -> std::io::Result<()
     out.write_all(line.as_bytes())
 }
 
-/// Writes the rows of `batch`.
-pub fn write_rows(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
+/// Writes the rows of `batch`; I/O errors name `path`.
+pub fn write_rows(out: &mut impl Write, batch: &RecordBatch, path: &Path) -> Result<()> {
     let zoned = FormatOptions::new()
         .with_null("")
         .with_timestamp_format(Some(TS_TZ_FORMAT));
@@ -63,7 +64,7 @@ pub fn write_rows(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
         }
         line.push('\n');
         out.write_all(line.as_bytes())
-            .map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
+            .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }
@@ -120,7 +121,7 @@ mod tests {
         .unwrap();
         let mut out = Vec::new();
         write_header(&mut out, &schema).unwrap();
-        write_rows(&mut out, &b).unwrap();
+        write_rows(&mut out, &b, Path::new("t.csv")).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "ts,c,p\n2021-01-04T14:30:00.000123456Z,\"a,\"\"b\"\"\",132.45\n,,1.0\n"

@@ -163,7 +163,7 @@ impl FileWriter {
                 }
             }
             Encoder::Ipc(w) => w.write(batch)?,
-            Encoder::Csv(w) => csv::write_rows(w, batch)?,
+            Encoder::Csv(w) => csv::write_rows(w, batch, &self.tmp)?,
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
