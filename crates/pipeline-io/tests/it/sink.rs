@@ -440,9 +440,9 @@ fn output_does_not_depend_on_chunk_size_or_open_file_limit() {
     let ts = input.column(0).as_primitive::<TimestampNanosecondType>();
     // Expected line sequence per partition directory, in input order.
     let mut want: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for i in 0..input.num_rows() {
+    for (i, s) in sym.iter().enumerate() {
         let day = chrono::DateTime::from_timestamp_nanos(ts.value(i)).format("%Y-%m-%d");
-        want.entry(format!("symbol={}/date={day}", sym[i]))
+        want.entry(format!("symbol={s}/date={day}"))
             .or_default()
             .push(i as u64 + 2);
     }
