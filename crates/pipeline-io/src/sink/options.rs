@@ -80,8 +80,7 @@ pub struct WriteOptions {
     pub format: OutputFormat,
     /// Codec. Default zstd.
     pub compression: Compression,
-    /// zstd level, 1..=22. Default 3 (zstd's own default: most of the ratio of level 9 at
-    /// several times the speed).
+    /// zstd level, 1..=22. Default 3, zstd's own default level (and `[output]`'s).
     pub compression_level: i32,
     /// A Parquet row group (or a buffered Arrow IPC batch) is flushed when its buffered bytes
     /// reach this. Default 32 MiB.
