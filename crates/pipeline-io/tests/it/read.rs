@@ -842,3 +842,32 @@ fn every_truncated_codec_is_a_corrupt_error() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Arbitrary bytes never panic the sniffer or the decoder, whatever the split.
+    #[test]
+    fn garbage_never_panics(
+        body in proptest::collection::vec(proptest::sample::select(vec![b'a', b'1', b'.', b',', b'"', b'\n', b'\r', b';', b'-', b':', b'T', b'Z', 0xc3, 0xff, b' ']), 0..400),
+        piece in 1usize..50,
+        header: bool,
+    ) {
+        let mut text = if header { b"ts,symbol,price\n".to_vec() } else { Vec::new() };
+        text.extend(body);
+        let opts = ReadOptions::default();
+        if let Ok(plan) = pipeline_io::CsvPlan::build(&text, true, "g.csv", &opts) {
+            let mut dec = pipeline_io::CsvDecoder::new(Arc::new(plan), 0, 7, 1, header);
+            for part in text.chunks(piece) {
+                let mut off = 0;
+                while off < part.len() {
+                    off += dec.decode(&part[off..]).unwrap();
+                    if dec.is_full() {
+                        dec.flush().unwrap();
+                    }
+                }
+            }
+            dec.finish().unwrap();
+            dec.flush().unwrap();
+        }
+    }
+}
