@@ -151,7 +151,10 @@ fn inspect_uncached(input: &InputFile, opts: &ReadOptions) -> Result<InspectRepo
     });
     Ok(InspectReport {
         path: input.display_name(),
-        format: sniffed.as_ref().map_or(FileFormat::Parquet, |s| s.format),
+        format: match &sniffed {
+            Some(s) => s.format,
+            None => columnar_format(input),
+        },
         compression: sniffed
             .as_ref()
             .map_or(InputCompression::None, |s| s.compression),
@@ -176,4 +179,17 @@ fn inspect_uncached(input: &InputFile, opts: &ReadOptions) -> Result<InspectRepo
         symbols_truncated: truncated,
         dataset_kind: kind,
     })
+}
+
+/// Parquet or Arrow IPC, from the file's first bytes.
+fn columnar_format(input: &InputFile) -> FileFormat {
+    let mut head = [0u8; 6];
+    let ok = std::fs::File::open(&input.path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok();
+    if ok {
+        FileFormat::detect(&head)
+    } else {
+        FileFormat::Parquet
+    }
 }

@@ -717,6 +717,9 @@ fn parquet_and_ipc_inputs_map_to_canonical_columns() {
         let s = table(std::slice::from_ref(c));
         assert!(s.contains("| 130.0 ") && s.contains("| -1 "), "{s}");
     }
+    let r = pipeline_io::inspect(&InputFile::new(dir.path().join("t.arrow")), &o).unwrap();
+    assert_eq!((r.format, r.rows), (pipeline_io::FileFormat::ArrowIpc, 3));
+    assert_eq!(r.symbols, ["AAPL", "MSFT"]);
     // Naive timestamps are local times in the configured zone.
     o.input.timezone = "America/New_York".into();
     let (c, _, _) = read_path(&dir.path().join("t.parquet"), &o);
