@@ -8,6 +8,12 @@
 //! BUDGET_MIB sets `max_buffered_bytes` (default: the sink's default).
 //! Rows are generated (seeded, not timed) in chunks of 65,536 rows cycling over 20 symbols
 //! across 5 trading days; only `Sink::write` and `Sink::finish` are timed.
+//!
+//! Measured 2026-11-24 on the shared 2-core machine (load 3.5–4, so wall times are inflated),
+//! 5M rows, default options (zstd 3, fsync on): `symbol` 1.2–1.9 s (2.7–4.1 M rows/s, 20
+//! files, 41.8 MB, peak RSS 70 MB); `symbol,date` 1.3–2.1 s (100 files, 42.9 MB, 66 MB);
+//! `none` 0.56–0.86 s (33.3 MB, 28 MB). For comparison, on the same table pyarrow's
+//! `write_dataset` partitioned by symbol took 4.5 s and Polars' `partition_by` 1.4 s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
