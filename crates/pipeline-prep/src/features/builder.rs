@@ -9,10 +9,15 @@ use super::stage::{FeatureConfig, FeatureStage};
 /// Maps `[preprocessing]` to a [`FeatureConfig`]:
 /// `create_technical_indicators` → returns, `rolling_window` (rolling std), `indicators` and
 /// `vwap_window`; `create_lag_features` + `lag_periods` → price lags;
-/// `create_microstructure_features` → mid, spread, spread in bps, microprice, quote imbalance;
-/// `create_time_features` + `session_*` → time features. The order-flow group (OFI, trade
-/// sign, session VWAP, realized variance, trade intensity), EWM and time-window statistics
-/// have no `[preprocessing]` key: switch them on in the returned [`FeatureConfig`].
+/// `create_microstructure_features` → `mid`, `spread`; `create_time_features` + `session_*`
+/// → `hour`, `minute`, `day_of_week` (Int8). With the defaults that is the reference job's
+/// 15 columns (see the `features` module docs). The columns nobody asked for by default
+/// (`spread_bps`, `microprice`, `quote_imbalance`: [`FeatureConfig::quote_detail`];
+/// `seconds_since_open`, `in_session`: [`FeatureConfig::session_features`]; `tod_sin`,
+/// `tod_cos`, `dow_sin`, `dow_cos`: [`FeatureConfig::cyclical_time`]), the order-flow group
+/// (OFI, trade sign, session VWAP, realized variance, trade intensity), EWM and time-window
+/// statistics have no `[preprocessing]` key: switch them on in the returned
+/// [`FeatureConfig`].
 pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
     let ta = cfg.create_technical_indicators;
     let lags = cfg.create_lag_features && !cfg.lag_periods.is_empty();
@@ -42,10 +47,13 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
         },
         vwap_window: if ta { cfg.vwap_window } else { 0 },
         microstructure: cfg.create_microstructure_features,
+        quote_detail: false,
         order_flow: false,
         realized_interval: "5m".into(),
         intensity_window: "1m".into(),
         time_features: cfg.create_time_features,
+        session_features: false,
+        cyclical_time: false,
         session_open: cfg.session_open.clone(),
         session_close: cfg.session_close.clone(),
         session_timezone: cfg.session_timezone.clone(),
@@ -73,6 +81,25 @@ pub fn feature_stages(cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
 mod tests {
     use super::*;
 
+    /// The default feature columns, in order (the list in the `features` module docs).
+    const DEFAULT_COLUMNS: [&str; 15] = [
+        "return",
+        "log_return",
+        "price_lag_1",
+        "price_lag_5",
+        "price_lag_10",
+        "price_lag_20",
+        "rolling_std_20",
+        "sma_20",
+        "ema_20",
+        "vwap_100",
+        "mid",
+        "spread",
+        "hour",
+        "minute",
+        "day_of_week",
+    ];
+
     #[test]
     fn default_config_gives_one_fused_stage_with_the_default_columns() {
         let stages = feature_stages(&PreprocessingConfig::default()).unwrap();
@@ -92,6 +119,7 @@ mod tests {
         ] {
             assert!(s.output_columns().iter().any(|n| n == c), "{c}");
         }
+        assert_eq!(s.output_columns(), DEFAULT_COLUMNS);
     }
 
     #[test]

@@ -8,7 +8,13 @@
 //! * [`BarStage`] (per key `symbol`): time, tick, volume and dollar bars ([`parse_bar_spec`]).
 //! * [`ScaleStage`] (row-local): applies [`ScalerParams`] fitted by [`fit_scaler`].
 //!
-//! # Output columns (all Float64, nullable; null inside a kernel's lookback)
+//! # Default columns
+//! With [`FeatureConfig::default`] and the default `[preprocessing]` (the reference job's
+//! set), in this order: `return`, `log_return`, `price_lag_1`, `price_lag_5`,
+//! `price_lag_10`, `price_lag_20`, `rolling_std_20`, `sma_20`, `ema_20`, `vwap_100`, `mid`,
+//! `spread` (Float64), `hour`, `minute`, `day_of_week` (Int8): 15 columns.
+//!
+//! # Output columns (Float64 unless noted, nullable; null inside a kernel's lookback)
 //! * returns: `return` (`p/p₋₁ − 1`), `log_return` (`ln(p/p₋₁)`);
 //! * lags: `<col>_lag_<k>` (the value k rows earlier), e.g. `price_lag_1`, `price_lag_5`;
 //! * rolling: `rolling_<stat>_<window>` for stat `mean|std|sum|min|max|median` over rows
@@ -21,12 +27,15 @@
 //!   `bb_lower_20_2`, `atr_14`, `stoch_k_14_3_3`, `stoch_d_14_3_3`, `obv`, `adx_14`,
 //!   `cci_14`, `roc_10`, `mom_10`, `willr_14` (any parameters: `sma_50`, `bb_20_2.5`…);
 //! * VWAP: `vwap_<n>` over the last n trades;
-//! * microstructure: `mid`, `spread`, `spread_bps`, `microprice`, `quote_imbalance`;
+//! * microstructure: `mid`, `spread` ([`FeatureConfig::microstructure`], default on);
+//!   `spread_bps`, `microprice`, `quote_imbalance` ([`FeatureConfig::quote_detail`], off);
 //!   order flow: `ofi`, `trade_sign`, `vwap_session`, `realized_var_5m`, `realized_vol_5m`,
 //!   `trade_intensity_1m` (formulas in [`Ofi`], [`TradeSign`], [`RealizedVar`]…);
-//! * time (session zone, DST-correct): `hour`, `minute`, `day_of_week` (Monday = 0),
-//!   `seconds_since_open`, `in_session` (1/0, weekdays only), `tod_sin`, `tod_cos`
-//!   (2π·seconds-of-day/86400), `dow_sin`, `dow_cos` (2π·weekday/7);
+//! * time (session zone, DST-correct): `hour`, `minute`, `day_of_week` (Monday = 0), all
+//!   Int8 ([`FeatureConfig::time_features`], default on); `seconds_since_open` and
+//!   `in_session` (Boolean, weekdays only) ([`FeatureConfig::session_features`], off);
+//!   `tod_sin`, `tod_cos` (2π·seconds-of-day/86400), `dow_sin`, `dow_cos` (2π·weekday/7)
+//!   ([`FeatureConfig::cyclical_time`], off);
 //! * bars: `ts` (bar start: the interval start for time bars, else the first tick's time),
 //!   `symbol`, `open`, `high`, `low`, `close`, `volume`, `vwap`, `trades` (Int64), `ts_end`.
 //!
@@ -37,15 +46,16 @@
 //! # Speed
 //! Every kernel is O(1) amortised per row (ring buffers, monotonic deques, Welford with
 //! periodic exact recomputation, Kahan sums) except the rolling median (O(log N)) and CCI's
-//! mean deviation (O(N), as in TA-Lib). The default feature set (returns, price lags 1/5/10/20,
-//! rolling std 20, SMA/EMA 20, VWAP 100, mid/spread/microprice/imbalance, 9 time features:
-//! 24 columns) is one fused stage, because that measured faster than a chain of one stage
-//! per group: `cargo run --release -p pipeline-prep --example features_bench` (5M rows,
-//! 65,536-row chunks, 20 symbols, one thread, dropping the output included) measured
-//! 6.6–7.0 M rows/s of on-CPU time fused against 5.7–6.0 M rows/s for the same features as
-//! a chain of six stages (wall-clock rates on the shared 2-core machine, load average about
-//! 3.5, were 4.7–6.6 M and 3.8–5.9 M). About a tenth of the fused time is page faults from
-//! allocating each chunk's output columns afresh.
+//! mean deviation (O(N), as in TA-Lib). The default feature set is one fused stage, because
+//! that measured faster than a chain of one stage per group:
+//! `cargo run --release -p pipeline-prep --example features_bench` (5M rows, 65,536-row
+//! chunks, 20 symbols, one thread, dropping the output included) measured, for an earlier
+//! 24-column default (with microprice, imbalance, spread in bps and nine Float64 time
+//! features), 6.6–7.0 M rows/s of on-CPU time fused against 5.7–6.0 M rows/s for the same
+//! features as a chain of six stages (wall-clock rates on the shared 2-core machine, load
+//! average about 3.5, were 4.7–6.6 M and 3.8–5.9 M). The 15-column default above measured
+//! 8.1 M rows/s on-CPU fused (load average 3.8). About a tenth of the fused time is page
+//! faults from allocating each chunk's output columns afresh.
 
 mod bars;
 mod builder;

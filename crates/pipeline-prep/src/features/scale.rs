@@ -292,7 +292,10 @@ impl Stage for ScaleStage {
             let v: Vec<f64> = (0..chunk.num_rows())
                 .map(|i| col.get(i).map_or(f64::NAN, |x| (x - c.center) / c.scale))
                 .collect();
-            extra.push((Field::new(&c.column, DataType::Float64, true), to_array(v)));
+            extra.push((
+                Field::new(&c.column, DataType::Float64, true),
+                to_array(v, &DataType::Float64),
+            ));
         }
         if extra.is_empty() {
             out.emit(chunk);

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int8Array};
 use arrow_buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
@@ -53,8 +53,11 @@ pub struct FeatureConfig {
     pub indicators: Vec<String>,
     /// VWAP over this many trades (`vwap_<n>`); 0 disables. Default 100.
     pub vwap_window: usize,
-    /// Add `mid`, `spread`, `spread_bps`, `microprice`, `quote_imbalance`. Default true.
+    /// Add `mid` and `spread`. Default true.
     pub microstructure: bool,
+    /// Add `spread_bps`, `microprice` and `quote_imbalance` (after `mid`, `spread` when
+    /// `microstructure` is on too). Default false: the reference job does not ask for them.
+    pub quote_detail: bool,
     /// Add `ofi`, `trade_sign`, `vwap_session`, `realized_var_<iv>`, `realized_vol_<iv>`,
     /// `trade_intensity_<w>`. Default false.
     pub order_flow: bool,
@@ -62,9 +65,12 @@ pub struct FeatureConfig {
     pub realized_interval: String,
     /// Window of trade intensity. Default `1m`.
     pub intensity_window: String,
-    /// Add `hour`, `minute`, `day_of_week`, `seconds_since_open`, `in_session`, `tod_sin`,
-    /// `tod_cos`, `dow_sin`, `dow_cos`. Default true.
+    /// Add `hour`, `minute`, `day_of_week` (Int8, session-local). Default true.
     pub time_features: bool,
+    /// Add `seconds_since_open` (Float64) and `in_session` (Boolean). Default false.
+    pub session_features: bool,
+    /// Add `tod_sin`, `tod_cos`, `dow_sin`, `dow_cos`. Default false.
+    pub cyclical_time: bool,
     /// Session open, local `HH:MM`. Default 09:30.
     pub session_open: String,
     /// Session close, local `HH:MM`. Default 16:00.
@@ -85,10 +91,13 @@ impl Default for FeatureConfig {
             indicators: vec!["sma_20".into(), "ema_20".into()],
             vwap_window: 100,
             microstructure: true,
+            quote_detail: false,
             order_flow: false,
             realized_interval: "5m".into(),
             intensity_window: "1m".into(),
             time_features: true,
+            session_features: false,
+            cyclical_time: false,
             session_open: "09:30".into(),
             session_close: "16:00".into(),
             session_timezone: "America/New_York".into(),
@@ -107,8 +116,11 @@ impl FeatureConfig {
             indicators: Vec::new(),
             vwap_window: 0,
             microstructure: false,
+            quote_detail: false,
             order_flow: false,
             time_features: false,
+            session_features: false,
+            cyclical_time: false,
             ..FeatureConfig::default()
         }
     }
@@ -190,8 +202,23 @@ struct Layout {
     indicators: Vec<(usize, usize)>,
     vwap: usize,
     micro: usize,
+    quote_detail: usize,
     flow: usize,
     time: usize,
+    session: usize,
+    cyclical: usize,
+    /// The Arrow type of each column (Float64 unless `column_type` says otherwise).
+    types: Vec<DataType>,
+}
+
+/// The Arrow type of output column `name`: the integral time features are Int8 and the
+/// session flag Boolean (smaller Parquet and faster writes than Float64); all else Float64.
+fn column_type(name: &str) -> DataType {
+    match name {
+        "hour" | "minute" | "day_of_week" => DataType::Int8,
+        "in_session" => DataType::Boolean,
+        _ => DataType::Float64,
+    }
 }
 
 impl Layout {
@@ -281,16 +308,16 @@ impl FeatureStage {
         }
         l.vwap = l.push((cfg.vwap_window > 0).then(|| format!("vwap_{}", cfg.vwap_window)));
         l.micro = l.push(
-            [
-                "mid",
-                "spread",
-                "spread_bps",
-                "microprice",
-                "quote_imbalance",
-            ]
-            .into_iter()
-            .filter(|_| cfg.microstructure)
-            .map(String::from),
+            ["mid", "spread"]
+                .into_iter()
+                .filter(|_| cfg.microstructure)
+                .map(String::from),
+        );
+        l.quote_detail = l.push(
+            ["spread_bps", "microprice", "quote_imbalance"]
+                .into_iter()
+                .filter(|_| cfg.quote_detail)
+                .map(String::from),
         );
         let iv = &cfg.realized_interval;
         let w = &cfg.intensity_window;
@@ -307,21 +334,24 @@ impl FeatureStage {
             .filter(|_| cfg.order_flow),
         );
         l.time = l.push(
-            [
-                "hour",
-                "minute",
-                "day_of_week",
-                "seconds_since_open",
-                "in_session",
-                "tod_sin",
-                "tod_cos",
-                "dow_sin",
-                "dow_cos",
-            ]
-            .into_iter()
-            .filter(|_| cfg.time_features)
-            .map(String::from),
+            ["hour", "minute", "day_of_week"]
+                .into_iter()
+                .filter(|_| cfg.time_features)
+                .map(String::from),
         );
+        l.session = l.push(
+            ["seconds_since_open", "in_session"]
+                .into_iter()
+                .filter(|_| cfg.session_features)
+                .map(String::from),
+        );
+        l.cyclical = l.push(
+            ["tod_sin", "tod_cos", "dow_sin", "dow_cos"]
+                .into_iter()
+                .filter(|_| cfg.cyclical_time)
+                .map(String::from),
+        );
+        l.types = l.names.iter().map(|n| column_type(n)).collect();
         let mut seen = std::collections::HashSet::new();
         for n in &l.names {
             if !seen.insert(n) {
@@ -528,11 +558,18 @@ impl FeatureStage {
             }
             if cfg.microstructure {
                 let c = l.micro;
-                let (mut m, mut sp, mut bps, mut micro, mut imb) = (nan, nan, nan, nan, nan);
+                let (m, sp) = match quote {
+                    Some((b, a)) => (mid(b, a), a - b),
+                    None => (nan, nan),
+                };
+                out[c][i] = m;
+                out[c + 1][i] = sp;
+            }
+            if cfg.quote_detail {
+                let c = l.quote_detail;
+                let (mut bps, mut micro, mut imb) = (nan, nan, nan);
                 if let Some((b, a)) = quote {
-                    m = mid(b, a);
-                    sp = a - b;
-                    bps = (a - b) / m * 1e4;
+                    bps = (a - b) / mid(b, a) * 1e4;
                     if let (Some(bs), Some(as_)) = (bid_size.get(i), ask_size.get(i))
                         && bs + as_ != 0.0
                     {
@@ -540,17 +577,17 @@ impl FeatureStage {
                         imb = quote_imbalance(bs, as_);
                     }
                 }
-                out[c][i] = m;
-                out[c + 1][i] = sp;
-                out[c + 2][i] = bps;
-                out[c + 3][i] = micro;
-                out[c + 4][i] = imb;
+                out[c][i] = bps;
+                out[c + 1][i] = micro;
+                out[c + 2][i] = imb;
             }
-            let local = if cfg.order_flow || cfg.time_features {
-                t.map(|t| (t, self.clock.local(t)))
-            } else {
-                None
-            };
+            let local =
+                if cfg.order_flow || cfg.time_features || cfg.session_features || cfg.cyclical_time
+                {
+                    t.map(|t| (t, self.clock.local(t)))
+                } else {
+                    None
+                };
             if cfg.order_flow {
                 let f = l.flow;
                 let mut v = [nan; 6];
@@ -576,17 +613,36 @@ impl FeatureStage {
                     out[f + k][i] = x;
                 }
             }
+            // Integral and boolean columns are computed as f64 here (NaN = null) and
+            // narrowed to their Arrow type in `to_array`.
             if cfg.time_features {
                 let c = l.time;
-                let mut v = [nan; 9];
+                let mut v = [nan; 3];
                 if let Some((_, lt)) = local {
                     v[0] = f64::from(lt.hour());
                     v[1] = f64::from(lt.minute());
                     v[2] = f64::from(lt.weekday);
-                    v[3] = self.clock.since_open(&lt);
-                    v[4] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
-                    (v[5], v[6]) = self.tod.angle(lt.ns_of_day);
-                    (v[7], v[8]) = self.weekday_angles[lt.weekday as usize % 7];
+                }
+                for (k, x) in v.into_iter().enumerate() {
+                    out[c + k][i] = x;
+                }
+            }
+            if cfg.session_features {
+                let c = l.session;
+                let mut v = [nan; 2];
+                if let Some((_, lt)) = local {
+                    v[0] = self.clock.since_open(&lt);
+                    v[1] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
+                }
+                out[c][i] = v[0];
+                out[c + 1][i] = v[1];
+            }
+            if cfg.cyclical_time {
+                let c = l.cyclical;
+                let mut v = [nan; 4];
+                if let Some((_, lt)) = local {
+                    (v[0], v[1]) = self.tod.angle(lt.ns_of_day);
+                    (v[2], v[3]) = self.weekday_angles[lt.weekday as usize % 7];
                 }
                 for (k, x) in v.into_iter().enumerate() {
                     out[c + k][i] = x;
@@ -640,12 +696,26 @@ impl TodAngle {
     }
 }
 
-/// Wraps computed values as a nullable Float64 column (NaN marks null).
-pub(crate) fn to_array(values: Vec<f64>) -> ArrayRef {
+/// Wraps computed values as a nullable column of type `dt` (NaN marks null): Float64, Int8
+/// (values are small integers: hour, minute, weekday) or Boolean (non-zero is true).
+pub(crate) fn to_array(values: Vec<f64>, dt: &DataType) -> ArrayRef {
     let n = values.len();
     let valid = BooleanBuffer::collect_bool(n, |i| !values[i].is_nan());
     let nulls = (valid.count_set_bits() < n).then(|| NullBuffer::new(valid));
-    Arc::new(Float64Array::new(ScalarBuffer::from(values), nulls))
+    match dt {
+        DataType::Int8 => {
+            let v: Vec<i8> = values
+                .iter()
+                .map(|&x| if x.is_nan() { 0 } else { x as i8 })
+                .collect();
+            Arc::new(Int8Array::new(ScalarBuffer::from(v), nulls))
+        }
+        DataType::Boolean => {
+            let v = BooleanBuffer::collect_bool(n, |i| values[i] != 0.0 && !values[i].is_nan());
+            Arc::new(BooleanArray::new(v, nulls))
+        }
+        _ => Arc::new(Float64Array::new(ScalarBuffer::from(values), nulls)),
+    }
 }
 
 impl Stage for FeatureStage {
@@ -668,12 +738,13 @@ impl Stage for FeatureStage {
             return Ok(());
         }
         let cols = self.compute(&chunk)?;
-        let extra = self
-            .layout
+        let l = &self.layout;
+        let extra = l
             .names
             .iter()
+            .zip(&l.types)
             .zip(cols)
-            .map(|(name, v)| (Field::new(name, DataType::Float64, true), to_array(v)))
+            .map(|((name, dt), v)| (Field::new(name, dt.clone(), true), to_array(v, dt)))
             .collect();
         out.emit(chunk.with_columns(extra)?);
         Ok(())

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringDictionaryBuilder;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+use arrow_array::types::{Float64Type, Int8Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, TimestampNanosecondArray};
+use arrow_schema::DataType;
 use pipeline_core::{Chunk, PreprocessingConfig, Stage, run_stage};
 use pipeline_prep::{
     BarSpec, BarStage, FeatureConfig, FeatureStage, IndicatorSpec, Ohlcv, ScaleMethod, ScaleStage,
@@ -373,6 +374,9 @@ fn full_config() -> FeatureConfig {
             "cci_14".into(),
         ],
         order_flow: true,
+        quote_detail: true,
+        session_features: true,
+        cyclical_time: true,
         ..FeatureConfig::default()
     }
 }
@@ -570,6 +574,8 @@ fn time_features_across_a_dst_change() {
     ]);
     let cfg = FeatureConfig {
         time_features: true,
+        session_features: true,
+        cyclical_time: true,
         ..FeatureConfig::none()
     };
     let out = run_all(&mut FeatureStage::new(cfg).unwrap(), vec![input]);
@@ -579,11 +585,25 @@ fn time_features_across_a_dst_change() {
             .map(Option::unwrap)
             .collect::<Vec<f64>>()
     };
-    assert_eq!(col("hour"), vec![9.0, 10.0, 9.0, 9.0]);
-    assert_eq!(col("minute"), vec![30.0, 30.0, 30.0, 29.0]);
-    assert_eq!(col("day_of_week"), vec![4.0, 4.0, 0.0, 0.0]);
+    let int8 = |n: &str| {
+        let a = out.column_by_name(n).unwrap();
+        assert_eq!(a.data_type(), &DataType::Int8, "{n}");
+        a.as_primitive::<Int8Type>()
+            .iter()
+            .map(Option::unwrap)
+            .collect::<Vec<i8>>()
+    };
+    assert_eq!(int8("hour"), vec![9, 10, 9, 9]);
+    assert_eq!(int8("minute"), vec![30, 30, 30, 29]);
+    assert_eq!(int8("day_of_week"), vec![4, 4, 0, 0]);
     assert_eq!(col("seconds_since_open"), vec![0.0, 3600.0, 0.0, -1e-9]);
-    assert_eq!(col("in_session"), vec![1.0, 1.0, 1.0, 0.0]);
+    let flag: Vec<Option<bool>> = out
+        .column_by_name("in_session")
+        .unwrap()
+        .as_boolean()
+        .iter()
+        .collect();
+    assert_eq!(flag, vec![Some(true), Some(true), Some(true), Some(false)]);
     let (s, c) = (col("tod_sin"), col("tod_cos"));
     let angle = std::f64::consts::TAU * (9.5 * 3600.0) / 86_400.0;
     assert!((s[0] - angle.sin()).abs() < 1e-12 && (c[2] - angle.cos()).abs() < 1e-12);
@@ -608,10 +628,26 @@ fn default_builder_adds_the_default_columns_and_scaling_round_trips() {
         "hour",
         "price_lag_1",
         "price_lag_20",
-        "tod_sin",
+        "minute",
+        "day_of_week",
     ] {
         assert!(out.column_by_name(c).is_some(), "{c}");
     }
+    // Columns nobody asked for by default stay off.
+    for c in [
+        "spread_bps",
+        "microprice",
+        "quote_imbalance",
+        "in_session",
+        "tod_sin",
+        "dow_cos",
+    ] {
+        assert!(out.column_by_name(c).is_none(), "{c}");
+    }
+    assert_eq!(
+        out.column_by_name("hour").unwrap().data_type(),
+        &DataType::Int8
+    );
     // Lags: row i's `price_lag_1` is the same symbol's previous row's price.
     let chunk = Chunk::new(out.clone(), 0, 0).unwrap();
     let cols = vec!["return".to_string(), "spread".to_string()];
@@ -694,7 +730,8 @@ fn real_trades_run_through_features_and_bars() {
     for v in column(&want, "vwap_100").into_iter().flatten() {
         assert!(v >= lo && v <= hi);
     }
-    assert_eq!(column(&want, "in_session").iter().flatten().count(), n);
+    let flags = want.column_by_name("in_session").unwrap().as_boolean();
+    assert_eq!(flags.iter().flatten().count(), n);
     let mut bars = BarStage::new(parse_bar_spec("time:1m").unwrap());
     let (out, em) = run_stage(&mut bars, vec![whole]).unwrap();
     let rows: usize = out.iter().map(|c| c.num_rows()).sum();
