@@ -267,6 +267,16 @@ impl FileWriter {
     }
 }
 
+/// A Float32/Float64 column that is neither a canonical input column nor a lag of one (prices
+/// and sizes sit on a tick grid, so a dictionary pays off there: measured 3× smaller than
+/// byte-stream-split for `price_lag_1` on gen-data).
+fn is_derived_float(f: &arrow_schema::Field) -> bool {
+    let name = f.name();
+    let base = name.split_once("_lag_").map_or(name.as_str(), |(b, _)| b);
+    matches!(f.data_type(), DataType::Float64 | DataType::Float32)
+        && pipeline_core::Canonical::from_name(base).is_none()
+}
+
 fn parquet_properties(
     schema: &SchemaRef,
     opts: &WriteOptions,
@@ -297,6 +307,15 @@ fn parquet_properties(
             b = b
                 .set_column_dictionary_enabled(col.clone(), false)
                 .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
+        } else if is_derived_float(f) {
+            // Derived features (returns, moving averages, deviations…) are nearly unique per
+            // row: a dictionary only costs hashing until it overflows. Byte-stream-split puts
+            // the bytes of equal significance together, which zstd compresses far better
+            // than plain doubles; pyarrow, Polars and DuckDB all read it.
+            let col = ColumnPath::from(f.name().as_str());
+            b = b
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, Encoding::BYTE_STREAM_SPLIT);
         }
     }
     if let Some(sort) = sort {
