@@ -74,6 +74,46 @@ pub(crate) fn ts_col(chunk: &Chunk) -> Result<Option<Vec<Option<i64>>>> {
     }))
 }
 
+/// The `ts` column as nanoseconds since the epoch with its validity, read without a
+/// per-row `Option` (a nanosecond column is borrowed as is).
+pub(crate) struct TsRaw {
+    values: arrow_buffer::ScalarBuffer<i64>,
+    nulls: Option<arrow_buffer::NullBuffer>,
+}
+
+impl TsRaw {
+    /// Row `i`'s timestamp, `None` when null.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<i64> {
+        match &self.nulls {
+            Some(n) if n.is_null(i) => None,
+            _ => Some(self.values[i]),
+        }
+    }
+}
+
+/// [`ts_col`] as a [`TsRaw`]: `None` when the chunk has no `ts`.
+pub(crate) fn ts_raw(chunk: &Chunk) -> Result<Option<TsRaw>> {
+    if let Some(a) = chunk.column_by_name("ts")
+        && let DataType::Timestamp(TimeUnit::Nanosecond, _) = a.data_type()
+    {
+        let p = a.as_primitive::<TimestampNanosecondType>();
+        return Ok(Some(TsRaw {
+            values: p.values().clone(),
+            nulls: p.nulls().filter(|n| n.null_count() > 0).cloned(),
+        }));
+    }
+    Ok(ts_col(chunk)?.map(|v| {
+        let nulls = v.iter().any(Option::is_none).then(|| {
+            arrow_buffer::NullBuffer::from(v.iter().map(Option::is_some).collect::<Vec<bool>>())
+        });
+        TsRaw {
+            values: v.iter().map(|t| t.unwrap_or(0)).collect(),
+            nulls,
+        }
+    }))
+}
+
 /// A string-valued column (`Utf8`, `LargeUtf8` or a dictionary of strings) read row by row.
 pub(crate) enum StrCol<'a> {
     /// Plain strings.

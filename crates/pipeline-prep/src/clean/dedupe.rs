@@ -4,7 +4,7 @@ use arrow_array::BooleanArray;
 use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
-use super::cols::{Slots, data_columns, ts_col};
+use super::cols::{Slots, data_columns, ts_raw};
 use super::rowhash::row_hashes;
 
 /// Configuration of [`Dedupe`].
@@ -96,17 +96,19 @@ impl Stage for Dedupe {
             return Ok(());
         }
         let hashes = row_hashes(batch, &cols)?;
-        let ts = ts_col(&chunk)?;
+        let ts = ts_raw(&chunk)?;
         let slots = self.slots.rows(&chunk)?;
-        let mut keep = Vec::with_capacity(hashes.len());
-        let mut dups = 0usize;
-        for (i, h) in hashes.into_iter().enumerate() {
-            let s = slots[i];
-            if self.state.len() <= s {
-                self.state.resize(s + 1, Group::default());
-            }
+        if let Some(&max) = slots.iter().max()
+            && self.state.len() <= max
+        {
+            self.state.resize(max + 1, Group::default());
+        }
+        // Duplicates are rare: their row indices are collected, and a mask is built only
+        // when there are any.
+        let mut dups: Vec<usize> = Vec::new();
+        for (i, (h, &s)) in hashes.into_iter().zip(&slots).enumerate() {
             let g = &mut self.state[s];
-            let t = ts.as_ref().and_then(|t| t[i]);
+            let t = ts.as_ref().and_then(|t| t.get(i));
             let dup = if t.is_none() {
                 let d = g.seen.last() == Some(&h);
                 g.seen.clear();
@@ -123,12 +125,17 @@ impl Stage for Dedupe {
                 d
             };
             g.ts = t;
-            dups += usize::from(dup);
-            keep.push(Some(!dup));
+            if dup {
+                dups.push(i);
+            }
         }
-        if dups == 0 {
+        if dups.is_empty() {
             out.emit(chunk);
         } else {
+            let mut keep = vec![true; chunk.num_rows()];
+            for &i in &dups {
+                keep[i] = false;
+            }
             let kept = out.remove(self.rule(), &chunk, &BooleanArray::from(keep))?;
             out.emit(kept);
         }

@@ -61,10 +61,40 @@ impl InvalidRows {
     }
 }
 
-fn bad_positive(col: &Option<Float64Array>, i: usize) -> bool {
-    col.as_ref().is_some_and(|c| {
-        c.is_valid(i) && (c.value(i).is_nan() || c.value(i) <= 0.0 || c.value(i).is_infinite())
-    })
+/// Marks `code[i] = k` on the rows where `col` is valid and not a finite positive number.
+fn mark_nonpositive(code: &mut [u8], col: &Option<Float64Array>, k: u8) {
+    let Some(c) = col else { return };
+    let v = c.values();
+    let bad = |x: f64| x.is_nan() || x <= 0.0 || x.is_infinite();
+    match c.nulls().filter(|n| n.null_count() > 0) {
+        None => {
+            for (k0, &x) in code.iter_mut().zip(v.iter()) {
+                if bad(x) {
+                    *k0 = k;
+                }
+            }
+        }
+        Some(nulls) => {
+            for (i, (k0, &x)) in code.iter_mut().zip(v.iter()).enumerate() {
+                if nulls.is_valid(i) && bad(x) {
+                    *k0 = k;
+                }
+            }
+        }
+    }
+}
+
+/// Marks `code[i] = 3` on the rows where both quotes are valid and `bid > ask` (or
+/// `bid == ask` with `locked`).
+fn mark_crossed(code: &mut [u8], bid: &Float64Array, ask: &Float64Array, locked: bool) {
+    let nulls = arrow_buffer::NullBuffer::union(bid.nulls(), ask.nulls());
+    let (b, a) = (bid.values(), ask.values());
+    for (i, k) in code.iter_mut().enumerate() {
+        let crossed = b[i] > a[i] || (locked && b[i] == a[i]);
+        if crossed && nulls.as_ref().is_none_or(|n| n.is_valid(i)) {
+            *k = 3;
+        }
+    }
 }
 
 impl Stage for InvalidRows {
@@ -93,40 +123,51 @@ impl Stage for InvalidRows {
             (&none, &none)
         };
         let n = chunk.num_rows();
-        // 0 = keep, 1 = price, 2 = size, 3 = crossed.
+        // 0 = keep, 1 = price, 2 = size, 3 = crossed. A row is charged to the first rule it
+        // breaks, so the rules are marked in reverse order and earlier ones overwrite.
         let mut code = vec![0u8; n];
-        for (i, k) in code.iter_mut().enumerate() {
-            if c.nonpositive_price
-                && (bad_positive(&price, i) || bad_positive(qb, i) || bad_positive(qa, i))
-            {
-                *k = 1;
-            } else if c.nonpositive_size
-                && (bad_positive(&size, i) || bad_positive(&bs, i) || bad_positive(&asz, i))
-            {
-                *k = 2;
-            } else if c.crossed_quote
-                && let (Some(b), Some(a)) = (&bid, &ask)
-                && !b.is_null(i)
-                && !a.is_null(i)
-                && (b.value(i) > a.value(i) || (c.drop_locked && b.value(i) == a.value(i)))
-            {
-                *k = 3;
+        if c.crossed_quote
+            && let (Some(b), Some(a)) = (&bid, &ask)
+        {
+            mark_crossed(&mut code, b, a, c.drop_locked);
+        }
+        if c.nonpositive_size {
+            for col in [&size, &bs, &asz] {
+                mark_nonpositive(&mut code, col, 2);
             }
         }
-        let mut chunk = chunk;
-        let mut codes = code;
+        if c.nonpositive_price {
+            for col in [&price, qb, qa] {
+                mark_nonpositive(&mut code, col, 1);
+            }
+        }
+        let mut counts = [0usize; 4];
+        for &k in &code {
+            counts[usize::from(k)] += 1;
+        }
+        if counts[0] == n {
+            out.emit(chunk);
+            return Ok(());
+        }
+        // Rejects are recorded rule by rule (in rule order, rows in input order, as removing
+        // one rule at a time did), then the chunk is filtered once.
+        let lines = chunk.lines();
         for (k, rule) in [
             (1u8, "nonpositive_price"),
             (2, "nonpositive_size"),
             (3, "crossed_quote"),
         ] {
-            if !codes.contains(&k) {
+            if counts[usize::from(k)] == 0 {
                 continue;
             }
-            let keep: BooleanArray = codes.iter().map(|&x| Some(x != k)).collect();
-            chunk = out.remove(rule, &chunk, &keep)?;
-            codes.retain(|&x| x != k);
+            for (i, _) in code.iter().enumerate().filter(|(_, x)| **x == k) {
+                out.remove_one(rule, chunk.source(), lines.value(i));
+            }
         }
+        let keep = BooleanArray::from(arrow_buffer::BooleanBuffer::collect_bool(n, |i| {
+            code[i] == 0
+        }));
+        let chunk = chunk.filter(&keep)?;
         out.emit(chunk);
         Ok(())
     }
