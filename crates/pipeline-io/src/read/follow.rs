@@ -178,10 +178,15 @@ impl Iterator for FollowSource {
                 }
                 continue;
             }
-            let wait = self
-                .flush_every
-                .saturating_sub(self.last_flush.elapsed())
-                .min(POLL * 5);
+            // With rows pending, wake up when they are due; otherwise just poll (a zero
+            // timeout here would spin).
+            let wait = if self.decoder.buffered_rows() > 0 {
+                self.flush_every
+                    .saturating_sub(self.last_flush.elapsed())
+                    .min(POLL * 5)
+            } else {
+                POLL * 5
+            };
             match self.rx.recv_timeout(wait) {
                 Ok(Ok(b)) => {
                     if let Err(e) = self.push(b) {

@@ -874,3 +874,73 @@ proptest::proptest! {
         }
     }
 }
+
+/// Runs in a child process (see `follow_stdin_flushes_on_the_interval`): follows stdin and
+/// prints each chunk's row count as it arrives.
+#[test]
+fn follow_stdin_child() {
+    if std::env::var("TICKPIPE_FOLLOW_CHILD").is_err() {
+        return;
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = small_opts(1000, 1);
+    let src = pipeline_io::open_follow(
+        Path::new("-"),
+        0,
+        &opts,
+        std::time::Duration::from_millis(30),
+        stop,
+    )
+    .unwrap();
+    for c in src {
+        println!("CHUNK {}", c.unwrap().num_rows());
+    }
+}
+
+#[test]
+fn follow_stdin_flushes_on_the_interval() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "read::follow_stdin_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TICKPIPE_FOLLOW_CHILD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    stdin
+        .write_all(b"ts,price\n2021-01-04T14:30:00Z,1\n2021-01-04T14:30:01Z,2\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    // The first partial chunk arrives while stdin is still open (a 1000-row chunk is not full).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child ended early");
+        // libtest may print the test's name on the same line first.
+        if line.contains("CHUNK ") {
+            break;
+        }
+    }
+    assert!(line.trim_end().ends_with("CHUNK 2"), "{line}");
+    stdin
+        .write_all(b"2021-01-04T14:30:02Z,3\n2021-01-04T14:30:03Z,4")
+        .unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let counts: usize = rest
+        .lines()
+        .filter_map(|l| l.split("CHUNK ").nth(1))
+        .map(|n| n.trim().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(counts, 2, "{rest}");
+}
