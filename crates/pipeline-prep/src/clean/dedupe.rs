@@ -5,7 +5,7 @@ use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::cols::{Slots, data_columns, ts_raw};
-use super::rowhash::row_hashes;
+use super::rowhash::RowHasher;
 
 /// Configuration of [`Dedupe`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,8 @@ pub struct DedupeConfig {
 /// (`dedupe_exact`: all columns but `_line`; `dedupe_key`: the configured key). Input is time
 /// ordered per symbol, so duplicates share a timestamp: the stage keeps, per symbol, only
 /// 128-bit hashes (see `rowhash`) of the rows at the symbol's current timestamp, and forgets
-/// them when the timestamp moves. Memory is O(symbols × rows per timestamp), time O(1) per
+/// them when the timestamp moves; a row is hashed only once another row of its symbol shares
+/// its timestamp or its chunk ends. Memory is O(symbols × rows per timestamp), time O(1) per
 /// row. Without a `ts` column (or on a null `ts`) a row is compared with the symbol's previous
 /// row only. Duplicates that are not at the same timestamp (unordered input) are not found:
 /// a global spilling mode for unordered data is not implemented.
@@ -95,7 +96,7 @@ impl Stage for Dedupe {
             out.emit(chunk);
             return Ok(());
         }
-        let hashes = row_hashes(batch, &cols)?;
+        let hasher = RowHasher::new(batch, &cols)?;
         let ts = ts_raw(&chunk)?;
         let slots = self.slots.rows(&chunk)?;
         if let Some(&max) = slots.iter().max()
@@ -103,21 +104,36 @@ impl Stage for Dedupe {
         {
             self.state.resize(max + 1, Group::default());
         }
+        // A row that opens a new timestamp is not hashed unless a later row of its symbol
+        // shares that timestamp: `pending[slot]` holds its row index, and `seen` (empty
+        // meanwhile) receives its hash when needed, at the latest at the end of the chunk.
+        let mut pending: Vec<Option<usize>> = vec![None; self.state.len()];
+        let settle = |g: &mut Group, p: &mut Option<usize>| {
+            if let Some(j) = p.take() {
+                g.seen.push(hasher.hash(j));
+            }
+        };
         // Duplicates are rare: their row indices are collected, and a mask is built only
         // when there are any.
         let mut dups: Vec<usize> = Vec::new();
-        for (i, (h, &s)) in hashes.into_iter().zip(&slots).enumerate() {
+        for (i, &s) in slots.iter().enumerate() {
             let g = &mut self.state[s];
+            let p = &mut pending[s];
             let t = ts.as_ref().and_then(|t| t.get(i));
             let dup = if t.is_none() {
+                settle(g, p);
+                let h = hasher.hash(i);
                 let d = g.seen.last() == Some(&h);
                 g.seen.clear();
                 g.seen.push(h);
                 d
+            } else if t != g.ts {
+                g.seen.clear();
+                *p = Some(i);
+                false
             } else {
-                if t != g.ts {
-                    g.seen.clear();
-                }
+                settle(g, p);
+                let h = hasher.hash(i);
                 let d = g.seen.contains(&h);
                 if !d {
                     g.seen.push(h);
@@ -128,6 +144,9 @@ impl Stage for Dedupe {
             if dup {
                 dups.push(i);
             }
+        }
+        for (g, p) in self.state.iter_mut().zip(pending.iter_mut()) {
+            settle(g, p);
         }
         if dups.is_empty() {
             out.emit(chunk);
