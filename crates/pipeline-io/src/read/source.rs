@@ -249,6 +249,10 @@ fn produce_stream(
     let mut scanned = 0usize; // Bytes of `pending` already scanned by `finder`.
     let mut eof = false;
     let mut need_more = false;
+    // A read error is kept across iterations: the header branch below `continue`s, and the
+    // error must still end the input after the records before it (a damaged stream whose
+    // damage lies inside the first block used to end as a clean EOF here).
+    let mut failed = None;
     loop {
         // Fill up to a block and a bit.
         let mut want = block_bytes + (block_bytes / 4).max(4096);
@@ -256,8 +260,7 @@ fn produce_stream(
             want = want.max(pending.len() + (64 << 10));
             need_more = false;
         }
-        let mut failed = None;
-        while pending.len() < want && !eof {
+        while pending.len() < want && !eof && failed.is_none() {
             let old = pending.len();
             pending.resize(want.max(old + 4096), 0);
             match text.read(&mut pending[old..]) {

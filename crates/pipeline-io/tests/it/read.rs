@@ -409,6 +409,28 @@ fn truncated_gzip_keeps_rows_before_the_damage() {
 }
 
 #[test]
+fn damage_inside_the_first_block_is_still_an_error() {
+    // A stream cut within the sniffing sample (and the first block): the header is consumed
+    // first, and the read error must survive that step.
+    let dir = tempfile::tempdir().unwrap();
+    let text = taq_text(5_000, 2);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    let p = write_tmp(
+        dir.path(),
+        "tiny-cut.csv.gz",
+        &gz[..3_000.min(gz.len() / 2)],
+    );
+    let (chunks, _, err) = read_path(&p, &ReadOptions::default());
+    assert!(
+        matches!(err, Some(Error::Corrupt { .. })),
+        "expected a corrupt-stream error, got {err:?}"
+    );
+    assert!(rows(&chunks) > 0);
+}
+
+#[test]
 fn encodings_are_detected_and_decoded() {
     let dir = tempfile::tempdir().unwrap();
     let text = "ts,symbol,price,venue\n2021-01-04T14:30:00Z,SOCGEN,1.5,Société Générale\n2021-01-04T14:30:01Z,CAFE,2.5,Café\n";
