@@ -171,23 +171,21 @@ impl MissingValues {
     }
 
     fn drop_rows(&self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
-        let mut bad = vec![false; chunk.num_rows()];
-        let mut any = false;
+        // The rows to keep are the AND of the checked columns' validity bitmaps, 64 rows per
+        // step (a per-row `is_null` was 3 % of `clean_bench`'s profile).
+        let mut valid: Option<arrow_buffer::NullBuffer> = None;
         for c in &self.cfg.columns {
             if let Some(a) = chunk.column_by_name(c)
                 && a.null_count() > 0
             {
-                any = true;
-                for (i, b) in bad.iter_mut().enumerate() {
-                    *b |= a.is_null(i);
-                }
+                valid = arrow_buffer::NullBuffer::union(valid.as_ref(), a.nulls());
             }
         }
-        if !any {
+        let Some(valid) = valid else {
             out.emit(chunk);
             return Ok(());
-        }
-        let keep: BooleanArray = bad.iter().map(|b| Some(!b)).collect();
+        };
+        let keep = BooleanArray::new(valid.inner().clone(), None);
         let kept = out.remove("missing_value", &chunk, &keep)?;
         out.emit(kept);
         Ok(())
