@@ -74,6 +74,9 @@ keep_line_column = false
 max_open_files = 64
 
 [preprocessing]
+# Put rows up to this many ms out of order back in time order per symbol; older rows are
+# quarantined as `late`. 0 turns the reorder buffer off.
+allowed_lateness_ms = 2000
 # Remove exact duplicate rows.
 remove_duplicates = true
 # Columns that define a duplicate; empty means all columns.

@@ -233,6 +233,22 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     Ok((summary, report))
 }
 
+/// The reorder buffer ahead of the ordered stages (DESIGN.md: small disorder is repaired,
+/// rows later than the allowed lateness are quarantined as `late`), unless turned off.
+pub fn reorder_stage(cfg: &pipeline_core::PreprocessingConfig) -> Option<StageFactory> {
+    let ms = cfg.allowed_lateness_ms;
+    (ms > 0).then(|| {
+        let f: StageFactory = Arc::new(move || {
+            Ok(Box::new(pipeline_stream::ReorderStage::new(
+                "symbol",
+                "ts",
+                std::time::Duration::from_millis(ms),
+            )) as Box<dyn pipeline_core::Stage>)
+        });
+        f
+    })
+}
+
 fn source_spec(
     input: InputFile,
     name: String,

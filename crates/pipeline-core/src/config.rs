@@ -177,6 +177,10 @@ impl Default for OutputConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PreprocessingConfig {
+    /// Rows of a symbol up to this many milliseconds older than its newest row are put back in
+    /// time order (a reorder buffer); older rows are quarantined as `late`. 0 turns the
+    /// buffer off. Default 2000.
+    pub allowed_lateness_ms: u64,
     /// Remove exact duplicate rows (neighbours in time order). Default true.
     pub remove_duplicates: bool,
     /// Columns that define a duplicate; empty means all columns. Default empty.
@@ -233,6 +237,7 @@ pub struct PreprocessingConfig {
 impl Default for PreprocessingConfig {
     fn default() -> Self {
         PreprocessingConfig {
+            allowed_lateness_ms: 2000,
             remove_duplicates: true,
             dedup_key: Vec::new(),
             handle_missing_values: "drop".into(),

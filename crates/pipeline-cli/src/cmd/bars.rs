@@ -15,7 +15,10 @@ pub fn run(args: BarsArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = load_config(&args.input)?;
     apply_output_flags(&mut cfg, args.format, None)?;
     let spec = parse_bar_spec(&args.kind)?;
-    let mut stages = pipeline_prep::cleaning_stages(&cfg.preprocessing)?;
+    let mut stages: Vec<_> = crate::job::reorder_stage(&cfg.preprocessing)
+        .into_iter()
+        .collect();
+    stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
     let bars: StageFactory =
         Arc::new(move || Ok(Box::new(BarStage::new(spec.clone())) as Box<dyn Stage>));
     stages.push(bars);

@@ -41,7 +41,10 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = Config::default();
     // The input folder also holds the ground-truth manifest; read only the CSV files.
     cfg.input.file_pattern = "*.csv*".into();
-    let mut stages = pipeline_prep::cleaning_stages(&cfg.preprocessing)?;
+    let mut stages: Vec<_> = crate::job::reorder_stage(&cfg.preprocessing)
+        .into_iter()
+        .collect();
+    stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
     stages.extend(pipeline_prep::feature_stages(&cfg.preprocessing)?);
     eprintln!(
         "demo: running load → clean → features → Parquet into {}",

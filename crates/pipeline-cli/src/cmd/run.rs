@@ -20,6 +20,7 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let mut stages = Vec::new();
     if !args.no_clean {
+        stages.extend(crate::job::reorder_stage(&cfg.preprocessing));
         stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
     }
     if !args.no_features {
