@@ -460,8 +460,9 @@ impl FeatureStage {
         let cfg = &self.cfg;
         // Every cell is written exactly once below (NaN = null), so the columns start as
         // zeroed allocations rather than being filled with NaN first: that fill was a whole
-        // extra pass over the output.
-        let mut out: Vec<Vec<f64>> = vec![vec![0.0; n]; l.names.len()];
+        // extra pass over the output. Each column is its own zeroed allocation (`vec![v; k]`
+        // would clone `v`, copying n zeros into k − 1 of them).
+        let mut out: Vec<Vec<f64>> = (0..l.names.len()).map(|_| vec![0.0; n]).collect();
         let mut scratch = vec![None; self.indicator_width];
         let nan = f64::NAN;
         let time_rows = !self
