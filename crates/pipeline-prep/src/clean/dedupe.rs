@@ -179,3 +179,92 @@ impl Stage for Dedupe {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+    use pipeline_core::run_stage;
+
+    use super::*;
+
+    type Row = (&'static str, Option<i64>, Option<f64>);
+
+    /// The definition, row by row on whole values: per symbol, the rows at the current
+    /// timestamp (or, at a null timestamp, the previous row only).
+    fn reference(rows: &[Row]) -> Vec<u64> {
+        let mut seen: std::collections::HashMap<&str, (Option<i64>, Vec<Row>)> = Default::default();
+        let mut dups = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let g = seen.entry(r.0).or_default();
+            let dup = if r.1.is_none() {
+                let d = g.1.last() == Some(r);
+                g.1 = vec![*r];
+                d
+            } else {
+                if r.1 != g.0 {
+                    g.1.clear();
+                }
+                let d = g.1.contains(r);
+                if !d {
+                    g.1.push(*r);
+                }
+                d
+            };
+            g.0 = r.1;
+            if dup {
+                dups.push(i as u64);
+            }
+        }
+        dups
+    }
+
+    #[test]
+    fn lazy_hashing_matches_the_definition_for_every_chunk_size() {
+        // Few distinct values, so duplicates, repeated timestamps and null timestamps are
+        // common and straddle chunk boundaries.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut t = 0i64;
+        let rows: Vec<Row> = (0..400)
+            .map(|_| {
+                t += i64::from(next(3) == 0);
+                let sym = ["A", "B", "C"][next(3) as usize];
+                let ts = (next(10) != 0).then_some(t);
+                let px = (next(8) != 0).then(|| next(3) as f64);
+                (sym, ts, px)
+            })
+            .collect();
+        let want = reference(&rows);
+        assert!(want.len() > 40, "{} duplicates", want.len());
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ];
+        let batch =
+            RecordBatch::try_from_iter(["ts", "symbol", "price"].into_iter().zip(cols)).unwrap();
+        let whole = Chunk::with_first_line(batch, 0, 0, 0).unwrap();
+        for size in [1, 2, 3, 7, 64, 400] {
+            let chunks: Vec<Chunk> = (0..rows.len())
+                .step_by(size)
+                .map(|at| whole.slice(at, size.min(rows.len() - at)))
+                .collect();
+            let (_, em) = run_stage(&mut Dedupe::default(), chunks).unwrap();
+            let got: Vec<u64> = em.rejects().iter().map(|r| r.line).collect();
+            assert_eq!(got, want, "chunks of {size}");
+        }
+    }
+}

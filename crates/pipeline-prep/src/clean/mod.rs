@@ -38,6 +38,15 @@
 //!   ones, whose look-ahead can span (and hold) many chunks: compacting held rows into
 //!   fresh batches is not implemented.
 //!
+//! Speed: the default chain (invalid → missing → dedupe → z-score) ran at 17.7–18.7 M rows/s
+//! on one thread (`cargo run --release -p pipeline-prep --example clean_bench`, 5M rows,
+//! 65,536-row chunks, 20 symbols, load average 2–4), up from 10.2 M: [`InvalidRows`] marks
+//! all three rules on the raw value slices and filters once (37 → 58–70 M rows/s),
+//! [`MissingValues`]' drop ANDs the validity bitmaps (95 → 190 M), and [`Dedupe`] hashes a
+//! row only when another row of its symbol shares its timestamp (26 → 100–120 M). Each stage
+//! that removes rows still copies the chunk once (the stage contract hands on materialised
+//! chunks), which is most of the rest along with the z-score's logarithm per row.
+//!
 //! Not implemented: a global, spilling de-duplication mode for unordered input (duplicates
 //! are only found within a symbol's current timestamp).
 //!
