@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::columns::{event_times, row_keys};
 
+mod sorted;
+
 /// Quarantine reason for rows behind the watermark.
 pub const LATE: &str = "late";
 /// Quarantine reason for rows without an event time.
@@ -56,8 +58,11 @@ pub(crate) struct Reorderer {
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
+    /// Latest event time per key.
     max_ts: Vec<(Key, i64)>,
+    /// Pending rows in order per key: key, time, arrival, and the chunk's source and seq.
     rows: Vec<(Key, i64, u64, SourceId, u64)>,
+    /// Arrival counter.
     arrival: u64,
 }
 
@@ -239,7 +244,6 @@ impl Reorderer {
     /// Serialises pending rows and watermarks: a length-prefixed JSON header, then the pending
     /// rows as one Arrow IPC stream.
     pub fn checkpoint(&self) -> Result<Vec<u8>> {
-        let mut rows = Vec::new();
         let mut released = Vec::new();
         let mut snap = Snapshot {
             max_ts: Vec::new(),
@@ -267,31 +271,13 @@ impl Reorderer {
                 });
             }
         }
-        let header =
-            serde_json::to_vec(&snap).map_err(|e| Error::Internal(format!("checkpoint: {e}")))?;
-        let mut buf = (header.len() as u64).to_le_bytes().to_vec();
-        buf.extend_from_slice(&header);
-        if let Some(chunk) = self.gather(&released, 0, 0)? {
-            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut rows, &chunk.schema())?;
-            w.write(chunk.batch())?;
-            w.finish()?;
-        }
-        buf.extend_from_slice(&rows);
-        Ok(buf)
+        let chunk = self.gather(&released, 0, 0)?;
+        encode_checkpoint(&snap, chunk.as_ref())
     }
 
     /// Restores state written by [`Reorderer::checkpoint`]; `cols` as for [`Reorderer::push`].
     pub fn restore(&mut self, bytes: &[u8], cols: &[String]) -> Result<()> {
-        let bad = |m: &str| Error::Internal(format!("reorder checkpoint: {m}"));
-        let len = bytes
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| bad("truncated"))? as usize;
-        let header = bytes
-            .get(8..8 + len)
-            .ok_or_else(|| bad("truncated header"))?;
-        let snap: Snapshot = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+        let (snap, groups) = decode_checkpoint(bytes)?;
         self.keys.clear();
         self.retained.clear();
         self.arrival = snap.arrival;
@@ -307,40 +293,16 @@ impl Reorderer {
                 ),
             );
         }
-        let body = &bytes[8 + len..];
-        if snap.rows.is_empty() {
-            return Ok(());
-        }
-        let reader = arrow_ipc::reader::StreamReader::try_new(body, None)?;
-        let mut batches = Vec::new();
-        for b in reader {
-            batches.push(b?);
-        }
-        let batch = arrow_select::concat::concat_batches(
-            &batches.first().ok_or_else(|| bad("no rows"))?.schema(),
-            &batches,
-        )?;
-        if batch.num_rows() != snap.rows.len() {
-            return Err(bad("row count mismatch"));
-        }
-        // One retained chunk per original (source, seq), so provenance survives.
-        let mut groups: BTreeMap<(SourceId, u64), Vec<u64>> = BTreeMap::new();
-        for (i, (_, _, _, s, q)) in snap.rows.iter().enumerate() {
-            groups.entry((*s, *q)).or_default().push(i as u64);
-        }
         let mut place: HashMap<usize, (u64, usize)> = HashMap::new();
-        for ((s, q), idx) in groups {
+        for (chunk, idx) in groups {
             let id = self.next_chunk;
             self.next_chunk += 1;
-            let taken =
-                arrow_select::take::take_record_batch(&batch, &UInt64Array::from(idx.clone()))?;
-            let chunk = Chunk::new(taken, s, q)?;
             let cols = cols
                 .iter()
                 .map(|c| crate::columns::numbers(&chunk, c))
                 .collect::<Result<Vec<_>>>()?;
             for (r, i) in idx.iter().enumerate() {
-                place.insert(*i as usize, (id, r));
+                place.insert(*i, (id, r));
             }
             self.retained.insert(
                 id,
@@ -361,6 +323,67 @@ impl Reorderer {
         }
         Ok(())
     }
+}
+
+/// A chunk rebuilt from a checkpoint and the indices into `Snapshot::rows` of its rows.
+type RestoredChunk = (Chunk, Vec<usize>);
+
+/// Frames a checkpoint: the length-prefixed JSON header `snap`, then `rows` (the pending rows
+/// in the order of `snap.rows`) as one Arrow IPC stream.
+fn encode_checkpoint(snap: &Snapshot, rows: Option<&Chunk>) -> Result<Vec<u8>> {
+    let header =
+        serde_json::to_vec(snap).map_err(|e| Error::Internal(format!("checkpoint: {e}")))?;
+    let mut buf = (header.len() as u64).to_le_bytes().to_vec();
+    buf.extend_from_slice(&header);
+    if let Some(chunk) = rows {
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &chunk.schema())?;
+        w.write(chunk.batch())?;
+        w.finish()?;
+    }
+    Ok(buf)
+}
+
+/// Reads a checkpoint written by [`encode_checkpoint`]: the header, and the pending rows
+/// regrouped as one chunk per original `(source, seq)` (so provenance survives), each with the
+/// indices into `snap.rows` of its rows, in order.
+fn decode_checkpoint(bytes: &[u8]) -> Result<(Snapshot, Vec<RestoredChunk>)> {
+    let bad = |m: &str| Error::Internal(format!("reorder checkpoint: {m}"));
+    let len = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| bad("truncated"))? as usize;
+    let header = bytes
+        .get(8..8 + len)
+        .ok_or_else(|| bad("truncated header"))?;
+    let snap: Snapshot = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let body = &bytes[8 + len..];
+    if snap.rows.is_empty() {
+        return Ok((snap, Vec::new()));
+    }
+    let reader = arrow_ipc::reader::StreamReader::try_new(body, None)?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b?);
+    }
+    let batch = arrow_select::concat::concat_batches(
+        &batches.first().ok_or_else(|| bad("no rows"))?.schema(),
+        &batches,
+    )?;
+    if batch.num_rows() != snap.rows.len() {
+        return Err(bad("row count mismatch"));
+    }
+    let mut groups: BTreeMap<(SourceId, u64), Vec<u64>> = BTreeMap::new();
+    for (i, (_, _, _, s, q)) in snap.rows.iter().enumerate() {
+        groups.entry((*s, *q)).or_default().push(i as u64);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for ((s, q), idx) in groups {
+        let taken = arrow_select::take::take_record_batch(&batch, &UInt64Array::from(idx.clone()))?;
+        let chunk = Chunk::new(taken, s, q)?;
+        out.push((chunk, idx.into_iter().map(|i| i as usize).collect()));
+    }
+    Ok((snap, out))
 }
 
 /// Configuration of a [`ReorderStage`].
@@ -387,7 +410,7 @@ struct ReorderConfig {
 /// ```
 pub struct ReorderStage {
     config: ReorderConfig,
-    buf: Reorderer,
+    buf: sorted::SortedBuffer,
 }
 
 impl ReorderStage {
@@ -399,22 +422,8 @@ impl ReorderStage {
                 ts: ts_col.into(),
                 lateness_ns: lateness.as_nanos(),
             },
-            buf: Reorderer::new(key_col, ts_col, lateness),
+            buf: sorted::SortedBuffer::new(key_col, ts_col, lateness),
         }
-    }
-
-    fn emit(
-        &mut self,
-        rows: Vec<Released>,
-        source: SourceId,
-        seq: u64,
-        out: &mut Emitter,
-    ) -> Result<()> {
-        if let Some(c) = self.buf.gather(&rows, source, seq)? {
-            out.emit(c);
-        }
-        self.buf.done(&rows);
-        Ok(())
     }
 }
 
@@ -434,18 +443,17 @@ impl Stage for ReorderStage {
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
-        let (source, seq) = (chunk.source(), chunk.seq());
-        let rows = self.buf.push(chunk, &[], out)?;
-        self.emit(rows, source, seq, out)
+        if let Some(c) = self.buf.push(chunk, out)? {
+            out.emit(c);
+        }
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Emitter) -> Result<()> {
-        let rows = self.buf.drain();
-        let (source, seq) = rows
-            .first()
-            .and_then(|r| self.buf.retained(r.chunk))
-            .map_or((0, 0), |e| (e.chunk.source(), e.chunk.seq()));
-        self.emit(rows, source, seq, out)
+        if let Some(c) = self.buf.drain()? {
+            out.emit(c);
+        }
+        Ok(())
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
@@ -453,7 +461,7 @@ impl Stage for ReorderStage {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        self.buf.restore(state, &[])
+        self.buf.restore(state)
     }
 }
 
