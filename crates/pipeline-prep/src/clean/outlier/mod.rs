@@ -130,7 +130,10 @@ pub(crate) fn apply(
             if n_out == 0 {
                 out.emit(chunk);
             } else {
-                let keep: BooleanArray = verdict.iter().map(|v| Some(v.is_none())).collect();
+                let keep = BooleanArray::from(arrow_buffer::BooleanBuffer::collect_bool(
+                    verdict.len(),
+                    |i| verdict[i].is_none(),
+                ));
                 let kept = out.remove(&rule, &chunk, &keep)?;
                 out.emit(kept);
             }
