@@ -3,7 +3,9 @@
 //! within the lateness), fed in 65,536-row chunks. Checks that the output is in time order per
 //! symbol and that no row was lost, then prints one JSON line with the best of three runs.
 //!
-//! Run: `cargo run --release -p pipeline-stream --example reorder_bench [rows]`
+//! Run: `cargo run --release -p pipeline-stream --example reorder_bench [rows] [mean_step_ns]`
+//! (the default mean step, 4.7 ms, spreads 5M rows over a 6.5 h day; a small step such as
+//! 20,000 ns keeps ~100k rows pending).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,9 +43,9 @@ fn dict(keys: Vec<i32>, values: &[String]) -> ArrayRef {
     )
 }
 
-/// Builds the input chunks: ~4.7 ms between rows (a 6.5 h day for 5M rows), symbols drawn at
-/// random, 0.1% of rows 1 ms–1 s early.
-fn input(rows: usize) -> Vec<Chunk> {
+/// Builds the input chunks: `step` ns between rows on average, symbols drawn at random, 0.1%
+/// of rows 1 ms–1 s early.
+fn input(rows: usize, step: u64) -> Vec<Chunk> {
     let schema = Arc::new(Schema::new(vec![
         Field::new(
             "ts",
@@ -80,7 +82,7 @@ fn input(rows: usize) -> Vec<Chunk> {
         let n = left.min(CHUNK_ROWS);
         let (mut ts, mut sym, mut px, mut ex, mut cond) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..n {
-            t += (rng.next() % 9_400_000) as i64;
+            t += (rng.next() % (2 * step)) as i64;
             let r = rng.next();
             let early = if r.is_multiple_of(1000) {
                 1_000_000 + (rng.next() % 999_000_000) as i64
@@ -164,7 +166,11 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("rows must be a number"))
         .unwrap_or(5_000_000);
-    let chunks = input(rows);
+    let step: u64 = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().expect("mean_step_ns must be a number"))
+        .unwrap_or(4_700_000);
+    let chunks = input(rows, step.max(1));
     let mut best = Duration::MAX;
     let mut result = (0, 0);
     for _ in 0..3 {
@@ -174,7 +180,7 @@ fn main() {
         result = (out, late);
     }
     println!(
-        "{{\"bench\":\"reorder\",\"rows\":{rows},\"symbols\":{SYMBOLS},\"chunk_rows\":{CHUNK_ROWS},\"rows_out\":{},\"late\":{},\"busy_s\":{:.4},\"rows_per_s\":{:.0}}}",
+        "{{\"bench\":\"reorder\",\"rows\":{rows},\"symbols\":{SYMBOLS},\"chunk_rows\":{CHUNK_ROWS},\"mean_step_ns\":{step},\"rows_out\":{},\"late\":{},\"busy_s\":{:.4},\"rows_per_s\":{:.0}}}",
         result.0,
         result.1,
         best.as_secs_f64(),
