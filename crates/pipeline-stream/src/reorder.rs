@@ -1,5 +1,8 @@
 //! The bounded reorder buffer: puts rows back in event-time order per key within an allowed
-//! lateness, and quarantines rows later than that as `late`. [`ReorderStage`] exposes it alone.
+//! lateness, and quarantines rows later than that as `late`. [`ReorderStage`] exposes it alone
+//! through the fast sorted-run buffer in [`sorted`]; the general heap-based [`Reorderer`] here
+//! feeds `WindowStage`, which needs each released row's numeric columns. Both write the same
+//! checkpoint format.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -45,7 +48,7 @@ struct KeyBuf {
     heap: BinaryHeap<Reverse<(i64, u64, u64, usize)>>,
 }
 
-/// Pending rows per key, ordered by `(ts, arrival)`.
+/// Pending rows per key, ordered by `(ts, arrival)`, released row by row (for windows).
 pub(crate) struct Reorderer {
     key_col: String,
     ts_col: String,
