@@ -115,7 +115,7 @@ create_lag_features = true
 lag_periods = [1, 5, 10, 20]
 # Add time-of-day features.
 create_time_features = true
-# Add mid, spread, microprice, imbalance.
+# Add mid and spread (microprice, imbalance and spread in bps through the library API).
 create_microstructure_features = true
 # Session open, local time.
 session_open = "09:30"

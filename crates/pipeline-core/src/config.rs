@@ -220,7 +220,7 @@ pub struct PreprocessingConfig {
     pub lag_periods: Vec<usize>,
     /// Add time-of-day features. Default true.
     pub create_time_features: bool,
-    /// Add mid, spread, microprice, imbalance. Default true.
+    /// Add mid and spread. Default true.
     pub create_microstructure_features: bool,
     /// Session open, local time `HH:MM`. Default 09:30.
     pub session_open: String,
