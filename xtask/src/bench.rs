@@ -22,7 +22,7 @@ pub struct BenchArgs {
     /// Input sizes in rows, comma-separated.
     #[arg(
         long,
-        default_value = "1000000,10000000,50000000",
+        default_value = "1000000,5000000,20000000",
         value_delimiter = ','
     )]
     pub sizes: Vec<u64>,
