@@ -402,9 +402,15 @@ fn markdown(figures: &[Figure], sizes: &[u64], scale: Option<&ScaleResult>) -> S
             .iter()
             .filter(|f| f.rows == rows || (f.tool != "tickpipe" && rows_close(f.rows, rows)))
         {
+            // Our full `run` is compared with the peers' comparable `job`.
+            let peer_task = if f.task == "run" {
+                "job"
+            } else {
+                f.task.as_str()
+            };
             let best_peer = figures
                 .iter()
-                .filter(|p| p.tool != "tickpipe" && p.task == f.task && rows_close(p.rows, rows))
+                .filter(|p| p.tool != "tickpipe" && p.task == peer_task && rows_close(p.rows, rows))
                 .map(|p| p.wall_seconds)
                 .fold(f64::INFINITY, f64::min);
             let vs_peer = if f.tool == "tickpipe" && best_peer.is_finite() && f.wall_seconds > 0.0 {

@@ -63,7 +63,7 @@ format = "parquet"
 # Codec: zstd, snappy or none.
 compression = "zstd"
 # zstd level (1-22).
-compression_level = 3
+compression_level = 1
 # Flush a Parquet row group when it holds this many bytes.
 row_group_bytes = "32MiB"
 # Hive partition keys: any of symbol, date, month.
