@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Rows for --scale (default: about 100 GB of CSV).
     #[arg(long, default_value_t = 1_400_000_000)]
     pub scale_rows: u64,
+    /// Skip the engine figures (overhead, 1 vs 2 workers, live latency).
+    #[arg(long)]
+    pub skip_engine: bool,
     /// Keep generated data between runs (target/bench/data).
     #[arg(long)]
     pub keep_data: bool,
@@ -161,16 +164,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let _ = std::fs::remove_dir_all(&scratch);
         }
     }
+    let engine = if args.skip_engine {
+        None
+    } else {
+        Some(engine_figures(
+            &root,
+            &tickpipe,
+            &data,
+            *sizes.last().unwrap_or(&1_000_000),
+        )?)
+    };
     let scale = if args.scale {
         Some(scale_run(&xtask, &tickpipe, &out, args.scale_rows)?)
     } else {
         None
     };
-    let md = markdown(&figures, &sizes, scale.as_ref());
+    let mut md = markdown(&figures, &sizes, scale.as_ref());
+    if let Some(e) = &engine {
+        md.push_str(&engine_markdown(e));
+    }
     let json = serde_json::json!({
         "figures": figures,
         "seed_claims_rows_per_second": SEED_CLAIMS.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "scale": scale,
+        "engine": engine,
         "machine": machine(),
     });
     std::fs::write(
@@ -467,4 +484,79 @@ fn rows_close(a: u64, b: u64) -> bool {
     // them differ by a fraction of a percent from our count.
     let (a, b) = (a as f64, b as f64);
     (a - b).abs() <= 0.01 * b.max(1.0)
+}
+
+/// Engine figures: overhead against a plain loop and live-mode latency (the crates' own
+/// release examples, which print one JSON line each), and the full pipeline with 1 and 2
+/// workers on the largest generated file.
+fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Result<Value> {
+    let mut out = serde_json::Map::new();
+    for (crate_name, example) in [
+        ("pipeline-parallel", "engine_bench"),
+        ("pipeline-stream", "live_latency"),
+    ] {
+        eprintln!("== {crate_name} example {example}");
+        let o = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                crate_name,
+                "--example",
+                example,
+            ])
+            .stderr(Stdio::inherit())
+            .output()?;
+        let line = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .unwrap_or("null")
+            .to_string();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        eprintln!("   {v}");
+        out.insert(example.to_string(), v);
+    }
+    let csv = data.join(format!("taq_{rows}/plain/taq.csv"));
+    if csv.exists() {
+        let scratch = data.join("scaling-out");
+        let csv_s = csv.to_string_lossy().to_string();
+        let out_s = scratch.to_string_lossy().to_string();
+        for workers in ["1", "2"] {
+            let argv = [
+                "run",
+                &csv_s,
+                "--out",
+                &out_s,
+                "--discard",
+                "--workers",
+                workers,
+            ];
+            let f = tickpipe_figure(tickpipe, "features", &argv)?;
+            eprintln!(
+                "== clean+features, {workers} worker(s): {:.2}s",
+                f.wall_seconds
+            );
+            out.insert(
+                format!("features_{workers}_workers_seconds"),
+                f.wall_seconds.into(),
+            );
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(Value::Object(out))
+}
+
+fn engine_markdown(e: &Value) -> String {
+    let w1 = e["features_1_workers_seconds"].as_f64().unwrap_or(0.0);
+    let w2 = e["features_2_workers_seconds"].as_f64().unwrap_or(0.0);
+    let speedup = if w2 > 0.0 { w1 / w2 } else { 0.0 };
+    let eb = &e["engine_bench"];
+    let live = &e["live_latency"];
+    format!(
+        "\nEngine: overhead vs a plain loop {}% (realistic stage); clean+features with 1 worker {w1:.2}s, 2 workers {w2:.2}s ({speedup:.2}x); live mode latency p50 {} ms, p99 {} ms.\n",
+        eb["overhead_pct"], live["p50_ms"], live["p99_ms"]
+    )
 }

@@ -14,6 +14,12 @@ use super::options::{PartitionKey, WriteOptions};
 use super::partition::{HIVE_DEFAULT_PARTITION, split_by_partition};
 use super::writer::{ClosedFile, FileWriter};
 
+/// Row groups after which a partition's file is closed and the next part file begun (see
+/// `PartitionedSink::roll_if_full`). Measured with `tickpipe run -` on piped gen-data with 50
+/// symbols: peak RSS 297/343/345 MiB at 10/30/60 M rows with 64 (flat), while 256 still grew
+/// at 30 M rows.
+pub const MAX_ROW_GROUPS_PER_FILE: usize = 64;
+
 /// One partition directory and its current file.
 struct Slot {
     writer: Option<FileWriter>,
@@ -191,7 +197,7 @@ impl PartitionedSink {
             .get_mut(&key)
             .ok_or_else(|| pipeline_core::Error::Internal("partition slot vanished".into()))?;
         slot.last_used = tick;
-        self.open.insert(tick, key);
+        self.open.insert(tick, key.clone());
         let Some(w) = &mut slot.writer else {
             return Err(pipeline_core::Error::Internal(
                 "partition writer missing".into(),
@@ -201,7 +207,28 @@ impl PartitionedSink {
         let now = w.buffered_bytes();
         self.buffered_total = self.buffered_total - slot.buffered + now;
         slot.buffered = now;
-        self.enforce_budget()
+        self.enforce_budget()?;
+        self.roll_if_full(&key)
+    }
+
+    /// Closes a partition's file once it holds [`MAX_ROW_GROUPS_PER_FILE`] row groups; the next
+    /// rows go to its next part file. Parquet keeps every row group's metadata (and page
+    /// index) in memory until the footer is written, so without this an endless input (a
+    /// pipe, a 100 GB file) grows memory with every row group (836 MiB after 100 M piped rows).
+    fn roll_if_full(&mut self, key: &str) -> Result<()> {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Ok(());
+        };
+        let full = slot
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.row_groups() >= MAX_ROW_GROUPS_PER_FILE);
+        if !full {
+            return Ok(());
+        }
+        self.open.remove(&slot.last_used);
+        self.buffered_total -= slot.close(&mut self.closed)?;
+        Ok(())
     }
 
     /// Flushes the fullest writers until all buffers together fit `max_buffered_bytes`.

@@ -208,6 +208,15 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Row groups already written to this file (Parquet; 0 for other formats). The writer
+    /// keeps every row group's metadata in memory until the footer is written.
+    pub fn row_groups(&self) -> usize {
+        match &self.encoder {
+            Encoder::Parquet(w) => w.flushed_row_groups().len(),
+            _ => 0,
+        }
+    }
+
     /// Bytes this file holds in memory (Parquet row group buffers, pending IPC batches, the
     /// CSV write buffer).
     pub fn buffered_bytes(&self) -> usize {
