@@ -7,6 +7,7 @@
 
 mod clean;
 mod features;
+mod state;
 
 pub use clean::*;
 pub use features::*;

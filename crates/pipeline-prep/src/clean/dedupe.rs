@@ -1,7 +1,7 @@
 //! De-duplication within a symbol's current timestamp.
 
 use arrow_array::BooleanArray;
-use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use pipeline_core::{Chunk, Emitter, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::cols::{Slots, data_columns, ts_raw};
@@ -166,14 +166,11 @@ impl Stage for Dedupe {
             slots: self.slots.names().to_vec(),
             state: self.state.clone(),
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("dedupe checkpoint: {e}")))
+        crate::state::save("dedupe", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("dedupe restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("dedupe", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
         Ok(())

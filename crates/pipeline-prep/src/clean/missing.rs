@@ -398,14 +398,11 @@ impl Stage for MissingValues {
             interp: self.interp.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("missing_values checkpoint: {e}")))
+        crate::state::save("missing_values", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("missing_values restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("missing_values", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.ffill = cp.ffill;
         self.interp = cp.interp;

@@ -346,14 +346,11 @@ impl Stage for BarStage {
             spec: self.spec.clone(),
             open,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("bars checkpoint: {e}")))
+        crate::state::save("bars", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("bars checkpoint: {e}")))?;
+        let cp: Checkpoint = crate::state::load("bars", state)?;
         if cp.spec != self.spec {
             return Err(Error::Usage(
                 "the bars checkpoint was written with a different bar spec".into(),

@@ -762,14 +762,11 @@ impl Stage for FeatureStage {
             key: self.key().0,
             states,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("features checkpoint: {e}")))
+        crate::state::save("features", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("features checkpoint: {e}")))?;
+        let cp: Checkpoint = crate::state::load("features", state)?;
         if cp.key != self.key().0 {
             return Err(Error::Usage(
                 "the features checkpoint was written with a different configuration".into(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use pipeline_core::{Chunk, Emitter, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::BnhlsConfig;
@@ -140,14 +140,11 @@ impl Stage for DayExchange {
             days: self.days.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("P3 checkpoint: {e}")))
+        crate::state::save("P3", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("P3 restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("P3", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.days = cp.days;
         self.held = Held::from_state(cp.held)?;

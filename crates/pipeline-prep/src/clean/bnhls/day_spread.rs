@@ -1,7 +1,7 @@
 //! BN-HLS Q3: spreads above a multiple of the symbol-day's median spread.
 
 use arrow_array::Array;
-use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use pipeline_core::{Chunk, Emitter, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::BnhlsConfig;
@@ -133,14 +133,11 @@ impl Stage for DaySpread {
             days: self.days.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("Q3 checkpoint: {e}")))
+        crate::state::save("Q3", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("Q3 restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("Q3", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.days = cp.days;
         self.held = Held::from_state(cp.held)?;

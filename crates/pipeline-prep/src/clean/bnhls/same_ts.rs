@@ -1,6 +1,6 @@
 //! BN-HLS T3 and Q1: rows of one symbol with the same timestamp merged into one.
 
-use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use pipeline_core::{Chunk, Emitter, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use crate::clean::cols::{Slots, f64_col, ts_col};
@@ -163,14 +163,11 @@ impl Stage for SameTimestamp {
             groups: self.groups.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("same-timestamp checkpoint: {e}")))
+        crate::state::save("same-timestamp", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("same-timestamp restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("same-timestamp", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.groups = cp.groups;
         self.held = Held::from_state(cp.held)?;

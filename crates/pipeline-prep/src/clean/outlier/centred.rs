@@ -239,14 +239,11 @@ impl Centred {
             state: self.state.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("{} checkpoint: {e}", self.stage_name)))
+        crate::state::save(self.stage_name, &cp)
     }
 
     pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("{} restore: {e}", self.stage_name)))?;
+        let cp: Checkpoint = crate::state::load(self.stage_name, state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
         self.held.restore(cp.held)

@@ -311,14 +311,11 @@ impl Stage for RollingOutliers {
             slots: self.slots.names().to_vec(),
             state: self.state.clone(),
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("outliers checkpoint: {e}")))
+        crate::state::save("outliers", &cp)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("outliers restore: {e}")))?;
+        let cp: Checkpoint = crate::state::load("outliers", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
         Ok(())

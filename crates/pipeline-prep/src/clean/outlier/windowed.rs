@@ -184,14 +184,11 @@ impl<D: WindowDetector> Windowed<D> {
             state: self.state.clone(),
             held: self.held.state()?,
         };
-        serde_json::to_vec(&cp)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("{} checkpoint: {e}", self.rule)))
+        crate::state::save(&self.rule, &cp)
     }
 
     pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<()> {
-        let cp: Checkpoint = serde_json::from_slice(state)
-            .map_err(|e| Error::Internal(format!("{} restore: {e}", self.rule)))?;
+        let cp: Checkpoint = crate::state::load(&self.rule, state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
         self.held.restore(cp.held)
