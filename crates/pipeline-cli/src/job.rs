@@ -234,20 +234,42 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     Ok((summary, report))
 }
 
-/// The reorder buffer ahead of the ordered stages (DESIGN.md: small disorder is repaired,
-/// rows later than the allowed lateness are quarantined as `late`), unless turned off.
-pub fn reorder_stage(cfg: &pipeline_core::PreprocessingConfig) -> Option<StageFactory> {
+/// Which preprocessing stages a command runs, in pipeline order.
+#[derive(Debug, Clone, Copy)]
+pub struct StageSet {
+    /// The reorder buffer ahead of the ordered stages (DESIGN.md: small disorder is
+    /// repaired, rows later than `allowed_lateness_ms` are quarantined as `late`); it is
+    /// skipped when that setting is 0.
+    pub reorder: bool,
+    /// The cleaning stages.
+    pub clean: bool,
+    /// The feature stage.
+    pub features: bool,
+}
+
+/// Builds the preprocessing stages every command shares: reorder → cleaning → features.
+pub fn pipeline_stages(
+    cfg: &pipeline_core::PreprocessingConfig,
+    set: StageSet,
+) -> CoreResult<Vec<StageFactory>> {
+    let mut stages: Vec<StageFactory> = Vec::new();
     let ms = cfg.allowed_lateness_ms;
-    (ms > 0).then(|| {
-        let f: StageFactory = Arc::new(move || {
+    if set.reorder && ms > 0 {
+        stages.push(Arc::new(move || {
             Ok(Box::new(pipeline_stream::ReorderStage::new(
                 "symbol",
                 "ts",
                 std::time::Duration::from_millis(ms),
             )) as Box<dyn pipeline_core::Stage>)
-        });
-        f
-    })
+        }));
+    }
+    if set.clean {
+        stages.extend(pipeline_prep::cleaning_stages(cfg)?);
+    }
+    if set.features {
+        stages.extend(pipeline_prep::feature_stages(cfg)?);
+    }
+    Ok(stages)
 }
 
 fn source_spec(

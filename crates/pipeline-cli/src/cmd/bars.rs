@@ -7,7 +7,7 @@ use pipeline_prep::{BarStage, parse_bar_spec};
 
 use crate::Outcome;
 use crate::args::BarsArgs;
-use crate::job::{Job, Output, run_job};
+use crate::job::{Job, Output, StageSet, pipeline_stages, run_job};
 use crate::settings::{apply_output_flags, load_config};
 
 /// Runs the command.
@@ -15,10 +15,14 @@ pub fn run(args: BarsArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = load_config(&args.input)?;
     apply_output_flags(&mut cfg, args.format, None)?;
     let spec = parse_bar_spec(&args.kind)?;
-    let mut stages: Vec<_> = crate::job::reorder_stage(&cfg.preprocessing)
-        .into_iter()
-        .collect();
-    stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
+    let mut stages = pipeline_stages(
+        &cfg.preprocessing,
+        StageSet {
+            reorder: true,
+            clean: true,
+            features: false,
+        },
+    )?;
     let bars: StageFactory =
         Arc::new(move || Ok(Box::new(BarStage::new(spec.clone())) as Box<dyn Stage>));
     stages.push(bars);

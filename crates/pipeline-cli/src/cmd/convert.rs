@@ -1,19 +1,11 @@
-//! `tickpipe convert`: load and write only; and the `--follow` live mode of `run`.
+//! `tickpipe convert`: load and write only.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-use pipeline_core::{Config, Error, SourceTable};
-use pipeline_io::{InputFile, ReadOptions, WriteOptions};
-use pipeline_stream::Pipeline;
 
 use crate::Outcome;
-use crate::args::{ConvertArgs, RunArgs};
+use crate::args::ConvertArgs;
 use crate::job::{Job, Output, run_job};
 use crate::settings::{apply_output_flags, load_config};
-use crate::summary::RunSummary;
 
 /// Runs `convert`.
 pub fn run(args: ConvertArgs, quiet: bool) -> anyhow::Result<Outcome> {
@@ -49,85 +41,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Current size of a followed file (0 for stdin).
-trait SizeNow {
-    fn size_now(&self) -> u64;
-}
-
-impl SizeNow for InputFile {
-    fn size_now(&self) -> u64 {
-        if self.is_stdin() {
-            0
-        } else {
-            std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
-        }
-    }
-}
-
 /// `--out x.parquet` (or .arrow/.ipc/.csv) names a file; anything else is a directory.
 fn is_file_target(out: &Path) -> bool {
     pipeline_io::format_from_extension(out).is_some()
-}
-
-/// `run --follow`: tail one growing file (or stdin) through the cleaning and feature stages
-/// on the streaming executor, flushing at least every `--flush-ms`, until Ctrl-C.
-pub fn follow(args: &RunArgs, cfg: Config, quiet: bool) -> anyhow::Result<Outcome> {
-    let inputs = &args.input.inputs;
-    if inputs.len() != 1 {
-        return Err(Error::Usage("--follow takes exactly one input file (or -)".into()).into());
-    }
-    let read_opts = ReadOptions::from_config(&cfg)?;
-    let flush = Duration::from_millis(args.flush_ms.max(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let s = stop.clone();
-        // Ctrl-C ends the follow loop; the pipeline then flushes and finishes its files.
-        let _ = ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
-    let input = if inputs[0] == "-" {
-        InputFile::stdin()
-    } else {
-        InputFile::new(&inputs[0])
-    };
-    let mut table = SourceTable::default();
-    let id = table.add(input.display_name());
-    let source = if input.is_stdin() {
-        pipeline_io::open_source(&input, id, &read_opts)?
-    } else {
-        pipeline_io::open_follow(&input.path, id, &read_opts, flush, stop.clone())?
-    };
-    let mut pipeline = Pipeline::new(source).flush_every(flush).cancel(stop);
-    for f in pipeline_prep::cleaning_stages(&cfg.preprocessing)?
-        .into_iter()
-        .chain(pipeline_prep::feature_stages(&cfg.preprocessing)?)
-    {
-        pipeline = pipeline.stage(f()?);
-    }
-    let data = args.out.join(crate::job::DATA_DIR);
-    std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
-    let write_opts = WriteOptions::from_config(&cfg.output)?;
-    let q = args.out.join("quarantine.parquet");
-    let report = pipeline
-        .sink(pipeline_io::create_sink(&data, 0, &write_opts)?)
-        .reject_sink(pipeline_io::create_quarantine_sink(&q, table)?)
-        .run()?;
-    let summary = RunSummary::new(
-        "run --follow",
-        &report.ledger,
-        &report.stages,
-        1,
-        Vec::new(),
-        input.size_now(),
-        report.sink.bytes,
-        report.wall.as_secs_f64(),
-        report.sink.files.clone(),
-        [q].into_iter().filter(|p| p.exists()).collect(),
-    );
-    if !quiet {
-        summary.print_human();
-    }
-    if let Some(path) = &args.summary_json {
-        summary.write_json(path)?;
-    }
-    Ok(Outcome::Ok)
 }

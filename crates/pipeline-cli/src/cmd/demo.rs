@@ -6,7 +6,7 @@ use pipeline_io::{Codec, GenConfig, Layout};
 
 use crate::Outcome;
 use crate::args::DemoArgs;
-use crate::job::{Job, Output, run_job};
+use crate::job::{Job, Output, StageSet, pipeline_stages, run_job};
 
 /// Runs the command.
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
@@ -41,11 +41,14 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = Config::default();
     // The input folder also holds the ground-truth manifest; read only the CSV files.
     cfg.input.file_pattern = "*.csv*".into();
-    let mut stages: Vec<_> = crate::job::reorder_stage(&cfg.preprocessing)
-        .into_iter()
-        .collect();
-    stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
-    stages.extend(pipeline_prep::feature_stages(&cfg.preprocessing)?);
+    let stages = pipeline_stages(
+        &cfg.preprocessing,
+        StageSet {
+            reorder: true,
+            clean: true,
+            features: true,
+        },
+    )?;
     eprintln!(
         "demo: running load → clean → features → Parquet into {}",
         output.display()

@@ -4,7 +4,7 @@ use pipeline_core::Error;
 
 use crate::Outcome;
 use crate::args::RunArgs;
-use crate::job::{Job, Output, run_job};
+use crate::job::{Job, Output, StageSet, pipeline_stages, run_job};
 use crate::settings::{apply_output_flags, load_config, parse_shard};
 
 /// Runs the command.
@@ -16,16 +16,16 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     if args.follow {
-        return crate::cmd::convert::follow(&args, cfg, quiet);
+        return crate::cmd::follow::follow(&args, cfg, quiet);
     }
-    let mut stages = Vec::new();
-    if !args.no_clean {
-        stages.extend(crate::job::reorder_stage(&cfg.preprocessing));
-        stages.extend(pipeline_prep::cleaning_stages(&cfg.preprocessing)?);
-    }
-    if !args.no_features {
-        stages.extend(pipeline_prep::feature_stages(&cfg.preprocessing)?);
-    }
+    let stages = pipeline_stages(
+        &cfg.preprocessing,
+        StageSet {
+            reorder: !args.no_clean,
+            clean: !args.no_clean,
+            features: !args.no_features,
+        },
+    )?;
     if args.resume && args.discard {
         return Err(Error::Usage(
             "--resume needs an output; it cannot be used with --discard".into(),
