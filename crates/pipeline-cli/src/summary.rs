@@ -108,7 +108,7 @@ impl RunSummary {
             wall_seconds,
             rows_per_second: ledger.read as f64 / secs,
             mb_per_second: bytes_read as f64 / 1e6 / secs,
-            peak_rss_bytes: peak_rss_bytes(),
+            peak_rss_bytes: pipeline_parallel::peak_rss(),
             outputs,
             reports,
             ledger: ledger.equation(),
@@ -177,19 +177,6 @@ impl RunSummary {
     }
 }
 
-/// Peak resident set size of this process (Linux `VmHWM`), 0 where unavailable.
-pub fn peak_rss_bytes() -> u64 {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,12 +208,5 @@ mod tests {
         }
         assert_eq!(v["rows_removed"]["dedupe_exact"], 2);
         assert_eq!(v["rows_quarantined"], 1);
-    }
-
-    #[test]
-    fn peak_rss_is_read_on_linux() {
-        if cfg!(target_os = "linux") {
-            assert!(peak_rss_bytes() > 0);
-        }
     }
 }
