@@ -51,6 +51,8 @@ file_pattern = "*"
 layout = "auto"
 # Column names of files without a header.
 names = []
+# Files are not in time order: sort each by (symbol, ts) in bounded memory, spilling to disk.
+sort = false
 
 [input.columns]
 # Explicit mapping, canonical name = input header (also date and time), e.g.
@@ -125,6 +127,12 @@ session_close = "16:00"
 session_timezone = "America/New_York"
 # Scale features with parameters fitted in a first pass.
 normalize_features = false
+# Scaling: zscore, minmax or robust (median and inter-quartile range).
+normalize_method = "zscore"
+# Columns to scale; empty means every Float64 column the feature stage adds.
+normalize_columns = []
+# Scaler-params JSON from a previous run to re-apply; empty means fit on this run.
+normalize_params = ""
 # Use more than one worker for preprocessing.
 enable_parallel_processing = true
 

@@ -106,6 +106,9 @@ pub struct InputConfig {
     pub layout: String,
     /// Column names for files without a header (overrides the layout's names).
     pub names: Vec<String>,
+    /// Input files are not in time order: sort each file by (symbol, ts) in bounded memory,
+    /// spilling to disk, before processing. Default false.
+    pub sort: bool,
 }
 
 impl Default for InputConfig {
@@ -123,6 +126,7 @@ impl Default for InputConfig {
             file_pattern: "*".into(),
             layout: "auto".into(),
             names: Vec::new(),
+            sort: false,
         }
     }
 }
@@ -229,8 +233,17 @@ pub struct PreprocessingConfig {
     pub session_close: String,
     /// Zone of the session hours. Default America/New_York.
     pub session_timezone: String,
-    /// Scale features (z-score) with parameters fitted in a first pass. Default false.
+    /// Scale features with parameters fitted in a first pass. Default false.
     pub normalize_features: bool,
+    /// Scaling used by `normalize_features`: `zscore`, `minmax` or `robust` (median and
+    /// inter-quartile range). Default `zscore`.
+    pub normalize_method: String,
+    /// Columns to scale; empty means every Float64 column the feature stage adds. Default
+    /// empty.
+    pub normalize_columns: Vec<String>,
+    /// Path of a scaler-params JSON file written by a previous run, re-applied instead of
+    /// fitting; empty means fit on this run. Default empty.
+    pub normalize_params: String,
     /// Use more than one worker for preprocessing. Default true.
     pub enable_parallel_processing: bool,
 }
@@ -263,6 +276,9 @@ impl Default for PreprocessingConfig {
             session_close: "16:00".into(),
             session_timezone: "America/New_York".into(),
             normalize_features: false,
+            normalize_method: "zscore".into(),
+            normalize_columns: Vec::new(),
+            normalize_params: String::new(),
             enable_parallel_processing: true,
         }
     }
@@ -446,6 +462,11 @@ impl Config {
             "preprocessing.outlier_action",
             &pr.outlier_action,
             &["drop", "flag", "winsorize"],
+        )?;
+        one_of(
+            "preprocessing.normalize_method",
+            &pr.normalize_method,
+            &["zscore", "minmax", "robust"],
         )?;
         if !(pr.outlier_threshold.is_finite() && pr.outlier_threshold > 0.0) {
             return Err(Error::config(
@@ -687,6 +708,10 @@ mod tests {
             (
                 "[preprocessing]\noutlier_method = \"magic\"\n",
                 "preprocessing.outlier_method",
+            ),
+            (
+                "[preprocessing]\nnormalize_method = \"l2\"\n",
+                "preprocessing.normalize_method",
             ),
             (
                 "[preprocessing]\nbnhls_rules = [\"T9\"]\n",
