@@ -103,7 +103,7 @@ outlier_threshold = 10.0
 outlier_window = 100
 # Outlier action: drop, flag or winsorize.
 outlier_action = "drop"
-# Add returns, rolling statistics and indicators.
+# Add returns, rolling and exponentially weighted statistics, indicators and VWAP.
 create_technical_indicators = true
 # Indicators, e.g. sma_20, ema_20, rsi_14, macd_12_26_9, bb_20_2, atr_14.
 indicators = ["sma_20", "ema_20"]
@@ -111,14 +111,32 @@ indicators = ["sma_20", "ema_20"]
 rolling_window = 20
 # VWAP window in trades.
 vwap_window = 100
+# More rolling price statistics, <stat>_<rows|duration>: stat mean/std/sum/min/max/median, e.g. "mean_1m".
+rolling_features = []
+# Exponentially weighted price mean and std: span_<n> or hl_<duration>, e.g. "span_50", "hl_30s".
+ewm_features = []
 # Add lag features.
 create_lag_features = true
 # Lags to add.
 lag_periods = [1, 5, 10, 20]
-# Add time-of-day features.
+# Input columns to lag (numeric: price, size, bid, ask, ...).
+lag_columns = ["price"]
+# Add time-of-day features: hour, minute, day_of_week.
 create_time_features = true
-# Add mid and spread (microprice, imbalance and spread in bps through the library API).
+# Add seconds_since_open and in_session.
+create_session_features = false
+# Add tod_sin, tod_cos, dow_sin, dow_cos.
+create_cyclical_time_features = false
+# Add mid and spread.
 create_microstructure_features = true
+# Add spread_bps, microprice and quote_imbalance.
+create_quote_detail_features = false
+# Add ofi, trade_sign (Lee-Ready), vwap_session, realized variance/volatility, trade intensity.
+create_order_flow_features = false
+# Sampling interval of realized-variance returns.
+realized_interval = "5m"
+# Window of the trade-intensity count.
+intensity_window = "1m"
 # Session open, local time.
 session_open = "09:30"
 # Session close, local time.

@@ -211,7 +211,9 @@ pub struct PreprocessingConfig {
     pub outlier_window: usize,
     /// `drop`, `flag` or `winsorize`. Default `drop`.
     pub outlier_action: String,
-    /// Add returns, rolling statistics and indicators. Default true.
+    /// Add returns, rolling statistics, exponentially weighted statistics and indicators
+    /// (switches `rolling_window`, `rolling_features`, `ewm_features`, `indicators` and
+    /// `vwap_window` on and off together). Default true.
     pub create_technical_indicators: bool,
     /// Indicators to compute, e.g. `sma_20`, `ema_20`, `rsi_14`. Default sma_20, ema_20.
     pub indicators: Vec<String>,
@@ -219,14 +221,40 @@ pub struct PreprocessingConfig {
     pub rolling_window: usize,
     /// VWAP window in trades. Default 100.
     pub vwap_window: usize,
+    /// More rolling statistics of the price, as `<stat>_<window>` with stat `mean`, `std`,
+    /// `sum`, `min`, `max` or `median` and the window in rows (`mean_50`) or time (`mean_1m`,
+    /// `max_30s`); columns `rolling_<spec>`. Default empty (only `rolling_window`'s std).
+    pub rolling_features: Vec<String>,
+    /// Exponentially weighted mean and std of the price, as `span_<n>` (α = 2/(n+1)) or
+    /// `hl_<duration>` (half-life in time, e.g. `hl_30s`); columns `ewma_<spec>` and
+    /// `ewstd_<spec>`. Default empty.
+    pub ewm_features: Vec<String>,
     /// Add lag features. Default true.
     pub create_lag_features: bool,
     /// Lags to add. Default 1, 5, 10, 20.
     pub lag_periods: Vec<usize>,
-    /// Add time-of-day features. Default true.
+    /// Input columns to lag (numeric, e.g. `price`, `size`, `bid`, `ask`); columns
+    /// `<col>_lag_<k>`. Default `["price"]`.
+    pub lag_columns: Vec<String>,
+    /// Add time-of-day features (`hour`, `minute`, `day_of_week`). Default true.
     pub create_time_features: bool,
+    /// Add `seconds_since_open` and `in_session` (session hours from `session_*`). Default
+    /// false.
+    pub create_session_features: bool,
+    /// Add cyclical time encodings `tod_sin`, `tod_cos`, `dow_sin`, `dow_cos`. Default false.
+    pub create_cyclical_time_features: bool,
     /// Add mid and spread. Default true.
     pub create_microstructure_features: bool,
+    /// Add `spread_bps`, `microprice` and `quote_imbalance`. Default false.
+    pub create_quote_detail_features: bool,
+    /// Add order-flow features: `ofi` (order-flow imbalance), `trade_sign` (Lee–Ready),
+    /// `vwap_session`, `realized_var_<realized_interval>`, `realized_vol_<realized_interval>`
+    /// and `trade_intensity_<intensity_window>`. Default false.
+    pub create_order_flow_features: bool,
+    /// Sampling interval of the realized-variance returns (`5m`, `30s`, …). Default `5m`.
+    pub realized_interval: String,
+    /// Window of the trade-intensity count (`1m`, `10s`, …). Default `1m`.
+    pub intensity_window: String,
     /// Session open, local time `HH:MM`. Default 09:30.
     pub session_open: String,
     /// Session close, local time `HH:MM`. Default 16:00.
@@ -268,10 +296,19 @@ impl Default for PreprocessingConfig {
             indicators: vec!["sma_20".into(), "ema_20".into()],
             rolling_window: 20,
             vwap_window: 100,
+            rolling_features: Vec::new(),
+            ewm_features: Vec::new(),
             create_lag_features: true,
             lag_periods: vec![1, 5, 10, 20],
+            lag_columns: vec!["price".into()],
             create_time_features: true,
+            create_session_features: false,
+            create_cyclical_time_features: false,
             create_microstructure_features: true,
+            create_quote_detail_features: false,
+            create_order_flow_features: false,
+            realized_interval: "5m".into(),
+            intensity_window: "1m".into(),
             session_open: "09:30".into(),
             session_close: "16:00".into(),
             session_timezone: "America/New_York".into(),
