@@ -9,7 +9,7 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; bumped on incompatible changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
@@ -34,6 +34,8 @@ pub(crate) struct Committed {
     pub stages: Vec<(String, StageMetrics)>,
     /// Input bytes of committed segments.
     pub bytes_read: u64,
+    /// Worker of each key routed so far (see `route::KeyAssigner`), sorted by key.
+    pub assignment: Vec<(String, usize)>,
 }
 
 /// Serialised stage state per worker, then per stage (`None`: the stage keeps none).

@@ -16,7 +16,7 @@ use pipeline_core::{
 use crate::manifest::{Committed, Manifest, remove_unlisted};
 use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
 use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
-use crate::route::{Route, partition};
+use crate::route::{KeyAssigner, Route, partition};
 use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
 use crate::worker::{Control, SegmentReport, Worker};
 
@@ -276,11 +276,10 @@ impl Runner {
                 return Err(Error::Usage(format!("input `{}` is listed twice", s.name)));
             }
         }
-        let route = key.map_or(Route::RoundRobin, Route::ByKey);
         Ok(Run {
             r: self,
             sink_factory,
-            route,
+            key,
             names,
         })
     }
@@ -290,7 +289,8 @@ impl Runner {
 pub struct Run {
     r: Runner,
     sink_factory: SinkFactory,
-    route: Route,
+    /// The key column rows are routed by, when a stage needs per-key order.
+    key: Option<String>,
     names: Vec<String>,
 }
 
@@ -358,7 +358,7 @@ impl Run {
         let Run {
             r,
             sink_factory,
-            route,
+            key,
             names,
         } = self;
         let Runner {
@@ -436,6 +436,14 @@ impl Run {
                 s.name
             )));
         }
+        let assigner = match key {
+            Some(k) => Some((k, Arc::new(KeyAssigner::new(w, &committed.assignment)?))),
+            None => None,
+        };
+        let route = match &assigner {
+            Some((k, a)) => Route::ByKey(k.clone(), a.clone()),
+            None => Route::RoundRobin,
+        };
         let resumed_complete = c.resume
             && committed.next_segment > last_seg
             && first == sources.len()
@@ -603,6 +611,11 @@ impl Run {
                     new_states.push(rep.states);
                 }
                 committed.next_segment = next_commit + 1;
+                if let Some((_, a)) = &assigner {
+                    // A superset of the keys whose state this commit holds: readers may
+                    // already route the next segment.
+                    committed.assignment = a.snapshot();
+                }
                 if let Some(m) = &manifest {
                     m.commit(&committed, &new_states)?;
                 }
