@@ -286,7 +286,7 @@ fn is_derived_float(f: &arrow_schema::Field) -> bool {
         && pipeline_core::Canonical::from_name(base).is_none()
 }
 
-fn parquet_properties(
+pub(crate) fn parquet_properties(
     schema: &SchemaRef,
     opts: &WriteOptions,
     sort: Option<&SortCheck>,

@@ -82,7 +82,8 @@ pub use micro::{
 };
 pub use rolling::{Rolling, RollingStat, Window, parse_duration};
 pub use scale::{
-    ColumnScale, P2Quantile, SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerParams, fit_scaler,
+    ColumnScale, P2Quantile, SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerFit, ScalerParams,
+    fit_scaler,
 };
 pub use series::{Decay, Ewm, Lag, Lags, LogReturn, SimpleReturn};
 pub use stage::{FeatureConfig, FeatureStage, parse_rolling_spec};

@@ -1,17 +1,21 @@
 //! Normalisation: z-score, min-max and robust (median/IQR) scaling, fitted in a first pass
 //! and applied in a second by [`ScaleStage`].
 //!
-//! [`fit_scaler`] streams over the chunks once: Welford for mean and standard deviation,
-//! running min/max, and P² quantile estimators (Jain & Chlamtac 1985) for the quartiles, so
-//! fitting uses O(1) memory per column. The fitted [`ScalerParams`] serialise to JSON, to be
-//! stored in the output's key-value metadata under [`SCALER_METADATA_KEY`] and re-applied to
-//! new data.
+//! [`fit_scaler`] (or [`ScalerFit`], fed one batch at a time) streams over the data once:
+//! Welford for mean and standard deviation, running min/max, and P² quantile estimators
+//! (Jain & Chlamtac 1985) for the quartiles, so fitting uses O(1) memory per column. The
+//! fitted [`ScalerParams`] serialise to JSON, to be stored in the output's key-value metadata
+//! under [`SCALER_METADATA_KEY`] and re-applied to new data with [`ScalerParams::apply`] (the
+//! kernel of [`ScaleStage`]); `tickpipe run` does both as a post-pass over its output files.
 
-use arrow_schema::{DataType, Field};
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::{DataType, Field, FieldRef, Schema};
 use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey};
 use serde::{Deserialize, Serialize};
 
-use super::columns::f64_col;
+use super::columns::f64_array;
 use super::stage::to_array;
 
 /// Parquet/Arrow metadata key under which scaler parameters are stored.
@@ -163,6 +167,32 @@ pub struct ScalerParams {
 }
 
 impl ScalerParams {
+    /// Applies the parameters to a batch: each listed column present in it is replaced, in
+    /// place, by its scaled Float64 version. Nulls stay null; non-finite values become null.
+    /// Other columns and the schema's metadata are kept.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+        let mut arrays = batch.columns().to_vec();
+        for c in &self.columns {
+            let Ok(i) = schema.index_of(&c.column) else {
+                continue;
+            };
+            let col = f64_array(&arrays[i], &c.column)?;
+            let v: Vec<f64> = (0..batch.num_rows())
+                .map(|r| col.get(r).map_or(f64::NAN, |x| (x - c.center) / c.scale))
+                .collect();
+            fields[i] = Arc::new(Field::new(&c.column, DataType::Float64, true));
+            arrays[i] = to_array(v, &DataType::Float64);
+        }
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        Ok(RecordBatch::try_new_with_options(
+            schema,
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+
     /// The parameters as JSON (for Parquet key-value metadata).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -176,6 +206,7 @@ impl ScalerParams {
 }
 
 /// Per-column accumulators of the fitting pass.
+#[derive(Debug, Clone)]
 struct Acc {
     n: u64,
     mean: f64,
@@ -185,16 +216,9 @@ struct Acc {
     q: [P2Quantile; 3],
 }
 
-/// Fits `method` on `columns` over `chunks` in one streaming pass. Columns missing from a
-/// chunk are skipped there; null and non-finite values are ignored.
-pub fn fit_scaler<'a>(
-    chunks: impl IntoIterator<Item = &'a Chunk>,
-    columns: &[String],
-    method: ScaleMethod,
-) -> Result<ScalerParams> {
-    let mut accs: Vec<Acc> = columns
-        .iter()
-        .map(|_| Acc {
+impl Acc {
+    fn new() -> Self {
+        Acc {
             n: 0,
             mean: 0.0,
             m2: 0.0,
@@ -205,15 +229,59 @@ pub fn fit_scaler<'a>(
                 P2Quantile::new(0.5),
                 P2Quantile::new(0.75),
             ],
-        })
-        .collect();
-    for chunk in chunks {
-        for (name, acc) in columns.iter().zip(&mut accs) {
-            let col = f64_col(chunk, name)?;
-            if !col.present() {
+        }
+    }
+}
+
+/// The streaming first pass behind [`fit_scaler`], for callers whose batches cannot all be
+/// borrowed at once (files read back one batch at a time): feed every batch to
+/// [`ScalerFit::update`], then take the parameters with [`ScalerFit::finish`]. Memory is
+/// O(1) per column whatever the number of rows.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Float64Array, RecordBatch};
+/// use arrow_schema::{DataType, Field, Schema};
+/// use pipeline_prep::{ScaleMethod, ScalerFit};
+///
+/// let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+/// let batch = |v: Vec<f64>| RecordBatch::try_new(schema.clone(), vec![Arc::new(Float64Array::from(v))]);
+/// let mut fit = ScalerFit::new(&["x".to_string()], ScaleMethod::MinMax);
+/// fit.update(&batch(vec![2.0, 4.0])?)?;
+/// fit.update(&batch(vec![6.0])?)?;
+/// let params = fit.finish();
+/// assert_eq!((params.columns[0].center, params.columns[0].scale), (2.0, 4.0));
+/// let scaled = params.apply(&batch(vec![4.0])?)?;
+/// assert_eq!(scaled.column(0).as_any().downcast_ref::<Float64Array>().unwrap().value(0), 0.5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScalerFit {
+    method: ScaleMethod,
+    columns: Vec<String>,
+    accs: Vec<Acc>,
+}
+
+impl ScalerFit {
+    /// Starts fitting `method` on `columns`.
+    pub fn new(columns: &[String], method: ScaleMethod) -> Self {
+        ScalerFit {
+            method,
+            columns: columns.to_vec(),
+            accs: columns.iter().map(|_| Acc::new()).collect(),
+        }
+    }
+
+    /// Adds a batch's values. Columns missing from the batch are skipped; null and
+    /// non-finite values are ignored; a non-numeric column is an [`Error::Schema`].
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let robust = self.method == ScaleMethod::Robust;
+        for (name, acc) in self.columns.iter().zip(&mut self.accs) {
+            let Some(a) = batch.column_by_name(name) else {
                 continue;
-            }
-            for i in 0..chunk.num_rows() {
+            };
+            let col = f64_array(a, name)?;
+            for i in 0..batch.num_rows() {
                 let Some(x) = col.get(i) else { continue };
                 acc.n += 1;
                 let d = x - acc.mean;
@@ -221,43 +289,64 @@ pub fn fit_scaler<'a>(
                 acc.m2 += d * (x - acc.mean);
                 acc.min = acc.min.min(x);
                 acc.max = acc.max.max(x);
-                if method == ScaleMethod::Robust {
+                if robust {
                     for q in &mut acc.q {
                         q.update(x);
                     }
                 }
             }
         }
+        Ok(())
     }
-    let columns = columns
-        .iter()
-        .zip(accs)
-        .map(|(name, a)| {
-            let (center, spread) = if a.n == 0 {
-                (0.0, 1.0)
-            } else {
-                match method {
-                    ScaleMethod::ZScore => (a.mean, (a.m2 / a.n as f64).sqrt()),
-                    ScaleMethod::MinMax => (a.min, a.max - a.min),
-                    ScaleMethod::Robust => {
-                        let [q1, q2, q3] = a.q.map(|q| q.value().unwrap_or(0.0));
-                        (q2, q3 - q1)
-                    }
-                }
-            };
-            ColumnScale {
-                column: name.clone(),
-                center,
-                scale: if spread > 0.0 && spread.is_finite() {
-                    spread
+
+    /// The fitted parameters. A column with no values gets center 0 and scale 1.
+    pub fn finish(self) -> ScalerParams {
+        let method = self.method;
+        let columns = self
+            .columns
+            .into_iter()
+            .zip(self.accs)
+            .map(|(name, a)| {
+                let (center, spread) = if a.n == 0 {
+                    (0.0, 1.0)
                 } else {
-                    1.0
-                },
-                count: a.n,
-            }
-        })
-        .collect();
-    Ok(ScalerParams { method, columns })
+                    match method {
+                        ScaleMethod::ZScore => (a.mean, (a.m2 / a.n as f64).sqrt()),
+                        ScaleMethod::MinMax => (a.min, a.max - a.min),
+                        ScaleMethod::Robust => {
+                            let [q1, q2, q3] = a.q.map(|q| q.value().unwrap_or(0.0));
+                            (q2, q3 - q1)
+                        }
+                    }
+                };
+                ColumnScale {
+                    column: name,
+                    center,
+                    scale: if spread > 0.0 && spread.is_finite() {
+                        spread
+                    } else {
+                        1.0
+                    },
+                    count: a.n,
+                }
+            })
+            .collect();
+        ScalerParams { method, columns }
+    }
+}
+
+/// Fits `method` on `columns` over `chunks` in one streaming pass. Columns missing from a
+/// chunk are skipped there; null and non-finite values are ignored.
+pub fn fit_scaler<'a>(
+    chunks: impl IntoIterator<Item = &'a Chunk>,
+    columns: &[String],
+    method: ScaleMethod,
+) -> Result<ScalerParams> {
+    let mut fit = ScalerFit::new(columns, method);
+    for chunk in chunks {
+        fit.update(chunk.batch())?;
+    }
+    Ok(fit.finish())
 }
 
 /// Applies fitted [`ScalerParams`]: each listed column present in a chunk is replaced by its
@@ -283,25 +372,8 @@ impl Stage for ScaleStage {
     }
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
-        let mut extra = Vec::new();
-        for c in &self.params.columns {
-            let col = f64_col(&chunk, &c.column)?;
-            if !col.present() {
-                continue;
-            }
-            let v: Vec<f64> = (0..chunk.num_rows())
-                .map(|i| col.get(i).map_or(f64::NAN, |x| (x - c.center) / c.scale))
-                .collect();
-            extra.push((
-                Field::new(&c.column, DataType::Float64, true),
-                to_array(v, &DataType::Float64),
-            ));
-        }
-        if extra.is_empty() {
-            out.emit(chunk);
-        } else {
-            out.emit(chunk.with_columns(extra)?);
-        }
+        let batch = self.params.apply(chunk.batch())?;
+        out.emit(chunk.replace_batch(batch)?);
         Ok(())
     }
 }
@@ -345,5 +417,110 @@ mod tests {
         let mut q = p.clone();
         q.columns[0].center = 0.2;
         assert_ne!(ScaleStage::new(p).key(), ScaleStage::new(q).key());
+    }
+
+    fn batch(x: Vec<Option<f64>>, tag: Vec<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new_with_metadata(
+            vec![
+                Field::new("tag", DataType::Int64, false),
+                Field::new("x", DataType::Float64, true),
+            ],
+            [("k".to_string(), "v".to_string())],
+        ));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::Int64Array::from(tag)),
+                Arc::new(arrow_array::Float64Array::from(x)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn batch_by_batch_fit_matches_the_one_call_fit() {
+        let mut rng = SplitMix(5);
+        let xs: Vec<Option<f64>> = (0..3000)
+            .map(|i| (i % 7 != 0).then(|| rng.normal() * 4.0 + 1.0))
+            .collect();
+        let cols = vec!["x".to_string(), "absent".to_string()];
+        for method in [
+            ScaleMethod::ZScore,
+            ScaleMethod::MinMax,
+            ScaleMethod::Robust,
+        ] {
+            let whole = batch(xs.clone(), vec![0; xs.len()]);
+            let chunk = Chunk::with_first_line(whole.clone(), 0, 0, 1).unwrap();
+            let one = fit_scaler([&chunk], &cols, method).unwrap();
+            let mut fit = ScalerFit::new(&cols, method);
+            for start in (0..xs.len()).step_by(333) {
+                let n = 333.min(xs.len() - start);
+                fit.update(&whole.slice(start, n)).unwrap();
+            }
+            let split = fit.finish();
+            assert_eq!(split.method, method);
+            assert_eq!(split.columns[0].count, one.columns[0].count);
+            assert_eq!(split.columns[0].count, 3000 - 429);
+            assert!((split.columns[0].center - one.columns[0].center).abs() < 1e-9);
+            assert!((split.columns[0].scale - one.columns[0].scale).abs() < 1e-9);
+            // A column seen nowhere is left as it is (center 0, scale 1).
+            assert_eq!(
+                (split.columns[1].center, split.columns[1].scale),
+                (0.0, 1.0)
+            );
+            assert_eq!(split.columns[1].count, 0);
+        }
+    }
+
+    #[test]
+    fn apply_scales_in_place_and_keeps_the_rest() {
+        let params = ScalerParams {
+            method: ScaleMethod::ZScore,
+            columns: vec![
+                ColumnScale {
+                    column: "x".into(),
+                    center: 1.0,
+                    scale: 2.0,
+                    count: 3,
+                },
+                ColumnScale {
+                    column: "tag".into(),
+                    center: 10.0,
+                    scale: 1.0,
+                    count: 3,
+                },
+            ],
+        };
+        let b = batch(
+            vec![Some(3.0), None, Some(f64::INFINITY), Some(-1.0)],
+            vec![10, 11, 12, 13],
+        );
+        let out = params.apply(&b).unwrap();
+        assert_eq!(out.schema().metadata()["k"], "v");
+        assert_eq!(out.schema().field(0).name(), "tag");
+        // An integer column comes back as Float64.
+        assert_eq!(out.schema().field(0).data_type(), &DataType::Float64);
+        let tag = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap();
+        assert_eq!(tag.values().to_vec(), vec![0.0, 1.0, 2.0, 3.0]);
+        let x = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap();
+        let got: Vec<Option<f64>> = x.iter().collect();
+        assert_eq!(got, vec![Some(1.0), None, None, Some(-1.0)]);
+        // An empty batch keeps the scaled schema (callers derive their output schema so).
+        let empty = params.apply(&b.slice(0, 0)).unwrap();
+        assert_eq!(empty.num_rows(), 0);
+        assert_eq!(empty.schema(), out.schema());
+        // The stage is the same kernel on chunks.
+        let chunk = Chunk::with_first_line(b, 0, 0, 7).unwrap();
+        let (chunks, _) = pipeline_core::run_stage(&mut ScaleStage::new(params), [chunk]).unwrap();
+        assert_eq!(chunks[0].data_batch().columns(), out.columns());
+        assert_eq!(chunks[0].line(0), 7);
     }
 }
