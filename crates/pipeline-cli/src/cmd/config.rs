@@ -28,6 +28,19 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<Outcome> {
         ConfigCommand::Check { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
             let cfg = Config::from_toml_str(&text)?;
+            // Build what a run would build from it, so specs that only the stages and the
+            // readers and writers parse (indicator names, rolling specs, time zones, codecs)
+            // fail here too, not only at `tickpipe run`.
+            pipeline_io::ReadOptions::from_config(&cfg)?;
+            pipeline_io::WriteOptions::from_config(&cfg.output)?;
+            crate::job::pipeline_stages(
+                &cfg.preprocessing,
+                crate::job::StageSet {
+                    reorder: true,
+                    clean: true,
+                    features: true,
+                },
+            )?;
             print!("{}", cfg.to_toml_string()?);
             Ok(Outcome::Ok)
         }

@@ -243,6 +243,17 @@ fn config_init_writes_a_config_that_run_accepts() {
         .assert()
         .code(2);
     assert!(contains(&a.get_output().stderr, "pipeline.chunk_sise"));
+    // Specs only the stages parse are checked too.
+    std::fs::write(&cfg, "[preprocessing]\nrolling_features = [\"mean_0\"]\n").unwrap();
+    let a = tickpipe()
+        .args(["config", "check", cfg.to_str().unwrap()])
+        .assert()
+        .code(2);
+    assert!(contains(
+        &a.get_output().stderr,
+        "preprocessing.rolling_features"
+    ));
+    std::fs::write(&cfg, "[pipeline]\nchunk_sise = 3\n").unwrap();
     let input = gen_data(tmp.path(), 1_000, 1);
     let a = tickpipe()
         .args([
