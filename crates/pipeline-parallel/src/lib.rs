@@ -19,7 +19,8 @@
 //! another source the coordinator checks resident memory and waits while it is above 85% of
 //! the limit. Work is spread by rows, not files: a large file's rows go to every worker by
 //! key, and many small files are read concurrently up to the open-files bound. Sorting that
-//! does not fit in memory goes through [`spill::ExternalSorter`].
+//! does not fit in memory goes through [`spill::ExternalSorter`]; [`SortedSource`] wraps a
+//! source so its rows come out sorted by `(symbol, ts, line)` (for files not in time order).
 //!
 //! # Faults and accounting
 //! An `Err` or panic in a source or a stage retries the source (reopened, up to `retries`
@@ -75,6 +76,7 @@ mod memory;
 mod reader;
 mod route;
 mod runner;
+mod sorted;
 mod spec;
 pub mod spill;
 mod worker;
@@ -83,6 +85,7 @@ pub use mapreduce::map_reduce;
 pub use memory::{current_rss, peak_rss};
 pub use route::partition;
 pub use runner::{Run, Runner};
+pub use sorted::{SortOptions, SortedSource};
 pub use spec::{
     CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceOpener, SourceSpec,
 };
