@@ -8,10 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use pipeline_core::{
-    Chunk, Config, Error, Result as CoreResult, Sink, SinkSummary, SourceTable, StageFactory,
+    Chunk, Config, Error, Result as CoreResult, Sink, SinkSummary, Source, SourceTable,
+    StageFactory,
 };
 use pipeline_io::{InputFile, ReadOptions, WriteOptions};
-use pipeline_parallel::{RunReport, Runner, SourceSpec};
+use pipeline_parallel::{RunReport, Runner, SortOptions, SortedSource, SourceSpec};
 
 use crate::progress::{Progress, Tick};
 use crate::summary::{FailedFile, RunSummary};
@@ -81,6 +82,8 @@ fn cancel_flag() -> Arc<AtomicBool> {
 pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     let inputs = pipeline_io::expand_inputs(&job.inputs, &job.config.input.file_pattern)?;
     let read_opts = ReadOptions::from_config(&job.config)?;
+    // `normalize_features`: settings checked now, applied to the written files after the run.
+    let normalize = crate::normalize::plan(&job)?;
     let mut table = SourceTable::default();
     let mut specs = Vec::with_capacity(inputs.len());
     let mut total = 0u64;
@@ -89,7 +92,14 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
         let id = table.add(name.clone());
         let size = input.size.unwrap_or(0);
         total += size;
-        specs.push(source_spec(input, name, id, size, read_opts.clone()));
+        specs.push(source_spec(
+            input,
+            name,
+            id,
+            size,
+            read_opts.clone(),
+            sort_options(&job),
+        ));
     }
     let workers = crate::settings::workers(&job.config);
     let mut write_opts = WriteOptions::from_config(&job.config.output)?;
@@ -200,7 +210,10 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     let report = runner.build()?.run();
     progress.finish();
     let report = report?;
-    let outputs = report.outputs.clone();
+    let mut outputs = report.outputs.clone();
+    if let Some(plan) = &normalize {
+        outputs.extend(plan.apply(&outputs, &cancel_flag())?);
+    }
     let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
     let bytes_written = outputs
         .iter()
@@ -272,17 +285,52 @@ pub fn pipeline_stages(
     Ok(stages)
 }
 
+/// How each input is sorted before the stages (`[input] sort`, `--sort`), or `None`.
+///
+/// The budget rule is [`SortOptions::for_run`]'s, over the engine's bound on sources read at
+/// once: `run_job` sets no `max_open_files`, so that bound is the engine default,
+/// max(workers, 2). Spill files go in the output directory (`--out`, or the output file's
+/// folder), on the disk the user chose for the output, rather than in a possibly small
+/// `/tmp`; a run that discards its output spills to the system temp directory.
+fn sort_options(job: &Job) -> Option<SortOptions> {
+    if !job.config.input.sort {
+        return None;
+    }
+    let open = crate::settings::workers(&job.config).max(2);
+    let spill_dir = match &job.output {
+        Output::Dataset(out) => out.clone(),
+        Output::File(path) => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        Output::Discard => std::env::temp_dir(),
+    };
+    Some(SortOptions::for_run(
+        job.config.pipeline.memory_limit.0,
+        open,
+        spill_dir,
+    ))
+}
+
+/// The engine's view of one input: opens it (again on retries), sorted when `sort` is set.
 fn source_spec(
     input: InputFile,
     name: String,
     id: u32,
     size: u64,
     opts: ReadOptions,
+    sort: Option<SortOptions>,
 ) -> SourceSpec {
     SourceSpec {
         name,
         size_bytes: size,
-        open: Arc::new(move || pipeline_io::open_source(&input, id, &opts)),
+        open: Arc::new(move || {
+            let src = pipeline_io::open_source(&input, id, &opts)?;
+            Ok(match &sort {
+                Some(s) => Box::new(SortedSource::new(src, s.clone())) as Box<dyn Source>,
+                None => src,
+            })
+        }),
     }
 }
 

@@ -5,6 +5,7 @@ mod args;
 mod cmd;
 mod config_template;
 mod job;
+mod normalize;
 mod progress;
 mod settings;
 mod summary;

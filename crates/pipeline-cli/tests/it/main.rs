@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod commands;
+mod normalize;
 mod real_data;
 mod resume;
 mod util;
