@@ -86,8 +86,10 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
 /// Specs are checked even when the switch that uses them is off, so a typo never waits for
 /// the day the switch is turned on.
 ///
-/// `normalize_features` is not handled here: scaling needs parameters fitted in a first pass
-/// ([`crate::fit_scaler`]), after which the caller appends a [`crate::ScaleStage`].
+/// `normalize_features` is not handled here: scaling needs parameters fitted over the whole
+/// output first. `tickpipe run` does it as a post-pass over the files it wrote: a
+/// [`crate::ScalerFit`] pass over the scaled columns (or `normalize_params` loaded), then each
+/// file rewritten through [`crate::ScalerParams::apply`], the kernel of [`crate::ScaleStage`].
 pub fn feature_stages(cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
     check_specs(cfg)?;
     check_lag_columns(cfg)?;
