@@ -302,3 +302,49 @@ fn resume_after_a_crash_scales_the_whole_output_once() {
     let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     assert!(before == after, "a second post-pass rescaled the output");
 }
+
+#[test]
+fn ipc_output_is_scaled_and_csv_output_is_refused() {
+    let tmp = tempdir().unwrap();
+    let input = single_csv(tmp.path(), 3_000);
+    let cfg = tmp.path().join("n.toml");
+    std::fs::write(&cfg, "[preprocessing]\nnormalize_features = true\n").unwrap();
+    let out = tmp.path().join("ipc");
+    tickpipe()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--format", "ipc", "-q", "--config", cfg.to_str().unwrap()])
+        .assert()
+        .success();
+    let params =
+        ScalerParams::from_json(&std::fs::read_to_string(out.join("scaler.json")).unwrap())
+            .unwrap();
+    let files = pipeline_io::dataset_files(&out.join("data")).unwrap();
+    assert!(!files.is_empty());
+    for f in &files {
+        assert_eq!(f.extension().unwrap(), "arrow");
+        let v = pipeline_io::file_metadata_value(f, SCALER_METADATA_KEY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ScalerParams::from_json(&v).unwrap(), params);
+    }
+    let b = pipeline_io::read_dataset(&out.join("data")).unwrap();
+    let v = values(&b, &params.columns[0].column);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean.abs() < 1e-6, "{mean}");
+
+    // CSV has nowhere to keep the parameters: refused before any input is read.
+    let a = tickpipe()
+        .args(["run", input.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("csv"))
+        .args(["--format", "csv", "-q", "--config", cfg.to_str().unwrap()])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("normalize_features"), "{err}");
+    assert!(!tmp.path().join("csv/data").exists());
+}
