@@ -41,14 +41,25 @@ pub(crate) const RSS_GATE: f64 = 0.85;
 /// ~64 K tick rows is about 1 MiB in Arrow memory.
 pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 1 << 20;
 
-/// Most chunks buffered per (source, worker) channel when derived from the limit; more gives
-/// no throughput in the engine bench and only holds memory.
-const MAX_DERIVED_CAPACITY: usize = 16;
+/// Most chunks buffered per (source, worker) channel when derived from the limit. Deeper
+/// queues bought no speed and cost memory: on a 5M-row gen-data run (`tickpipe run`, 2
+/// workers) a capacity of 1 ran in 2.49 s at 177 MiB peak against 2.50 s at 236 MiB with the
+/// old derivation (half the limit for channels); with a 1 GB limit the old rule's 16 chunks
+/// per channel made the run slower (4.62 s against 2.88 s at capacity 1) from cache and page
+/// faults. Two leaves one chunk queued while the worker holds the other.
+const MAX_DERIVED_CAPACITY: usize = 2;
 
-/// Channel capacity for one (source, worker) channel: half the limit spread over every
-/// channel that can be open at once, in chunks of the observed size.
+/// Share of the memory limit that chunks queued between readers and workers may take (1/16);
+/// the rest is for the readers' blocks, stage state and the writers (see DESIGN.md's memory
+/// model and `pipeline-cli`'s writer budget).
+const CHANNEL_SHARE: u64 = 16;
+
+/// Channel capacity for one (source, worker) channel: [`CHANNEL_SHARE`] of the limit spread
+/// over every channel that can be open at once, in chunks of the observed size, between 1 and
+/// [`MAX_DERIVED_CAPACITY`].
 pub(crate) fn derive_capacity(limit: u64, chunk_bytes: u64, open: usize, workers: usize) -> usize {
-    let per_channel = (limit / 2) / (chunk_bytes.max(1) * (open.max(1) * workers.max(1)) as u64);
+    let per_channel =
+        (limit / CHANNEL_SHARE) / (chunk_bytes.max(1) * (open.max(1) * workers.max(1)) as u64);
     (per_channel as usize).clamp(1, MAX_DERIVED_CAPACITY)
 }
 
@@ -58,8 +69,8 @@ mod tests {
 
     #[test]
     fn capacity_shrinks_with_limit_and_fan_out() {
-        assert_eq!(derive_capacity(512 << 20, 1 << 20, 2, 2), 16);
-        assert_eq!(derive_capacity(16 << 20, 1 << 20, 2, 2), 2);
+        assert_eq!(derive_capacity(512 << 20, 1 << 20, 2, 2), 2);
+        assert_eq!(derive_capacity(64 << 20, 4 << 20, 2, 2), 1);
         assert_eq!(derive_capacity(1 << 20, 1 << 20, 8, 8), 1);
     }
 
