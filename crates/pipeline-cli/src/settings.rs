@@ -65,6 +65,9 @@ pub fn load_config(args: &InputArgs) -> anyhow::Result<Config> {
     if args.strict {
         cfg.pipeline.strict = true;
     }
+    if args.sort {
+        cfg.input.sort = true;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -135,6 +138,7 @@ mod tests {
             timezone: Some("America/New_York".into()),
             columns: Some("ts=Time,price=Px".into()),
             strict: true,
+            sort: true,
             ..Default::default()
         };
         let cfg = load_config(&args).unwrap();
@@ -143,6 +147,7 @@ mod tests {
         assert_eq!(cfg.input.timezone, "America/New_York");
         assert_eq!(cfg.input.columns["price"], "Px");
         assert!(cfg.pipeline.strict);
+        assert!(cfg.input.sort);
     }
 
     #[test]

@@ -134,15 +134,24 @@ impl SortedSource {
     fn sort(&mut self) -> Result<SortedChunks> {
         let o = &self.opts;
         let mut sorter = ExternalSorter::new(&o.key, &o.ts, o.budget_bytes, &o.spill_dir);
-        let mut out_rows = 0;
+        let start = std::time::Instant::now();
+        let (mut out_rows, mut rows) = (0, 0);
         while let Some(item) = self.inner.next() {
             self.rejects.extend(self.inner.drain_rejects());
             let chunk: Chunk = item?;
             out_rows = out_rows.max(chunk.num_rows());
+            rows += chunk.num_rows();
             sorter.push(chunk)?;
         }
         self.rejects.extend(self.inner.drain_rejects());
         self.spilled = sorter.spilled_runs();
+        tracing::info!(
+            rows,
+            spilled_runs = self.spilled,
+            budget_bytes = o.budget_bytes,
+            seconds = start.elapsed().as_secs_f64(),
+            "read and sorted a source"
+        );
         sorter.finish(out_rows)
     }
 }

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
+use arrow_array::builder::{ArrayBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, DictionaryArray, Int32Array, RecordBatch};
 use arrow_ipc::CompressionType;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
@@ -500,6 +501,53 @@ fn gather(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> Result<RecordBa
     )?)
 }
 
+/// Rewrites every `Dictionary(Int32, Utf8)` column whose dictionary holds a value more than
+/// once so that each value has one slot. Interleaving batches concatenates their
+/// dictionaries, and code downstream may treat slots as distinct values: the engine's key
+/// router, given two `AAPL` slots in one chunk, sent them to different workers.
+fn unique_dictionaries(batch: RecordBatch) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for col in &mut columns {
+        let DataType::Dictionary(k, v) = col.data_type() else {
+            continue;
+        };
+        if **k != DataType::Int32 || **v != DataType::Utf8 {
+            continue;
+        }
+        let d = col.as_dictionary::<Int32Type>();
+        let values = d.values().as_string::<i32>();
+        let mut slot: HashMap<Option<&str>, i32> = HashMap::with_capacity(values.len());
+        let mut unique = StringBuilder::new();
+        let remap: Vec<i32> = values
+            .iter()
+            .map(|v| {
+                *slot.entry(v).or_insert_with(|| {
+                    unique.append_option(v);
+                    (unique.len() - 1) as i32
+                })
+            })
+            .collect();
+        if unique.len() == values.len() {
+            continue;
+        }
+        let keys: Int32Array = d
+            .keys()
+            .iter()
+            .map(|k| k.and_then(|k| remap.get(k as usize).copied()))
+            .collect();
+        *col = Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys,
+            Arc::new(unique.finish()),
+        )?);
+        changed = true;
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 /// Reads one run a batch at a time and knows the sort key of each row of the current batch.
 struct Cursor {
     reader: StreamReader<BufReader<File>>,
@@ -666,7 +714,7 @@ impl SortedChunks {
                 None => return Ok(None),
             },
         };
-        let chunk = Chunk::new(batch, self.source, self.seq)?;
+        let chunk = Chunk::new(unique_dictionaries(batch)?, self.source, self.seq)?;
         self.seq += 1;
         Ok(Some(chunk))
     }
@@ -820,6 +868,14 @@ mod tests {
             let (out, _) = sort_all(&input, budget, dir.path(), 50);
             assert_eq!(plain_keys(&out), want, "budget {budget}");
             for c in &out {
+                // One dictionary slot per symbol, however many input dictionaries met.
+                let d = c
+                    .column_by_name("symbol")
+                    .unwrap()
+                    .as_dictionary::<Int32Type>();
+                let names: Vec<_> = d.values().as_string::<i32>().iter().collect();
+                let unique: BTreeSet<_> = names.iter().collect();
+                assert_eq!(unique.len(), names.len(), "{names:?}");
                 let p = c
                     .column_by_name("payload")
                     .unwrap()

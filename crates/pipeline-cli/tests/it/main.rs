@@ -6,4 +6,5 @@ mod commands;
 mod normalize;
 mod real_data;
 mod resume;
+mod sort;
 mod util;
