@@ -291,7 +291,8 @@ pub fn pipeline_stages(
 /// once: `run_job` sets no `max_open_files`, so that bound is the engine default,
 /// max(workers, 2). Spill files go in the output directory (`--out`, or the output file's
 /// folder), on the disk the user chose for the output, rather than in a possibly small
-/// `/tmp`; a run that discards its output spills to the system temp directory.
+/// `/tmp`; a run that discards its output spills to the system temp directory. Ctrl-C stops
+/// a sort while it reads its input.
 fn sort_options(job: &Job) -> Option<SortOptions> {
     if !job.config.input.sort {
         return None;
@@ -305,11 +306,10 @@ fn sort_options(job: &Job) -> Option<SortOptions> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         Output::Discard => std::env::temp_dir(),
     };
-    Some(SortOptions::for_run(
-        job.config.pipeline.memory_limit.0,
-        open,
-        spill_dir,
-    ))
+    Some(SortOptions {
+        cancel: Some(cancel_flag()),
+        ..SortOptions::for_run(job.config.pipeline.memory_limit.0, open, spill_dir)
+    })
 }
 
 /// The engine's view of one input: opens it (again on retries), sorted when `sort` is set.

@@ -2,14 +2,16 @@
 //! memory, for input files that are not in time order.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_schema::SchemaRef;
-use pipeline_core::{Chunk, Progress, Reject, Result, Source};
+use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source};
 
 use crate::spill::{ExternalSorter, SortedChunks};
 
 /// How a [`SortedSource`] sorts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SortOptions {
     /// Arrow bytes of rows buffered before a sorted run is spilled. Default 64 MiB.
     pub budget_bytes: usize,
@@ -20,6 +22,10 @@ pub struct SortOptions {
     pub key: String,
     /// The time column. Default `ts`.
     pub ts: String,
+    /// Checked between the inner source's chunks while it is read: once set, the sort stops
+    /// with [`Error::Cancelled`] (reading a large file takes a while, and nothing comes out
+    /// before it is read). Default none.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for SortOptions {
@@ -29,6 +35,7 @@ impl Default for SortOptions {
             spill_dir: std::env::temp_dir(),
             key: "symbol".into(),
             ts: "ts".into(),
+            cancel: None,
         }
     }
 }
@@ -37,13 +44,13 @@ impl SortOptions {
     /// Options for sorting every source of a run with `memory_limit` bytes of which at most
     /// `max_open_sources` are read at once, spilling under `spill_dir`.
     ///
-    /// Each sorter gets `memory_limit / (4 × max_open_sources)`, at least 1 MiB: while the
-    /// open sources drain, their buffers together hold a quarter of the limit (plus 40 bytes
-    /// of sort key per buffered row during each run's sort, about a third more on tick
-    /// data). The rest is what a run without sorting uses: the engine gives half the limit
-    /// to its channels (which fill only once a sorted source starts yielding, when its
-    /// buffer has been written out), the CLI gives writers three sixteenths, and decoders
-    /// and stage state take the remainder.
+    /// Each sorter gets `memory_limit / (4 × max_open_sources)`, at least 1 MiB: the open
+    /// sources' buffers together hold a quarter of the limit (plus 40 bytes of sort key per
+    /// buffered row while a run is sorted, about a third more on tick data). The rest is what
+    /// a run without sorting uses: the engine gives its channels a sixteenth, the CLI gives
+    /// writers three sixteenths, and decoders and stage state take the remainder. A quarter
+    /// rather than more because the measured unsorted run already peaks near 3/4 of a
+    /// 256 MiB limit (185 MiB on 5 M rows, `cargo xtask bench`).
     pub fn for_run(memory_limit: u64, max_open_sources: usize, spill_dir: PathBuf) -> Self {
         let share = memory_limit / (4 * max_open_sources.max(1) as u64);
         SortOptions {
@@ -138,6 +145,9 @@ impl SortedSource {
         let (mut out_rows, mut rows) = (0, 0);
         while let Some(item) = self.inner.next() {
             self.rejects.extend(self.inner.drain_rejects());
+            if o.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Error::Cancelled);
+            }
             let chunk: Chunk = item?;
             out_rows = out_rows.max(chunk.num_rows());
             rows += chunk.num_rows();
@@ -201,14 +211,13 @@ impl Source for SortedSource {
 mod tests {
     use super::*;
 
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
 
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType};
     use arrow_array::{DictionaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
     use arrow_schema::{DataType, Field, Schema, TimeUnit};
-    use pipeline_core::{Error, Ledger, VecSource};
+    use pipeline_core::{Ledger, VecSource};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -418,6 +427,27 @@ mod tests {
         assert!(src.next().is_none());
         // Rows quarantined before the failure are still handed over.
         assert_eq!(src.drain_rejects().len(), 6);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_cancelled_sort_stops_reading_and_leaves_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = flaky(shuffled(1000, 100), None);
+        let bytes = inner.bytes.clone();
+        let cancel = Arc::new(AtomicBool::new(true));
+        let o = SortOptions {
+            cancel: Some(cancel),
+            ..opts(1, dir.path())
+        };
+        let mut src = SortedSource::new(Box::new(inner), o);
+        assert!(matches!(src.next(), Some(Err(Error::Cancelled))));
+        assert!(src.next().is_none());
+        assert_eq!(
+            bytes.load(Ordering::Relaxed),
+            100,
+            "stopped after one chunk"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
