@@ -108,8 +108,16 @@ impl KeyAssigner {
         fresh.sort_by(|&x, &y| keys[y].1.cmp(&keys[x].1).then(keys[x].0.cmp(keys[y].0)));
         for i in fresh {
             let (k, n) = keys[i];
-            let w = (0..a.load.len()).min_by_key(|&w| a.load[w]).unwrap_or(0);
-            a.owner.insert(k.to_vec(), w);
+            // A value may sit in two dictionary slots of one chunk: the second finds the
+            // first's worker.
+            let w = match a.owner.get(k) {
+                Some(&w) => w,
+                None => {
+                    let w = (0..a.load.len()).min_by_key(|&w| a.load[w]).unwrap_or(0);
+                    a.owner.insert(k.to_vec(), w);
+                    w
+                }
+            };
             a.load[w] += n;
             out[i] = w;
         }
@@ -304,6 +312,9 @@ mod tests {
         assert!(load[0].abs_diff(load[1]) <= 50);
         // Known keys keep their worker whatever the new counts.
         assert_eq!(a.assign(&[(b"A", 1000), (b"E", 1)]), vec![0, 1]);
+        // One new value in two dictionary slots gets one worker.
+        let b = KeyAssigner::new(2, &[]).unwrap();
+        assert_eq!(b.assign(&[(b"F", 5), (b"F", 3)]), vec![0, 0]);
     }
 
     #[test]
