@@ -85,7 +85,7 @@ pub struct InputArgs {
     /// Stop at the first malformed row instead of quarantining it.
     #[arg(long)]
     pub strict: bool,
-    /// Sort each input file by (symbol, ts) before processing, spilling to disk beyond the
+    /// Sort each input file by time before processing, spilling to disk beyond the
     /// memory budget: for files not in time order (`[input] sort`; run, convert, bars).
     #[arg(long)]
     pub sort: bool,

@@ -20,7 +20,7 @@
 //! the limit. Work is spread by rows, not files: a large file's rows go to every worker by
 //! key, and many small files are read concurrently up to the open-files bound. Sorting that
 //! does not fit in memory goes through [`spill::ExternalSorter`]; [`SortedSource`] wraps a
-//! source so its rows come out sorted by `(symbol, ts, line)` (for files not in time order).
+//! source so its rows come out in time order (for files that are not).
 //!
 //! # Faults and accounting
 //! An `Err` or panic in a source or a stage retries the source (reopened, up to `retries`

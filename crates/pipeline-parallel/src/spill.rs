@@ -78,7 +78,8 @@ impl Ranks {
 /// The columns a sort reads.
 #[derive(Debug, Clone)]
 struct SortColumns {
-    key: String,
+    /// `None`: sort by time and line only.
+    key: Option<String>,
     ts: String,
 }
 
@@ -142,7 +143,7 @@ fn row_keys(batch: &RecordBatch, cols: &SortColumns, ranks: &Ranks) -> Result<Ve
         .ok_or_else(|| Error::Internal("sorted rows lost their line column".into()))?
         .as_primitive_opt::<UInt64Type>()
         .ok_or_else(|| Error::Internal("the line column is not UInt64".into()))?;
-    let key_ranks: Vec<u32> = match batch.column_by_name(&cols.key) {
+    let key_ranks: Vec<u32> = match cols.key.as_deref().and_then(|k| batch.column_by_name(k)) {
         None => vec![0; n],
         Some(k) => match k.data_type() {
             DataType::Dictionary(kt, vt) if **kt == DataType::Int32 && **vt == DataType::Utf8 => {
@@ -180,7 +181,7 @@ fn row_keys(batch: &RecordBatch, cols: &SortColumns, ranks: &Ranks) -> Result<Ve
             other => {
                 return Err(Error::Schema(format!(
                     "sort key `{}` must be a string column, found {other}",
-                    cols.key
+                    cols.key.as_deref().unwrap_or_default()
                 )));
             }
         },
@@ -313,9 +314,23 @@ impl ExternalSorter {
     /// A sorter by `key_col` then `ts_col`, buffering at most `budget_bytes` before spilling
     /// to files in its own directory under `spill_dir`.
     pub fn new(key_col: &str, ts_col: &str, budget_bytes: usize, spill_dir: &Path) -> Self {
+        Self::with_columns(Some(key_col), ts_col, budget_bytes, spill_dir)
+    }
+
+    /// A sorter by `ts_col` alone (then line): the rows in time order, ties in input order.
+    pub fn by_time(ts_col: &str, budget_bytes: usize, spill_dir: &Path) -> Self {
+        Self::with_columns(None, ts_col, budget_bytes, spill_dir)
+    }
+
+    fn with_columns(
+        key_col: Option<&str>,
+        ts_col: &str,
+        budget_bytes: usize,
+        spill_dir: &Path,
+    ) -> Self {
         ExternalSorter {
             cols: SortColumns {
-                key: key_col.into(),
+                key: key_col.map(str::to_owned),
                 ts: ts_col.into(),
             },
             budget: budget_bytes.max(1),
@@ -355,7 +370,9 @@ impl ExternalSorter {
         if chunk.is_empty() {
             return Ok(());
         }
-        collect_keys(chunk.batch(), &self.cols.key, &mut self.keys)?;
+        if let Some(key) = &self.cols.key {
+            collect_keys(chunk.batch(), key, &mut self.keys)?;
+        }
         let size = chunk.memory_size();
         self.bytes += size;
         self.total_bytes += size as u64;
