@@ -209,10 +209,13 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
 
     let report = runner.build()?.run();
     progress.finish();
-    let report = report?;
+    let mut report = report?;
     let mut outputs = report.outputs.clone();
     if let Some(plan) = &normalize {
+        // The post-pass is part of the run: its time counts in the summary's wall time.
+        let started = std::time::Instant::now();
         outputs.extend(plan.apply(&outputs, &cancel_flag())?);
+        report.wall += started.elapsed();
     }
     let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
     let bytes_written = outputs

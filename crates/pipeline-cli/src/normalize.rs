@@ -189,13 +189,16 @@ impl Plan {
     /// Runs the post-pass over `outputs` (the run's files) and returns the extra outputs
     /// (`scaler.json`). Returns early, leaving the rest for `--resume`, when `cancel` is set.
     pub fn apply(&self, outputs: &[PathBuf], cancel: &AtomicBool) -> anyhow::Result<Vec<PathBuf>> {
-        let files: Vec<&PathBuf> = outputs
+        // Path order, not the engine's commit order: the fit (P² quartiles above all) then
+        // does not depend on which worker finished first.
+        let mut files: Vec<&PathBuf> = outputs
             .iter()
             .filter(|p| {
                 p.extension()
                     .is_some_and(|e| e == "parquet" || e == "arrow")
             })
             .collect();
+        files.sort();
         if cancel.load(Ordering::SeqCst) {
             return Ok(Vec::new());
         }
@@ -246,6 +249,7 @@ impl Plan {
                 None => return Ok(Vec::new()),
             },
         };
+        let fitted = started.elapsed().as_secs_f64();
         // The parameters are on disk before any file changes, so an interrupted rewrite can
         // always be completed with the same ones.
         let json_path = self.out.join(SCALER_FILE);
@@ -259,6 +263,7 @@ impl Plan {
         rewrite_all(&todo, &params, &self.opts, self.threads, cancel)?;
         tracing::info!(
             files = todo.len(),
+            fit_seconds = fitted,
             seconds = started.elapsed().as_secs_f64(),
             "normalize_features: output scaled"
         );
