@@ -1,5 +1,5 @@
-//! [`ExternalSorter`]: sorts one source's rows by `(key, ts, line)` in bounded memory, spilling
-//! sorted runs to zstd-compressed Arrow IPC files and merging them.
+//! [`ExternalSorter`]: sorts one source's rows by `(key, ts, line)` or `(ts, line)` in bounded
+//! memory, spilling sorted runs to zstd-compressed Arrow IPC files and merging them.
 //!
 //! Keys are compared as numbers, not strings: every key string the sorter has seen gets its
 //! rank in byte order, each batch maps its dictionary values to ranks once, and a row's sort
@@ -258,7 +258,8 @@ fn write_run(
     Ok(())
 }
 
-/// Sorts the rows of one source by `(key, ts, line)` within a memory budget.
+/// Sorts the rows of one source by `(key, ts, line)` ([`ExternalSorter::new`]) or by
+/// `(ts, line)` ([`ExternalSorter::by_time`]) within a memory budget.
 ///
 /// Chunks are buffered until they hold `budget_bytes` (Arrow memory); each full buffer is
 /// sorted and written as a run (a zstd-compressed Arrow IPC stream) in the sorter's own
@@ -959,6 +960,24 @@ mod tests {
         assert_eq!(s.spilled_runs(), 2);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         drop(s);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_panic_mid_merge_removes_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let r = std::panic::catch_unwind(move || {
+            let mut s = ExternalSorter::new("symbol", "ts", 1, &path);
+            for i in 0..3 {
+                s.push(chunk(i + 1, 10, i)).unwrap();
+            }
+            let mut out = s.finish(4).unwrap();
+            out.next().unwrap().unwrap();
+            assert_eq!(std::fs::read_dir(&path).unwrap().count(), 1);
+            panic!("a stage blew up");
+        });
+        assert!(r.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
