@@ -74,6 +74,8 @@ partition_by = ["symbol"]
 keep_line_column = false
 # Most partition writers open at once.
 max_open_files = 64
+# Timestamp unit in the files: ns (lossless), us (what Spark reads as timestamps) or ms.
+timestamp_unit = "ns"
 
 [preprocessing]
 # Put rows up to this many ms out of order back in time order per symbol; older rows are

@@ -162,6 +162,11 @@ pub struct OutputConfig {
     pub keep_line_column: bool,
     /// Most partition writers open at once; older ones are closed first. Default 64.
     pub max_open_files: usize,
+    /// Unit of timestamp columns in the files: `ns`, `us` or `ms`. Default `ns` (no loss).
+    /// Spark reads only `us`/`ms` Parquet timestamps as timestamps (`ns` needs its
+    /// `spark.sql.legacy.parquet.nanosAsLong` and arrives as a number); `us` truncates the
+    /// sub-microsecond digits.
+    pub timestamp_unit: String,
 }
 
 impl Default for OutputConfig {
@@ -174,6 +179,7 @@ impl Default for OutputConfig {
             partition_by: vec!["symbol".into()],
             keep_line_column: false,
             max_open_files: 64,
+            timestamp_unit: "ns".into(),
         }
     }
 }
@@ -484,6 +490,11 @@ impl Config {
         if o.max_open_files == 0 {
             return Err(Error::config("output.max_open_files", "must be at least 1"));
         }
+        one_of(
+            "output.timestamp_unit",
+            &o.timestamp_unit,
+            &["ns", "us", "ms"],
+        )?;
         let pr = &self.preprocessing;
         one_of(
             "preprocessing.handle_missing_values",

@@ -156,6 +156,44 @@ fn convert_to_one_file_and_to_a_directory() {
 }
 
 #[test]
+fn timestamp_unit_us_writes_microsecond_timestamps() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 2_000, 1);
+    let cfg = tmp.path().join("us.toml");
+    std::fs::write(&cfg, "[output]\ntimestamp_unit = \"us\"\n").unwrap();
+    let out = tmp.path().join("out");
+    tickpipe()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .assert()
+        .success();
+    let batches = pipeline_io::read_dataset(&out.join("data")).unwrap();
+    assert!(!batches.is_empty());
+    for b in &batches {
+        assert_eq!(
+            b.schema().field_with_name("ts").unwrap().data_type(),
+            &arrow_schema::DataType::Timestamp(
+                arrow_schema::TimeUnit::Microsecond,
+                Some("UTC".into())
+            )
+        );
+    }
+    std::fs::write(&cfg, "[output]\ntimestamp_unit = \"s\"\n").unwrap();
+    let a = tickpipe()
+        .args(["config", "check", cfg.to_str().unwrap()])
+        .assert()
+        .code(2);
+    assert!(contains(&a.get_output().stderr, "output.timestamp_unit"));
+}
+
+#[test]
 fn bars_aggregate_and_account_for_every_tick() {
     let tmp = tempdir().unwrap();
     let input = gen_data(tmp.path(), 8_000, 2);

@@ -47,11 +47,7 @@ pub fn create_file_sink(path: &Path, opts: &WriteOptions) -> Result<Box<dyn Sink
 
 impl Sink for FileSink {
     fn write(&mut self, chunk: &Chunk) -> Result<()> {
-        let batch = if self.opts.keep_line_column {
-            chunk.batch().clone()
-        } else {
-            chunk.data_batch()
-        };
+        let batch = self.opts.output_batch(chunk)?;
         if self.writer.is_none() {
             self.writer = Some(FileWriter::create(
                 &self.path,

@@ -1,6 +1,9 @@
 //! [`WriteOptions`]: how sinks lay out and encode their files, built from `[output]`.
 
-use pipeline_core::{Error, OutputConfig, OutputFormat, Result};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use pipeline_core::{Chunk, Error, OutputConfig, OutputFormat, Result};
+use std::sync::Arc;
 
 /// A Hive partition key. Date and month come from the UTC `ts` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,6 +112,9 @@ pub struct WriteOptions {
     /// new file, without the claim, when the rows break it. Default `["symbol", "ts"]` when
     /// partitioning by symbol (one symbol per file, rows in time order), else empty.
     pub sort_columns: Vec<String>,
+    /// Unit of timestamp columns in the files (rows arrive in nanoseconds). Default
+    /// nanoseconds; microseconds for readers such as Spark that take no others.
+    pub timestamp_unit: TimeUnit,
 }
 
 impl Default for WriteOptions {
@@ -124,6 +130,7 @@ impl Default for WriteOptions {
             keep_line_column: false,
             max_open_files: 64,
             sort_columns: vec!["symbol".into(), "ts".into()],
+            timestamp_unit: TimeUnit::Nanosecond,
         }
     }
 }
@@ -152,9 +159,57 @@ impl WriteOptions {
             keep_line_column: out.keep_line_column,
             max_open_files: out.max_open_files,
             sort_columns,
+            timestamp_unit: match out.timestamp_unit.as_str() {
+                "ns" => TimeUnit::Nanosecond,
+                "us" => TimeUnit::Microsecond,
+                "ms" => TimeUnit::Millisecond,
+                other => {
+                    return Err(Error::config(
+                        "output.timestamp_unit",
+                        format!("unknown unit `{other}`; expected ns, us or ms"),
+                    ));
+                }
+            },
         };
         opts.validate()?;
         Ok(opts)
+    }
+
+    /// The batch a sink writes for `chunk`: the `_line` column dropped unless
+    /// [`WriteOptions::keep_line_column`], timestamp columns in
+    /// [`WriteOptions::timestamp_unit`] (finer digits truncated).
+    pub fn output_batch(&self, chunk: &Chunk) -> Result<RecordBatch> {
+        let batch = if self.keep_line_column {
+            chunk.batch().clone()
+        } else {
+            chunk.data_batch()
+        };
+        let unit = self.timestamp_unit;
+        let recast = |t: &DataType| matches!(t, DataType::Timestamp(u, _) if *u != unit);
+        let schema = batch.schema();
+        if !schema.fields().iter().any(|f| recast(f.data_type())) {
+            return Ok(batch);
+        }
+        let mut fields = Vec::with_capacity(schema.fields().len());
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for (f, c) in schema.fields().iter().zip(batch.columns()) {
+            match f.data_type() {
+                DataType::Timestamp(u, tz) if *u != unit => {
+                    let to = DataType::Timestamp(unit, tz.clone());
+                    columns.push(arrow_cast::cast(c, &to)?);
+                    fields.push(
+                        Field::new(f.name(), to, f.is_nullable())
+                            .with_metadata(f.metadata().clone()),
+                    );
+                }
+                _ => {
+                    columns.push(c.clone());
+                    fields.push(f.as_ref().clone());
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 
     /// Checks value ranges and combinations; errors name the `[output]` key.
@@ -206,6 +261,50 @@ impl WriteOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{TimestampMicrosecondType, TimestampNanosecondType};
+    use arrow_array::{Array, Float64Array, TimestampNanosecondArray};
+
+    fn chunk() -> Chunk {
+        let ts = TimestampNanosecondArray::from(vec![1_609_770_600_000_123_456i64, -1_999])
+            .with_timezone("UTC");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", ts.data_type().clone(), true),
+            Field::new("price", DataType::Float64, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(ts), Arc::new(Float64Array::from(vec![1.5, 2.5]))],
+        )
+        .unwrap();
+        Chunk::with_first_line(b, 0, 0, 2).unwrap()
+    }
+
+    #[test]
+    fn output_batch_drops_the_line_column_and_recasts_timestamps() {
+        let mut o = WriteOptions::default();
+        let b = o.output_batch(&chunk()).unwrap();
+        assert_eq!(b.num_columns(), 2, "`_line` dropped");
+        let ns = b.column(0).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(ns.value(0), 1_609_770_600_000_123_456);
+        o.timestamp_unit = TimeUnit::Microsecond;
+        o.keep_line_column = true;
+        let b = o.output_batch(&chunk()).unwrap();
+        assert_eq!(b.num_columns(), 3, "`_line` kept");
+        assert_eq!(
+            b.schema().field(0).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        let us = b.column(0).as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(us.value(0), 1_609_770_600_000_123);
+        assert_eq!(us.value(1), -1, "truncated toward zero");
+        assert_eq!(
+            b.column(1)
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .value(1),
+            2.5
+        );
+    }
 
     #[test]
     fn from_config_maps_every_field() {
@@ -217,6 +316,7 @@ mod tests {
             partition_by: vec!["month".into()],
             keep_line_column: true,
             max_open_files: 3,
+            timestamp_unit: "us".into(),
         };
         let o = WriteOptions::from_config(&cfg).unwrap();
         assert_eq!(o.format, OutputFormat::Ipc);
@@ -226,6 +326,7 @@ mod tests {
         assert_eq!(o.partition_by, vec![PartitionKey::Month]);
         assert!(o.keep_line_column);
         assert_eq!(o.max_open_files, 3);
+        assert_eq!(o.timestamp_unit, TimeUnit::Microsecond);
         assert!(o.sort_columns.is_empty());
     }
 

@@ -352,11 +352,7 @@ impl Sink for PartitionedSink {
         if chunk.is_empty() {
             return Ok(());
         }
-        let batch = if self.opts.keep_line_column {
-            chunk.batch().clone()
-        } else {
-            chunk.data_batch()
-        };
+        let batch = self.opts.output_batch(chunk)?;
         let plain_symbol = self.opts.partition_by.contains(&PartitionKey::Symbol);
         for (key, part) in split_by_partition(&batch, &self.opts.partition_by)? {
             let part = if plain_symbol {
