@@ -1,6 +1,7 @@
 //! Kill-and-resume: a child process running the engine is killed with SIGKILL after its first
 //! segment commit; `resume` must then produce output identical to an uninterrupted run.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -185,4 +186,74 @@ fn cancel_keeps_committed_segments_and_resume_completes_identically() {
         files_in(&clean.path().join("out")),
     );
     assert!(a == b, "outputs differ after cancel and resume");
+}
+
+/// Rows of one symbol in output order, from every text file of a run's output folder.
+fn rows_by_symbol(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, bytes) in files_in(dir) {
+        for line in String::from_utf8(bytes).unwrap().lines() {
+            let sym = line.split(',').next().unwrap().to_string();
+            m.entry(sym).or_default().push(line.to_string());
+        }
+    }
+    m
+}
+
+/// The key → worker assignment is load-based, so a resumed run must reuse the interrupted
+/// run's: here a fresh assignment would send `B` (on worker 1 behind the heavy `A`) to worker
+/// 0, whose restored state has no running count for it.
+#[test]
+fn resume_routes_keys_to_the_worker_holding_their_state() {
+    let row = |s: &str| Row {
+        symbol: Some(s.to_string()),
+        price: 1.0,
+    };
+    let mut f0: Vec<Row> = (0..30).map(|_| row("A")).collect();
+    f0.extend((0..10).map(|_| row("B")));
+    let files = vec![
+        f0,
+        (0..20)
+            .map(|i| row(if i % 2 == 0 { "B" } else { "C" }))
+            .collect(),
+        (0..20)
+            .map(|i| row(if i % 2 == 0 { "C" } else { "B" }))
+            .collect(),
+    ];
+    let run = |dir: &Path, resume: bool, cancel_after: Option<u32>| {
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f2 = flag.clone();
+        Runner::new()
+            .sources(specs(&files, 40))
+            .stages(vec![cumsum(None, 0, Duration::ZERO)])
+            .sink_factory(text_sink(out.clone()))
+            .workers(2)
+            .max_open_files(1)
+            .segment_bytes(1)
+            .manifest(dir.join("run.redb"))
+            .output_dir(out)
+            .resume(resume)
+            .cancel(flag)
+            .on_commit(Arc::new(move |seg| {
+                if cancel_after == Some(seg) {
+                    f2.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }))
+            .build()?
+            .run()
+    };
+    let clean = tempfile::tempdir().unwrap();
+    run(clean.path(), false, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(dir.path(), false, Some(0)).unwrap_err();
+    assert!(matches!(err, pipeline_core::Error::Cancelled), "{err}");
+    run(dir.path(), true, None).unwrap();
+    let (want, got) = (
+        rows_by_symbol(&clean.path().join("out")),
+        rows_by_symbol(&dir.path().join("out")),
+    );
+    assert_eq!(want["B"].len(), 30);
+    assert_eq!(got, want);
 }
