@@ -295,7 +295,8 @@ pub fn pipeline_stages(
 /// max(workers, 2). Spill files go in the output directory (`--out`, or the output file's
 /// folder), on the disk the user chose for the output, rather than in a possibly small
 /// `/tmp`; a run that discards its output spills to the system temp directory. Ctrl-C stops
-/// a sort while it reads its input.
+/// a sort while it reads its input. Called once per input, so stale spill folders are
+/// looked for before each file is opened (a directory listing, cheap next to a sort).
 fn sort_options(job: &Job) -> Option<SortOptions> {
     if !job.config.input.sort {
         return None;
@@ -309,6 +310,11 @@ fn sort_options(job: &Job) -> Option<SortOptions> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         Output::Discard => std::env::temp_dir(),
     };
+    if !matches!(job.output, Output::Discard) {
+        // A run killed mid-sort (kill -9) leaves its spill folder behind; the next run into
+        // the same place removes it. The shared temp directory is left alone.
+        pipeline_parallel::spill::remove_stale_spill_dirs(&spill_dir);
+    }
     Some(SortOptions {
         cancel: Some(cancel_flag()),
         ..SortOptions::for_run(job.config.pipeline.memory_limit.0, open, spill_dir)

@@ -215,7 +215,7 @@ struct SpillDir {
 impl SpillDir {
     fn new(parent: &Path, id: u64) -> Self {
         SpillDir {
-            path: parent.join(format!(".tickpipe-sort-{}-{id}", std::process::id())),
+            path: parent.join(format!("{SPILL_DIR_PREFIX}{}-{id}", std::process::id())),
             created: false,
             files: 0,
         }
@@ -237,6 +237,38 @@ impl Drop for SpillDir {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// Prefix of every sorter's spill directory name; the process id and a counter follow.
+const SPILL_DIR_PREFIX: &str = ".tickpipe-sort-";
+
+/// Removes the spill directories that killed processes left in `parent`: those named for a
+/// process id that is no longer running (checked in `/proc`, so only on Linux; elsewhere
+/// nothing is removed). Returns how many were removed. Directories of running processes,
+/// this one included, are kept.
+pub fn remove_stale_spill_dirs(parent: &Path) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SPILL_DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && e.path().is_dir() && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Writes `batches` as one zstd-compressed Arrow IPC stream (the stream format allows each
@@ -979,6 +1011,28 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn spill_dirs_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Process ids are below 2^22 on Linux, so this one is not running.
+        let dead = dir.path().join(format!("{SPILL_DIR_PREFIX}4294967295-0"));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join("run-1.arrows"), b"x").unwrap();
+        let mut live = ExternalSorter::new("symbol", "ts", 1, dir.path());
+        live.push(chunk(1, 10, 0)).unwrap();
+        let other = dir.path().join("keep-me");
+        std::fs::create_dir_all(&other).unwrap();
+        let removed = remove_stale_spill_dirs(dir.path());
+        if cfg!(target_os = "linux") {
+            assert_eq!(removed, 1);
+            assert!(!dead.exists());
+        }
+        // This process's directory and unrelated entries stay.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        drop(live);
+        assert!(other.exists());
     }
 
     #[test]

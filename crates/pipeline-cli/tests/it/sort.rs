@@ -162,6 +162,8 @@ fn sort_repairs_a_shuffled_file_and_finds_every_duplicate() {
     );
 
     let out = tmp.path().join("out");
+    // A spill folder left by a killed run (no process has this id) is cleared away.
+    std::fs::create_dir_all(out.join(".tickpipe-sort-4294967295-0")).unwrap();
     let (s, log) = run(&shuffled_csv, &out, &["--sort"]);
     assert_balanced(&s);
     assert_eq!(s["rows_read"], (ROWS + DUPLICATES) as u64, "{s}");
@@ -175,7 +177,7 @@ fn sort_repairs_a_shuffled_file_and_finds_every_duplicate() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no sort log line in: {log}"));
     assert!(runs > 0, "{log}");
-    // The sorter's spill directory is gone.
+    // The sorter's spill directory is gone, and so is the stale one.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
