@@ -7,8 +7,9 @@
 //!    or loaded from `normalize_params` (a `scaler.json` of an earlier run);
 //! 2. they are written to `OUT/scaler.json`;
 //! 3. every output file is rewritten through [`ScalerParams::apply`] with the parameters in
-//!    its metadata under [`SCALER_METADATA_KEY`] ([`pipeline_io::rewrite_file`]: same writer
-//!    settings and row groups, temp file + rename).
+//!    its metadata under [`SCALER_METADATA_KEY`] ([`pipeline_io::rewrite_columns`]: same
+//!    writer settings and row groups, the unscaled Parquet column chunks copied as they are,
+//!    temp file + rename).
 //!
 //! Memory stays bounded: both passes hold one batch (and the rewrite one row group) per
 //! thread. The post-pass is resumable: after an interruption, `--resume` finds the files
@@ -334,6 +335,7 @@ fn rewrite_all(
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
     let meta = [(SCALER_METADATA_KEY.to_string(), params.to_json())];
+    let columns: Vec<String> = params.columns.iter().map(|c| c.column.clone()).collect();
     let next = AtomicUsize::new(0);
     let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let failed_flag = AtomicBool::new(false);
@@ -346,7 +348,9 @@ fn rewrite_all(
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(f) = files.get(i) else { return };
-                    let r = pipeline_io::rewrite_file(f, opts, &meta, &mut |b| params.apply(&b));
+                    let r = pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| {
+                        params.apply(&b)
+                    });
                     if let Err(e) = r {
                         failed_flag.store(true, Ordering::SeqCst);
                         let mut slot = failed.lock().unwrap_or_else(|p| p.into_inner());

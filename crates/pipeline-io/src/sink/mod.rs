@@ -11,8 +11,9 @@
 //! * [`create_file_sink`]: one file, format from the extension.
 //! * [`create_quarantine_sink`]: rejected rows with `file:line`, reason and raw text.
 //! * [`read_dataset`]: every Parquet/IPC file under a directory, in path order.
-//! * [`rewrite_file`]: a post-pass rewriting one written file through a batch transform
-//!   (same writer settings and row groups, extra key-value metadata, atomic rename);
+//! * [`rewrite_file`] / [`rewrite_columns`]: a post-pass rewriting one written file through a
+//!   batch transform (same writer settings and row groups, extra key-value metadata, atomic
+//!   rename; `rewrite_columns` copies the untouched Parquet column chunks as they are);
 //!   [`file_batches`], [`file_schema`] and [`file_metadata_value`] read a file back in
 //!   bounded memory.
 //!
@@ -41,5 +42,7 @@ pub use options::{Compression, PartitionKey, WriteOptions};
 pub use partition::{HIVE_DEFAULT_PARTITION, escape_partition_value, split_by_partition};
 pub use partitioned::create_sink;
 pub use quarantine::{create_quarantine_sink, quarantine_schema};
-pub use rewrite::{Rewritten, file_batches, file_metadata_value, file_schema, rewrite_file};
+pub use rewrite::{
+    Rewritten, file_batches, file_metadata_value, file_schema, rewrite_columns, rewrite_file,
+};
 pub use writer::temp_path;

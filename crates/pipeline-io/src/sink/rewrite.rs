@@ -21,8 +21,14 @@ use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::file::metadata::KeyValue;
+use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::{
+    ArrowSchemaConverter, ArrowWriter, ProjectionMask, add_encoded_arrow_schema_to_metadata,
+};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{KeyValue, PageIndexPolicy, ParquetMetaData};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use pipeline_core::{Error, OutputFormat, Result};
 
 use super::ipc::IpcFile;
@@ -157,15 +163,72 @@ pub fn rewrite_file(
         OutputFormat::Parquet => rewrite_parquet(path, &tmp, opts, metadata, transform),
         _ => rewrite_ipc(path, &tmp, opts, metadata, transform),
     };
+    publish(path, &tmp, result)
+}
+
+/// Rewrites only `columns` of `path` (those it has) through `transform`, adding `metadata`
+/// as [`rewrite_file`] does. `transform` receives batches holding just those columns, in
+/// file order, and returns them (their types may change; the rows may not). In a Parquet
+/// file every other column chunk is copied byte for byte, with its statistics and page
+/// index, so only the rewritten columns are decoded and encoded again; an Arrow IPC file is
+/// rewritten whole.
+pub fn rewrite_columns(
+    path: &Path,
+    opts: &WriteOptions,
+    metadata: &[(String, String)],
+    columns: &[String],
+    transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<Rewritten> {
+    let format = format_of(path)?;
+    let tmp = temp_path(path);
+    let result = match format {
+        OutputFormat::Parquet => {
+            rewrite_parquet_columns(path, &tmp, opts, metadata, columns, transform)
+        }
+        _ => rewrite_ipc(path, &tmp, opts, metadata, &mut |b| {
+            splice(b, columns, transform)
+        }),
+    };
+    publish(path, &tmp, result)
+}
+
+/// Applies `transform` to the `columns` of `batch` and puts the results back in place.
+fn splice(
+    batch: RecordBatch,
+    columns: &[String],
+    transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let idx: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| columns.contains(schema.field(i).name()))
+        .collect();
+    let out = transform(batch.project(&idx)?)?;
+    if out.num_columns() != idx.len() || out.num_rows() != batch.num_rows() {
+        return Err(Error::Internal(
+            "the rewrite transform changed the columns or the rows of a batch".into(),
+        ));
+    }
+    let mut fields = schema.fields().to_vec();
+    let mut arrays = batch.columns().to_vec();
+    for (k, &i) in idx.iter().enumerate() {
+        fields[i] = Arc::clone(&out.schema().fields()[k]);
+        arrays[i] = Arc::clone(out.column(k));
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    Ok(RecordBatch::try_new(schema, arrays)?)
+}
+
+/// Renames a finished temporary file over `path`, or removes it after an error.
+fn publish(path: &Path, tmp: &Path, result: Result<u64>) -> Result<Rewritten> {
     let rows = match result {
         Ok(rows) => rows,
         Err(e) => {
             // Best effort: the old file is untouched; only the partial new one goes.
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
             return Err(e);
         }
     };
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
     let bytes = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
     Ok(Rewritten { rows, bytes })
 }
@@ -238,9 +301,42 @@ fn rewrite_parquet(
     let meta = parquet_metadata(path, &file)?;
     let schema = output_schema(meta.schema(), metadata, transform)?;
     let pq = meta.metadata();
-    // The sink's own properties for this schema, then what this file said about itself:
-    // its sort claim (the sink drops it from files whose rows broke the order) and any other
-    // key-value entries (Arrow's schema entry is written anew by the writer).
+    let props = rewrite_properties(pq, &schema, opts, metadata, tmp)?;
+    let mut writer = ArrowWriter::try_new(create_tmp(tmp)?, Arc::clone(&schema), Some(props))
+        .map_err(|e| parquet_error(tmp, e))?;
+    let mut rows = 0u64;
+    for rg in 0..pq.num_row_groups() {
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file.try_clone().map_err(|e| Error::io(path, e))?,
+            meta.clone(),
+        )
+        .with_row_groups(vec![rg])
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()
+        .map_err(|e| parquet_error(path, e))?;
+        for batch in reader {
+            let batch = transformed(path, batch?, &schema, transform)?;
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(|e| parquet_error(tmp, e))?;
+        }
+        // One output row group per input row group: the same layout, and the same memory.
+        writer.flush().map_err(|e| parquet_error(tmp, e))?;
+    }
+    let out = writer.into_inner().map_err(|e| parquet_error(tmp, e))?;
+    finish_tmp(tmp, out, opts.durable)?;
+    Ok(rows)
+}
+
+/// The sink's own writer properties for `schema`, then what the file said about itself: its
+/// sort claim (the sink drops it from files whose rows broke the order) and its key-value
+/// entries other than Arrow's schema (written anew), with `metadata` added.
+fn rewrite_properties(
+    pq: &ParquetMetaData,
+    schema: &SchemaRef,
+    opts: &WriteOptions,
+    metadata: &[(String, String)],
+    tmp: &Path,
+) -> Result<WriterProperties> {
     let mut kv: Vec<KeyValue> = pq
         .file_metadata()
         .key_value_metadata()
@@ -263,30 +359,139 @@ fn rewrite_parquet(
         .row_groups()
         .first()
         .and_then(|rg| rg.sorting_columns().cloned());
-    let props = parquet_properties(&schema, opts, None, tmp)?
+    Ok(parquet_properties(schema, opts, None, tmp)?
         .into_builder()
         .set_sorting_columns(sorting)
         .set_key_value_metadata(Some(kv))
-        .build();
-    let mut writer = ArrowWriter::try_new(create_tmp(tmp)?, Arc::clone(&schema), Some(props))
+        .build())
+}
+
+/// [`rewrite_columns`] for Parquet: the changed columns are decoded row group by row group
+/// and encoded into column writers; every other column chunk is spliced in as it is.
+fn rewrite_parquet_columns(
+    path: &Path,
+    tmp: &Path,
+    opts: &WriteOptions,
+    metadata: &[(String, String)],
+    columns: &[String],
+    transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<u64> {
+    let file = open(path)?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let meta = ArrowReaderMetadata::load(&file, options).map_err(|e| parquet_error(path, e))?;
+    let input = Arc::clone(meta.schema());
+    let pq = meta.metadata();
+    // Column chunks map one to one to Arrow fields only in a flat schema; otherwise the
+    // whole file goes through the decoder.
+    if pq.file_metadata().schema_descr().num_columns() != input.fields().len() {
+        drop(file);
+        return rewrite_parquet(path, tmp, opts, metadata, &mut |b| {
+            splice(b, columns, transform)
+        });
+    }
+    let changed: Vec<usize> = (0..input.fields().len())
+        .filter(|&i| columns.contains(input.field(i).name()))
+        .collect();
+    let probe = transform(RecordBatch::new_empty(Arc::new(input.project(&changed)?)))?;
+    if probe.num_columns() != changed.len() {
+        return Err(Error::Internal(format!(
+            "{}: the rewrite transform changed the number of columns",
+            path.display()
+        )));
+    }
+    let mut fields = input.fields().to_vec();
+    for (k, &i) in changed.iter().enumerate() {
+        fields[i] = Arc::clone(&probe.schema().fields()[k]);
+    }
+    let mut schema_meta = input.metadata().clone();
+    for (k, _) in metadata {
+        schema_meta.remove(k);
+    }
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, schema_meta));
+    let mut props = rewrite_properties(pq, &schema, opts, metadata, tmp)?;
+    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+    let descr = ArrowSchemaConverter::new()
+        .with_coerce_types(props.coerce_types())
+        .convert(&schema)
         .map_err(|e| parquet_error(tmp, e))?;
+    let mut writer =
+        SerializedFileWriter::new(create_tmp(tmp)?, descr.root_schema_ptr(), Arc::new(props))
+            .map_err(|e| parquet_error(tmp, e))?;
+    let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(&schema));
     let mut rows = 0u64;
     for rg in 0..pq.num_row_groups() {
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            file.try_clone().map_err(|e| Error::io(path, e))?,
-            meta.clone(),
-        )
-        .with_row_groups(vec![rg])
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()
-        .map_err(|e| parquet_error(path, e))?;
-        for batch in reader {
-            let batch = transformed(path, batch?, &schema, transform)?;
-            rows += batch.num_rows() as u64;
-            writer.write(&batch).map_err(|e| parquet_error(tmp, e))?;
+        let group = pq.row_group(rg);
+        // One writer per leaf, which in a flat schema is one per field.
+        let mut encoders = factory
+            .create_column_writers(rg)
+            .map_err(|e| parquet_error(tmp, e))?;
+        if !changed.is_empty() {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                file.try_clone().map_err(|e| Error::io(path, e))?,
+                meta.clone(),
+            )
+            .with_row_groups(vec![rg])
+            .with_projection(ProjectionMask::roots(
+                meta.parquet_schema(),
+                changed.clone(),
+            ))
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(|e| parquet_error(path, e))?;
+            let mut group_rows = 0u64;
+            for batch in reader {
+                let batch = batch?;
+                let n = batch.num_rows();
+                let out = transform(batch)?;
+                if out.num_rows() != n || out.schema().fields() != probe.schema().fields() {
+                    return Err(Error::Internal(format!(
+                        "{}: the rewrite transform changed the rows or the schema of a batch",
+                        path.display()
+                    )));
+                }
+                for (k, &i) in changed.iter().enumerate() {
+                    for leaf in compute_leaves(schema.field(i), out.column(k))
+                        .map_err(|e| parquet_error(tmp, e))?
+                    {
+                        encoders[i]
+                            .write(&leaf)
+                            .map_err(|e| parquet_error(tmp, e))?;
+                    }
+                }
+                group_rows += n as u64;
+            }
+            if group_rows != group.num_rows() as u64 {
+                return Err(Error::Internal(format!(
+                    "{}: row group {rg} decoded to {group_rows} rows, its metadata says {}",
+                    path.display(),
+                    group.num_rows()
+                )));
+            }
         }
-        // One output row group per input row group: the same layout, and the same memory.
-        writer.flush().map_err(|e| parquet_error(tmp, e))?;
+        let index = pq.page_index_for_row_group(rg);
+        let mut out = writer.next_row_group().map_err(|e| parquet_error(tmp, e))?;
+        for (i, encoder) in encoders.into_iter().enumerate() {
+            if changed.contains(&i) {
+                encoder
+                    .close()
+                    .and_then(|c| c.append_to_row_group(&mut out))
+                    .map_err(|e| parquet_error(tmp, e))?;
+            } else {
+                let chunk = group.column(i);
+                let copied = ColumnCloseResult {
+                    bytes_written: chunk.compressed_size() as u64,
+                    rows_written: group.num_rows() as u64,
+                    metadata: chunk.clone(),
+                    bloom_filter: None,
+                    column_index: index.column_index(i).cloned(),
+                    offset_index: index.offset_index(i).cloned(),
+                };
+                out.append_column(&file, copied)
+                    .map_err(|e| parquet_error(tmp, e))?;
+            }
+        }
+        out.close().map_err(|e| parquet_error(tmp, e))?;
+        rows += group.num_rows() as u64;
     }
     let out = writer.into_inner().map_err(|e| parquet_error(tmp, e))?;
     finish_tmp(tmp, out, opts.durable)?;
@@ -516,5 +721,114 @@ mod tests {
             rewrite_file(&csv, &opts, &[], &mut |b| Ok(b)),
             Err(Error::Usage(_))
         ));
+    }
+
+    #[test]
+    fn column_rewrite_copies_the_other_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        let opts = WriteOptions {
+            durable: false,
+            row_group_bytes: 1,
+            ..WriteOptions::default()
+        };
+        write(
+            &path,
+            &opts,
+            &[chunk(0, 1000), chunk(1000, 1000), chunk(2000, 5)],
+        );
+        let load = |p: &Path| {
+            let o = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            ArrowReaderMetadata::load(&open(p).unwrap(), o).unwrap()
+        };
+        let before = load(&path);
+        let kv = [("k".to_string(), "v".to_string())];
+        // `n` (UInt64) becomes Float64 n + 0.5; `x` is copied as it is.
+        let cols = ["n".to_string()];
+        let r = rewrite_columns(&path, &opts, &kv, &cols, &mut |b| {
+            assert_eq!(b.num_columns(), 1);
+            let n = b.column(0).as_primitive::<arrow_array::types::UInt64Type>();
+            let f: Float64Array = n.iter().map(|v| v.map(|v| v as f64 + 0.5)).collect();
+            let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Float64, true)]));
+            Ok(RecordBatch::try_new(schema, vec![Arc::new(f)])?)
+        })
+        .unwrap();
+        assert_eq!(r.rows, 2005);
+        let after = load(&path);
+        let (b, a) = (before.metadata(), after.metadata());
+        assert_eq!(a.num_row_groups(), b.num_row_groups());
+        for g in 0..a.num_row_groups() {
+            assert_eq!(a.row_group(g).num_rows(), b.row_group(g).num_rows());
+            // The copied chunk keeps its bytes, statistics and page index.
+            let (cb, ca) = (b.row_group(g).column(1), a.row_group(g).column(1));
+            assert_eq!(ca.compressed_size(), cb.compressed_size());
+            assert_eq!(ca.statistics(), cb.statistics());
+            assert!(ca.statistics().is_some());
+            let (ib, ia) = (b.page_index_for_row_group(g), a.page_index_for_row_group(g));
+            assert!(ia.offset_index(1).is_some() && ia.column_index(1).is_some());
+            assert_eq!(
+                ia.offset_index(1).unwrap().page_locations.len(),
+                ib.offset_index(1).unwrap().page_locations.len()
+            );
+            // The rewritten chunk has statistics and a page index of its own.
+            assert!(a.row_group(g).column(0).statistics().is_some());
+            assert!(ia.offset_index(0).is_some());
+        }
+        assert_eq!(
+            file_metadata_value(&path, "k").unwrap().as_deref(),
+            Some("v")
+        );
+        let schema = file_schema(&path).unwrap();
+        assert_eq!(schema.field(0).data_type(), &DataType::Float64);
+        let mut seen = 0;
+        for b in file_batches(&path, None).unwrap() {
+            let b = b.unwrap();
+            let n = b.column(0).as_primitive::<Float64Type>();
+            let x = b.column(1).as_primitive::<Float64Type>();
+            for i in 0..b.num_rows() {
+                assert_eq!(n.value(i), x.value(i) + 0.5);
+            }
+            seen += b.num_rows();
+        }
+        assert_eq!(seen, 2005);
+        // Pages of the copied column can still be selected through the page index.
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            open(&path).unwrap(),
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required),
+        )
+        .unwrap()
+        .with_row_selection(
+            vec![
+                parquet::arrow::arrow_reader::RowSelector::skip(1500),
+                parquet::arrow::arrow_reader::RowSelector::select(3),
+            ]
+            .into(),
+        )
+        .build()
+        .unwrap();
+        let b: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let x = b[0].column(1).as_primitive::<Float64Type>();
+        assert_eq!(x.values().to_vec(), vec![1500.0, 1501.0, 1502.0]);
+
+        // Arrow IPC: the same contract, the whole file rewritten.
+        let ipc = dir.path().join("a.arrow");
+        let iopts = WriteOptions {
+            format: OutputFormat::Ipc,
+            ..opts.clone()
+        };
+        write(&ipc, &iopts, &[chunk(0, 10)]);
+        rewrite_columns(&ipc, &iopts, &kv, &["x".to_string()], &mut |b| {
+            assert_eq!(b.num_columns(), 1);
+            double_x(b)
+        })
+        .unwrap();
+        let b = file_batches(&ipc, None).unwrap().next().unwrap().unwrap();
+        assert_eq!(b.column(1).as_primitive::<Float64Type>().value(3), 6.0);
+        assert_eq!(
+            b.column(0)
+                .as_primitive::<arrow_array::types::UInt64Type>()
+                .value(3),
+            3
+        );
     }
 }
