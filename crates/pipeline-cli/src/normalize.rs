@@ -245,10 +245,12 @@ impl Plan {
                 p
             }
             (None, Params::Given(g)) => g.clone(),
-            (None, Params::Fit(method, columns)) => match fit(&files, *method, columns, cancel)? {
-                Some(p) => p,
-                None => return Ok(Vec::new()),
-            },
+            (None, Params::Fit(method, columns)) => {
+                match fit(&files, *method, columns, self.threads, cancel)? {
+                    Some(p) => p,
+                    None => return Ok(Vec::new()),
+                }
+            }
         };
         let fitted = started.elapsed().as_secs_f64();
         // The parameters are on disk before any file changes, so an interrupted rewrite can
@@ -272,12 +274,53 @@ impl Plan {
     }
 }
 
-/// Fits `method` over every file (one pass, decoding only the candidate columns). `None`
-/// when cancelled.
+/// Runs `work` on every file, `threads` files at a time, and returns the results in file
+/// order; `None` when `cancel` was set before every file was done. The first error stops
+/// the other threads after their current file.
+fn per_file<T: Send>(
+    files: &[&Path],
+    threads: usize,
+    cancel: &AtomicBool,
+    work: &(dyn Fn(&Path) -> anyhow::Result<T> + Sync),
+) -> anyhow::Result<Option<Vec<T>>> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<anyhow::Result<T>>>> =
+        Mutex::new(files.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, files.len().max(1)) {
+            s.spawn(|| {
+                while !cancel.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(f) = files.get(i) else { return };
+                    let r = work(f);
+                    if r.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::with_capacity(files.len());
+    // Files left undone (cancelled, or stopped by an error) have no result; the first error
+    // in file order is returned.
+    for r in results.into_iter().flatten() {
+        out.push(r?);
+    }
+    Ok((out.len() == files.len()).then_some(out))
+}
+
+/// Fits `method` over every file, decoding only the columns to scale. Z-score and min-max
+/// fit each file on its own, in parallel, and merge the fits in path order (so the result
+/// does not depend on the thread count); robust scaling's P² estimators cannot be merged
+/// and see every value in path order on one thread. `None` when cancelled.
 fn fit(
     files: &[&PathBuf],
     method: ScaleMethod,
     columns: &Columns,
+    threads: usize,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Option<ScalerParams>> {
     let schema = pipeline_io::file_schema(files[0])?;
@@ -300,19 +343,42 @@ fn fit(
         )
         .into());
     }
-    let mut seen = vec![false; names.len()];
-    let mut acc = ScalerFit::new(&names, method);
-    for f in files {
-        if cancel.load(Ordering::SeqCst) {
-            return Ok(None);
-        }
+    // Feeds one file into `acc`; returns which of `names` the file has.
+    let feed = |f: &Path, acc: &mut ScalerFit| -> anyhow::Result<Vec<bool>> {
+        let file_schema = pipeline_io::file_schema(f)?;
         for batch in pipeline_io::file_batches(f, Some(&names))? {
-            let batch = batch?;
-            for (s, n) in seen.iter_mut().zip(&names) {
-                *s |= batch.schema().index_of(n).is_ok();
-            }
-            acc.update(&batch)
+            acc.update(&batch?)
                 .with_context(|| format!("normalize_features: {}", f.display()))?;
+        }
+        Ok(names
+            .iter()
+            .map(|n| file_schema.index_of(n).is_ok())
+            .collect())
+    };
+    let paths: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+    let mut acc = ScalerFit::new(&names, method);
+    let mut seen = vec![false; names.len()];
+    if method == ScaleMethod::Robust {
+        for f in &paths {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            for (s, has) in seen.iter_mut().zip(feed(f, &mut acc)?) {
+                *s |= has;
+            }
+        }
+    } else {
+        let parts = per_file(&paths, threads, cancel, &|f| {
+            let mut part = ScalerFit::new(&names, method);
+            let has = feed(f, &mut part)?;
+            Ok((part, has))
+        })?;
+        let Some(parts) = parts else { return Ok(None) };
+        for (part, has) in parts {
+            acc.merge(&part)?;
+            for (s, h) in seen.iter_mut().zip(has) {
+                *s |= h;
+            }
         }
     }
     if let Some((n, _)) = names.iter().zip(&seen).find(|(_, s)| !**s) {
@@ -336,38 +402,11 @@ fn rewrite_all(
 ) -> anyhow::Result<()> {
     let meta = [(SCALER_METADATA_KEY.to_string(), params.to_json())];
     let columns: Vec<String> = params.columns.iter().map(|c| c.column.clone()).collect();
-    let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    let failed_flag = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(files.len()) {
-            s.spawn(|| {
-                loop {
-                    if cancel.load(Ordering::SeqCst) || failed_flag.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(f) = files.get(i) else { return };
-                    let r = pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| {
-                        params.apply(&b)
-                    });
-                    if let Err(e) = r {
-                        failed_flag.store(true, Ordering::SeqCst);
-                        let mut slot = failed.lock().unwrap_or_else(|p| p.into_inner());
-                        slot.get_or_insert(anyhow::Error::new(e).context(format!(
-                            "normalize_features: cannot rewrite {}",
-                            f.display()
-                        )));
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    per_file(files, threads, cancel, &|f| {
+        pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| params.apply(&b))
+            .with_context(|| format!("normalize_features: cannot rewrite {}", f.display()))
+    })?;
+    Ok(())
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
@@ -558,6 +597,7 @@ mod tests {
             &files.iter().collect::<Vec<_>>(),
             ScaleMethod::MinMax,
             &Columns::Named(vec!["x".into()]),
+            2,
             &AtomicBool::new(false),
         )
         .unwrap()

@@ -353,37 +353,35 @@ fn ipc_output_is_scaled_and_csv_output_is_refused() {
 fn scaled_output_does_not_depend_on_worker_count() {
     let tmp = tempdir().unwrap();
     let input = gen_data(tmp.path(), 8_000, 3);
-    let cfg = tmp.path().join("n.toml");
-    std::fs::write(
-        &cfg,
-        "[preprocessing]\nnormalize_features = true\nnormalize_method = \"robust\"\n",
-    )
-    .unwrap();
-    let run_with = |workers: &str| {
-        let out = tmp.path().join(format!("w{workers}"));
-        tickpipe()
-            .args([
-                "run",
-                input.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .args([
-                "--workers",
-                workers,
-                "-q",
-                "--config",
-                cfg.to_str().unwrap(),
-            ])
-            .assert()
-            .success();
-        (
-            std::fs::read_to_string(out.join("scaler.json")).unwrap(),
-            pipeline_io::read_dataset(&out.join("data")).unwrap(),
+    // Robust fits see every value in path order; z-score fits are merged per file in path
+    // order: neither may depend on the number of workers (which also sets the post-pass's
+    // threads).
+    for method in ["robust", "zscore"] {
+        let cfg = tmp.path().join(format!("{method}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[preprocessing]\nnormalize_features = true\nnormalize_method = \"{method}\"\n"
+            ),
         )
-    };
-    let (p1, d1) = run_with("1");
-    let (p2, d2) = run_with("2");
-    assert_eq!(p1, p2);
-    assert_eq!(d1, d2);
+        .unwrap();
+        let run_with = |workers: &str| {
+            let out = tmp.path().join(format!("{method}-w{workers}"));
+            tickpipe()
+                .args(["run", input.to_str().unwrap(), "--out"])
+                .arg(&out)
+                .args(["--workers", workers, "-q", "--config"])
+                .arg(&cfg)
+                .assert()
+                .success();
+            (
+                std::fs::read_to_string(out.join("scaler.json")).unwrap(),
+                pipeline_io::read_dataset(&out.join("data")).unwrap(),
+            )
+        };
+        let (p1, d1) = run_with("1");
+        let (p2, d2) = run_with("2");
+        assert_eq!(p1, p2, "{method}");
+        assert!(d1 == d2, "{method}: the scaled data differ");
+    }
 }
