@@ -39,6 +39,8 @@ pub(crate) struct SourceOutcome {
 pub(crate) struct ReaderCtx {
     pub workers: usize,
     pub route: Route,
+    /// Index of the run's first source, whose first chunk seeds the key assignment.
+    pub seeder: usize,
     pub retries: u32,
     pub backoff: Duration,
     pub cancel: Arc<AtomicBool>,
@@ -85,6 +87,9 @@ pub(crate) fn read_source(
     parts: Vec<Sender<Part>>,
     acks: Receiver<Ack>,
 ) -> SourceOutcome {
+    let seeding = index == ctx.seeder;
+    // The first source's reader lets the others go on however it ends (see `KeyAssigner`).
+    let _release = seeding.then(|| ReleaseSeed(&ctx.route));
     let mut st = FileState {
         hw: 0,
         tail_counted: false,
@@ -115,7 +120,16 @@ pub(crate) fn read_source(
                 }
             };
             let r = catch_unwind(AssertUnwindSafe(|| {
-                attempt_once(ctx, spec, attempt, &parts, &acks, &mut st, &mut on_ack)
+                attempt_once(
+                    ctx,
+                    spec,
+                    seeding,
+                    attempt,
+                    &parts,
+                    &acks,
+                    &mut st,
+                    &mut on_ack,
+                )
             }));
             match r {
                 Ok(r) => r,
@@ -197,9 +211,22 @@ fn count_rejects(ledger: &mut Ledger, rejects: &[Reject]) {
     }
 }
 
+/// Releases the key assignment's seed when the first source's reader ends.
+struct ReleaseSeed<'a>(&'a Route);
+
+impl Drop for ReleaseSeed<'_> {
+    fn drop(&mut self) {
+        if let Route::ByKey(_, a) = self.0 {
+            a.release();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // The reader's state, passed down one level.
 fn attempt_once(
     ctx: &ReaderCtx,
     spec: &SourceSpec,
+    seeding: bool,
     attempt: u32,
     parts: &[Sender<Part>],
     acks: &Receiver<Ack>,
@@ -259,7 +286,7 @@ fn attempt_once(
             d += 1;
             continue;
         }
-        let split = match split(chunk, d, &ctx.route, ctx.workers) {
+        let split = match split(chunk, d, &ctx.route, ctx.workers, seeding) {
             Ok(s) => s,
             Err(e) => return Some(Stop::Source(e.to_string())),
         };

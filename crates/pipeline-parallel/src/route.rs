@@ -1,17 +1,21 @@
 //! Routing rows to workers: by key (every row of a symbol to one worker) or, when no stage
 //! needs keys, whole chunks round-robin.
 //!
-//! Keys are assigned to workers by a [`KeyAssigner`]: the first time a key is seen it goes to
-//! the worker with the fewest rows routed so far, the keys new in one chunk taken heaviest
-//! first (Graham's LPT rule). Hashing keys to workers, as this module first did, left the
-//! 20 symbols of a gen-data file split 65/35 over two workers (measured with `perf report -s
-//! pid` on a 5M-row run: one worker thread at 49.8% of the process's CPU, the other at
-//! 28.9%), so the busier worker bounded the run. Once assigned, a key keeps its worker for
-//! the whole run, and the assignment is saved in the run manifest so a resumed run routes
-//! every key to the worker that holds its stage state.
+//! Keys are assigned to workers by a [`KeyAssigner`]. The keys in the first chunk of the
+//! run's first source are spread heaviest first over the workers (Graham's LPT rule on their
+//! row counts in that chunk); keys first seen anywhere else are hashed
+//! ([`partition`]). Hashing alone, as this module first did, left the 20 symbols of a gen-data
+//! file split 65/35 over two workers (measured with `perf report -s pid` on a 5M-row run: one
+//! worker thread at 49.8% of the process's CPU, the other at 28.9%; with LPT 38.8/37.7), so
+//! the busier worker bounded the run. Only that first chunk is used, and the other readers
+//! wait for it, so that the assignment (and so each worker's files) is the same on every run
+//! of the same input: readers run concurrently, and "least loaded so far" would depend on
+//! their timing. Once assigned, a key keeps its worker for the whole run, and the assignment
+//! is saved in the run manifest so a resumed run routes every key to the worker that holds
+//! its stage state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
@@ -43,24 +47,28 @@ pub fn partition(key: &[u8], n: usize) -> usize {
 /// Which worker owns each key, shared by the readers of one run.
 #[derive(Debug)]
 pub(crate) struct KeyAssigner {
+    workers: usize,
     inner: Mutex<Assignment>,
+    seeded: Condvar,
 }
 
 #[derive(Debug)]
 struct Assignment {
     /// Worker of each key seen so far.
     owner: HashMap<Vec<u8>, usize>,
-    /// Rows routed to each worker so far.
-    load: Vec<u64>,
+    /// Whether the first chunk of the first source has been assigned (or that source ended
+    /// without one); until then other readers wait.
+    seeded: bool,
 }
 
 impl KeyAssigner {
     /// An assigner for `workers` workers, seeded with the assignment of an interrupted run
-    /// (keys naming a worker out of range are refused).
-    pub fn new(workers: usize, seed: &[(String, usize)]) -> Result<Self> {
+    /// (keys naming a worker out of range are refused). A saved assignment counts as the
+    /// seed.
+    pub fn new(workers: usize, saved: &[(String, usize)]) -> Result<Self> {
         let workers = workers.max(1);
-        let mut owner = HashMap::with_capacity(seed.len());
-        for (k, w) in seed {
+        let mut owner = HashMap::with_capacity(saved.len());
+        for (k, w) in saved {
             if *w >= workers {
                 return Err(Error::Usage(format!(
                     "cannot resume: key `{k}` was assigned to worker {w} of {workers}"
@@ -69,10 +77,12 @@ impl KeyAssigner {
             owner.insert(k.as_bytes().to_vec(), *w);
         }
         Ok(KeyAssigner {
+            workers,
             inner: Mutex::new(Assignment {
+                seeded: !owner.is_empty(),
                 owner,
-                load: vec![0; workers],
             }),
+            seeded: Condvar::new(),
         })
     }
 
@@ -88,40 +98,56 @@ impl KeyAssigner {
         v
     }
 
-    /// Workers of the distinct keys of one chunk, given each key's row count in it: known
-    /// keys keep their worker; new ones go, heaviest first, to the least-loaded worker.
-    /// Every key's rows are added to its worker's load.
-    fn assign(&self, keys: &[(&[u8], u64)]) -> Vec<usize> {
+    /// Lets waiting readers go on without a seed: the first source ended (empty, failed or
+    /// cancelled) before routing a chunk. Called when its reader finishes, whatever the
+    /// outcome.
+    pub fn release(&self) {
         let mut a = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = vec![usize::MAX; keys.len()];
-        let mut fresh: Vec<usize> = Vec::new();
-        for (i, (k, n)) in keys.iter().enumerate() {
-            if let Some(&w) = a.owner.get(*k) {
-                out[i] = w;
-                a.load[w] += n;
-            } else {
-                fresh.push(i);
+        a.seeded = true;
+        self.seeded.notify_all();
+    }
+
+    /// Workers of the distinct keys of one chunk, given each key's row count in it. Known
+    /// keys keep their worker. With `seeding` (the first source's reader) and no seed yet,
+    /// the new keys go heaviest first to the least-loaded worker and become the seed;
+    /// otherwise this waits for the seed and hashes new keys.
+    fn assign(&self, keys: &[(&[u8], u64)], seeding: bool) -> Vec<usize> {
+        let mut a = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if seeding && !a.seeded {
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            // Heaviest first; ties by key so the result does not depend on dictionary order.
+            order.sort_by(|&x, &y| keys[y].1.cmp(&keys[x].1).then(keys[x].0.cmp(keys[y].0)));
+            let mut load = vec![0u64; self.workers];
+            for i in order {
+                let (k, n) = keys[i];
+                // A value may sit in two dictionary slots of one chunk: the second finds
+                // the first's worker.
+                let w = match a.owner.get(k) {
+                    Some(&w) => w,
+                    None => {
+                        let w = (0..self.workers).min_by_key(|&w| load[w]).unwrap_or(0);
+                        a.owner.insert(k.to_vec(), w);
+                        w
+                    }
+                };
+                load[w] += n;
             }
+            a.seeded = true;
+            self.seeded.notify_all();
         }
-        // Heaviest first; ties by key so a chunk's assignment does not depend on the
-        // dictionary's order.
-        fresh.sort_by(|&x, &y| keys[y].1.cmp(&keys[x].1).then(keys[x].0.cmp(keys[y].0)));
-        for i in fresh {
-            let (k, n) = keys[i];
-            // A value may sit in two dictionary slots of one chunk: the second finds the
-            // first's worker.
-            let w = match a.owner.get(k) {
+        while !a.seeded {
+            a = self.seeded.wait(a).unwrap_or_else(|p| p.into_inner());
+        }
+        keys.iter()
+            .map(|(k, _)| match a.owner.get(*k) {
                 Some(&w) => w,
                 None => {
-                    let w = (0..a.load.len()).min_by_key(|&w| a.load[w]).unwrap_or(0);
+                    let w = partition(k, self.workers);
                     a.owner.insert(k.to_vec(), w);
                     w
                 }
-            };
-            a.load[w] += n;
-            out[i] = w;
-        }
-        out
+            })
+            .collect()
     }
 }
 
@@ -135,11 +161,13 @@ pub(crate) enum Route {
 }
 
 /// Splits `chunk` (delivery number `d`) into one part per worker (`None` = no rows).
+/// `seeding`: the chunk comes from the run's first source (see [`KeyAssigner`]).
 pub(crate) fn split(
     chunk: Chunk,
     d: u64,
     route: &Route,
     workers: usize,
+    seeding: bool,
 ) -> Result<Vec<Option<Chunk>>> {
     let mut parts: Vec<Option<Chunk>> = vec![None; workers];
     if workers == 1 {
@@ -153,7 +181,7 @@ pub(crate) fn split(
         }
         Route::ByKey(k, assigner) => (k, assigner),
     };
-    let dest = destinations(&chunk, key.0, key.1)?;
+    let dest = destinations(&chunk, key.0, key.1, seeding)?;
     let mut idx: Vec<Vec<u64>> = vec![Vec::new(); workers];
     for (row, w) in dest.iter().enumerate() {
         idx[*w].push(row as u64);
@@ -173,7 +201,12 @@ pub(crate) fn split(
 }
 
 /// The worker of each row. Keys are looked up once per distinct value of the chunk.
-fn destinations(chunk: &Chunk, key: &str, assigner: &KeyAssigner) -> Result<Vec<usize>> {
+fn destinations(
+    chunk: &Chunk,
+    key: &str,
+    assigner: &KeyAssigner,
+    seeding: bool,
+) -> Result<Vec<usize>> {
     let col = chunk
         .column_by_name(key)
         .ok_or_else(|| Error::Schema(format!("key column `{key}` is missing")))?;
@@ -194,7 +227,7 @@ fn destinations(chunk: &Chunk, key: &str, assigner: &KeyAssigner) -> Result<Vec<
                 .iter()
                 .map(|&v| (values.value(v).as_bytes(), count[v]))
                 .collect();
-            let workers = assigner.assign(&keys);
+            let workers = assigner.assign(&keys, seeding);
             let mut of_value = vec![0usize; values.len()];
             for (&v, &w) in used.iter().zip(&workers) {
                 of_value[v] = w;
@@ -230,7 +263,7 @@ fn destinations(chunk: &Chunk, key: &str, assigner: &KeyAssigner) -> Result<Vec<
                     Some(slot)
                 })
                 .collect();
-            let workers = assigner.assign(&keys);
+            let workers = assigner.assign(&keys, seeding);
             Ok(slots
                 .into_iter()
                 .map(|slot| slot.map_or(0, |k| workers[k]))
@@ -279,13 +312,13 @@ mod tests {
     fn every_row_goes_to_its_keys_worker_in_every_chunk() {
         let route = Route::ByKey("symbol".into(), Arc::new(KeyAssigner::new(3, &[]).unwrap()));
         let syms = [Some("AAPL"), Some("MSFT"), None, Some("AAPL"), Some("IBM")];
-        let first = owners(&split(chunk(&syms), 0, &route, 3).unwrap());
+        let first = owners(&split(chunk(&syms), 0, &route, 3, true).unwrap());
         assert_eq!(first[&None], 0, "null keys go to worker 0");
         let mut later = syms;
         later.reverse();
-        let second = owners(&split(chunk(&later), 1, &route, 3).unwrap());
+        let second = owners(&split(chunk(&later), 1, &route, 3, false).unwrap());
         assert_eq!(first, second);
-        let total: usize = split(chunk(&syms), 2, &route, 3)
+        let total: usize = split(chunk(&syms), 2, &route, 3, false)
             .unwrap()
             .iter()
             .flatten()
@@ -295,11 +328,11 @@ mod tests {
     }
 
     #[test]
-    fn new_keys_go_heaviest_first_to_the_least_loaded_worker() {
+    fn the_first_chunk_is_spread_heaviest_first_and_later_keys_are_hashed() {
         let a = KeyAssigner::new(2, &[]).unwrap();
         let keys: Vec<(&[u8], u64)> =
             vec![(b"E", 10), (b"A", 50), (b"C", 20), (b"B", 30), (b"D", 20)];
-        let w = a.assign(&keys);
+        let w = a.assign(&keys, true);
         let mut load = [0u64; 2];
         for ((_, n), w) in keys.iter().zip(&w) {
             load[*w] += n;
@@ -307,24 +340,44 @@ mod tests {
         // LPT: A→0, B→1, C→1 (30 < 50), D→0 (tie 50/50: lowest worker), E→1.
         assert_eq!(w, vec![1, 0, 1, 1, 0]);
         assert_eq!(load, [70, 60]);
-        // Hashing put 12 of 16 common tickers on one of two workers; LPT keeps the
-        // heavier worker within one key's weight of the lighter.
-        assert!(load[0].abs_diff(load[1]) <= 50);
-        // Known keys keep their worker whatever the new counts.
-        assert_eq!(a.assign(&[(b"A", 1000), (b"E", 1)]), vec![0, 1]);
+        // Known keys keep their worker whatever the new counts; the first source's later
+        // chunks do not seed again; new keys are hashed.
+        assert_eq!(a.assign(&[(b"A", 1000), (b"E", 1)], true), vec![0, 1]);
+        for k in [&b"ZZ"[..], b"Q", b"MSFT"] {
+            assert_eq!(a.assign(&[(k, 1_000_000)], true), vec![partition(k, 2)]);
+        }
         // One new value in two dictionary slots gets one worker.
         let b = KeyAssigner::new(2, &[]).unwrap();
-        assert_eq!(b.assign(&[(b"F", 5), (b"F", 3)]), vec![0, 0]);
+        assert_eq!(b.assign(&[(b"F", 5), (b"F", 3)], true), vec![0, 0]);
+    }
+
+    #[test]
+    fn other_readers_wait_for_the_seed_or_its_release() {
+        for release in [false, true] {
+            let a = Arc::new(KeyAssigner::new(2, &[]).unwrap());
+            let a2 = a.clone();
+            let waiter = std::thread::spawn(move || a2.assign(&[(b"B", 1)], false));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!waiter.is_finished(), "a reader went on before the seed");
+            if release {
+                a.release();
+                assert_eq!(waiter.join().unwrap(), vec![partition(b"B", 2)]);
+            } else {
+                // B in the first chunk (lighter than A) goes to worker 1, not its hash.
+                assert_eq!(a.assign(&[(b"A", 9), (b"B", 1)], true), vec![0, 1]);
+                assert_eq!(waiter.join().unwrap(), vec![1]);
+            }
+        }
     }
 
     #[test]
     fn a_resumed_run_keeps_the_saved_assignment() {
         let a = KeyAssigner::new(2, &[]).unwrap();
-        a.assign(&[(b"MSFT", 5), (b"AAPL", 9)]);
+        a.assign(&[(b"MSFT", 5), (b"AAPL", 9)], true);
         let saved = a.snapshot();
         assert_eq!(saved, vec![("AAPL".into(), 0), ("MSFT".into(), 1)]);
         let b = KeyAssigner::new(2, &saved).unwrap();
-        assert_eq!(b.assign(&[(b"MSFT", 100), (b"AAPL", 1)]), vec![1, 0]);
+        assert_eq!(b.assign(&[(b"MSFT", 100), (b"AAPL", 1)], true), vec![1, 0]);
         assert!(KeyAssigner::new(1, &saved).is_err());
     }
 }

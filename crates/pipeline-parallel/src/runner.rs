@@ -496,6 +496,7 @@ impl Run {
         let ctx = Arc::new(ReaderCtx {
             workers: w,
             route,
+            seeder: first,
             retries: c.retries,
             backoff: c.retry_backoff,
             cancel: cancel.clone(),
