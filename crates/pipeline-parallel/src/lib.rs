@@ -74,6 +74,7 @@ mod manifest;
 mod mapreduce;
 mod memory;
 mod reader;
+mod reject_channel;
 mod route;
 mod runner;
 mod sorted;

@@ -312,6 +312,6 @@ fn attempt_once(
 
 fn send_rejects(ctx: &ReaderCtx, rejects: Vec<Reject>) {
     if !rejects.is_empty() {
-        let _ = ctx.rejects.send(rejects);
+        let _ = crate::reject_channel::send(&ctx.rejects, rejects);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded, select, unbounded};
 use pipeline_core::{
-    Error, Reject, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
+    Error, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
 };
 
 use crate::manifest::{Committed, Manifest, remove_unlisted};
@@ -19,10 +19,6 @@ use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
 use crate::route::{KeyAssigner, Route, partition};
 use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
 use crate::worker::{Control, SegmentReport, Worker};
-
-/// Reject batches buffered before the quarantine writer; rejects are small, so this holds at
-/// most a few MB.
-const REJECT_CAPACITY: usize = 1024;
 
 /// Progress callbacks are at most this frequent.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -450,7 +446,7 @@ impl Run {
             && !sources.is_empty();
 
         // The quarantine writer.
-        let (rej_tx, rej_rx) = bounded::<Vec<Reject>>(REJECT_CAPACITY);
+        let (rej_tx, rej_rx) = crate::reject_channel::channel();
         let reject_thread = spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
             let mut sink = reject_sink;
             for batch in rej_rx {

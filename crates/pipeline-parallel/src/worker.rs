@@ -281,7 +281,7 @@ impl Worker {
         for (a, b) in self.metrics.iter_mut().zip(&metrics) {
             a.merge(b);
         }
-        if !rejects.is_empty() && self.rejects.send(rejects).is_err() {
+        if !crate::reject_channel::send(&self.rejects, rejects) {
             return Err(Fault::Fatal(Error::Internal(
                 "the quarantine writer stopped".into(),
             )));
@@ -332,7 +332,7 @@ impl Worker {
                 }
                 self.ledger.merge(&em.take_ledger());
                 let rejects = em.take_rejects();
-                if !rejects.is_empty() && self.rejects.send(rejects).is_err() {
+                if !crate::reject_channel::send(&self.rejects, rejects) {
                     return Err(Error::Internal("the quarantine writer stopped".into()));
                 }
                 self.push(k + 1, out, false).map_err(fail)?;

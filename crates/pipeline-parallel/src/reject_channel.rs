@@ -1,0 +1,57 @@
+//! The channel from readers and workers to the quarantine writer, bounded in rejects rather
+//! than in messages.
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use pipeline_core::Reject;
+
+/// Most rejects per message. A stage can reject a whole chunk at once (64 K rows of a
+/// shuffled file quarantined as `late`), and the channel used to count messages only: 1,024
+/// such batches could queue, and a shuffled 2M-row file peaked at 611 MiB against a 256 MiB
+/// limit. A reject is about 150 bytes with its strings, so a message holds at most ~0.6 MB.
+const BATCH: usize = 4096;
+
+/// Messages buffered before the writer: about 10 MB of rejects at most.
+const CAPACITY: usize = 16;
+
+/// A bounded reject channel.
+pub(crate) fn channel() -> (Sender<Vec<Reject>>, Receiver<Vec<Reject>>) {
+    bounded(CAPACITY)
+}
+
+/// Sends `rejects` in messages of at most [`BATCH`]; false when the writer is gone.
+pub(crate) fn send(tx: &Sender<Vec<Reject>>, mut rejects: Vec<Reject>) -> bool {
+    while rejects.len() > BATCH {
+        let rest = rejects.split_off(BATCH);
+        if tx.send(std::mem::replace(&mut rejects, rest)).is_err() {
+            return false;
+        }
+    }
+    rejects.is_empty() || tx.send(rejects).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_batches_are_split_in_order() {
+        let (tx, rx) = channel();
+        let rejects: Vec<Reject> = (0..(2 * BATCH as u64 + 5))
+            .map(|line| Reject::quarantined(0, line, "late", "", None))
+            .collect();
+        let h = std::thread::spawn(move || send(&tx, rejects));
+        let sizes_and_lines: Vec<(usize, u64)> = rx.iter().map(|m| (m.len(), m[0].line)).collect();
+        assert!(h.join().unwrap());
+        assert_eq!(
+            sizes_and_lines,
+            vec![(BATCH, 0), (BATCH, BATCH as u64), (5, 2 * BATCH as u64)]
+        );
+        let (tx, rx) = channel();
+        drop(rx);
+        assert!(!send(
+            &tx,
+            vec![Reject::quarantined(0, 1, "late", "", None)]
+        ));
+        assert!(send(&tx, Vec::new()), "nothing to send is not a failure");
+    }
+}
