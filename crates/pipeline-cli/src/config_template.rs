@@ -51,7 +51,7 @@ file_pattern = "*"
 layout = "auto"
 # Column names of files without a header.
 names = []
-# Files are not in time order: sort each by (symbol, ts) in bounded memory, spilling to disk.
+# Files are not in time order: sort each by time in bounded memory, spilling to disk.
 sort = false
 
 [input.columns]

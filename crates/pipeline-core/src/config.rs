@@ -106,8 +106,8 @@ pub struct InputConfig {
     pub layout: String,
     /// Column names for files without a header (overrides the layout's names).
     pub names: Vec<String>,
-    /// Input files are not in time order: sort each file by (symbol, ts) in bounded memory,
-    /// spilling to disk, before processing. Default false.
+    /// Input files are not in time order: sort each file by time (ties keep file order) in
+    /// bounded memory, spilling to disk, before processing. Default false.
     pub sort: bool,
 }
 
