@@ -312,10 +312,14 @@ fn per_file<T: Send>(
     Ok((out.len() == files.len()).then_some(out))
 }
 
+/// A fit of some columns, and which of them the files had.
+type PartFit = (ScalerFit, Vec<bool>);
+
 /// Fits `method` over every file, decoding only the columns to scale. Z-score and min-max
 /// fit each file on its own, in parallel, and merge the fits in path order (so the result
-/// does not depend on the thread count); robust scaling's P² estimators cannot be merged
-/// and see every value in path order on one thread. `None` when cancelled.
+/// does not depend on the thread count); robust scaling's P² estimators cannot be merged,
+/// so each sees its column's values in path order, the columns split between threads.
+/// `None` when cancelled.
 fn fit(
     files: &[&PathBuf],
     method: ScaleMethod,
@@ -343,44 +347,71 @@ fn fit(
         )
         .into());
     }
-    // Feeds one file into `acc`; returns which of `names` the file has.
-    let feed = |f: &Path, acc: &mut ScalerFit| -> anyhow::Result<Vec<bool>> {
-        let file_schema = pipeline_io::file_schema(f)?;
-        for batch in pipeline_io::file_batches(f, Some(&names))? {
-            acc.update(&batch?)
-                .with_context(|| format!("normalize_features: {}", f.display()))?;
-        }
-        Ok(names
-            .iter()
-            .map(|n| file_schema.index_of(n).is_ok())
-            .collect())
-    };
     let paths: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
-    let mut acc = ScalerFit::new(&names, method);
     let mut seen = vec![false; names.len()];
-    if method == ScaleMethod::Robust {
-        for f in &paths {
-            if cancel.load(Ordering::SeqCst) {
+    let params = if method == ScaleMethod::Robust {
+        // One thread per group of columns, each reading its columns of every file in path
+        // order: the columns are independent, so the result does not depend on the grouping.
+        let group = names.len().div_ceil(threads.max(1));
+        let fits: Vec<anyhow::Result<Option<PartFit>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .chunks(group)
+                .map(|cols| {
+                    let paths = &paths;
+                    s.spawn(move || {
+                        let mut acc = ScalerFit::new(cols, method);
+                        let mut seen = vec![false; cols.len()];
+                        for f in paths {
+                            if cancel.load(Ordering::SeqCst) {
+                                return Ok(None);
+                            }
+                            for (s, has) in seen.iter_mut().zip(feed(f, cols, &mut acc)?) {
+                                *s |= has;
+                            }
+                        }
+                        Ok(Some((acc, seen)))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("normalize_features: a fit thread panicked"))
+                    })
+                })
+                .collect()
+        });
+        let mut columns = Vec::with_capacity(names.len());
+        let mut k = 0;
+        for fit in fits {
+            let Some((acc, has)) = fit? else {
                 return Ok(None);
+            };
+            for h in has {
+                seen[k] = h;
+                k += 1;
             }
-            for (s, has) in seen.iter_mut().zip(feed(f, &mut acc)?) {
-                *s |= has;
-            }
+            columns.extend(acc.finish().columns);
         }
+        ScalerParams { method, columns }
     } else {
+        // Each file fitted on its own, in parallel; the fits merged in path order.
         let parts = per_file(&paths, threads, cancel, &|f| {
             let mut part = ScalerFit::new(&names, method);
-            let has = feed(f, &mut part)?;
+            let has = feed(f, &names, &mut part)?;
             Ok((part, has))
         })?;
         let Some(parts) = parts else { return Ok(None) };
+        let mut acc = ScalerFit::new(&names, method);
         for (part, has) in parts {
             acc.merge(&part)?;
             for (s, h) in seen.iter_mut().zip(has) {
                 *s |= h;
             }
         }
-    }
+        acc.finish()
+    };
     if let Some((n, _)) = names.iter().zip(&seen).find(|(_, s)| !**s) {
         return Err(Error::config(
             "preprocessing.normalize_columns",
@@ -388,7 +419,17 @@ fn fit(
         )
         .into());
     }
-    Ok(Some(acc.finish()))
+    Ok(Some(params))
+}
+
+/// Feeds the columns `cols` of one file into `acc`; returns which of them the file has.
+fn feed(f: &Path, cols: &[String], acc: &mut ScalerFit) -> anyhow::Result<Vec<bool>> {
+    let schema = pipeline_io::file_schema(f)?;
+    for batch in pipeline_io::file_batches(f, Some(cols))? {
+        acc.update(&batch?)
+            .with_context(|| format!("normalize_features: {}", f.display()))?;
+    }
+    Ok(cols.iter().map(|n| schema.index_of(n).is_ok()).collect())
 }
 
 /// Rewrites `files` with the parameters applied, `threads` at a time; stops between files
@@ -633,6 +674,13 @@ mod tests {
         let p = plan(&job(normalizing(&["nope"]), dir.path()))
             .unwrap()
             .unwrap();
+        let e = p.apply(&files, &AtomicBool::new(false)).unwrap_err();
+        assert!(format!("{e:#}").contains("`nope` is not a column"), "{e:#}");
+        // The same through the robust fit, whose columns are split between threads.
+        let mut cfg = normalizing(&["x", "nope"]);
+        cfg.preprocessing.normalize_method = "robust".into();
+        cfg.pipeline.max_workers = 2;
+        let p = plan(&job(cfg, dir.path())).unwrap().unwrap();
         let e = p.apply(&files, &AtomicBool::new(false)).unwrap_err();
         assert!(format!("{e:#}").contains("`nope` is not a column"), "{e:#}");
         let p = plan(&job(normalizing(&["s"]), dir.path()))
