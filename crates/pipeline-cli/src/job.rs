@@ -83,7 +83,8 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     let inputs = pipeline_io::expand_inputs(&job.inputs, &job.config.input.file_pattern)?;
     let read_opts = ReadOptions::from_config(&job.config)?;
     // `normalize_features`: settings checked now, applied to the written files after the run.
-    let normalize = crate::normalize::plan(&job)?;
+    let mut job = job;
+    let normalize = crate::normalize::plan(&mut job)?;
     let mut table = SourceTable::default();
     let mut specs = Vec::with_capacity(inputs.len());
     let mut total = 0u64;

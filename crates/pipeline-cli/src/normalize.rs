@@ -3,8 +3,10 @@
 //!
 //! The run streams its input once (stdin works) and writes its output as usual. Then:
 //! 1. the parameters are fitted in one streaming pass over the output files, decoding only
-//!    the columns to scale ([`pipeline_prep::ScalerFit`]: Welford, min/max, P² quartiles),
-//!    or loaded from `normalize_params` (a `scaler.json` of an earlier run);
+//!    the columns to scale ([`pipeline_prep::ScalerFit`]: mean and variance, min/max, P²
+//!    quartiles); with `normalize_params` (a `scaler.json` of an earlier run) they are known
+//!    up front instead, a [`ScaleStage`] scales the rows during the run, and step 3 only adds
+//!    the metadata, copying every column chunk as it is;
 //! 2. they are written to `OUT/scaler.json`;
 //! 3. every output file is rewritten through [`ScalerParams::apply`] with the parameters in
 //!    its metadata under [`SCALER_METADATA_KEY`] ([`pipeline_io::rewrite_columns`]: same
@@ -19,14 +21,14 @@
 //! shard would otherwise fit its own parameters and the shards' outputs would not agree.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use arrow_schema::DataType;
-use pipeline_core::{Config, Error, OutputFormat};
+use pipeline_core::{Config, Error, OutputFormat, Stage};
 use pipeline_io::WriteOptions;
-use pipeline_prep::{SCALER_METADATA_KEY, ScaleMethod, ScalerFit, ScalerParams};
+use pipeline_prep::{SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerFit, ScalerParams};
 
 use crate::job::{Job, Output};
 
@@ -47,7 +49,7 @@ enum Columns {
 enum Params {
     /// Fitted on this run's output.
     Fit(ScaleMethod, Columns),
-    /// Loaded from `normalize_params`.
+    /// Loaded from `normalize_params`, and applied by a [`ScaleStage`] during the run.
     Given(ScalerParams),
 }
 
@@ -64,7 +66,7 @@ pub struct Plan {
 /// nothing, and stdin is not consumed by a run that then fails), and returns the plan, or
 /// `None` when nothing is to be normalised. A fresh `run` into a directory also removes the
 /// `scaler.json` a previous run left there.
-pub fn plan(job: &Job) -> anyhow::Result<Option<Plan>> {
+pub fn plan(job: &mut Job) -> anyhow::Result<Option<Plan>> {
     let Output::Dataset(out) = &job.output else {
         if job.config.preprocessing.normalize_features && job.command == "run" {
             tracing::warn!("normalize_features: nothing is written (--discard), nothing to scale");
@@ -112,10 +114,14 @@ pub fn plan(job: &Job) -> anyhow::Result<Option<Plan>> {
         })?;
         Params::Fit(method, fit_columns(job)?)
     } else {
-        Params::Given(load_params(
-            Path::new(&cfg.normalize_params),
-            &cfg.normalize_columns,
-        )?)
+        let params = load_params(Path::new(&cfg.normalize_params), &cfg.normalize_columns)?;
+        // Known before the run: the rows are scaled on their way to the sink (after the
+        // feature stage), and the post-pass only adds the metadata.
+        let stage = params.clone();
+        job.stages.push(Arc::new(move || {
+            Ok(Box::new(ScaleStage::new(stage.clone())) as Box<dyn Stage>)
+        }));
+        Params::Given(params)
     };
     Ok(Some(Plan {
         out: out.clone(),
@@ -263,7 +269,8 @@ impl Plan {
             .filter(|(_, d)| !**d)
             .map(|(f, _)| f.as_path())
             .collect();
-        rewrite_all(&todo, &params, &self.opts, self.threads, cancel)?;
+        let in_stream = matches!(self.params, Params::Given(_));
+        rewrite_all(&todo, &params, in_stream, &self.opts, self.threads, cancel)?;
         tracing::info!(
             files = todo.len(),
             fit_seconds = fitted,
@@ -432,17 +439,23 @@ fn feed(f: &Path, cols: &[String], acc: &mut ScalerFit) -> anyhow::Result<Vec<bo
     Ok(cols.iter().map(|n| schema.index_of(n).is_ok()).collect())
 }
 
-/// Rewrites `files` with the parameters applied, `threads` at a time; stops between files
-/// when `cancel` is set.
+/// Rewrites `files` with the parameters applied (or, when the run already applied them in
+/// stream, with only the metadata added: every column chunk copied as it is), `threads` at a
+/// time; stops between files when `cancel` is set.
 fn rewrite_all(
     files: &[&Path],
     params: &ScalerParams,
+    in_stream: bool,
     opts: &WriteOptions,
     threads: usize,
     cancel: &AtomicBool,
 ) -> anyhow::Result<()> {
     let meta = [(SCALER_METADATA_KEY.to_string(), params.to_json())];
-    let columns: Vec<String> = params.columns.iter().map(|c| c.column.clone()).collect();
+    let columns: Vec<String> = if in_stream {
+        Vec::new()
+    } else {
+        params.columns.iter().map(|c| c.column.clone()).collect()
+    };
     per_file(files, threads, cancel, &|f| {
         pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| params.apply(&b))
             .with_context(|| format!("normalize_features: cannot rewrite {}", f.display()))
@@ -493,6 +506,16 @@ mod tests {
 
     /// Writes `files` Parquet files of `rows` rows each: `x` = row number, `s` = text.
     fn write_files(dir: &Path, files: u64, rows: u64) -> Vec<PathBuf> {
+        write_files_through(dir, files, rows, &[])
+    }
+
+    /// As [`write_files`], with the rows passed through `stages` first (as a run does).
+    fn write_files_through(
+        dir: &Path,
+        files: u64,
+        rows: u64,
+        stages: &[pipeline_core::StageFactory],
+    ) -> Vec<PathBuf> {
         let opts = WriteOptions {
             durable: false,
             ..WriteOptions::default()
@@ -524,8 +547,15 @@ mod tests {
                     UInt64Array::from_iter_values(start..start + rows),
                 )
                 .unwrap();
+                let mut chunks = vec![chunk];
+                for f in stages {
+                    let mut stage = f().unwrap();
+                    chunks = pipeline_core::run_stage(stage.as_mut(), chunks).unwrap().0;
+                }
                 let mut sink = pipeline_io::create_file_sink(&path, &opts).unwrap();
-                sink.write(&chunk).unwrap();
+                for c in &chunks {
+                    sink.write(c).unwrap();
+                }
                 sink.finish().unwrap();
                 path
             })
@@ -551,32 +581,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Off: no plan, and a stale scaler.json of an earlier run goes.
         std::fs::write(dir.path().join(SCALER_FILE), "{}").unwrap();
-        assert!(plan(&job(Config::default(), dir.path())).unwrap().is_none());
+        assert!(
+            plan(&mut job(Config::default(), dir.path()))
+                .unwrap()
+                .is_none()
+        );
         assert!(!dir.path().join(SCALER_FILE).exists());
         // On with no feature stage and no columns: nothing to scale is an error.
-        let e = plan(&job(normalizing(&[]), dir.path())).unwrap_err();
+        let e = plan(&mut job(normalizing(&[]), dir.path())).unwrap_err();
         assert!(e.to_string().contains("normalize_columns"), "{e}");
         // CSV output is refused.
         let mut cfg = normalizing(&["x"]);
         cfg.output.format = OutputFormat::Csv;
-        let e = plan(&job(cfg, dir.path())).unwrap_err();
+        let e = plan(&mut job(cfg, dir.path())).unwrap_err();
         assert!(e.to_string().contains("CSV"), "{e}");
         // A sharded fit is refused.
         let mut j = job(normalizing(&["x"]), dir.path());
         j.shard = Some((0, 2));
-        let e = plan(&j).unwrap_err();
+        let e = plan(&mut j).unwrap_err();
         assert!(e.to_string().contains("--shard 0/2"), "{e}");
         // A missing parameter file fails before the run.
         let mut cfg = normalizing(&[]);
         cfg.preprocessing.normalize_params = dir.path().join("nope.json").display().to_string();
-        assert!(plan(&job(cfg, dir.path())).is_err());
+        assert!(plan(&mut job(cfg, dir.path())).is_err());
         // Other commands and --discard do not normalise.
         let mut j = job(normalizing(&["x"]), dir.path());
         j.command = "convert";
-        assert!(plan(&j).unwrap().is_none());
+        assert!(plan(&mut j).unwrap().is_none());
         let mut j = job(normalizing(&["x"]), dir.path());
         j.output = Output::Discard;
-        assert!(plan(&j).unwrap().is_none());
+        assert!(plan(&mut j).unwrap().is_none());
     }
 
     #[test]
@@ -585,7 +619,7 @@ mod tests {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         let files = write_files(&data, 3, 1000);
-        let p = plan(&job(normalizing(&["x"]), dir.path()))
+        let p = plan(&mut job(normalizing(&["x"]), dir.path()))
             .unwrap()
             .unwrap();
         let cancel = AtomicBool::new(false);
@@ -614,16 +648,31 @@ mod tests {
         p.apply(&files, &cancel).unwrap();
         assert_eq!(std::fs::read(&files[0]).unwrap(), before);
 
-        // Re-applying the saved parameters to the same (unscaled) data gives the same values.
+        // Re-applying the saved parameters: a scale stage joins the run's stages, and the
+        // post-pass adds the metadata to what it wrote; the values are the same.
         let other = dir.path().join("other");
         let data2 = other.join("data");
         std::fs::create_dir_all(&data2).unwrap();
-        let files2 = write_files(&data2, 3, 1000);
         let mut cfg = normalizing(&[]);
         cfg.preprocessing.normalize_params = extra[0].display().to_string();
-        let p2 = plan(&job(cfg, &other)).unwrap().unwrap();
+        let mut j = job(cfg, &other);
+        let p2 = plan(&mut j).unwrap().unwrap();
+        assert_eq!(j.stages.len(), 1);
+        assert_eq!(j.stages[0]().unwrap().name(), "scale");
+        let files2 = write_files_through(&data2, 3, 1000, &j.stages);
+        let copied = std::fs::read(&files2[1]).unwrap();
         p2.apply(&files2, &cancel).unwrap();
         assert_eq!(xs(&files2), x);
+        for f in &files2 {
+            let v = pipeline_io::file_metadata_value(f, SCALER_METADATA_KEY)
+                .unwrap()
+                .unwrap();
+            assert_eq!(ScalerParams::from_json(&v).unwrap(), params);
+        }
+        // Only the footer changed: the column chunks were copied as they were.
+        let now = std::fs::read(&files2[1]).unwrap();
+        let body = copied.len().min(now.len()) / 2;
+        assert_eq!(copied[..body], now[..body]);
     }
 
     #[test]
@@ -632,7 +681,7 @@ mod tests {
         let files = write_files(dir.path(), 2, 100);
         let mut cfg = normalizing(&["x"]);
         cfg.preprocessing.normalize_method = "minmax".into();
-        let p = plan(&job(cfg, dir.path())).unwrap().unwrap();
+        let p = plan(&mut job(cfg, dir.path())).unwrap().unwrap();
         // Scale only the first file, as if the post-pass had been interrupted after it.
         let params = fit(
             &files.iter().collect::<Vec<_>>(),
@@ -646,6 +695,7 @@ mod tests {
         rewrite_all(
             &[files[0].as_path()],
             &params,
+            false,
             &p.opts,
             1,
             &AtomicBool::new(false),
@@ -662,7 +712,7 @@ mod tests {
     fn cancel_and_bad_columns() {
         let dir = tempfile::tempdir().unwrap();
         let files = write_files(dir.path(), 1, 10);
-        let p = plan(&job(normalizing(&["x"]), dir.path()))
+        let p = plan(&mut job(normalizing(&["x"]), dir.path()))
             .unwrap()
             .unwrap();
         assert!(p.apply(&files, &AtomicBool::new(true)).unwrap().is_empty());
@@ -671,7 +721,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        let p = plan(&job(normalizing(&["nope"]), dir.path()))
+        let p = plan(&mut job(normalizing(&["nope"]), dir.path()))
             .unwrap()
             .unwrap();
         let e = p.apply(&files, &AtomicBool::new(false)).unwrap_err();
@@ -680,10 +730,10 @@ mod tests {
         let mut cfg = normalizing(&["x", "nope"]);
         cfg.preprocessing.normalize_method = "robust".into();
         cfg.pipeline.max_workers = 2;
-        let p = plan(&job(cfg, dir.path())).unwrap().unwrap();
+        let p = plan(&mut job(cfg, dir.path())).unwrap().unwrap();
         let e = p.apply(&files, &AtomicBool::new(false)).unwrap_err();
         assert!(format!("{e:#}").contains("`nope` is not a column"), "{e:#}");
-        let p = plan(&job(normalizing(&["s"]), dir.path()))
+        let p = plan(&mut job(normalizing(&["s"]), dir.path()))
             .unwrap()
             .unwrap();
         assert!(p.apply(&files, &AtomicBool::new(false)).is_err());
