@@ -82,7 +82,8 @@ fn cancel_flag() -> Arc<AtomicBool> {
 pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     let inputs = pipeline_io::expand_inputs(&job.inputs, &job.config.input.file_pattern)?;
     let read_opts = ReadOptions::from_config(&job.config)?;
-    // `normalize_features`: settings checked now, applied to the written files after the run.
+    // `normalize_features`: settings checked (and a scale stage added when the parameters
+    // are given) before any input is read; fitting and metadata come after the run.
     let mut job = job;
     let normalize = crate::normalize::plan(&mut job)?;
     let mut table = SourceTable::default();
