@@ -91,6 +91,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let xtask = root.join("target/release/xtask");
 
     let mut figures: Vec<Figure> = Vec::new();
+    let mut quality_rows: Vec<Value> = Vec::new();
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
     for &rows in &sizes {
@@ -156,6 +157,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 f.peak_rss_bytes as f64 / 1048576.0
             );
             figures.push(f);
+            if task == "run" {
+                let truth = dir.join("plain").join("anomalies.jsonl");
+                for mut q in quality(&root, &scratch.join("quarantine.parquet"), &truth)? {
+                    q["rows"] = rows.into();
+                    quality_rows.push(q);
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&scratch);
         if !args.skip_peers {
@@ -180,6 +188,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         None
     };
     let mut md = markdown(&figures, &sizes, scale.as_ref());
+    md.push_str(&quality_markdown(&quality_rows));
     if let Some(e) = &engine {
         md.push_str(&engine_markdown(e));
     }
@@ -188,6 +197,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "seed_claims_rows_per_second": SEED_CLAIMS.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "scale": scale,
         "engine": engine,
+        "cleaning_quality": quality_rows,
         "machine": machine(),
     });
     std::fs::write(
@@ -204,6 +214,64 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&data);
     }
     Ok(())
+}
+
+/// Precision and recall of the full run's cleaning against gen-data's ground truth, per
+/// anomaly kind (`xtask/scripts/quality.py` reads the run's quarantine file). Empty when
+/// python3 or pyarrow is missing.
+fn quality(root: &Path, quarantine: &Path, truth: &Path) -> Result<Vec<Value>> {
+    let out = Command::new("python3")
+        .arg(root.join("xtask/scripts/quality.py"))
+        .arg(quarantine)
+        .arg(truth)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(out) = out else {
+        eprintln!("   python3 not found; skipping cleaning quality");
+        return Ok(Vec::new());
+    };
+    let mut v = Vec::new();
+    for line in out.stdout.lines() {
+        let q: Value = serde_json::from_str(&line?)?;
+        if q.get("skipped").is_some() {
+            eprintln!("   cleaning quality skipped: {}", q["skipped"]);
+            continue;
+        }
+        eprintln!(
+            "   {:28} precision {:.4} recall {:.4}",
+            format!(
+                "{} ({})",
+                q["anomaly"].as_str().unwrap_or(""),
+                q["rule"].as_str().unwrap_or("")
+            ),
+            q["precision"].as_f64().unwrap_or(0.0),
+            q["recall"].as_f64().unwrap_or(0.0)
+        );
+        v.push(q);
+    }
+    Ok(v)
+}
+
+fn quality_markdown(rows: &[Value]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\nCleaning quality of the full run against gen-data's labels (quarantine file vs `anomalies.jsonl`):\n\n| rows | anomaly | rule | labelled | removed | precision | recall |\n|---:|---|---|---:|---:|---:|---:|\n",
+    );
+    for q in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.4} | {:.4} |\n",
+            q["rows"],
+            q["anomaly"].as_str().unwrap_or(""),
+            q["rule"].as_str().unwrap_or(""),
+            q["labelled"],
+            q["removed"],
+            q["precision"].as_f64().unwrap_or(0.0),
+            q["recall"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    md
 }
 
 fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()> {
