@@ -131,6 +131,51 @@ pub fn plan(job: &mut Job) -> anyhow::Result<Option<Plan>> {
     }))
 }
 
+/// `run --follow`'s normalisation: a followed input never ends, so there is no fit; the
+/// parameters of `normalize_params` are applied in stream by the returned stage, and the
+/// returned plan adds them to the files' metadata once following stops. Without
+/// `normalize_params` this is a configuration error, not a silent skip.
+pub fn plan_follow(
+    cfg: &Config,
+    out: &Path,
+) -> anyhow::Result<Option<(pipeline_core::StageFactory, Plan)>> {
+    let pre = &cfg.preprocessing;
+    if !pre.normalize_features {
+        return Ok(None);
+    }
+    if pre.normalize_params.is_empty() {
+        return Err(Error::config(
+            "preprocessing.normalize_params",
+            format!(
+                "--follow cannot fit scaling parameters (its input has no end); fit once with a \
+                 run without --follow and pass its {SCALER_FILE} as normalize_params"
+            ),
+        )
+        .into());
+    }
+    let opts = WriteOptions::from_config(&cfg.output)?;
+    if opts.format == OutputFormat::Csv {
+        return Err(Error::config(
+            "preprocessing.normalize_features",
+            "CSV output has no file metadata to keep the scaler parameters in; write parquet or ipc",
+        )
+        .into());
+    }
+    let params = load_params(Path::new(&pre.normalize_params), &pre.normalize_columns)?;
+    let stage = params.clone();
+    let factory: pipeline_core::StageFactory =
+        Arc::new(move || Ok(Box::new(ScaleStage::new(stage.clone())) as Box<dyn Stage>));
+    Ok(Some((
+        factory,
+        Plan {
+            out: out.to_path_buf(),
+            params: Params::Given(params),
+            opts,
+            threads: rewrite_threads(cfg),
+        },
+    )))
+}
+
 /// The columns a fit covers: `normalize_columns`, else the feature stage's output.
 fn fit_columns(job: &Job) -> anyhow::Result<Columns> {
     let cfg = &job.config.preprocessing;

@@ -64,8 +64,12 @@ pub fn follow(args: &RunArgs, cfg: Config, quiet: bool) -> anyhow::Result<Outcom
         clean: true,
         features: true,
     };
+    let normalize = crate::normalize::plan_follow(&cfg, &args.out)?;
     for f in pipeline_stages(&cfg.preprocessing, set)? {
         pipeline = pipeline.stage(f()?);
+    }
+    if let Some((scale, _)) = &normalize {
+        pipeline = pipeline.stage(scale()?);
     }
     let data = args.out.join(crate::job::DATA_DIR);
     std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
@@ -75,6 +79,11 @@ pub fn follow(args: &RunArgs, cfg: Config, quiet: bool) -> anyhow::Result<Outcom
         .sink(pipeline_io::create_sink(&data, 0, &write_opts)?)
         .reject_sink(pipeline_io::create_quarantine_sink(&q, table)?)
         .run()?;
+    let mut outputs = report.sink.files.clone();
+    if let Some((_, plan)) = &normalize {
+        // Following has stopped (Ctrl-C sets `stop`), so the metadata pass gets its own flag.
+        outputs.extend(plan.apply(&report.sink.files, &AtomicBool::new(false))?);
+    }
     let summary = RunSummary::new(
         "run --follow",
         &report.ledger,
@@ -84,7 +93,7 @@ pub fn follow(args: &RunArgs, cfg: Config, quiet: bool) -> anyhow::Result<Outcom
         input.size_now(),
         report.sink.bytes,
         report.wall.as_secs_f64(),
-        report.sink.files.clone(),
+        outputs,
         [q].into_iter().filter(|p| p.exists()).collect(),
     );
     if !quiet {

@@ -454,3 +454,63 @@ fn shards_share_parameters_fitted_once() {
     }
     assert!(total > 0);
 }
+
+/// `run --follow` cannot fit: without `normalize_params` it refuses (exit 2) instead of
+/// writing unscaled files; with them it scales in stream and stamps every file.
+#[test]
+fn follow_applies_given_parameters_or_refuses_to_fit() {
+    let tmp = tempdir().unwrap();
+    let input = single_csv(tmp.path(), 3_000);
+    let fitted = tmp.path().join("fitted");
+    run(
+        tmp.path(),
+        &input,
+        &fitted,
+        "[preprocessing]\nnormalize_features = true\n",
+        None,
+    );
+    let scaler = fitted.join("scaler.json");
+    let follow = |config: &str, out: &Path| {
+        let cfg = out.with_extension("toml");
+        std::fs::write(&cfg, config).unwrap();
+        tickpipe()
+            .current_dir(tmp.path())
+            .args(["run", "-", "--follow", "--out", out.to_str().unwrap(), "-q"])
+            .args(["--config", cfg.to_str().unwrap()])
+            .write_stdin(std::fs::read(&input).unwrap())
+            .assert()
+    };
+    let refused = follow(
+        "[preprocessing]\nnormalize_features = true\n",
+        &tmp.path().join("f1"),
+    )
+    .code(2);
+    let err = String::from_utf8_lossy(&refused.get_output().stderr).to_string();
+    assert!(err.contains("normalize_params"), "{err}");
+    let out = tmp.path().join("f2");
+    follow(
+        &format!(
+            "[preprocessing]\nnormalize_features = true\nnormalize_params = \"{}\"\n",
+            scaler.display()
+        ),
+        &out,
+    )
+    .success();
+    let want = ScalerParams::from_json(&std::fs::read_to_string(&scaler).unwrap()).unwrap();
+    let files = parquet_files(&out.join("data"));
+    assert!(!files.is_empty());
+    for f in &files {
+        let got = ScalerParams::from_json(&kv(f, SCALER_METADATA_KEY).unwrap()).unwrap();
+        assert_eq!(got.to_json(), want.to_json());
+    }
+    // Scaled in stream with parameters fitted on (nearly) the same rows: mean ≈ 0, std ≈ 1
+    // (unscaled, `mid` is a price near 100).
+    let mid = values(
+        &pipeline_io::read_dataset(&out.join("data")).unwrap(),
+        "mid",
+    );
+    let n = mid.len() as f64;
+    let mean = mid.iter().sum::<f64>() / n;
+    let sd = (mid.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(mean.abs() < 0.05 && (sd - 1.0).abs() < 0.05, "{mean} {sd}");
+}
