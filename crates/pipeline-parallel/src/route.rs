@@ -28,8 +28,8 @@ use pipeline_core::{Chunk, Error, Result, stable_hash};
 ///
 /// The finaliser matters: FNV-1a's low bit is the parity of the key's bytes' low bits, so
 /// `pipeline_core::partition(key, 2)` puts 12 of 16 common tickers on one worker; mixed,
-/// every bit of the hash depends on every input bit. Used for routing keys to workers and for
-/// sharding.
+/// every bit of the hash depends on every input bit. Used for routing keys that are not in
+/// the first chunk of a run.
 ///
 /// ```
 /// let p = pipeline_parallel::partition(b"AAPL", 4);

@@ -16,7 +16,7 @@ use pipeline_core::{
 use crate::manifest::{Committed, Manifest, remove_unlisted};
 use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
 use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
-use crate::route::{KeyAssigner, Route, partition};
+use crate::route::{KeyAssigner, Route};
 use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
 use crate::worker::{Control, SegmentReport, Worker};
 
@@ -218,8 +218,11 @@ impl Runner {
         self
     }
 
-    /// Keeps only the sources of shard `k` of `n`: source `s` is kept iff
-    /// [`partition`]`(s.name, n) == k`, so `n` processes split a dataset without talking.
+    /// Keeps only the sources of shard `k` of `n`. Sources are dealt out by size, largest
+    /// first, each to the shard with the fewest bytes so far (ties by name), so `n` processes
+    /// given the same dataset split it into `n` byte-balanced parts without talking; the split
+    /// depends only on the files' sizes and their names' order, not on where the dataset is
+    /// mounted.
     pub fn shard(mut self, k: usize, n: usize) -> Self {
         self.config.shard = (k, n);
         self
@@ -300,6 +303,34 @@ impl std::fmt::Debug for Run {
     }
 }
 
+/// The sources of shard `k` of `n` (see [`Runner::shard`]), in their given order. Hashing
+/// names, as this did first, left shards unbalanced by chance (one 10 GB file and ninety-nine
+/// small ones) and, because names carry the mount path, could differ between machines.
+fn shard_sources(sources: Vec<SourceSpec>, k: usize, n: usize) -> Vec<SourceSpec> {
+    if n <= 1 {
+        return sources;
+    }
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by(|&a, &b| {
+        sources[b]
+            .size_bytes
+            .cmp(&sources[a].size_bytes)
+            .then_with(|| sources[a].name.cmp(&sources[b].name))
+    });
+    let mut load = vec![0u64; n];
+    let mut keep = vec![false; sources.len()];
+    for i in order {
+        let shard = (0..n).min_by_key(|&s| load[s]).unwrap_or(0);
+        load[shard] += sources[i].size_bytes.max(1);
+        keep[i] = shard == k;
+    }
+    sources
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(s, kept)| kept.then_some(s))
+        .collect()
+}
+
 /// Splits sources into segments: each ends at the first source boundary after
 /// `segment_bytes` input bytes, and the last ends with the input.
 fn plan_segments(sources: &[SourceSpec], segment_bytes: u64) -> Vec<u32> {
@@ -369,10 +400,7 @@ impl Run {
         } = r;
         let w = c.workers;
         let (k, n) = c.shard;
-        let sources: Vec<SourceSpec> = sources
-            .into_iter()
-            .filter(|s| partition(s.name.as_bytes(), n) == k)
-            .collect();
+        let sources = shard_sources(sources, k, n);
         let segs = plan_segments(&sources, c.segment_bytes);
         let last_seg = segs.last().copied().unwrap_or(0);
 
@@ -716,6 +744,50 @@ mod tests {
             size_bytes: size,
             open: Arc::new(|| Err(Error::Internal("not opened in this test".into()))),
         }
+    }
+
+    fn names(v: &[SourceSpec]) -> Vec<&str> {
+        v.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn shards_are_balanced_by_bytes_and_independent_of_the_mount_path() {
+        let mut sizes = vec![("big", 10_000u64)];
+        sizes.extend((0..99).map(|i| (["s"; 99][i], 100 + i as u64)));
+        let make = |root: &str| -> Vec<SourceSpec> {
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, (n, sz))| spec(&format!("{root}/{n}{i:03}"), *sz))
+                .collect()
+        };
+        let mut all = Vec::new();
+        let mut bytes = Vec::new();
+        for k in 0..3 {
+            let here = shard_sources(make("/mnt/a"), k, 3);
+            let there = shard_sources(make("/data/ticks"), k, 3);
+            let strip = |v: &[SourceSpec], root: &str| -> Vec<String> {
+                v.iter()
+                    .map(|s| s.name.trim_start_matches(root).to_string())
+                    .collect()
+            };
+            assert_eq!(strip(&here, "/mnt/a"), strip(&there, "/data/ticks"));
+            bytes.push(here.iter().map(|s| s.size_bytes).sum::<u64>());
+            all.extend(strip(&here, "/mnt/a"));
+            if here.iter().any(|s| s.size_bytes == 10_000) {
+                assert_eq!(here.len(), 1, "the big file's shard holds nothing else");
+            }
+        }
+        all.sort();
+        assert_eq!(all.len(), 100, "every source in exactly one shard");
+        all.dedup();
+        assert_eq!(all.len(), 100);
+        // 24,851 bytes in all: the big file's shard takes it alone (more than a third); the
+        // other two split the rest within one small file of each other.
+        bytes.sort();
+        assert_eq!(bytes[2], 10_000, "{bytes:?}");
+        assert!(bytes[1] - bytes[0] <= 200, "{bytes:?}");
+        assert_eq!(names(&shard_sources(make("r"), 0, 1)).len(), 100);
     }
 
     #[test]
