@@ -145,6 +145,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ("write", vec!["convert", &csv_s, "--out", &out_s]),
             ("run", vec!["run", &csv_s, "--out", &out_s]),
         ];
+        // The peers' jobs hold several GB and can push the inputs out of the page cache;
+        // read both through first so every tool starts from a warm cache (an evicted 1.4 GB
+        // file made one load read 2.26 s instead of 1.45 s).
+        warm(&csv)?;
+        warm(&gz)?;
         for (task, argv) in tasks {
             let _ = std::fs::remove_dir_all(&scratch);
             eprintln!("== tickpipe {task} ({rows} rows)");
@@ -167,6 +172,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         let _ = std::fs::remove_dir_all(&scratch);
         if !args.skip_peers {
+            warm(&csv)?;
+            warm(&gz)?;
             figures.extend(peers(&root, "load", &[&csv_s, &gz_s])?);
             figures.extend(peers(&root, "job", &[&csv_s, &out_s])?);
             let _ = std::fs::remove_dir_all(&scratch);
@@ -213,6 +220,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !args.keep_data {
         let _ = std::fs::remove_dir_all(&data);
     }
+    Ok(())
+}
+
+/// Reads `path` through once so it is in the page cache.
+fn warm(path: &Path) -> Result<()> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    std::io::copy(&mut f, &mut std::io::sink())?;
     Ok(())
 }
 
@@ -641,13 +655,21 @@ fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Resul
             .status()
             .is_ok_and(|s| s.success());
         if taskset {
-            for (cores, list) in [("1", "0"), ("2", "0,1")] {
-                let _ = std::fs::remove_dir_all(&scratch);
-                let argv = ["run", &csv_s, "--out", &out_s];
-                let f = tickpipe_figure_on(Some(list), tickpipe, "run", &argv)?;
-                eprintln!("== full run on {cores} core(s): {:.2}s", f.wall_seconds);
-                out.insert(format!("run_{cores}_cores_seconds"), f.wall_seconds.into());
+            // Twice each, alternating, keeping the faster: single runs on this machine vary
+            // by ~10% (one 1-core run took 15.8 s, another 17.8 s).
+            warm(&csv)?;
+            let mut best = [f64::MAX; 2];
+            for _ in 0..2 {
+                for (i, list) in ["0", "0,1"].into_iter().enumerate() {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    let argv = ["run", &csv_s, "--out", &out_s];
+                    let f = tickpipe_figure_on(Some(list), tickpipe, "run", &argv)?;
+                    eprintln!("== full run on {} core(s): {:.2}s", i + 1, f.wall_seconds);
+                    best[i] = best[i].min(f.wall_seconds);
+                }
             }
+            out.insert("run_1_cores_seconds".into(), best[0].into());
+            out.insert("run_2_cores_seconds".into(), best[1].into());
         } else {
             eprintln!("   taskset not found; skipping the 1 vs 2 core figure");
         }
