@@ -451,12 +451,16 @@ fn scale_run(xtask: &Path, tickpipe: &Path, out: &Path, rows: u64) -> Result<Sca
         .spawn()?;
     let pipe = generator.stdout.take().context("no generator stdout")?;
     let start = Instant::now();
+    // The summary goes to a file: on stdout, a summary listing a few thousand output files
+    // filled the pipe while this loop waited for the process to end, and both hung.
+    let summary_path = out.join("scale-summary.json");
     let mut child = Command::new(tickpipe)
         .args(["run", "-", "--out"])
         .arg(&scratch)
-        .args(["--summary-json", "-", "-q"])
+        .arg("--summary-json")
+        .arg(&summary_path)
+        .arg("-q")
         .stdin(pipe)
-        .stdout(Stdio::piped())
         .spawn()?;
     let pid = child.id();
     let mut samples = Vec::new();
@@ -469,9 +473,12 @@ fn scale_run(xtask: &Path, tickpipe: &Path, out: &Path, rows: u64) -> Result<Sca
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    let output = child.wait_with_output()?;
     let _ = generator.wait();
-    let v: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let v: Value = std::fs::read(&summary_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&summary_path);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(ScaleResult {
         rows: v["rows_read"].as_u64().unwrap_or(0),

@@ -15,10 +15,14 @@ use super::partition::{HIVE_DEFAULT_PARTITION, split_by_partition};
 use super::writer::{ClosedFile, FileWriter};
 
 /// Row groups after which a partition's file is closed and the next part file begun (see
-/// `PartitionedSink::roll_if_full`). Measured with `tickpipe run -` on piped gen-data with 50
-/// symbols: peak RSS 297/343/345 MiB at 10/30/60 M rows with 64 (flat), while 256 still grew
-/// at 30 M rows.
-pub const MAX_ROW_GROUPS_PER_FILE: usize = 64;
+/// `PartitionedSink::roll_if_full`). The writer keeps every row group's metadata and page
+/// index until it closes the file, about 30 KB per row group for the 27 tick and feature
+/// columns. With the default 256 MiB limit, 20 symbols share 8 MiB of writer buffer per worker,
+/// so row groups hold about 10,000 rows. Measured with `tickpipe run -` on 100 M piped
+/// gen-data rows, 20 symbols: 64 row groups per file peaked at 309 MiB and was still rising
+/// at the end; 16 peaked at 251 MiB, with 567 files of about 9 MB. A larger memory limit
+/// gives larger row groups, and so larger files.
+pub const MAX_ROW_GROUPS_PER_FILE: usize = 16;
 
 /// One partition directory and its current file.
 struct Slot {
