@@ -572,10 +572,9 @@ mod tests {
         Ok(RecordBatch::try_new(b.schema(), cols)?)
     }
 
-    #[test]
-    fn parquet_rewrite_keeps_layout_and_adds_metadata() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.parquet");
+    /// A Parquet file `dir/a.parquet` of 2,005 rows in several row groups, and its options.
+    fn three_group_file(dir: &Path) -> (std::path::PathBuf, WriteOptions) {
+        let path = dir.join("a.parquet");
         let opts = WriteOptions {
             durable: false,
             // Tiny row groups so the file has several.
@@ -587,6 +586,13 @@ mod tests {
             &opts,
             &[chunk(0, 1000), chunk(1000, 1000), chunk(2000, 5)],
         );
+        (path, opts)
+    }
+
+    #[test]
+    fn parquet_rewrite_keeps_layout_and_adds_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, opts) = three_group_file(dir.path());
         let before = parquet_metadata(&path, &open(&path).unwrap()).unwrap();
         let groups: Vec<i64> = before
             .metadata()
@@ -726,17 +732,7 @@ mod tests {
     #[test]
     fn column_rewrite_copies_the_other_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.parquet");
-        let opts = WriteOptions {
-            durable: false,
-            row_group_bytes: 1,
-            ..WriteOptions::default()
-        };
-        write(
-            &path,
-            &opts,
-            &[chunk(0, 1000), chunk(1000, 1000), chunk(2000, 5)],
-        );
+        let (path, opts) = three_group_file(dir.path());
         let load = |p: &Path| {
             let o = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
             ArrowReaderMetadata::load(&open(p).unwrap(), o).unwrap()
