@@ -1,6 +1,7 @@
 //! `tickpipe`: the command-line tool. It composes the stage crates (pipeline-io,
 //! pipeline-prep, pipeline-stream, pipeline-parallel) and adds no pipeline logic of its own.
 
+mod alloc;
 mod args;
 mod cmd;
 mod config_template;
@@ -27,6 +28,7 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let quiet = cli.quiet;
