@@ -103,7 +103,19 @@ pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
             sort_options(&job),
         ));
     }
-    let workers = crate::settings::workers(&job.config);
+    let mut workers = crate::settings::workers(&job.config);
+    // Resuming must use the interrupted run's worker count; when none was given (one per
+    // core), take it from the manifest, so a run resumed on another machine just continues.
+    if let (true, 0, Output::Dataset(out)) =
+        (job.resume, job.config.pipeline.max_workers, &job.output)
+        && job.config.pipeline.enable_parallel_processing
+        && let Some(n) = pipeline_parallel::resumed_workers(&out.join(MANIFEST))?
+    {
+        if n != workers {
+            tracing::info!("resuming with the interrupted run's {n} workers (not {workers})");
+        }
+        workers = n;
+    }
     let mut write_opts = WriteOptions::from_config(&job.config.output)?;
     // Writer buffers get a sixteenth of the memory budget per worker (one sink each). Parquet
     // holds about three times what it reports as buffered (measured with the sink bench), so

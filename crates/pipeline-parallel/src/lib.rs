@@ -82,6 +82,7 @@ mod spec;
 pub mod spill;
 mod worker;
 
+pub use manifest::resumed_workers;
 pub use mapreduce::map_reduce;
 pub use memory::{current_rss, peak_rss};
 pub use route::partition;

@@ -47,6 +47,16 @@ pub(crate) struct Manifest {
     path: PathBuf,
 }
 
+/// The worker count of the interrupted run whose manifest is at `path`; `None` when there is
+/// no manifest or nothing was committed yet. A resume must use the same count (stage state
+/// is kept per worker), so a caller whose count was not set explicitly takes this one.
+pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Manifest::open(path)?.load()?.map(|(c, _)| c.workers))
+}
+
 fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::io(path, std::io::Error::other(format!("run manifest: {e}")))
 }

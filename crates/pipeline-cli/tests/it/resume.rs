@@ -6,6 +6,20 @@ use crate::util::*;
 
 #[test]
 fn resume_after_a_crash_matches_an_uninterrupted_run() {
+    crash_and_resume(true);
+}
+
+/// A run resumed without `--workers` (say on a machine with another core count) takes the
+/// interrupted run's worker count from the manifest instead of refusing.
+#[test]
+fn resume_without_workers_takes_the_interrupted_runs_count() {
+    crash_and_resume(false);
+}
+
+/// Runs the same job uninterrupted and killed after segment 2 (both with 3 workers, which is
+/// not this machine's default of one per core unless it has 3), resumes the killed one
+/// with or without `--workers 3`, and compares the outputs byte for byte.
+fn crash_and_resume(resume_names_workers: bool) {
     let tmp = tempdir().unwrap();
     let input = gen_data(tmp.path(), 12_000, 6);
     let clean = tmp.path().join("clean");
@@ -15,19 +29,23 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() {
             input.to_string_lossy().to_string(),
             "--out".into(),
             out.to_string_lossy().to_string(),
-            "--workers".into(),
-            "2".into(),
             "--checkpoint-every".into(),
             "1".into(),
             "-q".into(),
         ]
     };
-    tickpipe().args(args(&clean)).assert().success();
+    let workers = ["--workers", "3"];
+    tickpipe()
+        .args(args(&clean))
+        .args(workers)
+        .assert()
+        .success();
 
     let crashed = tmp.path().join("crashed");
     // The hidden test hook aborts the process (no cleanup, like kill -9) after segment 2.
     let a = tickpipe()
         .args(args(&crashed))
+        .args(workers)
         .args(["--abort-after-segment", "2"])
         .assert();
     assert!(
@@ -35,8 +53,12 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() {
         "the run should have been killed"
     );
     let sj = tmp.path().join("s.json");
-    tickpipe()
-        .args(args(&crashed))
+    let mut resume = tickpipe();
+    resume.args(args(&crashed));
+    if resume_names_workers {
+        resume.args(workers);
+    }
+    resume
         .arg("--resume")
         .arg("--summary-json")
         .arg(&sj)
