@@ -8,9 +8,9 @@
 //! (`perf stat -e page-faults`, three runs each) the defaults took 154–391 K page faults,
 //! 1.2–1.4 s of system time and 9.4–9.7 s; with the thresholds below 57–62 K faults,
 //! 0.8–1.0 s and 8.9–9.2 s, for about 15 MiB more peak RSS.
-//! The mmap threshold is 16 MiB rather than 4 MiB for the decompressed blocks of gzip input
-//! (about 4.5 MiB each): with 4 MiB a 20M-row gzip load took 3.0–3.2 s, with 16 MiB 2.3–2.4 s
-//! (full runs: the same within noise).
+//! A 16 MiB mmap threshold ran as fast but peaked 10–15 MiB higher in a 200M-row piped run
+//! (259 against 249 MiB). Buffers of 4 MiB and more are best reused rather than freed, as the
+//! CSV reader does with its decompressed blocks.
 //!
 //! The settings are the ones `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…:glibc.malloc.
 //! trim_threshold=…` would give. A user who sets either (or the older `MALLOC_*_` variables)
@@ -19,7 +19,7 @@
 /// Allocations at least this large get their own mapping (glibc's default starts at 128 KiB
 /// and drifts up to 32 MiB with the sizes freed).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: i32 = 16 << 20;
+const MMAP_THRESHOLD: i32 = 4 << 20;
 
 /// An arena keeps up to this much free memory at its top instead of returning it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -349,7 +349,11 @@ fn produce_stream(
         match finder.find(&pending[scanned..]) {
             Some(i) => {
                 let end = scanned + i;
-                let rest = pending.split_off(end);
+                // The text after the cut starts the next block, in a reused buffer.
+                let mut rest = out.spare_buffer();
+                rest.reserve(want);
+                rest.extend_from_slice(&pending[end..]);
+                pending.truncate(end);
                 let block = std::mem::replace(&mut pending, rest);
                 finder = BoundaryFinder::default();
                 scanned = 0;
