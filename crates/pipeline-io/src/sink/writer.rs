@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
@@ -77,11 +78,19 @@ pub struct ClosedFile {
     tmp: PathBuf,
     final_path: PathBuf,
     rows: u64,
+    /// The `fsync` of a durable file, running on its own thread; joined before the rename.
+    sync: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl ClosedFile {
-    /// Renames the file into place; returns its final path, rows and bytes.
-    pub fn publish(self) -> Result<(PathBuf, u64, u64)> {
+    /// Waits for the file's data to be on disk (durable files), then renames it into place;
+    /// returns its final path, rows and bytes.
+    pub fn publish(mut self) -> Result<(PathBuf, u64, u64)> {
+        if let Some(sync) = self.sync.take() {
+            sync.join()
+                .map_err(|_| Error::Internal(format!("fsync of {} panicked", self.tmp.display())))?
+                .map_err(|e| Error::io(&self.tmp, e))?;
+        }
         fs::rename(&self.tmp, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
         let bytes = fs::metadata(&self.final_path)
             .map_err(|e| Error::io(&self.final_path, e))?
@@ -90,9 +99,33 @@ impl ClosedFile {
     }
 
     /// Deletes the temporary file.
-    pub fn discard(self) {
+    pub fn discard(mut self) {
+        if let Some(sync) = self.sync.take() {
+            // Its outcome no longer matters; the thread only holds the file open.
+            let _ = sync.join();
+        }
         // Best effort: the file may already be gone; nothing else can be done about it here.
         let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Starts `file`'s `fsync` on its own thread, or runs it here if no thread can be started.
+/// A worker that waited for it inline sat idle for it: on a 20M-row `tickpipe run` on 2
+/// cores the 134 files' `fdatasync` calls blocked their workers for 0.83 s in all
+/// (`strace -T`), about 4% of the run's CPU time.
+fn sync_in_background(file: File, tmp: &Path) -> Result<Option<JoinHandle<std::io::Result<()>>>> {
+    let spawned = std::thread::Builder::new()
+        .name("tickpipe-fsync".into())
+        .spawn(move || file.sync_data());
+    match spawned {
+        Ok(handle) => Ok(Some(handle)),
+        // No thread to be had (resource limits): sync here, through a new handle on the file.
+        Err(_) => {
+            File::open(tmp)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| Error::io(tmp, e))?;
+            Ok(None)
+        }
     }
 }
 
@@ -256,14 +289,17 @@ impl FileWriter {
         let file = out
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        // The data must be on disk before the rename makes the name final.
-        if self.durable {
-            file.sync_data().map_err(|e| Error::io(&tmp, e))?;
-        }
+        // The data must be on disk before the rename makes the name final; `publish` waits.
+        let sync = if self.durable {
+            sync_in_background(file, &tmp)?
+        } else {
+            None
+        };
         Ok(ClosedFile {
             tmp,
             final_path: self.final_path,
             rows: self.rows,
+            sync,
         })
     }
 
