@@ -82,6 +82,7 @@ fn cancel_flag() -> Arc<AtomicBool> {
 pub fn run_job(job: Job) -> anyhow::Result<(RunSummary, RunReport)> {
     let inputs = pipeline_io::expand_inputs(&job.inputs, &job.config.input.file_pattern)?;
     let read_opts = ReadOptions::from_config(&job.config)?;
+    crate::alloc::release_near_limit(job.config.pipeline.memory_limit.0);
     // `normalize_features`: settings checked (and a scale stage added when the parameters
     // are given) before any input is read; fitting and metadata come after the run.
     let mut job = job;
