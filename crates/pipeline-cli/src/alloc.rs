@@ -12,9 +12,12 @@
 //! (259 against 249 MiB). Buffers of 4 MiB and more are best reused rather than freed, as the
 //! CSV reader does with its decompressed blocks.
 //!
-//! The settings are the ones `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…:glibc.malloc.
+//! The thresholds are the ones `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…:glibc.malloc.
 //! trim_threshold=…` would give. A user who sets either (or the older `MALLOC_*_` variables)
-//! keeps theirs: nothing is changed then.
+//! keeps theirs: [`tune`] changes nothing then.
+//!
+//! [`release_near_limit`] watches the resident size during a job and hands the arenas' free
+//! memory back to the kernel when it nears the memory limit.
 
 /// Allocations at least this large get their own mapping (glibc's default starts at 128 KiB
 /// and drifts up to 32 MiB with the sizes freed).
