@@ -234,19 +234,14 @@ fn warm(path: &Path) -> Result<()> {
 /// anomaly kind (`xtask/scripts/quality.py` reads the run's quarantine file). Empty when
 /// python3 or pyarrow is missing.
 fn quality(root: &Path, quarantine: &Path, truth: &Path) -> Result<Vec<Value>> {
-    let out = Command::new("python3")
-        .arg(root.join("xtask/scripts/quality.py"))
-        .arg(quarantine)
-        .arg(truth)
-        .stderr(Stdio::inherit())
-        .output();
-    let Ok(out) = out else {
+    let args = [quarantine.as_os_str(), truth.as_os_str()];
+    let Some(lines) = python_lines(&root.join("xtask/scripts/quality.py"), &args)? else {
         eprintln!("   python3 not found; skipping cleaning quality");
         return Ok(Vec::new());
     };
     let mut v = Vec::new();
-    for line in out.stdout.lines() {
-        let q: Value = serde_json::from_str(&line?)?;
+    for line in lines {
+        let q: Value = serde_json::from_str(&line)?;
         if q.get("skipped").is_some() {
             eprintln!("   cleaning quality skipped: {}", q["skipped"]);
             continue;
@@ -358,22 +353,33 @@ fn tickpipe_figure_on(
     })
 }
 
+/// Runs `python3 script args…` (its stderr shown) and returns its stdout lines; `None` when
+/// python3 cannot be started.
+fn python_lines(script: &Path, args: &[&std::ffi::OsStr]) -> Result<Option<Vec<String>>> {
+    let Ok(out) = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(out.stdout.lines().collect::<std::io::Result<_>>()?))
+}
+
 fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
     let script = root.join("xtask/scripts/peers.py");
     eprintln!("== peers: {mode}");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(mode)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output();
-    let Ok(output) = output else {
+    let argv: Vec<&std::ffi::OsStr> = std::iter::once(mode)
+        .chain(args.iter().copied())
+        .map(std::ffi::OsStr::new)
+        .collect();
+    let Some(lines) = python_lines(&script, &argv)? else {
         eprintln!("   python3 not found; skipping peers");
         return Ok(Vec::new());
     };
     let mut v = Vec::new();
-    for line in output.stdout.lines() {
-        let line = line?;
+    for line in lines {
         let Ok(j) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
