@@ -97,14 +97,11 @@ fn chrono_tz_new_york() -> chrono_tz::Tz {
 
 fn indicators(c: &mut Criterion) {
     // A seeded random walk.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = pipeline_core::SplitMix64::new(7);
     let mut p = 100.0f64;
     let prices: Vec<f64> = (0..100_000)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            p *= 1.0 + ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.002;
+            p *= 1.0 + (rng.next_f64() - 0.5) * 0.002;
             p
         })
         .collect();

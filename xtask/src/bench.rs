@@ -606,7 +606,7 @@ fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Resul
     let mut out = serde_json::Map::new();
     for (crate_name, example) in [
         ("pipeline-parallel", "engine_bench"),
-        ("pipeline-stream", "live_latency"),
+        ("pipeline-parallel", "live_latency"),
     ] {
         eprintln!("== {crate_name} example {example}");
         let o = Command::new(env!("CARGO"))

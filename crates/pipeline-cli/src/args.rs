@@ -138,7 +138,7 @@ pub struct RunArgs {
     /// Flush interval of --follow and stdin input, in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub flush_ms: u64,
-    /// Skip the stage-output cache (accepted now; it matters once the cache lands).
+    /// Skip the stage-output cache. Not yet used: there is no cache to skip until it lands.
     #[arg(long)]
     pub no_cache: bool,
     /// Write the run summary as JSON to this file (`-` for stdout).

@@ -15,11 +15,11 @@ chunk_size = 0
 max_workers = 0
 # Memory budget for the whole run (chunks in flight, per-symbol state, writer buffers).
 memory_limit = "256MiB"
-# Compress outputs (codec in [output]).
+# Compress outputs with [output] compression; false writes them uncompressed.
 enable_compression = true
 # Use more than one worker.
 enable_parallel_processing = true
-# Size limit of the stage-output cache (used once the cache lands).
+# Size limit of the stage-output cache. Not yet used: nothing reads it until the cache lands.
 cache_max_size = "1GiB"
 # Chunks buffered between two stages; 0 derives it from memory_limit.
 channel_capacity = 0
@@ -153,9 +153,10 @@ normalize_method = "zscore"
 normalize_columns = []
 # Scaler-params JSON from a previous run to re-apply; empty means fit on this run.
 normalize_params = ""
-# Use more than one worker for preprocessing.
+# Run the per-symbol stages on more than one worker; false runs them on one.
 enable_parallel_processing = true
 
+# Not yet used: nothing reads this section until pipeline-validate lands.
 [validation]
 # Run statistical checks.
 enable_statistical_validation = true

@@ -1,15 +1,14 @@
-//! `tickpipe`: the command-line tool. It composes the stage crates (pipeline-io,
-//! pipeline-prep, pipeline-stream, pipeline-parallel) and adds no pipeline logic of its own.
+//! `tickpipe`: the command-line tool. It parses arguments, drives the `tickpipe` library
+//! facade, shows progress, prints summaries and maps outcomes to exit codes; the pipeline's
+//! composition and policy live in the facade.
 
-mod alloc;
 mod args;
 mod cmd;
 mod config_template;
-mod job;
-mod normalize;
+mod execute;
+mod print;
 mod progress;
 mod settings;
-mod summary;
 
 use std::process::ExitCode;
 
@@ -28,7 +27,7 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    alloc::tune();
+    tickpipe::alloc::tune();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let quiet = cli.quiet;

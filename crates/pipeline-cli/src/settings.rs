@@ -96,19 +96,6 @@ pub fn apply_output_flags(
     Ok(())
 }
 
-/// Worker count: the configured one, or one per core.
-pub fn workers(cfg: &Config) -> usize {
-    if !cfg.pipeline.enable_parallel_processing {
-        return 1;
-    }
-    match cfg.pipeline.max_workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        n => n,
-    }
-}
-
 /// Parses `--shard K/N`.
 pub fn parse_shard(spec: &str) -> anyhow::Result<(usize, usize)> {
     let bad = || {

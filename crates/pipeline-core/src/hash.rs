@@ -30,6 +30,50 @@ pub fn partition_of(key: &[u8], n: usize) -> usize {
     (mix64(stable_hash(key)) % n.max(1) as u64) as usize
 }
 
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny seeded generator, the one every crate uses
+/// for deterministic test data and benches and to seed the synthetic generator's xoshiro
+/// state (its authors' recommendation). Written here rather than taken from `rand` so seeded
+/// streams never change with a dependency upgrade.
+///
+/// ```
+/// let mut a = pipeline_core::SplitMix64::new(7);
+/// let mut b = pipeline_core::SplitMix64::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// assert!((0.0..1.0).contains(&a.next_f64()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    #[inline]
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u = self.next_f64().max(1e-300);
+        let v = self.next_f64();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
 /// The murmur3 64-bit finaliser: every input bit affects every output bit.
 pub fn mix64(mut h: u64) -> u64 {
     h ^= h >> 33;

@@ -57,7 +57,7 @@ pub use config::{
     ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
-pub use hash::{StageKey, mix64, partition_of, stable_hash};
+pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
 pub use reject::{Reject, RejectKind};

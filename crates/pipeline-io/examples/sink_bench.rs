@@ -34,14 +34,10 @@ const SYMBOLS: [&str; 20] = [
 ];
 
 /// SplitMix64.
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
@@ -152,7 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::remove_dir_all(&out)?;
     }
     let mut sink = create_sink(&out, 0, &opts)?;
-    let mut rng = Rng(42);
+    let mut rng = Rng(pipeline_core::SplitMix64::new(42));
     let mut timed = Duration::ZERO;
     let mut in_bytes = 0usize;
     let mut done = 0;

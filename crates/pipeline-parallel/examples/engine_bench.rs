@@ -32,13 +32,8 @@ fn make_files(rows: usize) -> Vec<Vec<Chunk>> {
         Field::new("symbol", dict_type(), true),
         Field::new("price", DataType::Float64, true),
     ]));
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = pipeline_core::SplitMix64::new(7);
+    let mut rnd = move || rng.next_u64();
     let names: Vec<String> = (0..SYMBOLS).map(|i| format!("S{i:03}")).collect();
     let per_file = rows / FILES;
     (0..FILES)

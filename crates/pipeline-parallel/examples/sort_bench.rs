@@ -23,13 +23,8 @@ const SYMBOLS: [&str; 20] = [
 const CHUNK_ROWS: usize = 65_536;
 
 fn make_chunks(rows: usize) -> Vec<Chunk> {
-    let mut s = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut r = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut rng = pipeline_core::SplitMix64::new(7);
+    let mut r = move || rng.next_u64();
     let schema = Arc::new(Schema::new(vec![
         Field::new(
             "ts",

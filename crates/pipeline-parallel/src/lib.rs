@@ -1,20 +1,26 @@
 //! tickpipe's parallel engine: spreads sources over readers and rows over workers, keeps every
 //! symbol on one worker in input order, retries failing sources, checkpoints to a redb
 //! manifest at segment ends and resumes after `kill -9` with identical output. Main types:
-//! [`Runner`] (builder) → [`Run`] → [`RunReport`]; [`SourceSpec`]; [`map_reduce`].
+//! [`Runner`] (builder) → [`Run`] → [`RunReport`]; [`SourceSpec`]; [`map_reduce`];
+//! [`Runtime`], the one owned thread-pool handle a run's threads come from (named threads for
+//! readers, workers and the quarantine writer; a rayon pool for batch work such as
+//! map-reduce and the normalisation post-pass).
 //!
 //! # How a run flows
 //! Sources are opened lazily by reader threads (at most `max_open_files` at once, fewer when
 //! resident memory nears the limit). A reader splits each chunk by worker (the per-key
-//! stages' key hashed with [`partition`]; null keys go to worker 0; with no
-//! per-key stage, whole chunks round-robin) and sends the parts over bounded channels. Each
+//! stages' key: the keys of the run's first chunk spread over the workers heaviest first, any
+//! later key hashed with [`pipeline_core::partition_of`], and each key kept on its worker for
+//! the whole run and across a resume; null keys go to worker 0; with no per-key stage, whole
+//! chunks round-robin) and sends the parts over bounded channels. Each
 //! worker owns one instance of every stage and takes sources strictly in order, so a
 //! symbol's rows reach its stages in source, then chunk, then row order, whatever the worker
 //! count, chunk size or read concurrency: output per key is deterministic.
 //!
 //! # Memory and load
-//! Channel capacities come from the memory limit and the observed chunk size (half the
-//! limit spread over every open (source, worker) channel) unless set explicitly; a reader
+//! Channel capacities come from the memory limit and the observed chunk size (a sixteenth of
+//! the limit spread over every open (source, worker) channel, 1 to 2 chunks each) unless set
+//! explicitly; a reader
 //! blocked on a full channel stops reading, so a slow sink slows the sources. Before opening
 //! another source the coordinator checks resident memory and waits while it is above 85% of
 //! the limit. Work is spread by rows, not files: a large file's rows go to every worker by
@@ -73,20 +79,22 @@
 mod manifest;
 mod mapreduce;
 mod memory;
+mod panic;
 mod reader;
 mod reject_channel;
 mod route;
 mod runner;
+mod runtime;
 mod sorted;
 mod spec;
 pub mod spill;
 mod worker;
 
 pub use manifest::resumed_workers;
-pub use mapreduce::map_reduce;
+pub use mapreduce::{map_reduce, map_reduce_on};
 pub use memory::{current_rss, peak_rss};
-pub use route::partition;
 pub use runner::{Run, Runner};
+pub use runtime::Runtime;
 pub use sorted::{SortOptions, SortedSource};
 pub use spec::{
     CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceOpener, SourceSpec,

@@ -3,6 +3,7 @@
 use pipeline_core::{Chunk, Error, Result};
 use rayon::prelude::*;
 
+use crate::runtime::Runtime;
 use crate::spec::SourceSpec;
 
 /// Maps every chunk of every source and combines the results in a fixed order: chunks of one
@@ -43,20 +44,30 @@ where
     F: Fn(&Chunk) -> Result<M> + Sync,
     C: Fn(M, M) -> M + Sync,
 {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers.max(1))
-        .thread_name(|i| format!("tickpipe-mapreduce-{i}"))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the map-reduce pool: {e}")))?;
+    map_reduce_on(&Runtime::new(workers)?, sources, map, combine)
+}
+
+/// [`map_reduce`] on a given [`Runtime`]'s pool (its thread count is the parallelism).
+pub fn map_reduce_on<M, F, C>(
+    runtime: &Runtime,
+    sources: &[SourceSpec],
+    map: F,
+    combine: C,
+) -> Result<Option<M>>
+where
+    M: Send,
+    F: Fn(&Chunk) -> Result<M> + Sync,
+    C: Fn(M, M) -> M + Sync,
+{
     let mut order: Vec<usize> = (0..sources.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(sources[*i].size_bytes));
-    let mut per_source: Vec<(usize, Result<Option<M>>)> = pool.install(|| {
+    let mut per_source: Vec<(usize, Result<Option<M>>)> = runtime.install(|| {
         order
             .par_iter()
             .with_max_len(1)
             .map(|&i| (i, fold_source(&sources[i], &map, &combine)))
             .collect()
-    });
+    })?;
     per_source.sort_by_key(|(i, _)| *i);
     let mut acc: Option<M> = None;
     for (i, r) in per_source {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pipeline_core::{Ledger, Reject, RejectKind};
 
+use crate::panic::panic_message;
 use crate::route::{Route, split};
 use crate::spec::SourceSpec;
 use crate::worker::{Ack, Part};
@@ -47,17 +48,6 @@ pub(crate) struct ReaderCtx {
     pub abort: Arc<AtomicBool>,
     pub rejects: Sender<Vec<Reject>>,
     pub shared: Arc<Shared>,
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".into()
-    }
 }
 
 /// Why an attempt stopped early.

@@ -4,7 +4,7 @@
 //! Keys are assigned to workers by a [`KeyAssigner`]. The keys in the first chunk of the
 //! run's first source are spread heaviest first over the workers (Graham's LPT rule on their
 //! row counts in that chunk); keys first seen anywhere else are hashed
-//! ([`partition`]). Hashing alone, as this module first did, left the 20 symbols of a gen-data
+//! ([`pipeline_core::partition_of`]). Hashing alone, as this module first did, left the 20 symbols of a gen-data
 //! file split 65/35 over two workers (measured with `perf report -s pid` on a 5M-row run: one
 //! worker thread at 49.8% of the process's CPU, the other at 28.9%; with LPT 38.8/37.7), so
 //! the busier worker bounded the run. Only that first chunk is used, and the other readers
@@ -21,28 +21,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, UInt64Array};
 use arrow_schema::DataType;
-use pipeline_core::{Chunk, Error, Result, stable_hash};
-
-/// Which of `n` partitions `key` belongs to: [`pipeline_core::stable_hash`] (FNV-1a) followed
-/// by the murmur3 64-bit finaliser, modulo `n`. Stable across machines and runs.
-///
-/// The finaliser matters: FNV-1a's low bit is the parity of the key's bytes' low bits, so
-/// `pipeline_core::partition(key, 2)` puts 12 of 16 common tickers on one worker; mixed,
-/// every bit of the hash depends on every input bit. Used for routing keys that are not in
-/// the first chunk of a run.
-///
-/// ```
-/// let p = pipeline_parallel::partition(b"AAPL", 4);
-/// assert!(p < 4);
-/// assert_eq!(p, pipeline_parallel::partition(b"AAPL", 4));
-/// ```
-pub fn partition(key: &[u8], n: usize) -> usize {
-    let mut z = stable_hash(key);
-    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    z ^= z >> 33;
-    (z % n.max(1) as u64) as usize
-}
+use pipeline_core::{Chunk, Error, Result, partition_of as partition};
 
 /// Which worker owns each key, shared by the readers of one run.
 #[derive(Debug)]

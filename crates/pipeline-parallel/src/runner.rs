@@ -17,6 +17,7 @@ use crate::manifest::{Committed, Manifest, remove_unlisted};
 use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
 use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
 use crate::route::{KeyAssigner, Route};
+use crate::runtime::Runtime;
 use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
 use crate::worker::{Control, SegmentReport, Worker};
 
@@ -107,6 +108,7 @@ pub struct Runner {
     progress: Option<ProgressFn>,
     on_commit: Option<CommitFn>,
     cancel: Option<Arc<AtomicBool>>,
+    runtime: Option<Runtime>,
 }
 
 impl Runner {
@@ -190,6 +192,13 @@ impl Runner {
     /// Progress callback (at most every ~200 ms).
     pub fn progress(mut self, f: ProgressFn) -> Self {
         self.progress = Some(f);
+        self
+    }
+
+    /// The runtime whose threads the run uses (default: a new one with one pool thread per
+    /// worker).
+    pub fn runtime(mut self, rt: Runtime) -> Self {
+        self.runtime = Some(rt);
         self
     }
 
@@ -396,9 +405,14 @@ impl Run {
             progress,
             on_commit,
             cancel,
+            runtime,
             ..
         } = r;
         let w = c.workers;
+        let rt = match runtime {
+            Some(rt) => rt,
+            None => Runtime::new(w)?,
+        };
         let (k, n) = c.shard;
         let sources = shard_sources(sources, k, n);
         let segs = plan_segments(&sources, c.segment_bytes);
@@ -475,7 +489,7 @@ impl Run {
 
         // The quarantine writer.
         let (rej_tx, rej_rx) = crate::reject_channel::channel();
-        let reject_thread = spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
+        let reject_thread = rt.spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
             let mut sink = reject_sink;
             for batch in rej_rx {
                 if let Some(s) = sink.as_mut() {
@@ -511,7 +525,7 @@ impl Run {
             let (tx, rx) = unbounded();
             controls.push(tx);
             let reps = rep_tx.clone();
-            worker_threads.push(spawn(&format!("tickpipe-worker-{id}"), move || {
+            worker_threads.push(rt.spawn(&format!("tickpipe-worker-{id}"), move || {
                 worker.run(rx, reps)
             })?);
         }
@@ -594,7 +608,7 @@ impl Run {
                 }
                 let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
                 let index = next;
-                readers.push(spawn(&format!("tickpipe-reader-{index}"), move || {
+                readers.push(rt.spawn(&format!("tickpipe-reader-{index}"), move || {
                     let o = read_source(&ctx, index, &srcs[index], part_txs, ack_rx);
                     let _ = out.send(o);
                 })?);
@@ -722,16 +736,6 @@ impl Run {
             peak_rss_bytes: peak_rss(),
         })
     }
-}
-
-fn spawn<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<JoinHandle<T>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .map_err(|e| Error::Internal(format!("cannot spawn thread `{name}`: {e}")))
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl Worker {
                 Err(Error::Internal(format!(
                     "worker {} panicked outside a stage: {}",
                     self.id,
-                    crate::reader::panic_message(&p)
+                    crate::panic::panic_message(&p)
                 )))
             });
             match r {
@@ -367,7 +367,7 @@ fn check(r: std::thread::Result<Result<()>>, name: &str) -> std::result::Result<
         Ok(Err(e)) => Err(Fault::Stage(format!("stage `{name}`: {e}"))),
         Err(p) => Err(Fault::Stage(format!(
             "stage `{name}` panicked: {}",
-            crate::reader::panic_message(&p)
+            crate::panic::panic_message(&p)
         ))),
     }
 }

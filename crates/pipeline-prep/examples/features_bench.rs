@@ -20,15 +20,11 @@ use pipeline_core::{Chunk, Emitter, PreprocessingConfig, Result, Stage};
 use pipeline_prep::{BarStage, FeatureConfig, FeatureStage, feature_stages, parse_bar_spec};
 
 /// SplitMix64.
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn f64(&mut self) -> f64 {
@@ -49,7 +45,7 @@ struct Gen {
 impl Gen {
     fn new(seed: u64, symbols: usize) -> Self {
         Gen {
-            rng: Rng(seed),
+            rng: Rng(pipeline_core::SplitMix64::new(seed)),
             names: (0..symbols).map(|i| format!("S{i:03}")).collect(),
             px: (0..symbols).map(|i| 20.0 + 10.0 * i as f64).collect(),
             // 2021-01-04 14:30:00 UTC, the New York open.

@@ -24,15 +24,11 @@ const SYMBOLS: usize = 20;
 const CHUNK_ROWS: usize = 65_536;
 
 /// A seeded splitmix64 generator.
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
@@ -72,7 +68,7 @@ fn input(rows: usize, step: u64) -> Vec<Chunk> {
     ]));
     let symbols: Vec<String> = (0..SYMBOLS).map(|i| format!("SYM{i:02}")).collect();
     let exchanges: Vec<String> = ["Q", "N", "P", "Z"].iter().map(|s| s.to_string()).collect();
-    let mut rng = Rng(42);
+    let mut rng = Rng(pipeline_core::SplitMix64::new(42));
     let mut t: i64 = 1_609_770_600_000_000_000;
     let mut out = Vec::new();
     let mut line = 2u64;

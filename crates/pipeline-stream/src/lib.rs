@@ -1,21 +1,19 @@
-//! tickpipe's streaming executor: runs `Source → Stage… → Sink` over chunks with one thread per
-//! stage and bounded channels between them ([`Pipeline`]), so a slow sink slows the source and
-//! memory stays near `capacity × chunk bytes` per edge. Also: stages from closures
-//! ([`map_stage`], [`filter_stage`]), the bounded reorder buffer ([`ReorderStage`]), event-time
-//! windows per key ([`WindowStage`]: tumbling, sliding, session, count), and, behind the
-//! `async` feature, `into_stream` (a `futures::Stream` of output chunks).
+//! tickpipe's streaming pieces: stages from closures ([`map_stage`], [`filter_stage`]), the
+//! bounded reorder buffer ([`ReorderStage`]: watermark plus allowed lateness, later rows
+//! quarantined as `late`), event-time windows per key ([`WindowStage`]: tumbling, sliding,
+//! session, count), and, behind the `async` feature, `into_stream` (a `futures::Stream` over
+//! any blocking iterator of results, e.g. the `tickpipe` facade's `RunStream`).
 //!
-//! Live mode is a source that yields small chunks as data arrive (the CLI's following reader):
-//! every chunk is forwarded as soon as it exists; [`Pipeline::coalesce_rows`] with
-//! [`Pipeline::flush_every`] regroups tiny chunks for the sink with a bounded delay.
+//! Every piece is a [`pipeline_core::Stage`] run by the one engine (`pipeline-parallel`),
+//! batch runs and live (follow) runs alike; there is no second executor.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use arrow_array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 //! use arrow_schema::{DataType, Field, Schema, TimeUnit};
-//! use pipeline_core::{Chunk, MemorySink, VecSource};
-//! use pipeline_stream::{Agg, AggFn, Pipeline, WindowKind, WindowStage};
+//! use pipeline_core::{Chunk, run_stage};
+//! use pipeline_stream::{Agg, AggFn, WindowKind, WindowStage};
 //!
 //! let schema = Arc::new(Schema::new(vec![
 //!     Field::new("symbol", DataType::Utf8, true),
@@ -28,29 +26,24 @@
 //!     Arc::new(Float64Array::from(vec![1.0, 3.0, 7.0])),
 //! ])?;
 //! let chunk = Chunk::with_first_line(batch, 0, 0, 2)?;
-//! let window = WindowStage::new("w", "symbol", "ts",
+//! let mut window = WindowStage::new("w", "symbol", "ts",
 //!     WindowKind::Tumbling { size: Duration::from_nanos(10) },
 //!     vec![Agg::new(AggFn::Mean, "price")], Duration::ZERO)?;
-//! let report = Pipeline::new(Box::new(VecSource::new(chunk.schema(), vec![chunk])))
-//!     .stage(Box::new(window))
-//!     .sink(Box::new(MemorySink::default()))
-//!     .run()?;
+//! let (out, emitter) = run_stage(&mut window, [chunk])?;
 //! // Two windows: [0, 10) with 2 rows folded into one, and [10, 20).
-//! assert_eq!(report.ledger.written, 2);
-//! assert_eq!(report.ledger.removed["w"], 1);
+//! assert_eq!(out.iter().map(|c| c.num_rows()).sum::<usize>(), 2);
+//! assert_eq!(emitter.ledger().removed["w"], 1);
 //! # Ok::<(), pipeline_core::Error>(())
 //! ```
 
 mod closure;
 mod columns;
-mod pipeline;
 mod reorder;
 #[cfg(feature = "async")]
 mod stream;
 mod window;
 
 pub use closure::{filter_stage, map_stage};
-pub use pipeline::{ChunkHook, Pipeline, StreamReport};
 pub use reorder::{BAD_TIMESTAMP, LATE, ReorderStage};
 #[cfg(feature = "async")]
 pub use stream::into_stream;

@@ -1,4 +1,5 @@
-//! `async` feature: the output of a [`Pipeline`] as a `futures::Stream` of chunks.
+//! `async` feature: any blocking iterator of results (the `tickpipe` facade's `RunStream`, a
+//! `Source`) as a `futures::Stream`, fed by a background thread through a bounded channel.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -7,20 +8,21 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, TryRecvError, bounded};
 use futures::Stream;
-use pipeline_core::{Chunk, Error, Result};
+use pipeline_core::Result;
 
-use crate::pipeline::Pipeline;
-
-/// Output chunks buffered between the background thread and the consumer.
+/// Items buffered between the background thread and the consumer.
 const STREAM_CAPACITY: usize = 4;
 
-struct ChunkStream {
-    rx: Receiver<Result<Chunk>>,
+struct IterStream<T> {
+    rx: Receiver<Result<T>>,
     waker: Arc<Mutex<Option<Waker>>>,
 }
 
-impl Stream for ChunkStream {
-    type Item = Result<Chunk>;
+// The stream holds only a channel and a waker: nothing in it is pinned in place, whatever `T`.
+impl<T> Unpin for IterStream<T> {}
+
+impl<T> Stream for IterStream<T> {
+    type Item = Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Register first, then look: a send between the two wakes us, so nothing is missed.
@@ -35,14 +37,18 @@ impl Stream for ChunkStream {
     }
 }
 
-/// Runs `pipeline` on a background thread and returns its output chunks as a stream (the
-/// pipeline's sink, if any, still receives them too). The channel is bounded, so a slow
-/// consumer slows the pipeline. A failed run ends the stream with one `Err`.
-pub fn into_stream(pipeline: Pipeline) -> impl Stream<Item = Result<Chunk>> + Send + Unpin {
-    let (tx, rx) = bounded::<Result<Chunk>>(STREAM_CAPACITY);
+/// Drives `iter` on a background thread and returns its items as a stream. The channel is
+/// bounded, so a slow consumer slows the iterator; dropping the stream stops the thread at
+/// its next item (and drops the iterator, which for a `RunStream` stops the run).
+pub fn into_stream<T, I>(iter: I) -> impl Stream<Item = Result<T>> + Send + Unpin
+where
+    T: Send + 'static,
+    I: Iterator<Item = Result<T>> + Send + 'static,
+{
+    let (tx, rx) = bounded::<Result<T>>(STREAM_CAPACITY);
     let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
     let w2 = waker.clone();
-    let wake = move |w: &Arc<Mutex<Option<Waker>>>| {
+    let wake = |w: &Arc<Mutex<Option<Waker>>>| {
         if let Ok(mut g) = w.lock()
             && let Some(k) = g.take()
         {
@@ -50,20 +56,16 @@ pub fn into_stream(pipeline: Pipeline) -> impl Stream<Item = Result<Chunk>> + Se
         }
     };
     thread::spawn(move || {
-        let tx2 = tx.clone();
-        let w3 = w2.clone();
-        let r = pipeline.run_with(Box::new(move |c: &Chunk| {
-            tx2.send(Ok(c.clone())).map_err(|_| Error::Cancelled)?;
-            wake(&w3);
-            Ok(())
-        }));
-        if let Err(e) = r {
-            let _ = tx.send(Err(e));
+        for item in iter {
+            if tx.send(item).is_err() {
+                break;
+            }
+            wake(&w2);
         }
         drop(tx);
         wake(&w2);
     });
-    ChunkStream { rx, waker }
+    IterStream { rx, waker }
 }
 
 #[cfg(test)]
@@ -75,10 +77,10 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
     use futures::StreamExt;
     use futures::executor::block_on;
-    use pipeline_core::VecSource;
+    use pipeline_core::{Chunk, Error, VecSource};
 
     #[test]
-    fn stream_yields_every_chunk_in_order() {
+    fn stream_yields_every_item_in_order_and_the_error() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
         let chunks: Vec<Chunk> = (0..20)
             .map(|i| {
@@ -89,8 +91,12 @@ mod tests {
             })
             .collect();
         let src = VecSource::new(chunks[0].schema(), chunks);
-        let s = into_stream(Pipeline::new(Box::new(src)));
+        let s = into_stream(src);
         let got: Vec<u64> = block_on(s.map(|c| c.unwrap().line(0)).collect::<Vec<_>>());
         assert_eq!(got, (2..22).collect::<Vec<u64>>());
+        let failing = vec![Ok(1), Err(Error::Usage("boom".into()))].into_iter();
+        let got: Vec<Result<i32>> = block_on(into_stream(failing).collect::<Vec<_>>());
+        assert_eq!(got.len(), 2);
+        assert!(got[1].as_ref().is_err_and(|e| e.to_string() == "boom"));
     }
 }

@@ -31,16 +31,7 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<Outcome> {
             // Build what a run would build from it, so specs that only the stages and the
             // readers and writers parse (indicator names, rolling specs, time zones, codecs)
             // fail here too, not only at `tickpipe run`.
-            pipeline_io::ReadOptions::from_config(&cfg)?;
-            pipeline_io::WriteOptions::from_config(&cfg.output)?;
-            crate::job::pipeline_stages(
-                &cfg.preprocessing,
-                crate::job::StageSet {
-                    reorder: true,
-                    clean: true,
-                    features: true,
-                },
-            )?;
+            tickpipe::check_config(&cfg)?;
             print!("{}", cfg.to_toml_string()?);
             Ok(Outcome::Ok)
         }

@@ -4,9 +4,11 @@
 use pipeline_core::{Config, Error};
 use pipeline_io::{Codec, GenConfig, Layout};
 
+use tickpipe::{Output, Pipeline};
+
 use crate::Outcome;
 use crate::args::DemoArgs;
-use crate::job::{Job, Output, StageSet, pipeline_stages, run_job};
+use crate::execute::execute;
 
 /// Runs the command.
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
@@ -41,38 +43,25 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = Config::default();
     // The input folder also holds the ground-truth manifest; read only the CSV files.
     cfg.input.file_pattern = "*.csv*".into();
-    let stages = pipeline_stages(
-        &cfg.preprocessing,
-        StageSet {
-            reorder: true,
-            clean: true,
-            features: true,
-        },
-    )?;
     eprintln!(
         "demo: running load → clean → features → Parquet into {}",
         output.display()
     );
-    let (summary, report) = run_job(Job {
-        command: "demo",
-        config: cfg,
-        inputs: vec![input.to_string_lossy().to_string()],
-        stages,
-        output: Output::Dataset(output.clone()),
-        resume: false,
-        shard: None,
-        quiet,
-        checkpoint_every: None,
-        abort_after_segment: None,
-    })?;
     let summary_path = output.join("summary.json");
-    summary.write_json(&summary_path)?;
-    summary.print_human();
+    let b = Pipeline::builder()
+        .inputs([input.to_string_lossy().to_string()])
+        .config(cfg)
+        .output(Output::dataset(&output))
+        .label("demo");
+    let (summary, outcome) = execute(b, quiet, Some(&summary_path))?;
+    if quiet {
+        crate::print::print_human(&summary);
+    }
     eprintln!();
     eprintln!("demo outputs:");
     eprintln!(
         "  dataset:    {} (Hive-partitioned Parquet; read it with polars.scan_parquet, duckdb or pyarrow.dataset)",
-        output.join(crate::job::DATA_DIR).display()
+        output.join(tickpipe::DATA_DIR).display()
     );
     for r in &summary.reports {
         eprintln!(
@@ -87,9 +76,5 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
         input.display(),
         args.out.join("bars").display()
     );
-    Ok(if report.files_failed.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::SomeFilesFailed
-    })
+    Ok(outcome)
 }

@@ -4,6 +4,5 @@ pub mod bars;
 pub mod config;
 pub mod convert;
 pub mod demo;
-pub mod follow;
 pub mod inspect;
 pub mod run;

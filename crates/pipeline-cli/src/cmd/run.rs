@@ -1,10 +1,12 @@
 //! `tickpipe run`: load → clean → features → partitioned Parquet, with quarantine.
 
-use pipeline_core::Error;
+use std::time::Duration;
+
+use tickpipe::{Output, Pipeline, StageSet};
 
 use crate::Outcome;
 use crate::args::RunArgs;
-use crate::job::{Job, Output, StageSet, pipeline_stages, run_job};
+use crate::execute::execute;
 use crate::settings::{apply_output_flags, load_config, parse_shard};
 
 /// Runs the command.
@@ -14,61 +16,43 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if args.no_cache {
         tracing::debug!("--no-cache: the stage-output cache is not built yet, nothing to skip");
     }
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    if args.follow {
-        return crate::cmd::follow::follow(&args, cfg, quiet);
-    }
-    let stages = pipeline_stages(
-        &cfg.preprocessing,
-        StageSet {
+    let output = if args.discard {
+        Output::discard()
+    } else {
+        Output::dataset(&args.out)
+    };
+    let mut b = Pipeline::builder()
+        .inputs(args.input.inputs.clone())
+        .config(cfg)
+        .output(output)
+        .stages(StageSet {
             reorder: !args.no_clean,
             clean: !args.no_clean,
             features: !args.no_features,
-        },
-    )?;
-    if args.resume && args.discard {
-        return Err(Error::Usage(
-            "--resume needs an output; it cannot be used with --discard".into(),
-        )
-        .into());
+        })
+        .resume(args.resume)
+        .label(if args.follow { "run --follow" } else { "run" });
+    if let Some(spec) = &args.shard {
+        let (k, n) = parse_shard(spec)?;
+        b = b.shard(k, n);
     }
-    let checkpoint_every = args
-        .checkpoint_every
-        .as_deref()
-        .map(|s| s.parse::<pipeline_core::ByteSize>().map(|b| b.0))
-        .transpose()?;
-    let output = if args.discard {
-        Output::Discard
-    } else {
-        Output::Dataset(args.out.clone())
-    };
-    let (summary, report) = run_job(Job {
-        command: "run",
-        config: cfg,
-        inputs: args.input.inputs.clone(),
-        stages,
-        output,
-        resume: args.resume,
-        shard,
-        quiet,
-        checkpoint_every,
-        abort_after_segment: args.abort_after_segment,
-    })?;
-    if !quiet {
-        summary.print_human();
-        if !args.discard {
-            eprintln!(
-                "  output: {}",
-                args.out.join(crate::job::DATA_DIR).display()
-            );
-        }
+    if let Some(c) = &args.checkpoint_every {
+        b = b.checkpoint_every(c.parse::<pipeline_core::ByteSize>()?.0);
     }
-    if let Some(path) = &args.summary_json {
-        summary.write_json(path)?;
+    if args.follow {
+        b = b.follow(Duration::from_millis(args.flush_ms));
     }
-    Ok(if report.files_failed.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::SomeFilesFailed
-    })
+    if let Some(n) = args.abort_after_segment {
+        // Simulates a crash (kill -9) at a known point, so resume can be tested exactly.
+        b = b.on_commit(std::sync::Arc::new(move |segment| {
+            if segment >= n {
+                std::process::abort();
+            }
+        }));
+    }
+    let (_, outcome) = execute(b, quiet, args.summary_json.as_deref())?;
+    if !quiet && !args.discard {
+        eprintln!("  output: {}", args.out.join(tickpipe::DATA_DIR).display());
+    }
+    Ok(outcome)
 }

@@ -1,16 +1,9 @@
-//! The generator's own seeded PRNG: xoshiro256** seeded through splitmix64.
+//! The generator's own seeded PRNG: xoshiro256** seeded through [`SplitMix64`].
 //!
 //! Written here rather than taken from `rand` so the byte stream of `gen-data` can never change
 //! with a dependency upgrade: same seed, same bytes, forever.
 
-/// splitmix64, used only to expand a seed into xoshiro state (its authors' recommendation).
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use pipeline_core::SplitMix64;
 
 /// xoshiro256** (Blackman & Vigna): fast, 256-bit state, good statistical quality.
 #[derive(Debug, Clone)]
@@ -21,14 +14,9 @@ pub(crate) struct Rng {
 impl Rng {
     /// A generator for `(seed, stream)`; different streams give independent sequences.
     pub(crate) fn new(seed: u64, stream: u64) -> Self {
-        let mut mix = stream;
-        let mut sm = seed ^ splitmix64(&mut mix);
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
+        // splitmix64 expands the seed into xoshiro state (its authors' recommendation).
+        let mut sm = SplitMix64::new(seed ^ SplitMix64::new(stream).next_u64());
+        let s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
         Rng { s }
     }
 

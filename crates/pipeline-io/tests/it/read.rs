@@ -522,15 +522,8 @@ fn empty_header_only_and_binary_inputs() {
         &ReadOptions::default(),
     );
     assert!(c.is_empty() && r.is_empty() && e.is_none());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let garbage: Vec<u8> = (0..100_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let mut rng = pipeline_core::SplitMix64::new(1);
+    let garbage: Vec<u8> = (0..100_000).map(|_| rng.next_u64() as u8).collect();
     let p = write_tmp(dir.path(), "g.bin", &garbage);
     let err = open_source(&InputFile::new(&p), 0, &ReadOptions::default())
         .err()

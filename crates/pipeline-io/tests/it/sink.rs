@@ -27,21 +27,17 @@ const T0: i64 = 1_609_770_600_000_000_000; // 2021-01-04T14:30:00Z
 const DAY: i64 = 86_400_000_000_000;
 
 /// SplitMix64: seeded test data without a rand dependency.
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
 /// A TAQ-like batch: `n` rows cycling over `symbols`, time-ordered, spread over `days` days
 /// (per symbol the time order holds), with some missing values.
 fn taq(symbols: &[&str], days: i64, n: usize, seed: u64) -> RecordBatch {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(pipeline_core::SplitMix64::new(seed));
     let step = (days * DAY) / n.max(1) as i64;
     let ts: TimestampNanosecondArray = (0..n)
         .map(|i| Some(T0 + i as i64 * step))

@@ -19,16 +19,12 @@ use pipeline_core::{
 };
 use pipeline_parallel::{SinkFactory, SourceSpec};
 
-/// splitmix64: a tiny seeded PRNG.
-pub struct Rng(pub u64);
+/// The seeded PRNG of the tests.
+pub struct Rng(pub pipeline_core::SplitMix64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
@@ -42,7 +38,7 @@ pub struct Row {
 /// Generates `files` files of `rows` rows each.
 pub fn gen_files(seed: u64, files: usize, rows: usize) -> Vec<Vec<Row>> {
     let syms = ["AAPL", "MSFT", "IBM", "GE", "F", "T", "KO"];
-    let mut rng = Rng(seed);
+    let mut rng = Rng(pipeline_core::SplitMix64::new(seed));
     (0..files)
         .map(|_| {
             (0..rows)

@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn vwap_matches_a_rescan() {
-        let mut rng = SplitMix(9);
+        let mut rng = SplitMix::new(9);
         let trades: Vec<(f64, f64)> = (0..1000)
             .map(|_| (100.0 + rng.normal(), (rng.next_f64() * 500.0).round() + 1.0))
             .collect();

@@ -422,7 +422,7 @@ mod tests {
 
     #[test]
     fn row_windows_match_a_naive_rescan() {
-        let mut rng = SplitMix(7);
+        let mut rng = SplitMix::new(7);
         // Rounded values create ties, which the median's multisets must count.
         let xs: Vec<f64> = (0..3000)
             .map(|_| (rng.normal() * 4.0).round() + 100.0)
@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn time_windows_match_a_naive_rescan() {
-        let mut rng = SplitMix(11);
+        let mut rng = SplitMix::new(11);
         let mut ts = 0i64;
         let rows: Vec<(i64, f64)> = (0..2000)
             .map(|_| {

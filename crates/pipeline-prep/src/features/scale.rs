@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn p2_tracks_exact_quantiles() {
-        let mut rng = SplitMix(21);
+        let mut rng = SplitMix::new(21);
         let xs: Vec<f64> = (0..20_000).map(|_| rng.normal() * 10.0 + 3.0).collect();
         let mut sorted = xs.clone();
         sorted.sort_by(f64::total_cmp);
@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn batch_by_batch_fit_matches_the_one_call_fit() {
-        let mut rng = SplitMix(5);
+        let mut rng = SplitMix::new(5);
         let xs: Vec<Option<f64>> = (0..3000)
             .map(|i| (i % 7 != 0).then(|| rng.normal() * 4.0 + 1.0))
             .collect();
@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn merged_fits_match_one_fit_and_a_plain_reference() {
-        let mut rng = SplitMix(9);
+        let mut rng = SplitMix::new(9);
         let xs: Vec<Option<f64>> = (0..5000)
             .map(|i| (i % 11 != 0).then(|| rng.normal() * 1e3 + 1e6))
             .collect();

@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn returns_and_lags_match_direct_formulas() {
-        let mut rng = SplitMix(3);
+        let mut rng = SplitMix::new(3);
         let xs: Vec<f64> = (0..500).map(|_| 100.0 + rng.normal()).collect();
         let (mut s, mut l) = (SimpleReturn::default(), LogReturn::default());
         let mut lag5 = Lag::new(5);
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn ewm_matches_explicit_weights() {
-        let mut rng = SplitMix(5);
+        let mut rng = SplitMix::new(5);
         let xs: Vec<f64> = (0..200).map(|_| rng.normal() * 2.0 + 10.0).collect();
         let ts: Vec<i64> = (0..200)
             .map(|i| i * 1_000_000_000 + (i % 7) * 13_000_000)

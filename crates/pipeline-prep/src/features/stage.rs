@@ -837,7 +837,7 @@ mod tests {
 
     #[test]
     fn cached_time_of_day_angle_matches_sin_cos() {
-        let mut rng = SplitMix(17);
+        let mut rng = SplitMix::new(17);
         let mut a = TodAngle::default();
         for _ in 0..100_000 {
             let t = (rng.next_f64() * 86_400e9) as i64;

@@ -131,15 +131,11 @@ fn indicator_kernels_match_talib_fixtures() {
 }
 
 /// SplitMix64, for seeded test data.
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn f64(&mut self) -> f64 {
@@ -191,7 +187,7 @@ fn split(whole: &Chunk, sizes: &[usize]) -> Vec<Chunk> {
 }
 
 fn random_sizes(seed: u64, max: u64) -> Vec<usize> {
-    let mut r = Rng(seed);
+    let mut r = Rng(pipeline_core::SplitMix64::new(seed));
     (0..64).map(|_| 1 + r.below(max) as usize).collect()
 }
 
@@ -211,7 +207,7 @@ fn column(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
 
 /// Two fixture series interleaved as two symbols, as bar columns (or tick columns).
 fn fixture_chunk(a: &Fixture, b: &Fixture, bars: bool, seed: u64) -> (Chunk, Vec<bool>) {
-    let mut r = Rng(seed);
+    let mut r = Rng(pipeline_core::SplitMix64::new(seed));
     let (mut ia, mut ib) = (0, 0);
     let mut rows = Vec::new();
     while ia < a.rows.len() || ib < b.rows.len() {
@@ -306,7 +302,7 @@ fn feature_stage_matches_talib_fixtures_in_random_chunks() {
 
 /// Seeded multi-symbol TAQ-like ticks with some missing fields.
 fn taq(n: usize, seed: u64) -> Chunk {
-    let mut r = Rng(seed);
+    let mut r = Rng(pipeline_core::SplitMix64::new(seed));
     let syms = ["AAPL", "MSFT", "IBM"];
     let mut px = [130.0, 220.0, 125.0];
     let mut t = T0 - 600 * SEC; // starts before the open

@@ -50,15 +50,11 @@ impl Default for Rates {
     }
 }
 
-struct Rng(u64);
+struct Rng(pipeline_core::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn f(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
@@ -136,7 +132,7 @@ pub fn schema() -> Arc<Schema> {
 
 impl Gen {
     pub fn new(seed: u64, symbols: usize, rates: Rates) -> Self {
-        let mut rng = Rng(seed);
+        let mut rng = Rng(pipeline_core::SplitMix64::new(seed));
         let syms: Vec<String> = (0..symbols).map(|i| format!("SYM{i}")).collect();
         let mids = (0..symbols)
             .map(|_| 5_000 + rng.below(45_000) as i64)

@@ -410,16 +410,12 @@ mod tests {
     use super::*;
     use crate::reorder::Reorderer;
 
-    /// A seeded splitmix64 generator.
-    struct Rng(u64);
+    /// A seeded generator (core's SplitMix64).
+    struct Rng(pipeline_core::SplitMix64);
 
     impl Rng {
         fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % n
+            self.0.next_u64() % n
         }
     }
 
@@ -528,7 +524,7 @@ mod tests {
     /// buffer restored mid-stream continues exactly like the original.
     #[test]
     fn matches_the_general_buffer() {
-        let mut rng = Rng(7);
+        let mut rng = Rng(pipeline_core::SplitMix64::new(7));
         for case in 0..300 {
             let dict = case % 2 == 0;
             let lateness = Duration::from_nanos(rng.below(12));

@@ -1,5 +1,4 @@
-//! Integration tests of the streaming executor and its stages (one test binary).
+//! Integration tests of the streaming stages (one test binary).
 
-mod executor;
 mod support;
 mod windows;

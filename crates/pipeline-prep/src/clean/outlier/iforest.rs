@@ -11,15 +11,11 @@ use super::windowed::{NF, WindowDetector, Windowed};
 
 /// SplitMix64: the seeded generator behind the forest.
 #[derive(Debug, Clone)]
-struct SplitMix(u64);
+struct SplitMix(pipeline_core::SplitMix64);
 
 impl SplitMix {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
@@ -75,7 +71,7 @@ impl IsolationForest {
     /// Fits `trees` trees, each on a sub-sample of `sample` rows drawn without replacement
     /// (the paper's defaults are 100 trees of 256), with height limit `ceil(log2 sample)`.
     pub fn fit<R: AsRef<[f64]>>(data: &[R], trees: usize, sample: usize, seed: u64) -> Self {
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix(pipeline_core::SplitMix64::new(seed));
         let psi = sample.min(data.len()).max(1);
         let limit = (psi as f64).log2().ceil() as usize;
         let dims = data.first().map_or(0, |r| r.as_ref().len());
@@ -301,7 +297,7 @@ mod tests {
 
     #[test]
     fn separable_points_score_high_and_the_cluster_low() {
-        let mut rng = SplitMix(1);
+        let mut rng = SplitMix(pipeline_core::SplitMix64::new(1));
         let mut data: Vec<[f64; 2]> = (0..500).map(|_| [rng.unit(), rng.unit()]).collect();
         data.extend([[8.0, 8.0], [-7.0, 0.5], [0.5, 9.0]]);
         let f = IsolationForest::fit(&data, 100, 256, 3);

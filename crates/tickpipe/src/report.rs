@@ -1,16 +1,15 @@
-//! The run summary: a short human report on stderr and, with `--summary-json`, a JSON object
-//! whose keys scripts rely on.
+//! [`RunReport`]: what one run did, as `summary.json` holds it. The keys are documented in
+//! the README ("The run summary"); scripts rely on them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use pipeline_core::{Ledger, StageMetrics};
+use pipeline_core::{Error, Ledger, Result, StageMetrics};
 
 /// One failed input file.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FailedFile {
     /// The input file.
     pub file: String,
@@ -18,8 +17,8 @@ pub struct FailedFile {
     pub error: String,
 }
 
-/// Per-stage figures in the summary.
-#[derive(Debug, Clone, Serialize)]
+/// Per-stage figures in the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageSummary {
     /// Stage name.
     pub name: String,
@@ -30,11 +29,11 @@ pub struct StageSummary {
     pub rows_per_second: f64,
 }
 
-/// The summary of one command. `rows_read == rows_written + rows_quarantined +
-/// sum(rows_removed)` always holds (the engine checks it before this is built).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    /// The command (`run`, `convert`, `bars`).
+/// The report of one run. `rows_read == rows_written + rows_quarantined + sum(rows_removed)`
+/// always holds (the engine checks it before the report is built).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The command or label of the run (`run`, `convert`, `bars`, ...).
     pub command: String,
     /// Data rows read (header lines excluded).
     pub rows_read: u64,
@@ -72,15 +71,18 @@ pub struct RunSummary {
     pub ledger: String,
     /// Per-stage metrics.
     pub stages: Vec<StageSummary>,
-    /// Bars written (`bars` command only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bars written (bar runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bars_written: Option<u64>,
+    /// The row ledger itself (not serialised: the fields above carry its figures).
+    #[serde(skip)]
+    pub row_ledger: Ledger,
 }
 
-impl RunSummary {
-    /// Builds the summary from the engine's figures.
-    #[allow(clippy::too_many_arguments)] // One call site; a builder would only add noise.
-    pub fn new(
+impl RunReport {
+    /// Builds the report from the engine's figures.
+    #[allow(clippy::too_many_arguments)] // Called from one place in this crate.
+    pub(crate) fn new(
         command: &str,
         ledger: &Ledger,
         stages: &[(String, StageMetrics)],
@@ -93,7 +95,7 @@ impl RunSummary {
         reports: Vec<PathBuf>,
     ) -> Self {
         let secs = wall_seconds.max(1e-9);
-        RunSummary {
+        RunReport {
             command: command.to_string(),
             rows_read: ledger.read,
             rows_written: ledger.written,
@@ -121,59 +123,24 @@ impl RunSummary {
                 })
                 .collect(),
             bars_written: None,
+            row_ledger: ledger.clone(),
         }
     }
 
-    /// Prints the human summary to stderr.
-    pub fn print_human(&self) {
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(
-            e,
-            "{}: {} rows in {:.2}s ({:.2} M rows/s, {:.1} MB/s), peak RSS {:.0} MiB",
-            self.command,
-            self.rows_read,
-            self.wall_seconds,
-            self.rows_per_second / 1e6,
-            self.mb_per_second,
-            self.peak_rss_bytes as f64 / (1 << 20) as f64
-        );
-        let _ = writeln!(e, "  ledger: {}", self.ledger);
-        for (rule, n) in &self.rows_removed {
-            let _ = writeln!(e, "    removed by {rule}: {n}");
-        }
-        for (reason, n) in &self.quarantined_by_reason {
-            let _ = writeln!(e, "    quarantined ({reason}): {n}");
-        }
-        for (rule, n) in &self.values_repaired {
-            let _ = writeln!(e, "    repaired by {rule}: {n} values");
-        }
-        if let Some(b) = self.bars_written {
-            let _ = writeln!(e, "  bars written: {b}");
-        }
-        let _ = writeln!(
-            e,
-            "  files: {} ok, {} failed; {} output files",
-            self.files_ok,
-            self.files_failed.len(),
-            self.outputs.len()
-        );
-        for f in &self.files_failed {
-            let _ = writeln!(e, "    FAILED {}: {}", f.file, f.error);
-        }
-        for r in &self.reports {
-            let _ = writeln!(e, "  report: {}", r.display());
-        }
+    /// True when every input file was processed (none is in `files_failed`).
+    pub fn all_files_ok(&self) -> bool {
+        self.files_failed.is_empty()
     }
 
-    /// Writes the JSON summary to `path` (`-` for stdout).
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        if path == Path::new("-") {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text + "\n").map_err(|e| pipeline_core::Error::io(path, e))?;
-        }
-        Ok(())
+    /// The report as pretty-printed JSON (the `summary.json` format).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Internal(format!("cannot serialise the run report: {e}")))
+    }
+
+    /// Writes the JSON report to `path` (through a temporary file and a rename).
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        crate::output::write_atomic(path, &(self.to_json()? + "\n"))
     }
 }
 
@@ -188,25 +155,34 @@ mod tests {
         l.add_written(7);
         l.add_removed("dedupe_exact", 2);
         l.add_quarantined("bad_number", 1);
-        let s = RunSummary::new("run", &l, &[], 1, vec![], 100, 50, 1.0, vec![], vec![]);
-        let v: serde_json::Value = serde_json::to_value(&s).unwrap();
+        let s = RunReport::new("run", &l, &[], 1, vec![], 100, 50, 1.0, vec![], vec![]);
+        let v: serde_json::Value = serde_json::from_str(&s.to_json().unwrap()).unwrap();
         for key in [
             "rows_read",
             "rows_written",
             "rows_quarantined",
+            "quarantined_by_reason",
             "rows_removed",
+            "values_repaired",
             "files_ok",
             "files_failed",
             "bytes_read",
+            "bytes_written",
             "wall_seconds",
             "rows_per_second",
+            "mb_per_second",
             "peak_rss_bytes",
             "outputs",
             "reports",
+            "ledger",
+            "stages",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["rows_removed"]["dedupe_exact"], 2);
         assert_eq!(v["rows_quarantined"], 1);
+        assert!(v.get("bars_written").is_none());
+        let back: RunReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back.rows_read, 10);
     }
 }

@@ -1,0 +1,623 @@
+//! [`Pipeline::builder`] → [`PipelineBuilder`] → [`Pipeline`] → [`RunReport`] (or a
+//! [`RunStream`] of batches): the one composition of sources, stages, engine and output
+//! policy that every front end drives.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pipeline_core::{Config, Error, Result, Sink, SourceTable, StageFactory, StageOrder};
+use pipeline_io::{ReadOptions, WriteOptions};
+use pipeline_parallel::{CommitFn, ProgressFn, Runner, Runtime};
+
+use crate::input::{Inputs, live_source_spec, source_specs};
+use crate::output::{DATA_DIR, MANIFEST, NullSink, Output, clear_previous};
+use crate::report::{FailedFile, RunReport};
+use crate::stages::{StageSet, standard_stages};
+use crate::stream::RunStream;
+
+/// Settings of a pipeline, each with its default.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// Inputs as given: files, folders, glob patterns, `-` for stdin. Default: none.
+    pub inputs: Vec<String>,
+    /// The configuration. Default `Config::default()`.
+    pub config: Config,
+    /// Where rows go. Default `Output::Discard`.
+    pub output: Output,
+    /// Which standard stages run. Default: all.
+    pub stages: StageSet,
+    /// A bar spec (`time:1m`, …): bars are computed after cleaning. Default: none.
+    pub bars: Option<String>,
+    /// Stages appended after the standard ones. Default: none.
+    pub extra: Vec<StageFactory>,
+    /// Whether `[preprocessing] normalize_features` applies. Default true (bar runs never
+    /// normalise).
+    pub normalize: bool,
+    /// Continue an interrupted run. Default false.
+    pub resume: bool,
+    /// `(k, n)`: only shard k of n. Default none.
+    pub shard: Option<(usize, usize)>,
+    /// Input bytes between resumable checkpoints. Default: the engine's (1 GiB).
+    pub checkpoint_every: Option<u64>,
+    /// Live mode: follow one growing input, flushing at least this often. Default off.
+    pub follow: Option<Duration>,
+    /// The stop flag (Ctrl-C). In live mode it ends the input and the run finishes
+    /// normally; otherwise it cancels the run. Default: a private flag.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Progress callback. Default none.
+    pub progress: Option<ProgressFn>,
+    /// Called after each committed segment. Default none.
+    pub on_commit: Option<CommitFn>,
+    /// The report's `command`. Default `run`.
+    pub label: String,
+    /// The threads the run uses. Default: one pool thread per worker.
+    pub runtime: Option<Runtime>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            inputs: Vec::new(),
+            config: Config::default(),
+            output: Output::Discard,
+            stages: StageSet::default(),
+            bars: None,
+            extra: Vec::new(),
+            normalize: true,
+            resume: false,
+            shard: None,
+            checkpoint_every: None,
+            follow: None,
+            cancel: None,
+            progress: None,
+            on_commit: None,
+            label: "run".into(),
+            runtime: None,
+        }
+    }
+}
+
+/// Builds a [`Pipeline`]: inputs, configuration, output and options; [`build`] validates
+/// everything that can be checked before any input is read.
+///
+/// [`build`]: PipelineBuilder::build
+#[derive(Default)]
+pub struct PipelineBuilder {
+    s: Settings,
+}
+
+/// A validated pipeline, ready to [`run`](Pipeline::run) or [`stream`](Pipeline::stream).
+pub struct Pipeline {
+    pub(crate) s: Settings,
+    pub(crate) inputs: Inputs,
+    pub(crate) read: ReadOptions,
+    pub(crate) write: WriteOptions,
+    pub(crate) stages: Vec<StageFactory>,
+    #[cfg(feature = "prep")]
+    pub(crate) normalize: Option<crate::normalize::Plan>,
+    pub(crate) workers: usize,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("inputs", &self.inputs.files.len())
+            .field("output", &self.s.output)
+            .field("stages", &self.stages.len())
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A builder with default settings.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+}
+
+impl PipelineBuilder {
+    /// Inputs: files, folders (walked recursively, `[input] file_pattern` applies), glob
+    /// patterns, or `-` for stdin.
+    pub fn inputs<I, S>(mut self, inputs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.inputs.extend(inputs.into_iter().map(Into::into));
+        self
+    }
+
+    /// The configuration (default `Config::default()`).
+    pub fn config(mut self, config: Config) -> Self {
+        self.s.config = config;
+        self
+    }
+
+    /// Where rows go (default [`Output::Discard`]).
+    pub fn output(mut self, output: Output) -> Self {
+        self.s.output = output;
+        self
+    }
+
+    /// Which standard stages run (default: reorder, cleaning and features).
+    pub fn stages(mut self, set: StageSet) -> Self {
+        self.s.stages = set;
+        self
+    }
+
+    /// Computes bars (`time:1m`, `tick:1000`, `volume:1e4`, `dollar:1e6`) after cleaning,
+    /// instead of features.
+    pub fn bars(mut self, spec: impl Into<String>) -> Self {
+        self.s.bars = Some(spec.into());
+        self
+    }
+
+    /// Appends a stage of your own after the standard ones.
+    pub fn stage(mut self, factory: StageFactory) -> Self {
+        self.s.extra.push(factory);
+        self
+    }
+
+    /// Whether `[preprocessing] normalize_features` applies to this run (default true).
+    pub fn normalize(mut self, yes: bool) -> Self {
+        self.s.normalize = yes;
+        self
+    }
+
+    /// Continues the interrupted run recorded in the output folder.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.s.resume = yes;
+        self
+    }
+
+    /// Processes only shard `k` of `n` of the inputs.
+    pub fn shard(mut self, k: usize, n: usize) -> Self {
+        self.s.shard = Some((k, n));
+        self
+    }
+
+    /// Commits a resumable checkpoint at the first file boundary after this many input bytes.
+    pub fn checkpoint_every(mut self, bytes: u64) -> Self {
+        self.s.checkpoint_every = Some(bytes.max(1));
+        self
+    }
+
+    /// Live mode: follows one growing input (or stdin) on the same engine, handing rows on
+    /// at least every `flush`, until the stop flag ([`cancel`](Self::cancel)) is set; the
+    /// run then finishes normally and commits its output.
+    pub fn follow(mut self, flush: Duration) -> Self {
+        self.s.follow = Some(flush.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The stop flag (e.g. set by Ctrl-C).
+    pub fn cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.s.cancel = Some(flag);
+        self
+    }
+
+    /// Receives progress snapshots (at most every ~200 ms).
+    pub fn progress(mut self, f: ProgressFn) -> Self {
+        self.s.progress = Some(f);
+        self
+    }
+
+    /// Called after each segment is committed, with its number.
+    pub fn on_commit(mut self, f: CommitFn) -> Self {
+        self.s.on_commit = Some(f);
+        self
+    }
+
+    /// The report's `command` field (default `run`).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.s.label = label.into();
+        self
+    }
+
+    /// The threads the run uses (default: a new runtime with one pool thread per worker).
+    pub fn runtime(mut self, rt: Runtime) -> Self {
+        self.s.runtime = Some(rt);
+        self
+    }
+
+    /// Validates the settings, the configuration, the reading and writing options and the
+    /// stages, and lists the inputs, all before any input is read.
+    pub fn build(self) -> Result<Pipeline> {
+        let mut s = self.s;
+        s.config.validate()?;
+        if s.inputs.is_empty() {
+            return Err(Error::Usage("no input given".into()));
+        }
+        if let Some((k, n)) = s.shard
+            && (n == 0 || k >= n)
+        {
+            return Err(Error::Usage(format!(
+                "--shard {k}/{n}: expected K/N with 0 <= K < N, e.g. 0/4"
+            )));
+        }
+        if s.resume && !matches!(s.output, Output::Dataset(_)) {
+            return Err(Error::Usage(
+                "--resume needs a dataset output folder; it cannot be used with --discard or a \
+                 single output file"
+                    .into(),
+            ));
+        }
+        if s.follow.is_some() {
+            check_live(&s)?;
+        }
+        let read = ReadOptions::from_config(&s.config)?;
+        let mut write = WriteOptions::from_config(&s.config.output)?;
+        if !s.config.pipeline.enable_compression {
+            write.compression = pipeline_io::Compression::None;
+        }
+        if let Output::File(path) = &s.output
+            && let Some(f) = pipeline_io::format_from_extension(path)
+        {
+            write.format = f;
+        }
+        let workers = match s.output {
+            // One file means one writer: a single worker writes it, in input order.
+            Output::File(_) => 1,
+            _ => crate::settings::workers(&s.config),
+        };
+        let mut set = s.stages;
+        if s.follow.is_some() {
+            // No reorder buffer in live mode: it would hold rows for the allowed lateness,
+            // longer than the flush interval promises.
+            set.reorder = false;
+        }
+        if s.bars.is_some() {
+            set.features = false;
+            s.normalize = false;
+        }
+        let mut stages = standard_stages(&s.config.preprocessing, set)?;
+        if let Some(spec) = &s.bars {
+            stages.push(crate::stages::bar_stage(spec)?);
+        }
+        stages.extend(s.extra.iter().cloned());
+        #[cfg(feature = "prep")]
+        let normalize = if s.normalize {
+            let out = match &s.output {
+                Output::Dataset(dir) => Some(dir.as_path()),
+                _ => None,
+            };
+            let planned = crate::normalize::plan(&crate::normalize::Request {
+                config: &s.config,
+                out,
+                shard: s.shard,
+                features: set.features,
+                live: s.follow.is_some(),
+                workers,
+            })?;
+            match planned {
+                Some((plan, stage)) => {
+                    stages.extend(stage);
+                    Some(plan)
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        #[cfg(not(feature = "prep"))]
+        if s.normalize && s.config.preprocessing.normalize_features {
+            return Err(crate::stages::missing_feature("prep", "normalize_features"));
+        }
+        let inputs = Inputs::expand(&s.inputs, &s.config)?;
+        if s.follow.is_some() && inputs.files.len() != 1 {
+            return Err(Error::Usage(
+                "--follow takes exactly one input file (or -)".into(),
+            ));
+        }
+        Ok(Pipeline {
+            s,
+            inputs,
+            read,
+            write,
+            stages,
+            #[cfg(feature = "prep")]
+            normalize,
+            workers,
+        })
+    }
+}
+
+/// Live mode applies every option that makes sense for an input without an end, and refuses
+/// the others with the reason.
+fn check_live(s: &Settings) -> Result<()> {
+    let refuse = |flag: &str, why: &str| Err(Error::Usage(format!("--follow with {flag}: {why}")));
+    if s.config.input.sort {
+        return refuse(
+            "--sort",
+            "sorting needs the whole input, and a followed input has no end",
+        );
+    }
+    if s.shard.is_some() {
+        return refuse(
+            "--shard",
+            "a followed input is one growing file; there is nothing to split",
+        );
+    }
+    if s.resume {
+        return refuse(
+            "--resume",
+            "a live run is not resumed; start it again, into a new folder",
+        );
+    }
+    if matches!(s.output, Output::File(_)) {
+        return refuse(
+            "a single output file",
+            "write a dataset folder (a file is only complete when the run ends)",
+        );
+    }
+    Ok(())
+}
+
+impl Pipeline {
+    /// The number of workers the run uses.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The input files, in processing order.
+    pub fn input_files(&self) -> Vec<String> {
+        self.inputs.files.iter().map(|f| f.display_name()).collect()
+    }
+
+    /// Runs to the end and writes the output. Returns [`Error::Cancelled`] when the stop
+    /// flag cancelled it (completed segments are kept for `resume`).
+    pub fn run(self) -> Result<RunReport> {
+        let started = Instant::now();
+        crate::alloc::release_near_limit(self.s.config.pipeline.memory_limit.0);
+        let cancel = self.s.cancel.clone().unwrap_or_default();
+        let mut workers = self.workers;
+        // Resuming must use the interrupted run's worker count; when none was given (one per
+        // core), take it from the manifest, so a run resumed on another machine continues.
+        if let (true, Output::Dataset(out)) = (self.s.resume, &self.s.output)
+            && self.s.config.pipeline.max_workers == 0
+            && self.s.config.pipeline.enable_parallel_processing
+            && self.s.config.preprocessing.enable_parallel_processing
+            && let Some(n) = pipeline_parallel::resumed_workers(&out.join(MANIFEST))?
+        {
+            if n != workers {
+                tracing::info!("resuming with the interrupted run's {n} workers (not {workers})");
+            }
+            workers = n;
+        }
+        let rt = match &self.s.runtime {
+            Some(rt) => rt.clone(),
+            None => Runtime::new(workers)?,
+        };
+        let (runner, table, bytes_total) = self.runner(workers, &cancel, &rt)?;
+        let _ = bytes_total;
+        let mut reports = Vec::new();
+        let mut runner = runner;
+        match &self.s.output {
+            Output::Dataset(out) => {
+                let data = out.join(DATA_DIR);
+                if !self.s.resume {
+                    clear_previous(out)?;
+                    #[cfg(feature = "prep")]
+                    remove_stale_scaler(out)?;
+                }
+                std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
+                // Each worker writes its own files. When a symbol can reach several workers
+                // (no per-key stage, or files not partitioned by symbol) the worker number is
+                // part of the file number so two workers never write the same name.
+                let keyed = self
+                    .stages
+                    .iter()
+                    .any(|f| f().is_ok_and(|s| s.order() != StageOrder::RowLocal));
+                let by_symbol = self
+                    .write
+                    .partition_by
+                    .contains(&pipeline_io::PartitionKey::Symbol);
+                let per_worker_names = !(keyed && by_symbol);
+                let opts = self.writer_options(workers);
+                let dir = data.clone();
+                runner = runner
+                    .sink_factory(Arc::new(move |worker, segment| {
+                        let number = if per_worker_names {
+                            segment.saturating_mul(1000).saturating_add(worker as u32)
+                        } else {
+                            segment
+                        };
+                        pipeline_io::create_sink(&dir, number, &opts)
+                    }))
+                    .manifest(out.join(MANIFEST))
+                    .output_dir(&data)
+                    .resume(self.s.resume);
+            }
+            Output::File(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                let opts = self.writer_options(workers);
+                let p = path.clone();
+                runner = runner.sink_factory(Arc::new(move |_w, _s| {
+                    pipeline_io::create_file_sink(&p, &opts)
+                }));
+            }
+            Output::Discard => {
+                runner = runner.sink_factory(Arc::new(|_w, _s| {
+                    Ok(Box::new(NullSink::default()) as Box<dyn Sink>)
+                }));
+            }
+        }
+        if let Some(q) = self.s.output.quarantine_path(self.s.resume) {
+            reports.push(q.clone());
+            runner = runner.reject_sink(pipeline_io::create_quarantine_sink(&q, table)?);
+        }
+
+        let report = runner.build()?.run()?;
+        let mut outputs = report.outputs.clone();
+        #[cfg(feature = "prep")]
+        if let Some(plan) = &self.normalize {
+            // The post-pass is part of the run: its time counts in the report's wall time.
+            outputs.extend(plan.apply(&outputs, &rt, &cancel)?);
+        }
+        if cancel.load(Ordering::SeqCst) && self.s.follow.is_none() {
+            return Err(Error::Cancelled);
+        }
+        let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
+        Ok(self.report(&report, outputs, reports, started))
+    }
+
+    /// Writer options with the writer budget: a sixteenth of the memory limit per worker
+    /// (one sink each). Parquet holds about three times what it reports as buffered
+    /// (measured with the sink bench), so all sinks together stay near 3/16 of the limit
+    /// (measured: a 5M-row run peaks at 268 MiB with an eighth, 241 MiB with a sixteenth, at
+    /// the same speed).
+    pub(crate) fn writer_options(&self, workers: usize) -> WriteOptions {
+        let mut opts = self.write.clone();
+        opts.max_buffered_bytes =
+            usize::try_from(self.s.config.pipeline.memory_limit.0 / 16 / workers.max(1) as u64)
+                .unwrap_or(usize::MAX)
+                .max(4 << 20);
+        opts
+    }
+
+    /// The engine for this pipeline, without sinks: sources, stages and settings. Returns
+    /// the runner, the source table (for the quarantine) and the input bytes.
+    pub(crate) fn runner(
+        &self,
+        workers: usize,
+        cancel: &Arc<AtomicBool>,
+        rt: &Runtime,
+    ) -> Result<(Runner, SourceTable, u64)> {
+        let mut table = SourceTable::default();
+        let live = self.s.follow;
+        let specs = match live {
+            Some(flush) => vec![live_source_spec(
+                &self.inputs.files[0],
+                &mut table,
+                &self.read,
+                flush,
+                cancel.clone(),
+            )],
+            None => source_specs(
+                &self.inputs,
+                &mut table,
+                &self.read,
+                self.sort_options(workers, cancel),
+            ),
+        };
+        let total: u64 = specs.iter().map(|s| s.size_bytes).sum();
+        let mut runner = Runner::new()
+            .sources(specs)
+            .stages(self.stages.clone())
+            .workers(workers)
+            .memory_limit(self.s.config.pipeline.memory_limit.0)
+            .channel_capacity(self.s.config.pipeline.channel_capacity)
+            .runtime(rt.clone());
+        if live.is_some() {
+            // The stop flag ends the live input; the run then finishes and commits. Its
+            // source is never retried: a retry would read the growing file again.
+            runner = runner.retries(0);
+        } else {
+            runner = runner
+                .retries(self.s.config.pipeline.retries)
+                .cancel(cancel.clone());
+        }
+        if let Some((k, n)) = self.s.shard {
+            runner = runner.shard(k, n);
+        }
+        if let Some(b) = self.s.checkpoint_every {
+            runner = runner.segment_bytes(b);
+        }
+        if let Some(f) = &self.s.on_commit {
+            runner = runner.on_commit(f.clone());
+        }
+        if let Some(p) = &self.s.progress {
+            runner = runner.progress(p.clone());
+        }
+        Ok((runner, table, total))
+    }
+
+    /// How each input is sorted before the stages (`[input] sort`), or `None`.
+    ///
+    /// The budget rule is `SortOptions::for_run`'s, over the engine's bound on sources read
+    /// at once, max(workers, 2). Spill files go inside the output folder; a run that discards
+    /// its output spills to the system temp directory. The stop flag stops a sort while it
+    /// reads its input.
+    fn sort_options(
+        &self,
+        workers: usize,
+        cancel: &Arc<AtomicBool>,
+    ) -> Option<pipeline_parallel::SortOptions> {
+        if !self.s.config.input.sort {
+            return None;
+        }
+        let spill_dir = self.s.output.spill_dir();
+        if !matches!(self.s.output, Output::Discard) {
+            // A run killed mid-sort (kill -9) leaves its spill folder behind; the next run
+            // into the same place removes it. The shared temp directory is left alone.
+            pipeline_parallel::spill::remove_stale_spill_dirs(&spill_dir);
+        }
+        Some(pipeline_parallel::SortOptions {
+            cancel: Some(cancel.clone()),
+            ..pipeline_parallel::SortOptions::for_run(
+                self.s.config.pipeline.memory_limit.0,
+                workers.max(2),
+                spill_dir,
+            )
+        })
+    }
+
+    /// The run report from the engine's.
+    pub(crate) fn report(
+        &self,
+        report: &pipeline_parallel::RunReport,
+        outputs: Vec<PathBuf>,
+        reports: Vec<PathBuf>,
+        started: Instant,
+    ) -> RunReport {
+        let bytes_written = outputs
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let mut r = RunReport::new(
+            &self.s.label,
+            &report.ledger,
+            &report.stages,
+            report.files_ok.len() as u64,
+            report
+                .files_failed
+                .iter()
+                .map(|(file, error)| FailedFile {
+                    file: file.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            report.bytes_read,
+            bytes_written,
+            started.elapsed().as_secs_f64(),
+            outputs,
+            reports,
+        );
+        if self.s.bars.is_some() {
+            r.bars_written = Some(report.ledger.written);
+        }
+        r
+    }
+
+    /// Runs in the background and hands the output batches to the caller instead of writing
+    /// them, in bounded memory; see [`RunStream`].
+    pub fn stream(self) -> Result<RunStream> {
+        RunStream::start(self)
+    }
+}
+
+/// A fresh run into a folder removes the `scaler.json` a previous run left there.
+#[cfg(feature = "prep")]
+fn remove_stale_scaler(out: &std::path::Path) -> Result<()> {
+    let stale = out.join(crate::normalize::SCALER_FILE);
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+    }
+    Ok(())
+}

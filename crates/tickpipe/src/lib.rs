@@ -1,0 +1,72 @@
+//! tickpipe as a library: one composition of the pipeline that the `tickpipe` CLI, the Python
+//! package and distributed tasks all drive, as the `polars` crate composes `polars-*`.
+//!
+//! [`Pipeline::builder`] takes inputs (files, folders, globs, `-`), a [`Config`] and an
+//! [`Output`]; [`PipelineBuilder::build`] checks everything that can be checked before a row
+//! is read (configuration, reading and writing options, stage specs, normalisation settings,
+//! inputs); [`Pipeline::run`] runs sources → stages → sinks on the parallel engine and returns
+//! a [`RunReport`] (what `summary.json` holds); [`Pipeline::stream`] hands the output batches
+//! to the caller instead, in bounded memory. The facade owns the policy the CLI used to hold:
+//! inputs → sources, config → stages ([`StageSet`], bars), output policy (dataset,
+//! quarantine, file numbering, writer budget), resume, live (follow) runs on the same engine,
+//! and the normalisation post-pass.
+//!
+//! The stage crates come in behind features (default: all): `prep` (cleaning, features,
+//! bars, normalisation) and `stream` (the reorder buffer).
+//!
+//! ```
+//! use tickpipe::{Config, Output, Pipeline};
+//! # fn main() -> Result<(), tickpipe::Error> {
+//! # let dir = std::env::temp_dir().join("tickpipe-lib-doc");
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! # let sample = pipeline_io::GenConfig { rows: 5_000, days: Some(2), ..Default::default() };
+//! # pipeline_io::generate_to_dir(&sample, &dir.join("ticks"))?;
+//! let report = Pipeline::builder()
+//!     .inputs([dir.join("ticks/*.csv").display().to_string()])
+//!     .config(Config::default())
+//!     .output(Output::dataset(dir.join("out")))
+//!     .build()?
+//!     .run()?;
+//! println!("{}", report.ledger); // read = written + quarantined + removed
+//! assert_eq!(report.rows_read, 5_000);
+//! # Ok(()) }
+//! ```
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
+mod builder;
+mod error;
+mod input;
+#[cfg(feature = "prep")]
+mod normalize;
+mod output;
+mod report;
+mod settings;
+mod stages;
+mod stream;
+
+pub mod alloc;
+
+pub use builder::{Pipeline, PipelineBuilder};
+#[cfg(feature = "prep")]
+pub use normalize::SCALER_FILE;
+pub use output::{DATA_DIR, MANIFEST, NullSink, Output, QUARANTINE};
+pub use pipeline_core::{Config, Error, Result};
+pub use pipeline_parallel::{CommitFn, ProgressFn, ProgressSnapshot, Runtime};
+pub use report::{FailedFile, RunReport, StageSummary};
+pub use settings::workers;
+pub use stages::{StageSet, bar_stage, standard_stages};
+pub use stream::RunStream;
+
+/// Checks a configuration the way a run would: the config's own rules, then what only the
+/// readers, writers and stages parse (time zones, codecs, indicator names, rolling specs),
+/// so `tickpipe config check` fails on everything `tickpipe run` would.
+pub fn check_config(cfg: &Config) -> Result<()> {
+    cfg.validate()?;
+    pipeline_io::ReadOptions::from_config(cfg)?;
+    pipeline_io::WriteOptions::from_config(&cfg.output)?;
+    standard_stages(&cfg.preprocessing, StageSet::default())?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the facade: what the CLI's tests cover, through the library API.
+
+mod follow;
+mod normalize;
+mod resume;
+mod run;
+mod stream;
+mod support;
