@@ -9,9 +9,11 @@ pub const EXIT_HELP: &str = "\
 Exit codes:
   0    success
   1    the run finished but some input files failed (listed in the summary)
-  2    usage or input error: bad arguments, no input, unreadable config, a bad row in --strict mode
+  2    usage or input error: bad arguments, no input, unreadable config, a bad row in --strict
+       mode, an output folder that holds another run (see --overwrite and --resume)
   3    internal error (a bug: please report it)
-  130  interrupted (Ctrl-C); completed work is kept, run again with --resume";
+  4    environment error: disk full, permission denied, output folder in use by another run
+  130  interrupted (Ctrl-C); completed segments are kept, run again with --resume";
 
 /// tickpipe: tick CSV to clean, feature-rich Parquet, fast, at constant memory.
 #[derive(Debug, Parser)]
@@ -126,9 +128,14 @@ pub struct RunArgs {
     /// Hive partition keys, comma-separated: symbol, date, month.
     #[arg(long)]
     pub partition_by: Option<String>,
-    /// Continue an interrupted run in the same --out directory.
-    #[arg(long)]
+    /// Continue an interrupted run in the same --out directory (its settings are taken
+    /// from the folder's run record; only the inputs need repeating).
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Replace what a previous run left in --out (otherwise a folder holding another run
+    /// is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Process only shard K of N (files assigned by a stable hash), e.g. 0/4.
     #[arg(long)]
     pub shard: Option<String>,
@@ -160,6 +167,11 @@ pub struct RunArgs {
     /// Test hook: abort the process (like `kill -9`) right after segment N is committed.
     #[arg(long, hide = true)]
     pub abort_after_segment: Option<u32>,
+    /// Test hook: abort the process at a point of the commit protocol: `quarantine:N` (first
+    /// quarantine rows of segment N written), `before-commit:N` (segment N's files in place,
+    /// manifest not yet committed), `commit:N`, `normalize:N` (N files rescaled).
+    #[arg(long, hide = true)]
+    pub abort_at: Option<String>,
 }
 
 /// `tickpipe inspect`.
@@ -188,6 +200,9 @@ pub struct ConvertArgs {
     /// Hive partition keys when --out is a directory.
     #[arg(long)]
     pub partition_by: Option<String>,
+    /// Replace an existing output file, or what a previous run left in the folder.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Write the summary as JSON to this file (`-` for stdout).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -208,6 +223,9 @@ pub struct BarsArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Replace what a previous run left in --out.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Write the summary as JSON to this file (`-` for stdout).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,

@@ -47,11 +47,28 @@ fn main() -> ExitCode {
         Ok(Ok(Outcome::Ok)) => ExitCode::SUCCESS,
         Ok(Ok(Outcome::SomeFilesFailed)) => ExitCode::from(1),
         Ok(Err(e)) => {
-            eprintln!("tickpipe: error: {e:#}");
+            eprintln!("tickpipe: error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
         Err(_) => ExitCode::from(3),
     }
+}
+
+/// The error and its causes, each said once: a cause whose text the message already ends
+/// with (an I/O error shown inside its path's message) is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Maps an error to the documented exit code.
@@ -59,6 +76,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
         Some(Error::Cancelled) => 130,
         Some(Error::Internal(_)) => 3,
+        Some(e) if e.is_environment() => 4,
         _ => 2,
     }
 }

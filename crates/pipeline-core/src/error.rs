@@ -83,6 +83,10 @@ pub enum Error {
     /// The run was cancelled (Ctrl-C) before it finished.
     #[error("cancelled")]
     Cancelled,
+    /// A resource the run needs is held by someone else (another run writes the same output
+    /// folder).
+    #[error("{0}")]
+    Busy(String),
     /// A bug: an invariant inside tickpipe does not hold.
     #[error("internal error (please report): {0}")]
     Internal(String),
@@ -108,6 +112,27 @@ impl Error {
     /// True for errors caused by the data of one row, which quarantine rather than abort.
     pub fn is_row_error(&self) -> bool {
         matches!(self, Error::Parse { .. } | Error::Malformed { .. })
+    }
+
+    /// True for errors of the environment rather than of the input or the request: a full
+    /// disk, a missing permission, a read-only file system, an output folder in use. Front
+    /// ends give them their own exit code (the `tickpipe` CLI: 4).
+    pub fn is_environment(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            Error::Busy(_) => true,
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                K::StorageFull
+                    | K::PermissionDenied
+                    | K::ReadOnlyFilesystem
+                    | K::QuotaExceeded
+                    | K::FileTooLarge
+                    | K::ResourceBusy
+                    | K::OutOfMemory
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -159,6 +184,16 @@ mod tests {
         assert!(matches!(a, ArrowError::ComputeError(_)));
         let b: ArrowError = Error::Usage("no input".into()).into();
         assert!(matches!(b, ArrowError::ExternalError(_)));
+    }
+
+    #[test]
+    fn environment_errors_are_told_from_input_errors() {
+        let io = |k| Error::io("out/x.parquet", std::io::Error::from(k));
+        assert!(io(std::io::ErrorKind::StorageFull).is_environment());
+        assert!(io(std::io::ErrorKind::PermissionDenied).is_environment());
+        assert!(!io(std::io::ErrorKind::NotFound).is_environment());
+        assert!(Error::Busy("out is in use".into()).is_environment());
+        assert!(!Error::Usage("no input".into()).is_environment());
     }
 
     #[test]

@@ -50,8 +50,14 @@ pub trait RejectSink: Send {
     /// Writes rejected rows.
     fn write(&mut self, rejects: &[Reject]) -> Result<()>;
 
-    /// Flushes and closes.
+    /// Flushes, closes and renames the file into place.
     fn finish(&mut self) -> Result<SinkSummary>;
+
+    /// Stops without completing: removes temporary files (rejects of work that is not
+    /// committed must not reach the quarantine).
+    fn abort(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps chunks in memory (tests, embedding).

@@ -97,6 +97,7 @@ pub use runner::{Run, Runner};
 pub use runtime::Runtime;
 pub use sorted::{SortOptions, SortedSource};
 pub use spec::{
-    CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceOpener, SourceSpec,
+    CommitFn, EngineEvent, EventFn, OwnedFn, ProgressFn, ProgressSnapshot, RejectSinkFactory,
+    RunReport, SinkFactory, SourceOpener, SourceSpec,
 };
 pub use worker::FAILED_FILE;

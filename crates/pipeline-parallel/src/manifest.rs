@@ -8,8 +8,9 @@ use pipeline_core::{Error, Ledger, Result, StageMetrics};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-/// Manifest format version; bumped on incompatible changes.
-const VERSION: u32 = 2;
+/// Manifest format version; bumped on incompatible changes (3: output paths relative to the
+/// output folder, quarantine files listed with the data).
+const VERSION: u32 = 3;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
@@ -26,7 +27,8 @@ pub(crate) struct Committed {
     pub completed: Vec<String>,
     /// Sources failed, with their errors.
     pub failed: Vec<(String, String)>,
-    /// Output files of committed segments.
+    /// Output files of committed segments (data and quarantine). In memory they are paths as
+    /// the run uses them; on disk, relative to the manifest's root when they are under it.
     pub outputs: Vec<PathBuf>,
     /// Ledger of committed segments (rows held in stage state are read but not yet out).
     pub ledger: Ledger,
@@ -45,6 +47,8 @@ pub(crate) type States = Vec<Vec<Option<Vec<u8>>>>;
 pub(crate) struct Manifest {
     db: Database,
     path: PathBuf,
+    /// The output folder output paths are stored relative to.
+    root: Option<PathBuf>,
 }
 
 /// The worker count of the interrupted run whose manifest is at `path`; `None` when there is
@@ -54,7 +58,7 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Manifest::open(path)?.load()?.map(|(c, _)| c.workers))
+    Ok(Manifest::open(path, None)?.load()?.map(|(c, _)| c.workers))
 }
 
 fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -62,8 +66,9 @@ fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl Manifest {
-    /// Creates a fresh manifest at `path`, replacing any old one.
-    pub fn create(path: &Path) -> Result<Self> {
+    /// Creates a fresh manifest at `path`, replacing any old one; output paths under `root`
+    /// are stored relative to it.
+    pub fn create(path: &Path, root: Option<PathBuf>) -> Result<Self> {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -73,11 +78,13 @@ impl Manifest {
         Ok(Manifest {
             db,
             path: path.to_path_buf(),
+            root,
         })
     }
 
-    /// Opens an existing manifest for resuming.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens an existing manifest for resuming; relative output paths are resolved against
+    /// `root` (the folder as it is now, wherever it was moved).
+    pub fn open(path: &Path, root: Option<PathBuf>) -> Result<Self> {
         if !path.exists() {
             return Err(Error::Usage(format!(
                 "cannot resume: no run manifest at {}",
@@ -88,6 +95,7 @@ impl Manifest {
         Ok(Manifest {
             db,
             path: path.to_path_buf(),
+            root,
         })
     }
 
@@ -104,7 +112,14 @@ impl Manifest {
         let Some(text) = meta.get("committed").map_err(|e| db_err(p, e))? else {
             return Ok(None);
         };
-        let c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        if let Some(root) = &self.root {
+            for o in &mut c.outputs {
+                if o.is_relative() {
+                    *o = root.join(&*o);
+                }
+            }
+        }
         if c.version != VERSION {
             return Err(Error::Usage(format!(
                 "cannot resume: manifest version {} (this tickpipe writes {VERSION})",
@@ -132,6 +147,13 @@ impl Manifest {
         let p = &self.path;
         let mut c = c.clone();
         c.version = VERSION;
+        if let Some(root) = &self.root {
+            for o in &mut c.outputs {
+                if let Ok(rel) = o.strip_prefix(root) {
+                    *o = rel.to_path_buf();
+                }
+            }
+        }
         let text = serde_json::to_string(&c).map_err(|e| db_err(p, e))?;
         let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
         {
@@ -162,12 +184,21 @@ fn state_key(worker: usize, stage: usize) -> String {
     format!("w{worker}/s{stage}")
 }
 
-/// Deletes files under `dir` that are not in `keep` (and not the manifest itself): partial
-/// outputs of an interrupted segment and stray `.tmp` files. Returns how many were removed.
-pub(crate) fn remove_unlisted(dir: &Path, keep: &[PathBuf], manifest: &Path) -> Result<usize> {
+/// Claims a file as a run's uncommitted work, given the first uncommitted segment.
+pub(crate) type OwnedPredicate = dyn Fn(&Path, u32) -> bool + Send + Sync;
+
+/// Deletes this run's uncommitted work under `dir`: files not in `keep` that `owned` claims
+/// (given the first uncommitted segment), or, without `owned`, unlisted `*.tmp` files.
+/// Anything else (the manifest, the user's files, another tool's) is left alone. Returns how
+/// many files were removed.
+pub(crate) fn remove_uncommitted(
+    dir: &Path,
+    keep: &[PathBuf],
+    next_segment: u32,
+    owned: Option<&OwnedPredicate>,
+) -> Result<usize> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let keep: std::collections::HashSet<PathBuf> = keep.iter().map(|p| canon(p)).collect();
-    let manifest = canon(manifest);
     let mut removed = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -182,12 +213,15 @@ pub(crate) fn remove_unlisted(dir: &Path, keep: &[PathBuf], manifest: &Path) -> 
             let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
             if ft.is_dir() {
                 stack.push(path);
-            } else {
-                let c = canon(&path);
-                if c != manifest && !keep.contains(&c) {
-                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                    removed += 1;
-                }
+                continue;
+            }
+            let mine = match owned {
+                Some(f) => f(&path, next_segment),
+                None => path.extension().is_some_and(|e| e == "tmp"),
+            };
+            if mine && !keep.contains(&canon(&path)) {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed += 1;
             }
         }
     }
@@ -202,36 +236,54 @@ mod tests {
     fn commit_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path).unwrap();
+        let m = Manifest::create(&path, Some(dir.path().to_path_buf())).unwrap();
         assert!(m.load().unwrap().is_none());
         let c = Committed {
             workers: 2,
             next_segment: 3,
             completed: vec!["a.csv".into()],
             stages: vec![("s".into(), StageMetrics::default())],
+            outputs: vec![dir.path().join("data/part-0.parquet")],
             ..Default::default()
         };
         m.commit(&c, &[vec![Some(vec![1, 2])], vec![None]]).unwrap();
         drop(m);
-        let (got, states) = Manifest::open(&path).unwrap().load().unwrap().unwrap();
+        // Moved: the output paths follow the folder.
+        let moved = tempfile::tempdir().unwrap();
+        let new_path = moved.path().join("run.redb");
+        std::fs::rename(&path, &new_path).unwrap();
+        let (got, states) = Manifest::open(&new_path, Some(moved.path().to_path_buf()))
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.outputs, vec![moved.path().join("data/part-0.parquet")]);
         assert_eq!(got.next_segment, 3);
         assert_eq!(states, vec![vec![Some(vec![1, 2])], vec![None]]);
     }
 
     #[test]
-    fn unlisted_files_are_removed() {
+    fn only_owned_unlisted_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let keep = dir.path().join("a.txt");
+        let keep = dir.path().join("part-1.parquet");
         std::fs::write(&keep, "x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/b.txt.tmp"), "x").unwrap();
-        let n = remove_unlisted(
-            dir.path(),
-            std::slice::from_ref(&keep),
-            &dir.path().join("m"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("part-2.parquet"), "x").unwrap();
+        // Without a claim, only temporary files go.
+        let n = remove_uncommitted(dir.path(), std::slice::from_ref(&keep), 2, None).unwrap();
         assert_eq!(n, 1);
-        assert!(keep.exists());
+        assert!(keep.exists() && dir.path().join("part-2.parquet").exists());
+        // With one, what it claims and the manifest does not list.
+        let parts = |p: &Path, _next: u32| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        };
+        let n =
+            remove_uncommitted(dir.path(), std::slice::from_ref(&keep), 2, Some(&parts)).unwrap();
+        assert_eq!(n, 1);
+        assert!(keep.exists() && dir.path().join("notes.txt").exists());
+        assert!(!dir.path().join("part-2.parquet").exists());
     }
 }

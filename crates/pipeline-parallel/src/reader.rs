@@ -9,6 +9,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pipeline_core::{Ledger, Reject, RejectKind};
 
+use crate::reject_channel::RejectMsg;
+
 use crate::panic::panic_message;
 use crate::route::{Route, split};
 use crate::spec::SourceSpec;
@@ -46,7 +48,7 @@ pub(crate) struct ReaderCtx {
     pub backoff: Duration,
     pub cancel: Arc<AtomicBool>,
     pub abort: Arc<AtomicBool>,
-    pub rejects: Sender<Vec<Reject>>,
+    pub rejects: Sender<RejectMsg>,
     pub shared: Arc<Shared>,
 }
 
@@ -58,6 +60,8 @@ enum Stop {
 }
 
 struct FileState {
+    /// The segment the source belongs to (its rejects are committed with it).
+    seg: u32,
     /// Deliveries counted as read so far (the high-water mark over attempts).
     hw: u64,
     /// Whether the source's final rejects were counted.
@@ -73,6 +77,7 @@ struct FileState {
 pub(crate) fn read_source(
     ctx: &ReaderCtx,
     index: usize,
+    seg: u32,
     spec: &SourceSpec,
     parts: Vec<Sender<Part>>,
     acks: Receiver<Ack>,
@@ -81,6 +86,7 @@ pub(crate) fn read_source(
     // The first source's reader lets the others go on however it ends (see `KeyAssigner`).
     let _release = seeding.then(|| ReleaseSeed(&ctx.route));
     let mut st = FileState {
+        seg,
         hw: 0,
         tail_counted: false,
         replay: false,
@@ -246,7 +252,7 @@ fn attempt_once(
         let Some(item) = item else {
             if !st.tail_counted {
                 count_rejects(&mut st.ledger, &rejects);
-                send_rejects(ctx, rejects);
+                send_rejects(ctx, st.seg, rejects);
                 st.tail_counted = true;
             }
             return None;
@@ -258,7 +264,7 @@ fn attempt_once(
         let p = src.progress().bytes_read;
         if fresh {
             count_rejects(&mut st.ledger, &rejects);
-            send_rejects(ctx, rejects);
+            send_rejects(ctx, st.seg, rejects);
             let n = chunk.num_rows() as u64;
             st.ledger.add_read(n);
             st.bytes += p.saturating_sub(last_bytes);
@@ -300,8 +306,8 @@ fn attempt_once(
     }
 }
 
-fn send_rejects(ctx: &ReaderCtx, rejects: Vec<Reject>) {
+fn send_rejects(ctx: &ReaderCtx, seg: u32, rejects: Vec<Reject>) {
     if !rejects.is_empty() {
-        let _ = crate::reject_channel::send(&ctx.rejects, rejects);
+        let _ = crate::reject_channel::send(&ctx.rejects, seg, rejects);
     }
 }

@@ -1,8 +1,21 @@
 //! The channel from readers and workers to the quarantine writer, bounded in rejects rather
-//! than in messages.
+//! than in messages. Every message names the segment its rejects belong to, so the writer
+//! can keep each segment's quarantine apart and publish it when the segment is committed.
+
+use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use pipeline_core::Reject;
+use pipeline_core::{Reject, Result};
+
+/// A message to the quarantine writer.
+pub(crate) enum RejectMsg {
+    /// Rejected rows of segment `.0`.
+    Rows(u32, Vec<Reject>),
+    /// Segment `.0` is complete: publish its quarantine and answer with the files written.
+    /// Every reject of the segment was sent before this (by the readers before their
+    /// outcome, by the workers before their segment report), so none is left behind.
+    Publish(u32, Sender<Result<Vec<PathBuf>>>),
+}
 
 /// Most rejects per message. A stage can reject a whole chunk at once (64 K rows of a
 /// shuffled file quarantined as `late`), and the channel used to count messages only: 1,024
@@ -14,19 +27,23 @@ const BATCH: usize = 4096;
 const CAPACITY: usize = 16;
 
 /// A bounded reject channel.
-pub(crate) fn channel() -> (Sender<Vec<Reject>>, Receiver<Vec<Reject>>) {
+pub(crate) fn channel() -> (Sender<RejectMsg>, Receiver<RejectMsg>) {
     bounded(CAPACITY)
 }
 
-/// Sends `rejects` in messages of at most [`BATCH`]; false when the writer is gone.
-pub(crate) fn send(tx: &Sender<Vec<Reject>>, mut rejects: Vec<Reject>) -> bool {
+/// Sends `rejects` of segment `seg` in messages of at most [`BATCH`]; false when the writer
+/// is gone.
+pub(crate) fn send(tx: &Sender<RejectMsg>, seg: u32, mut rejects: Vec<Reject>) -> bool {
     while rejects.len() > BATCH {
         let rest = rejects.split_off(BATCH);
-        if tx.send(std::mem::replace(&mut rejects, rest)).is_err() {
+        if tx
+            .send(RejectMsg::Rows(seg, std::mem::replace(&mut rejects, rest)))
+            .is_err()
+        {
             return false;
         }
     }
-    rejects.is_empty() || tx.send(rejects).is_ok()
+    rejects.is_empty() || tx.send(RejectMsg::Rows(seg, rejects)).is_ok()
 }
 
 #[cfg(test)]
@@ -39,8 +56,17 @@ mod tests {
         let rejects: Vec<Reject> = (0..(2 * BATCH as u64 + 5))
             .map(|line| Reject::quarantined(0, line, "late", "", None))
             .collect();
-        let h = std::thread::spawn(move || send(&tx, rejects));
-        let sizes_and_lines: Vec<(usize, u64)> = rx.iter().map(|m| (m.len(), m[0].line)).collect();
+        let h = std::thread::spawn(move || send(&tx, 3, rejects));
+        let sizes_and_lines: Vec<(usize, u64)> = rx
+            .iter()
+            .map(|m| match m {
+                RejectMsg::Rows(seg, r) => {
+                    assert_eq!(seg, 3);
+                    (r.len(), r[0].line)
+                }
+                RejectMsg::Publish(..) => panic!("no publish was sent"),
+            })
+            .collect();
         assert!(h.join().unwrap());
         assert_eq!(
             sizes_and_lines,
@@ -50,8 +76,9 @@ mod tests {
         drop(rx);
         assert!(!send(
             &tx,
+            0,
             vec![Reject::quarantined(0, 1, "late", "", None)]
         ));
-        assert!(send(&tx, Vec::new()), "nothing to send is not a failure");
+        assert!(send(&tx, 0, Vec::new()), "nothing to send is not a failure");
     }
 }

@@ -13,12 +13,16 @@ use pipeline_core::{
     Error, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
 };
 
-use crate::manifest::{Committed, Manifest, remove_unlisted};
+use crate::manifest::{Committed, Manifest, remove_uncommitted};
 use crate::memory::{DEFAULT_CHUNK_BYTES, RSS_GATE, current_rss, derive_capacity, peak_rss};
 use crate::reader::{ReaderCtx, Shared, SourceOutcome, read_source};
+use crate::reject_channel::RejectMsg;
 use crate::route::{KeyAssigner, Route};
 use crate::runtime::Runtime;
-use crate::spec::{CommitFn, ProgressFn, ProgressSnapshot, RunReport, SinkFactory, SourceSpec};
+use crate::spec::{
+    CommitFn, EngineEvent, EventFn, OwnedFn, ProgressFn, ProgressSnapshot, RejectSinkFactory,
+    RunReport, SinkFactory, SourceSpec,
+};
 use crate::worker::{Control, SegmentReport, Worker};
 
 /// Progress callbacks are at most this frequent.
@@ -50,6 +54,9 @@ struct RunConfig {
     resume: bool,
     /// Output directory cleaned of unlisted files on resume. Default: none.
     output_dir: Option<PathBuf>,
+    /// Root the manifest's output paths are relative to, so a moved or copied output folder
+    /// can be resumed. Default: none (absolute paths as given).
+    root: Option<PathBuf>,
     /// `(k, n)`: keep only shard `k` of `n`. Default `(0, 1)`.
     shard: (usize, usize),
 }
@@ -67,6 +74,7 @@ impl Default for RunConfig {
             manifest: None,
             resume: false,
             output_dir: None,
+            root: None,
             shard: (0, 1),
         }
     }
@@ -105,6 +113,9 @@ pub struct Runner {
     stages: Vec<StageFactory>,
     sink_factory: Option<SinkFactory>,
     reject_sink: Option<Box<dyn RejectSink>>,
+    reject_factory: Option<RejectSinkFactory>,
+    owned: Option<OwnedFn>,
+    events: Option<EventFn>,
     progress: Option<ProgressFn>,
     on_commit: Option<CommitFn>,
     cancel: Option<Arc<AtomicBool>>,
@@ -135,9 +146,40 @@ impl Runner {
         self
     }
 
-    /// Receives every rejected row (one writer thread).
+    /// Receives every rejected row (one writer thread), finished when the run ends. See
+    /// [`Runner::reject_sink_factory`] for a quarantine committed segment by segment.
     pub fn reject_sink(mut self, s: Box<dyn RejectSink>) -> Self {
         self.reject_sink = Some(s);
+        self
+    }
+
+    /// Builds one quarantine sink per segment; each is published right before its segment
+    /// is committed to the manifest (and listed there), and the sinks of segments that are
+    /// never committed (Ctrl-C, a failure) are aborted. So after any crash and resume the
+    /// quarantine holds every rejected row of the committed work once. Takes precedence
+    /// over [`Runner::reject_sink`].
+    pub fn reject_sink_factory(mut self, f: RejectSinkFactory) -> Self {
+        self.reject_factory = Some(f);
+        self
+    }
+
+    /// Which files under the root (or output directory) a resume may delete as this run's
+    /// uncommitted work. Without it, a resume deletes only unlisted `*.tmp` files.
+    pub fn owned_outputs(mut self, f: OwnedFn) -> Self {
+        self.owned = Some(f);
+        self
+    }
+
+    /// Receives the commit protocol's [`EngineEvent`]s.
+    pub fn on_event(mut self, f: EventFn) -> Self {
+        self.events = Some(f);
+        self
+    }
+
+    /// The output folder the manifest's paths are relative to (so the folder can be moved
+    /// or copied and still resumed); quarantine files live here too.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.root = Some(dir.into());
         self
     }
 
@@ -220,8 +262,9 @@ impl Runner {
         self
     }
 
-    /// The output directory: on resume, files in it that the manifest does not list are
-    /// deleted (partial segments, stray `.tmp` files).
+    /// The output directory: on resume, files in it (or under [`Runner::root`]) that the
+    /// manifest does not list and that [`Runner::owned_outputs`] claims are deleted (partial
+    /// segments, stray `.tmp` files), after every check of the resume has passed.
     pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.output_dir = Some(dir.into());
         self
@@ -402,12 +445,20 @@ impl Run {
             sources,
             stages,
             reject_sink,
+            reject_factory,
+            owned,
+            events,
             progress,
             on_commit,
             cancel,
             runtime,
             ..
         } = r;
+        let emit = |e: EngineEvent| {
+            if let Some(f) = &events {
+                f(&e);
+            }
+        };
         let w = c.workers;
         let rt = match runtime {
             Some(rt) => rt,
@@ -431,7 +482,7 @@ impl Run {
         let manifest = match &c.manifest {
             None => None,
             Some(path) if c.resume => {
-                let m = Manifest::open(path)?;
+                let m = Manifest::open(path, c.root.clone())?;
                 if let Some((prev, st)) = m.load()? {
                     if prev.workers != w {
                         return Err(Error::Usage(format!(
@@ -447,13 +498,9 @@ impl Run {
                     committed = prev;
                     states = st;
                 }
-                if let Some(dir) = &c.output_dir {
-                    let removed = remove_unlisted(dir, &committed.outputs, path)?;
-                    tracing::info!(removed, "resume: removed partial outputs");
-                }
                 Some(m)
             }
-            Some(path) => Some(Manifest::create(path)?),
+            Some(path) => Some(Manifest::create(path, c.root.clone())?),
         };
         let first = segs
             .iter()
@@ -474,6 +521,19 @@ impl Run {
                 s.name
             )));
         }
+        // Only now that every check has passed does a resume touch the output: it removes
+        // the interrupted segment's partial files, and nothing it does not own.
+        if c.resume
+            && let Some(dir) = c.root.as_ref().or(c.output_dir.as_ref())
+        {
+            let removed = remove_uncommitted(
+                dir,
+                &committed.outputs,
+                committed.next_segment,
+                owned.as_deref(),
+            )?;
+            tracing::info!(removed, "resume: removed partial outputs");
+        }
         let assigner = match key {
             Some(k) => Some((k, Arc::new(KeyAssigner::new(w, &committed.assignment)?))),
             None => None,
@@ -489,18 +549,12 @@ impl Run {
 
         // The quarantine writer.
         let (rej_tx, rej_rx) = crate::reject_channel::channel();
+        let writer_events = events.clone();
         let reject_thread = rt.spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
-            let mut sink = reject_sink;
-            for batch in rej_rx {
-                if let Some(s) = sink.as_mut() {
-                    s.write(&batch)?;
-                }
-            }
-            match sink.as_mut() {
-                Some(s) => s.finish(),
-                None => Ok(SinkSummary::default()),
-            }
+            write_rejects(rej_rx, reject_sink, reject_factory, writer_events)
         })?;
+        // The coordinator's own handle on the writer, to publish each segment's quarantine.
+        let publish_tx = rej_tx.clone();
 
         let cancel = cancel.unwrap_or_default();
         let abort = Arc::new(AtomicBool::new(false));
@@ -608,8 +662,9 @@ impl Run {
                 }
                 let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
                 let index = next;
+                let seg = segs[index];
                 readers.push(rt.spawn(&format!("tickpipe-reader-{index}"), move || {
-                    let o = read_source(&ctx, index, &srcs[index], part_txs, ack_rx);
+                    let o = read_source(&ctx, index, seg, &srcs[index], part_txs, ack_rx);
                     let _ = out.send(o);
                 })?);
                 next += 1;
@@ -655,9 +710,17 @@ impl Run {
                     // already route the next segment.
                     committed.assignment = a.snapshot();
                 }
+                // The segment's quarantine goes into place with its data, then the manifest
+                // names both; a crash in between leaves files a resume recognises as
+                // uncommitted and removes.
+                committed
+                    .outputs
+                    .extend(publish_rejects(&publish_tx, next_commit)?);
+                emit(EngineEvent::BeforeCommit { seg: next_commit });
                 if let Some(m) = &manifest {
                     m.commit(&committed, &new_states)?;
                 }
+                emit(EngineEvent::Committed { seg: next_commit });
                 if let Some(f) = &on_commit {
                     f(next_commit);
                 }
@@ -695,6 +758,7 @@ impl Run {
 
         // Shut down: workers finish what is queued, abort partial sinks and exit.
         drop(controls);
+        drop(publish_tx);
         for h in worker_threads {
             if h.join().is_err() {
                 fatal.get_or_insert(Error::Internal("a worker thread panicked".into()));
@@ -736,6 +800,77 @@ impl Run {
             peak_rss_bytes: peak_rss(),
         })
     }
+}
+
+/// The quarantine writer's loop: rejects go to their segment's sink (from the factory) or
+/// to the single sink; a segment's sink is finished when the coordinator publishes it, and
+/// sinks of segments never published are aborted at the end.
+fn write_rejects(
+    rx: crossbeam_channel::Receiver<RejectMsg>,
+    mut single: Option<Box<dyn RejectSink>>,
+    factory: Option<RejectSinkFactory>,
+    events: Option<EventFn>,
+) -> Result<SinkSummary> {
+    let mut open: BTreeMap<u32, Box<dyn RejectSink>> = BTreeMap::new();
+    let mut total = SinkSummary::default();
+    let mut run = || -> Result<()> {
+        for msg in rx.iter() {
+            match msg {
+                RejectMsg::Rows(seg, rows) => match &factory {
+                    Some(f) => {
+                        let sink = match open.entry(seg) {
+                            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(e) => e.insert(f(seg)?),
+                        };
+                        sink.write(&rows)?;
+                        if let Some(ev) = &events {
+                            ev(&EngineEvent::QuarantineWrite { seg });
+                        }
+                    }
+                    None => {
+                        if let Some(s) = single.as_mut() {
+                            s.write(&rows)?;
+                        }
+                    }
+                },
+                RejectMsg::Publish(seg, ack) => {
+                    let files = match open.remove(&seg) {
+                        Some(mut sink) => sink.finish().map(|s| {
+                            let files = s.files.clone();
+                            total.merge(s);
+                            files
+                        }),
+                        None => Ok(Vec::new()),
+                    };
+                    let failed = files.as_ref().err().map(|e| e.to_string());
+                    let _ = ack.send(files);
+                    if let Some(e) = failed {
+                        return Err(Error::Internal(format!("quarantine: {e}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let result = run();
+    // Rejects of segments that were never committed must not reach the quarantine.
+    for (_, mut sink) in std::mem::take(&mut open) {
+        let _ = sink.abort();
+    }
+    result?;
+    if let Some(s) = single.as_mut() {
+        total.merge(s.finish()?);
+    }
+    Ok(total)
+}
+
+/// Asks the quarantine writer to publish segment `seg`'s quarantine and waits for its files.
+fn publish_rejects(tx: &crossbeam_channel::Sender<RejectMsg>, seg: u32) -> Result<Vec<PathBuf>> {
+    let (ack_tx, ack_rx) = bounded(1);
+    let stopped = || Error::Internal("the quarantine writer stopped".into());
+    tx.send(RejectMsg::Publish(seg, ack_tx))
+        .map_err(|_| stopped())?;
+    ack_rx.recv().map_err(|_| stopped())?
 }
 
 #[cfg(test)]

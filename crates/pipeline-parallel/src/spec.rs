@@ -1,17 +1,49 @@
 //! The engine's public inputs and outputs: [`SourceSpec`], the factory types, progress
 //! snapshots and the [`RunReport`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline_core::{Ledger, Result, Sink, SinkSummary, Source, StageMetrics};
+use pipeline_core::{Ledger, RejectSink, Result, Sink, SinkSummary, Source, StageMetrics};
 
 /// Opens a source; called again for every retry, so it must yield the same rows each time.
 pub type SourceOpener = Arc<dyn Fn() -> Result<Box<dyn Source>> + Send + Sync>;
 
 /// Builds the sink a worker writes one segment to: `(worker, segment)`.
 pub type SinkFactory = Arc<dyn Fn(usize, u32) -> Result<Box<dyn Sink>> + Send + Sync>;
+
+/// Builds the quarantine sink of one segment; its file is published when the segment is
+/// committed, so the quarantine is committed with the data.
+pub type RejectSinkFactory = Arc<dyn Fn(u32) -> Result<Box<dyn RejectSink>> + Send + Sync>;
+
+/// Tells whether a file under the output directory is uncommitted work of this run that a
+/// resume may delete: `(path, first uncommitted segment)`. Files it does not claim are never
+/// touched.
+pub type OwnedFn = Arc<dyn Fn(&Path, u32) -> bool + Send + Sync>;
+
+/// A point in a run's commit protocol, for observers and for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// The first rejected rows of segment `seg` were written to its (temporary) quarantine.
+    QuarantineWrite {
+        /// The segment.
+        seg: u32,
+    },
+    /// Segment `seg`'s data and quarantine files are in place; its manifest commit is next.
+    BeforeCommit {
+        /// The segment.
+        seg: u32,
+    },
+    /// Segment `seg` is committed to the manifest.
+    Committed {
+        /// The segment.
+        seg: u32,
+    },
+}
+
+/// Receives [`EngineEvent`]s (on the thread where they happen).
+pub type EventFn = Arc<dyn Fn(&EngineEvent) + Send + Sync>;
 
 /// Receives progress snapshots (at most every ~200 ms).
 pub type ProgressFn = Arc<dyn Fn(&ProgressSnapshot) + Send + Sync>;

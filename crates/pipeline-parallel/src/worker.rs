@@ -11,6 +11,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use pipeline_core::{Chunk, Emitter, Error, Ledger, Reject, Result, Sink, Stage, StageMetrics};
 
+use crate::reject_channel::RejectMsg;
 use crate::spec::SinkFactory;
 
 /// Quarantine reason for rows of a source that failed after all retries and that no stage
@@ -67,7 +68,7 @@ pub(crate) struct Worker {
     pub id: usize,
     pub stages: Vec<Box<dyn Stage>>,
     pub sink_factory: SinkFactory,
-    pub rejects: Sender<Vec<Reject>>,
+    pub rejects: Sender<RejectMsg>,
     pub take_checkpoints: bool,
     pub abort: Arc<AtomicBool>,
     pub cancel: Arc<AtomicBool>,
@@ -82,7 +83,7 @@ impl Worker {
         id: usize,
         stages: Vec<Box<dyn Stage>>,
         sink_factory: SinkFactory,
-        rejects: Sender<Vec<Reject>>,
+        rejects: Sender<RejectMsg>,
         take_checkpoints: bool,
         (abort, cancel): (Arc<AtomicBool>, Arc<AtomicBool>),
         segment: u32,
@@ -281,7 +282,7 @@ impl Worker {
         for (a, b) in self.metrics.iter_mut().zip(&metrics) {
             a.merge(b);
         }
-        if !crate::reject_channel::send(&self.rejects, rejects) {
+        if !crate::reject_channel::send(&self.rejects, self.segment, rejects) {
             return Err(Fault::Fatal(Error::Internal(
                 "the quarantine writer stopped".into(),
             )));
@@ -332,7 +333,7 @@ impl Worker {
                 }
                 self.ledger.merge(&em.take_ledger());
                 let rejects = em.take_rejects();
-                if !crate::reject_channel::send(&self.rejects, rejects) {
+                if !crate::reject_channel::send(&self.rejects, self.segment, rejects) {
                     return Err(Error::Internal("the quarantine writer stopped".into()));
                 }
                 self.push(k + 1, out, false).map_err(fail)?;

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use pipeline_core::{Config, Error, Result, Sink, SourceTable, StageFactory, StageOrder};
+use pipeline_core::{Config, Error, Result, SourceTable, StageFactory};
 use pipeline_io::{ReadOptions, WriteOptions};
 use pipeline_parallel::{CommitFn, ProgressFn, Runner, Runtime};
 
 use crate::input::{Inputs, live_source_spec, source_specs};
-use crate::output::{DATA_DIR, MANIFEST, NullSink, Output, clear_previous};
+use crate::output::Output;
 use crate::report::{FailedFile, RunReport};
 use crate::stages::{StageSet, standard_stages};
 use crate::stream::RunStream;
@@ -37,6 +37,11 @@ pub(crate) struct Settings {
     pub normalize: bool,
     /// Continue an interrupted run. Default false.
     pub resume: bool,
+    /// Replace what a previous run left in the output. Default false: a folder holding
+    /// another run (or a file that exists) is refused.
+    pub overwrite: bool,
+    /// Receives the run's commit-protocol events. Default none.
+    pub events: Option<crate::run::EventFn>,
     /// `(k, n)`: only shard k of n. Default none.
     pub shard: Option<(usize, usize)>,
     /// Input bytes between resumable checkpoints. Default: the engine's (1 GiB).
@@ -67,6 +72,8 @@ impl Default for Settings {
             extra: Vec::new(),
             normalize: true,
             resume: false,
+            overwrite: false,
+            events: None,
             shard: None,
             checkpoint_every: None,
             follow: None,
@@ -173,6 +180,20 @@ impl PipelineBuilder {
         self
     }
 
+    /// Replaces what a previous run left in the output folder (or the output file). Without
+    /// it, a folder that holds another run, an interrupted run or output of an unknown run is
+    /// refused with a message saying why, and an existing output file is refused.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.s.overwrite = yes;
+        self
+    }
+
+    /// Receives the run's commit-protocol events (for observers and crash tests).
+    pub fn on_event(mut self, f: crate::run::EventFn) -> Self {
+        self.s.events = Some(f);
+        self
+    }
+
     /// Processes only shard `k` of `n` of the inputs.
     pub fn shard(mut self, k: usize, n: usize) -> Self {
         self.s.shard = Some((k, n));
@@ -247,6 +268,11 @@ impl PipelineBuilder {
         }
         if s.follow.is_some() {
             check_live(&s)?;
+        }
+        if s.resume
+            && let Output::Dataset(out) = s.output.clone()
+        {
+            crate::run::adopt_recorded_settings(&mut s, &out)?;
         }
         let read = ReadOptions::from_config(&s.config)?;
         let mut write = WriteOptions::from_config(&s.config.output)?;
@@ -365,105 +391,6 @@ impl Pipeline {
     /// The input files, in processing order.
     pub fn input_files(&self) -> Vec<String> {
         self.inputs.files.iter().map(|f| f.display_name()).collect()
-    }
-
-    /// Runs to the end and writes the output. Returns [`Error::Cancelled`] when the stop
-    /// flag cancelled it (completed segments are kept for `resume`).
-    pub fn run(self) -> Result<RunReport> {
-        let started = Instant::now();
-        crate::alloc::release_near_limit(self.s.config.pipeline.memory_limit.0);
-        let cancel = self.s.cancel.clone().unwrap_or_default();
-        let mut workers = self.workers;
-        // Resuming must use the interrupted run's worker count; when none was given (one per
-        // core), take it from the manifest, so a run resumed on another machine continues.
-        if let (true, Output::Dataset(out)) = (self.s.resume, &self.s.output)
-            && self.s.config.pipeline.max_workers == 0
-            && self.s.config.pipeline.enable_parallel_processing
-            && self.s.config.preprocessing.enable_parallel_processing
-            && let Some(n) = pipeline_parallel::resumed_workers(&out.join(MANIFEST))?
-        {
-            if n != workers {
-                tracing::info!("resuming with the interrupted run's {n} workers (not {workers})");
-            }
-            workers = n;
-        }
-        let rt = match &self.s.runtime {
-            Some(rt) => rt.clone(),
-            None => Runtime::new(workers)?,
-        };
-        let (runner, table, bytes_total) = self.runner(workers, &cancel, &rt)?;
-        let _ = bytes_total;
-        let mut reports = Vec::new();
-        let mut runner = runner;
-        match &self.s.output {
-            Output::Dataset(out) => {
-                let data = out.join(DATA_DIR);
-                if !self.s.resume {
-                    clear_previous(out)?;
-                    #[cfg(feature = "prep")]
-                    remove_stale_scaler(out)?;
-                }
-                std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
-                // Each worker writes its own files. When a symbol can reach several workers
-                // (no per-key stage, or files not partitioned by symbol) the worker number is
-                // part of the file number so two workers never write the same name.
-                let keyed = self
-                    .stages
-                    .iter()
-                    .any(|f| f().is_ok_and(|s| s.order() != StageOrder::RowLocal));
-                let by_symbol = self
-                    .write
-                    .partition_by
-                    .contains(&pipeline_io::PartitionKey::Symbol);
-                let per_worker_names = !(keyed && by_symbol);
-                let opts = self.writer_options(workers);
-                let dir = data.clone();
-                runner = runner
-                    .sink_factory(Arc::new(move |worker, segment| {
-                        let number = if per_worker_names {
-                            segment.saturating_mul(1000).saturating_add(worker as u32)
-                        } else {
-                            segment
-                        };
-                        pipeline_io::create_sink(&dir, number, &opts)
-                    }))
-                    .manifest(out.join(MANIFEST))
-                    .output_dir(&data)
-                    .resume(self.s.resume);
-            }
-            Output::File(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                let opts = self.writer_options(workers);
-                let p = path.clone();
-                runner = runner.sink_factory(Arc::new(move |_w, _s| {
-                    pipeline_io::create_file_sink(&p, &opts)
-                }));
-            }
-            Output::Discard => {
-                runner = runner.sink_factory(Arc::new(|_w, _s| {
-                    Ok(Box::new(NullSink::default()) as Box<dyn Sink>)
-                }));
-            }
-        }
-        if let Some(q) = self.s.output.quarantine_path(self.s.resume) {
-            reports.push(q.clone());
-            runner = runner.reject_sink(pipeline_io::create_quarantine_sink(&q, table)?);
-        }
-
-        let report = runner.build()?.run()?;
-        let mut outputs = report.outputs.clone();
-        #[cfg(feature = "prep")]
-        if let Some(plan) = &self.normalize {
-            // The post-pass is part of the run: its time counts in the report's wall time.
-            outputs.extend(plan.apply(&outputs, &rt, &cancel)?);
-        }
-        if cancel.load(Ordering::SeqCst) && self.s.follow.is_none() {
-            return Err(Error::Cancelled);
-        }
-        let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
-        Ok(self.report(&report, outputs, reports, started))
     }
 
     /// Writer options with the writer budget: a sixteenth of the memory limit per worker
@@ -610,14 +537,4 @@ impl Pipeline {
     pub fn stream(self) -> Result<RunStream> {
         RunStream::start(self)
     }
-}
-
-/// A fresh run into a folder removes the `scaler.json` a previous run left there.
-#[cfg(feature = "prep")]
-fn remove_stale_scaler(out: &std::path::Path) -> Result<()> {
-    let stale = out.join(crate::normalize::SCALER_FILE);
-    if stale.exists() {
-        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
-    }
-    Ok(())
 }

@@ -51,6 +51,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
             std::io::Error::other(a.to_string()),
         ))),
         Error::Cancelled => Error::Cancelled,
+        Error::Busy(m) => Error::Busy(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
         other => Error::Internal(other.to_string()),
     }

@@ -2,10 +2,10 @@
 //! [`SourceSpec`] that opens (and on retries reopens) each one.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pipeline_core::{Config, Result, Source, SourceTable};
+use pipeline_core::{Config, Error, Result, Source, SourceTable};
 use pipeline_io::{InputFile, ReadOptions};
 use pipeline_parallel::{SortOptions, SortedSource, SourceSpec};
 
@@ -36,13 +36,25 @@ pub(crate) fn source_specs(
         .files
         .iter()
         .map(|input| {
-            let name = input.display_name();
-            let id = table.add(name.clone());
+            let id = table.add(input.display_name());
             let (input, opts, sort) = (input.clone(), opts.clone(), sort.clone());
+            let opened = Arc::new(AtomicBool::new(false));
             SourceSpec {
-                name,
+                // The engine (manifest, resume) knows an input by its canonical path, so a
+                // run resumed from another working directory finds its inputs.
+                name: crate::record::canonical(&input.path),
                 size_bytes: input.size.unwrap_or(0),
                 open: Arc::new(move || {
+                    // A stream (stdin, a pipe) can be read once: a retry would find it at
+                    // its end and "succeed" with the rows it missed. The first failure is
+                    // the file's failure.
+                    if input.is_stream() && opened.swap(true, Ordering::SeqCst) {
+                        return Err(Error::Usage(format!(
+                            "{name}: a stream (stdin or a pipe) cannot be read again after the \
+                             error above; the rows after it are not in the output",
+                            name = input.display_name()
+                        )));
+                    }
                     let src = pipeline_io::open_source(&input, id, &opts)?;
                     Ok(match &sort {
                         Some(s) => Box::new(SortedSource::new(src, s.clone())) as Box<dyn Source>,

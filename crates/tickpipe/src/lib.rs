@@ -39,10 +39,13 @@ pub struct ReadmeDoctests;
 mod builder;
 mod error;
 mod input;
+mod lock;
 #[cfg(feature = "prep")]
 mod normalize;
 mod output;
+mod record;
 mod report;
+mod run;
 mod settings;
 mod stages;
 mod stream;
@@ -50,12 +53,15 @@ mod stream;
 pub mod alloc;
 
 pub use builder::{Pipeline, PipelineBuilder};
+pub use lock::LOCK_FILE;
 #[cfg(feature = "prep")]
 pub use normalize::SCALER_FILE;
 pub use output::{DATA_DIR, MANIFEST, NullSink, Output, QUARANTINE};
 pub use pipeline_core::{Config, Error, Result};
-pub use pipeline_parallel::{CommitFn, ProgressFn, ProgressSnapshot, Runtime};
+pub use pipeline_parallel::{CommitFn, EngineEvent, ProgressFn, ProgressSnapshot, Runtime};
+pub use record::{RUN_RECORD, RecordedInput, RunRecord};
 pub use report::{FailedFile, RunReport, StageSummary};
+pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};
 pub use settings::workers;
 pub use stages::{StageSet, bar_stage, standard_stages};
 pub use stream::RunStream;

@@ -226,6 +226,7 @@ impl Plan {
         outputs: &[PathBuf],
         runtime: &Runtime,
         cancel: &AtomicBool,
+        on_file: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<PathBuf>> {
         // Path order, not the engine's commit order: the fit (P² quartiles above all) then
         // does not depend on which worker finished first.
@@ -308,8 +309,8 @@ impl Plan {
             in_stream,
             &self.opts,
             self.threads,
-            runtime,
-            cancel,
+            (runtime, cancel),
+            on_file,
         )?;
         tracing::info!(
             files = todo.len(),
@@ -435,8 +436,8 @@ fn rewrite_all(
     in_stream: bool,
     opts: &WriteOptions,
     threads: usize,
-    runtime: &Runtime,
-    cancel: &AtomicBool,
+    (runtime, cancel): (&Runtime, &AtomicBool),
+    on_file: &(dyn Fn(usize) + Sync),
 ) -> Result<()> {
     let meta = [(SCALER_METADATA_KEY.to_string(), params.to_json())];
     let columns: Vec<String> = if in_stream {
@@ -444,8 +445,11 @@ fn rewrite_all(
     } else {
         params.columns.iter().map(|c| c.column.clone()).collect()
     };
+    let done = std::sync::atomic::AtomicUsize::new(0);
     runtime.map(files, threads, cancel, &|f: &&Path| {
-        pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| params.apply(&b))
+        let r = pipeline_io::rewrite_columns(f, opts, &meta, &columns, &mut |b| params.apply(&b))?;
+        on_file(done.fetch_add(1, Ordering::SeqCst) + 1);
+        Ok(r)
     })?;
     Ok(())
 }

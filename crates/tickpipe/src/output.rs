@@ -60,17 +60,10 @@ impl Output {
         }
     }
 
-    /// The quarantine file this output writes rejected rows to (`None` for `Discard`).
-    /// A resumed dataset run writes a numbered one (`quarantine-resume-K.parquet`), so the
-    /// interrupted run's file stays as it was.
-    pub(crate) fn quarantine_path(&self, resume: bool) -> Option<PathBuf> {
+    /// The (first) quarantine file this output writes rejected rows to (`None` for
+    /// `Discard`); a run of several segments writes one per segment beside it.
+    pub(crate) fn quarantine_path(&self) -> Option<PathBuf> {
         match self {
-            Output::Dataset(dir) if resume => Some(
-                (1..)
-                    .map(|k| dir.join(format!("quarantine-resume-{k}.parquet")))
-                    .find(|p| !p.exists())
-                    .unwrap_or_else(|| dir.join("quarantine-resume.parquet")),
-            ),
             Output::Dataset(dir) => Some(dir.join(QUARANTINE)),
             Output::File(path) => Some(sibling(path, QUARANTINE)),
             Output::Discard => None,
@@ -107,8 +100,10 @@ pub(crate) fn clear_previous(out: &Path) -> Result<()> {
     if let Ok(entries) = std::fs::read_dir(out) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            if n.starts_with("quarantine-resume-") && n.ends_with(".parquet") {
-                let _ = std::fs::remove_file(e.path());
+            let n = n.trim_start_matches('.').trim_end_matches(".tmp");
+            if n.starts_with("quarantine") && n.ends_with(".parquet") {
+                let p = e.path();
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
         }
     }
@@ -163,13 +158,13 @@ mod tests {
         let d = Output::dataset("out/run");
         assert_eq!(d.data_dir(), Some(PathBuf::from("out/run/data")));
         assert_eq!(
-            d.quarantine_path(false),
+            d.quarantine_path(),
             Some(PathBuf::from("out/run/quarantine.parquet"))
         );
         let f = Output::file_or_dataset("out/x.parquet");
         assert_eq!(f, Output::File("out/x.parquet".into()));
         assert_eq!(
-            f.quarantine_path(false),
+            f.quarantine_path(),
             Some(PathBuf::from("out/x.quarantine.parquet"))
         );
         assert_eq!(f.spill_dir(), PathBuf::from("out"));
@@ -177,22 +172,27 @@ mod tests {
             Output::file_or_dataset("out/dir"),
             Output::Dataset("out/dir".into())
         );
-        assert_eq!(Output::discard().quarantine_path(false), None);
+        assert_eq!(Output::discard().quarantine_path(), None);
     }
 
     #[test]
-    fn resumed_runs_number_their_quarantine() {
+    fn clearing_removes_only_tickpipes_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let d = Output::dataset(dir.path());
-        let q1 = d.quarantine_path(true).unwrap();
-        assert!(q1.ends_with("quarantine-resume-1.parquet"));
-        std::fs::write(&q1, "x").unwrap();
-        assert!(
-            d.quarantine_path(true)
-                .unwrap()
-                .ends_with("quarantine-resume-2.parquet")
-        );
-        clear_previous(dir.path()).unwrap();
-        assert!(!q1.exists());
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("data/symbol=A")).unwrap();
+        for f in [
+            "quarantine.parquet",
+            "quarantine-00001.parquet",
+            ".quarantine-00002.parquet.tmp",
+            "notes.txt",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        clear_previous(d).unwrap();
+        let left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(left, vec!["notes.txt".to_string()]);
     }
 }

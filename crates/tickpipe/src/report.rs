@@ -74,6 +74,10 @@ pub struct RunReport {
     /// Bars written (bar runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bars_written: Option<u64>,
+    /// True when nothing was run because the output folder already held this run, complete
+    /// (the figures are that run's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub up_to_date: bool,
     /// The row ledger itself (not serialised: the fields above carry its figures).
     #[serde(skip)]
     pub row_ledger: Ledger,
@@ -123,6 +127,7 @@ impl RunReport {
                 })
                 .collect(),
             bars_written: None,
+            up_to_date: false,
             row_ledger: ledger.clone(),
         }
     }

@@ -16,6 +16,7 @@ use pipeline_io::WriteOptions;
 use pipeline_parallel::Runtime;
 
 use crate::builder::Pipeline;
+use crate::output::Output;
 use crate::report::RunReport;
 
 /// Batches waiting for the caller. Each worker blocks once it is this far ahead, so the
@@ -92,7 +93,12 @@ impl RunStream {
         };
         let opts = p.writer_options(workers);
         let (runner, table, _) = p.runner(workers, &stop, &rt)?;
-        let quarantine = p.s.output.quarantine_path(false);
+        let quarantine = p.s.output.quarantine_path();
+        // A dataset folder gets its quarantine written: one writer per folder.
+        let lock = match &p.s.output {
+            Output::Dataset(out) => Some(crate::lock::OutputLock::acquire(out)?),
+            _ => None,
+        };
         let mut runner = runner;
         if let Some(q) = &quarantine {
             if let Some(parent) = q.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -113,6 +119,7 @@ impl RunStream {
         let run = runner.build()?;
         let started = Instant::now();
         let handle = rt.spawn("tickpipe-stream", move || {
+            let _lock = lock;
             let result = run.run();
             let report = match result {
                 Ok(r) => r,

@@ -17,6 +17,7 @@ pub fn run(args: BarsArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .output(Output::dataset(&args.out))
         .stages(StageSet::cleaning())
         .bars(args.kind.clone())
+        .overwrite(args.overwrite)
         .label("bars");
     let (_, outcome) = execute(b, quiet, args.summary_json.as_deref())?;
     if !quiet {

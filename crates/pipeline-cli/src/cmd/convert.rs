@@ -17,6 +17,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .output(Output::file_or_dataset(&args.out))
         .stages(StageSet::none())
         .normalize(false)
+        .overwrite(args.overwrite)
         .label("convert");
     Ok(execute(b, quiet, args.summary_json.as_deref())?.1)
 }

@@ -52,6 +52,7 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .inputs([input.to_string_lossy().to_string()])
         .config(cfg)
         .output(Output::dataset(&output))
+        .overwrite(true)
         .label("demo");
     let (summary, outcome) = execute(b, quiet, Some(&summary_path))?;
     if quiet {

@@ -6,11 +6,37 @@ use crate::Outcome;
 use crate::args::InspectArgs;
 use crate::settings::load_config;
 
-/// Runs the command.
+/// Runs the command. An argument that is a tickpipe output folder gets its state (complete,
+/// running, interrupted) instead of a listing of its files.
 pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
     let cfg = load_config(&args.input)?;
     let opts = ReadOptions::from_config(&cfg)?;
-    let inputs = pipeline_io::expand_inputs(&args.input.inputs, &cfg.input.file_pattern)?;
+    let mut rest = Vec::new();
+    let mut outputs = Vec::new();
+    for a in &args.input.inputs {
+        let p = std::path::Path::new(a);
+        match p.is_dir().then(|| tickpipe::output_status(p)).transpose()? {
+            Some(Some(status)) => outputs.push((a.clone(), status)),
+            _ => rest.push(a.clone()),
+        }
+    }
+    if !outputs.is_empty() {
+        if args.json {
+            let v: Vec<serde_json::Value> = outputs
+                .iter()
+                .map(|(path, st)| serde_json::json!({ "path": path, "output": st }))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for (path, st) in &outputs {
+                print_status(path, st);
+            }
+        }
+        if rest.is_empty() {
+            return Ok(Outcome::Ok);
+        }
+    }
+    let inputs = pipeline_io::expand_inputs(&rest, &cfg.input.file_pattern)?;
     let mut reports = Vec::new();
     let mut failed = false;
     for input in &inputs {
@@ -37,6 +63,38 @@ pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+fn print_status(path: &str, st: &tickpipe::OutputStatus) {
+    println!("{path}");
+    let what = match st.state.as_str() {
+        "complete" => "complete: a finished run (_SUCCESS present)".to_string(),
+        "running" => format!(
+            "running: being written by pid {}",
+            st.running_pid.map_or("?".into(), |p| p.to_string())
+        ),
+        "interrupted" => {
+            "interrupted: not finished (crashed or stopped); `tickpipe run ... --resume` continues it"
+                .to_string()
+        }
+        _ => "unknown: tickpipe output without a run record (an older tickpipe?)".to_string(),
+    };
+    println!("  {:<12} {what}", "state");
+    if let Some(r) = &st.record {
+        println!("  {:<12} {}", "command", r.command);
+        println!("  {:<12} {} files", "inputs", r.inputs.len());
+        for i in r.inputs.iter().take(5) {
+            println!("  {:<12} {}", "", i.path);
+        }
+        if r.inputs.len() > 5 {
+            println!("  {:<12} … and {} more", "", r.inputs.len() - 5);
+        }
+        println!("  {:<12} {}", "workers", r.workers);
+    }
+    if let Some(rep) = &st.report {
+        println!("  {:<12} {}", "ledger", rep.ledger);
+        println!("  {:<12} {} data files", "outputs", rep.outputs.len());
+    }
 }
 
 fn print_table(r: &InspectReport) {

@@ -9,6 +9,35 @@ use crate::args::RunArgs;
 use crate::execute::execute;
 use crate::settings::{apply_output_flags, load_config, parse_shard};
 
+/// The `--abort-at KIND:N` test hook: aborts the process (no cleanup, like `kill -9`) at
+/// that point of the commit protocol.
+fn abort_at(spec: &str) -> anyhow::Result<tickpipe::EventFn> {
+    use tickpipe::{EngineEvent, Event};
+    let bad = || {
+        pipeline_core::Error::Usage(format!(
+            "--abort-at {spec}: expected quarantine:N, before-commit:N, commit:N or normalize:N"
+        ))
+    };
+    let (kind, n) = spec.split_once(':').ok_or_else(bad)?;
+    let n: u32 = n.parse().map_err(|_| bad())?;
+    let kind = kind.to_string();
+    if !["quarantine", "before-commit", "commit", "normalize"].contains(&kind.as_str()) {
+        return Err(bad().into());
+    }
+    Ok(std::sync::Arc::new(move |e: &Event| {
+        let hit = match (kind.as_str(), e) {
+            ("quarantine", Event::Engine(EngineEvent::QuarantineWrite { seg })) => *seg == n,
+            ("before-commit", Event::Engine(EngineEvent::BeforeCommit { seg })) => *seg == n,
+            ("commit", Event::Engine(EngineEvent::Committed { seg })) => *seg == n,
+            ("normalize", Event::Normalized { files }) => *files as u32 >= n,
+            _ => false,
+        };
+        if hit {
+            std::process::abort();
+        }
+    }))
+}
+
 /// Runs the command.
 pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = load_config(&args.input)?;
@@ -31,6 +60,7 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             features: !args.no_features,
         })
         .resume(args.resume)
+        .overwrite(args.overwrite)
         .label(if args.follow { "run --follow" } else { "run" });
     if let Some(spec) = &args.shard {
         let (k, n) = parse_shard(spec)?;
@@ -42,6 +72,9 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if args.follow {
         b = b.follow(Duration::from_millis(args.flush_ms));
     }
+    if let Some(spec) = &args.abort_at {
+        b = b.on_event(abort_at(spec)?);
+    }
     if let Some(n) = args.abort_after_segment {
         // Simulates a crash (kill -9) at a known point, so resume can be tested exactly.
         b = b.on_commit(std::sync::Arc::new(move |segment| {
@@ -50,7 +83,13 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             }
         }));
     }
-    let (_, outcome) = execute(b, quiet, args.summary_json.as_deref())?;
+    let (report, outcome) = execute(b, quiet, args.summary_json.as_deref())?;
+    if report.up_to_date && !quiet {
+        eprintln!(
+            "  nothing to do: {} already holds this run, complete (--overwrite runs it again)",
+            args.out.display()
+        );
+    }
     if !quiet && !args.discard {
         eprintln!("  output: {}", args.out.join(tickpipe::DATA_DIR).display());
     }

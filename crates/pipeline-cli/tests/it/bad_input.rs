@@ -42,6 +42,7 @@ fn empty_and_header_only_files_run_with_zero_rows() {
                 f.to_str().unwrap(),
                 "--out",
                 tmp.path().join("o").to_str().unwrap(),
+                "--overwrite",
                 "--summary-json",
             ])
             .arg(&sj)

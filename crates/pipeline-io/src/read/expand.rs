@@ -18,12 +18,19 @@ impl InputFile {
     /// An input for `path`, with its size read from the file system when it exists.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let size = if path.as_os_str() == "-" {
+        let size = if path.as_os_str() == "-" || is_stream(&path) {
             None
         } else {
             std::fs::metadata(&path).ok().map(|m| m.len())
         };
         InputFile { path, size }
+    }
+
+    /// True for inputs that can be read only once, front to back: stdin, FIFOs (named pipes,
+    /// process substitutions such as `<(zcat x.gz)`) and character devices. They are never
+    /// re-read: a retry would find them at their end.
+    pub fn is_stream(&self) -> bool {
+        self.is_stdin() || is_stream(&self.path)
     }
 
     /// Standard input.
@@ -69,7 +76,7 @@ pub fn expand_inputs(inputs: &[String], pattern: &str) -> Result<Vec<InputFile>>
         let path = Path::new(input);
         if path.is_dir() {
             walk(path, &name_pattern, &mut out)?;
-        } else if path.is_file() {
+        } else if path.is_file() || is_stream(path) {
             out.push(InputFile::new(path));
         } else if input.contains(['*', '?', '[']) {
             let paths = glob::glob(input)
@@ -98,6 +105,23 @@ pub fn expand_inputs(inputs: &[String], pattern: &str) -> Result<Vec<InputFile>>
         )));
     }
     Ok(out)
+}
+
+/// True for a FIFO or character device (what `<(cmd)` and `/dev/stdin` are).
+fn is_stream(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_char_device()
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// Hidden files and temporary files are never inputs.
@@ -164,5 +188,21 @@ mod tests {
         assert!(matches!(e, Error::Usage(_)));
         assert!(e.to_string().contains("no input files match"), "{e}");
         assert!(expand_inputs(&[d.join("nope.csv").display().to_string()], "*").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_are_inputs_without_a_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+        let got = expand_inputs(&[fifo.display().to_string()], "*").unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].is_stream() && got[0].size.is_none());
+        assert!(!InputFile::new(dir.path()).is_stream());
     }
 }

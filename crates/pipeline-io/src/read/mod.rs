@@ -22,6 +22,7 @@ mod cache;
 mod columnar;
 mod decoder;
 mod expand;
+mod fingerprint;
 mod follow;
 mod inspect;
 mod number;
@@ -35,6 +36,7 @@ mod transcode;
 
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs};
+pub use fingerprint::Fingerprint;
 pub use follow::open_follow;
 pub use inspect::{ColumnInfo, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
 pub use number::{parse_f64, parse_i64};

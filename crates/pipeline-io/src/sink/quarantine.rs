@@ -154,6 +154,14 @@ impl RejectSink for QuarantineSink {
             files: vec![path],
         })
     }
+
+    fn abort(&mut self) -> Result<()> {
+        self.done = true;
+        if let Some(w) = self.writer.take() {
+            w.abort();
+        }
+        Ok(())
+    }
 }
 
 impl Drop for QuarantineSink {

@@ -29,6 +29,13 @@ const FILE_BUFFER: usize = 256 << 10;
 
 /// Wraps a Parquet error with the file it concerns.
 pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    // An I/O error inside the writer (a full disk) stays an I/O error, so callers can tell
+    // the environment from bad data.
+    if let parquet::errors::ParquetError::External(inner) = &e
+        && let Some(io) = inner.downcast_ref::<std::io::Error>()
+    {
+        return Error::io(path, std::io::Error::new(io.kind(), io.to_string()));
+    }
     Error::Arrow(arrow_schema::ArrowError::ParquetError(format!(
         "{}: {e}",
         path.display()

@@ -1,0 +1,398 @@
+//! The run record (`OUT/_run.json`): what makes a dataset folder's output valid — each
+//! input's path and [`Fingerprint`], the configuration, the stages and the run's own
+//! settings (worker count, checkpoint interval, shard). A resume continues only when all of
+//! these match and otherwise refuses, naming what changed, before anything is touched; a
+//! new run into a folder that holds another run needs `overwrite`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pipeline_core::{Config, Error, Result};
+use pipeline_io::{Fingerprint, InputFile};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The record's file name inside the output folder.
+pub const RUN_RECORD: &str = "_run.json";
+
+/// Record format version.
+const VERSION: u32 = 1;
+
+/// One input as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedInput {
+    /// The canonical path (`-` for stdin), so the record does not depend on the directory
+    /// the run was started from.
+    pub path: String,
+    /// The fingerprint (`None` for streams: stdin, FIFOs).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// What a dataset folder's run was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Format version.
+    pub version: u32,
+    /// The tickpipe version that wrote it.
+    pub tickpipe_version: String,
+    /// The run's label (`run`, `bars`, ...).
+    pub command: String,
+    /// The inputs, in processing order.
+    pub inputs: Vec<RecordedInput>,
+    /// The configuration, as JSON.
+    pub config: Value,
+    /// The stage chain: names and configuration keys, in order.
+    pub stages: Vec<(String, u64)>,
+    /// Worker count (stage state is kept per worker).
+    pub workers: usize,
+    /// Checkpoint interval in input bytes (`None`: the engine default).
+    pub checkpoint_bytes: Option<u64>,
+    /// `(k, n)` when the run was shard k of n.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// Configuration keys that change how a run executes but not what it writes (the output does
+/// not depend on chunk size, channel depth, memory budget or retries; the worker count is
+/// checked on its own).
+const EXECUTION_ONLY: &[&str] = &[
+    "pipeline.chunk_size",
+    "pipeline.max_workers",
+    "pipeline.memory_limit",
+    "pipeline.channel_capacity",
+    "pipeline.retries",
+    "pipeline.cache_max_size",
+    "pipeline.enable_parallel_processing",
+    "preprocessing.enable_parallel_processing",
+];
+
+impl RunRecord {
+    /// The record of a run about to start.
+    pub fn new(
+        command: &str,
+        inputs: &[InputFile],
+        config: &Config,
+        stages: Vec<(String, u64)>,
+        workers: usize,
+        checkpoint_bytes: Option<u64>,
+        shard: Option<(usize, usize)>,
+    ) -> Result<Self> {
+        Ok(RunRecord {
+            version: VERSION,
+            tickpipe_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: command.to_string(),
+            inputs: inputs.iter().map(record_input).collect::<Result<_>>()?,
+            config: serde_json::to_value(config)
+                .map_err(|e| Error::Internal(format!("config as JSON: {e}")))?,
+            stages,
+            workers,
+            checkpoint_bytes,
+            shard,
+        })
+    }
+
+    /// Reads the record of `out`, `None` when it has none.
+    pub fn load(out: &Path) -> Result<Option<RunRecord>> {
+        let path = out.join(RUN_RECORD);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let r: RunRecord = serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{} is not a run record tickpipe can read ({e}); use --overwrite or a new folder",
+                path.display()
+            ))
+        })?;
+        if r.version != VERSION {
+            return Err(Error::Usage(format!(
+                "{} has record version {} (this tickpipe writes {VERSION}); use --overwrite or a \
+                 new folder",
+                path.display(),
+                r.version
+            )));
+        }
+        Ok(Some(r))
+    }
+
+    /// Writes the record into `out` (atomically).
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Internal(format!("run record: {e}")))?;
+        crate::output::write_atomic(&out.join(RUN_RECORD), &(text + "\n"))
+    }
+
+    /// The recorded configuration.
+    pub fn config(&self) -> Result<Config> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| Error::Usage(format!("the run record's configuration: {e}")))
+    }
+
+    /// What differs between this (earlier) record and `now`, in words, one item per
+    /// difference; empty when `now` would write the same output. Input differences come
+    /// first, then configuration keys, stages and settings.
+    pub fn differences(&self, now: &RunRecord) -> Vec<String> {
+        let mut out = input_differences(&self.inputs, &now.inputs);
+        for (key, (old, new)) in config_differences(&self.config, &now.config) {
+            if !EXECUTION_ONLY.contains(&key.as_str()) {
+                out.push(format!("config key `{key}` was {old}, is now {new}"));
+            }
+        }
+        if self.command != now.command {
+            out.push(format!(
+                "the command was `{}`, is now `{}`",
+                self.command, now.command
+            ));
+        } else if self.stages != now.stages {
+            let names = |s: &[(String, u64)]| {
+                s.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            };
+            out.push(format!(
+                "the stages were {}, are now {}",
+                names(&self.stages),
+                names(&now.stages)
+            ));
+        }
+        if self.shard != now.shard {
+            out.push(format!(
+                "the shard was {:?}, is now {:?}",
+                self.shard, now.shard
+            ));
+        }
+        out
+    }
+}
+
+/// How `now`'s inputs differ from `earlier`'s: removed, added, reordered, changed files.
+fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<String> {
+    let mut out = Vec::new();
+    let now_by: BTreeMap<&str, &RecordedInput> = now.iter().map(|i| (i.path.as_str(), i)).collect();
+    let was_by: BTreeMap<&str, &RecordedInput> =
+        earlier.iter().map(|i| (i.path.as_str(), i)).collect();
+    for e in earlier {
+        match now_by.get(e.path.as_str()) {
+            None => out.push(format!(
+                "input {} is gone (deleted, moved or not given)",
+                e.path
+            )),
+            Some(n) => match (&e.fingerprint, &n.fingerprint) {
+                (Some(a), Some(b)) => {
+                    if let Some(change) = b.change_from(a) {
+                        out.push(format!("input {} changed: {change}", e.path));
+                    }
+                }
+                (None, None) => out.push(format!(
+                    "input {} is a stream (stdin or a pipe): it cannot be read again",
+                    e.path
+                )),
+                _ => out.push(format!("input {} changed kind (file or stream)", e.path)),
+            },
+        }
+    }
+    for n in now {
+        if !was_by.contains_key(n.path.as_str()) {
+            out.push(format!("input {} is new", n.path));
+        }
+    }
+    if out.is_empty()
+        && earlier
+            .iter()
+            .map(|i| &i.path)
+            .ne(now.iter().map(|i| &i.path))
+    {
+        out.push("the inputs are in another order".into());
+    }
+    out
+}
+
+/// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
+fn config_differences(a: &Value, b: &Value) -> BTreeMap<String, (String, String)> {
+    let mut fa = BTreeMap::new();
+    let mut fb = BTreeMap::new();
+    flatten("", a, &mut fa);
+    flatten("", b, &mut fb);
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (x, y) = (fa.get(k), fb.get(k));
+            (x != y).then(|| {
+                let show = |v: Option<&Value>| v.map_or("unset".to_string(), Value::to_string);
+                (k.clone(), (show(x), show(y)))
+            })
+        })
+        .collect()
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// The configuration a resume runs with: the recorded one, with the caller's settings on
+/// top wherever the caller set something other than the default (a plain `--resume` needs
+/// no flags repeated). Returns the configuration and the keys where the caller asked for a
+/// value that differs from the record in a way that changes the output.
+pub fn resume_config(recorded: &Config, asked: &Config) -> Result<(Config, Vec<String>)> {
+    let to_json = |c: &Config| {
+        serde_json::to_value(c).map_err(|e| Error::Internal(format!("config as JSON: {e}")))
+    };
+    let (rec, ask, def) = (
+        to_json(recorded)?,
+        to_json(asked)?,
+        to_json(&Config::default())?,
+    );
+    let mut fr = BTreeMap::new();
+    let mut fa = BTreeMap::new();
+    let mut fd = BTreeMap::new();
+    flatten("", &rec, &mut fr);
+    flatten("", &ask, &mut fa);
+    flatten("", &def, &mut fd);
+    let mut merged = rec.clone();
+    let mut conflicts = Vec::new();
+    for (key, value) in &fa {
+        if fd.get(key) == Some(value) || fr.get(key) == Some(value) {
+            continue;
+        }
+        if EXECUTION_ONLY.contains(&key.as_str()) {
+            set(&mut merged, key, value.clone());
+        } else {
+            conflicts.push(format!(
+                "config key `{key}`: the interrupted run used {}, this run asks for {value}",
+                fr.get(key).map_or("unset".to_string(), Value::to_string)
+            ));
+        }
+    }
+    let config = serde_json::from_value(merged)
+        .map_err(|e| Error::Internal(format!("merged resume configuration: {e}")))?;
+    Ok((config, conflicts))
+}
+
+fn set(v: &mut Value, dotted: &str, value: Value) {
+    let mut cur = v;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            if let Value::Object(m) = cur {
+                m.insert((*p).to_string(), value);
+            }
+            return;
+        }
+        match cur {
+            Value::Object(m) => {
+                cur = m
+                    .entry((*p).to_string())
+                    .or_insert(Value::Object(Default::default()));
+            }
+            _ => return,
+        }
+    }
+}
+
+fn record_input(input: &InputFile) -> Result<RecordedInput> {
+    if input.is_stream() {
+        return Ok(RecordedInput {
+            path: canonical(&input.path),
+            fingerprint: None,
+        });
+    }
+    Ok(RecordedInput {
+        path: canonical(&input.path),
+        fingerprint: Some(Fingerprint::of(&input.path)?),
+    })
+}
+
+/// The canonical form of an input path (as given when it cannot be resolved, e.g. `-`).
+pub fn canonical(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        return "-".into();
+    }
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| PathBuf::from(path))
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(dir: &Path, cfg: &Config, files: &[&str]) -> RunRecord {
+        let inputs: Vec<InputFile> = files.iter().map(|f| InputFile::new(dir.join(f))).collect();
+        RunRecord::new(
+            "run",
+            &inputs,
+            cfg,
+            vec![("features".into(), 7)],
+            2,
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn differences_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.csv", "b.csv"] {
+            std::fs::write(dir.path().join(f), "ts,price\n1,2\n").unwrap();
+        }
+        let cfg = Config::default();
+        let a = record(dir.path(), &cfg, &["a.csv", "b.csv"]);
+        assert!(a.differences(&a).is_empty());
+        // Appended rows, a changed threshold, an execution-only key.
+        std::fs::write(dir.path().join("b.csv"), "ts,price\n1,2\n3,4\n").unwrap();
+        let mut cfg2 = cfg.clone();
+        cfg2.preprocessing.outlier_threshold = 3.0;
+        cfg2.pipeline.memory_limit = "1GiB".parse().unwrap();
+        let b = record(dir.path(), &cfg2, &["a.csv", "b.csv"]);
+        let d = a.differences(&b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].contains("b.csv") && d[0].contains("grew"), "{d:?}");
+        assert!(d[1].contains("preprocessing.outlier_threshold"), "{d:?}");
+        // A deleted and a new file.
+        let c = record(dir.path(), &cfg, &["b.csv"]);
+        let d = a.differences(&c);
+        assert!(
+            d.iter().any(|x| x.contains("a.csv") && x.contains("gone")),
+            "{d:?}"
+        );
+        // Round trip.
+        a.save(dir.path()).unwrap();
+        assert_eq!(RunRecord::load(dir.path()).unwrap(), Some(a));
+    }
+
+    #[test]
+    fn resume_takes_recorded_settings_unless_asked_otherwise() {
+        let mut recorded = Config::default();
+        recorded.preprocessing.outlier_threshold = 3.0;
+        recorded.pipeline.max_workers = 3;
+        // A plain resume: defaults asked, the record wins.
+        let (c, conflicts) = resume_config(&recorded, &Config::default()).unwrap();
+        assert!(conflicts.is_empty());
+        assert_eq!(c, recorded);
+        // An execution-only change is taken; an output-changing one is a conflict.
+        let mut asked = Config::default();
+        asked.pipeline.memory_limit = "2GiB".parse().unwrap();
+        asked.preprocessing.outlier_threshold = 5.0;
+        let (c, conflicts) = resume_config(&recorded, &asked).unwrap();
+        assert_eq!(c.pipeline.memory_limit, asked.pipeline.memory_limit);
+        assert_eq!(conflicts.len(), 1);
+        assert!(conflicts[0].contains("outlier_threshold"), "{conflicts:?}");
+    }
+}

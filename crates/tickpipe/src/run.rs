@@ -1,0 +1,520 @@
+//! [`Pipeline::run`]: the output policy around the engine. For a dataset folder:
+//!
+//! 1. an exclusive lock on the folder for the run's lifetime (a second run fails fast);
+//! 2. the run record (`_run.json`: inputs with fingerprints, configuration, stages, the
+//!    run's own settings) decides what the folder may become: a fresh run needs an empty
+//!    folder (or `overwrite`); the same run over the same inputs is already done; a resume
+//!    continues only when everything matches and otherwise refuses, naming what changed,
+//!    before anything is touched;
+//! 3. data and quarantine are committed together, segment by segment (one quarantine file
+//!    per segment: `quarantine.parquet`, `quarantine-00001.parquet`, … read as one table
+//!    with `quarantine*.parquet`); a resume removes only files this run owns that the
+//!    manifest does not list (`part-N-M` data files and quarantine files of uncommitted
+//!    segments, and their temporary files), never anything else;
+//! 4. the normalisation post-pass;
+//! 5. `_SUCCESS` (the run report as JSON) written last, so readers and schedulers can tell a
+//!    finished dataset from a crashed one ([`output_status`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use pipeline_core::{Error, Result, Sink, StageOrder};
+use pipeline_parallel::{EngineEvent, Runtime};
+use serde::Serialize;
+
+use crate::builder::{Pipeline, Settings};
+use crate::lock::OutputLock;
+use crate::output::{DATA_DIR, MANIFEST, NullSink, Output};
+use crate::record::{RUN_RECORD, RunRecord};
+use crate::report::RunReport;
+
+/// The completion marker written last into a dataset folder (Spark and Hadoop's name); it
+/// holds the run report as JSON.
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// A point in a run, for observers and crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An event of the engine's commit protocol.
+    Engine(EngineEvent),
+    /// The normalisation post-pass has rewritten `files` files so far.
+    Normalized {
+        /// Files rewritten.
+        files: usize,
+    },
+}
+
+/// Receives [`Event`]s.
+pub type EventFn = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// What a dataset folder holds, for `tickpipe inspect OUT`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputStatus {
+    /// `complete`, `running`, `interrupted` or `unknown` (tickpipe files without a record).
+    pub state: String,
+    /// The pid of the run writing it now, when `running`.
+    pub running_pid: Option<u32>,
+    /// The run record, when there is one.
+    pub record: Option<RunRecord>,
+    /// The report of the finished run (from `_SUCCESS`), when `complete`.
+    pub report: Option<RunReport>,
+}
+
+/// What `dir` holds as a tickpipe output folder; `None` when it is not one.
+pub fn output_status(dir: &Path) -> Result<Option<OutputStatus>> {
+    let record = RunRecord::load(dir)?;
+    let marker = dir.join(SUCCESS);
+    let has_ours = record.is_some() || marker.exists() || dir.join(MANIFEST).exists();
+    if !has_ours {
+        return Ok(None);
+    }
+    let running_pid = OutputLock::holder(dir);
+    let report = if marker.exists() {
+        let text = std::fs::read_to_string(&marker).map_err(|e| Error::io(&marker, e))?;
+        serde_json::from_str(&text).ok()
+    } else {
+        None
+    };
+    let state = if running_pid.is_some() {
+        "running"
+    } else if report.is_some() {
+        "complete"
+    } else if record.is_some() {
+        "interrupted"
+    } else {
+        "unknown"
+    };
+    Ok(Some(OutputStatus {
+        state: state.into(),
+        running_pid,
+        record,
+        report,
+    }))
+}
+
+/// For a resume: take the interrupted run's settings from its record (configuration,
+/// checkpoint interval, worker count), keeping what the caller asked for only where it
+/// cannot change the output, and refusing, with the keys named, where it would.
+pub(crate) fn adopt_recorded_settings(s: &mut Settings, out: &Path) -> Result<()> {
+    let Some(prior) = RunRecord::load(out)? else {
+        if out.join(MANIFEST).exists() {
+            return Err(Error::Usage(format!(
+                "cannot resume {}: it was written by an older tickpipe without a run record; \
+                 start over with --overwrite",
+                out.display()
+            )));
+        }
+        return Err(Error::Usage(format!(
+            "cannot resume: {} holds no interrupted run",
+            out.display()
+        )));
+    };
+    let (mut config, mut conflicts) = crate::record::resume_config(&prior.config()?, &s.config)?;
+    match (s.checkpoint_every, prior.checkpoint_bytes) {
+        (Some(a), Some(b)) if a != b => conflicts.push(format!(
+            "--checkpoint-every: the interrupted run used {b} bytes, this run asks for {a}"
+        )),
+        (Some(a), None) => conflicts.push(format!(
+            "--checkpoint-every: the interrupted run used the default, this run asks for {a} bytes"
+        )),
+        _ => s.checkpoint_every = prior.checkpoint_bytes,
+    }
+    if s.config.pipeline.max_workers != 0 && s.config.pipeline.max_workers != prior.workers {
+        conflicts.push(format!(
+            "--workers: the interrupted run used {}, this run asks for {} (stage state is kept per worker)",
+            prior.workers, s.config.pipeline.max_workers
+        ));
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Usage(format!(
+            "cannot resume {}: {}; resume without those settings, or start over with --overwrite",
+            out.display(),
+            conflicts.join("; ")
+        )));
+    }
+    config.pipeline.max_workers = prior.workers;
+    s.config = config;
+    if s.shard.is_none() {
+        s.shard = prior.shard;
+    }
+    Ok(())
+}
+
+impl Pipeline {
+    /// Runs to the end and writes the output, with the output policy described in this
+    /// module. Returns [`Error::Cancelled`] when the stop flag cancelled the run (committed
+    /// segments are kept for a resume), [`Error::Busy`] when another run holds the folder.
+    pub fn run(self) -> Result<RunReport> {
+        let started = Instant::now();
+        crate::alloc::release_near_limit(self.s.config.pipeline.memory_limit.0);
+        match self.s.output.clone() {
+            Output::Dataset(out) => self.run_dataset(&out, started),
+            Output::File(path) => {
+                if path.exists() && !self.s.overwrite {
+                    return Err(Error::Usage(format!(
+                        "{} exists; use --overwrite to replace it",
+                        path.display()
+                    )));
+                }
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                self.run_engine(None, started)
+            }
+            Output::Discard => self.run_engine(None, started),
+        }
+    }
+
+    /// The record this run will write.
+    fn record(&self, workers: usize) -> Result<RunRecord> {
+        let stages = self
+            .stages
+            .iter()
+            .map(|f| f().map(|s| (s.name().to_string(), s.key().0)))
+            .collect::<Result<Vec<_>>>()?;
+        RunRecord::new(
+            &self.s.label,
+            &self.inputs.files,
+            &self.s.config,
+            stages,
+            workers,
+            self.s.checkpoint_every,
+            self.s.shard,
+        )
+    }
+
+    fn run_dataset(self, out: &Path, started: Instant) -> Result<RunReport> {
+        let _lock = OutputLock::acquire(out)?;
+        let now = self.record(self.workers)?;
+        let prior = RunRecord::load(out)?;
+        let complete = out.join(SUCCESS).exists();
+        if self.s.resume {
+            let Some(prior) = prior else {
+                return Err(Error::Usage(format!(
+                    "cannot resume: {} holds no interrupted run",
+                    out.display()
+                )));
+            };
+            let diffs = prior.differences(&now);
+            if !diffs.is_empty() {
+                return Err(Error::Usage(format!(
+                    "cannot resume {}: {}; nothing was changed. Start over with --overwrite \
+                     (or a new folder) to process the inputs as they are now",
+                    out.display(),
+                    diffs.join("; ")
+                )));
+            }
+            if complete {
+                return finished_report(out, "the run in it is already complete");
+            }
+            remove_marker(out)?;
+        } else if self.s.overwrite {
+            clear_ours(out)?;
+        } else {
+            match prior {
+                Some(prior) => {
+                    let diffs = prior.differences(&now);
+                    if complete && diffs.is_empty() {
+                        return finished_report(out, "it already holds this run, complete");
+                    }
+                    if !complete {
+                        return Err(Error::Usage(format!(
+                            "{} holds an interrupted run; continue it with --resume, or start \
+                             over with --overwrite",
+                            out.display()
+                        )));
+                    }
+                    let appended = prior.inputs.len() < now.inputs.len()
+                        && now.inputs.starts_with(&prior.inputs)
+                        && prior
+                            .differences(&RunRecord {
+                                inputs: prior.inputs.clone(),
+                                ..now.clone()
+                            })
+                            .is_empty();
+                    if appended {
+                        return Err(Error::Usage(format!(
+                            "{} holds a finished run of the same configuration over {} of these \
+                             {} inputs; adding inputs to a finished dataset (an incremental \
+                             run) is not built yet: use --overwrite to process all of them, \
+                             or a new folder",
+                            out.display(),
+                            prior.inputs.len(),
+                            now.inputs.len()
+                        )));
+                    }
+                    return Err(Error::Usage(format!(
+                        "{} holds a finished run of another configuration ({}); use \
+                         --overwrite to replace it, or a new folder",
+                        out.display(),
+                        diffs.join("; ")
+                    )));
+                }
+                None if has_ours(out) => {
+                    return Err(Error::Usage(format!(
+                        "{} holds output of an earlier tickpipe run; use --overwrite to replace \
+                         it, or a new folder",
+                        out.display()
+                    )));
+                }
+                None => {}
+            }
+        }
+        if !self.s.resume {
+            now.save(out)?;
+        }
+        let data = out.join(DATA_DIR);
+        std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
+        let report = self.run_engine(Some(out), started)?;
+        let json = report.to_json()?;
+        crate::output::write_atomic(&out.join(SUCCESS), &(json + "\n"))?;
+        Ok(report)
+    }
+
+    /// Builds and runs the engine with this pipeline's sinks; `out` is the dataset folder.
+    fn run_engine(self, out: Option<&Path>, started: Instant) -> Result<RunReport> {
+        let cancel = self.s.cancel.clone().unwrap_or_default();
+        let mut workers = self.workers;
+        // Resuming must use the interrupted run's worker count (stage state is per worker).
+        if let (true, Some(out)) = (self.s.resume, out)
+            && let Some(n) = pipeline_parallel::resumed_workers(&out.join(MANIFEST))?
+        {
+            workers = n;
+        }
+        let rt = match &self.s.runtime {
+            Some(rt) => rt.clone(),
+            None => Runtime::new(workers)?,
+        };
+        let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
+        if let Some(events) = &self.s.events {
+            let e = events.clone();
+            runner = runner.on_event(Arc::new(move |ev| e(&Event::Engine(*ev))));
+        }
+        let data = out.map(|o| o.join(DATA_DIR));
+        match (&self.s.output, out) {
+            (Output::Dataset(_), Some(out)) => {
+                let data = out.join(DATA_DIR);
+                // Each worker writes its own files. When a symbol can reach several workers
+                // (no per-key stage, or files not partitioned by symbol) the worker number is
+                // part of the file number so two workers never write the same name.
+                let keyed = self
+                    .stages
+                    .iter()
+                    .any(|f| f().is_ok_and(|s| s.order() != StageOrder::RowLocal));
+                let by_symbol = self
+                    .write
+                    .partition_by
+                    .contains(&pipeline_io::PartitionKey::Symbol);
+                let per_worker_names = !(keyed && by_symbol);
+                let opts = self.writer_options(workers);
+                let dir = data.clone();
+                let q_dir = out.to_path_buf();
+                let q_table = table.clone();
+                runner = runner
+                    .sink_factory(Arc::new(move |worker, segment| {
+                        let number = if per_worker_names {
+                            segment.saturating_mul(1000).saturating_add(worker as u32)
+                        } else {
+                            segment
+                        };
+                        pipeline_io::create_sink(&dir, number, &opts)
+                    }))
+                    .reject_sink_factory(Arc::new(move |seg| {
+                        pipeline_io::create_quarantine_sink(
+                            &quarantine_file(&q_dir, seg),
+                            q_table.clone(),
+                        )
+                    }))
+                    .owned_outputs(owned_outputs(out.to_path_buf(), per_worker_names))
+                    .manifest(out.join(MANIFEST))
+                    .output_dir(&data)
+                    .root(out)
+                    .resume(self.s.resume);
+            }
+            (Output::File(path), _) => {
+                let opts = self.writer_options(workers);
+                let p = path.clone();
+                runner = runner.sink_factory(Arc::new(move |_w, _s| {
+                    pipeline_io::create_file_sink(&p, &opts)
+                }));
+                let q = crate::output::sibling(path, crate::output::QUARANTINE);
+                let q_table = table.clone();
+                runner = runner.reject_sink_factory(Arc::new(move |seg| {
+                    let name = if seg == 0 {
+                        q.clone()
+                    } else {
+                        crate::output::sibling(&q, &format!("{seg:05}.parquet"))
+                    };
+                    pipeline_io::create_quarantine_sink(&name, q_table.clone())
+                }));
+            }
+            _ => {
+                runner = runner.sink_factory(Arc::new(|_w, _s| {
+                    Ok(Box::new(NullSink::default()) as Box<dyn Sink>)
+                }));
+            }
+        }
+
+        let report = runner.build()?.run()?;
+        // The engine lists data and quarantine files together; the report keeps them apart.
+        let (mut outputs, reports): (Vec<PathBuf>, Vec<PathBuf>) =
+            report.outputs.iter().cloned().partition(|p| match &data {
+                Some(d) => p.starts_with(d),
+                None => !is_quarantine(p),
+            });
+        #[cfg(feature = "prep")]
+        if let Some(plan) = &self.normalize {
+            // The post-pass is part of the run: its time counts in the report's wall time.
+            let events = self.s.events.clone();
+            let on_file = move |files: usize| {
+                if let Some(e) = &events {
+                    e(&Event::Normalized { files });
+                }
+            };
+            outputs.extend(plan.apply(&outputs, &rt, &cancel, &on_file)?);
+        }
+        if cancel.load(Ordering::SeqCst) && self.s.follow.is_none() {
+            return Err(Error::Cancelled);
+        }
+        let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
+        Ok(self.report(&report, outputs, reports, started))
+    }
+}
+
+/// The quarantine file of segment `seg` in a dataset folder.
+fn quarantine_file(out: &Path, seg: u32) -> PathBuf {
+    if seg == 0 {
+        out.join(crate::output::QUARANTINE)
+    } else {
+        out.join(format!("quarantine-{seg:05}.parquet"))
+    }
+}
+
+fn is_quarantine(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("quarantine"))
+}
+
+/// The segment a file of this run belongs to, from its name: data files
+/// `part-<number>-<n>.<ext>` (number = segment, or segment × 1000 + worker), quarantine files
+/// `quarantine.parquet` (segment 0) and `quarantine-<segment>.parquet`, and the hidden
+/// temporary form `.<name>.tmp` of each. `None` for anything else.
+fn segment_of(path: &Path, out: &Path, per_worker_names: bool) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let name = match name.strip_suffix(".tmp") {
+        Some(n) => n.strip_prefix('.').unwrap_or(n),
+        None => name,
+    };
+    if path.parent() == Some(out) {
+        if name == crate::output::QUARANTINE {
+            return Some(0);
+        }
+        let seg = name.strip_prefix("quarantine-")?.strip_suffix(".parquet")?;
+        return seg.parse().ok();
+    }
+    if !path.starts_with(out.join(DATA_DIR)) {
+        return None;
+    }
+    let rest = name.strip_prefix("part-")?;
+    let (number, rest) = rest.split_once('-')?;
+    let (_n, ext) = rest.split_once('.')?;
+    if !matches!(ext, "parquet" | "arrow" | "csv") {
+        return None;
+    }
+    let number: u32 = number.parse().ok()?;
+    Some(if per_worker_names {
+        number / 1000
+    } else {
+        number
+    })
+}
+
+/// What a resume may delete: files of this run's naming whose segment is not committed.
+fn owned_outputs(out: PathBuf, per_worker_names: bool) -> pipeline_parallel::OwnedFn {
+    Arc::new(move |path: &Path, next: u32| {
+        segment_of(path, &out, per_worker_names).is_some_and(|seg| seg >= next)
+    })
+}
+
+/// True when `out` holds tickpipe output (of any version).
+fn has_ours(out: &Path) -> bool {
+    [
+        DATA_DIR,
+        MANIFEST,
+        crate::output::QUARANTINE,
+        SUCCESS,
+        RUN_RECORD,
+    ]
+    .iter()
+    .any(|n| out.join(n).exists())
+}
+
+/// Removes everything tickpipe writes into a dataset folder (only its own entries).
+fn clear_ours(out: &Path) -> Result<()> {
+    crate::output::clear_previous(out)?;
+    for name in [SUCCESS, RUN_RECORD] {
+        let p = out.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    #[cfg(feature = "prep")]
+    {
+        let p = out.join(crate::normalize::SCALER_FILE);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_marker(out: &Path) -> Result<()> {
+    let p = out.join(SUCCESS);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&p, e)),
+    }
+}
+
+/// The report of the finished run in `out` (nothing is run again).
+fn finished_report(out: &Path, why: &str) -> Result<RunReport> {
+    let marker = out.join(SUCCESS);
+    let text = std::fs::read_to_string(&marker).map_err(|e| Error::io(&marker, e))?;
+    let mut report: RunReport = serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{}: {e}; use --overwrite to run again",
+            marker.display()
+        ))
+    })?;
+    tracing::info!("{}: {why}; nothing to do", out.display());
+    report.up_to_date = true;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_of_this_runs_files_and_nothing_else() {
+        let out = Path::new("/o");
+        let s = |p: &str, w| segment_of(Path::new(p), out, w);
+        assert_eq!(s("/o/quarantine.parquet", true), Some(0));
+        assert_eq!(s("/o/quarantine-00003.parquet", true), Some(3));
+        assert_eq!(s("/o/.quarantine-00003.parquet.tmp", true), Some(3));
+        assert_eq!(s("/o/data/symbol=A/part-00002-000.parquet", false), Some(2));
+        assert_eq!(s("/o/data/symbol=A/part-02001-000.parquet", true), Some(2));
+        assert_eq!(
+            s("/o/data/symbol=A/.part-00004-001.arrow.tmp", false),
+            Some(4)
+        );
+        assert_eq!(s("/o/data/symbol=A/notes.parquet", false), None);
+        assert_eq!(s("/o/data/part-1-x", false), None);
+        assert_eq!(s("/o/summary.json", false), None);
+        assert_eq!(s("/elsewhere/quarantine.parquet", false), None);
+        assert_eq!(s("/o/_manifest.redb", false), None);
+    }
+}
