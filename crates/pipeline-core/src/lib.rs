@@ -53,8 +53,8 @@ mod stage;
 pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
-    Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig, PreprocessingConfig,
-    ValidationConfig, parse_hhmm,
+    CacheConfig, Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig,
+    PreprocessingConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{StageKey, mix64, partition_of, stable_hash};
