@@ -1072,7 +1072,7 @@ mod tests {
     }
 
     fn present(t: &DiskTier) -> Vec<u64> {
-        (0..20)
+        (0..50)
             .filter(|&i| t.contains(&Namespace::USER, k(i)).unwrap())
             .collect()
     }
