@@ -54,15 +54,28 @@
 //! # pipeline-io's metadata cache
 //!
 //! pipeline-io caches per-file sniffing results (the `inspect` report and the parallel
-//! decoder's block boundaries). It keeps its own small redb file, `ReadOptions::meta_cache`,
-//! and does not share this cache's database: redb allows one open handle per file, and io
-//! opens its file for each lookup, so sharing the file would make the two lock each other
-//! out; and stage crates cannot depend on this crate. See the crate README's note for the
-//! plan to move it behind a trait.
+//! decoder's block boundaries) by file fingerprint. It used to keep them in a redb file of
+//! its own, opened for each lookup; now it asks a [`pipeline_core::MetaStore`] (a two-method
+//! trait in pipeline-core, since stage crates cannot depend on this crate) through
+//! `ReadOptions::meta_cache`, and [`CacheManager`] implements that trait in the `meta`
+//! namespace. One cache directory, one lock, one byte bound, one set of stats; `clear`,
+//! `prune` and `--no-cache` cover the metadata too:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use pipeline_cache::CacheManager;
+//! # let dir = tempfile::tempdir()?;
+//! let cache = Arc::new(CacheManager::open(dir.path())?);
+//! let meta = pipeline_core::MetaCache::new(cache.clone()); // for ReadOptions::meta_cache
+//! meta.put("/data/day1.csv|1234|...", b"{\"rows\": 10}");
+//! assert!(meta.get("/data/day1.csv|1234|...").is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! [moka]: https://docs.rs/moka
 //! [redb]: https://docs.rs/redb
 
+mod bench;
 mod clock;
 mod codec;
 mod disk;
@@ -74,6 +87,7 @@ mod memory;
 mod options;
 mod stats;
 
+pub use bench::{BenchConfig, BenchReport, LargeValue, Throughput, default_bench_dir, run_bench};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{CacheValue, FORMAT_VERSION, ValueKind};
 pub use disk::{EntryInfo, MaintenanceReport, Prune};

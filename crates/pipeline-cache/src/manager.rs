@@ -505,3 +505,26 @@ impl WriteBatch {
         self.items.is_empty()
     }
 }
+
+/// pipeline-io's metadata cache lives in the `meta` namespace, under the key of its string
+/// key. Best effort, as the trait asks: errors are logged at debug level and read as misses.
+impl pipeline_core::MetaStore for CacheManager {
+    fn get_meta(&self, key: &str) -> Option<Vec<u8>> {
+        match self.ns(Namespace::META).get_bytes(CacheKey::of([key])) {
+            Ok(v) => v.map(|b| b.to_vec()),
+            Err(e) => {
+                tracing::debug!("metadata cache lookup of {key}: {e}");
+                None
+            }
+        }
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) {
+        if let Err(e) = self
+            .ns(Namespace::META)
+            .put_bytes(CacheKey::of([key]), value)
+        {
+            tracing::debug!("metadata cache store of {key}: {e}");
+        }
+    }
+}

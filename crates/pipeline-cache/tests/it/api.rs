@@ -227,3 +227,25 @@ fn one_manager_is_shared_by_threads() {
     assert_eq!(cache.verify().unwrap().corrupt, 0);
     assert_eq!(cache.ns(Namespace::USER).keys().unwrap().len(), 160);
 }
+
+#[test]
+fn pipeline_io_metadata_lives_in_the_meta_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = Arc::new(CacheManager::open(dir.path()).unwrap());
+        let meta = pipeline_core::MetaCache::new(cache.clone());
+        assert_eq!(meta.get("day1.csv|1|2"), None);
+        meta.put("day1.csv|1|2", b"{\"rows\":10}");
+        assert_eq!(
+            meta.get("day1.csv|1|2").as_deref(),
+            Some(&b"{\"rows\":10}"[..])
+        );
+        assert_eq!(cache.ns(Namespace::META).keys().unwrap().len(), 1);
+    }
+    // It persists with the cache, and a cache clear removes it.
+    let cache = Arc::new(CacheManager::open(dir.path()).unwrap());
+    let meta = pipeline_core::MetaCache::new(cache.clone());
+    assert!(meta.get("day1.csv|1|2").is_some());
+    cache.clear().unwrap();
+    assert!(meta.get("day1.csv|1|2").is_none());
+}
