@@ -1,5 +1,5 @@
 //! Run configuration: TOML sections `[pipeline]`, `[input]`, `[output]`, `[preprocessing]`,
-//! `[validation]`, with presets and validation that names the offending key.
+//! `[validation]`, `[cache]`, with presets and validation that names the offending key.
 //!
 //! Field names follow the seed design's `DataPipelineConfig`, `PreprocessingConfig` and
 //! `ValidationConfig` so users of the Python prototype find what they know.
@@ -34,6 +34,8 @@ pub struct Config {
     pub preprocessing: PreprocessingConfig,
     /// Validation thresholds.
     pub validation: ValidationConfig,
+    /// The stage-output cache (its disk bound is `[pipeline] cache_max_size`).
+    pub cache: CacheConfig,
 }
 
 /// `[pipeline]`: execution settings.
@@ -355,6 +357,46 @@ impl Default for ValidationConfig {
     }
 }
 
+/// `[cache]`: the two-tier stage-output cache (pipeline-cache). Its disk tier is bounded by
+/// `[pipeline] cache_max_size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Use the cache (`--no-cache` turns it off). Default true.
+    pub enabled: bool,
+    /// Directory of the disk tier; empty means `<output>/_cache` (readers of the dataset skip
+    /// `_`-prefixed folders). Default empty.
+    pub dir: String,
+    /// Bound of the memory tier (Arrow buffers and blobs held in RAM); 0 turns it off.
+    /// Default 64MiB.
+    pub memory_size: ByteSize,
+    /// Memory-tier eviction: `tinylfu` or `lru`. Default `tinylfu`.
+    pub memory_policy: String,
+    /// Memory-tier time to live in seconds; 0 means none. Default 0.
+    pub memory_ttl_secs: u64,
+    /// Memory-tier time to idle in seconds; 0 means none. Default 0.
+    pub memory_tti_secs: u64,
+    /// Disk-tier eviction: `lru`, `lfu` or `ttl` (oldest first). Default `lru`.
+    pub disk_policy: String,
+    /// Disk-tier time to live in seconds (from creation); 0 means none. Default 0.
+    pub disk_ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            dir: String::new(),
+            memory_size: ByteSize::mib(64),
+            memory_policy: "tinylfu".into(),
+            memory_ttl_secs: 0,
+            memory_tti_secs: 0,
+            disk_policy: "lru".into(),
+            disk_ttl_secs: 0,
+        }
+    }
+}
+
 impl Config {
     /// Settings for a large machine: all cores, 8 GiB budget, 50 GB cache.
     pub fn production() -> Self {
@@ -494,6 +536,16 @@ impl Config {
             "output.timestamp_unit",
             &o.timestamp_unit,
             &["ns", "us", "ms"],
+        )?;
+        one_of(
+            "cache.memory_policy",
+            &self.cache.memory_policy,
+            &["tinylfu", "lru"],
+        )?;
+        one_of(
+            "cache.disk_policy",
+            &self.cache.disk_policy,
+            &["lru", "lfu", "ttl"],
         )?;
         let pr = &self.preprocessing;
         one_of(
@@ -774,6 +826,8 @@ mod tests {
                 "validation.null_threshold",
             ),
             ("[pipeline]\nmax_workers = \"two\"\n", "max_workers"),
+            ("[cache]\ndisk_policy = \"fifo\"\n", "cache.disk_policy"),
+            ("[cache]\nmemory_policy = \"arc\"\n", "cache.memory_policy"),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text).unwrap_err().to_string();

@@ -44,6 +44,7 @@ mod error;
 mod hash;
 mod ledger;
 mod mapping;
+mod meta_store;
 mod reject;
 mod schema;
 mod sink;
@@ -53,13 +54,14 @@ mod stage;
 pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
-    Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig, PreprocessingConfig,
-    ValidationConfig, parse_hhmm,
+    CacheConfig, Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig,
+    PreprocessingConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
+pub use meta_store::{MemoryMetaStore, MetaCache, MetaStore};
 pub use reject::{Reject, RejectKind};
 pub use schema::{Canonical, DatasetKind, dict_type, ts_type};
 pub use sink::{MemoryRejectSink, MemorySink, RejectSink, Sink, SinkSummary};

@@ -1,21 +1,24 @@
-//! The metadata cache: a redb file mapping a file fingerprint (size, mtime, hash of the first
-//! and last 64 KiB) to what reading it found: the `inspect` report (format, schema, row
-//! count, time span, symbols) and the block boundaries of the parallel decoder. A second
-//! `inspect` answers from the cache; a second `open_source` splits the file at the cached
-//! boundaries without scanning for them.
+//! The metadata cache: maps a file fingerprint (size, mtime, hash of the first and last
+//! 64 KiB) to what reading it found: the `inspect` report (format, schema, row count, time
+//! span, symbols) and the block boundaries of the parallel decoder. A second `inspect`
+//! answers from the cache; a second `open_source` splits the file at the cached boundaries
+//! without scanning for them.
 //!
-//! The cache is best effort: when it cannot be opened (another process or source has it open
-//! at that moment) or holds garbage, the file is simply read without it.
+//! Entries are JSON in a [`MetaCache`] (pipeline-core's store trait; the run backs it with
+//! the tickpipe cache's `meta` namespace). The cache is best effort: a miss or garbage
+//! means the file is simply read without it.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use redb::{ReadableDatabase, TableDefinition};
+use pipeline_core::MetaCache;
 use serde::{Deserialize, Serialize};
 
 use super::inspect::InspectReport;
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("tickpipe_file_meta_v1");
+/// Prefix of this module's keys in the store (the store may hold other metadata), with the
+/// entry format's version.
+const KEY_PREFIX: &str = "pipeline-io/file-meta/v1|";
 
 /// Bytes hashed at each end of a file for its fingerprint: enough to notice appends and
 /// rewrites of the same size and mtime, small enough to cost nothing.
@@ -62,42 +65,24 @@ pub(crate) fn fingerprint(path: &Path) -> Option<String> {
     ))
 }
 
-/// Looks `key` up; `None` on a miss or any cache problem.
-pub(crate) fn get(db_path: &Path, key: &str) -> Option<CachedMeta> {
-    if !db_path.exists() {
-        return None;
-    }
-    let db = redb::Database::create(db_path).ok()?;
-    let tx = db.begin_read().ok()?;
-    let t = tx.open_table(TABLE).ok()?;
-    let v = t.get(key).ok()??;
-    serde_json::from_slice(v.value()).ok()
+/// Looks `key` up; `None` on a miss or an unreadable entry.
+pub(crate) fn get(store: &MetaCache, key: &str) -> Option<CachedMeta> {
+    let v = store.get(&format!("{KEY_PREFIX}{key}"))?;
+    serde_json::from_slice(&v).ok()
 }
 
 /// Merges `update` into the entry of `key` (fields set in `update` win).
-pub(crate) fn put(db_path: &Path, key: &str, update: CachedMeta) {
-    let mut entry = get(db_path, key).unwrap_or_default();
+pub(crate) fn put(store: &MetaCache, key: &str, update: CachedMeta) {
+    let mut entry = get(store, key).unwrap_or_default();
     if update.report.is_some() {
         entry.report = update.report;
     }
     if update.boundaries.is_some() {
         entry.boundaries = update.boundaries;
     }
-    let Ok(bytes) = serde_json::to_vec(&entry) else {
-        return;
-    };
-    let write = || -> Result<(), Box<dyn std::error::Error>> {
-        let db = redb::Database::create(db_path)?;
-        let tx = db.begin_write()?;
-        {
-            let mut t = tx.open_table(TABLE)?;
-            t.insert(key, bytes.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        tracing::debug!("metadata cache {}: {e}", db_path.display());
+    match serde_json::to_vec(&entry) {
+        Ok(bytes) => store.put(&format!("{KEY_PREFIX}{key}"), &bytes),
+        Err(e) => tracing::debug!("metadata cache: {e}"),
     }
 }
 
@@ -110,7 +95,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.csv");
         std::fs::write(&f, "a,b\n1,2\n").unwrap();
-        let db = dir.path().join("meta.redb");
+        let db = MetaCache::memory();
         let k = fingerprint(&f).unwrap();
         assert!(get(&db, &k).is_none());
         put(

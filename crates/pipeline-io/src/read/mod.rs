@@ -10,7 +10,7 @@
 //!   each block's newline count. Block cuts depend only on the bytes and `chunk_rows`, never on
 //!   the thread count, so output is identical for any `threads`.
 //! * [`open_follow`] tails a growing file or stdin; [`inspect`] describes an input; with
-//!   `ReadOptions::meta_cache` both use a redb cache keyed by file fingerprint.
+//!   `ReadOptions::meta_cache` both use a metadata cache keyed by file fingerprint.
 //!
 //! Measured on the gen-data TAQ layout (20 M rows, 1.45 GB, release build, this shared
 //! 2-core machine): one decode thread reads 6.6 M rows/s (≈ 520 MB per CPU-second); gzip

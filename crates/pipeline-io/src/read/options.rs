@@ -1,8 +1,6 @@
 //! [`ReadOptions`]: how inputs are read, derived from the run [`Config`].
 
-use std::path::PathBuf;
-
-use pipeline_core::{Config, InputConfig, Result};
+use pipeline_core::{Config, InputConfig, MetaCache, Result};
 
 /// Assumed bytes one row costs while it is read: its text (≈ 70 B for a TAQ row) plus its
 /// Arrow columns (≈ 10 × 8 B plus dictionary keys and offsets), rounded up to leave room for
@@ -48,8 +46,9 @@ pub struct ReadOptions {
     /// 20M-row `tickpipe run` on 2 cores that was as fast as the old `2 × threads + 2`
     /// (8.7–9.0 s against 8.9–9.2 s) at 20 MiB less peak RSS.
     pub blocks_in_flight: usize,
-    /// A redb file caching sniffed metadata per file fingerprint; `None` disables it.
-    pub meta_cache: Option<PathBuf>,
+    /// Where sniffed metadata is cached per file fingerprint (the run passes the tickpipe
+    /// cache's `meta` namespace); `None` disables it.
+    pub meta_cache: Option<MetaCache>,
 }
 
 impl Default for ReadOptions {

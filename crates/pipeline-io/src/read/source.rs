@@ -175,7 +175,7 @@ fn produce_mapped(
     block_bytes: usize,
     out: &mut BlockSender,
     cached: Option<Vec<u64>>,
-    cache: Option<(std::path::PathBuf, String)>,
+    cache: Option<(pipeline_core::MetaCache, String)>,
 ) {
     let len = map.len();
     if let Some(ends) =
@@ -610,7 +610,7 @@ mod tests {
             text.push_str(&format!("2021-01-04T14:30:00.{i:09}Z,{i}.5\n"));
         }
         std::fs::write(&p, &text).unwrap();
-        let db = dir.path().join("m.redb");
+        let db = pipeline_core::MetaCache::memory();
         let opts = ReadOptions {
             meta_cache: Some(db.clone()),
             chunk_rows: 2000,
