@@ -198,7 +198,7 @@ impl Validator {
     fn result(&mut self, mut em: Emitter) -> ChunkResult {
         let mut kept = em.take_chunks();
         let rejects = em.take_rejects();
-        let findings = self.take_findings();
+        let findings = self.drain_findings();
         ChunkResult {
             kept: kept.pop(),
             rejects,
@@ -206,7 +206,10 @@ impl Validator {
         }
     }
 
-    fn take_findings(&mut self) -> Vec<Finding> {
+    /// Findings logged since the last call that no call returned yet: those decided by
+    /// [`Validator::generate_report`] (the last symbol-days' price jumps and spread
+    /// outliers).
+    pub fn drain_findings(&mut self) -> Vec<Finding> {
         let Some((plan, stage)) = self.running.as_mut() else {
             return Vec::new();
         };
