@@ -38,11 +38,16 @@ pub(crate) struct F64 {
 }
 
 impl F64 {
-    /// The column `name` of `chunk`, or `None` when absent.
+    /// The column `name` of `chunk`, or `None` when absent or not numeric.
     pub(crate) fn of(chunk: &Chunk, name: &str) -> Result<Option<F64>> {
         let Some(a) = chunk.column_by_name(name) else {
             return Ok(None);
         };
+        // A non-numeric column of a numeric name is the schema rule's finding; the value
+        // rules skip it.
+        if !a.data_type().is_numeric() {
+            return Ok(None);
+        }
         let arr = to_f64(a, name)?;
         let nulls = arr.nulls().filter(|n| n.null_count() > 0).cloned();
         Ok(Some(F64 { arr, nulls }))

@@ -345,22 +345,23 @@ pub(crate) fn build(
             .map(|p| p.0)
             .collect();
         acc.failed[rule] = bad.len() as u64;
-        for (src, r, p) in acc.schema.clone() {
-            if r == rule {
-                ex(
-                    rule,
-                    Ex {
-                        source: src,
-                        line: 1,
-                        symbol: String::new(),
-                        ts: None,
-                        date: None,
-                        values: vec![],
-                        note: p,
-                    },
-                    &mut acc,
-                );
-            }
+        for src in bad {
+            let notes: Vec<String> = acc
+                .schema
+                .iter()
+                .filter(|p| p.0 == src && p.1 == rule)
+                .map(|p| p.2.clone())
+                .collect();
+            let e = Ex {
+                source: src,
+                line: 1,
+                symbol: String::new(),
+                ts: None,
+                date: None,
+                values: vec![],
+                note: notes.join("; "),
+            };
+            ex(rule, e, &mut acc);
         }
     }
     // Duplicated files: equal row counts and fingerprints.

@@ -319,32 +319,55 @@ impl Jump {
         }
     }
 
+    /// Judges the oldest waiting row against the accepted rows before it and the waiting
+    /// rows after it. A spike deviates from both sides and is left out of the window; a
+    /// jump deviates from the rows before but agrees with the rows after (a level shift):
+    /// it is a finding too, and the window restarts at the new level, so one shift is one
+    /// finding. At the start of a day only the rows after can judge; at its end only the
+    /// rows before.
     fn judge(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
         let Some(r) = self.pend.pop_front() else {
             return;
         };
-        let mut nb = [0.0; 4];
-        let mut m = 0;
-        for &p in self.prev.iter().chain(self.pend.iter().map(|x| &x.p)) {
-            nb[m] = p;
-            m += 1;
+        let np = self.prev.len();
+        let nn = self.pend.len();
+        if np + nn < 2 || self.warm.len() < WARM {
+            self.accept(r.p, tick, ret);
+            return;
         }
-        if m >= 2 && self.warm.len() >= WARM {
-            let reference = median_small(&mut nb[..m]);
-            let floor = tick_of(reference, tick) / reference;
-            let limit = k * self.vol.max(floor);
-            let dev = (r.p - reference).abs() / reference;
-            if dev > limit {
-                hits.push(JumpHit {
-                    row: r,
-                    reference,
-                    dev: (r.p - reference) / reference,
-                    limit,
-                });
-                return;
+        let mut before = [0.0; 2];
+        before[..np].copy_from_slice(&self.prev);
+        let mut after = [0.0; 2];
+        for (x, y) in after.iter_mut().zip(self.pend.iter()) {
+            *x = y.p;
+        }
+        let limit = k * self.vol.max(tick_of(r.p, tick) / r.p);
+        let side = |v: &mut [f64]| -> Option<(f64, bool)> {
+            if v.is_empty() {
+                return None;
             }
+            let m = median_small(v);
+            Some((m, (r.p - m).abs() / m > limit))
+        };
+        let b = side(&mut before[..np]);
+        let a = side(&mut after[..nn]);
+        let hit = |reference: f64| JumpHit {
+            row: r,
+            reference,
+            dev: (r.p - reference) / reference,
+            limit,
+        };
+        match (b, a) {
+            (Some((m, true)), Some((_, false))) => {
+                // A level shift: a finding, and the window restarts at the new level.
+                hits.push(hit(m));
+                self.prev.clear();
+                self.prev.push(r.p);
+                self.last = Some(r.p);
+            }
+            (Some((m, true)), _) | (None, Some((m, true))) => hits.push(hit(m)),
+            _ => self.accept(r.p, tick, ret),
         }
-        self.accept(r.p, tick, ret);
     }
 
     fn accept(&mut self, p: f64, tick: f64, ret: &mut Histogram) {
