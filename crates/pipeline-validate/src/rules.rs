@@ -641,8 +641,11 @@ impl RuleSet {
             }
             thresholds.extend(f.thresholds.clone());
             for r in &f.rule {
-                let sev = Severity::parse(&format!("rule.{}.severity", r.name), &r.severity)?
-                    .unwrap_or(Severity::Warning);
+                let sev = match r.severity.as_str() {
+                    "" => Some(Severity::Warning),
+                    x => Severity::parse(&format!("rule.{}.severity", r.name), x)?,
+                };
+                let Some(sev) = sev else { continue };
                 let mut c = CustomRule::expr(&r.name, sev, &r.expr)?;
                 if let Some(d) = &r.description {
                     c = c.description(d.clone());
@@ -680,7 +683,10 @@ impl RuleSet {
                     ));
                 }
                 a.check()?;
-                let sev = Severity::parse(&format!("anomaly.{name}.severity"), &a.severity)?;
+                let sev = match a.severity.as_str() {
+                    "" => Some(Severity::Warning),
+                    x => Severity::parse(&format!("anomaly.{name}.severity"), x)?,
+                };
                 anomalies.push((rules.len(), a.clone()));
                 rules.push(RuleDef {
                     severity: sev,
