@@ -87,6 +87,7 @@ const STYLE: &str = r#"
 .tpv svg text{font-size:11px;fill:#4a5565}
 .tpv .off{color:#5f6b7a;font-size:12px}
 .tpv .muted{color:#5f6b7a}
+.tpv .nw{white-space:nowrap}
 .tpv details{margin:4px 0}
 .tpv summary{cursor:pointer;font-weight:600}
 "#;
@@ -275,6 +276,10 @@ fn rules(o: &mut String, r: &ValidationReport) {
     o.push_str("</div>");
 }
 
+/// Examples per rule shown on the page (the JSON report has all `examples_per_rule`): eight
+/// rows show the pattern without burying the next rule.
+const HTML_EXAMPLES: usize = 8;
+
 fn examples(o: &mut String, r: &ValidationReport) {
     o.push_str("<div id=\"tpv-examples\"><h3>Failing examples</h3>");
     let with: Vec<&crate::report::RuleResult> =
@@ -292,7 +297,7 @@ fn examples(o: &mut String, r: &ValidationReport) {
             unit_name(x.unit),
             x.severity.map_or("off", Severity::name)
         );
-        for e in &x.examples {
+        for e in x.examples.iter().take(HTML_EXAMPLES) {
             let place = if e.file.is_empty() {
                 "—".to_string()
             } else {
@@ -301,7 +306,7 @@ fn examples(o: &mut String, r: &ValidationReport) {
             let vals: Vec<String> = e.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = write!(
                 o,
-                "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                "<tr><td class=\"mono nw\">{}</td><td>{}</td><td class=\"mono nw\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
                 esc(&place),
                 esc(&e.symbol),
                 esc(e.ts.as_deref().unwrap_or("")),
@@ -309,7 +314,15 @@ fn examples(o: &mut String, r: &ValidationReport) {
                 esc(&e.note)
             );
         }
-        o.push_str("</tbody></table></details>");
+        o.push_str("</tbody></table>");
+        if x.examples.len() > HTML_EXAMPLES {
+            let _ = write!(
+                o,
+                "<p class=\"src\">{} more in the JSON report.</p>",
+                x.examples.len() - HTML_EXAMPLES
+            );
+        }
+        o.push_str("</details>");
     }
     o.push_str("</div>");
 }
@@ -550,9 +563,11 @@ fn rates_chart(o: &mut String, days: &[DayStat]) {
     let (pw, ph) = (W - ML - MR, H - MT - MB);
     let n = days.len() as f64;
     for (series, color, label) in [(0, "#c5221f", "quarantined"), (1, "#c77700", "warnings")] {
-        let mut pts = String::new();
+        // One line per run of days with rows: a missing day breaks the line.
+        let mut runs: Vec<String> = vec![String::new()];
         for (i, d) in days.iter().enumerate() {
             if d.rows == 0 {
+                runs.push(String::new());
                 continue;
             }
             let v = if series == 0 {
@@ -562,13 +577,17 @@ fn rates_chart(o: &mut String, days: &[DayStat]) {
             };
             let x = ML + pw * (i as f64 + 0.5) / n;
             let y = MT + ph - ph * v / max;
-            let _ = write!(pts, "{x:.1},{y:.1} ");
+            if let Some(last) = runs.last_mut() {
+                let _ = write!(last, "{x:.1},{y:.1} ");
+            }
         }
-        let _ = write!(
-            o,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>",
-            pts.trim_end()
-        );
+        for pts in runs.iter().filter(|p| !p.is_empty()) {
+            let _ = write!(
+                o,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>",
+                pts.trim_end()
+            );
+        }
         let ly = MT + 12.0 + 14.0 * f64::from(series);
         let _ = write!(
             o,
