@@ -113,6 +113,33 @@ impl Ts {
         Some(Ts { values, nulls })
     }
 
+    /// Row `i` of the `ts` column of `chunk` in nanoseconds, without reading the column.
+    pub(crate) fn of_row(chunk: &Chunk, i: usize) -> Option<i64> {
+        let a = chunk.column_by_name("ts")?;
+        if a.is_null(i) {
+            return None;
+        }
+        Some(match a.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                a.as_primitive::<TimestampNanosecondType>().value(i)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => a
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(i)
+                .saturating_mul(1_000),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => a
+                .as_primitive::<TimestampMillisecondType>()
+                .value(i)
+                .saturating_mul(1_000_000),
+            DataType::Timestamp(TimeUnit::Second, _) => a
+                .as_primitive::<TimestampSecondType>()
+                .value(i)
+                .saturating_mul(1_000_000_000),
+            DataType::Int64 => a.as_primitive::<Int64Type>().value(i),
+            _ => return None,
+        })
+    }
+
     /// Row `i`, `None` when null.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<i64> {

@@ -120,7 +120,9 @@
 //! # Speed
 //! `cargo run --release -p pipeline-validate --example validate_bench` measures the
 //! financial preset over gen-data rows held in memory and prints precision and recall per
-//! rule against the labels; see the example's docs for the figures.
+//! rule against the labels. On the shared 2-core dev machine: 2.5–3.0 M rows per
+//! CPU-second on one thread (about 330 ns a row), short of the 8 M rows/s goal on two
+//! cores; precision and recall 0.995–1.0 for every scored rule.
 
 mod calendar;
 mod collect;

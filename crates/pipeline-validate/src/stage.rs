@@ -483,10 +483,9 @@ fn show(chunk: &Chunk, col: &str, i: usize) -> Option<String> {
     if a.is_null(i) {
         return Some("null".into());
     }
-    if col == "ts"
-        && let Some(t) = Ts::of(chunk).and_then(|t| t.get(i))
-    {
-        return Some(fmt_ts(t));
+    if col == "ts" {
+        // One value, not the column: `Ts::of` would copy the whole column per example.
+        return Ts::of_row(chunk, i).map(fmt_ts);
     }
     if let Some(s) = str_col(chunk, col) {
         return s.get(i).map(str::to_string);
@@ -1343,22 +1342,6 @@ impl Stage for ValidateStage {
             ] {
                 if hit {
                     findings += 1;
-                    let values = ex_values(rule, k);
-                    let note = match rule {
-                        id::TS_ORDER => format!(
-                            "earlier than the previous row of the symbol ({})",
-                            prev.map(fmt_ts).unwrap_or_default()
-                        ),
-                        id::DUPLICATE_ROW => {
-                            "same values as an earlier row at this timestamp".into()
-                        }
-                        id::NON_TRADING_DAY => "not a trading day".into(),
-                        id::OUTSIDE_SESSION => "outside the session hours".into(),
-                        _ => format!(
-                            "no row for {} inside the session",
-                            fmt_dur(gap.unwrap_or(0))
-                        ),
-                    };
                     let name = self.slots.names()[slot].clone();
                     Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
                         source: src,
@@ -1366,8 +1349,22 @@ impl Stage for ValidateStage {
                         symbol: name,
                         ts: t,
                         date: None,
-                        values,
-                        note,
+                        values: ex_values(rule, k),
+                        note: match rule {
+                            id::TS_ORDER => format!(
+                                "earlier than the previous row of the symbol ({})",
+                                prev.map(fmt_ts).unwrap_or_default()
+                            ),
+                            id::DUPLICATE_ROW => {
+                                "same values as an earlier row at this timestamp".into()
+                            }
+                            id::NON_TRADING_DAY => "not a trading day".into(),
+                            id::OUTSIDE_SESSION => "outside the session hours".into(),
+                            _ => format!(
+                                "no row for {} inside the session",
+                                fmt_dur(gap.unwrap_or(0))
+                            ),
+                        },
                     });
                 }
             }
@@ -1377,7 +1374,7 @@ impl Stage for ValidateStage {
                 bits &= bits - 1;
                 let rule = self.bit_rule[b];
                 let name = self.slots.names()[slot].clone();
-                let values = match &rs.rules[rule].info.category {
+                let values = || match &rs.rules[rule].info.category {
                     crate::rules::Category::Custom => {
                         let mut cols = Vec::new();
                         if let Some((_, Check::Expr(e, _))) =
@@ -1397,7 +1394,7 @@ impl Stage for ValidateStage {
                     symbol: name,
                     ts: t,
                     date: None,
-                    values,
+                    values: values(),
                     note: rs.rules[rule].info.description.clone(),
                 });
             }

@@ -37,8 +37,14 @@ impl RejectSink for Keep {
     }
 }
 
-fn sorted(mut r: Vec<Reject>) -> Vec<(u32, u64, String, String)> {
-    let mut v: Vec<_> = r.drain(..).map(|r| (r.source, r.line, r.reason, r.detail)).collect();
+/// Rejects as comparable tuples: source, line, reason, detail.
+type Rows = Vec<(u32, u64, String, String)>;
+
+fn sorted(mut r: Vec<Reject>) -> Rows {
+    let mut v: Vec<_> = r
+        .drain(..)
+        .map(|r| (r.source, r.line, r.reason, r.detail))
+        .collect();
     v.sort();
     v
 }
@@ -50,7 +56,7 @@ fn canon(r: &ValidationReport) -> String {
     r.to_json().unwrap()
 }
 
-fn reference(files: &[PathBuf], chunk: usize) -> (ValidationReport, Vec<(u32, u64, String, String)>) {
+fn reference(files: &[PathBuf], chunk: usize) -> (ValidationReport, Rows) {
     let mut v = Validator::financial().unwrap();
     let mut rejects = Vec::new();
     for (i, f) in files.iter().enumerate() {
@@ -62,7 +68,7 @@ fn reference(files: &[PathBuf], chunk: usize) -> (ValidationReport, Vec<(u32, u6
     (v.generate_report().unwrap().clone(), sorted(rejects))
 }
 
-fn engine(files: &[PathBuf], workers: usize, chunk: usize) -> (ValidationReport, Vec<(u32, u64, String, String)>, u64) {
+fn engine(files: &[PathBuf], workers: usize, chunk: usize) -> (ValidationReport, Rows, u64) {
     let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
     let mut table = SourceTable::default();
     let specs: Vec<SourceSpec> = files
@@ -92,7 +98,9 @@ fn engine(files: &[PathBuf], workers: usize, chunk: usize) -> (ValidationReport,
         .sources(specs)
         .stages(plan.stages())
         .workers(workers)
-        .sink_factory(Arc::new(move |_, _| Ok(Box::new(Count(w.clone())) as Box<dyn Sink>)))
+        .sink_factory(Arc::new(move |_, _| {
+            Ok(Box::new(Count(w.clone())) as Box<dyn Sink>)
+        }))
         .reject_sink(Box::new(Keep(rejects.clone())))
         .build()
         .unwrap()
@@ -129,7 +137,11 @@ fn engine_workers_and_chunk_sizes_give_the_reference_report() {
     assert!(want.total_findings > want.rows_quarantined);
     for (workers, chunk) in [(1, 65_536), (2, 1000), (3, 257)] {
         let (got, rejects, written) = engine(&files, workers, chunk);
-        assert_eq!(canon(&got), canon(&want), "{workers} workers, chunks of {chunk}");
+        assert_eq!(
+            canon(&got),
+            canon(&want),
+            "{workers} workers, chunks of {chunk}"
+        );
         assert_eq!(rejects, want_rejects);
         assert_eq!(written + got.rows_quarantined, got.rows_checked);
         assert_eq!(rejects.len() as u64, got.rows_quarantined);

@@ -35,7 +35,12 @@ fn financial_preset_finds_labelled_anomalies() {
     let scores = score(&found, &labels);
     println!("{}", scores_table(&scores));
     for s in &scores {
-        assert!(s.labelled >= 50, "{}: only {} labelled rows", s.rule, s.labelled);
+        assert!(
+            s.labelled >= 50,
+            "{}: only {} labelled rows",
+            s.rule,
+            s.labelled
+        );
         assert!(
             s.precision >= 0.95 && s.recall >= 0.95,
             "{}: precision {:.3}, recall {:.3} ({} flagged, {} labelled)",

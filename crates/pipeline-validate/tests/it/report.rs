@@ -32,7 +32,9 @@ fn assert_well_formed(html: &str) {
         let end = tail.find('>').expect("tag ends with >");
         let tag = &tail[1..end];
         if let Some(name) = tag.strip_prefix('/') {
-            let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
             assert_eq!(open, name, "</{name}> closes <{open}>");
         } else if !tag.ends_with('/') {
             let name: String = tag.chars().take_while(|c| !c.is_whitespace()).collect();
@@ -58,8 +60,11 @@ fn validate_dir(files: &[std::path::PathBuf], history: Option<&Path>) -> Validat
         v.set_history_dir(h);
     }
     for (i, f) in files.iter().enumerate() {
-        v.validate_file(f.display().to_string(), read(f, i as u32, 4096).into_iter().map(Ok))
-            .unwrap();
+        v.validate_file(
+            f.display().to_string(),
+            read(f, i as u32, 4096).into_iter().map(Ok),
+        )
+        .unwrap();
     }
     v.generate_report().unwrap().clone()
 }
@@ -69,18 +74,45 @@ fn html_is_self_contained_well_formed_and_has_every_section() {
     let dir = tempfile::tempdir().unwrap();
     let (files, _) = gen_data(dir.path(), 20_000, 6, 4, 0.003);
     // Drop one day so the rows chart shows a gap.
-    let kept: Vec<_> = files.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, f)| f.clone()).collect();
+    let kept: Vec<_> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, f)| f.clone())
+        .collect();
     let r = validate_dir(&kept, None);
     let html = r.to_html();
     assert_well_formed(&html);
-    for id in ["tpv-verdict", "tpv-rules", "tpv-charts", "tpv-examples", "tpv-symbols", "tpv-dataset", "tpv-columns"] {
+    for id in [
+        "tpv-verdict",
+        "tpv-rules",
+        "tpv-charts",
+        "tpv-examples",
+        "tpv-symbols",
+        "tpv-dataset",
+        "tpv-columns",
+    ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
     }
-    assert!(html.find("tpv-verdict") < html.find("tpv-rules"), "verdict first");
-    assert!(!html.contains("http://") || !html.replace("http://www.w3.org/2000/svg", "").contains("http"));
-    assert!(!html.contains("<script") && !html.contains("src="), "nothing fetched");
+    assert!(
+        html.find("tpv-verdict") < html.find("tpv-rules"),
+        "verdict first"
+    );
+    assert!(
+        !html.contains("http://")
+            || !html
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("http")
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "nothing fetched"
+    );
     assert_eq!(html.matches("<svg").count(), 4);
-    assert!(r.days.iter().any(|d| d.missing), "the dropped day is a missing trading day");
+    assert!(
+        r.days.iter().any(|d| d.missing),
+        "the dropped day is a missing trading day"
+    );
     assert_eq!(r.rule("missing_trading_day").unwrap().status, Status::Fail);
     let frag = r.html_fragment();
     assert_well_formed(&frag);
@@ -100,7 +132,17 @@ fn json_round_trips_and_exit_codes_follow_the_verdict() {
     let back = ValidationReport::from_json(&r.to_json().unwrap()).unwrap();
     assert_eq!(back, r);
     let v: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
-    for key in ["schema_version", "verdict", "rules", "symbols", "symbol_days", "days", "files", "returns_bps", "spreads_bps"] {
+    for key in [
+        "schema_version",
+        "verdict",
+        "rules",
+        "symbols",
+        "symbol_days",
+        "days",
+        "files",
+        "returns_bps",
+        "spreads_bps",
+    ] {
         assert!(v.get(key).is_some(), "{key}");
     }
     assert_eq!(v["schema_version"], 1);
@@ -133,17 +175,26 @@ fn history_flags_a_thin_day_and_duplicated_files_are_found() {
     let thin = whole.slice(0, whole.num_rows() / 10);
     let mut v = Validator::financial().unwrap();
     v.set_history_dir(&hist);
-    v.validate_file(files[6].display().to_string(), [Ok(thin)]).unwrap();
+    v.validate_file(files[6].display().to_string(), [Ok(thin)])
+        .unwrap();
     for name in ["day8.csv", "day8-copy.csv"] {
-        v.validate_file(name, read(&files[7], 0, 4096).into_iter().map(Ok)).unwrap();
+        v.validate_file(name, read(&files[7], 0, 4096).into_iter().map(Ok))
+            .unwrap();
     }
     let r2 = v.generate_report().unwrap();
     let h = r2.rule("rows_vs_history").unwrap();
     assert_eq!(h.failed, 2, "both symbols' thin day: {:?}", h.examples);
-    assert!(h.examples[0].note.contains("median"), "{}", h.examples[0].note);
+    assert!(
+        h.examples[0].note.contains("median"),
+        "{}",
+        h.examples[0].note
+    );
     assert!(r2.days.iter().any(|d| d.flagged));
     let d = r2.rule("duplicated_file").unwrap();
-    assert_eq!((d.failed, d.examples[0].file.as_str()), (1, "day8-copy.csv"));
+    assert_eq!(
+        (d.failed, d.examples[0].file.as_str()),
+        (1, "day8-copy.csv")
+    );
     assert_eq!(r2.verdict, Verdict::Fail);
     let text = std::fs::read_to_string(hist.join(HISTORY_FILE)).unwrap();
     assert_eq!(text.lines().count(), 16);
@@ -152,7 +203,8 @@ fn history_flags_a_thin_day_and_duplicated_files_are_found() {
     std::fs::write(hist.join(HISTORY_FILE), "{\"symbol\":1}\n").unwrap();
     let mut v = Validator::financial().unwrap();
     v.set_history_dir(&hist);
-    v.validate_file("x.csv", read(&files[0], 0, 4096).into_iter().map(Ok)).unwrap();
+    v.validate_file("x.csv", read(&files[0], 0, 4096).into_iter().map(Ok))
+        .unwrap();
     let e = v.generate_report().unwrap_err().to_string();
     assert!(e.contains("quality_history.jsonl:1"), "{e}");
 }
@@ -185,10 +237,17 @@ severity = "info"
     let mut v = Validator::financial().unwrap();
     v.set_rules_file(rules).unwrap();
     v.set_history_dir(&hist);
-    v.validate_file("d7.csv", read(&files[6], 0, 4096).into_iter().map(Ok)).unwrap();
+    v.validate_file("d7.csv", read(&files[6], 0, 4096).into_iter().map(Ok))
+        .unwrap();
     let r = v.generate_report().unwrap();
-    assert_eq!(r.rule("history_rows_absolute").unwrap().status, Status::Fail);
-    assert_eq!(r.rule("history_rows_relative").unwrap().status, Status::Pass);
+    assert_eq!(
+        r.rule("history_rows_absolute").unwrap().status,
+        Status::Fail
+    );
+    assert_eq!(
+        r.rule("history_rows_relative").unwrap().status,
+        Status::Pass
+    );
     let z = r.rule("history_volume_zscore").unwrap();
     assert_eq!((z.status, z.checked), (Status::Pass, 1));
     assert_eq!(r.verdict, Verdict::Warn);
@@ -206,7 +265,14 @@ fn suggested_rules_read_back_and_pass_their_own_sample() {
     }
     let suggested = p.suggest();
     assert_eq!(suggested.settings.tick_size, Some(0.01));
-    assert!(suggested.columns["exchange"].allowed.as_ref().unwrap().len() >= 5);
+    assert!(
+        suggested.columns["exchange"]
+            .allowed
+            .as_ref()
+            .unwrap()
+            .len()
+            >= 5
+    );
     assert!(suggested.required_columns.contains(&"price".to_string()));
     let text = suggested.to_toml().unwrap();
     let back = RulesFile::parse(&text).unwrap();
@@ -219,8 +285,11 @@ fn suggested_rules_read_back_and_pass_their_own_sample() {
     assert!(plan.enabled());
     let mut v = Validator::new(&cfg).unwrap();
     for (i, f) in files.iter().enumerate() {
-        v.validate_file(f.display().to_string(), read(f, i as u32, 4096).into_iter().map(Ok))
-            .unwrap();
+        v.validate_file(
+            f.display().to_string(),
+            read(f, i as u32, 4096).into_iter().map(Ok),
+        )
+        .unwrap();
     }
     let r = v.generate_report().unwrap();
     for rule in ["bounds", "allowed_values", "tick_grid", "null_value"] {

@@ -9,7 +9,13 @@ use pipeline_io::{AnomalyRates, GenConfig, InputFile, Layout, ReadOptions};
 
 /// Generates a per-day TAQ dataset with every anomaly kind at `rate` and returns its files
 /// (sorted) and the labels file.
-pub fn gen_data(dir: &Path, rows: u64, days: u32, symbols: usize, rate: f64) -> (Vec<PathBuf>, PathBuf) {
+pub fn gen_data(
+    dir: &Path,
+    rows: u64,
+    days: u32,
+    symbols: usize,
+    rate: f64,
+) -> (Vec<PathBuf>, PathBuf) {
     let cfg = GenConfig {
         rows,
         symbols,
@@ -41,7 +47,14 @@ pub fn read(path: &Path, id: u32, chunk_rows: usize) -> Vec<Chunk> {
 }
 
 /// A TAQ row for hand-made batches: (ts ns, symbol, price, size, bid, ask).
-pub type Row = (i64, &'static str, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+pub type Row = (
+    i64,
+    &'static str,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
 
 /// 2021-01-04 09:30:00 New York (14:30 UTC), a trading day.
 pub const OPEN: i64 = 1_609_770_600_000_000_000;
@@ -63,7 +76,9 @@ pub fn taq(rows: &[Row], first_line: u64) -> Chunk {
         ),
         (
             "symbol",
-            Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())) as ArrayRef,
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )) as ArrayRef,
         ),
         ("price", col(|r| r.2)),
         ("size", col(|r| r.3)),
@@ -76,5 +91,12 @@ pub fn taq(rows: &[Row], first_line: u64) -> Chunk {
 
 /// A clean row at `OPEN + s` seconds for symbol `sym` around `px`.
 pub fn clean(s: i64, sym: &'static str, px: f64) -> Row {
-    (OPEN + s * SEC, sym, Some(px), Some(100.0), Some(px - 0.01), Some(px + 0.01))
+    (
+        OPEN + s * SEC,
+        sym,
+        Some(px),
+        Some(100.0),
+        Some(px - 0.01),
+        Some(px + 0.01),
+    )
 }
