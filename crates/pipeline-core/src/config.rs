@@ -329,11 +329,23 @@ impl Default for PreprocessingConfig {
     }
 }
 
-/// `[validation]`: thresholds for dataset-level checks.
+/// `[validation]`: data-quality rules (pipeline-validate): which rules run, their thresholds,
+/// and the verdict. Session hours come from `[preprocessing]` (`session_open`,
+/// `session_close`, `session_timezone`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
-    /// Run statistical checks. Default true.
+    /// Validate inline in `tickpipe run` (after cleaning, on the rows that are written).
+    /// Default true.
+    pub enabled: bool,
+    /// Rule preset: `financial` (schema, range and market-data rules) or `none` (only the
+    /// rules file). Default `financial`.
+    pub preset: String,
+    /// TOML rules file adding custom rules, bounds, allowed values and severities; empty
+    /// means none. Default empty.
+    pub rules_file: String,
+    /// Run statistical checks (null, duplicate and outlier shares per symbol-day). Default
+    /// true.
     pub enable_statistical_validation: bool,
     /// Largest tolerated share of nulls per column. Default 0.1.
     pub null_threshold: f64,
@@ -341,17 +353,82 @@ pub struct ValidationConfig {
     pub duplicate_threshold: f64,
     /// Largest tolerated share of outliers. Default 0.01.
     pub outlier_threshold: f64,
-    /// Validate partitions in parallel. Default true.
+    /// Largest share of rows failing one error-severity rule before the verdict is `fail`.
+    /// Default 0.01.
+    pub error_threshold: f64,
+    /// Largest share of rows failing one warning-severity rule before the verdict is `warn`.
+    /// Default 0.01.
+    pub warning_threshold: f64,
+    /// Which verdict makes `tickpipe validate` exit 1: `fail`, or `warn` (warn or fail).
+    /// Default `fail`.
+    pub fail_on: String,
+    /// Spread rule: a quote's spread above this multiple of its symbol-day's median spread is
+    /// a finding (Barndorff-Nielsen et al. 2009, Q3). 0 turns the rule off. Default 50.
+    pub spread_k: f64,
+    /// Price-jump rule: a price further than this multiple of the rolling volatility from its
+    /// neighbours is a finding. 0 turns the rule off. Default 10.
+    pub jump_k: f64,
+    /// Longest gap between two rows of a symbol inside a session (`30m`, `90s`); `0` turns
+    /// the rule off. Default `30m`.
+    pub max_gap: String,
+    /// Price grid for prices of $1 and above (below $1 it is 0.0001, SEC Rule 612). 0 turns
+    /// the grid rule off. Default 0.01.
+    pub tick_size: f64,
+    /// Trading calendar: `nyse` (weekends and NYSE holidays by rule), `weekdays`, or `none`
+    /// (no session or trading-day rules). Default `nyse`.
+    pub calendar: String,
+    /// More closed dates (`YYYY-MM-DD`) on top of the calendar. Default empty.
+    pub holidays: Vec<String>,
+    /// Failing rows kept as examples per rule (with `file:line`). Default 20.
+    pub examples_per_rule: usize,
+    /// Keep per-symbol-day metrics in a history file and check each day against the
+    /// symbol's history. Default true.
+    pub history: bool,
+    /// Days of a symbol's history each day is compared with. Default 20.
+    pub history_window: usize,
+    /// Fewest earlier days a symbol needs before its days are checked against history.
+    /// Default 5.
+    pub history_min_days: usize,
+    /// A symbol-day with fewer rows than this share of the symbol's median is a finding.
+    /// Default 0.25.
+    pub rows_min_ratio: f64,
+    /// A symbol-day with more rows than this multiple of the symbol's median is a finding.
+    /// Default 4.
+    pub rows_max_ratio: f64,
+    /// Severity by rule name: `error`, `warning`, `info` or `off`. Default empty (each
+    /// rule's own).
+    pub severity: BTreeMap<String, String>,
+    /// Validate partitions in parallel: `tickpipe validate` uses one worker when false
+    /// (inline validation runs on the run's workers). Default true.
     pub enable_parallel_validation: bool,
 }
 
 impl Default for ValidationConfig {
     fn default() -> Self {
         ValidationConfig {
+            enabled: true,
+            preset: "financial".into(),
+            rules_file: String::new(),
             enable_statistical_validation: true,
             null_threshold: 0.1,
             duplicate_threshold: 0.05,
             outlier_threshold: 0.01,
+            error_threshold: 0.01,
+            warning_threshold: 0.01,
+            fail_on: "fail".into(),
+            spread_k: 50.0,
+            jump_k: 10.0,
+            max_gap: "30m".into(),
+            tick_size: 0.01,
+            calendar: "nyse".into(),
+            holidays: Vec::new(),
+            examples_per_rule: 20,
+            history: true,
+            history_window: 20,
+            history_min_days: 5,
+            rows_min_ratio: 0.25,
+            rows_max_ratio: 4.0,
+            severity: BTreeMap::new(),
             enable_parallel_validation: true,
         }
     }
@@ -606,17 +683,108 @@ impl Config {
         ] {
             parse_hhmm(t).map_err(|m| Error::config(key, m))?;
         }
-        let v = &self.validation;
+        self.validation.validate()
+    }
+}
+
+impl ValidationConfig {
+    /// Checks value ranges of the `[validation]` keys; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        let v = self;
         for (key, x) in [
             ("validation.null_threshold", v.null_threshold),
             ("validation.duplicate_threshold", v.duplicate_threshold),
             ("validation.outlier_threshold", v.outlier_threshold),
+            ("validation.error_threshold", v.error_threshold),
+            ("validation.warning_threshold", v.warning_threshold),
         ] {
             if !(0.0..=1.0).contains(&x) {
                 return Err(Error::config(key, "must be between 0 and 1"));
             }
         }
+        one_of("validation.preset", &v.preset, &["financial", "none"])?;
+        one_of("validation.fail_on", &v.fail_on, &["fail", "warn"])?;
+        one_of(
+            "validation.calendar",
+            &v.calendar,
+            &["nyse", "weekdays", "none"],
+        )?;
+        for (key, x) in [
+            ("validation.spread_k", v.spread_k),
+            ("validation.jump_k", v.jump_k),
+            ("validation.tick_size", v.tick_size),
+        ] {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(Error::config(key, "must be 0 (off) or a positive number"));
+            }
+        }
+        if !(v.rows_min_ratio.is_finite() && (0.0..1.0).contains(&v.rows_min_ratio)) {
+            return Err(Error::config(
+                "validation.rows_min_ratio",
+                "must be at least 0 and below 1",
+            ));
+        }
+        if !(v.rows_max_ratio.is_finite() && v.rows_max_ratio > 1.0) {
+            return Err(Error::config(
+                "validation.rows_max_ratio",
+                "must be a number above 1",
+            ));
+        }
+        if v.history_window < 2 {
+            return Err(Error::config(
+                "validation.history_window",
+                "must be at least 2 days",
+            ));
+        }
+        parse_gap(&v.max_gap).map_err(|m| Error::config("validation.max_gap", m))?;
+        for d in &v.holidays {
+            check_date(d).map_err(|m| Error::config("validation.holidays", m))?;
+        }
+        for (rule, sev) in &v.severity {
+            one_of(
+                &format!("validation.severity.{rule}"),
+                sev,
+                &["error", "warning", "info", "off"],
+            )?;
+        }
         Ok(())
+    }
+
+    /// `max_gap` in nanoseconds; `None` when the gap rule is off (`0` or empty).
+    ///
+    /// ```
+    /// let mut v = pipeline_core::ValidationConfig::default();
+    /// assert_eq!(v.max_gap_ns()?, Some(30 * 60 * 1_000_000_000));
+    /// v.max_gap = "0".into();
+    /// assert_eq!(v.max_gap_ns()?, None);
+    /// # Ok::<(), pipeline_core::Error>(())
+    /// ```
+    pub fn max_gap_ns(&self) -> Result<Option<i64>> {
+        parse_gap(&self.max_gap).map_err(|m| Error::config("validation.max_gap", m))
+    }
+}
+
+/// Parses a gap such as `90s`, `30m`, `2h` (units `ms`, `s`, `m`, `h`); `0` or empty is off.
+fn parse_gap(text: &str) -> std::result::Result<Option<i64>, String> {
+    let t = text.trim();
+    if t.is_empty() || t == "0" {
+        return Ok(None);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{text}` is not a duration; write e.g. 90s, 30m or 2h (0 is off)");
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let per: i64 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(per) {
+        Some(0) => Ok(None),
+        Some(v) => Ok(Some(v)),
+        None => Err(bad()),
     }
 }
 
@@ -828,11 +996,40 @@ mod tests {
             ("[pipeline]\nmax_workers = \"two\"\n", "max_workers"),
             ("[cache]\ndisk_policy = \"fifo\"\n", "cache.disk_policy"),
             ("[cache]\nmemory_policy = \"arc\"\n", "cache.memory_policy"),
+            ("[validation]\npreset = \"gx\"\n", "validation.preset"),
+            (
+                "[validation]\nmax_gap = \"5 minutes\"\n",
+                "validation.max_gap",
+            ),
+            ("[validation]\nfail_on = \"info\"\n", "validation.fail_on"),
+            ("[validation]\ncalendar = \"lse\"\n", "validation.calendar"),
+            (
+                "[validation]\nholidays = [\"2024-13\"]\n",
+                "validation.holidays",
+            ),
+            ("[validation]\njump_k = -1.0\n", "validation.jump_k"),
+            (
+                "[validation.severity]\nlocked_quote = \"fatal\"\n",
+                "validation.severity.locked_quote",
+            ),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn validation_keys_parse_and_round_trip() {
+        let c = Config::from_toml_str(
+            "[validation]\nmax_gap = \"90s\"\nholidays = [\"2024-12-24\"]\n\
+             [validation.severity]\nlocked_quote = \"error\"\ntick_grid = \"off\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.validation.max_gap_ns().unwrap(), Some(90_000_000_000));
+        assert_eq!(c.validation.severity["tick_grid"], "off");
+        let back = Config::from_toml_str(&c.to_toml_string().unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! The collector every stage instance of a plan reports to at `finish`: counts add,
+//! examples keep the smallest `(file, line)`, histograms and file fingerprints merge, so the
+//! merged result does not depend on the worker count.
+
+use crate::model::SymbolDay;
+use crate::stage::Acc;
+
+/// Results handed in by stage instances.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    pub acc: Option<Acc>,
+    pub days: Vec<SymbolDay>,
+    pub parts: usize,
+    pub examples: usize,
+}
+
+impl Collector {
+    /// A collector keeping `examples` examples per rule.
+    pub(crate) fn new(examples: usize) -> Self {
+        Collector {
+            examples,
+            ..Collector::default()
+        }
+    }
+
+    /// Adds one stage instance's results.
+    pub(crate) fn add(&mut self, acc: Acc, days: Vec<SymbolDay>) {
+        self.parts += 1;
+        self.days.extend(days);
+        let Some(mine) = self.acc.as_mut() else {
+            self.acc = Some(acc);
+            return;
+        };
+        merge(mine, acc, self.examples);
+    }
+
+    /// Takes everything collected, leaving the collector empty.
+    pub(crate) fn take(&mut self) -> (Option<Acc>, Vec<SymbolDay>, usize) {
+        let parts = std::mem::take(&mut self.parts);
+        (self.acc.take(), std::mem::take(&mut self.days), parts)
+    }
+}
+
+/// Adds `b` into `a`.
+pub(crate) fn merge(a: &mut Acc, b: Acc, examples: usize) {
+    a.rows += b.rows;
+    for (x, y) in a.failed.iter_mut().zip(&b.failed) {
+        *x += y;
+    }
+    for (x, y) in a.checked.iter_mut().zip(&b.checked) {
+        *x += y;
+    }
+    for (rule, exs) in b.examples.into_iter().enumerate() {
+        for ex in exs {
+            if a.wants(rule, ex.source, ex.line, examples) {
+                a.keep(rule, ex, examples);
+            }
+        }
+    }
+    for (c, k) in b.col_nulls {
+        match a.col_nulls.iter_mut().find(|(n, _)| *n == c) {
+            Some(e) => e.1 += k,
+            None => a.col_nulls.push((c, k)),
+        }
+    }
+    for (c, t) in b.col_types {
+        if !a.col_types.iter().any(|(n, _)| *n == c) {
+            a.col_types.push((c, t));
+        }
+    }
+    for (x, y) in [(&mut a.returns, b.returns), (&mut a.spreads, b.spreads)] {
+        match (x.as_mut(), y) {
+            (Some(h), Some(g)) => h.merge(&g),
+            (None, Some(g)) => *x = Some(g),
+            _ => {}
+        }
+    }
+    for (s, rows, sum) in b.files {
+        match a.files.iter_mut().find(|f| f.0 == s) {
+            Some(f) => {
+                f.1 += rows;
+                f.2 = f.2.wrapping_add(sum);
+            }
+            None => a.files.push((s, rows, sum)),
+        }
+    }
+    for p in b.schema {
+        if !a.schema.contains(&p) {
+            a.schema.push(p);
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! [`ValidationPlan`]: the one entry point a run (or `tickpipe validate`) uses: config in,
+//! stage factories out, report at the end.
+
+use std::sync::{Arc, Mutex};
+
+use pipeline_core::{Config, Error, Result, Stage, StageFactory};
+
+use crate::calendar::Calendar;
+use crate::collect::Collector;
+use crate::report::{FinishOptions, Mode, ValidationReport, build};
+use crate::rules::{CustomRule, RuleSet};
+use crate::rulesfile::RulesFile;
+use crate::stage::{ValidateStage, holidays};
+
+/// Validation for one run: the compiled rules, the stage factory, and the collector every
+/// stage instance reports to. One plan per run.
+///
+/// ```
+/// use pipeline_core::{Config, SourceTable};
+/// use pipeline_validate::{FinishOptions, Mode, ValidationPlan};
+///
+/// let plan = ValidationPlan::from_config(&Config::default(), Mode::Inline)?;
+/// assert!(plan.enabled());
+/// let stages = plan.stages(); // add after the cleaning stages
+/// assert_eq!(stages.len(), 1);
+/// // ... the engine runs them; then:
+/// let report = plan.finish(&FinishOptions::default())?;
+/// assert_eq!(report.rows_checked, 0);
+/// # Ok::<(), pipeline_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ValidationPlan {
+    rs: Arc<RuleSet>,
+    cal: Arc<Calendar>,
+    mode: Mode,
+    enabled: bool,
+    parallel: bool,
+    collector: Arc<Mutex<Collector>>,
+}
+
+impl std::fmt::Debug for ValidationPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidationPlan")
+            .field("mode", &self.mode)
+            .field("enabled", &self.enabled)
+            .field("rules", &self.rs.rules.len())
+            .finish()
+    }
+}
+
+impl ValidationPlan {
+    /// Compiles `[validation]` (with the session hours of `[preprocessing]`) and the rules
+    /// file it names. Errors are [`Error::Config`] naming the key, or [`Error::Io`] for an
+    /// unreadable rules file.
+    pub fn from_config(cfg: &Config, mode: Mode) -> Result<ValidationPlan> {
+        Self::with_rules(cfg, mode, None, Vec::new())
+    }
+
+    /// Like [`ValidationPlan::from_config`], with a parsed rules file (replacing
+    /// `[validation] rules_file`; `tickpipe validate --rules FILE`) and Rust rules.
+    pub fn with_rules(
+        cfg: &Config,
+        mode: Mode,
+        rules_file: Option<&RulesFile>,
+        custom: Vec<CustomRule>,
+    ) -> Result<ValidationPlan> {
+        let loaded;
+        let file = match rules_file {
+            Some(f) => Some(f),
+            None if !cfg.validation.rules_file.is_empty() => {
+                loaded = RulesFile::load(std::path::Path::new(&cfg.validation.rules_file))?;
+                Some(&loaded)
+            }
+            None => None,
+        };
+        let rs = RuleSet::build(cfg, file, &custom)?;
+        Self::from_rule_set(
+            rs,
+            mode,
+            cfg.validation.enabled,
+            cfg.validation.enable_parallel_validation,
+        )
+    }
+
+    pub(crate) fn from_rule_set(
+        rs: RuleSet,
+        mode: Mode,
+        enabled: bool,
+        parallel: bool,
+    ) -> Result<Self> {
+        let cal = Calendar::new(rs.settings.calendar, &holidays(&rs.settings.holidays)?);
+        let examples = rs.settings.examples;
+        let plan = ValidationPlan {
+            rs: Arc::new(rs),
+            cal: Arc::new(cal),
+            mode,
+            enabled: enabled || mode == Mode::Standalone,
+            parallel,
+            collector: Arc::new(Mutex::new(Collector::new(examples))),
+        };
+        // Fail now, not in a worker, if the session settings are bad.
+        plan.stage()?;
+        Ok(plan)
+    }
+
+    /// Whether validation runs: always standalone; inline when `[validation] enabled`.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Workers for standalone validation: `requested`, or 1 when
+    /// `[validation] enable_parallel_validation` is false.
+    pub fn workers(&self, requested: usize) -> usize {
+        if self.parallel { requested } else { 1 }
+    }
+
+    /// A fresh stage instance reporting to this plan.
+    pub(crate) fn stage(&self) -> Result<ValidateStage> {
+        ValidateStage::new(self.rs.clone(), self.collector.clone(), self.cal.clone())
+    }
+
+    /// (name, severity it runs with, unit) of every rule, by index.
+    pub(crate) fn rule_info(&self) -> Vec<(String, crate::rules::Severity, crate::rules::Unit)> {
+        self.rs
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.info.name.clone(),
+                    r.severity.unwrap_or(r.info.severity),
+                    r.info.unit,
+                )
+            })
+            .collect()
+    }
+
+    /// Whether rule `i` quarantines.
+    pub(crate) fn quarantines(&self, i: usize) -> bool {
+        self.rs.quarantines(i)
+    }
+
+    /// Results of the row rules from counts so far.
+    pub(crate) fn row_results(&self, acc: &crate::stage::Acc) -> Vec<crate::report::RuleResult> {
+        crate::report::provisional(&self.rs, acc)
+    }
+
+    /// The stage factories to add to the run (one per-symbol stage; empty when disabled).
+    /// Inline, they go after the cleaning stages and before the features.
+    pub fn stages(&self) -> Vec<StageFactory> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let plan = self.clone();
+        vec![Arc::new(move || {
+            Ok(Box::new(plan.stage()?) as Box<dyn Stage>)
+        })]
+    }
+
+    /// Builds the report from what every stage instance collected (call after the run), runs
+    /// the dataset-level rules, and reads and rewrites the history file when
+    /// `history_dir` is given and `[validation] history` is on.
+    pub fn finish(&self, opts: &FinishOptions<'_>) -> Result<ValidationReport> {
+        let (acc, days, _) = self
+            .collector
+            .lock()
+            .map_err(|_| Error::Internal("validation collector poisoned".into()))?
+            .take();
+        build(&self.rs, self.mode, acc, days, opts, &self.cal)
+    }
+}

@@ -1,0 +1,1560 @@
+//! [`ValidateStage`]: every rule of a [`RuleSet`] in one per-symbol stage.
+//!
+//! Per chunk: row-local rules run column-wise into a per-row error code (the first failing
+//! error-severity rule) and a per-row warning bit mask; then one pass in row order carries
+//! the per-symbol state (previous timestamp, rows at the current timestamp, the price-jump
+//! window, the symbol-day's metrics and spreads) and decides the stateful rules; finally the
+//! rows with an error code are quarantined with their rule, severity and values, and the rest
+//! are emitted unchanged. Counts, examples, histograms, file fingerprints and closed
+//! symbol-days accumulate in the stage and go to the plan's shared collector in `finish`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{Array, BooleanArray};
+use arrow_buffer::BooleanBuffer;
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use chrono::NaiveDate;
+use pipeline_core::{
+    Canonical, Chunk, DatasetKind, Emitter, Error, LINE_COLUMN, Reject, Result, SourceId, Stage,
+    StageKey, StageOrder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Calendar, Clock, day_string};
+use crate::collect::Collector;
+use crate::cols::{F64, Slots, Ts, row_hashes, str_col};
+use crate::model::{Ex, Histogram, RETURN_EDGES, SPREAD_EDGES, SymbolDay};
+use crate::rules::{Check, RuleSet, Severity, id};
+
+/// Fewest rows a symbol-day needs before its null, duplicate and outlier shares are judged:
+/// below 20 rows one row moves a share by 5% or more, the size of the thresholds themselves.
+const MIN_GROUP_ROWS: u64 = 20;
+/// Price-jump rule: absolute returns that set the initial volatility (their median, so one
+/// spike among them does not inflate it).
+const WARM: usize = 8;
+/// Price-jump rule: weight of each new absolute return in the rolling volatility, a span of
+/// about 128 rows (prep's outlier window is 100 rows; the exact span barely matters for
+/// spikes 10 volatilities away).
+const ALPHA: f64 = 1.0 / 64.0;
+/// Price-jump rule: returns are clipped at this many volatilities before they update it, so
+/// a missed spike cannot blow the volatility up.
+const CLIP: f64 = 5.0;
+/// Distinct spreads of a symbol-day kept exactly; beyond, spreads go to log-spaced bins of
+/// 0.27% (enough for any tick-grid feed: 4,096 distinct spreads is $40 of one-cent ticks).
+const EXACT_SPREADS: usize = 4096;
+/// Example rows kept per distinct spread value, for spread-outlier examples.
+const SPREAD_EXAMPLES: usize = 4;
+
+/// A finding as the [`Validator`](crate::Validator) logs it: rule index, file, line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Hit {
+    pub rule: usize,
+    pub source: SourceId,
+    pub line: u64,
+}
+
+/// Counts and samples of one stage instance (merged across instances by the collector).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Acc {
+    pub rows: u64,
+    pub failed: Vec<u64>,
+    pub checked: Vec<u64>,
+    pub examples: Vec<Vec<Ex>>,
+    pub col_nulls: Vec<(String, u64)>,
+    pub col_types: Vec<(String, String)>,
+    pub returns: Option<Histogram>,
+    pub spreads: Option<Histogram>,
+    /// Per source: rows and the wrapping sum of row hashes.
+    pub files: Vec<(SourceId, u64, u64)>,
+    /// Per source: (rule, problem) of schema findings.
+    pub schema: Vec<(SourceId, usize, String)>,
+    /// Closed symbol-days, one JSON object per line (encoded once, when the day closes).
+    #[serde(skip)]
+    pub days_text: String,
+}
+
+impl Acc {
+    pub(crate) fn new(rules: usize) -> Self {
+        Acc {
+            failed: vec![0; rules],
+            checked: vec![0; rules],
+            examples: vec![Vec::new(); rules],
+            returns: Some(Histogram::new(&RETURN_EDGES)),
+            spreads: Some(Histogram::new(&SPREAD_EDGES)),
+            ..Acc::default()
+        }
+    }
+
+    /// Whether an example at `(source, line)` would be kept for `rule`.
+    #[inline]
+    pub(crate) fn wants(&self, rule: usize, source: SourceId, line: u64, max: usize) -> bool {
+        let v = &self.examples[rule];
+        v.len() < max
+            || v.last()
+                .is_some_and(|l| (source, line) < (l.source, l.line))
+    }
+
+    /// Keeps `ex` among the `max` examples of `rule` with the smallest `(source, line)`: the
+    /// same examples whatever the worker count or chunking.
+    pub(crate) fn keep(&mut self, rule: usize, ex: Ex, max: usize) {
+        let v = &mut self.examples[rule];
+        let at = v.partition_point(|e| (e.source, e.line) < (ex.source, ex.line));
+        if v.get(at)
+            .is_some_and(|e| (e.source, e.line) == (ex.source, ex.line))
+        {
+            return;
+        }
+        v.insert(at, ex);
+        v.truncate(max);
+    }
+
+    fn file(&mut self, source: SourceId) -> &mut (SourceId, u64, u64) {
+        let at = match self.files.iter().position(|f| f.0 == source) {
+            Some(i) => i,
+            None => {
+                self.files.push((source, 0, 0));
+                self.files.len() - 1
+            }
+        };
+        &mut self.files[at]
+    }
+}
+
+/// Spreads of one symbol-day: exact values (to 1e-9) while there are few, log bins beyond.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Spreads {
+    coarse: bool,
+    entries: Vec<SpreadEntry>,
+    #[serde(skip)]
+    index: HashMap<i64, usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpreadEntry {
+    key: i64,
+    value: f64,
+    count: u64,
+    ex: Vec<(SourceId, u64, i64)>,
+}
+
+/// Rounds to the nearest integer without a libm call (exact for |x| < 2^51).
+#[inline]
+fn rint(x: f64) -> f64 {
+    const M: f64 = 6_755_399_441_055_744.0;
+    (x + M) - M
+}
+
+impl Spreads {
+    fn key(&self, s: f64) -> (i64, f64) {
+        if self.coarse {
+            if s <= 0.0 {
+                (i64::MIN, 0.0)
+            } else {
+                let k = (s.log2() * 256.0).floor() as i64;
+                (k, ((k as f64 + 0.5) / 256.0).exp2())
+            }
+        } else {
+            let k = rint(s * 1e9) as i64;
+            (k, k as f64 / 1e9)
+        }
+    }
+
+    fn add(&mut self, s: f64, src: SourceId, line: u64, ts: i64) {
+        let (k, v) = self.key(s);
+        let at = if self.entries.len() <= 16 {
+            self.entries.iter().position(|e| e.key == k)
+        } else {
+            if self.index.len() != self.entries.len() {
+                self.reindex();
+            }
+            self.index.get(&k).copied()
+        };
+        let e = match at {
+            Some(i) => &mut self.entries[i],
+            None => {
+                self.entries.push(SpreadEntry {
+                    key: k,
+                    value: v,
+                    count: 0,
+                    ex: Vec::new(),
+                });
+                let i = self.entries.len() - 1;
+                if self.entries.len() > 16 {
+                    self.index.insert(k, i);
+                }
+                if self.entries.len() > EXACT_SPREADS && !self.coarse {
+                    self.coarsen();
+                    return self.add(s, src, line, ts);
+                }
+                &mut self.entries[i]
+            }
+        };
+        e.count += 1;
+        if e.ex.len() < SPREAD_EXAMPLES {
+            e.ex.push((src, line, ts));
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key, i))
+            .collect();
+    }
+
+    fn coarsen(&mut self) {
+        let old = std::mem::take(&mut self.entries);
+        self.coarse = true;
+        self.index.clear();
+        let mut map: HashMap<i64, SpreadEntry> = HashMap::new();
+        for e in old {
+            let (k, v) = self.key(e.value);
+            let t = map.entry(k).or_insert(SpreadEntry {
+                key: k,
+                value: v,
+                count: 0,
+                ex: Vec::new(),
+            });
+            t.count += e.count;
+            for x in e.ex {
+                if t.ex.len() < SPREAD_EXAMPLES {
+                    t.ex.push(x);
+                }
+            }
+        }
+        let mut v: Vec<SpreadEntry> = map.into_values().collect();
+        v.sort_by_key(|e| e.key);
+        self.entries = v;
+        self.reindex();
+    }
+
+    /// The lower median.
+    fn median(&self) -> Option<f64> {
+        let n: u64 = self.entries.iter().map(|e| e.count).sum();
+        if n == 0 {
+            return None;
+        }
+        let mut order: Vec<&SpreadEntry> = self.entries.iter().collect();
+        order.sort_by(|a, b| a.value.total_cmp(&b.value));
+        let half = n.div_ceil(2);
+        let mut cum = 0;
+        for e in order {
+            cum += e.count;
+            if cum >= half {
+                return Some(e.value);
+            }
+        }
+        None
+    }
+}
+
+/// One symbol-day's running metrics.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Day {
+    day: i32,
+    first: (SourceId, u64),
+    rows: u64,
+    errors: u64,
+    warnings: u64,
+    nulls: u64,
+    nulls_by_col: Vec<u64>,
+    duplicates: u64,
+    outliers: u64,
+    px_min: f64,
+    px_max: f64,
+    px_sum: f64,
+    px_n: u64,
+    mid_sum: f64,
+    mid_n: u64,
+    volume: f64,
+    spreads: Spreads,
+}
+
+/// A row waiting in the price-jump window.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct JRow {
+    p: f64,
+    src: SourceId,
+    line: u64,
+    ts: i64,
+}
+
+/// The price-jump window of one symbol: up to two accepted prices before the row being
+/// judged, and the row with up to two after it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Jump {
+    prev: Vec<f64>,
+    pend: VecDeque<JRow>,
+    vol: f64,
+    warm: Vec<f64>,
+    last: Option<f64>,
+}
+
+/// A price-jump finding.
+struct JumpHit {
+    row: JRow,
+    reference: f64,
+    dev: f64,
+    limit: f64,
+}
+
+fn median_small(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+impl Jump {
+    fn push(&mut self, r: JRow, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+        self.pend.push_back(r);
+        if self.pend.len() == 3 {
+            self.judge(k, tick, hits, ret);
+        }
+    }
+
+    /// Judges the oldest waiting row against the accepted rows before it and the waiting
+    /// rows after it. A spike deviates from both sides and is left out of the window; a
+    /// jump deviates from the rows before but agrees with the rows after (a level shift):
+    /// it is a finding too, and the window restarts at the new level, so one shift is one
+    /// finding. At the start of a day only the rows after can judge; at its end only the
+    /// rows before.
+    fn judge(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+        let Some(r) = self.pend.pop_front() else {
+            return;
+        };
+        let np = self.prev.len();
+        let nn = self.pend.len();
+        if np + nn < 2 || self.warm.len() < WARM {
+            self.accept(r.p, tick, ret);
+            return;
+        }
+        let mut before = [0.0; 2];
+        before[..np].copy_from_slice(&self.prev);
+        let mut after = [0.0; 2];
+        for (x, y) in after.iter_mut().zip(self.pend.iter()) {
+            *x = y.p;
+        }
+        let limit = k * self.vol.max(tick_of(r.p, tick) / r.p);
+        let side = |v: &mut [f64]| -> Option<(f64, bool)> {
+            if v.is_empty() {
+                return None;
+            }
+            let m = median_small(v);
+            Some((m, (r.p - m).abs() / m > limit))
+        };
+        let b = side(&mut before[..np]);
+        let a = side(&mut after[..nn]);
+        let hit = |reference: f64| JumpHit {
+            row: r,
+            reference,
+            dev: (r.p - reference) / reference,
+            limit,
+        };
+        match (b, a) {
+            (Some((m, true)), Some((_, false))) => {
+                // A level shift: a finding, and the window restarts at the new level.
+                hits.push(hit(m));
+                self.prev.clear();
+                self.prev.push(r.p);
+                self.last = Some(r.p);
+            }
+            (Some((m, true)), _) | (None, Some((m, true))) => hits.push(hit(m)),
+            _ => self.accept(r.p, tick, ret),
+        }
+    }
+
+    fn accept(&mut self, p: f64, tick: f64, ret: &mut Histogram) {
+        if let Some(l) = self.last {
+            let r = (p - l) / l;
+            ret.add(r * 1e4, 1);
+            let a = r.abs();
+            if self.warm.len() < WARM {
+                self.warm.push(a);
+                if self.warm.len() == WARM {
+                    let mut w = self.warm.clone();
+                    self.vol = median_small(&mut w);
+                }
+            } else {
+                let cap = CLIP * self.vol.max(tick_of(p, tick) / p);
+                self.vol += ALPHA * (a.min(cap) - self.vol);
+            }
+        }
+        self.last = Some(p);
+        if self.prev.len() == 2 {
+            self.prev.remove(0);
+        }
+        self.prev.push(p);
+    }
+
+    fn end_day(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+        while !self.pend.is_empty() {
+            self.judge(k, tick, hits, ret);
+        }
+        self.prev.clear();
+        self.last = None;
+    }
+}
+
+/// The price grid at `p`: `tick` at $1 and above, $0.0001 below (SEC Rule 612); one cent when
+/// the grid rule is off.
+#[inline]
+fn tick_of(p: f64, tick: f64) -> f64 {
+    if p < 1.0 {
+        0.0001
+    } else if tick > 0.0 {
+        tick
+    } else {
+        0.01
+    }
+}
+
+/// Per-symbol state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Sym {
+    last_ts: Option<i64>,
+    dup_ts: Option<i64>,
+    dup_seen: Vec<u64>,
+    day: Option<Day>,
+    /// Local time of day of the last in-session row of the current day.
+    gap: Option<(i32, i64)>,
+    jump: Jump,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    slots: Vec<String>,
+    syms: Vec<Sym>,
+    acc: Acc,
+}
+
+/// The validation stage: all rules of a [`RuleSet`], per symbol (see the module docs).
+pub struct ValidateStage {
+    rs: Arc<RuleSet>,
+    sink: Arc<Mutex<Collector>>,
+    key: StageKey,
+    clock: Clock,
+    cal: Arc<Calendar>,
+    slots: Slots,
+    syms: Vec<Sym>,
+    pub(crate) acc: Acc,
+    pub(crate) log: Option<Vec<Hit>>,
+    seen_schema: Option<(SourceId, SchemaRef)>,
+    null_cols: Vec<String>,
+    bit_rule: Vec<usize>,
+    trading: Option<(i32, bool)>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for ValidateStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateStage")
+            .field("symbols", &self.syms.len())
+            .field("rows", &self.acc.rows)
+            .finish()
+    }
+}
+
+/// Column values shown with a rule's examples and quarantine detail.
+fn shown_columns(rule: usize) -> &'static [&'static str] {
+    match rule {
+        id::NULL_KEY => &["ts", "symbol"],
+        id::NONPOSITIVE_PRICE | id::TICK_GRID => &["price", "bid", "ask"],
+        id::NONPOSITIVE_SIZE => &["size", "bid_size", "ask_size"],
+        id::CROSSED_QUOTE | id::LOCKED_QUOTE => &["bid", "ask"],
+        id::TRADE_OUTSIDE_QUOTE => &["price", "bid", "ask"],
+        id::BAR_OHLC => &["open", "high", "low", "close", "volume"],
+        id::NULL_VALUE => &["price", "size", "bid", "ask"],
+        id::TS_ORDER | id::OUTSIDE_SESSION | id::NON_TRADING_DAY | id::SESSION_GAP => &["ts"],
+        id::DUPLICATE_ROW => &["ts", "price", "size"],
+        _ => &[],
+    }
+}
+
+/// A column value of row `i` as text.
+fn show(chunk: &Chunk, col: &str, i: usize) -> Option<String> {
+    let a = chunk.column_by_name(col)?;
+    if a.is_null(i) {
+        return Some("null".into());
+    }
+    if col == "ts" {
+        // One value, not the column: `Ts::of` would copy the whole column per example.
+        return Ts::of_row(chunk, i).map(fmt_ts);
+    }
+    if let Some(s) = str_col(chunk, col) {
+        return s.get(i).map(str::to_string);
+    }
+    match a.data_type() {
+        DataType::Float64
+        | DataType::Float32
+        | DataType::Int64
+        | DataType::Int32
+        | DataType::Int8 => crate::cols::to_f64(a, col)
+            .ok()
+            .map(|f| fmt_num(f.value(i))),
+        DataType::Boolean => Some(
+            a.as_any()
+                .downcast_ref::<BooleanArray>()?
+                .value(i)
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// A number as text: integers without a fraction, others with up to 10 significant digits.
+pub(crate) fn fmt_num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.10}");
+        let s = s.trim_end_matches('0');
+        s.trim_end_matches('.').to_string()
+    }
+}
+
+/// A UTC nanosecond timestamp as RFC 3339.
+pub(crate) fn fmt_ts(t: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(t)
+        .format("%Y-%m-%dT%H:%M:%S%.fZ")
+        .to_string()
+}
+
+fn fmt_dur(ns: i64) -> String {
+    let s = ns / 1_000_000_000;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.3}s", ns as f64 / 1e9)
+    }
+}
+
+/// Marks rows where `fail` holds: the rule's code (error severity) or its warning bit.
+#[inline]
+fn mark(
+    rs: &RuleSet,
+    rule: usize,
+    code: &mut [u8],
+    warn: &mut [u64],
+    fail: impl Fn(usize) -> bool,
+) {
+    if rs.quarantines(rule) {
+        let c = (rule + 1) as u8;
+        for (i, x) in code.iter_mut().enumerate() {
+            if fail(i) {
+                *x = c;
+            }
+        }
+    } else if let Some(b) = rs.warn_bit[rule] {
+        let m = 1u64 << b;
+        for (i, w) in warn.iter_mut().enumerate() {
+            *w |= m * u64::from(fail(i));
+        }
+    }
+}
+
+impl ValidateStage {
+    /// A stage for `rs` reporting to `sink`.
+    pub(crate) fn new(
+        rs: Arc<RuleSet>,
+        sink: Arc<Mutex<Collector>>,
+        cal: Arc<Calendar>,
+    ) -> Result<Self> {
+        let s = &rs.settings;
+        let clock = Clock::new(&s.session_open, &s.session_close, &s.session_timezone)?;
+        let key = StageKey::of("validate", &rs.key_text());
+        let mut null_cols: Vec<String> = ["price", "size", "bid", "ask"].map(String::from).to_vec();
+        for c in &s.not_null {
+            if !null_cols.contains(c) {
+                null_cols.push(c.clone());
+            }
+        }
+        let mut bit_rule = vec![0usize; 64];
+        for (r, b) in rs.warn_bit.iter().enumerate() {
+            if let Some(b) = b {
+                bit_rule[*b as usize] = r;
+            }
+        }
+        let n = rs.rules.len();
+        Ok(ValidateStage {
+            rs,
+            sink,
+            key,
+            clock,
+            cal,
+            slots: Slots::default(),
+            syms: Vec::new(),
+            acc: Acc::new(n),
+            log: None,
+            seen_schema: None,
+            null_cols,
+            bit_rule,
+            trading: None,
+            finished: false,
+        })
+    }
+
+    /// Records schema findings for the chunk's source, once per source and schema.
+    fn check_schema(&mut self, chunk: &Chunk) {
+        let schema = chunk.schema();
+        let src = chunk.source();
+        if let Some((s, sch)) = &self.seen_schema
+            && *s == src
+            && Arc::ptr_eq(sch, &schema)
+        {
+            return;
+        }
+        self.seen_schema = Some((src, schema.clone()));
+        if self.acc.schema.iter().any(|(s, _, _)| *s == src) {
+            return;
+        }
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        let has = |n: &str| schema.index_of(n).is_ok();
+        let canon: Vec<Canonical> = schema
+            .fields()
+            .iter()
+            .filter_map(|f| Canonical::from_name(f.name()))
+            .collect();
+        let mut required: Vec<String> = vec!["ts".into(), "symbol".into()];
+        match DatasetKind::detect(&canon) {
+            Some(kind) => {
+                let key: &[&str] = match kind {
+                    DatasetKind::Trades => &["price", "size"],
+                    DatasetKind::Quotes => &["bid", "ask"],
+                    DatasetKind::Taq => &["price", "size", "bid", "ask"],
+                    DatasetKind::Bars => &["open", "high", "low", "close"],
+                    DatasetKind::OrderBook => &["event_type", "price", "size"],
+                };
+                required.extend(key.iter().map(|s| s.to_string()));
+            }
+            None => problems.push((
+                id::SCHEMA_COLUMNS,
+                "no price, quote or bar columns: not a tick dataset".into(),
+            )),
+        }
+        required.extend(self.rs.settings.required_columns.iter().cloned());
+        for c in required {
+            if !has(&c) && !problems.iter().any(|p| p.1.contains(&format!("`{c}`"))) {
+                problems.push((id::SCHEMA_COLUMNS, format!("missing column `{c}`")));
+            }
+        }
+        for f in schema.fields() {
+            if f.name() == LINE_COLUMN {
+                continue;
+            }
+            let t = f.data_type();
+            if !self.acc.col_types.iter().any(|(n, _)| n == f.name()) {
+                self.acc.col_types.push((f.name().clone(), t.to_string()));
+            }
+            let Some(c) = Canonical::from_name(f.name()) else {
+                continue;
+            };
+            let ok = match c {
+                Canonical::Ts => match t {
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some(z))
+                        if z.as_ref() == "UTC" || z.as_ref() == "+00:00" =>
+                    {
+                        true
+                    }
+                    DataType::Timestamp(unit, zone) => {
+                        problems.push((
+                            id::SCHEMA_TYPES,
+                            format!(
+                                "`ts` is {t}: expected nanoseconds in UTC{}{}",
+                                if *unit != TimeUnit::Nanosecond {
+                                    " (precision lost)"
+                                } else {
+                                    ""
+                                },
+                                if zone.is_none() {
+                                    " (no time zone)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        ));
+                        continue;
+                    }
+                    _ => false,
+                },
+                Canonical::Symbol | Canonical::Exchange | Canonical::Conditions => matches!(
+                    t,
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Dictionary(_, _)
+                ),
+                _ => t.is_numeric(),
+            };
+            if !ok {
+                problems.push((
+                    id::SCHEMA_TYPES,
+                    format!("`{}` is {t}, expected {}", f.name(), c.data_type()),
+                ));
+            }
+        }
+        for (rule, p) in problems {
+            if self.rs.on(rule) {
+                self.acc.schema.push((src, rule, p));
+            }
+        }
+    }
+
+    fn ensure_slots(&mut self, n: usize) {
+        if self.syms.len() < n {
+            self.syms.resize(n, Sym::default());
+        }
+    }
+
+    /// Counts a finding of `rule` (not quarantined) on a row, keeps an example and logs it.
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        acc: &mut Acc,
+        log: &mut Option<Vec<Hit>>,
+        rs: &RuleSet,
+        rule: usize,
+        src: SourceId,
+        line: u64,
+        make: impl FnOnce() -> Ex,
+    ) {
+        acc.failed[rule] += 1;
+        if acc.wants(rule, src, line, rs.settings.examples) {
+            acc.keep(rule, make(), rs.settings.examples);
+        }
+        if let Some(l) = log {
+            l.push(Hit {
+                rule,
+                source: src,
+                line,
+            });
+        }
+    }
+
+    /// Closes the symbol-day of `slot`: judges held price-jump rows, spread outliers and the
+    /// symbol-day shares, and encodes the day's record.
+    fn close_day(&mut self, slot: usize) {
+        let rs = self.rs.clone();
+        let s = &rs.settings;
+        let name = self.slots.names()[slot].clone();
+        let sym = &mut self.syms[slot];
+        let Some(mut day) = sym.day.take() else {
+            return;
+        };
+        sym.gap = None;
+        let date = day_string(day.day);
+        if rs.on(id::PRICE_JUMP) {
+            let mut hits = Vec::new();
+            let ret = self
+                .acc
+                .returns
+                .get_or_insert_with(|| Histogram::new(&RETURN_EDGES));
+            sym.jump.end_day(s.jump_k, s.tick_size, &mut hits, ret);
+            for h in hits {
+                day.outliers += 1;
+                day.warnings += 1;
+                Self::jump_hit(&mut self.acc, &mut self.log, &rs, &name, h);
+            }
+        }
+        let median = day.spreads.median();
+        if rs.on(id::SPREAD_OUTLIER)
+            && let Some(med) = median.filter(|m| *m > 0.0)
+        {
+            let limit = s.spread_k * med;
+            let mid = if day.mid_n > 0 {
+                day.mid_sum / day.mid_n as f64
+            } else {
+                0.0
+            };
+            for e in &day.spreads.entries {
+                if e.value <= limit {
+                    continue;
+                }
+                day.outliers += e.count;
+                day.warnings += e.count;
+                self.acc.failed[id::SPREAD_OUTLIER] += e.count;
+                if mid > 0.0
+                    && let Some(h) = self.acc.spreads.as_mut()
+                {
+                    h.add_outlier(e.value / mid * 1e4, e.count);
+                }
+                for &(src, line, ts) in &e.ex {
+                    if let Some(l) = &mut self.log {
+                        l.push(Hit {
+                            rule: id::SPREAD_OUTLIER,
+                            source: src,
+                            line,
+                        });
+                    }
+                    if self.acc.wants(id::SPREAD_OUTLIER, src, line, s.examples) {
+                        let ex = Ex {
+                            source: src,
+                            line,
+                            symbol: name.clone(),
+                            ts: Some(ts),
+                            date: None,
+                            values: vec![
+                                ("spread".into(), fmt_num(e.value)),
+                                ("median_spread".into(), fmt_num(med)),
+                                ("limit".into(), fmt_num(limit)),
+                            ],
+                            note: format!(
+                                "spread {} is {:.1} × the day's median {}",
+                                fmt_num(e.value),
+                                e.value / med,
+                                fmt_num(med)
+                            ),
+                        };
+                        self.acc.keep(id::SPREAD_OUTLIER, ex, s.examples);
+                    }
+                }
+                // The log needs every row: entries keep only a few lines, so rows beyond
+                // them are logged without a line (the Validator counts them, the scorer
+                // cannot place them). Tick-grid spreads rarely have more.
+            }
+        }
+        if day.rows >= MIN_GROUP_ROWS {
+            let group = |acc: &mut Acc, rule: usize, share: f64, limit: f64, what: String| {
+                if !rs.on(rule) {
+                    return;
+                }
+                acc.checked[rule] += 1;
+                if share > limit {
+                    acc.failed[rule] += 1;
+                    if acc.wants(rule, day.first.0, day.first.1, s.examples) {
+                        let ex = Ex {
+                            source: day.first.0,
+                            line: day.first.1,
+                            symbol: name.clone(),
+                            ts: None,
+                            date: Some(date.clone()),
+                            values: vec![
+                                ("share".into(), format!("{:.4}", share)),
+                                ("threshold".into(), format!("{limit}")),
+                                ("rows".into(), day.rows.to_string()),
+                            ],
+                            note: format!(
+                                "{name} {date}: {what} {:.2}% > {:.2}%",
+                                share * 100.0,
+                                limit * 100.0
+                            ),
+                        };
+                        acc.keep(rule, ex, s.examples);
+                    }
+                }
+            };
+            let rows = day.rows as f64;
+            let (worst, col) = day
+                .nulls_by_col
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n as f64 / rows, i))
+                .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+            let colname = self.null_cols.get(col).cloned().unwrap_or_default();
+            group(
+                &mut self.acc,
+                id::NULL_FRACTION,
+                worst,
+                s.null_threshold,
+                format!("nulls in `{colname}`"),
+            );
+            group(
+                &mut self.acc,
+                id::DUPLICATE_FRACTION,
+                day.duplicates as f64 / rows,
+                s.duplicate_threshold,
+                "duplicates".into(),
+            );
+            group(
+                &mut self.acc,
+                id::OUTLIER_FRACTION,
+                day.outliers as f64 / rows,
+                s.outlier_threshold,
+                "outliers".into(),
+            );
+        }
+        let rec = SymbolDay {
+            symbol: name,
+            date,
+            rows: day.rows,
+            errors: day.errors,
+            warnings: day.warnings,
+            nulls: day.nulls,
+            duplicates: day.duplicates,
+            outliers: day.outliers,
+            min_price: (day.px_n > 0).then_some(day.px_min),
+            max_price: (day.px_n > 0).then_some(day.px_max),
+            mean_price: (day.px_n > 0).then(|| day.px_sum / day.px_n as f64),
+            median_spread: median,
+            volume: day.volume,
+            file: None,
+            line: Some(day.first.1),
+            source: Some(day.first.0),
+        };
+        if let Ok(line) = serde_json::to_string(&rec) {
+            self.acc.days_text.push_str(&line);
+            self.acc.days_text.push('\n');
+        }
+    }
+
+    fn jump_hit(acc: &mut Acc, log: &mut Option<Vec<Hit>>, rs: &RuleSet, name: &str, h: JumpHit) {
+        if let Some(sp) = acc.returns.as_mut() {
+            sp.add_outlier(h.dev * 1e4, 1);
+        }
+        let r = h.row;
+        Self::note(acc, log, rs, id::PRICE_JUMP, r.src, r.line, || Ex {
+            source: r.src,
+            line: r.line,
+            symbol: name.to_string(),
+            ts: Some(r.ts),
+            date: None,
+            values: vec![
+                ("price".into(), fmt_num(r.p)),
+                ("reference".into(), fmt_num(h.reference)),
+                ("deviation_bps".into(), format!("{:.1}", h.dev * 1e4)),
+                ("limit_bps".into(), format!("{:.1}", h.limit * 1e4)),
+            ],
+            note: format!(
+                "price {} is {:.1} bp from its neighbours' median {} (limit {:.1} bp = jump_k × rolling volatility)",
+                fmt_num(r.p),
+                h.dev * 1e4,
+                fmt_num(h.reference),
+                h.limit * 1e4
+            ),
+        });
+    }
+
+    /// Closes every open symbol-day and hands the stage's results to the collector (once).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        for slot in 0..self.syms.len() {
+            self.close_day(slot);
+        }
+        let mut days = Vec::new();
+        for line in self.acc.days_text.lines() {
+            let d: SymbolDay = serde_json::from_str(line)
+                .map_err(|e| Error::Internal(format!("validate: symbol-day record: {e}")))?;
+            days.push(d);
+        }
+        let acc = std::mem::replace(&mut self.acc, Acc::new(self.rs.rules.len()));
+        let mut sink = self
+            .sink
+            .lock()
+            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        sink.add(acc, days);
+        Ok(())
+    }
+
+    /// The counts so far (for the Validator's summary).
+    pub(crate) fn acc(&self) -> &Acc {
+        &self.acc
+    }
+}
+
+impl Stage for ValidateStage {
+    fn name(&self) -> &str {
+        "validate"
+    }
+
+    fn order(&self) -> StageOrder {
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        self.key
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        if self.finished {
+            return Err(Error::Internal("validate: chunk after finish".into()));
+        }
+        let n = chunk.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        self.check_schema(&chunk);
+        let rs = self.rs.clone();
+        let s = &rs.settings;
+        let src = chunk.source();
+        let lines = chunk.lines().values().clone();
+        let ts = Ts::of(&chunk);
+        let f = |c: &str| F64::of(&chunk, c);
+        let (price, size, bid, ask) = (f("price")?, f("size")?, f("bid")?, f("ask")?);
+        let (bsz, asz) = (f("bid_size")?, f("ask_size")?);
+        let slots = self.slots.rows(&chunk);
+        self.ensure_slots(self.slots.names().len());
+        self.acc.rows += n as u64;
+        let hashes = row_hashes(&chunk);
+        {
+            let sum = hashes.iter().fold(0u64, |a, h| a.wrapping_add(*h));
+            let e = self.acc.file(src);
+            e.1 += n as u64;
+            e.2 = e.2.wrapping_add(sum);
+        }
+        {
+            let batch = chunk.batch();
+            let schema = batch.schema();
+            for (fld, a) in schema.fields().iter().zip(batch.columns()) {
+                if fld.name() == LINE_COLUMN {
+                    continue;
+                }
+                let k = a.logical_null_count() as u64;
+                match self.acc.col_nulls.iter_mut().find(|(c, _)| c == fld.name()) {
+                    Some(e) => e.1 += k,
+                    None => self.acc.col_nulls.push((fld.name().clone(), k)),
+                }
+            }
+        }
+
+        // 1. Row-local rules, column-wise. Error rules are marked from the last to the first,
+        // so a row's code is the first error rule it breaks.
+        let mut code = vec![0u8; n];
+        let mut warn = vec![0u64; n];
+        let sym_col = chunk.column_by_name("symbol").cloned();
+        for (i, c) in rs.custom.iter().rev() {
+            let fail: Vec<bool> = match c {
+                Check::Expr(e, _) => e
+                    .eval(&chunk)?
+                    .into_iter()
+                    .map(|x| x == Some(false))
+                    .collect(),
+                Check::Closure(f) => {
+                    let b = f(&chunk)?;
+                    if b.len() != n {
+                        return Err(Error::Internal(format!(
+                            "rule `{}` returned {} values for {n} rows",
+                            rs.rules[*i].info.name,
+                            b.len()
+                        )));
+                    }
+                    (0..n).map(|k| b.is_valid(k) && !b.value(k)).collect()
+                }
+            };
+            mark(&rs, *i, &mut code, &mut warn, |k| fail[k]);
+        }
+        if rs.on(id::ALLOWED_VALUES) {
+            for (col, list) in &s.allowed {
+                let Some(sc) = str_col(&chunk, col) else {
+                    continue;
+                };
+                let fail: Vec<bool> = (0..n)
+                    .map(|k| sc.get(k).is_some_and(|v| !list.iter().any(|a| a == v)))
+                    .collect();
+                mark(&rs, id::ALLOWED_VALUES, &mut code, &mut warn, |k| fail[k]);
+            }
+        }
+        if rs.on(id::TRADE_OUTSIDE_QUOTE)
+            && let (Some(p), Some(b), Some(a)) = (&price, &bid, &ask)
+        {
+            let (pv, bv, av) = (p.v(), b.v(), a.v());
+            let ok = |k: usize| p.ok(k) && b.ok(k) && a.ok(k);
+            mark(&rs, id::TRADE_OUTSIDE_QUOTE, &mut code, &mut warn, |k| {
+                let sp = av[k] - bv[k];
+                let out = sp > 0.0 && pv[k] > 0.0 && (pv[k] < bv[k] - sp || pv[k] > av[k] + sp);
+                out && ok(k)
+            });
+        }
+        if rs.on(id::TICK_GRID) {
+            for col in [&price, &bid, &ask].into_iter().flatten() {
+                let v = col.v();
+                let t = s.tick_size;
+                mark(&rs, id::TICK_GRID, &mut code, &mut warn, |k| {
+                    let x = v[k];
+                    let tick = if x < 1.0 { 0.0001 } else { t };
+                    let q = x / tick;
+                    let off = (q - rint(q)).abs() > 1e-6;
+                    off && x > 0.0 && x.is_finite() && col.ok(k)
+                });
+            }
+        }
+        if rs.on(id::LOCKED_QUOTE)
+            && let (Some(b), Some(a)) = (&bid, &ask)
+        {
+            let (bv, av) = (b.v(), a.v());
+            mark(&rs, id::LOCKED_QUOTE, &mut code, &mut warn, |k| {
+                bv[k] == av[k] && b.ok(k) && a.ok(k)
+            });
+        }
+        // Rows with a null in a value column: the `null_value` rule and the day's metrics.
+        let null_arrays: Vec<Option<arrow_buffer::NullBuffer>> = self
+            .null_cols
+            .iter()
+            .map(|c| {
+                chunk
+                    .column_by_name(c)
+                    .and_then(|a| a.logical_nulls())
+                    .filter(|n| n.null_count() > 0)
+            })
+            .collect();
+        let has_null: Option<Vec<bool>> = null_arrays.iter().any(Option::is_some).then(|| {
+            (0..n)
+                .map(|k| null_arrays.iter().flatten().any(|nb| nb.is_null(k)))
+                .collect()
+        });
+        if rs.on(id::NULL_VALUE)
+            && let Some(h) = &has_null
+        {
+            mark(&rs, id::NULL_VALUE, &mut code, &mut warn, |k| h[k]);
+        }
+        if rs.on(id::BOUNDS) {
+            for (col, lo, hi) in &s.bounds {
+                let Some(c) = F64::of(&chunk, col)? else {
+                    continue;
+                };
+                let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
+                let v = c.v();
+                mark(&rs, id::BOUNDS, &mut code, &mut warn, |k| {
+                    (v[k] < lo || v[k] > hi) && c.ok(k)
+                });
+            }
+        }
+        if rs.on(id::BAR_OHLC) {
+            let (o, h, l, c, vol) = (f("open")?, f("high")?, f("low")?, f("close")?, f("volume")?);
+            if let (Some(o), Some(h), Some(l), Some(c)) = (&o, &h, &l, &c) {
+                let (ov, hv, lv, cv) = (o.v(), h.v(), l.v(), c.v());
+                mark(&rs, id::BAR_OHLC, &mut code, &mut warn, |k| {
+                    let bad = hv[k] < ov[k].max(cv[k]).max(lv[k]) || lv[k] > ov[k].min(cv[k]);
+                    bad && o.ok(k) && h.ok(k) && l.ok(k) && c.ok(k)
+                });
+            }
+            if let Some(v) = &vol {
+                let vv = v.v();
+                mark(&rs, id::BAR_OHLC, &mut code, &mut warn, |k| {
+                    vv[k] < 0.0 && v.ok(k)
+                });
+            }
+        }
+        if rs.on(id::CROSSED_QUOTE)
+            && let (Some(b), Some(a)) = (&bid, &ask)
+        {
+            let (bv, av) = (b.v(), a.v());
+            mark(&rs, id::CROSSED_QUOTE, &mut code, &mut warn, |k| {
+                bv[k] > av[k] && b.ok(k) && a.ok(k)
+            });
+        }
+        if rs.on(id::NONPOSITIVE_SIZE) {
+            if let Some(c) = &size {
+                let v = c.v();
+                mark(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, |k| {
+                    !(v[k] > 0.0 && v[k] < f64::INFINITY) && c.ok(k)
+                });
+            }
+            for c in [&bsz, &asz].into_iter().flatten() {
+                let v = c.v();
+                mark(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, |k| {
+                    !(v[k] >= 0.0 && v[k] < f64::INFINITY) && c.ok(k)
+                });
+            }
+        }
+        if rs.on(id::NONPOSITIVE_PRICE) {
+            for c in [&price, &bid, &ask].into_iter().flatten() {
+                let v = c.v();
+                mark(&rs, id::NONPOSITIVE_PRICE, &mut code, &mut warn, |k| {
+                    !(v[k] > 0.0 && v[k] < f64::INFINITY) && c.ok(k)
+                });
+            }
+        }
+        if rs.on(id::NULL_KEY) {
+            let sym_nulls = sym_col
+                .as_ref()
+                .and_then(|a| a.logical_nulls())
+                .filter(|n| n.null_count() > 0);
+            let ts_nulls = ts.as_ref().is_some_and(|t| (0..n).any(|k| t.is_null(k)));
+            if sym_nulls.is_some() || ts_nulls {
+                mark(&rs, id::NULL_KEY, &mut code, &mut warn, |k| {
+                    ts.as_ref().is_some_and(|t| t.is_null(k))
+                        || sym_nulls.as_ref().is_some_and(|nb| nb.is_null(k))
+                });
+            }
+        }
+
+        // 2. One pass in row order: stateful rules, symbol-days, examples.
+        let cal_on = self.cal.kind() != crate::calendar::CalendarKind::None;
+        let (open, close) = (self.clock.open, self.clock.close);
+        let gap_ns = s.max_gap_ns.filter(|_| rs.on(id::SESSION_GAP));
+        let mut errors: Vec<(usize, usize)> = Vec::new();
+        let mut jump_hits: Vec<JumpHit> = Vec::new();
+        let ex_values = |rule: usize, k: usize| -> Vec<(String, String)> {
+            shown_columns(rule)
+                .iter()
+                .filter_map(|c| show(&chunk, c, k).map(|v| ((*c).to_string(), v)))
+                .collect()
+        };
+        for k in 0..n {
+            let slot = slots[k] as usize;
+            let line = lines[k];
+            let t = ts.as_ref().and_then(|t| t.get(k));
+            let dt = t.map(|t| self.clock.day_tod(t));
+            let mut c = code[k] as usize;
+            let sym = &mut self.syms[slot];
+            let prev = sym.last_ts;
+            if t.is_some() {
+                sym.last_ts = t;
+            }
+            // Stateful checks (read-only so far).
+            let tso = rs.on(id::TS_ORDER) && matches!((t, prev), (Some(t), Some(p)) if t < p);
+            let dup = rs.on(id::DUPLICATE_ROW)
+                && t.is_some()
+                && sym.dup_ts == t
+                && sym.dup_seen.contains(&hashes[k]);
+            let (mut ntd, mut outside, mut gap) = (false, false, None);
+            if cal_on && let Some((d, tod)) = dt {
+                let trading = match self.trading {
+                    Some((dd, tt)) if dd == d => tt,
+                    _ => {
+                        let tt = self.cal.is_trading_day(d);
+                        self.trading = Some((d, tt));
+                        tt
+                    }
+                };
+                ntd = !trading;
+                outside = trading && (tod < open || tod >= close);
+                if trading
+                    && !outside
+                    && let Some(g) = gap_ns
+                {
+                    let since = match self.syms[slot].gap {
+                        Some((gd, last)) if gd == d => tod - last,
+                        _ => tod - open,
+                    };
+                    if since > g {
+                        gap = Some(since);
+                    }
+                }
+            }
+            let sym = &mut self.syms[slot];
+            if c == 0 {
+                for (rule, hit) in [
+                    (id::TS_ORDER, tso),
+                    (id::DUPLICATE_ROW, dup),
+                    (id::NON_TRADING_DAY, ntd),
+                    (id::OUTSIDE_SESSION, outside),
+                    (id::SESSION_GAP, gap.is_some()),
+                ] {
+                    if hit && rs.quarantines(rule) {
+                        c = rule + 1;
+                        break;
+                    }
+                }
+            }
+            // The symbol-day: a new day opens on an in-order row of a later (or other) date.
+            let open_new = match (&sym.day, dt) {
+                (None, _) => true,
+                (Some(d), Some((day, _))) => c == 0 && !tso && d.day != day,
+                _ => false,
+            };
+            if open_new {
+                if sym.day.is_some() {
+                    self.close_day(slot);
+                }
+                let d = dt.map_or(0, |x| x.0);
+                self.syms[slot].day = Some(Day {
+                    day: d,
+                    first: (src, line),
+                    nulls_by_col: vec![0; self.null_cols.len()],
+                    px_min: f64::INFINITY,
+                    px_max: f64::NEG_INFINITY,
+                    ..Day::default()
+                });
+            }
+            let sym = &mut self.syms[slot];
+            let Some(day) = sym.day.as_mut() else {
+                return Err(Error::Internal("validate: no open symbol-day".into()));
+            };
+            day.rows += 1;
+            if c != 0 {
+                let rule = c - 1;
+                day.errors += 1;
+                code[k] = c as u8;
+                errors.push((k, rule));
+                continue;
+            }
+            // An accepted row.
+            if let Some(h) = &has_null
+                && h[k]
+            {
+                day.nulls += 1;
+                for (j, nb) in null_arrays.iter().enumerate() {
+                    if nb.as_ref().is_some_and(|nb| nb.is_null(k)) {
+                        day.nulls_by_col[j] += 1;
+                    }
+                }
+            }
+            let p = price
+                .as_ref()
+                .and_then(|p| p.get(k))
+                .filter(|p| *p > 0.0 && p.is_finite());
+            let quote = match (
+                bid.as_ref().and_then(|b| b.get(k)),
+                ask.as_ref().and_then(|a| a.get(k)),
+            ) {
+                (Some(b), Some(a)) if b > 0.0 && a >= b && a.is_finite() => Some((b, a)),
+                _ => None,
+            };
+            let series = p.or(quote.map(|(b, a)| 0.5 * (a + b)));
+            if let Some(x) = series {
+                day.px_min = day.px_min.min(x);
+                day.px_max = day.px_max.max(x);
+                day.px_sum += x;
+                day.px_n += 1;
+            }
+            if let Some(v) = size
+                .as_ref()
+                .and_then(|z| z.get(k))
+                .filter(|v| *v > 0.0 && v.is_finite())
+            {
+                day.volume += v;
+            }
+            if let Some((b, a)) = quote {
+                let mid = 0.5 * (a + b);
+                day.mid_sum += mid;
+                day.mid_n += 1;
+                if rs.on(id::SPREAD_OUTLIER) || rs.on(id::OUTLIER_FRACTION) {
+                    day.spreads.add(a - b, src, line, t.unwrap_or(0));
+                }
+                if let Some(h) = self.acc.spreads.as_mut() {
+                    h.add((a - b) / mid * 1e4, 1);
+                }
+            }
+            if dup {
+                day.duplicates += 1;
+            }
+            let w = warn[k];
+            let mut findings = w.count_ones() as u64;
+            for (rule, hit) in [
+                (id::TS_ORDER, tso),
+                (id::DUPLICATE_ROW, dup),
+                (id::NON_TRADING_DAY, ntd),
+                (id::OUTSIDE_SESSION, outside),
+                (id::SESSION_GAP, gap.is_some()),
+            ] {
+                if hit {
+                    findings += 1;
+                    let name = self.slots.names()[slot].clone();
+                    Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
+                        source: src,
+                        line,
+                        symbol: name,
+                        ts: t,
+                        date: None,
+                        values: ex_values(rule, k),
+                        note: match rule {
+                            id::TS_ORDER => format!(
+                                "earlier than the previous row of the symbol ({})",
+                                prev.map(fmt_ts).unwrap_or_default()
+                            ),
+                            id::DUPLICATE_ROW => {
+                                "same values as an earlier row at this timestamp".into()
+                            }
+                            id::NON_TRADING_DAY => "not a trading day".into(),
+                            id::OUTSIDE_SESSION => "outside the session hours".into(),
+                            _ => format!(
+                                "no row for {} inside the session",
+                                fmt_dur(gap.unwrap_or(0))
+                            ),
+                        },
+                    });
+                }
+            }
+            let mut bits = w;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let rule = self.bit_rule[b];
+                let name = self.slots.names()[slot].clone();
+                let values = || match &rs.rules[rule].info.category {
+                    crate::rules::Category::Custom => {
+                        let mut cols = Vec::new();
+                        if let Some((_, Check::Expr(e, _))) =
+                            rs.custom.iter().find(|(r, _)| *r == rule)
+                        {
+                            e.columns(&mut cols);
+                        }
+                        cols.iter()
+                            .filter_map(|c| show(&chunk, c, k).map(|v| (c.clone(), v)))
+                            .collect()
+                    }
+                    _ => ex_values(rule, k),
+                };
+                Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
+                    source: src,
+                    line,
+                    symbol: name,
+                    ts: t,
+                    date: None,
+                    values: values(),
+                    note: rs.rules[rule].info.description.clone(),
+                });
+            }
+            let sym = &mut self.syms[slot];
+            let Some(day) = sym.day.as_mut() else {
+                return Err(Error::Internal("validate: no open symbol-day".into()));
+            };
+            day.warnings += findings;
+            // State updates of an accepted row.
+            if let Some(t) = t {
+                if sym.dup_ts == Some(t) {
+                    if !dup {
+                        sym.dup_seen.push(hashes[k]);
+                    }
+                } else {
+                    sym.dup_ts = Some(t);
+                    sym.dup_seen.clear();
+                    sym.dup_seen.push(hashes[k]);
+                }
+            }
+            if let Some((d, tod)) = dt
+                && !ntd
+                && !outside
+            {
+                sym.gap = Some((d, tod));
+            }
+            if rs.on(id::PRICE_JUMP)
+                && let Some(x) = series
+            {
+                let ret = self
+                    .acc
+                    .returns
+                    .get_or_insert_with(|| Histogram::new(&RETURN_EDGES));
+                sym.jump.push(
+                    JRow {
+                        p: x,
+                        src,
+                        line,
+                        ts: t.unwrap_or(0),
+                    },
+                    s.jump_k,
+                    s.tick_size,
+                    &mut jump_hits,
+                    ret,
+                );
+                if !jump_hits.is_empty() {
+                    let name = self.slots.names()[slot].clone();
+                    for h in jump_hits.drain(..) {
+                        day.outliers += 1;
+                        day.warnings += 1;
+                        Self::jump_hit(&mut self.acc, &mut self.log, &rs, &name, h);
+                    }
+                }
+            }
+        }
+
+        // 3. Quarantine the error rows with rule, severity and values; emit the rest.
+        if errors.is_empty() {
+            out.emit(chunk);
+            return Ok(());
+        }
+        for &(k, rule) in &errors {
+            let line = lines[k];
+            self.acc.failed[rule] += 1;
+            let values = ex_values(rule, k);
+            let sev = rs.rules[rule].severity.unwrap_or(Severity::Error);
+            let name = &rs.rules[rule].info.name;
+            let detail = format!(
+                "{name} ({sev}): {}",
+                if values.is_empty() {
+                    rs.rules[rule].info.description.clone()
+                } else {
+                    values
+                        .iter()
+                        .map(|(c, v)| format!("{c}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            );
+            if self.acc.wants(rule, src, line, s.examples) {
+                let symbol = self.slots.names()[slots[k] as usize].clone();
+                let ex = Ex {
+                    source: src,
+                    line,
+                    symbol,
+                    ts: ts.as_ref().and_then(|t| t.get(k)),
+                    date: None,
+                    values,
+                    note: rs.rules[rule].info.description.clone(),
+                };
+                self.acc.keep(rule, ex, s.examples);
+            }
+            if let Some(l) = &mut self.log {
+                l.push(Hit {
+                    rule,
+                    source: src,
+                    line,
+                });
+            }
+            out.quarantine_one(Reject::quarantined(src, line, name.clone(), detail, None));
+        }
+        let keep = BooleanArray::from(BooleanBuffer::collect_bool(n, |k| code[k] == 0));
+        out.emit(chunk.filter(&keep)?);
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Emitter) -> Result<()> {
+        self.flush()
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
+        let cp = Checkpoint {
+            slots: self.slots.names().to_vec(),
+            syms: self.syms.clone(),
+            acc: self.acc.clone(),
+        };
+        let head = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
+        // Closed symbol-days are already text: copied after the header, not re-encoded.
+        let mut out = Vec::with_capacity(12 + head.len() + self.acc.days_text.len());
+        out.extend_from_slice(b"TPV1");
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(self.acc.days_text.as_bytes());
+        Ok(Some(out))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let bad = |m: &str| Error::Internal(format!("validate restore: {m}"));
+        if state.len() < 12 || &state[..4] != b"TPV1" {
+            return Err(bad("not a validation checkpoint"));
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&state[4..12]);
+        let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("length"))?;
+        let head = state.get(12..12 + len).ok_or_else(|| bad("truncated"))?;
+        let cp: Checkpoint = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
+        let text = std::str::from_utf8(&state[12 + len..]).map_err(|e| bad(&e.to_string()))?;
+        self.slots = Slots::from_names(cp.slots);
+        self.syms = cp.syms;
+        for s in &mut self.syms {
+            if let Some(d) = &mut s.day {
+                d.spreads.reindex();
+            }
+        }
+        self.acc = cp.acc;
+        self.acc.days_text = text.to_string();
+        self.seen_schema = None;
+        self.trading = None;
+        self.finished = false;
+        Ok(())
+    }
+}
+
+/// Parses an extra-holidays list.
+pub(crate) fn holidays(list: &[String]) -> Result<Vec<NaiveDate>> {
+    list.iter()
+        .map(|d| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| Error::config("validation.holidays", format!("`{d}` is not a date")))
+        })
+        .collect()
+}

@@ -1,0 +1,229 @@
+//! The same report whatever the worker count, chunk size or interruption: the stages on the
+//! real engine against the single-threaded Validator, and checkpoint/restore mid-run.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pipeline_core::{
+    Chunk, Config, Emitter, Reject, RejectSink, Result, Sink, SinkSummary, Source, SourceTable,
+};
+use pipeline_parallel::{Runner, SourceSpec};
+use pipeline_validate::{FinishOptions, Mode, ValidationPlan, ValidationReport, Validator};
+use proptest::prelude::*;
+
+use crate::util::{gen_data, read};
+
+/// A sink that only counts rows.
+struct Count(Arc<Mutex<u64>>);
+impl Sink for Count {
+    fn write(&mut self, c: &Chunk) -> Result<()> {
+        *self.0.lock().unwrap() += c.num_rows() as u64;
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<SinkSummary> {
+        Ok(SinkSummary::default())
+    }
+}
+
+/// A quarantine sink that keeps rejects in shared memory.
+struct Keep(Arc<Mutex<Vec<Reject>>>);
+impl RejectSink for Keep {
+    fn write(&mut self, r: &[Reject]) -> Result<()> {
+        self.0.lock().unwrap().extend_from_slice(r);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<SinkSummary> {
+        Ok(SinkSummary::default())
+    }
+}
+
+/// Rejects as comparable tuples: source, line, reason, detail.
+type Rows = Vec<(u32, u64, String, String)>;
+
+fn sorted(mut r: Vec<Reject>) -> Rows {
+    let mut v: Vec<_> = r
+        .drain(..)
+        .map(|r| (r.source, r.line, r.reason, r.detail))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The report as JSON without the engine-only `run` counts.
+fn canon(r: &ValidationReport) -> String {
+    let mut r = r.clone();
+    r.run = None;
+    r.to_json().unwrap()
+}
+
+fn reference(files: &[PathBuf], chunk: usize) -> (ValidationReport, Rows) {
+    let mut v = Validator::financial().unwrap();
+    let mut rejects = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        for c in read(f, i as u32, chunk) {
+            rejects.extend(v.validate_chunk(c).unwrap().rejects);
+        }
+        v.name_source(i as u32, f.display().to_string());
+    }
+    (v.generate_report().unwrap().clone(), sorted(rejects))
+}
+
+fn engine(files: &[PathBuf], workers: usize, chunk: usize) -> (ValidationReport, Rows, u64) {
+    let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    let mut table = SourceTable::default();
+    let specs: Vec<SourceSpec> = files
+        .iter()
+        .map(|f| {
+            let id = table.add(f.display().to_string());
+            let path = f.clone();
+            SourceSpec {
+                name: f.display().to_string(),
+                size_bytes: std::fs::metadata(f).unwrap().len(),
+                open: Arc::new(move || {
+                    let opts = pipeline_io::ReadOptions {
+                        chunk_rows: chunk,
+                        threads: 1,
+                        ..Default::default()
+                    };
+                    pipeline_io::open_source(&pipeline_io::InputFile::new(&path), id, &opts)
+                        .map(|s| s as Box<dyn Source>)
+                }),
+            }
+        })
+        .collect();
+    let written = Arc::new(Mutex::new(0u64));
+    let rejects = Arc::new(Mutex::new(Vec::new()));
+    let w = written.clone();
+    let run = Runner::new()
+        .sources(specs)
+        .stages(plan.stages())
+        .workers(workers)
+        .sink_factory(Arc::new(move |_, _| {
+            Ok(Box::new(Count(w.clone())) as Box<dyn Sink>)
+        }))
+        .reject_sink(Box::new(Keep(rejects.clone())))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    run.ledger.check_balance().unwrap();
+    let report = plan
+        .finish(&FinishOptions {
+            sources: Some(&table),
+            ledger: Some(&run.ledger),
+            history_dir: None,
+        })
+        .unwrap();
+    let q = run.ledger.quarantined_total();
+    assert_eq!(report.run.as_ref().unwrap().read, run.ledger.read);
+    let all = rejects.lock().unwrap().clone();
+    assert_eq!(all.len() as u64, q);
+    // The reader's own quarantine (malformed lines) never reaches validation.
+    let ours: Vec<Reject> = all
+        .into_iter()
+        .filter(|r| r.detail.starts_with(&format!("{} (", r.reason)))
+        .collect();
+    let got = sorted(ours);
+    let w = *written.lock().unwrap();
+    (report, got, w)
+}
+
+#[test]
+fn engine_workers_and_chunk_sizes_give_the_reference_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = gen_data(dir.path(), 12_000, 3, 5, 0.004);
+    let (want, want_rejects) = reference(&files, 65_536);
+    assert!(want.rows_quarantined > 100, "{}", want.rows_quarantined);
+    assert!(want.total_findings > want.rows_quarantined);
+    for (workers, chunk) in [(1, 65_536), (2, 1000), (3, 257)] {
+        let (got, rejects, written) = engine(&files, workers, chunk);
+        assert_eq!(
+            canon(&got),
+            canon(&want),
+            "{workers} workers, chunks of {chunk}"
+        );
+        assert_eq!(rejects, want_rejects);
+        assert_eq!(written + got.rows_quarantined, got.rows_checked);
+        assert_eq!(rejects.len() as u64, got.rows_quarantined);
+    }
+}
+
+#[test]
+fn a_restored_stage_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = gen_data(dir.path(), 6_000, 3, 3, 0.004);
+    let chunks: Vec<Chunk> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| read(f, i as u32, 500))
+        .collect();
+    let table = {
+        let mut t = SourceTable::default();
+        for f in &files {
+            t.add(f.display().to_string());
+        }
+        t
+    };
+    let opts = FinishOptions {
+        sources: Some(&table),
+        ..Default::default()
+    };
+    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    let mut s = whole.stages()[0]().unwrap();
+    let mut em = Emitter::default();
+    for c in chunks.clone() {
+        s.process(c, &mut em).unwrap();
+    }
+    s.finish(&mut em).unwrap();
+    let want = whole.finish(&opts).unwrap();
+    // Interrupted after every few chunks: checkpoint, fresh plan and stage, restore.
+    for cut in [1, chunks.len() / 2, chunks.len() - 1] {
+        let first = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        let mut a = first.stages()[0]().unwrap();
+        let mut em = Emitter::default();
+        for c in &chunks[..cut] {
+            a.process(c.clone(), &mut em).unwrap();
+        }
+        let state = a.checkpoint().unwrap().unwrap();
+        drop(a);
+        let second = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        let mut b = second.stages()[0]().unwrap();
+        b.restore(&state).unwrap();
+        for c in &chunks[cut..] {
+            b.process(c.clone(), &mut em).unwrap();
+        }
+        b.finish(&mut em).unwrap();
+        let got = second.finish(&opts).unwrap();
+        assert_eq!(canon(&got), canon(&want), "cut after {cut} chunks");
+    }
+    let bad = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    assert!(bad.stages()[0]().unwrap().restore(b"junk").is_err());
+}
+
+fn chunked(files: &[PathBuf], sizes: &[usize]) -> String {
+    let mut v = Validator::financial().unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let all = read(f, i as u32, 1 << 20);
+        let whole = Chunk::concat(&all).unwrap();
+        let (mut at, mut k) = (0, 0);
+        while at < whole.num_rows() {
+            let n = sizes[k % sizes.len()].min(whole.num_rows() - at);
+            v.validate_chunk(whole.slice(at, n)).unwrap();
+            at += n;
+            k += 1;
+        }
+        v.name_source(i as u32, f.display().to_string());
+    }
+    v.generate_report().unwrap().to_json().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    /// Any split of the rows into chunks gives the same report.
+    #[test]
+    fn chunk_boundaries_do_not_change_the_report(sizes in proptest::collection::vec(1usize..700, 1..5)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = gen_data(dir.path(), 3_000, 2, 3, 0.01);
+        prop_assert_eq!(chunked(&files, &sizes), chunked(&files, &[1 << 20]));
+    }
+}
