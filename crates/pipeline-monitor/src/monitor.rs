@@ -198,7 +198,7 @@ impl Monitor {
                 last_t: 0.0,
                 history,
                 rules: AlertRules::new(cfg, memory_limit),
-                running: Running::default(),
+                running: Running::new(cfg.interval_ms as f64 / 1000.0),
                 alerts: Vec::new(),
                 error: None,
             }),

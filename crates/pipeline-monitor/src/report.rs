@@ -105,26 +105,36 @@ fn duration(s: f64) -> String {
     }
 }
 
+/// A share as a percentage, HTML-safe (`&lt;0.1%` for tiny shares).
 fn pct(x: f64) -> String {
     if x > 0.0 && x < 0.001 {
-        "<0.1%".to_string()
+        "&lt;0.1%".to_string()
     } else {
         format!("{:.1}%", x * 100.0)
     }
 }
 
-/// A "nice" axis maximum at or above `x`: 1, 2, 2.5 or 5 times a power of ten.
-fn nice_ceil(x: f64) -> f64 {
+/// An axis of `ticks` equal steps reaching at least `x`: the step is 1, 1.5, 2, 2.5, 3, 4,
+/// 5, 6 or 8 times a power of ten, so every tick label is a round number. Returns the top.
+fn axis_top(x: f64, ticks: u32) -> f64 {
+    let ticks = f64::from(ticks.max(1));
     if x <= 0.0 || !x.is_finite() {
-        return 1.0;
+        return ticks;
     }
-    let p = 10f64.powf(x.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if m * p >= x * (1.0 - 1e-9) {
-            return m * p;
+    let raw = x / ticks;
+    let p = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
+        if m * p >= raw * (1.0 - 1e-9) {
+            return m * p * ticks;
         }
     }
-    10.0 * p
+    10.0 * p * ticks
+}
+
+/// A tick value with at most two decimals and no trailing zeros.
+fn tick(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Series colours: blue, orange, green, red, purple, brown, pink, grey (Tableau 10, which
@@ -158,12 +168,15 @@ fn line_chart(
     if series.iter().all(|s| s.points.len() < 2) || x_max <= 0.0 {
         return "<p class=\"muted\">Not enough samples to draw: the run was shorter than the sampling interval.</p>".into();
     }
-    let y_top = pts
-        .map(|p| p.1)
-        .chain(hlines.iter().map(|h| h.0))
-        .fold(0.0, f64::max);
-    let y_max = nice_ceil(y_top * 1.05);
-    let x_max = nice_ceil(x_max);
+    let data_top = pts.map(|p| p.1).fold(0.0, f64::max);
+    // A reference line far above the data (a 1 GiB limit over a 30 MiB run) would flatten
+    // the data into the axis: such lines are named in a note instead of drawn.
+    let (drawn, above): (Vec<&HLine<'_>>, Vec<&HLine<'_>>) = hlines
+        .iter()
+        .partition(|h| h.0 <= (data_top * 1.5).max(f64::MIN_POSITIVE));
+    let y_top = drawn.iter().map(|h| h.0).fold(data_top, f64::max);
+    let y_max = axis_top(y_top * 1.02, 4);
+    let x_max = axis_top(x_max, 5);
     let x = |v: f64| l + v / x_max * w;
     let y = |v: f64| t + h - v / y_max * h;
     let mut o = String::new();
@@ -189,7 +202,7 @@ fn line_chart(
         let label = if x_max >= 600.0 {
             format!("{}:{:02}", (v / 60.0) as u64, (v % 60.0) as u64)
         } else {
-            format!("{} s", si(v))
+            format!("{} s", tick(v))
         };
         let _ = write!(
             o,
@@ -206,7 +219,17 @@ fn line_chart(
         t + h,
         t + h
     );
-    for hl in hlines {
+    for hl in &above {
+        let _ = write!(
+            o,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"16\" text-anchor=\"end\" fill=\"{}\">{} {} is above the chart</text>",
+            l + w,
+            hl.2,
+            esc(hl.1),
+            esc(&y_fmt(hl.0))
+        );
+    }
+    for hl in &drawn {
         let _ = write!(
             o,
             "<line x1=\"{l}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-dasharray=\"6 4\" stroke-width=\"1.5\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"{}\">{}</text>",
@@ -504,6 +527,15 @@ pub fn render_report(
     let series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
         samples.iter().map(|s| (s.t, f(s))).collect()
     };
+    // Rates over a partial interval (the last tick at `finish`) are noise: left out.
+    let full = |s: &Sample| crate::summary::full_interval(s.dt, perf.interval_seconds);
+    let rate_series = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter(|s| full(s))
+            .map(|s| (s.t, f(s)))
+            .collect()
+    };
     o.push_str("<section id=\"throughput\"><div class=\"panel\"><h2>Throughput</h2>");
     let _ = write!(
         o,
@@ -517,7 +549,7 @@ pub fn render_report(
         &[Series {
             label: "rows/s",
             color: PALETTE[0],
-            points: series(&|s| s.rows_per_second),
+            points: rate_series(&|s| s.rows_per_second),
         }],
         &|v| si(v),
         &[],
@@ -559,7 +591,7 @@ pub fn render_report(
             color: PALETTE[4],
             points: series(&|s| s.resources.rss_bytes as f64 / (1u64 << 20) as f64),
         }],
-        &|v| format!("{v:.0} MiB"),
+        &|v| format!("{} MiB", tick(v)),
         &hl,
     ));
     o.push_str(&line_chart(
@@ -567,15 +599,15 @@ pub fn render_report(
             Series {
                 label: "process CPU (% of one core)",
                 color: PALETTE[1],
-                points: series(&|s| s.resources.cpu_pct),
+                points: rate_series(&|s| s.resources.cpu_pct),
             },
             Series {
                 label: "system CPU (% of all cores)",
                 color: PALETTE[7],
-                points: series(&|s| s.resources.system_cpu_pct),
+                points: rate_series(&|s| s.resources.system_cpu_pct),
             },
         ],
-        &|v| format!("{v:.0}%"),
+        &|v| format!("{}%", tick(v)),
         &[],
     ));
     o.push_str("</div></section>");
@@ -773,11 +805,14 @@ mod tests {
         assert_eq!(si(0.0), "0");
         assert_eq!(duration(3725.0), "1 h 2 min");
         assert_eq!(duration(125.0), "2 min 5 s");
-        assert_eq!(pct(0.00001), "<0.1%");
-        assert_eq!(nice_ceil(0.0), 1.0);
-        assert_eq!(nice_ceil(230.0), 250.0);
-        assert_eq!(nice_ceil(1000.0), 1000.0);
-        assert_eq!(nice_ceil(3.1e6), 5e6);
+        assert_eq!(pct(0.00001), "&lt;0.1%");
+        assert_eq!(axis_top(0.0, 4), 4.0);
+        assert_eq!(axis_top(230.0, 4), 240.0);
+        assert_eq!(axis_top(1000.0, 4), 1000.0);
+        assert_eq!(axis_top(3.1e6, 4), 3.2e6);
+        assert!((axis_top(0.6, 5) - 0.75).abs() < 1e-12);
+        assert_eq!(tick(0.15), "0.15");
+        assert_eq!(tick(2.0), "2");
         assert_eq!(
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"

@@ -8,10 +8,21 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::Alert;
 use crate::sample::Sample;
 
+/// Whether a sample covers enough of an interval for its rates (rows/s, CPU %) to count:
+/// the last tick, taken at `finish`, often covers a few milliseconds, over which CPU shares
+/// read 0 and row rates swing wildly.
+pub(crate) fn full_interval(dt: f64, interval: f64) -> bool {
+    dt >= interval * 0.25
+}
+
 /// Running aggregates over every sample of a run (the ring buffer forgets, these do not).
+/// Averages are weighted by each sample's interval; maxima of rates skip partial intervals.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Running {
+    interval: f64,
     n: u64,
+    time: f64,
+    rss_time: f64,
     cpu_sum: f64,
     cpu_max: f64,
     sys_cpu_sum: f64,
@@ -27,30 +38,40 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// Aggregates for samples taken every `interval` seconds.
+    pub fn new(interval: f64) -> Self {
+        Running {
+            interval,
+            ..Default::default()
+        }
+    }
+
     pub fn add(&mut self, s: &Sample) {
         let r = &s.resources;
+        let dt = s.dt.max(0.0);
         self.n += 1;
-        self.cpu_sum += r.cpu_pct;
-        self.cpu_max = self.cpu_max.max(r.cpu_pct);
-        self.sys_cpu_sum += r.system_cpu_pct;
-        self.sys_cpu_max = self.sys_cpu_max.max(r.system_cpu_pct);
-        self.rss_sum += r.rss_bytes as f64;
+        self.rss_time += dt;
+        self.rss_sum += r.rss_bytes as f64 * dt;
         self.rss_max = self.rss_max.max(r.rss_bytes);
         self.sys_mem_max = self.sys_mem_max.max(r.system_memory_used_bytes);
         self.sys_mem_total = r.system_memory_total_bytes;
         self.open_max = self.open_max.max(r.open_files);
-        self.rps_max = self.rps_max.max(s.rows_per_second);
+        if full_interval(dt, self.interval) {
+            self.time += dt;
+            self.cpu_sum += r.cpu_pct * dt;
+            self.cpu_max = self.cpu_max.max(r.cpu_pct);
+            self.sys_cpu_sum += r.system_cpu_pct * dt;
+            self.sys_cpu_max = self.sys_cpu_max.max(r.system_cpu_pct);
+            self.rps_max = self.rps_max.max(s.rows_per_second);
+        }
         let disk = (r.disk_read_bytes, r.disk_written_bytes);
         self.first_disk.get_or_insert(disk);
         self.last_disk = disk;
     }
 
+    /// A time-weighted mean of a rate (over full intervals).
     fn avg(&self, sum: f64) -> f64 {
-        if self.n == 0 {
-            0.0
-        } else {
-            sum / self.n as f64
-        }
+        ratio(sum, self.time)
     }
 }
 
@@ -272,6 +293,11 @@ pub(crate) struct SummaryInputs<'a> {
     pub alerts: &'a [Alert],
 }
 
+/// Workers waiting for input less than this share of their time are busy enough that the
+/// input is not what holds them back (with one worker and sources that fit their queues,
+/// readers are never blocked, yet the worker is the limit).
+const WORKERS_BUSY_WAIT: f64 = 0.1;
+
 fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
@@ -284,7 +310,7 @@ impl PerformanceSummary {
     pub(crate) fn build(run: &Running, i: &SummaryInputs<'_>) -> PerformanceSummary {
         let limit = i.memory_limit as f64;
         let max_rss = run.rss_max.max(i.peak_rss);
-        let avg_rss = run.avg(run.rss_sum);
+        let avg_rss = ratio(run.rss_sum, run.rss_time);
         let pct = |b: f64| if limit > 0.0 { b * 100.0 / limit } else { 0.0 };
         let (d0, d1) = (run.first_disk.unwrap_or_default(), run.last_disk);
         let mut s = PerformanceSummary {
@@ -427,7 +453,8 @@ impl PerformanceSummary {
 
         // The bottleneck: whichever side waits less on the other. Readers blocked on full
         // queues mean the workers cannot keep up; workers waiting for input mean the
-        // readers cannot.
+        // readers cannot. Readers that finish early leave no blocked time behind, so workers
+        // that hardly waited are the limit whatever the readers show.
         if readers_total + workers_total <= 0.0 {
             return;
         }
@@ -438,12 +465,13 @@ impl PerformanceSummary {
             .filter(|c| c.1 > 0)
             .max_by_key(|c| c.1)
             .map(|c| (c.0.to_string(), ratio(secs(c.1), work)));
+        let workers_limit = wait_share < WORKERS_BUSY_WAIT || blocked_share >= wait_share;
         self.bottleneck = Some(match work_side {
-            Some((stage, of_work)) if blocked_share >= wait_share => Bottleneck {
+            Some((stage, of_work)) if workers_limit => Bottleneck {
                 reason: format!(
-                    "readers were blocked on full worker queues {:.0}% of their time and workers waited for input {:.0}% of theirs, so the workers limit the run; `{stage}` takes {:.0}% of the workers' working time",
-                    blocked_share * 100.0,
+                    "workers waited for input {:.0}% of their time and readers were blocked on full worker queues {:.0}% of theirs, so the workers limit the run; {stage} takes {:.0}% of the workers' working time",
                     wait_share * 100.0,
+                    blocked_share * 100.0,
                     of_work * 100.0
                 ),
                 stage,
@@ -552,9 +580,10 @@ mod tests {
     }
 
     fn build(l: &LiveSnapshot, alerts: &[Alert]) -> PerformanceSummary {
-        let mut run = Running::default();
+        let mut run = Running::new(1.0);
         for (cpu, rss) in [(100.0, 100u64), (200.0, 300)] {
             run.add(&Sample {
+                dt: 1.0,
                 rows_per_second: cpu * 10.0,
                 resources: ResourceSample {
                     cpu_pct: cpu,
@@ -622,12 +651,18 @@ mod tests {
             "{}",
             b.reason
         );
+        // One busy worker whose sources fit its queues: readers never blocked, yet the
+        // worker hardly waited, so it is the limit.
+        assert_eq!(
+            build(&live(300, 0, 10), &[]).bottleneck.unwrap().stage,
+            "features"
+        );
         // Readers never blocked, workers waited most of the time: reading.
         let s = build(&live(2000, 0, 2000), &[]);
         assert_eq!(s.bottleneck.unwrap().stage, "read");
         assert_eq!(s.busiest_stage.as_deref(), Some("read"));
         // No engine: no table and no verdict.
-        let mut run = Running::default();
+        let mut run = Running::new(1.0);
         run.add(&Sample::default());
         let s = PerformanceSummary::build(
             &run,
@@ -644,6 +679,30 @@ mod tests {
         );
         assert!(s.bottleneck.is_none() && s.stages.is_empty());
         assert_eq!(s.throughput.rows_per_second, 0.0);
+    }
+
+    #[test]
+    fn averages_weigh_by_interval_and_partial_intervals_do_not_count_for_rates() {
+        let mut run = Running::new(1.0);
+        let s = |dt: f64, cpu: f64, rps: f64, rss: u64| Sample {
+            dt,
+            rows_per_second: rps,
+            resources: ResourceSample {
+                cpu_pct: cpu,
+                rss_bytes: rss,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        run.add(&s(1.0, 100.0, 1000.0, 10));
+        run.add(&s(3.0, 200.0, 2000.0, 30));
+        // The final tick 10 ms after the last: CPU reads 0 and the rate is noise.
+        run.add(&s(0.01, 0.0, 1e9, 30));
+        assert_eq!(run.avg(run.cpu_sum), 175.0);
+        assert_eq!(run.cpu_max, 200.0);
+        assert_eq!(run.rps_max, 2000.0);
+        assert!((ratio(run.rss_sum, run.rss_time) - 100.3 / 4.01).abs() < 1e-9);
+        assert_eq!(run.n, 3);
     }
 
     #[test]
