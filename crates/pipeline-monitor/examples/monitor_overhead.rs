@@ -1,7 +1,8 @@
 //! Monitor overhead: the engine on a synthetic tick workload with no observer, with the live
 //! metrics only (the engine's per-chunk counters), and with the whole monitor (sampler at
-//! `--interval-ms`, history, metrics.prom every tick, report.html at the end). Prints one
-//! JSON line with paired-median overheads, and the cost of one sampler tick.
+//! INTERVAL_MS, history, metrics.prom every tick, report.html at the end). Prints one JSON
+//! line with paired-median overheads in wall time and in process CPU time (CPU time is
+//! steadier when other processes share the cores), and the cost of one sampler tick.
 //!
 //! Run: `cargo run --release -p pipeline-monitor --example monitor_overhead [-- ROWS_MILLIONS
 //! [OUT_DIR [INTERVAL_MS]]]` (default 8 M rows, 1 worker, fixed seed, 7 interleaved repeats,
@@ -11,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type};
@@ -236,12 +237,33 @@ fn engine(files: &[Vec<Chunk>], workers: usize, observer: Option<Arc<LiveMetrics
         .expect("the run succeeds")
 }
 
+/// Process CPU time (user + system) from `/proc/self/stat`, in seconds (0 elsewhere), as in
+/// pipeline-parallel's engine bench.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // The kernel's USER_HZ is 100 on every Linux configuration we run on.
+    ticks / 100.0
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed(f: impl FnOnce()) -> (f64, f64) {
+    let (t, c) = (Instant::now(), cpu_seconds());
+    f();
+    (t.elapsed().as_secs_f64(), cpu_seconds() - c)
+}
+
 /// The median and range of `b / a - 1` over paired runs, in percent.
-fn paired(a: &[Duration], b: &[Duration]) -> (f64, f64, f64) {
+fn paired(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
     let mut pct: Vec<f64> = a
         .iter()
         .zip(b)
-        .map(|(a, b)| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0)
+        .map(|(a, b)| (b / a - 1.0) * 100.0)
         .collect();
     pct.sort_by(f64::total_cmp);
     (pct[pct.len() / 2], pct[0], pct[pct.len() - 1])
@@ -260,35 +282,34 @@ fn main() {
     let (mut plain, mut live, mut full) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for i in 0..REPEATS {
-        let t = Instant::now();
-        engine(&files, 1, None);
-        plain.push(t.elapsed());
-
-        let t = Instant::now();
-        engine(&files, 1, Some(LiveMetrics::new()));
-        live.push(t.elapsed());
-
+        plain.push(timed(|| {
+            engine(&files, 1, None);
+        }));
+        live.push(timed(|| {
+            engine(&files, 1, Some(LiveMetrics::new()));
+        }));
         let dir = match (&keep, i + 1 == REPEATS) {
             (Some(k), true) => k.clone(),
             _ => scratch.clone(),
         };
-        let t = Instant::now();
-        let monitor = Monitor::start(&cfg, Some(&dir), 1 << 30).expect("monitor starts");
-        let report = engine(&files, 1, Some(monitor.observer()));
-        let inputs = RunReportInputs {
-            title: format!("monitor_overhead example: {millions} M rows, {FILES} files, 1 worker"),
-            ledger: report.ledger.clone(),
-            wall_seconds: report.wall.as_secs_f64(),
-            bytes_read: report.bytes_read,
-            peak_rss_bytes: report.peak_rss_bytes,
-            files_ok: report.files_ok.len(),
-            files_failed: report.files_failed.clone(),
-            quality_html: None,
-            error: None,
-        };
-        let r = monitor.finish(&inputs).expect("monitor finishes");
-        full.push(t.elapsed());
-        last = Some(r);
+        full.push(timed(|| {
+            let monitor = Monitor::start(&cfg, Some(&dir), 1 << 30).expect("monitor starts");
+            let report = engine(&files, 1, Some(monitor.observer()));
+            let inputs = RunReportInputs {
+                title: format!(
+                    "monitor_overhead example: {millions} M rows, {FILES} files, 1 worker"
+                ),
+                ledger: report.ledger.clone(),
+                wall_seconds: report.wall.as_secs_f64(),
+                bytes_read: report.bytes_read,
+                peak_rss_bytes: report.peak_rss_bytes,
+                files_ok: report.files_ok.len(),
+                files_failed: report.files_failed.clone(),
+                quality_html: None,
+                error: None,
+            };
+            last = Some(monitor.finish(&inputs).expect("monitor finishes"));
+        }));
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
@@ -297,21 +318,42 @@ fn main() {
     let monitor = Monitor::start(&cfg, Some(&tick_dir), 1 << 30).expect("monitor starts");
     let observer = monitor.observer();
     engine(&files[..1], 1, Some(observer));
-    let n = 200;
-    let t = Instant::now();
-    for _ in 0..n {
-        monitor.sample_now();
-    }
-    let tick_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let n = 500;
+    let (wall, cpu) = timed(|| {
+        for _ in 0..n {
+            monitor.sample_now();
+        }
+    });
+    let (tick_us, tick_cpu_us) = (wall * 1e6 / f64::from(n), cpu * 1e6 / f64::from(n));
     drop(monitor);
+    // The fixed cost per run: `start` (files, thread, first readings) and `finish` (last
+    // tick, summary, report.html) around a small engine run; the fastest of 10.
+    let (mut start_ms, mut finish_ms) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..10 {
+        let t = Instant::now();
+        let monitor = Monitor::start(&cfg, Some(&tick_dir), 1 << 30).expect("monitor starts");
+        start_ms = start_ms.min(t.elapsed().as_secs_f64() * 1e3);
+        let report = engine(&files[..1], 1, Some(monitor.observer()));
+        let inputs = RunReportInputs {
+            ledger: report.ledger,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        monitor.finish(&inputs).expect("monitor finishes");
+        finish_ms = finish_ms.min(t.elapsed().as_secs_f64() * 1e3);
+    }
     let _ = std::fs::remove_dir_all(&tick_dir);
 
-    let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default().as_secs_f64();
-    let (live_pct, live_lo, live_hi) = paired(&plain, &live);
-    let (full_pct, full_lo, full_hi) = paired(&plain, &full);
+    let wall = |v: &[(f64, f64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+    let cpu = |v: &[(f64, f64)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
+    let best = |v: &[(f64, f64)]| wall(v).into_iter().fold(f64::INFINITY, f64::min);
+    let (live_pct, live_lo, live_hi) = paired(&wall(&plain), &wall(&live));
+    let (full_pct, full_lo, full_hi) = paired(&wall(&plain), &wall(&full));
+    let (live_cpu, _, _) = paired(&cpu(&plain), &cpu(&live));
+    let (full_cpu, full_cpu_lo, full_cpu_hi) = paired(&cpu(&plain), &cpu(&full));
     let samples = last.map_or(0, |r| r.performance.samples);
     println!(
-        "{{\"bench\":\"monitor_overhead\",\"rows\":{},\"plain_s\":{:.4},\"live_s\":{:.4},\"monitor_s\":{:.4},\"live_overhead_pct\":{live_pct:.2},\"live_overhead_range_pct\":[{live_lo:.2},{live_hi:.2}],\"monitor_overhead_pct\":{full_pct:.2},\"monitor_overhead_range_pct\":[{full_lo:.2},{full_hi:.2}],\"tick_us\":{tick_us:.1},\"samples_last_run\":{samples},\"interval_ms\":{}}}",
+        "{{\"bench\":\"monitor_overhead\",\"rows\":{},\"plain_s\":{:.4},\"live_s\":{:.4},\"monitor_s\":{:.4},\"live_overhead_pct\":{live_pct:.2},\"live_overhead_range_pct\":[{live_lo:.2},{live_hi:.2}],\"monitor_overhead_pct\":{full_pct:.2},\"monitor_overhead_range_pct\":[{full_lo:.2},{full_hi:.2}],\"live_cpu_overhead_pct\":{live_cpu:.2},\"monitor_cpu_overhead_pct\":{full_cpu:.2},\"monitor_cpu_overhead_range_pct\":[{full_cpu_lo:.2},{full_cpu_hi:.2}],\"tick_us\":{tick_us:.1},\"tick_cpu_us\":{tick_cpu_us:.1},\"start_ms\":{start_ms:.2},\"finish_ms\":{finish_ms:.2},\"samples_last_run\":{samples},\"interval_ms\":{}}}",
         (millions * 1e6) as u64,
         best(&plain),
         best(&live),
