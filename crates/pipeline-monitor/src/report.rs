@@ -204,9 +204,11 @@ fn line_chart(
         } else {
             format!("{} s", tick(v))
         };
+        // The last label ends at the axis' end instead of overflowing the picture.
+        let anchor = if i == 5 { "end" } else { "middle" };
         let _ = write!(
             o,
-            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             x(v),
             t + h + 18.0,
             esc(&label)
@@ -376,6 +378,7 @@ th,td{text-align:right;padding:5px 8px;border-bottom:1px solid var(--line);white
 th:first-child,td:first-child{text-align:left}
 th{font-size:12px;color:var(--muted);font-weight:600}
 td.msg{text-align:left;white-space:normal}
+table.text th,table.text td{text-align:left}
 tr.hot td{background:#fff4e5}
 .stack{display:flex;height:26px;border-radius:4px;overflow:hidden;background:var(--line);margin:6px 0}
 .seg{height:100%}
@@ -756,7 +759,9 @@ pub fn render_report(
     if perf.alerts.is_empty() {
         o.push_str("<p class=\"muted\">No alerts: memory, throughput, queues, quarantine rate and worker balance stayed within their thresholds ([monitor] in the config).</p>");
     } else {
-        o.push_str("<table><tr><th>at</th><th>kind</th><th>about</th><th>message</th></tr>");
+        o.push_str(
+            "<table class=\"text\"><tr><th>at</th><th>kind</th><th>about</th><th>message</th></tr>",
+        );
         for a in &perf.alerts {
             let _ = write!(
                 o,

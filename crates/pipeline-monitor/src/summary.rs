@@ -501,12 +501,13 @@ impl PerformanceSummary {
     /// ```
     pub fn headline(&self) -> String {
         let m = &self.memory;
-        let mut h = format!("peak RSS {} MiB", m.max_bytes >> 20);
+        let mib = |b: u64| (b as f64 / (1u64 << 20) as f64).round();
+        let mut h = format!("peak RSS {} MiB", mib(m.max_bytes));
         if m.limit_bytes > 0 {
             h += &format!(
                 " ({:.0}% of the {} MiB limit)",
                 m.max_percent,
-                m.limit_bytes >> 20
+                mib(m.limit_bytes)
             );
         }
         if let Some(b) = &self.busiest_stage {
