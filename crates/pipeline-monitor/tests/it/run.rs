@@ -423,3 +423,39 @@ fn an_alert_reaches_callbacks_the_summary_the_prom_file_and_the_report() {
     check_well_formed(&html).unwrap();
     assert!(html.contains(&crate::html_escape(&r.performance.alerts[0].message)));
 }
+
+#[test]
+fn an_alert_is_logged_as_a_tracing_warning() {
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || BufWriter(sink.clone()))
+        .finish();
+    // No timer ticks during the test: only `sample_now`, on this thread.
+    let cfg = MonitorConfig {
+        interval_ms: 600_000,
+        memory_alert_pct: 1.0,
+        ..MonitorConfig::default()
+    };
+    let monitor = Monitor::start(&cfg, None, 16 << 20).unwrap();
+    tracing::subscriber::with_default(subscriber, || monitor.sample_now());
+    let log = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains("alert: resident memory"), "{log}");
+    assert!(log.contains("kind=\"memory\""), "{log}");
+    assert_eq!(monitor.alerts().len(), 1);
+}
+
+/// A writer into a shared buffer, for capturing log lines.
+struct BufWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
