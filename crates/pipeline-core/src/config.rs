@@ -1,5 +1,5 @@
 //! Run configuration: TOML sections `[pipeline]`, `[input]`, `[output]`, `[preprocessing]`,
-//! `[validation]`, `[cache]`, with presets and validation that names the offending key.
+//! `[validation]`, `[cache]`, `[monitor]`, with presets and validation that names the offending key.
 //!
 //! Field names follow the seed design's `DataPipelineConfig`, `PreprocessingConfig` and
 //! `ValidationConfig` so users of the Python prototype find what they know.
@@ -36,6 +36,8 @@ pub struct Config {
     pub validation: ValidationConfig,
     /// The stage-output cache (its disk bound is `[pipeline] cache_max_size`).
     pub cache: CacheConfig,
+    /// Performance monitoring: sampling, alerts, exports.
+    pub monitor: MonitorConfig,
 }
 
 /// `[pipeline]`: execution settings.
@@ -474,6 +476,128 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[monitor]`: the performance monitor (resource sampling, live stage metrics, alerts,
+/// `metrics.jsonl`, `metrics.prom`, `report.html`).
+///
+/// ```
+/// use pipeline_core::Config;
+/// let cfg = Config::from_toml_str("[monitor]\ninterval_ms = 500\nhttp_addr = \"9898\"\n")?;
+/// assert_eq!(cfg.monitor.interval_ms, 500);
+/// assert_eq!(cfg.monitor.http_socket_addr()?.unwrap().to_string(), "127.0.0.1:9898");
+/// # Ok::<(), pipeline_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Run the monitor (`--no-monitor` turns it off). Default true.
+    pub enable: bool,
+    /// Sampling interval in milliseconds. Default 1000.
+    pub interval_ms: u64,
+    /// Samples kept in memory for the live view and alerts (a ring buffer); every sample is
+    /// also appended to `metrics.jsonl`. Default 3600 (an hour at the default interval).
+    pub history_len: usize,
+    /// Alert when resident memory passes this percentage of `pipeline.memory_limit`.
+    /// Default 90: the engine stops opening sources at 85% and the CLI starts returning free
+    /// heap to the system at 90%, so past this the run is at its limit.
+    pub memory_alert_pct: f64,
+    /// Alert when rows/s stay this many percent below their moving average. Default 50.
+    pub throughput_drop_pct: f64,
+    /// Window of that moving average, in seconds. Default 60.
+    pub throughput_window_s: f64,
+    /// How long the drop must last before it is an alert, in seconds. Default 10 (a segment
+    /// commit or a file switch dips for a second or two).
+    pub throughput_drop_s: f64,
+    /// Alert when a worker's input queue stays saturated (readers blocked on it) this long,
+    /// in seconds. Default 60.
+    pub queue_saturation_s: f64,
+    /// Alert when more than this share of the rows read is quarantined (0..=1). Default 0.05
+    /// (gen-data's default anomalies are about 1.3% of rows, most of them removed, not
+    /// quarantined).
+    pub quarantine_rate: f64,
+    /// Alert when a worker stays idle this long while the others are busy, in seconds.
+    /// Default 10.
+    pub idle_worker_s: f64,
+    /// Serve `/metrics` (Prometheus text) over HTTP during the run at this address: `PORT`
+    /// (loopback, `127.0.0.1:PORT`) or `HOST:PORT`. Empty: no server. Default empty.
+    pub http_addr: String,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            enable: true,
+            interval_ms: 1000,
+            history_len: 3600,
+            memory_alert_pct: 90.0,
+            throughput_drop_pct: 50.0,
+            throughput_window_s: 60.0,
+            throughput_drop_s: 10.0,
+            queue_saturation_s: 60.0,
+            quarantine_rate: 0.05,
+            idle_worker_s: 10.0,
+            http_addr: String::new(),
+        }
+    }
+}
+
+impl MonitorConfig {
+    /// The HTTP address: `None` when `http_addr` is empty; a bare port means loopback.
+    pub fn http_socket_addr(&self) -> Result<Option<std::net::SocketAddr>> {
+        let a = self.http_addr.trim();
+        if a.is_empty() {
+            return Ok(None);
+        }
+        if let Ok(port) = a.parse::<u16>() {
+            return Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))));
+        }
+        a.parse().map(Some).map_err(|_| {
+            Error::config(
+                "monitor.http_addr",
+                format!("`{a}` is not PORT or HOST:PORT (e.g. 127.0.0.1:9898)"),
+            )
+        })
+    }
+
+    /// Checks value ranges; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        if !(10..=600_000).contains(&self.interval_ms) {
+            return Err(Error::config(
+                "monitor.interval_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if self.history_len == 0 {
+            return Err(Error::config("monitor.history_len", "must be at least 1"));
+        }
+        for (key, x) in [
+            ("monitor.memory_alert_pct", self.memory_alert_pct),
+            ("monitor.throughput_drop_pct", self.throughput_drop_pct),
+        ] {
+            if !(x > 0.0 && x <= 100.0) {
+                return Err(Error::config(key, "must be a percentage in (0, 100]"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.quarantine_rate) {
+            return Err(Error::config(
+                "monitor.quarantine_rate",
+                "must be between 0 and 1",
+            ));
+        }
+        for (key, x) in [
+            ("monitor.throughput_window_s", self.throughput_window_s),
+            ("monitor.throughput_drop_s", self.throughput_drop_s),
+            ("monitor.queue_saturation_s", self.queue_saturation_s),
+            ("monitor.idle_worker_s", self.idle_worker_s),
+        ] {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(Error::config(key, "must be a number of seconds >= 0"));
+            }
+        }
+        self.http_socket_addr()?;
+        Ok(())
+    }
+}
+
 impl Config {
     /// Settings for a large machine: all cores, 8 GiB budget, 50 GB cache.
     pub fn production() -> Self {
@@ -683,6 +807,7 @@ impl Config {
         ] {
             parse_hhmm(t).map_err(|m| Error::config(key, m))?;
         }
+        self.monitor.validate()?;
         self.validation.validate()
     }
 }
@@ -1012,6 +1137,21 @@ mod tests {
                 "[validation.severity]\nlocked_quote = \"fatal\"\n",
                 "validation.severity.locked_quote",
             ),
+            ("[monitor]\ninterval_ms = 0\n", "monitor.interval_ms"),
+            (
+                "[monitor]\nmemory_alert_pct = 150\n",
+                "monitor.memory_alert_pct",
+            ),
+            (
+                "[monitor]\nquarantine_rate = 2\n",
+                "monitor.quarantine_rate",
+            ),
+            ("[monitor]\nidle_worker_s = -1\n", "monitor.idle_worker_s"),
+            (
+                "[monitor]\nhttp_addr = \"localhost\"\n",
+                "monitor.http_addr",
+            ),
+            ("[monitor]\nhistory_len = 0\n", "monitor.history_len"),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text).unwrap_err().to_string();

@@ -1,7 +1,8 @@
 //! The contract every tickpipe crate speaks: [`Chunk`] (an Arrow `RecordBatch` plus
 //! provenance), the [`Source`] / [`Stage`] / [`Sink`] traits, the tick data model
 //! ([`Canonical`] columns, [`DatasetKind`]), header recognition ([`ColumnMapping`]), the row
-//! [`Ledger`], the run [`Config`], and the one [`Error`] type.
+//! [`Ledger`], the run [`Config`], the one [`Error`] type, and [`LiveMetrics`] (counters the
+//! engine updates per chunk for a monitor to read during a run).
 //!
 //! Provenance is an internal `_line` column ([`LINE_COLUMN`]) inside each batch, so any row,
 //! after any filter, partitioning or sort, can be traced back to `file:line`. Stages report
@@ -43,6 +44,7 @@ mod config;
 mod error;
 mod hash;
 mod ledger;
+mod live;
 mod mapping;
 mod meta_store;
 mod reject;
@@ -54,12 +56,16 @@ mod stage;
 pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
-    CacheConfig, Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig,
+    CacheConfig, Config, InputConfig, MonitorConfig, OutputConfig, OutputFormat, PipelineConfig,
     PreprocessingConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};
+pub use live::{
+    HistogramSnapshot, LatencyHistogram, LiveMetrics, LiveRun, LiveSnapshot, ReaderLive,
+    ReaderSnapshot, RunShape, StageLive, StageSnapshot, WorkerLive, WorkerSnapshot,
+};
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
 pub use meta_store::{MemoryMetaStore, MetaCache, MetaStore};
 pub use reject::{Reject, RejectKind};

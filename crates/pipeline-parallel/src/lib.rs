@@ -45,6 +45,13 @@
 //! through updating its state may leave it inconsistent for later sources; the final
 //! [`pipeline_core::Ledger::check_balance`] then reports it.
 //!
+//! # Live metrics
+//! [`Runner::observer`] hands the run a [`pipeline_core::LiveMetrics`]: the engine fills one
+//! board per run with counters per stage (rows, bytes, busy time, chunk latency), per worker
+//! (busy, writing, waiting for input, queue depth, backpressure it causes) and per reader
+//! slot (reading, blocked on full queues), a few relaxed atomic adds per chunk. A monitor
+//! (pipeline-monitor) reads it while the run goes on; the engine does not know who reads.
+//!
 //! # Segments and resume
 //! Sources are grouped into segments (ending at the first source boundary after
 //! `segment_bytes` input bytes; the grouping depends only on sizes, so a resumed run has the

@@ -4,10 +4,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use pipeline_core::{Ledger, Reject, RejectKind};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use pipeline_core::{Ledger, LiveRun, Reject, RejectKind};
 
 use crate::reject_channel::RejectMsg;
 
@@ -50,6 +50,8 @@ pub(crate) struct ReaderCtx {
     pub abort: Arc<AtomicBool>,
     pub rejects: Sender<RejectMsg>,
     pub shared: Arc<Shared>,
+    /// Live metrics for a monitor, when one watches.
+    pub live: Option<Arc<LiveRun>>,
 }
 
 /// Why an attempt stopped early.
@@ -71,13 +73,17 @@ struct FileState {
     rows: Vec<Vec<u32>>,
     ledger: Ledger,
     bytes: u64,
+    /// The reader slot this source occupies (for the live metrics).
+    slot: usize,
 }
 
-/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`.
+/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`. `slot` is the
+/// reader slot it occupies in the live metrics.
 pub(crate) fn read_source(
     ctx: &ReaderCtx,
     index: usize,
     seg: u32,
+    slot: usize,
     spec: &SourceSpec,
     parts: Vec<Sender<Part>>,
     acks: Receiver<Ack>,
@@ -93,7 +99,12 @@ pub(crate) fn read_source(
         rows: Vec::new(),
         ledger: Ledger::default(),
         bytes: 0,
+        slot,
     };
+    let reader_live = ctx.live.as_ref().and_then(|l| l.readers.get(slot));
+    if let Some(r) = reader_live {
+        r.set_active(true);
+    }
     let mut last_error = String::new();
     let mut cancelled = false;
     let mut ok = false;
@@ -188,6 +199,12 @@ pub(crate) fn read_source(
             tracing::error!(source = %spec.name, error = %last_error, "source failed after {} retries", ctx.retries);
         }
     }
+    if let Some(l) = &ctx.live {
+        if let Some(r) = reader_live {
+            r.set_active(false);
+        }
+        l.source_done();
+    }
     SourceOutcome {
         index,
         ledger: st.ledger,
@@ -197,13 +214,23 @@ pub(crate) fn read_source(
     }
 }
 
-fn count_rejects(ledger: &mut Ledger, rejects: &[Reject]) {
-    for r in rejects {
+fn count_rejects(ctx: &ReaderCtx, ledger: &mut Ledger, rejects: &[Reject]) {
+    let (mut q, mut r) = (0u64, 0u64);
+    for rej in rejects {
         ledger.add_read(1);
-        match r.kind {
-            RejectKind::Quarantined => ledger.add_quarantined(&r.reason, 1),
-            RejectKind::Removed => ledger.add_removed(&r.reason, 1),
+        match rej.kind {
+            RejectKind::Quarantined => {
+                q += 1;
+                ledger.add_quarantined(&rej.reason, 1)
+            }
+            RejectKind::Removed => {
+                r += 1;
+                ledger.add_removed(&rej.reason, 1)
+            }
         }
+    }
+    if let Some(l) = &ctx.live {
+        l.add_read_rejects(q, r);
     }
 }
 
@@ -246,12 +273,19 @@ fn attempt_once(
                 return Some(Stop::Worker(e));
             }
         }
+        let started = ctx.live.as_ref().map(|_| Instant::now());
         let item = src.next();
         let rejects = src.drain_rejects();
+        let took = started.map(|t| t.elapsed());
         let fresh = d >= st.hw;
         let Some(item) = item else {
+            if let (Some(l), Some(t)) = (&ctx.live, took)
+                && let Some(r) = l.readers.get(st.slot)
+            {
+                r.add_read_time(t);
+            }
             if !st.tail_counted {
-                count_rejects(&mut st.ledger, &rejects);
+                count_rejects(ctx, &mut st.ledger, &rejects);
                 send_rejects(ctx, st.seg, rejects);
                 st.tail_counted = true;
             }
@@ -262,8 +296,20 @@ fn attempt_once(
             Err(e) => return Some(Stop::Source(e.to_string())),
         };
         let p = src.progress().bytes_read;
+        if let (Some(l), Some(t)) = (&ctx.live, took) {
+            if fresh {
+                l.record_read(
+                    st.slot,
+                    chunk.num_rows() as u64,
+                    p.saturating_sub(last_bytes),
+                    t,
+                );
+            } else if let Some(r) = l.readers.get(st.slot) {
+                r.add_read_time(t);
+            }
+        }
         if fresh {
-            count_rejects(&mut st.ledger, &rejects);
+            count_rejects(ctx, &mut st.ledger, &rejects);
             send_rejects(ctx, st.seg, rejects);
             let n = chunk.num_rows() as u64;
             st.ledger.add_read(n);
@@ -297,13 +343,40 @@ fn attempt_once(
         }
         for (w, part) in split.into_iter().enumerate() {
             if let Some(chunk) = part
-                && parts[w].send(Part::Data { attempt, d, chunk }).is_err()
+                && !send_part(ctx, st.slot, w, &parts[w], Part::Data { attempt, d, chunk })
             {
                 return Some(Stop::Cancelled);
             }
         }
         d += 1;
     }
+}
+
+/// Sends a part to worker `w`; false when the worker is gone. With live metrics, counts it
+/// on the worker's queue and times a send that finds the queue full (backpressure).
+fn send_part(ctx: &ReaderCtx, slot: usize, w: usize, tx: &Sender<Part>, part: Part) -> bool {
+    let Some(worker) = ctx.live.as_ref().and_then(|l| l.workers.get(w)) else {
+        return tx.send(part).is_ok();
+    };
+    worker.queue_delta(1);
+    let sent = match tx.try_send(part) {
+        Ok(()) => true,
+        Err(TrySendError::Full(part)) => {
+            let t = Instant::now();
+            let sent = tx.send(part).is_ok();
+            let waited = t.elapsed();
+            worker.add_backpressure(waited);
+            if let Some(r) = ctx.live.as_ref().and_then(|l| l.readers.get(slot)) {
+                r.add_blocked(waited);
+            }
+            sent
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    };
+    if !sent {
+        worker.queue_delta(-1);
+    }
+    sent
 }
 
 fn send_rejects(ctx: &ReaderCtx, seg: u32, rejects: Vec<Reject>) {

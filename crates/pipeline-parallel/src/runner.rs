@@ -1,7 +1,7 @@
 //! [`Runner`]: the builder for a parallel run, and the coordinator that drives readers,
 //! workers, segment commits and the manifest.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded, select, unbounded};
 use pipeline_core::{
-    Error, RejectSink, Result, SinkSummary, StageFactory, StageMetrics, StageOrder,
+    Error, LiveMetrics, RejectSink, Result, RunShape, SinkSummary, StageFactory, StageMetrics,
+    StageOrder,
 };
 
 use crate::manifest::{Committed, Manifest, remove_uncommitted};
@@ -120,6 +121,7 @@ pub struct Runner {
     on_commit: Option<CommitFn>,
     cancel: Option<Arc<AtomicBool>>,
     runtime: Option<Runtime>,
+    observer: Option<Arc<LiveMetrics>>,
 }
 
 impl Runner {
@@ -241,6 +243,13 @@ impl Runner {
     /// worker).
     pub fn runtime(mut self, rt: Runtime) -> Self {
         self.runtime = Some(rt);
+        self
+    }
+
+    /// Live metrics for a monitor: the run fills `metrics` (per stage, worker and reader
+    /// slot; a few relaxed atomic adds per chunk) while the monitor reads it. Default: none.
+    pub fn observer(mut self, metrics: Arc<LiveMetrics>) -> Self {
+        self.observer = Some(metrics);
         self
     }
 
@@ -452,6 +461,7 @@ impl Run {
             on_commit,
             cancel,
             runtime,
+            observer,
             ..
         } = r;
         let emit = |e: EngineEvent| {
@@ -559,6 +569,14 @@ impl Run {
         let cancel = cancel.unwrap_or_default();
         let abort = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
+        let max_open = c.max_open_files.unwrap_or(w.max(2));
+        let live = observer.map(|m| {
+            m.begin(RunShape {
+                stages: names.clone(),
+                workers: w,
+                readers: max_open,
+            })
+        });
 
         // Workers.
         let (rep_tx, rep_rx) = unbounded::<Result<SegmentReport>>();
@@ -576,6 +594,7 @@ impl Run {
                 committed.next_segment,
             );
             worker.restore(st)?;
+            worker.live = live.clone();
             let (tx, rx) = unbounded();
             controls.push(tx);
             let reps = rep_tx.clone();
@@ -595,9 +614,12 @@ impl Run {
             abort: abort.clone(),
             rejects: rej_tx.clone(),
             shared: shared.clone(),
+            live: live.clone(),
         });
         drop(rej_tx);
-        let max_open = c.max_open_files.unwrap_or(w.max(2));
+        // Reader slots (0..max_open) for the live metrics: a source takes a free one.
+        let mut free_slots: Vec<usize> = (0..max_open).rev().collect();
+        let mut slot_of: HashMap<usize, usize> = HashMap::new();
         let (out_tx, out_rx) = unbounded::<SourceOutcome>();
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let mut prog = Progressor {
@@ -663,8 +685,10 @@ impl Run {
                 let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
                 let index = next;
                 let seg = segs[index];
+                let slot = free_slots.pop().unwrap_or(0);
+                slot_of.insert(index, slot);
                 readers.push(rt.spawn(&format!("tickpipe-reader-{index}"), move || {
-                    let o = read_source(&ctx, index, seg, &srcs[index], part_txs, ack_rx);
+                    let o = read_source(&ctx, index, seg, slot, &srcs[index], part_txs, ack_rx);
                     let _ = out.send(o);
                 })?);
                 next += 1;
@@ -737,6 +761,9 @@ impl Run {
                 recv(out_rx) -> o => {
                     if let Ok(o) = o {
                         in_flight -= 1;
+                        if let Some(slot) = slot_of.remove(&o.index) {
+                            free_slots.push(slot);
+                        }
                         outcomes.insert(o.index, o);
                     }
                 }

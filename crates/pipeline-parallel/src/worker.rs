@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use pipeline_core::{Chunk, Emitter, Error, Ledger, Reject, Result, Sink, Stage, StageMetrics};
+use pipeline_core::{
+    Chunk, Emitter, Error, Ledger, LiveRun, Reject, Result, Sink, Stage, StageMetrics, WorkerLive,
+};
 
 use crate::reject_channel::RejectMsg;
 use crate::spec::SinkFactory;
@@ -73,6 +75,8 @@ pub(crate) struct Worker {
     pub abort: Arc<AtomicBool>,
     pub cancel: Arc<AtomicBool>,
     pub segment: u32,
+    /// Live metrics for a monitor, when one watches.
+    pub live: Option<Arc<LiveRun>>,
     sink: Option<Box<dyn Sink>>,
     ledger: Ledger,
     metrics: Vec<StageMetrics>,
@@ -98,6 +102,7 @@ impl Worker {
             abort,
             cancel,
             segment,
+            live: None,
             sink: None,
             ledger: Ledger::default(),
             metrics: vec![StageMetrics::default(); n],
@@ -114,9 +119,28 @@ impl Worker {
         Ok(())
     }
 
+    /// This worker's live counters, when a monitor watches.
+    fn live_worker(&self) -> Option<&WorkerLive> {
+        self.live.as_ref().and_then(|l| l.workers.get(self.id))
+    }
+
+    /// Receives the next message; with live metrics, the time blocked counts as waiting for
+    /// input.
+    fn recv<T>(&self, rx: &Receiver<T>) -> Option<T> {
+        match self.live_worker() {
+            None => rx.recv().ok(),
+            Some(l) => {
+                let t = Instant::now();
+                let r = rx.recv().ok();
+                l.add_wait(t.elapsed());
+                r
+            }
+        }
+    }
+
     /// Runs until the control channel closes; `reports` gets one report per segment.
     pub fn run(mut self, control: Receiver<Control>, reports: Sender<Result<SegmentReport>>) {
-        for msg in control {
+        while let Some(msg) = self.recv(&control) {
             // Stage panics are caught per call; this catches panics in sinks.
             let r = catch_unwind(AssertUnwindSafe(|| match msg {
                 Control::Source { parts, acks } => self.source(parts, acks).map(|()| None),
@@ -164,7 +188,10 @@ impl Worker {
         let mut attempt = 0u32; // lowest attempt still accepted
         let mut needs_replay = false; // state was damaged by a failure: restore and replay
         let mut replaying = false;
-        for msg in parts {
+        while let Some(msg) = self.recv(&parts) {
+            if let (Part::Data { .. }, Some(l)) = (&msg, self.live_worker()) {
+                l.queue_delta(-1);
+            }
             let msg_attempt = match &msg {
                 Part::Data { attempt, .. } | Part::End { attempt } => Some(*attempt),
                 _ => None,
@@ -233,6 +260,9 @@ impl Worker {
                         .map(|r| u64::from(r.get(self.id).copied().unwrap_or(0)))
                         .sum();
                     self.ledger.add_quarantined(FAILED_FILE, lost);
+                    if let Some(l) = &self.live {
+                        l.add_outcomes(lost, 0);
+                    }
                     return Ok(());
                 }
             }
@@ -249,6 +279,8 @@ impl Worker {
         chunks: Vec<Chunk>,
         discard: bool,
     ) -> std::result::Result<(), Fault> {
+        let started = self.live.as_ref().map(|_| Instant::now());
+        let rows_delivered: u64 = chunks.iter().map(|c| c.num_rows() as u64).sum();
         let mut cur = chunks;
         let mut ledger = Ledger::default();
         let mut rejects: Vec<Reject> = Vec::new();
@@ -263,7 +295,11 @@ impl Worker {
                 let t = Instant::now();
                 let stage = &mut self.stages[k];
                 let r = catch_unwind(AssertUnwindSafe(|| stage.process(c, &mut em)));
-                m.busy += t.elapsed();
+                let took = t.elapsed();
+                m.busy += took;
+                if let Some(l) = &self.live {
+                    l.stages[k].record_latency(took);
+                }
                 check(r, self.stages[k].name())?;
                 next.extend(em.take_chunks());
             }
@@ -275,8 +311,18 @@ impl Worker {
             rejects.extend(em.take_rejects());
             cur = next;
         }
+        let stage_time = metrics.iter().map(|m| m.busy).sum();
         if discard {
+            if let Some(l) = self.live_worker() {
+                l.add_busy(stage_time);
+            }
             return Ok(());
+        }
+        if let Some(l) = &self.live {
+            for (s, m) in l.stages.iter().zip(&metrics).skip(from) {
+                s.add(m);
+            }
+            l.add_outcomes(ledger.quarantined_total(), ledger.removed_total());
         }
         self.ledger.merge(&ledger);
         for (a, b) in self.metrics.iter_mut().zip(&metrics) {
@@ -290,17 +336,30 @@ impl Worker {
         for c in cur {
             self.write(&c).map_err(Fault::Fatal)?;
         }
+        if let (Some(l), Some(t)) = (self.live_worker(), started) {
+            if from == 0 {
+                l.record_delivery(rows_delivered, stage_time, t.elapsed());
+            } else {
+                // Rows a stage flushed at the end of the input: stage time, not a delivery.
+                l.add_busy(stage_time);
+            }
+        }
         Ok(())
     }
 
     fn write(&mut self, c: &Chunk) -> Result<()> {
+        let started = self.live.as_ref().map(|_| Instant::now());
         if self.sink.is_none() {
             self.sink = Some((self.sink_factory)(self.id, self.segment)?);
         }
         if let Some(s) = self.sink.as_mut() {
             s.write(c)?;
         }
-        self.ledger.add_written(c.num_rows() as u64);
+        let rows = c.num_rows() as u64;
+        self.ledger.add_written(rows);
+        if let (Some(l), Some(t)) = (self.live_worker(), started) {
+            l.add_written(rows, t.elapsed());
+        }
         Ok(())
     }
 
@@ -319,19 +378,34 @@ impl Worker {
                 let t = Instant::now();
                 let stage = &mut self.stages[k];
                 let r = catch_unwind(AssertUnwindSafe(|| stage.finish(&mut em)));
-                self.metrics[k].busy += t.elapsed();
+                let took = t.elapsed();
+                self.metrics[k].busy += took;
                 let fail = |f: Fault| match f {
                     Fault::Stage(m) => Error::Internal(format!("at the end of the input: {m}")),
                     Fault::Fatal(e) => e,
                 };
                 check(r, self.stages[k].name()).map_err(fail)?;
                 let out = em.take_chunks();
-                let m = &mut self.metrics[k];
+                let mut flushed = StageMetrics {
+                    busy: took,
+                    ..Default::default()
+                };
                 for c in &out {
-                    m.rows_out += c.num_rows() as u64;
-                    m.bytes_out += c.memory_size() as u64;
+                    flushed.rows_out += c.num_rows() as u64;
+                    flushed.bytes_out += c.memory_size() as u64;
                 }
-                self.ledger.merge(&em.take_ledger());
+                let m = &mut self.metrics[k];
+                m.rows_out += flushed.rows_out;
+                m.bytes_out += flushed.bytes_out;
+                let finished = em.take_ledger();
+                if let Some(l) = &self.live {
+                    l.stages[k].add(&flushed);
+                    l.add_outcomes(finished.quarantined_total(), finished.removed_total());
+                    if let Some(w) = l.workers.get(self.id) {
+                        w.add_busy(took);
+                    }
+                }
+                self.ledger.merge(&finished);
                 let rejects = em.take_rejects();
                 if !crate::reject_channel::send(&self.rejects, self.segment, rejects) {
                     return Err(Error::Internal("the quarantine writer stopped".into()));
@@ -341,7 +415,11 @@ impl Worker {
         }
         let mut outputs = Vec::new();
         if let Some(mut s) = self.sink.take() {
+            let t = Instant::now();
             outputs = s.finish()?.files;
+            if let Some(l) = self.live_worker() {
+                l.add_write_time(t.elapsed());
+            }
         }
         let states = if last {
             vec![None; self.stages.len()]
