@@ -61,7 +61,10 @@ pub use hash::{StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
 pub use reject::{Reject, RejectKind};
-pub use schema::{Canonical, DatasetKind, dict_type, ts_type};
+pub use schema::{
+    Canonical, DatasetKind, EXECUTION_EVENT_TYPES, HALT_EVENT_TYPE, dict_type, is_execution_event,
+    ts_type,
+};
 pub use sink::{MemoryRejectSink, MemorySink, RejectSink, Sink, SinkSummary};
 pub use source::{Progress, Source, SourceTable, VecSource};
 pub use stage::{Emitter, Stage, StageFactory, StageOrder, run_stage};
