@@ -435,7 +435,7 @@ fn the_whole_real_folder_as_one_dataset_through_the_library() {
 
     // Bars of the same folder: AAPL's volume is its executed shares.
     let bars = out.join("bars");
-    let report = facade_run(&[real.clone()], &bars, Some("time:1m"));
+    let report = facade_run(std::slice::from_ref(&real), &bars, Some("time:1m"));
     assert!(report.files_failed.is_empty(), "{:?}", report.files_failed);
     let b = partition(&bars.join("data"), "AAPL");
     let volume: f64 = f64s(&b, "volume").iter().flatten().sum();
