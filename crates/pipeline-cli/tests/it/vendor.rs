@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int8Type, TimestampNanosecondType};
-use arrow_array::RecordBatch;
 use pipeline_core::{Config, SourceTable, StageFactory};
 use pipeline_io::{ReadOptions, WriteOptions, describe_dataset, expand_inputs, open_source};
 use pipeline_parallel::{RunReport, Runner, SourceSpec};
