@@ -103,7 +103,13 @@ pub struct InputConfig {
     pub symbol: Option<String>,
     /// Explicit column mapping, canonical name → input header (also `date`, `time`).
     pub columns: BTreeMap<String, String>,
-    /// Pattern of files taken from a directory input. Default `*`.
+    /// Pattern of file names taken from a directory input (a glob such as `*.csv.gz`).
+    /// Whatever the pattern, a directory walk takes only data files: names with a data
+    /// extension (`.csv`, `.tsv`, `.psv`, compressed `.gz`/`.bz2`/`.xz`/`.zst`, `.parquet`,
+    /// `.arrow`/`.ipc`/`.feather`), and `.txt`/`.dat`/extension-less files whose content looks
+    /// like delimited records; other files (`README.md`, `anomalies.jsonl`, a vendor's
+    /// `ReadMe.txt`) are skipped with an info line. Files named on the command line are
+    /// always read. Default `*`.
     pub file_pattern: String,
     /// Vendor layout: `auto` (detect from file name and content), `generic`, `lobster`,
     /// `histdata`, `lean`. Default `auto`.
@@ -284,6 +290,26 @@ pub struct PreprocessingConfig {
     pub normalize_params: String,
     /// Use more than one worker for preprocessing. Default true.
     pub enable_parallel_processing: bool,
+    /// Column the price features (returns, lags, rolling statistics, indicators) and bars
+    /// read. Unset: `price` (for order-book messages, the price of executions only), and for
+    /// a symbol with quotes only (no trade price, e.g. FX quote files) the mid
+    /// `(bid + ask) / 2`. Set it to `mid` to use the mid everywhere, or to any numeric input
+    /// column.
+    pub price_column: Option<String>,
+    /// Zone of the time features (`hour`, `minute`, `day_of_week`, cyclical encodings) and of
+    /// `reset_state = "day"`. Unset: the exchange's zone of each symbol when its layout
+    /// names one (LOBSTER: America/New_York; LEAN and HistData FX quotes and Tardis crypto
+    /// trades: UTC; see `symbol_time_zones`), else `session_timezone`.
+    pub time_zone: Option<String>,
+    /// Zone per symbol (IANA name), e.g. `{ BTCUSDT = "UTC" }`; a run adds the zones its
+    /// vendor layouts name for symbols not listed here. Default empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub symbol_time_zones: BTreeMap<String, String>,
+    /// Start each symbol's feature state (returns, lags, windows, indicators) afresh at
+    /// every `day` (local midnight in the symbol's time zone) or `session` (the first row at
+    /// or after `session_open` in `session_timezone` on a later day). Unset: state runs on
+    /// across days, overnight gaps included.
+    pub reset_state: Option<String>,
 }
 
 impl Default for PreprocessingConfig {
@@ -327,6 +353,10 @@ impl Default for PreprocessingConfig {
             normalize_columns: Vec::new(),
             normalize_params: String::new(),
             enable_parallel_processing: true,
+            price_column: None,
+            time_zone: None,
+            symbol_time_zones: BTreeMap::new(),
+            reset_state: None,
         }
     }
 }
@@ -801,6 +831,19 @@ impl Config {
                 ));
             }
         }
+        if let Some(r) = &pr.reset_state {
+            one_of("preprocessing.reset_state", r, &["day", "session"])?;
+        }
+        if pr
+            .price_column
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err(Error::config(
+                "preprocessing.price_column",
+                "must name a column (e.g. price or mid)",
+            ));
+        }
         for (key, t) in [
             ("preprocessing.session_open", &pr.session_open),
             ("preprocessing.session_close", &pr.session_close),
@@ -1152,6 +1195,14 @@ mod tests {
                 "monitor.http_addr",
             ),
             ("[monitor]\nhistory_len = 0\n", "monitor.history_len"),
+            (
+                "[preprocessing]\nreset_state = \"week\"\n",
+                "preprocessing.reset_state",
+            ),
+            (
+                "[preprocessing]\nprice_column = \"\"\n",
+                "preprocessing.price_column",
+            ),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text).unwrap_err().to_string();
@@ -1178,6 +1229,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn vendor_keys_parse_and_unset_ones_stay_out_of_the_file() {
+        let c = Config::from_toml_str(
+            "[preprocessing]\nprice_column = \"mid\"\ntime_zone = \"UTC\"\nreset_state = \"day\"\n\n[preprocessing.symbol_time_zones]\nBTCUSDT = \"UTC\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.preprocessing.price_column.as_deref(), Some("mid"));
+        assert_eq!(c.preprocessing.reset_state.as_deref(), Some("day"));
+        assert_eq!(c.preprocessing.symbol_time_zones["BTCUSDT"], "UTC");
+        // Unset options are not written, so `config init`'s template lists only set keys.
+        let text = Config::default().to_toml_string().unwrap();
+        for key in [
+            "price_column",
+            "time_zone",
+            "symbol_time_zones",
+            "reset_state",
+        ] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
     }
 
     #[test]

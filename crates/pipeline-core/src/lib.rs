@@ -69,7 +69,10 @@ pub use live::{
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
 pub use meta_store::{MemoryMetaStore, MetaCache, MetaStore};
 pub use reject::{Reject, RejectKind};
-pub use schema::{Canonical, DatasetKind, dict_type, ts_type};
+pub use schema::{
+    Canonical, DatasetKind, EXECUTION_EVENT_TYPES, HALT_EVENT_TYPE, dict_type, is_execution_event,
+    ts_type,
+};
 pub use sink::{MemoryRejectSink, MemorySink, RejectSink, Sink, SinkSummary};
 pub use source::{Progress, Source, SourceTable, VecSource};
 pub use stage::{Emitter, Stage, StageFactory, StageOrder, run_stage};

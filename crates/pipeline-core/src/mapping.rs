@@ -84,7 +84,7 @@ pub struct ColumnMapping {
 
 /// Order in which canonical columns claim headers: bar fields before `size` so that `volume`
 /// means bar volume in a bar file and trade size elsewhere.
-const CLAIM_ORDER: [Canonical; 17] = [
+const CLAIM_ORDER: [Canonical; 18] = [
     Canonical::Symbol,
     Canonical::Open,
     Canonical::High,
@@ -102,6 +102,7 @@ const CLAIM_ORDER: [Canonical; 17] = [
     Canonical::EventType,
     Canonical::OrderId,
     Canonical::Side,
+    Canonical::Id,
 ];
 
 impl ColumnMapping {
@@ -266,7 +267,8 @@ mod tests {
         assert_eq!(r.index_of(Canonical::Size), Some(7));
         assert_eq!(r.index_of(Canonical::Side), Some(5));
         assert_eq!(r.index_of(Canonical::Exchange), Some(0));
-        assert_eq!(r.unmapped, vec![3, 4]);
+        assert_eq!(r.index_of(Canonical::Id), Some(4));
+        assert_eq!(r.unmapped, vec![3]);
     }
 
     #[test]

@@ -60,13 +60,21 @@ pub enum Canonical {
     EventType,
     /// Order reference number.
     OrderId,
-    /// Side: +1 buy, -1 sell.
+    /// Aggressor side of a trade: +1 buyer-initiated, -1 seller-initiated, null when not
+    /// known or not a trade. Vendors' conventions are mapped on the way in: Tardis' `side` is
+    /// the taker's side (kept), LOBSTER's `direction` is the side of the resting order that
+    /// was hit (inverted for executions; kept as its own `direction` column). A generic
+    /// `side` column is taken to be the aggressor's.
     Side,
+    /// Identity of the record at its venue (trade id, sequence number): two rows with the
+    /// same symbol, timestamp and id are the same event. Int64, or Utf8 when the ids are not
+    /// integers.
+    Id,
 }
 
 impl Canonical {
     /// Every canonical column, in schema order.
-    pub const ALL: [Canonical; 18] = [
+    pub const ALL: [Canonical; 19] = [
         Canonical::Ts,
         Canonical::Symbol,
         Canonical::Price,
@@ -85,6 +93,7 @@ impl Canonical {
         Canonical::EventType,
         Canonical::OrderId,
         Canonical::Side,
+        Canonical::Id,
     ];
 
     /// The column name in tickpipe's output.
@@ -108,6 +117,7 @@ impl Canonical {
             Canonical::EventType => "event_type",
             Canonical::OrderId => "order_id",
             Canonical::Side => "side",
+            Canonical::Id => "id",
         }
     }
 
@@ -123,7 +133,7 @@ impl Canonical {
             Canonical::Symbol | Canonical::Exchange => dict_type(),
             Canonical::Conditions => DataType::Utf8,
             Canonical::EventType | Canonical::Side => DataType::Int8,
-            Canonical::OrderId => DataType::Int64,
+            Canonical::OrderId | Canonical::Id => DataType::Int64,
             _ => DataType::Float64,
         }
     }
@@ -149,6 +159,13 @@ impl Canonical {
                 "timem",
                 "dt",
                 "date",
+                "epoch",
+                "epochtime",
+                "unixtime",
+                "unixtimestamp",
+                "epochms",
+                "epochus",
+                "epochns",
             ],
             Canonical::Symbol => &[
                 "symbol",
@@ -244,6 +261,20 @@ impl Canonical {
             Canonical::EventType => &["eventtype", "type", "msgtype", "messagetype", "action"],
             Canonical::OrderId => &["orderid", "orderref", "oid", "orderreference"],
             Canonical::Side => &["side", "direction", "aggressor", "takerside", "buysell"],
+            Canonical::Id => &[
+                "id",
+                "tradeid",
+                "tid",
+                "seq",
+                "seqno",
+                "seqnum",
+                "sequence",
+                "sequenceno",
+                "sequencenumber",
+                "msgseqnum",
+                "eventid",
+                "updateid",
+            ],
         }
     }
 }
@@ -316,6 +347,27 @@ impl DatasetKind {
         ))
     }
 }
+
+/// Order-book message types (LOBSTER's, from NASDAQ TotalView-ITCH) that are executions: 4
+/// (execution of a visible order), 5 (execution of a hidden order) and 6 (a cross trade, e.g.
+/// the opening or closing auction). The others change the book without a trade: 1 (new
+/// limit order), 2 (partial cancellation), 3 (deletion) and 7 (trading halt indicator).
+pub const EXECUTION_EVENT_TYPES: [i8; 3] = [4, 5, 6];
+
+/// True when order-book message type `event_type` is an execution (see
+/// [`EXECUTION_EVENT_TYPES`]).
+///
+/// ```
+/// assert!(pipeline_core::is_execution_event(5));
+/// assert!(!pipeline_core::is_execution_event(1));
+/// ```
+pub fn is_execution_event(event_type: i8) -> bool {
+    EXECUTION_EVENT_TYPES.contains(&event_type)
+}
+
+/// LOBSTER's trading-halt message type: its price field is a flag (-1 halt, 0 quote, 1
+/// resume) and its size is 0, so price and size rules do not apply to it.
+pub const HALT_EVENT_TYPE: i8 = 7;
 
 impl fmt::Display for DatasetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -274,7 +274,16 @@ impl PipelineBuilder {
         {
             crate::run::adopt_recorded_settings(&mut s, &out)?;
         }
-        let read = ReadOptions::from_config(&s.config)?;
+        let inputs = Inputs::expand(&s.inputs, &s.config)?;
+        if s.follow.is_some() && inputs.files.len() != 1 {
+            return Err(Error::Usage(
+                "--follow takes exactly one input file (or -)".into(),
+            ));
+        }
+        let mut read = ReadOptions::from_config(&s.config)?;
+        if s.follow.is_none() {
+            crate::input::describe(&inputs, &mut read, &mut s.config)?;
+        }
         let mut write = WriteOptions::from_config(&s.config.output)?;
         if !s.config.pipeline.enable_compression {
             write.compression = pipeline_io::Compression::None;
@@ -301,7 +310,10 @@ impl PipelineBuilder {
         }
         let mut stages = standard_stages(&s.config.preprocessing, set)?;
         if let Some(spec) = &s.bars {
-            stages.push(crate::stages::bar_stage(spec)?);
+            stages.push(crate::stages::bar_stage(
+                spec,
+                s.config.preprocessing.price_column.as_deref(),
+            )?);
         }
         stages.extend(s.extra.iter().cloned());
         #[cfg(feature = "prep")]
@@ -331,12 +343,6 @@ impl PipelineBuilder {
         #[cfg(not(feature = "prep"))]
         if s.normalize && s.config.preprocessing.normalize_features {
             return Err(crate::stages::missing_feature("prep", "normalize_features"));
-        }
-        let inputs = Inputs::expand(&s.inputs, &s.config)?;
-        if s.follow.is_some() && inputs.files.len() != 1 {
-            return Err(Error::Usage(
-                "--follow takes exactly one input file (or -)".into(),
-            ));
         }
         Ok(Pipeline {
             s,

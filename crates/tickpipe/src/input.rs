@@ -25,6 +25,41 @@ impl Inputs {
     }
 }
 
+/// Describes the inputs once before any row is read (one sniff per file, in parallel) and
+/// makes them one dataset: every source's chunks are cast and padded to the unified schema
+/// (union by name, widened types, nulls where a file lacks a column), so every output file
+/// has the same schema; and the time zones the vendor layouts name (LOBSTER: New York;
+/// HistData, LEAN, Tardis: UTC) become `[preprocessing] symbol_time_zones` for the symbols the
+/// user did not set. Streams (stdin, pipes) cannot be sniffed twice and are left out; their
+/// chunks still conform to the schema of the files beside them.
+pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config) -> Result<()> {
+    let files: Vec<InputFile> = inputs
+        .files
+        .iter()
+        .filter(|f| !f.is_stream())
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let info = pipeline_io::describe_dataset(&files, read)?;
+    for (file, e) in &info.failed {
+        // The file fails with the same error when the run opens it; say it once up front.
+        tracing::warn!("{file}: {e}");
+    }
+    if info.files.is_empty() {
+        return Ok(());
+    }
+    read.target_schema = Some(info.schema.clone());
+    for (symbol, zone) in &info.zones {
+        cfg.preprocessing
+            .symbol_time_zones
+            .entry(symbol.clone())
+            .or_insert_with(|| zone.clone());
+    }
+    Ok(())
+}
+
 /// One source per input, registered in `table` (whose ids the quarantine file resolves).
 pub(crate) fn source_specs(
     inputs: &Inputs,

@@ -107,18 +107,24 @@ fn feature_stages(_cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
     Err(missing_feature("prep", "features"))
 }
 
-/// The bar stage for a spec such as `time:1m`, `tick:1000`, `volume:1e4`, `dollar:1e6`.
+/// The bar stage for a spec such as `time:1m`, `tick:1000`, `volume:1e4`, `dollar:1e6`, on
+/// `price_column` (`[preprocessing] price_column`: `mid` builds every symbol's bars on the
+/// mid; default: trades' prices, and the mid for quotes-only symbols).
 #[cfg(feature = "prep")]
-pub fn bar_stage(spec: &str) -> Result<StageFactory> {
+pub fn bar_stage(spec: &str, price_column: Option<&str>) -> Result<StageFactory> {
     let spec = pipeline_prep::parse_bar_spec(spec)?;
+    let column = price_column.unwrap_or("price").to_string();
     Ok(Arc::new(move || {
-        Ok(Box::new(pipeline_prep::BarStage::new(spec.clone())) as Box<dyn pipeline_core::Stage>)
+        Ok(
+            Box::new(pipeline_prep::BarStage::new(spec.clone()).price_column(&column))
+                as Box<dyn pipeline_core::Stage>,
+        )
     }))
 }
 
 /// The bar stage for a spec (needs the `prep` feature).
 #[cfg(not(feature = "prep"))]
-pub fn bar_stage(_spec: &str) -> Result<StageFactory> {
+pub fn bar_stage(_spec: &str, _price_column: Option<&str>) -> Result<StageFactory> {
     Err(missing_feature("prep", "bars"))
 }
 
@@ -158,7 +164,8 @@ mod tests {
 
     #[test]
     fn bad_bar_specs_fail_before_the_run() {
-        assert!(bar_stage("time:1m").is_ok());
-        assert!(bar_stage("fortnight:3").is_err());
+        assert!(bar_stage("time:1m", None).is_ok());
+        assert!(bar_stage("time:1m", Some("mid")).is_ok());
+        assert!(bar_stage("fortnight:3", None).is_err());
     }
 }

@@ -9,3 +9,4 @@ mod real_data;
 mod resume;
 mod sort;
 mod util;
+mod vendor;

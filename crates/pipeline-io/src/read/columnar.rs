@@ -118,6 +118,9 @@ pub(crate) fn open_columnar(
                 | Canonical::High
                 | Canonical::Low
                 | Canonical::Close => Map::Cast(i, c.data_type(), opts.input.price_scale),
+                Canonical::Id if !in_schema.field(i).data_type().is_integer() => {
+                    Map::Cast(i, DataType::Utf8, 1.0)
+                }
                 _ => Map::Cast(i, c.data_type(), 1.0),
             };
             (c, m)

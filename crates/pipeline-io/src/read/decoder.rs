@@ -542,12 +542,15 @@ impl CsvDecoder {
                 v.push(x);
             }
             (Builder::F64(v, scale), _) => {
-                let x = parse_f64(field)
-                    .or_else(|| parse_f64(trim(field)))
-                    .ok_or(CellError {
-                        reason: "bad_number",
-                        expected: "a decimal number",
-                    })?;
+                let x = if self.plan.decimal_comma {
+                    super::plan::parse_decimal_comma(trim(field))
+                } else {
+                    parse_f64(field).or_else(|| parse_f64(trim(field)))
+                };
+                let x = x.ok_or(CellError {
+                    reason: "bad_number",
+                    expected: "a decimal number",
+                })?;
                 v.push(match scale {
                     Scale::One => x,
                     Scale::Mul(m) => x * *m,

@@ -1,9 +1,14 @@
 //! Input expansion: turns the user's input arguments (files, directories, glob patterns and
-//! `-` for stdin) into a sorted list of [`InputFile`]s.
+//! `-` for stdin) into a sorted list of [`InputFile`]s, taking only data files from folders
+//! and reading each LOBSTER order-book file together with its message file.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pipeline_core::{Error, Result};
+
+use super::lobster::{LobsterRole, lobster_role};
+use super::sniff::{FileFormat, InputCompression};
 
 /// One input to read: a file path, or `-` for standard input.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,11 +61,18 @@ impl InputFile {
 /// relative to the others' sorted order: it sorts as `-`).
 ///
 /// * a file is taken as is;
-/// * a directory is walked recursively, taking files whose *name* matches `pattern`
-///   (a glob such as `*.csv.gz`; `*` takes everything), skipping hidden files and
-///   directories (names starting with `.`) and `*.tmp` files;
-/// * anything else containing `*`, `?` or `[` is a glob pattern over paths;
+/// * a directory is walked recursively, taking the data files (see [`is_data_file`]) whose
+///   *name* matches `pattern` (a glob such as `*.csv.gz`; `*` takes every data file),
+///   skipping hidden files and directories (names starting with `.`) and `*.tmp` files;
+///   other files (`README.md`, gen-data's `anomalies.jsonl`, LOBSTER's `ReadMe.txt`) are
+///   skipped with an info line, never failed;
+/// * anything else containing `*`, `?` or `[` is a glob pattern over paths, whose matches
+///   are filtered like a directory's files;
 /// * `-` is standard input.
+///
+/// A LOBSTER order-book file (`<SYM>_<date>_<start>_<end>_orderbook_<N>.csv`) whose message
+/// file is in the list too is dropped from it: the message file's source reads both and joins
+/// them row by row (row k of the order book is the book after message k).
 ///
 /// Duplicates are removed. When nothing matches, the error is [`Error::Usage`]
 /// ("no input files match ...").
@@ -84,7 +96,9 @@ pub fn expand_inputs(inputs: &[String], pattern: &str) -> Result<Vec<InputFile>>
             for p in paths {
                 let p = p.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
                 if p.is_file() && !is_skipped(&p) {
-                    out.push(InputFile::new(p));
+                    if is_data_file(&p) {
+                        out.push(InputFile::new(p));
+                    }
                 } else if p.is_dir() {
                     walk(&p, &name_pattern, &mut out)?;
                 }
@@ -98,6 +112,7 @@ pub fn expand_inputs(inputs: &[String], pattern: &str) -> Result<Vec<InputFile>>
     }
     out.sort();
     out.dedup_by(|a, b| a.path == b.path);
+    pair_lobster_files(&mut out);
     if out.is_empty() {
         return Err(Error::Usage(format!(
             "no input files match {} (file pattern `{pattern}`)",
@@ -143,7 +158,7 @@ fn walk(dir: &Path, pattern: &glob::Pattern, out: &mut Vec<InputFile>) -> Result
             walk(&p, pattern, out)?;
         } else if p.is_file() {
             let name = entry.file_name();
-            if pattern.matches(&name.to_string_lossy()) {
+            if pattern.matches(&name.to_string_lossy()) && is_data_file(&p) {
                 out.push(InputFile::new(p));
             }
         }
@@ -151,9 +166,197 @@ fn walk(dir: &Path, pattern: &glob::Pattern, out: &mut Vec<InputFile>) -> Result
     Ok(())
 }
 
+/// Extensions of files that are data by their name: delimited text, compressed text (whose
+/// inner name is checked too), Parquet and Arrow IPC.
+const DATA_EXTENSIONS: [&str; 15] = [
+    "csv", "tsv", "psv", "gz", "gzip", "bz2", "xz", "lzma", "zst", "zstd", "parquet", "pq",
+    "arrow", "ipc", "feather",
+];
+
+/// Extensions whose files are data only if their content says so: `.txt` and `.dat` hold
+/// vendor ticks as often as documentation (LOBSTER ships a `ReadMe.txt` beside its CSVs).
+const SNIFFED_EXTENSIONS: [&str; 4] = ["txt", "dat", "asc", "prn"];
+
+/// Extensions that are never tick data, also inside a compressed name (`x.jsonl.gz`).
+const NON_DATA_EXTENSIONS: [&str; 18] = [
+    "json", "jsonl", "ndjson", "md", "markdown", "rst", "html", "htm", "xml", "yaml", "yml",
+    "toml", "pdf", "log", "py", "sh", "tar", "zip",
+];
+
+/// Whether a file found in a folder or by a glob is an input: a data extension, or a
+/// `.txt`/`.dat`/extension-less file whose first 8 KiB are compressed, Parquet or Arrow, or
+/// delimited records (see `looks_delimited`). Other files are skipped with an info line.
+pub fn is_data_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut parts = name.rsplitn(3, '.');
+    let ext = parts.next().filter(|_| name.contains('.')).unwrap_or("");
+    let inner = parts.next().filter(|_| name.matches('.').count() >= 2);
+    let verdict = if DATA_EXTENSIONS.contains(&ext) {
+        !inner.is_some_and(|i| NON_DATA_EXTENSIONS.contains(&i))
+    } else if ext.is_empty() || SNIFFED_EXTENSIONS.contains(&ext) {
+        sniff_is_data(path)
+    } else {
+        false
+    };
+    if !verdict {
+        tracing::info!(
+            "skipping {}: not a data file (name or content); name it on the command line to read it",
+            path.display()
+        );
+    }
+    verdict
+}
+
+/// Reads the head of `path` and decides whether it holds data (see [`is_data_file`]).
+fn sniff_is_data(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(8192);
+    let read = std::fs::File::open(path).and_then(|f| f.take(8192).read_to_end(&mut head));
+    if read.is_err() {
+        // Unreadable: let the reader report the error on the file itself.
+        return true;
+    }
+    FileFormat::detect(&head) != FileFormat::Csv
+        || InputCompression::detect(&head) != InputCompression::None
+        || looks_delimited(&head)
+}
+
+/// True when the text looks like delimited records: of its first 20 non-blank lines (the
+/// last one dropped when the sample cut it), every line after the first splits into the same
+/// number (≥ 2) of fields on one of `,` `;` tab `|`, the first line (a header or a record)
+/// too, and at least half of the records after the first have a field that starts like a
+/// number. Prose fails the count (commas come and go); a one-column list fails the width.
+pub(crate) fn looks_delimited(text: &[u8]) -> bool {
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+    let mut lines: Vec<&[u8]> = text
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .take(21)
+        .collect();
+    if text.len() >= 8192 && lines.len() > 1 {
+        lines.pop();
+    }
+    lines.truncate(20);
+    if lines.is_empty() {
+        return false;
+    }
+    [b',', b';', b'\t', b'|'].into_iter().any(|d| {
+        let width = |l: &[u8]| l.iter().filter(|&&c| c == d).count() + 1;
+        let w = width(lines[0]);
+        let numeric = |l: &[u8]| {
+            l.split(|&c| c == d).any(|f| {
+                let f = f.trim_ascii().strip_prefix(b"\"").unwrap_or(f.trim_ascii());
+                let f = f.strip_prefix(b"-").unwrap_or(f);
+                f.first().is_some_and(u8::is_ascii_digit)
+            })
+        };
+        let rest = &lines[1..];
+        w >= 2
+            && lines.iter().all(|l| width(l) == w)
+            && (rest.is_empty() && numeric(lines[0])
+                || rest.iter().filter(|l| numeric(l)).count() * 2 >= rest.len().max(1))
+    })
+}
+
+/// Drops each LOBSTER order-book file whose message file is also listed (see
+/// [`expand_inputs`]); an order-book file without its message file stays, and fails when
+/// opened with a message that names the missing file.
+fn pair_lobster_files(files: &mut Vec<InputFile>) {
+    let messages: std::collections::HashSet<PathBuf> = files
+        .iter()
+        .filter(|f| matches!(lobster_role(&f.path), Some((LobsterRole::Message, _))))
+        .map(|f| f.path.clone())
+        .collect();
+    files.retain(|f| match lobster_role(&f.path) {
+        Some((LobsterRole::Orderbook, message)) if messages.contains(&message) => {
+            tracing::info!(
+                "{} is read with its message file {} (joined row by row)",
+                f.display_name(),
+                message.display()
+            );
+            false
+        }
+        _ => true,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_yield_data_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let prose = "LOBSTER | academic data.\n\nOutput Structure:\n---------------\nLOBSTER generates a 'message' and an 'orderbook' file, for each active\ntrading day of a selected ticker.\n";
+        let files: [(&str, &[u8]); 11] = [
+            ("taq.csv", b"ts,price\n2021-01-04T14:30:00Z,1.5\n"),
+            ("README.md", b"# data\n\nts,price\n1,2\n"),
+            ("anomalies.jsonl", b"{\"file\":\"taq.csv\",\"line\":2}\n"),
+            ("notes.txt", prose.as_bytes()),
+            ("ticks.txt", b"20200101 170000065,1.121200,1.121720,0\n20200101 170000177,1.121220,1.121720,0\n"),
+            ("ticks", b"34200.004241176,1,16113575,18,5853300,1\n34200.00426064,1,16120456,18,5859100,-1\n"),
+            ("blob.bin", b"\x00\x01\x02"),
+            ("day.csv.gz", &[0x1f, 0x8b, 8, 0]),
+            ("log.jsonl.gz", &[0x1f, 0x8b, 8, 0]),
+            ("x.parquet", b"PAR1...."),
+            ("list.txt", b"AAPL\nMSFT\nGOOG\n"),
+        ];
+        for (f, body) in files {
+            std::fs::write(d.join(f), body).unwrap();
+        }
+        let got = expand_inputs(&[d.display().to_string()], "*").unwrap();
+        let names: Vec<String> = got
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["day.csv.gz", "taq.csv", "ticks", "ticks.txt", "x.parquet"]
+        );
+        // A glob over paths is filtered the same way; a file named on its own is read.
+        let g = expand_inputs(&[format!("{}/*", d.display())], "*").unwrap();
+        assert_eq!(g.len(), 5);
+        let one = expand_inputs(&[d.join("README.md").display().to_string()], "*").unwrap();
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn lobster_order_books_go_with_their_message_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let row = b"34200.004241176,1,16113575,18,5853300,1\n";
+        let book = b"5859400,200,5853300,18\n";
+        for (f, body) in [
+            ("AAPL_2012-06-21_34200000_57600000_message_1.csv", &row[..]),
+            (
+                "AAPL_2012-06-21_34200000_57600000_orderbook_1.csv",
+                &book[..],
+            ),
+            (
+                "MSFT_2012-06-21_34200000_57600000_orderbook_1.csv",
+                &book[..],
+            ),
+        ] {
+            std::fs::write(d.join(f), body).unwrap();
+        }
+        let got = expand_inputs(&[d.display().to_string()], "*").unwrap();
+        let names: Vec<String> = got
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        // The lone MSFT book stays, to fail with a message naming its missing message file.
+        assert_eq!(
+            names,
+            [
+                "AAPL_2012-06-21_34200000_57600000_message_1.csv",
+                "MSFT_2012-06-21_34200000_57600000_orderbook_1.csv"
+            ]
+        );
+    }
 
     #[test]
     fn files_dirs_globs_and_errors() {

@@ -9,6 +9,12 @@
 //!   source yields them in order, one chunk per block, with exact `_line` numbers carried from
 //!   each block's newline count. Block cuts depend only on the bytes and `chunk_rows`, never on
 //!   the thread count, so output is identical for any `threads`.
+//! * [`describe_dataset`] / [`dataset_schema`] sniff all of a run's inputs and unite their
+//!   schemas; with [`ReadOptions::target_schema`] set to it, every source's chunks are cast
+//!   and padded to it, so a folder of mixed vendor files is one dataset.
+//! * LOBSTER message files are joined row by row with their order-book files (level 1 in the
+//!   canonical `bid`/`ask`/sizes, deeper levels as `bid_price_k`…); `side` is the
+//!   aggressor's for every vendor (see [`pipeline_core::Canonical::Side`]).
 //! * [`open_follow`] tails a growing file or stdin; [`inspect`] describes an input; with
 //!   `ReadOptions::meta_cache` both use a metadata cache keyed by file fingerprint.
 //!
@@ -25,6 +31,7 @@ mod expand;
 mod fingerprint;
 mod follow;
 mod inspect;
+mod lobster;
 mod number;
 mod options;
 mod plan;
@@ -33,9 +40,10 @@ mod sniff;
 mod source;
 mod timestamp;
 mod transcode;
+mod unify;
 
 pub use decoder::CsvDecoder;
-pub use expand::{InputFile, expand_inputs};
+pub use expand::{InputFile, expand_inputs, is_data_file};
 pub use fingerprint::Fingerprint;
 pub use follow::open_follow;
 pub use inspect::{ColumnInfo, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
@@ -45,3 +53,6 @@ pub use plan::{CsvPlan, VendorLayout};
 pub use sniff::{FileFormat, InputCompression, TextEncoding};
 pub use source::{Sniffed, open_source, read_all_count};
 pub use timestamp::{EpochUnit, TsFormat, TsParser, Zone, date_from_file_name, days_from_civil};
+pub use unify::{
+    DatasetInfo, FileInfo, conform_batch, dataset_schema, describe_dataset, unify_schemas,
+};

@@ -1,5 +1,6 @@
 //! [`ReadOptions`]: how inputs are read, derived from the run [`Config`].
 
+use arrow_schema::SchemaRef;
 use pipeline_core::{Config, InputConfig, MetaCache, Result};
 
 /// Assumed bytes one row costs while it is read: its text (≈ 70 B for a TAQ row) plus its
@@ -49,6 +50,15 @@ pub struct ReadOptions {
     /// Where sniffed metadata is cached per file fingerprint (the run passes the tickpipe
     /// cache's `meta` namespace); `None` disables it.
     pub meta_cache: Option<MetaCache>,
+    /// The dataset schema every source's chunks are cast and padded to (data columns, no
+    /// `_line`), usually [`crate::DatasetInfo::schema`] of all the run's inputs, so every
+    /// output file of a run has the same schema; `None` (the default) keeps each file's own.
+    pub target_schema: Option<SchemaRef>,
+    /// Refuse a delimited file in which no column can be read as the timestamp (by header
+    /// name or by content), naming its headers and the `--columns ts=<header>` fix, before
+    /// any row is read. Every stage after the reader needs `ts`. Default true; a plain
+    /// conversion of time-less CSV can turn it off.
+    pub require_timestamp: bool,
 }
 
 impl Default for ReadOptions {
@@ -61,6 +71,8 @@ impl Default for ReadOptions {
             threads: 0,
             blocks_in_flight: 0,
             meta_cache: None,
+            target_schema: None,
+            require_timestamp: true,
         }
     }
 }
@@ -94,6 +106,8 @@ impl ReadOptions {
             },
             blocks_in_flight: 0,
             meta_cache: None,
+            target_schema: None,
+            require_timestamp: true,
         })
     }
 

@@ -2,6 +2,7 @@
 //! feeds which canonical column with which parser, and the output schema. Built once per file
 //! from a sample, then shared by every decoder thread.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -79,6 +80,25 @@ pub enum VendorLayout {
     HistData,
     /// LEAN ticks: ms after midnight (UTC, date from the file name), bid, ask; no header.
     Lean,
+    /// Tardis.dev CSV (`exchange,symbol,timestamp,local_timestamp,…`): µs epoch times in UTC;
+    /// trades' `side` is the taker's (the aggressor), `id` the venue's trade id.
+    Tardis,
+}
+
+impl VendorLayout {
+    /// The zone the layout's venue keeps its clock in, for time features (`None`: the layout
+    /// does not say): NASDAQ's America/New_York for LOBSTER; UTC for FX quotes (HistData,
+    /// LEAN/OANDA: the FX market runs round the clock, and LEAN's market-hours database
+    /// keeps OANDA in UTC) and for crypto (Tardis).
+    pub fn exchange_zone(self) -> Option<&'static str> {
+        match self {
+            VendorLayout::LobsterMessage | VendorLayout::LobsterOrderbook => {
+                Some("America/New_York")
+            }
+            VendorLayout::HistData | VendorLayout::Lean | VendorLayout::Tardis => Some("UTC"),
+            VendorLayout::Generic => None,
+        }
+    }
 }
 
 /// How a delimited file is decoded (see the module docs).
@@ -97,6 +117,11 @@ pub struct CsvPlan {
     pub(crate) layout: VendorLayout,
     pub(crate) mean_row_bytes: f64,
     pub(crate) kind: Option<DatasetKind>,
+    /// Numbers are written with a decimal comma (`510,12`): a `;`- or tab-separated file.
+    pub(crate) decimal_comma: bool,
+    /// The symbols of the sample: the constant symbol, or up to 100 distinct values of the
+    /// symbol column.
+    symbols: Vec<String>,
 }
 
 impl CsvPlan {
@@ -140,6 +165,17 @@ impl CsvPlan {
         self.mean_row_bytes
     }
 
+    /// Whether numbers use a decimal comma (`510,12`), detected in `;`/tab-separated files.
+    pub fn decimal_comma(&self) -> bool {
+        self.decimal_comma
+    }
+
+    /// The symbols seen in the sample (the file's constant symbol, or up to 100 distinct
+    /// values of its symbol column).
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
     /// Builds the plan of `file` from a UTF-8 `sample` of its text (BOM removed);
     /// `sample_is_all` says the sample is the whole file (so its last record is complete).
     pub fn build(
@@ -180,6 +216,7 @@ impl CsvPlan {
         let has_header = match (cfg.has_header, layout) {
             (Some(h), _) => h,
             (None, VendorLayout::Generic) => sniff_header(&records),
+            (None, VendorLayout::Tardis) => true,
             (None, _) => false,
         };
         let nfields = records.first().map_or(0, Vec::len);
@@ -204,7 +241,7 @@ impl CsvPlan {
                 .map(String::from)
                 .to_vec(),
             VendorLayout::Lean => ["time", "bid", "ask"].map(String::from).to_vec(),
-            VendorLayout::Generic => Vec::new(),
+            VendorLayout::Generic | VendorLayout::Tardis => Vec::new(),
         };
         let names: Vec<String> = if has_header {
             records
@@ -230,7 +267,7 @@ impl CsvPlan {
         if names.is_empty() {
             return Err(Error::Schema(format!("{file}: no columns found")));
         }
-        let data: &[Vec<String>] = if has_header && !records.is_empty() {
+        let data: &[Vec<Cow<str>>] = if has_header && !records.is_empty() {
             &records[1..]
         } else {
             &records
@@ -277,10 +314,20 @@ impl CsvPlan {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let mapping = ColumnMapping::from_pairs(pairs)?;
-        let resolved = mapping.resolve(&names)?;
-
-        let mut outs: Vec<OutCol> = Vec::new();
-        let mut ts_format = TsFormat::Iso;
+        let mut resolved = mapping.resolve(&names)?;
+        if layout == VendorLayout::LobsterMessage
+            && let Some(at) = resolved
+                .columns
+                .iter()
+                .position(|(c, i)| *c == Canonical::Side && names[*i] == "direction")
+        {
+            // LOBSTER's direction is the resting order's side, not the aggressor's: it is
+            // kept as `direction`, and the joined source derives `side` from it.
+            let (_, i) = resolved.columns.remove(at);
+            resolved.unmapped.push(i);
+            resolved.unmapped.sort_unstable();
+        }
+        let decimal_comma = delimiter != b',' && detect_decimal_comma(data);
         let col_samples = |i: usize| -> Vec<&[u8]> {
             data.iter()
                 .filter_map(|r| r.get(i))
@@ -289,21 +336,52 @@ impl CsvPlan {
                 .take(200)
                 .collect()
         };
+        if resolved.ts.is_none() && layout == VendorLayout::Generic {
+            // No header names the time: find it by content (epoch numbers by magnitude, ISO
+            // or compact date-times, times of day when a date is known).
+            if let Some(i) = resolved
+                .unmapped
+                .iter()
+                .copied()
+                .find(|&i| looks_like_time(&col_samples(i), date, unit))
+            {
+                resolved.ts = Some(TsSource::Column(i));
+                resolved.unmapped.retain(|&u| u != i);
+            }
+        }
+        if resolved.ts.is_none()
+            && opts.require_timestamp
+            && layout != VendorLayout::LobsterOrderbook
+        {
+            return Err(Error::Schema(format!(
+                "{file}: no timestamp column among the headers {}; name it with --columns ts=<header> (config input.columns.ts), or date=<header>,time=<header> for separate date and time columns{}",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if has_header {
+                    ""
+                } else {
+                    " (the file has no header: its columns are named column_1, column_2, …, or set input.names)"
+                }
+            )));
+        }
+
+        let mut outs: Vec<OutCol> = Vec::new();
+        let mut ts_format = TsFormat::Iso;
         match resolved.ts {
             Some(TsSource::Column(i)) => {
                 let samples = col_samples(i);
                 ts_format = match layout {
-                    VendorLayout::LobsterMessage => TsFormat::SecondsOfDay(date.ok_or_else(|| no_date(file))?),
+                    VendorLayout::LobsterMessage => {
+                        TsFormat::SecondsOfDay(date.ok_or_else(|| no_date(file))?)
+                    }
                     VendorLayout::Lean => TsFormat::MillisOfDay(date.ok_or_else(|| no_date(file))?),
                     VendorLayout::HistData => TsFormat::CompactDigits,
                     _ if samples.is_empty() => TsFormat::Iso,
-                    _ => detect_format(&samples, date, unit).ok_or_else(|| {
-                        Error::Schema(format!(
-                            "{file}: column `{}` is not in a timestamp format tickpipe knows (e.g. {:?}); set input.columns.ts or input.epoch_unit/date",
-                            names[i],
-                            String::from_utf8_lossy(samples[0])
-                        ))
-                    })?,
+                    _ => detect_format(&samples, date, unit)
+                        .ok_or_else(|| ts_format_error(file, &names[i], &samples, date))?,
                 };
                 outs.push(OutCol {
                     name: "ts".into(),
@@ -343,6 +421,16 @@ impl CsvPlan {
                 Canonical::EventType => Kind::I8,
                 Canonical::Side => Kind::Side,
                 Canonical::OrderId => Kind::I64,
+                Canonical::Id => match input {
+                    Input::Field(i)
+                        if !col_samples(i)
+                            .iter()
+                            .all(|s| super::number::parse_i64(s.trim_ascii()).is_some()) =>
+                    {
+                        Kind::Utf8
+                    }
+                    _ => Kind::I64,
+                },
                 Canonical::Price
                 | Canonical::Bid
                 | Canonical::Ask
@@ -367,7 +455,17 @@ impl CsvPlan {
                 name.push('_');
             }
             let samples = col_samples(i);
-            let kind = if !samples.is_empty()
+            let number = |s: &&[u8]| {
+                let s = s.trim_ascii();
+                if decimal_comma {
+                    parse_decimal_comma(s).is_some()
+                } else {
+                    super::number::parse_f64(s).is_some()
+                }
+            };
+            let kind = if lobster && name == "direction" {
+                Kind::I8
+            } else if !samples.is_empty()
                 && samples
                     .iter()
                     .all(|s| super::number::parse_i64(s.trim_ascii()).is_some())
@@ -377,11 +475,7 @@ impl CsvPlan {
                 } else {
                     Kind::I64
                 }
-            } else if !samples.is_empty()
-                && samples
-                    .iter()
-                    .all(|s| super::number::parse_f64(s.trim_ascii()).is_some())
-            {
+            } else if !samples.is_empty() && samples.iter().all(number) {
                 Kind::F64(if lobster && name.contains("price") {
                     scale
                 } else {
@@ -397,6 +491,7 @@ impl CsvPlan {
             });
         }
         let kind = DatasetKind::detect(&resolved.canonical());
+        let symbols = sample_symbols(&outs, data);
         if let Some(keep) = &opts.columns {
             outs.retain(|o| keep.iter().any(|k| k == &o.name));
         }
@@ -431,8 +526,124 @@ impl CsvPlan {
             layout,
             mean_row_bytes,
             kind,
+            decimal_comma,
+            symbols,
         })
     }
+}
+
+/// The symbols of a sample: the constant symbol, or up to 100 distinct symbol-column values.
+fn sample_symbols(outs: &[OutCol], data: &[Vec<Cow<str>>]) -> Vec<String> {
+    let Some(sym) = outs.iter().find(|o| o.name == "symbol") else {
+        return Vec::new();
+    };
+    match &sym.input {
+        Input::Const(s) => vec![s.clone()],
+        Input::Field(i) => {
+            let mut v: Vec<String> = Vec::new();
+            for r in data {
+                if let Some(s) = r.get(*i).map(|s| s.trim())
+                    && !s.is_empty()
+                    && !v.iter().any(|x| x == s)
+                {
+                    v.push(s.to_string());
+                    if v.len() >= 100 {
+                        break;
+                    }
+                }
+            }
+            v
+        }
+        Input::DateTime(..) => Vec::new(),
+    }
+}
+
+/// Parses a number written with a decimal comma (`510,12`, `-0,5`; also plain integers).
+pub(crate) fn parse_decimal_comma(b: &[u8]) -> Option<f64> {
+    let mut buf = [0u8; 40];
+    if b.len() > buf.len() || b.contains(&b'.') {
+        return None;
+    }
+    for (o, &c) in buf.iter_mut().zip(b) {
+        *o = if c == b',' { b'.' } else { c };
+    }
+    super::number::parse_f64(&buf[..b.len()])
+}
+
+/// True when the sample's numbers use decimal commas: some field is `digits,digits` and no
+/// field is a decimal with a point. (With `,` as the delimiter a decimal comma cannot occur
+/// unquoted, so only other delimiters are checked.)
+fn detect_decimal_comma(data: &[Vec<Cow<str>>]) -> bool {
+    let comma_decimal = |s: &str| {
+        let s = s.trim().strip_prefix('-').unwrap_or(s.trim());
+        matches!(s.split_once(','), Some((a, b)) if !a.is_empty() && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
+    };
+    let point_decimal = |s: &str| {
+        let s = s.trim().strip_prefix('-').unwrap_or(s.trim());
+        matches!(s.split_once('.'), Some((a, b)) if !a.is_empty() && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
+    };
+    let fields = || data.iter().take(200).flatten();
+    fields().any(|f| comma_decimal(f)) && !fields().any(|f| point_decimal(f))
+}
+
+/// True when a column's samples read as timestamps: ISO or compact date-times, times of day
+/// (when a date is known), or integers that are epoch times between 1990 and 2100 in some
+/// unit (by magnitude) and mostly non-decreasing, as tick times are.
+fn looks_like_time(samples: &[&[u8]], date: Option<i64>, unit: Option<EpochUnit>) -> bool {
+    if samples.is_empty() {
+        return false;
+    }
+    let Some(f) = detect_format(samples, date, unit) else {
+        return false;
+    };
+    match f {
+        TsFormat::Epoch(_) => {
+            let vals: Vec<i64> = samples
+                .iter()
+                .filter_map(|s| super::number::parse_i64(s.trim_ascii()))
+                .collect();
+            // 1990-01-01 in seconds, and 2100-01-01 in nanoseconds.
+            let plausible = |v: i64| {
+                [1, 1_000, 1_000_000, 1_000_000_000].iter().any(|&m| {
+                    (631_152_000i64.saturating_mul(m)..=4_102_444_800i64.saturating_mul(m))
+                        .contains(&v)
+                })
+            };
+            let rising = vals.windows(2).filter(|w| w[1] >= w[0]).count();
+            !vals.is_empty()
+                && vals.len() == samples.len()
+                && vals.iter().all(|&v| plausible(v))
+                && rising * 10 >= vals.len().saturating_sub(1) * 9
+        }
+        TsFormat::MillisOfDay(_) | TsFormat::SecondsOfDay(_) => false,
+        _ => true,
+    }
+}
+
+/// The error for a timestamp column in no known format: what was seen, and the fix.
+fn ts_format_error(file: &str, column: &str, samples: &[&[u8]], date: Option<i64>) -> Error {
+    let shown: Vec<String> = samples
+        .iter()
+        .take(3)
+        .map(|s| format!("{:?}", String::from_utf8_lossy(s)))
+        .collect();
+    let time_of_day = samples.first().is_some_and(|s| {
+        s.len() >= 5
+            && s.len() <= 20
+            && s.iter().filter(|&&c| c == b':').count() == 2
+            && s.first().is_some_and(u8::is_ascii_digit)
+    });
+    let hint = if time_of_day && date.is_none() {
+        "these are times of day: give the date in the file name (e.g. AAPL_2024-03-08.csv) or with --date YYYY-MM-DD (config input.date)".to_string()
+    } else {
+        "tickpipe reads ISO 8601 (2024-03-08T14:30:00.123Z, `2024-03-08 14:30:00`), YYYYMMDD HH:MM:SS, epoch numbers (unit by magnitude, or --epoch-unit), times of day with a date, and separate date and time columns (--columns date=<header>,time=<header>); name another column with --columns ts=<header>".to_string()
+    };
+    Error::Schema(format!(
+        "{file}: column `{column}` is not in a timestamp format tickpipe knows (its first values: {}); {hint}",
+        shown.join(", ")
+    ))
 }
 
 fn no_date(file: &str) -> Error {
@@ -450,12 +661,16 @@ fn base_name(file: &str) -> String {
 }
 
 /// Splits up to `max` records of the sample into strings; also returns the mean record size.
+/// Fields borrow from the sample unless they had to be unescaped or were not UTF-8: the
+/// per-field allocations of owned strings were most of a plan's cost (measured with
+/// `examples/describe_bench.rs`, which builds one plan per file: 2.0 ms per file, two thirds
+/// of it in malloc/free).
 pub(crate) fn sample_records(
     sample: &[u8],
     is_all: bool,
     delim: u8,
     max: usize,
-) -> (Vec<Vec<String>>, f64) {
+) -> (Vec<Vec<Cow<'_, str>>>, f64) {
     let mut out = Vec::new();
     let mut fields: Vec<Span> = Vec::new();
     let mut scratch = Vec::new();
@@ -475,9 +690,9 @@ pub(crate) fn sample_records(
                             let raw = &rec[sp.start as usize..sp.end as usize];
                             if sp.kind == 2 {
                                 unescape(raw, &mut scratch);
-                                String::from_utf8_lossy(&scratch).into_owned()
+                                Cow::Owned(String::from_utf8_lossy(&scratch).into_owned())
                             } else {
-                                String::from_utf8_lossy(raw).into_owned()
+                                String::from_utf8_lossy(raw)
                             }
                         })
                         .collect(),
@@ -495,11 +710,23 @@ pub(crate) fn sample_records(
 }
 
 /// Recognises vendor layouts from the file name and the first records.
-fn detect_layout(base: &str, records: &[Vec<String>]) -> VendorLayout {
+fn detect_layout(base: &str, records: &[Vec<Cow<str>>]) -> VendorLayout {
     let lower = base.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split(['_', '.']).collect();
     let numeric = |s: &str| super::number::parse_f64(s.trim().as_bytes()).is_some();
     let first = records.first();
+    // Tardis.dev: every CSV data type starts `exchange,symbol,timestamp,local_timestamp`.
+    if let Some(r) = first
+        && r.len() >= 5
+        && r[..4].iter().map(|s| s.trim()).eq([
+            "exchange",
+            "symbol",
+            "timestamp",
+            "local_timestamp",
+        ])
+    {
+        return VendorLayout::Tardis;
+    }
     // LOBSTER: <SYM>_<YYYY-MM-DD>_<start>_<end>_<message|orderbook>_<levels>.csv
     if parts.len() >= 6
         && date_from_file_name(parts[1]).is_some()
@@ -514,7 +741,7 @@ fn detect_layout(base: &str, records: &[Vec<String>]) -> VendorLayout {
         }
     }
     if let Some(r) = first {
-        let f0 = r.first().map(String::as_bytes).unwrap_or_default();
+        let f0 = r.first().map(|s| s.as_bytes()).unwrap_or_default();
         let histdata_ts = f0.len() == 18
             && f0[8] == b' '
             && f0

@@ -226,7 +226,7 @@ fn count_outside_quotes(line: &[u8], d: u8) -> usize {
 /// Decides whether the first record is a header: none of its fields is a number or a
 /// timestamp-like value, and it is not the only record or some later record has a numeric
 /// field where the first has text.
-pub fn sniff_header(records: &[Vec<String>]) -> bool {
+pub fn sniff_header<S: AsRef<str>>(records: &[Vec<S>]) -> bool {
     let Some(first) = records.first() else {
         return false;
     };
@@ -236,18 +236,18 @@ pub fn sniff_header(records: &[Vec<String>]) -> bool {
             && (super::number::parse_f64(t.as_bytes()).is_some()
                 || t.bytes().next().is_some_and(|c| c.is_ascii_digit()))
     };
-    if first.iter().any(|f| numeric(f)) {
+    if first.iter().any(|f| numeric(f.as_ref())) {
         return false;
     }
     if records.len() == 1 {
-        return first.iter().any(|f| !f.trim().is_empty());
+        return first.iter().any(|f| !f.as_ref().trim().is_empty());
     }
     records[1..].iter().any(|r| {
         r.iter()
             .zip(first)
-            .any(|(v, h)| numeric(v) && !h.trim().is_empty())
+            .any(|(v, h)| numeric(v.as_ref()) && !h.as_ref().trim().is_empty())
     }) || first.iter().any(|h| {
-        let n = pipeline_core::normalize_header(h);
+        let n = pipeline_core::normalize_header(h.as_ref());
         pipeline_core::Canonical::ALL
             .iter()
             .any(|c| c.aliases().contains(&n.as_str()))

@@ -17,7 +17,7 @@ use pipeline_core::{Chunk, Error, LINE_COLUMN, Result, Source, SourceId};
 use super::blocks::{self, BlockData, BlockSender};
 use super::expand::InputFile;
 use super::options::ReadOptions;
-use super::plan::CsvPlan;
+use super::plan::{CsvPlan, VendorLayout};
 use super::record::{BoundaryFinder, Split, split_record};
 use super::sniff::{FileFormat, InputCompression, TextEncoding, looks_binary};
 use super::transcode::Transcoder;
@@ -72,8 +72,29 @@ pub(crate) struct OpenedText {
 /// assert_eq!((rejects[0].line, rejects[0].reason.as_str()), (3, "bad_number"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A LOBSTER message file is joined with its order-book file when that lies beside it (see
+/// [`super::lobster`]); an order-book file on its own is an error. With
+/// [`ReadOptions::target_schema`] set, every chunk is cast and padded to that dataset schema
+/// (see [`super::unify`]).
 pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Result<Box<dyn Source>> {
-    let name = input.display_name();
+    let src = open_unconformed(input, id, opts)?;
+    match &opts.target_schema {
+        Some(target) => Ok(Box::new(super::unify::ConformSource::new(
+            src,
+            target,
+            input.display_name(),
+        )?)),
+        None => Ok(src),
+    }
+}
+
+/// [`open_source`] without the dataset schema.
+fn open_unconformed(
+    input: &InputFile,
+    id: SourceId,
+    opts: &ReadOptions,
+) -> Result<Box<dyn Source>> {
     let raw = open_raw(input)?;
     let opened = sniff_text(raw, input, opts)?;
     let Some(opened) = opened else {
@@ -82,6 +103,60 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
     let Some(plan) = opened.sniffed.plan.clone() else {
         return Ok(Box::new(EmptySource::new()));
     };
+    match plan.layout() {
+        VendorLayout::LobsterOrderbook => Err(super::lobster::lone_orderbook_error(&input.path)),
+        VendorLayout::LobsterMessage => {
+            let messages = open_text(opened, plan, input, id, opts)?;
+            let book = match super::lobster::lobster_role(&input.path) {
+                Some((_, book)) if book.is_file() => {
+                    let book_input = InputFile::new(&book);
+                    let book_opts = ReadOptions {
+                        columns: None,
+                        target_schema: None,
+                        meta_cache: None,
+                        ..opts.clone()
+                    };
+                    let raw = open_raw(&book_input)?;
+                    let opened = sniff_text(raw, &book_input, &book_opts)?.ok_or_else(|| {
+                        Error::Schema(format!("{}: not a LOBSTER order-book CSV", book.display()))
+                    })?;
+                    match opened.sniffed.plan.clone() {
+                        Some(p) if p.layout() == VendorLayout::LobsterOrderbook => Some((
+                            book_input.display_name(),
+                            open_text(opened, p, &book_input, id, &book_opts)?,
+                        )),
+                        Some(_) => {
+                            return Err(Error::Schema(format!(
+                                "{}: not a LOBSTER order-book file (its content does not match)",
+                                book.display()
+                            )));
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            Ok(Box::new(super::lobster::LobsterSource::new(
+                &input.path,
+                messages,
+                book,
+                opts.columns.as_deref(),
+            )))
+        }
+        _ => open_text(opened, plan, input, id, opts),
+    }
+}
+
+/// Decodes sniffed text with `plan`: mapped files in parallel blocks, streams through a
+/// producer thread.
+fn open_text(
+    opened: OpenedText,
+    plan: Arc<CsvPlan>,
+    input: &InputFile,
+    id: SourceId,
+    opts: &ReadOptions,
+) -> Result<Box<dyn Source>> {
+    let name = input.display_name();
     let threads = opts.effective_threads();
     let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize)
         .max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));

@@ -260,6 +260,9 @@ pub enum TsFormat {
     SecondsOfDay(i64),
     /// Integer milliseconds after local midnight of `day`.
     MillisOfDay(i64),
+    /// A time of day `HH:MM:SS[.f…]` on local `day` (the date from the file name or
+    /// `input.date`).
+    TimeOfDay(i64),
 }
 
 /// Parses timestamps of one column into UTC nanoseconds.
@@ -329,6 +332,10 @@ impl TsParser {
                 let ms = super::number::parse_i64(b)?;
                 Some(self.zone.local_to_utc(day, ms.checked_mul(1_000_000)?))
             }
+            TsFormat::TimeOfDay(day) => match time_colon(b) {
+                Some((nanos, [])) => Some(self.zone.local_to_utc(day, nanos)),
+                _ => None,
+            },
         }
     }
 
@@ -565,6 +572,7 @@ pub fn detect_format(
         {
             candidates.push(TsFormat::SecondsOfDay(day));
         }
+        candidates.push(TsFormat::TimeOfDay(day));
     }
     if unit.is_none() {
         if all_int {

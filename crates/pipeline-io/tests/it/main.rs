@@ -3,3 +3,4 @@
 mod read;
 mod sink;
 mod synth;
+mod vendor;

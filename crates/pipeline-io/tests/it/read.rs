@@ -213,36 +213,48 @@ fn real_datasets_load_with_types_and_counts() {
 #[test]
 fn lobster_orderbooks_map_level_one_and_pass_deeper_levels() {
     let Some(d) = real_dir() else { return };
-    for (path, n, cols) in [
+    for (path, n, levels) in [
         (
             "lobster-aapl-l1/AAPL_2012-06-21_34200000_57600000_orderbook_1.csv",
             118_497,
-            4 + 2,
+            1,
         ),
         (
             "lobster-goog-l10/GOOG_2012-06-21_34200000_57600000_orderbook_10.csv",
             147_916,
-            40 + 2,
+            10,
         ),
     ] {
-        let (chunks, rejects, err) = read_path(&d.join(path), &ReadOptions::default());
+        // The order book alone has no timestamps: it is read through its message file.
+        let e = open_source(&InputFile::new(d.join(path)), 0, &ReadOptions::default())
+            .err()
+            .expect("an order-book file alone must not open");
+        assert!(e.to_string().contains("_message_"), "{e}");
+        let message = d.join(path.replace("_orderbook_", "_message_"));
+        let (chunks, rejects, err) = read_path(&message, &ReadOptions::default());
         assert!(err.is_none() && rejects.is_empty(), "{path}");
         assert_eq!(rows(&chunks), n);
         let schema = chunks[0].schema();
+        // ts symbol price size bid ask bid_size ask_size event_type order_id side direction,
+        // 4 columns per deeper level, _line.
         assert_eq!(
             schema.fields().len(),
-            cols,
-            "{path}: symbol + levels + _line"
+            12 + 4 * (levels - 1) + 1,
+            "{schema:?}"
         );
-        assert!(
-            schema.field_with_name("ts").is_err(),
-            "order-book files have no timestamps"
-        );
+        assert!(schema.field_with_name("ask_price_1").is_err());
+        if levels == 10 {
+            assert!(schema.field_with_name("ask_price_10").is_ok());
+            assert!(schema.field_with_name("bid_size_10").is_ok());
+        }
+        // Row 1: the book after the first message (AAPL: ask 585.94, bid 585.33).
         let s = table(&[chunks[0].slice(0, 1)]);
         assert!(s.contains("585.94") || s.contains("580.23"), "{s}");
-        if n == 147_916 {
-            assert!(schema.field_with_name("ask_price_10").is_ok());
-        }
+        let nulls: usize = chunks
+            .iter()
+            .map(|c| c.column_by_name("bid").unwrap().null_count())
+            .sum();
+        assert_eq!(nulls, 0, "{path}: every message has its book");
     }
 }
 
@@ -545,8 +557,9 @@ fn projection_and_mapping_options() {
     o.input.timezone = "America/New_York".into();
     o.input.symbol = Some("ZZ".into());
     let (c, r, _) = read_path(&write_tmp(dir.path(), "m.csv", text.as_bytes()), &o);
-    assert_eq!(r.len(), 1, "1,5 is not a number: {r:?}");
-    assert!(c.is_empty());
+    // A `;`-separated file with `1,5` has decimal commas (it used to quarantine the row).
+    assert!(r.is_empty(), "1,5 is 1.5: {r:?}");
+    assert!(table(&c).contains("| 1.5 "), "{}", table(&c));
     let text = "When;Px;Qty;note\n2021-01-04 09:30:00;1.5;10;x\n";
     let (c, _, _) = read_path(&write_tmp(dir.path(), "m2.csv", text.as_bytes()), &o);
     assert_eq!(first_ts(&c[0]), ns("2021-01-04T14:30:00Z"));
@@ -586,7 +599,8 @@ proptest::proptest! {
         }
         let mut input = pipeline_core::InputConfig { has_header: Some(true), ..Default::default() };
         input.columns.insert("symbol".into(), "name".into());
-        let opts = ReadOptions { input, ..ReadOptions::default() };
+        // Quoting is under test here, not timestamps: the file has none.
+        let opts = ReadOptions { input, require_timestamp: false, ..ReadOptions::default() };
         let plan = Arc::new(pipeline_io::CsvPlan::build(text.as_bytes(), true, "p.csv", &opts).unwrap());
         let mut dec = pipeline_io::CsvDecoder::new(plan, 0, 1 << 20, 1, true);
         let used = dec.decode(text.as_bytes()).unwrap();

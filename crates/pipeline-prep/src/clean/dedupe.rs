@@ -20,7 +20,18 @@ pub struct DedupeConfig {
 /// Removes repeated rows, keeping the first occurrence.
 ///
 /// Rows are duplicates when they have the same symbol and equal values in the key columns
-/// (`dedupe_exact`: all columns but `_line`; `dedupe_key`: the configured key). Input is time
+/// (`dedupe_exact`: all columns but `_line`; `dedupe_key`: the configured key). Without a
+/// configured key, two exceptions follow what the rows are:
+/// * order-book messages (a non-null `event_type`) are never duplicates: equal messages at
+///   one timestamp are distinct real events (LOBSTER's AAPL sample has 182 byte-identical
+///   rows: hidden executions of one sweep, which must all count);
+/// * rows with an identity (a non-null `id`: a trade id or sequence number) are duplicates
+///   when their ids are equal (rule `dedupe_id`), whatever their other columns say.
+///
+/// Rows without either are compared on all their values. That is wrong for feeds that
+/// legitimately print identical trades at one timestamp without an id (two fills of the same
+/// size at the same price in the same nanosecond): de-duplication then merges real trades,
+/// so turn `remove_duplicates` off for such feeds or give them an `id` column. Input is time
 /// ordered per symbol, so duplicates share a timestamp: the stage keeps, per symbol, only
 /// 128-bit hashes (see `rowhash`) of the rows at the symbol's current timestamp, and forgets
 /// them when the timestamp moves; a row is hashed only once another row of its symbol shares
@@ -82,7 +93,19 @@ impl Stage for Dedupe {
 
     fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
         let batch = chunk.batch();
-        let cols: Vec<usize> = if self.cfg.key.is_empty() {
+        let exact = self.cfg.key.is_empty();
+        let events = if exact {
+            crate::kind::Events::of(&chunk)?
+        } else {
+            crate::kind::Events::none()
+        };
+        // The identity column, when rows have one (exact mode only).
+        let id = batch
+            .schema()
+            .index_of("id")
+            .ok()
+            .filter(|&i| exact && batch.column(i).null_count() < batch.num_rows());
+        let cols: Vec<usize> = if exact {
             data_columns(batch)
         } else {
             let schema = batch.schema();
@@ -96,7 +119,15 @@ impl Stage for Dedupe {
             out.emit(chunk);
             return Ok(());
         }
-        let hasher = RowHasher::new(batch, &cols)?;
+        let full = RowHasher::new(batch, &cols)?;
+        let by_id = id.map(|i| RowHasher::new(batch, &[i])).transpose()?;
+        let id_valid = |j: usize| id.is_some_and(|i| batch.column(i).is_valid(j));
+        // Id hashes are tagged so that they never equal a whole-row hash.
+        const ID_TAG: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+        let hasher = |j: usize| match &by_id {
+            Some(h) if id_valid(j) => h.hash(j) ^ ID_TAG,
+            _ => full.hash(j),
+        };
         let ts = ts_raw(&chunk)?;
         let slots = self.slots.rows(&chunk)?;
         if let Some(&max) = slots.iter().max()
@@ -110,19 +141,24 @@ impl Stage for Dedupe {
         let mut pending: Vec<Option<usize>> = vec![None; self.state.len()];
         let settle = |g: &mut Group, p: &mut Option<usize>| {
             if let Some(j) = p.take() {
-                g.seen.push(hasher.hash(j));
+                g.seen.push(hasher(j));
             }
         };
         // Duplicates are rare: their row indices are collected, and a mask is built only
         // when there are any.
-        let mut dups: Vec<usize> = Vec::new();
+        let mut dups: Vec<(usize, bool)> = Vec::new();
+        let mut by_id_dups = 0usize;
         for (i, &s) in slots.iter().enumerate() {
+            if events.message(i) {
+                // Never a duplicate, and no part of the comparisons of other rows.
+                continue;
+            }
             let g = &mut self.state[s];
             let p = &mut pending[s];
             let t = ts.as_ref().and_then(|t| t.get(i));
             let dup = if t.is_none() {
                 settle(g, p);
-                let h = hasher.hash(i);
+                let h = hasher(i);
                 let d = g.seen.last() == Some(&h);
                 g.seen.clear();
                 g.seen.push(h);
@@ -133,7 +169,7 @@ impl Stage for Dedupe {
                 false
             } else {
                 settle(g, p);
-                let h = hasher.hash(i);
+                let h = hasher(i);
                 let d = g.seen.contains(&h);
                 if !d {
                     g.seen.push(h);
@@ -142,7 +178,9 @@ impl Stage for Dedupe {
             };
             g.ts = t;
             if dup {
-                dups.push(i);
+                let of_id = id_valid(i);
+                by_id_dups += usize::from(of_id);
+                dups.push((i, of_id));
             }
         }
         for (g, p) in self.state.iter_mut().zip(pending.iter_mut()) {
@@ -150,14 +188,35 @@ impl Stage for Dedupe {
         }
         if dups.is_empty() {
             out.emit(chunk);
-        } else {
-            let mut keep = vec![true; chunk.num_rows()];
-            for &i in &dups {
-                keep[i] = false;
-            }
-            let kept = out.remove(self.rule(), &chunk, &BooleanArray::from(keep))?;
-            out.emit(kept);
+            return Ok(());
         }
+        // Rows removed by id and by content are charged to their own rules.
+        let n = chunk.num_rows();
+        let mut chunk = chunk;
+        // Rows removed so far before each row, to index the chunk after the first removal.
+        let mut before = vec![0usize; n + 1];
+        if by_id_dups > 0 {
+            let mut keep = vec![true; n];
+            for &(i, of_id) in &dups {
+                if of_id {
+                    keep[i] = false;
+                }
+            }
+            for i in 0..n {
+                before[i + 1] = before[i] + usize::from(!keep[i]);
+            }
+            chunk = out.remove("dedupe_id", &chunk, &BooleanArray::from(keep))?;
+        }
+        if by_id_dups < dups.len() {
+            let mut keep = vec![true; chunk.num_rows()];
+            for &(i, of_id) in &dups {
+                if !of_id {
+                    keep[i - before[i]] = false;
+                }
+            }
+            chunk = out.remove(self.rule(), &chunk, &BooleanArray::from(keep))?;
+        }
+        out.emit(chunk);
         Ok(())
     }
 

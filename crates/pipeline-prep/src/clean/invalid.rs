@@ -48,7 +48,9 @@ impl Default for InvalidConfig {
 ///
 /// A row is charged to the first rule it breaks, in that order. Null values break no rule
 /// (missing values are the missing-value stage's business) and an absent column makes the
-/// rules that read it no-ops.
+/// rules that read it no-ops. An order-book trading-halt message (LOBSTER type 7, whose
+/// price is a flag: -1 halt, 0 quote, 1 resume, and whose size is 0) breaks no price or
+/// size rule.
 #[derive(Debug, Clone, Default)]
 pub struct InvalidRows {
     cfg: InvalidConfig,
@@ -138,6 +140,21 @@ impl Stage for InvalidRows {
         if c.nonpositive_price {
             for col in [&price, qb, qa] {
                 mark_nonpositive(&mut code, col, 1);
+            }
+        }
+        let events = crate::kind::Events::of(&chunk)?;
+        if events.any() {
+            for (i, k) in code.iter_mut().enumerate() {
+                if events.halt(i) && (*k == 1 || *k == 2) {
+                    // The price rules overwrote a crossed mark, if any: look again.
+                    let crossed = match (&bid, &ask) {
+                        (Some(b), Some(a)) if c.crossed_quote && b.is_valid(i) && a.is_valid(i) => {
+                            b.value(i) > a.value(i) || (c.drop_locked && b.value(i) == a.value(i))
+                        }
+                        _ => false,
+                    };
+                    *k = if crossed { 3 } else { 0 };
+                }
             }
         }
         let mut counts = [0usize; 4];

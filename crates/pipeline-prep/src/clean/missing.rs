@@ -3,11 +3,22 @@
 use std::collections::VecDeque;
 
 use arrow_array::{Array, BooleanArray, Float64Array};
+use arrow_buffer::BooleanBuffer;
 use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::cols::{Slots, f64_col, ts_col, with_f64};
 use super::held::{Held, HeldState, RowRef};
+
+/// Canonical columns a row has all or none of (see [`MissingConfig::columns`]).
+const GROUPS: [&[&str]; 3] = [
+    &["price", "size"],
+    &["bid", "ask"],
+    &["bid_size", "ask_size"],
+];
+
+/// The order-book columns, never missing on an order-book message.
+const BOOK: [&str; 4] = ["bid", "ask", "bid_size", "ask_size"];
 
 /// How missing values are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +68,16 @@ pub struct MissingConfig {
     /// null there is removed under every method but `none`). Default: `ts`, `symbol`,
     /// `price`, `size`, `bid`, `ask`, `bid_size`, `ask_size` (not `exchange` or
     /// `conditions`, where empty is a legitimate value).
+    ///
+    /// In a dataset that unites trades, quotes and order-book messages, the canonical
+    /// columns come in groups a row has all or none of: (`price`, `size`), (`bid`, `ask`),
+    /// (`bid_size`, `ask_size`). A group a row leaves entirely empty is *absent* (a quote row
+    /// has no trade, a trade row of a trades file no quote), not missing: only a half-filled
+    /// group (a price without a size, a bid without an ask) is a missing value. The book
+    /// columns of an order-book message (`event_type` set) are never missing: an empty book
+    /// side is legitimate. This is wrong for a TAQ file in which a row lost both its bid and
+    /// its ask (or its price and its size): that row passes as a trade without a quote (or
+    /// a quote without a trade), where a per-file check would have removed it.
     pub columns: Vec<String>,
     /// The constant for `constant`. Default 0.
     pub fill_value: f64,
@@ -154,6 +175,46 @@ impl MissingValues {
             .collect()
     }
 
+    /// Per checked value column, the rows where it is absent rather than missing (see
+    /// [`MissingConfig::columns`]); `None` for a column without nulls or outside the groups.
+    fn absent_rows(&self, chunk: &Chunk, cols: &[String]) -> Result<Vec<Option<BooleanBuffer>>> {
+        let events = crate::kind::Events::of(chunk)?;
+        let n = chunk.num_rows();
+        let messages = events
+            .any()
+            .then(|| BooleanBuffer::collect_bool(n, |i| events.message(i)));
+        Ok(cols
+            .iter()
+            .map(|c| {
+                let a = chunk.column_by_name(c)?;
+                if a.null_count() == 0 {
+                    return None;
+                }
+                let group = GROUPS.iter().find(|g| g.contains(&c.as_str()))?;
+                // Absent: no member of the group has a value in the row.
+                let mut any = BooleanBuffer::new_unset(n);
+                for m in group.iter() {
+                    if let Some(a) = chunk.column_by_name(m) {
+                        match a.nulls() {
+                            Some(v) => any = &any | v.inner(),
+                            None => {
+                                any = BooleanBuffer::new_set(n);
+                                break;
+                            }
+                        }
+                    }
+                }
+                let mut absent = !&any;
+                if let Some(m) = &messages
+                    && BOOK.contains(&c.as_str())
+                {
+                    absent = &absent | m;
+                }
+                Some(absent)
+            })
+            .collect())
+    }
+
     /// Rows whose `ts` or `symbol` (when checked) are null.
     fn key_nulls(&self, chunk: &Chunk) -> Vec<bool> {
         let mut bad = vec![false; chunk.num_rows()];
@@ -171,14 +232,29 @@ impl MissingValues {
     }
 
     fn drop_rows(&self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
-        // The rows to keep are the AND of the checked columns' validity bitmaps, 64 rows per
-        // step (a per-row `is_null` was 3 % of `clean_bench`'s profile).
+        // The rows to keep are the AND of the checked columns' validity bitmaps (each ORed
+        // with the rows where its group is absent), 64 rows per step (a per-row `is_null`
+        // was 3 % of `clean_bench`'s profile).
+        let has_nulls = self
+            .cfg
+            .columns
+            .iter()
+            .any(|c| chunk.column_by_name(c).is_some_and(|a| a.null_count() > 0));
+        if !has_nulls {
+            out.emit(chunk);
+            return Ok(());
+        }
+        let absent = self.absent_rows(&chunk, &self.cfg.columns)?;
         let mut valid: Option<arrow_buffer::NullBuffer> = None;
-        for c in &self.cfg.columns {
+        for (c, absent) in self.cfg.columns.iter().zip(&absent) {
             if let Some(a) = chunk.column_by_name(c)
-                && a.null_count() > 0
+                && let Some(nulls) = a.nulls().filter(|n| n.null_count() > 0)
             {
-                valid = arrow_buffer::NullBuffer::union(valid.as_ref(), a.nulls());
+                let ok = match absent {
+                    Some(ab) => arrow_buffer::NullBuffer::new(nulls.inner() | ab),
+                    None => nulls.clone(),
+                };
+                valid = arrow_buffer::NullBuffer::union(valid.as_ref(), Some(&ok));
             }
         }
         let Some(valid) = valid else {
@@ -199,6 +275,7 @@ impl MissingValues {
             Vec::new()
         };
         let cols = self.value_columns();
+        let absent = self.absent_rows(&chunk, &cols)?;
         let mut chunk = chunk;
         for (ci, name) in cols.iter().enumerate() {
             let Some(a) = f64_col(&chunk, name)? else {
@@ -207,6 +284,9 @@ impl MissingValues {
             let mut vals: Vec<Option<f64>> = a.iter().collect();
             let mut repaired = 0u64;
             for (i, v) in vals.iter_mut().enumerate() {
+                if absent[ci].as_ref().is_some_and(|ab| ab.value(i)) {
+                    continue;
+                }
                 if !ffill {
                     if v.is_none() {
                         *v = Some(self.cfg.fill_value);
@@ -262,6 +342,7 @@ impl MissingValues {
             .iter()
             .map(|c| f64_col(&chunk, c))
             .collect::<Result<_>>()?;
+        let absent = self.absent_rows(&chunk, &cols)?;
         let id = self.held.add(chunk);
         let max_gap = self.cfg.max_gap;
         for (i, &s) in slots.iter().enumerate() {
@@ -286,6 +367,9 @@ impl MissingValues {
             });
             for (ci, col) in vals.iter().enumerate() {
                 let Some(col) = col else { continue };
+                if absent[ci].as_ref().is_some_and(|ab| ab.value(i)) {
+                    continue;
+                }
                 let c = &mut st.cols[ci];
                 if col.is_valid(i) {
                     let v1 = col.value(i);

@@ -14,10 +14,20 @@
 //! (the last trade's time), and `_line` = the bar's first trade's line; each output chunk
 //! carries the source and sequence number of its bars' first trades.
 //!
+//! What a trade is follows the row's kind (see the crate's `kind` module): order-book
+//! messages count only when they are executions (LOBSTER types 4, 5 and 6), so volume bars
+//! and VWAP see executed volume, not the sizes of orders added or cancelled; a symbol whose
+//! first priced row is a quote (FX quote files: bid and ask, no price) gets bars of its mid
+//! `(bid + ask) / 2` with volume 0 and `trades` counting quotes (time and tick bars make
+//! sense there; volume and dollar bars never complete and end as one bar per symbol).
+//! [`BarStage::price_column`] `mid` builds every symbol's bars on the mid.
+//!
 //! Row accounting: a bar's first trade becomes the bar row; every further trade merged into
 //! it is counted with `Emitter::aggregate("bars", 1)` (so per call, rows in = bars started +
-//! aggregated), and a row that cannot join a bar (null `ts`, `price` or `size`) is
-//! removed under `bar_missing_input`.
+//! aggregated); rows that are not trades (order-book messages other than executions, quote
+//! rows of a symbol with trades) are counted with `Emitter::aggregate("bar_non_trade", n)`
+//! (they are not bad data, so no per-row reject is kept); and a trade that cannot join a bar
+//! (null `ts`, `price` or `size`) is removed under `bar_missing_input`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -101,14 +111,20 @@ struct Done {
 struct Checkpoint {
     spec: BarSpec,
     open: BTreeMap<String, Bar>,
+    /// Per symbol: whether its bars are of the mid (`true`) or of trades (`false`).
+    #[serde(default)]
+    mid: BTreeMap<String, bool>,
 }
 
 /// Builds bars per symbol (see the module docs).
 pub struct BarStage {
     spec: BarSpec,
+    mid_always: bool,
     slots: HashMap<String, usize>,
     keys: Vec<String>,
     open: Vec<Option<Bar>>,
+    /// Per slot: `Some(true)` bars of the mid, `Some(false)` of trades, `None` undecided.
+    mid: Vec<Option<bool>>,
 }
 
 impl BarStage {
@@ -116,10 +132,19 @@ impl BarStage {
     pub fn new(spec: BarSpec) -> Self {
         BarStage {
             spec,
+            mid_always: false,
             slots: HashMap::new(),
             keys: Vec::new(),
             open: Vec::new(),
+            mid: Vec::new(),
         }
+    }
+
+    /// Builds every symbol's bars on `mid` (`(bid + ask) / 2`, volume 0) when `column` is
+    /// `mid`; any other value keeps the default (trades, the mid for quotes-only symbols).
+    pub fn price_column(mut self, column: &str) -> Self {
+        self.mid_always = column == "mid";
+        self
     }
 
     fn slot(&mut self, key: &str) -> usize {
@@ -129,6 +154,7 @@ impl BarStage {
         let s = self.keys.len();
         self.keys.push(key.to_string());
         self.open.push(None);
+        self.mid.push(self.mid_always.then_some(true));
         self.slots.insert(key.to_string(), s);
         s
     }
@@ -233,11 +259,13 @@ impl Stage for BarStage {
         #[derive(Serialize)]
         struct Key {
             spec: String,
+            mid: bool,
         }
         StageKey::of(
             "bars",
             &Key {
                 spec: format!("{:?}", self.spec),
+                mid: self.mid_always,
             },
         )
     }
@@ -252,12 +280,46 @@ impl Stage for BarStage {
         };
         let price = f64_col(&chunk, "price")?;
         let size = f64_col(&chunk, "size")?;
+        let (bid, ask) = (f64_col(&chunk, "bid")?, f64_col(&chunk, "ask")?);
         let ts = ts_col(&chunk, "ts")?;
+        let events = crate::kind::Events::of(&chunk)?;
         let lines = chunk.lines();
         let mut done = Vec::new();
         let mut merged = 0u64;
+        let mut non_trade = 0u64;
         for (i, &slot) in slots.iter().enumerate() {
-            let (Some(p), Some(s), Some(t)) = (price.get(i), size.get(i), ts.get(i)) else {
+            let message = events.message(i);
+            let quote = match (bid.get(i), ask.get(i)) {
+                (Some(b), Some(a)) => Some((b + a) / 2.0),
+                _ => None,
+            };
+            let quote_row = !message && price.get(i).is_none() && quote.is_some();
+            if self.mid[slot].is_none() {
+                if quote_row {
+                    self.mid[slot] = Some(true);
+                } else if !message || events.trade(i) {
+                    self.mid[slot] = Some(false);
+                }
+            }
+            let on_mid = self.mid[slot] == Some(true);
+            // On the mid, rows without a quote that are trades or messages are not quotes;
+            // on trades, rows that are not trades (non-execution messages, quote rows) are
+            // not trades. A quote or trade with a missing value is missing input.
+            let skip = if on_mid {
+                quote.is_none() && (message || price.get(i).is_some())
+            } else {
+                !events.trade(i) || quote_row
+            };
+            if skip {
+                non_trade += 1;
+                continue;
+            }
+            let (p, s) = if on_mid {
+                (quote, Some(0.0))
+            } else {
+                (price.get(i), size.get(i))
+            };
+            let (Some(p), Some(s), Some(t)) = (p, s, ts.get(i)) else {
                 out.remove_one("bar_missing_input", chunk.source(), lines.value(i));
                 continue;
             };
@@ -317,6 +379,9 @@ impl Stage for BarStage {
             }
         }
         out.aggregate("bars", merged);
+        if non_trade > 0 {
+            out.aggregate("bar_non_trade", non_trade);
+        }
         Self::emit(done, out)
     }
 
@@ -342,9 +407,16 @@ impl Stage for BarStage {
             .zip(&self.open)
             .filter_map(|(k, b)| b.clone().map(|b| (k.clone(), b)))
             .collect();
+        let mid = self
+            .keys
+            .iter()
+            .zip(&self.mid)
+            .filter_map(|(k, m)| m.map(|m| (k.clone(), m)))
+            .collect();
         let cp = Checkpoint {
             spec: self.spec.clone(),
             open,
+            mid,
         };
         crate::state::save("bars", &cp)
     }
@@ -359,9 +431,14 @@ impl Stage for BarStage {
         self.slots.clear();
         self.keys.clear();
         self.open.clear();
+        self.mid.clear();
         for (k, b) in cp.open {
             let s = self.slot(&k);
             self.open[s] = Some(b);
+        }
+        for (k, m) in cp.mid {
+            let s = self.slot(&k);
+            self.mid[s] = Some(m);
         }
         Ok(())
     }

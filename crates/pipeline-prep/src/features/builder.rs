@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pipeline_core::{Canonical, Error, PreprocessingConfig, Result, Stage, StageFactory};
 
 use super::rolling::parse_duration;
-use super::stage::{FeatureConfig, FeatureStage, parse_rolling_spec};
+use super::stage::{FeatureConfig, FeatureStage, ResetEvery, parse_rolling_spec};
 
 /// Maps `[preprocessing]` to a [`FeatureConfig`]:
 /// * `create_technical_indicators` → `return`, `log_return`, `rolling_std_<rolling_window>`,
@@ -26,9 +26,13 @@ use super::stage::{FeatureConfig, FeatureStage, parse_rolling_spec};
 ///   `tod_cos`, `dow_sin`, `dow_cos` ([`FeatureConfig::cyclical_time`]); all in the
 ///   `session_*` hours and zone.
 ///
+/// * `price_column` → [`FeatureConfig::price_column`] (unset: `price`, which reads executions
+///   of order-book messages and the mid of quotes-only symbols); `time_zone`,
+///   `symbol_time_zones` → the zone of the time features; `reset_state` →
+///   [`FeatureConfig::reset`].
+///
 /// With the defaults that is the reference job's 15 columns (see the `features` module docs);
-/// every key added beyond those defaults to off or empty. Only [`FeatureConfig::price_column`]
-/// (always `price`, with `close` on bar data) has no `[preprocessing]` key.
+/// every key added beyond those defaults to off or empty.
 pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
     let ta = cfg.create_technical_indicators;
     let lags =
@@ -41,7 +45,7 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
         rolling.extend(cfg.rolling_features.iter().cloned());
     }
     FeatureConfig {
-        price_column: "price".into(),
+        price_column: cfg.price_column.clone().unwrap_or_else(|| "price".into()),
         returns: ta,
         lag_columns: if lags {
             cfg.lag_columns.clone()
@@ -76,6 +80,13 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
         session_open: cfg.session_open.clone(),
         session_close: cfg.session_close.clone(),
         session_timezone: cfg.session_timezone.clone(),
+        time_zone: cfg.time_zone.clone(),
+        symbol_time_zones: cfg.symbol_time_zones.clone(),
+        // Validated by `Config::validate` and again in `feature_stages`.
+        reset: cfg
+            .reset_state
+            .as_deref()
+            .and_then(|r| ResetEvery::parse(r).ok()),
     }
 }
 
@@ -92,6 +103,9 @@ pub fn feature_config(cfg: &PreprocessingConfig) -> FeatureConfig {
 /// file rewritten through [`crate::ScalerParams::apply`], the kernel of [`crate::ScaleStage`].
 pub fn feature_stages(cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
     check_specs(cfg)?;
+    if let Some(r) = &cfg.reset_state {
+        ResetEvery::parse(r)?;
+    }
     check_lag_columns(cfg)?;
     let fc = feature_config(cfg);
     let probe = FeatureStage::new(fc.clone())?;

@@ -35,9 +35,9 @@ impl F64Col {
         x.is_finite().then_some(x)
     }
 
-    /// Whether the chunk had this column.
-    pub(crate) fn present(&self) -> bool {
-        self.present
+    /// Whether the chunk had this column with at least one non-null value among `n` rows.
+    pub(crate) fn present_non_null(&self, n: usize) -> bool {
+        self.present && self.valid.as_ref().is_none_or(|v| v.null_count() < n)
     }
 
     /// A column that is not there.

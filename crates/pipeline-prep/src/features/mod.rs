@@ -43,6 +43,14 @@
 //! high = low = close for the row, and `size` as volume; on bar data (a `close` column and
 //! no `price`) they use `open`/`high`/`low`/`close`/`volume`.
 //!
+//! The price series ([`FeatureConfig::price_column`]): trades; for order-book messages,
+//! executions only (LOBSTER types 4, 5, 6: adds, cancels and deletes get null price features
+//! and VWAP never sees their sizes), while `mid`, `spread` and the quote features are
+//! computed on every event with a book; for a quotes-only symbol (FX quote files), the mid.
+//! Time features are in each symbol's zone ([`FeatureConfig::symbol_time_zones`], filled by
+//! a run from the vendor layouts: LOBSTER America/New_York, FX and crypto UTC), else
+//! `session_timezone`; [`FeatureConfig::reset`] restarts state every day or session.
+//!
 //! # Speed
 //! Every kernel is O(1) amortised per row (ring buffers, monotonic deques, Welford with
 //! periodic exact recomputation, Kahan sums) except the rolling median (O(log N)) and CCI's
@@ -86,7 +94,7 @@ pub use scale::{
     fit_scaler,
 };
 pub use series::{Decay, Ewm, Lag, Lags, LogReturn, SimpleReturn};
-pub use stage::{FeatureConfig, FeatureStage, parse_rolling_spec};
+pub use stage::{FeatureConfig, FeatureStage, ResetEvery, parse_rolling_spec};
 pub use talib::{
     Adx, Atr, Bbands, Cci, Dema, Ema, Indicator, IndicatorSpec, Macd, Mom, Obv, Ohlcv, Roc, Rsi,
     Sma, Stoch, Tema, Willr, Wma,

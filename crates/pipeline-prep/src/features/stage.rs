@@ -30,12 +30,48 @@ use super::rolling::{Rolling, RollingStat, Window, parse_duration};
 use super::series::{Decay, Ewm, Lags, LogReturn, SimpleReturn};
 use super::talib::{Indicator, IndicatorSpec, Ohlcv};
 use super::time::SessionClock;
+use crate::kind::Events;
+
+/// When per-symbol feature state starts afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetEvery {
+    /// At local midnight in the symbol's time-feature zone.
+    Day,
+    /// At the first row at or after `session_open` (in `session_timezone`) of a later day.
+    Session,
+}
+
+impl ResetEvery {
+    /// Parses the config spelling `day` or `session`.
+    pub fn parse(s: &str) -> Result<ResetEvery> {
+        match s {
+            "day" => Ok(ResetEvery::Day),
+            "session" => Ok(ResetEvery::Session),
+            other => Err(Error::config(
+                "preprocessing.reset_state",
+                format!("unknown value `{other}`; expected day or session"),
+            )),
+        }
+    }
+}
 
 /// What [`FeatureStage`] computes. Every field has a default; see [`FeatureConfig::default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeatureConfig {
-    /// Price column; when a chunk lacks it, `close` (bar data) is used. Default `price`.
+    /// The price the price features (returns, lags of it, rolling and exponentially weighted
+    /// statistics, indicators, VWAP) read. Default `price`, which means: the trade price; for
+    /// order-book messages only executions' prices ([`pipeline_core::EXECUTION_EVENT_TYPES`];
+    /// other messages get null price features and leave the kernels untouched); for a symbol
+    /// whose first priced row is a quote (bid and ask, no price: FX quote files) the mid
+    /// `(bid + ask) / 2` on every quote (the choice is kept per symbol, so one series never
+    /// mixes trade prices and mids); and `close` on bar data. `mid` uses the mid of every row
+    /// with a quote; any other name reads that column as is. Lags of the price column count
+    /// rows of that series (a trade with a missing price is a gap in it; a non-execution
+    /// message is not in it and gets null lags). Trades and quotes of one symbol in separate
+    /// files (split TAQ) are not joined: quote rows of a symbol with trades get null price
+    /// features and count as gaps in its price lags.
     pub price_column: String,
     /// Add `return` and `log_return`. Default true.
     pub returns: bool,
@@ -77,6 +113,16 @@ pub struct FeatureConfig {
     pub session_close: String,
     /// Session zone (IANA). Default America/New_York.
     pub session_timezone: String,
+    /// Zone (IANA) of the time features (`hour`, `minute`, `day_of_week`, cyclical) for
+    /// every symbol. Default `None`: each symbol's zone from `symbol_time_zones`, else
+    /// `session_timezone`.
+    pub time_zone: Option<String>,
+    /// Zone (IANA) of the time features per symbol (the exchange's: a run fills it from the
+    /// vendor layouts, e.g. LOBSTER America/New_York, FX and crypto UTC). Default empty.
+    pub symbol_time_zones: BTreeMap<String, String>,
+    /// Start each symbol's state afresh at every day or session (see [`ResetEvery`]); the
+    /// price basis (trade or mid) is kept. Default `None`: state runs on across days.
+    pub reset: Option<ResetEvery>,
 }
 
 impl Default for FeatureConfig {
@@ -101,6 +147,9 @@ impl Default for FeatureConfig {
             session_open: "09:30".into(),
             session_close: "16:00".into(),
             session_timezone: "America/New_York".into(),
+            time_zone: None,
+            symbol_time_zones: BTreeMap::new(),
+            reset: None,
         }
     }
 }
@@ -181,6 +230,19 @@ struct SymbolState {
     session_vwap: SessionVwap,
     realized: RealizedVar,
     intensity: TradeIntensity,
+    /// What the price series of this symbol is, decided by its first priced row.
+    basis: Option<Basis>,
+    /// The day or session of the last row, when state is reset per day or session.
+    period: Option<i64>,
+}
+
+/// The price series of a symbol (see [`FeatureConfig::price_column`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Basis {
+    /// Trade prices (executions of order-book messages).
+    Trade,
+    /// Mids of quotes: the symbol has quotes only.
+    Mid,
 }
 
 /// What a checkpoint holds.
@@ -243,7 +305,19 @@ pub struct FeatureStage {
     template: SymbolState,
     indicator_width: usize,
     realized_ns: i64,
-    clock: SessionClock,
+    /// The session clock (`session_timezone`) at index 0, then one per other time-feature
+    /// zone.
+    clocks: Vec<SessionClock>,
+    /// The zone names of `clocks`.
+    zone_names: Vec<String>,
+    /// Index into `clocks` of each state slot's time-feature zone.
+    slot_zone: Vec<usize>,
+    /// Reading rows as trades, with the mid of quotes-only symbols (`price_column = price`).
+    auto_price: bool,
+    /// Every row's mid is its price (`price_column = mid`).
+    mid_price: bool,
+    /// Nanoseconds after local midnight the session opens (for `ResetEvery::Session`).
+    open_ns: i64,
     /// `sin_cos` of the time-of-day angle, cached per second.
     tod: TodAngle,
     /// `sin_cos(2π·weekday/7)` for each weekday, computed once.
@@ -258,6 +332,34 @@ impl FeatureStage {
     pub fn new(cfg: FeatureConfig) -> Result<Self> {
         let clock =
             SessionClock::new(&cfg.session_open, &cfg.session_close, &cfg.session_timezone)?;
+        let mut clocks = vec![clock];
+        let mut zone_names = vec![cfg.session_timezone.clone()];
+        let zones = cfg
+            .time_zone
+            .iter()
+            .map(|z| ("preprocessing.time_zone".to_string(), z))
+            .chain(
+                cfg.symbol_time_zones
+                    .iter()
+                    .map(|(s, z)| (format!("preprocessing.symbol_time_zones.{s}"), z)),
+            );
+        for (key, z) in zones {
+            if !zone_names.contains(z) {
+                let c =
+                    SessionClock::new(&cfg.session_open, &cfg.session_close, z).map_err(|_| {
+                        Error::config(
+                            key,
+                            format!("`{z}` is not an IANA time zone (e.g. America/New_York, UTC)"),
+                        )
+                    })?;
+                clocks.push(c);
+                zone_names.push(z.clone());
+            }
+        }
+        let open_ns = i64::from(
+            pipeline_core::parse_hhmm(&cfg.session_open)
+                .map_err(|m| Error::config("preprocessing.session_open", m))?,
+        ) * 60_000_000_000;
         let specs: Vec<IndicatorSpec> = cfg
             .indicators
             .iter()
@@ -379,8 +481,11 @@ impl FeatureStage {
             session_vwap: SessionVwap::default(),
             realized: RealizedVar::default(),
             intensity: TradeIntensity::new(intensity_ns),
+            basis: None,
+            period: None,
         };
         let indicator_width = specs.iter().map(|s| s.columns().len()).max().unwrap_or(0);
+        let (auto_price, mid_price) = (cfg.price_column == "price", cfg.price_column == "mid");
         Ok(FeatureStage {
             cfg,
             layout: l,
@@ -388,7 +493,12 @@ impl FeatureStage {
             template,
             indicator_width,
             realized_ns,
-            clock,
+            auto_price,
+            mid_price,
+            clocks,
+            zone_names,
+            slot_zone: Vec::new(),
+            open_ns,
             tod: TodAngle::default(),
             weekday_angles: std::array::from_fn(|d| (TAU * d as f64 / 7.0).sin_cos()),
             slots: HashMap::new(),
@@ -410,7 +520,19 @@ impl FeatureStage {
         self.states.push(self.template.clone());
         self.keys.push(key.to_string());
         self.slots.insert(key.to_string(), s);
+        self.slot_zone.push(self.zone_index(key));
         s
+    }
+
+    /// The index into `clocks` of `symbol`'s time-feature zone.
+    fn zone_index(&self, symbol: &str) -> usize {
+        let zone = self
+            .cfg
+            .time_zone
+            .as_ref()
+            .or_else(|| self.cfg.symbol_time_zones.get(symbol));
+        zone.and_then(|z| self.zone_names.iter().position(|n| n == z))
+            .unwrap_or(0)
     }
 
     fn compute(&mut self, chunk: &Chunk) -> Result<Vec<Vec<f64>>> {
@@ -419,8 +541,19 @@ impl FeatureStage {
             let mut reg = |k: &str| self.slot(k);
             key_slots(chunk, "symbol", &mut reg)?
         };
-        let mut price = f64_col(chunk, &self.cfg.price_column)?;
-        let bars = !price.present() && chunk.column_by_name("close").is_some();
+        let events = Events::of(chunk)?;
+        let price_name = if self.mid_price {
+            "price"
+        } else {
+            self.cfg.price_column.as_str()
+        };
+        let mut price = f64_col(chunk, price_name)?;
+        // Bar data: no price (absent, or all null in a dataset that also holds ticks), and a
+        // `close`.
+        let bars = !price.present_non_null(n)
+            && chunk
+                .column_by_name("close")
+                .is_some_and(|c| c.null_count() < c.len());
         if bars {
             price = f64_col(chunk, "close")?;
         }
@@ -443,13 +576,22 @@ impl FeatureStage {
         let [bid, ask, bid_size, ask_size] =
             ["bid", "ask", "bid_size", "ask_size"].map(|c| f64_col(chunk, c));
         let (bid, ask, bid_size, ask_size) = (bid?, ask?, bid_size?, ask_size?);
+        // The price column's own lags follow the price series (trades, or mids); other
+        // columns are lagged row by row.
+        let lag_of_price: Vec<bool> = self
+            .cfg
+            .lag_columns
+            .iter()
+            .map(|c| c == &self.cfg.price_column)
+            .collect();
         let lag_cols: Vec<F64Col> = self
             .cfg
             .lag_columns
             .iter()
-            .map(|c| {
-                if bars && c == &self.cfg.price_column {
-                    f64_col(chunk, "close")
+            .zip(&lag_of_price)
+            .map(|(c, &own)| {
+                if own {
+                    Ok(F64Col::absent())
                 } else {
                     f64_col(chunk, c)
                 }
@@ -469,10 +611,75 @@ impl FeatureStage {
             .rolling_specs
             .iter()
             .all(|s| matches!(s.1, Window::Rows(_)));
+        let needs_local =
+            cfg.order_flow || cfg.time_features || cfg.session_features || cfg.cyclical_time;
         for i in 0..n {
-            let st = &mut self.states[slots[i]];
-            let p = price.get(i);
+            let slot = slots[i];
+            let zone = self.slot_zone[slot];
             let t = ts.get(i);
+            let quote = match (bid.get(i), ask.get(i)) {
+                (Some(b), Some(a)) => Some((b, a)),
+                _ => None,
+            };
+            let message = events.message(i);
+            // The trade price of this row: none on order-book messages that are not
+            // executions.
+            let trade_px = if bars || events.trade(i) {
+                price.get(i)
+            } else {
+                None
+            };
+            // Local times: the symbol's zone (time features, day resets) and the session
+            // zone (session features, order flow), computed once when they are the same.
+            let local = if needs_local || cfg.reset.is_some() {
+                t.map(|t| {
+                    let sym = self.clocks[zone].local(t);
+                    let sess = if zone == 0 {
+                        sym
+                    } else {
+                        self.clocks[0].local(t)
+                    };
+                    (t, sym, sess)
+                })
+            } else {
+                None
+            };
+            let st = &mut self.states[slot];
+            if let (Some(every), Some((_, sym, sess))) = (cfg.reset, &local) {
+                let period = match every {
+                    ResetEvery::Day => sym.day,
+                    ResetEvery::Session => sess.day - i64::from(sess.ns_of_day < self.open_ns),
+                };
+                if st.period.is_some_and(|p| p != period) {
+                    let basis = st.basis;
+                    *st = self.template.clone();
+                    st.basis = basis;
+                }
+                st.period = Some(period);
+            }
+            if st.basis.is_none() {
+                if trade_px.is_some() {
+                    st.basis = Some(Basis::Trade);
+                } else if !message && quote.is_some() && price.get(i).is_none() {
+                    st.basis = Some(Basis::Mid);
+                }
+            }
+            // The series price `p`, and whether it is a trade (with a size for VWAP).
+            let (p, traded) = if self.mid_price {
+                (quote.map(|(b, a)| mid(b, a)), false)
+            } else if self.auto_price && st.basis == Some(Basis::Mid) && !bars {
+                (quote.map(|(b, a)| mid(b, a)), false)
+            } else {
+                (trade_px, trade_px.is_some())
+            };
+            let size = if traded { volume.get(i) } else { None };
+            // Rows of the price series: every row but non-execution messages on trades (a
+            // trade with a missing price counts, as a gap), every non-message row on mids.
+            let member = if self.mid_price || (self.auto_price && st.basis == Some(Basis::Mid)) {
+                !message
+            } else {
+                bars || events.trade(i)
+            };
             if cfg.returns {
                 let (r, lr) = match p {
                     Some(p) => (
@@ -485,12 +692,26 @@ impl FeatureStage {
                 out[l.returns + 1][i] = lr;
             }
             let mut c = l.lags;
-            for (lags, col) in st.lags.iter_mut().zip(&lag_cols) {
-                for &k in &cfg.lag_periods {
-                    out[c][i] = lags.get(k).unwrap_or(nan);
-                    c += 1;
+            for ((lags, col), &own) in st.lags.iter_mut().zip(&lag_cols).zip(&lag_of_price) {
+                if own {
+                    for &k in &cfg.lag_periods {
+                        out[c][i] = if member {
+                            lags.get(k).unwrap_or(nan)
+                        } else {
+                            nan
+                        };
+                        c += 1;
+                    }
+                    if member {
+                        lags.push(p);
+                    }
+                } else {
+                    for &k in &cfg.lag_periods {
+                        out[c][i] = lags.get(k).unwrap_or(nan);
+                        c += 1;
+                    }
+                    lags.push(col.get(i));
                 }
-                lags.push(col.get(i));
             }
             for (j, r) in st.rolling.iter_mut().enumerate() {
                 let pos = match (time_rows, t) {
@@ -530,7 +751,7 @@ impl FeatureStage {
                             high: p,
                             low: p,
                             close: p,
-                            volume: volume.get(i).unwrap_or(0.0),
+                            volume: size.unwrap_or(0.0),
                         }
                     }
                 });
@@ -545,15 +766,12 @@ impl FeatureStage {
                 }
             }
             if let Some(v) = &mut st.vwap {
-                out[l.vwap][i] = match (p, volume.get(i)) {
+                let size = if bars { volume.get(i) } else { size };
+                out[l.vwap][i] = match (p, size) {
                     (Some(p), Some(size)) => v.update(p, size).unwrap_or(nan),
                     _ => nan,
                 };
             }
-            let quote = match (bid.get(i), ask.get(i)) {
-                (Some(b), Some(a)) => Some((b, a)),
-                _ => None,
-            };
             if let Some((b, a)) = quote {
                 st.last_mid = Some(mid(b, a));
             }
@@ -582,13 +800,6 @@ impl FeatureStage {
                 out[c + 1][i] = micro;
                 out[c + 2][i] = imb;
             }
-            let local =
-                if cfg.order_flow || cfg.time_features || cfg.session_features || cfg.cyclical_time
-                {
-                    t.map(|t| (t, self.clock.local(t)))
-                } else {
-                    None
-                };
             if cfg.order_flow {
                 let f = l.flow;
                 let mut v = [nan; 6];
@@ -598,16 +809,20 @@ impl FeatureStage {
                     v[0] = st.ofi.update(b, bs, a, as_).unwrap_or(nan);
                 }
                 if let Some(p) = p {
-                    v[1] = st.sign.update(p, st.last_mid).unwrap_or(nan);
-                    if let Some((t, lt)) = local {
-                        if let Some(size) = volume.get(i) {
+                    if traded {
+                        v[1] = st.sign.update(p, st.last_mid).unwrap_or(nan);
+                    }
+                    if let Some((t, _, lt)) = local {
+                        if let Some(size) = size {
                             v[2] = st.session_vwap.update(lt.day, p, size).unwrap_or(nan);
                         }
                         let slot = lt.ns_of_day.div_euclid(self.realized_ns);
                         let rv = st.realized.update(lt.day, slot, p);
                         v[3] = rv;
                         v[4] = rv.sqrt();
-                        v[5] = st.intensity.update(t);
+                        if traded {
+                            v[5] = st.intensity.update(t);
+                        }
                     }
                 }
                 for (k, x) in v.into_iter().enumerate() {
@@ -619,7 +834,7 @@ impl FeatureStage {
             if cfg.time_features {
                 let c = l.time;
                 let mut v = [nan; 3];
-                if let Some((_, lt)) = local {
+                if let Some((_, lt, _)) = local {
                     v[0] = f64::from(lt.hour());
                     v[1] = f64::from(lt.minute());
                     v[2] = f64::from(lt.weekday);
@@ -631,9 +846,13 @@ impl FeatureStage {
             if cfg.session_features {
                 let c = l.session;
                 let mut v = [nan; 2];
-                if let Some((_, lt)) = local {
-                    v[0] = self.clock.since_open(&lt);
-                    v[1] = if self.clock.in_session(&lt) { 1.0 } else { 0.0 };
+                if let Some((_, _, lt)) = local {
+                    v[0] = self.clocks[0].since_open(&lt);
+                    v[1] = if self.clocks[0].in_session(&lt) {
+                        1.0
+                    } else {
+                        0.0
+                    };
                 }
                 out[c][i] = v[0];
                 out[c + 1][i] = v[1];
@@ -641,7 +860,7 @@ impl FeatureStage {
             if cfg.cyclical_time {
                 let c = l.cyclical;
                 let mut v = [nan; 4];
-                if let Some((_, lt)) = local {
+                if let Some((_, lt, _)) = local {
                     (v[0], v[1]) = self.tod.angle(lt.ns_of_day);
                     (v[2], v[3]) = self.weekday_angles[lt.weekday as usize % 7];
                 }
@@ -775,8 +994,10 @@ impl Stage for FeatureStage {
         self.slots.clear();
         self.keys.clear();
         self.states.clear();
+        self.slot_zone.clear();
         for (k, s) in cp.states {
             self.slots.insert(k.clone(), self.states.len());
+            self.slot_zone.push(self.zone_index(&k));
             self.keys.push(k);
             self.states.push(s);
         }

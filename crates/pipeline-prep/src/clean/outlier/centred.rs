@@ -194,10 +194,17 @@ impl Centred {
             out.emit(chunk);
             return Ok(());
         };
-        let quotes = if src == ValueSource::Mid && self.action == OutlierAction::Winsorize {
+        let quotes = if matches!(src, ValueSource::Mid | ValueSource::Mixed(_))
+            && self.action == OutlierAction::Winsorize
+        {
             f64_col(&chunk, "bid")?.zip(f64_col(&chunk, "ask")?)
         } else {
             None
+        };
+        // Rows judged on their mid (all of them for `Mid`).
+        let on_mid = |i: usize| match &src {
+            ValueSource::Mixed(m) => m[i],
+            _ => true,
         };
         let slots = self.slots.rows(&chunk)?;
         let id = self.held.add(chunk);
@@ -209,7 +216,7 @@ impl Centred {
             let quote = quotes
                 .as_ref()
                 .map(|(b, a)| (b.value(i), a.value(i)))
-                .filter(|_| x.is_some());
+                .filter(|_| x.is_some() && on_mid(i));
             let st = &mut self.state[s];
             st.pending.push_back(Entry {
                 r: RowRef {

@@ -5,8 +5,11 @@
 //! clips the value to the nearest bound and counts a repair under `outlier_<method>`.
 //!
 //! Detectors read one value per row (see [`OutlierConfig::column`]): a named column, or
-//! `auto` = `price` when the chunk has it, else the mid-quote `(bid + ask) / 2`. Rows whose
-//! value is null are never judged and do not enter the windows.
+//! `auto` = `price`, and for rows without a price but with a quote (quote rows of a dataset
+//! that unites trades and quotes) the mid-quote `(bid + ask) / 2`; without a `price` column
+//! every row's mid. Rows whose value is null are never judged and do not enter the windows;
+//! neither are order-book messages that are not executions (their price is an order's
+//! limit, not a trade: LOBSTER adds, cancels and deletes), which are never removed.
 
 mod centred;
 mod dbscan;
@@ -18,7 +21,7 @@ mod windowed;
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float64Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array};
 use arrow_schema::{DataType, Field};
 use pipeline_core::{Chunk, Emitter, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -66,6 +69,8 @@ pub(crate) enum ValueSource {
     Column(String),
     /// `(bid + ask) / 2`.
     Mid,
+    /// `price`, and the mid on the rows marked `true` (quote rows without a price).
+    Mixed(Vec<bool>),
 }
 
 /// The detector's value per row, or `None` when the chunk lacks the columns (no-op).
@@ -100,7 +105,31 @@ pub(crate) fn values(
     let Some(a) = f64_col(chunk, col)? else {
         return Ok(None);
     };
-    let v = a.iter().map(|v| v.filter(|x| x.is_finite())).collect();
+    let events = crate::kind::Events::of(chunk)?;
+    let mut v: Vec<Option<f64>> = a
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.filter(|x| x.is_finite() && (col != "price" || events.trade(i))))
+        .collect();
+    if column == "auto"
+        && a.null_count() > 0
+        && let (Some(b), Some(q)) = (f64_col(chunk, "bid")?, f64_col(chunk, "ask")?)
+    {
+        // Quote rows (no price, not an order-book message) are judged on their mid.
+        let mut mask = vec![false; v.len()];
+        for (i, m) in mask.iter_mut().enumerate() {
+            if a.is_null(i) && !events.message(i) && b.is_valid(i) && q.is_valid(i) {
+                let mid = (b.value(i) + q.value(i)) / 2.0;
+                if mid.is_finite() {
+                    v[i] = Some(mid);
+                    *m = true;
+                }
+            }
+        }
+        if mask.iter().any(|m| *m) {
+            return Ok(Some((v, ValueSource::Mixed(mask))));
+        }
+    }
     Ok(Some((v, ValueSource::Column(col.to_string()))))
 }
 
@@ -145,6 +174,32 @@ pub(crate) fn apply(
             }
             out.repaired(&rule, n_out as u64);
             let c = match src {
+                ValueSource::Mixed(mask) => {
+                    let mut c = chunk;
+                    if let Some(a) = f64_col(&c, "price")? {
+                        let new: Float64Array = a
+                            .iter()
+                            .zip(verdict)
+                            .zip(mask)
+                            .map(|((x, v), m)| if *m { x } else { v.or(x) })
+                            .collect();
+                        c = with_f64(&c, "price", new)?;
+                    }
+                    for q in ["bid", "ask"] {
+                        if let Some(a) = f64_col(&c, q)? {
+                            let new: Float64Array = a
+                                .iter()
+                                .enumerate()
+                                .map(|(i, x)| match (x, vals[i], verdict[i], mask[i]) {
+                                    (Some(x), Some(v), Some(b), true) => Some(x + b - v),
+                                    (x, ..) => x,
+                                })
+                                .collect();
+                            c = with_f64(&c, q, new)?;
+                        }
+                    }
+                    c
+                }
                 ValueSource::Column(name) => {
                     let a =
                         f64_col(&chunk, name)?.unwrap_or_else(|| Float64Array::from(vec![None; 0]));
