@@ -27,7 +27,7 @@ use pipeline_core::{Chunk, Error, Reject, Result, SourceId, truncate_for_error};
 use super::number::{parse_f64, parse_i64, parse_side};
 use super::plan::{CsvPlan, Input, Kind, Scale};
 use super::record::{Span, Split, is_blank, split_record, unescape};
-use super::timestamp::TsParser;
+use super::timestamp::{TsError, TsParser};
 
 /// A small, fast hasher for short byte keys (FxHash's multiply-rotate), used by the symbol
 /// dictionaries; SipHash costs more than the rest of a row's decoding.
@@ -511,10 +511,16 @@ impl CsvDecoder {
                     push_null(col, self.rows);
                     return Ok(());
                 }
-                let v = self.ts.parse_date_time(&date, time).ok_or(CellError {
-                    reason: "bad_timestamp",
-                    expected: "a date and a time of day",
-                })?;
+                let v = self
+                    .ts
+                    .parse_date_time_checked(&date, time)
+                    .map_err(|e| CellError {
+                        reason: "bad_timestamp",
+                        expected: match e {
+                            TsError::Malformed => "a date and a time of day",
+                            e => e.expected(),
+                        },
+                    })?;
                 if let Builder::I64(vals) = &mut col.builder {
                     vals.push(v);
                 }
@@ -528,9 +534,9 @@ impl CsvDecoder {
         }
         match (&mut col.builder, out.kind) {
             (Builder::I64(v), Kind::Ts) => {
-                let t = self.ts.parse(field).ok_or(CellError {
+                let t = self.ts.parse_checked(field).map_err(|e| CellError {
                     reason: "bad_timestamp",
-                    expected: "a timestamp",
+                    expected: e.expected(),
                 })?;
                 v.push(t);
             }

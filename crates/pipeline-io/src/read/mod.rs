@@ -42,4 +42,7 @@ pub use options::{CHUNKS_IN_MEMORY, ROW_BYTES_ESTIMATE, ReadOptions};
 pub use plan::{CsvPlan, VendorLayout};
 pub use sniff::{FileFormat, InputCompression, TextEncoding};
 pub use source::{Sniffed, open_source, read_all_count};
-pub use timestamp::{EpochUnit, TsFormat, TsParser, Zone, date_from_file_name, days_from_civil};
+pub use timestamp::{
+    EpochUnit, TsError, TsFormat, TsParser, Zone, civil_from_days, date_from_file_name,
+    days_from_civil,
+};

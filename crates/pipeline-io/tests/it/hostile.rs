@@ -1,0 +1,182 @@
+//! Hostile input (issue #13): times outside the nanosecond range, invalid bytes, long lines,
+//! deterministic option errors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use pipeline_core::{Chunk, Error, Reject, Source};
+use pipeline_io::{InputFile, ReadOptions, open_source};
+
+/// Reads a whole source: chunks, rejects, and the first error (if any).
+fn read(src: &mut dyn Source) -> (Vec<Chunk>, Vec<Reject>, Option<Error>) {
+    let mut chunks = Vec::new();
+    let mut rejects = Vec::new();
+    let mut err = None;
+    while let Some(c) = src.next() {
+        rejects.extend(src.drain_rejects());
+        match c {
+            Ok(c) => chunks.push(c),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    rejects.extend(src.drain_rejects());
+    (chunks, rejects, err)
+}
+
+fn read_path(p: &Path, opts: &ReadOptions) -> (Vec<Chunk>, Vec<Reject>, Option<Error>) {
+    let mut src = open_source(&InputFile::new(p), 0, opts).unwrap();
+    read(src.as_mut())
+}
+
+fn rows(chunks: &[Chunk]) -> usize {
+    chunks.iter().map(Chunk::num_rows).sum()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Case 1 of issue #13: a 1,002-row file with one row in 1600 and one in 9999. On main the
+/// first became 2184-07-20 and the second a negative time; both must be quarantined as
+/// `bad_timestamp`, the placeholder named as such, and every other row kept.
+#[test]
+fn times_outside_the_nanosecond_range_are_quarantined_not_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("ts,symbol,price,size\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "2021-01-04T14:30:{:02}.{:06}Z,AAPL,100.{:02},100\n",
+            i / 100,
+            i,
+            i % 100
+        ));
+        if i == 10 {
+            text.push_str("1600-01-01T00:00:00Z,AAPL,100.5,100\n");
+        }
+        if i == 500 {
+            text.push_str("9999-12-31T00:00:00Z,AAPL,100.5,100\n");
+        }
+    }
+    let p = write(dir.path(), "t.csv", text.as_bytes());
+    for threads in [1, 2] {
+        let opts = ReadOptions {
+            chunk_rows: 64,
+            threads,
+            ..ReadOptions::default()
+        };
+        let (c, r, e) = read_path(&p, &opts);
+        assert!(e.is_none(), "{e:?}");
+        assert_eq!(rows(&c), 1000);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r.iter().all(|r| r.reason == "bad_timestamp"), "{r:?}");
+        assert_eq!((r[0].line, r[1].line), (13, 504));
+        assert!(r[0].detail.contains("1677-09-21"), "{}", r[0].detail);
+        assert!(r[1].detail.contains("placeholder"), "{}", r[1].detail);
+        assert_eq!(
+            r[1].raw.as_deref(),
+            Some("9999-12-31T00:00:00Z,AAPL,100.5,100")
+        );
+        // Every kept time is a 2021 time: nothing wrapped around.
+        for ch in &c {
+            let ts = ch
+                .column_by_name("ts")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+                .unwrap();
+            assert!(
+                ts.values()
+                    .iter()
+                    .all(|t| (1_609_459_200_000_000_000..1_640_995_200_000_000_000).contains(t))
+            );
+        }
+    }
+    // Strict mode: the first such row is a parse error naming file, line and column.
+    let strict = ReadOptions {
+        strict: true,
+        ..ReadOptions::default()
+    };
+    let (_, _, e) = read_path(&p, &strict);
+    match e {
+        Some(Error::Parse { line, column, .. }) => assert_eq!((line, column.as_str()), (13, "ts")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The Parquet/IPC rescale (s/ms/us/days to ns) is checked too: a seconds column holding
+/// year 2300 and 9999 values is quarantined row by row instead of wrapping.
+#[test]
+fn columnar_rescale_is_checked() {
+    use arrow_array::{Date32Array, Float64Array, StringArray, TimestampSecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    let dir = tempfile::tempdir().unwrap();
+    let secs_2021 = 1_609_770_600i64;
+    let secs_2300 = 10_413_792_000i64;
+    let secs_9999 = 253_402_214_400i64;
+    let ts_schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        ts_schema.clone(),
+        vec![
+            Arc::new(TimestampSecondArray::from(vec![
+                secs_2021,
+                secs_2300,
+                secs_2021 + 1,
+                secs_9999,
+            ])),
+            Arc::new(StringArray::from(vec!["A"; 4])),
+            Arc::new(Float64Array::from(vec![1.0; 4])),
+        ],
+    )
+    .unwrap();
+    let pq = dir.path().join("s.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&pq).unwrap(), ts_schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let (c, r, e) = read_path(&pq, &ReadOptions::default());
+    assert!(e.is_none(), "{e:?}");
+    assert_eq!(rows(&c), 2);
+    assert_eq!(c[0].lines().values().to_vec(), vec![1, 3]);
+    let lines: Vec<(u64, &str)> = r.iter().map(|r| (r.line, r.reason.as_str())).collect();
+    assert_eq!(lines, vec![(2, "bad_timestamp"), (4, "bad_timestamp")]);
+    assert!(r[1].detail.contains("placeholder"), "{}", r[1].detail);
+
+    // Date32 days far out of range.
+    let d_schema = Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, true),
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        d_schema.clone(),
+        vec![
+            Arc::new(Date32Array::from(vec![18_000, 2_000_000, -2_000_000])),
+            Arc::new(StringArray::from(vec!["A"; 3])),
+            Arc::new(Float64Array::from(vec![1.0; 3])),
+        ],
+    )
+    .unwrap();
+    let ipc = dir.path().join("d.arrow");
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc).unwrap(), &d_schema)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    let mut o = ReadOptions::default();
+    o.input.columns.insert("ts".into(), "date".into());
+    let (c, r, e) = read_path(&ipc, &o);
+    assert!(e.is_none(), "{e:?}");
+    assert_eq!(rows(&c), 1);
+    assert_eq!(r.len(), 2, "{r:?}");
+}
