@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use pipeline_core::{Ledger, Reject, RejectKind};
+use pipeline_core::{Error, Ledger, Reject, RejectKind};
 
 use crate::route::{Route, split};
 use crate::spec::SourceSpec;
@@ -32,6 +32,9 @@ pub(crate) struct SourceOutcome {
     pub ledger: Ledger,
     /// `Some(error)` when it failed after all retries.
     pub failed: Option<String>,
+    /// An error that stops the whole run ([`Error::stops_run`]): a config or schema error,
+    /// or a malformed row in strict mode. The coordinator aborts the run with it.
+    pub fatal: Option<Error>,
     pub bytes: u64,
     pub cancelled: bool,
 }
@@ -62,8 +65,13 @@ pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Why an attempt stopped early.
 enum Stop {
-    Source(String),
-    Worker(String),
+    /// The source failed (to open, or while reading).
+    Source(Error),
+    /// A worker's stage failed; `retry` says whether another attempt can help.
+    Worker {
+        message: String,
+        retry: bool,
+    },
     Cancelled,
 }
 
@@ -77,6 +85,8 @@ struct FileState {
     rows: Vec<Vec<u32>>,
     ledger: Ledger,
     bytes: u64,
+    /// Whether opening the source again reads the same rows (false for stdin and pipes).
+    reopenable: bool,
 }
 
 /// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`.
@@ -97,11 +107,15 @@ pub(crate) fn read_source(
         rows: Vec::new(),
         ledger: Ledger::default(),
         bytes: 0,
+        reopenable: true,
     };
     let mut last_error = String::new();
     let mut cancelled = false;
     let mut ok = false;
+    let mut fatal: Option<Error> = None;
+    let mut attempts = 0;
     for attempt in 0..=ctx.retries {
+        attempts = attempt + 1;
         if attempt > 0 {
             let wait = ctx.backoff.saturating_mul(1 << (attempt - 1).min(6));
             tracing::warn!(source = %spec.name, attempt, error = %last_error, "retrying source in {wait:?}");
@@ -109,12 +123,16 @@ pub(crate) fn read_source(
         }
         let mut acked = 0usize;
         let mut worker_failed = false;
+        // Whether another attempt can cure this one's failure: a source error only when it is
+        // an I/O error, a stage failure when the stage says so (see `Ack::retry`).
+        let mut retryable = true;
         let stop = {
             let mut on_ack = |a: Ack| {
                 if a.attempt == attempt {
                     acked += 1;
                     if let Some(e) = a.error {
                         worker_failed = true;
+                        retryable &= a.retry;
                         last_error = e;
                     }
                 }
@@ -133,10 +151,10 @@ pub(crate) fn read_source(
             }));
             match r {
                 Ok(r) => r,
-                Err(p) => Some(Stop::Source(format!(
+                Err(p) => Some(Stop::Source(Error::Internal(format!(
                     "source panicked: {}",
                     panic_message(&p)
-                ))),
+                )))),
             }
         };
         for p in &parts {
@@ -151,6 +169,7 @@ pub(crate) fn read_source(
                         acked += 1;
                         if let Some(e) = a.error {
                             worker_failed = true;
+                            retryable &= a.retry;
                             last_error = e;
                         }
                     }
@@ -167,8 +186,20 @@ pub(crate) fn read_source(
                 cancelled = true;
                 break;
             }
-            Some(Stop::Source(e)) => last_error = e,
-            Some(Stop::Worker(e)) => last_error = e,
+            Some(Stop::Source(e)) => {
+                last_error = e.to_string();
+                retryable &= e.is_retryable();
+                if e.stops_run() {
+                    // The same for every attempt and every file: stop the run, once.
+                    fatal = Some(e);
+                    ctx.abort.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            Some(Stop::Worker { message, retry }) => {
+                last_error = message;
+                retryable &= retry;
+            }
             None if !worker_failed => {
                 ok = true;
                 break;
@@ -176,6 +207,13 @@ pub(crate) fn read_source(
             None => {}
         }
         if ctx.abort.load(Ordering::Relaxed) {
+            break;
+        }
+        if !retryable || !st.reopenable {
+            // A deterministic error fails the same way again; stdin cannot be read twice.
+            if !st.reopenable {
+                last_error = format!("{last_error} (not retried: the input cannot be read again)");
+            }
             break;
         }
     }
@@ -188,14 +226,15 @@ pub(crate) fn read_source(
         for p in &parts {
             let _ = p.send(Part::Failed { rows: rows.clone() });
         }
-        if !cancelled {
-            tracing::error!(source = %spec.name, error = %last_error, "source failed after {} retries", ctx.retries);
+        if !cancelled && fatal.is_none() {
+            tracing::error!(source = %spec.name, error = %last_error, "source failed after {attempts} attempt(s)");
         }
     }
     SourceOutcome {
         index,
         ledger: st.ledger,
-        failed: (!ok && !cancelled).then_some(last_error),
+        failed: (!ok && !cancelled && fatal.is_none()).then_some(last_error),
+        fatal,
         bytes: st.bytes,
         cancelled,
     }
@@ -235,8 +274,9 @@ fn attempt_once(
 ) -> Option<Stop> {
     let mut src = match (spec.open)() {
         Ok(s) => s,
-        Err(e) => return Some(Stop::Source(e.to_string())),
+        Err(e) => return Some(Stop::Source(e)),
     };
+    st.reopenable &= src.reopenable();
     let mut d = 0u64;
     let mut last_bytes = 0u64;
     loop {
@@ -244,10 +284,10 @@ fn attempt_once(
             return Some(Stop::Cancelled);
         }
         while let Ok(a) = acks.try_recv() {
-            let failed = a.error.clone();
+            let failed = a.error.clone().map(|m| (m, a.retry));
             on_ack(a);
-            if let Some(e) = failed {
-                return Some(Stop::Worker(e));
+            if let Some((message, retry)) = failed {
+                return Some(Stop::Worker { message, retry });
             }
         }
         let item = src.next();
@@ -263,7 +303,7 @@ fn attempt_once(
         };
         let chunk = match item {
             Ok(c) => c,
-            Err(e) => return Some(Stop::Source(e.to_string())),
+            Err(e) => return Some(Stop::Source(e)),
         };
         let p = src.progress().bytes_read;
         if fresh {
@@ -288,7 +328,7 @@ fn attempt_once(
         }
         let split = match split(chunk, d, &ctx.route, ctx.workers, seeding) {
             Ok(s) => s,
-            Err(e) => return Some(Stop::Source(e.to_string())),
+            Err(e) => return Some(Stop::Source(e)),
         };
         if fresh {
             st.rows.push(

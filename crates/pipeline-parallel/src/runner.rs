@@ -658,8 +658,12 @@ impl Run {
             }
             select! {
                 recv(out_rx) -> o => {
-                    if let Ok(o) = o {
+                    if let Ok(mut o) = o {
                         in_flight -= 1;
+                        if let Some(e) = o.fatal.take() {
+                            abort.store(true, Ordering::Relaxed);
+                            fatal.get_or_insert(e);
+                        }
                         outcomes.insert(o.index, o);
                     }
                 }

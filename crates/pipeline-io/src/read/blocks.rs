@@ -158,6 +158,8 @@ pub(crate) struct BlockSource {
     rows_read: u64,
     cancel: Arc<AtomicBool>,
     _raw_bytes: Option<Arc<AtomicU64>>,
+    /// False for stdin: see [`Source::reopenable`].
+    reopenable: bool,
 }
 
 /// Starts `threads` decode workers; returns the producer handle and the source. `first_line`
@@ -256,6 +258,7 @@ pub(crate) fn start(
         rows_read: 0,
         cancel,
         _raw_bytes: None,
+        reopenable: true,
     };
     (sender, src)
 }
@@ -392,6 +395,17 @@ impl Source for BlockSource {
 
     fn drain_rejects(&mut self) -> Vec<Reject> {
         std::mem::take(&mut self.rejects)
+    }
+
+    fn reopenable(&self) -> bool {
+        self.reopenable
+    }
+}
+
+impl BlockSource {
+    /// Marks the source as one that cannot be read twice (stdin).
+    pub(crate) fn set_reopenable(&mut self, yes: bool) {
+        self.reopenable = yes;
     }
 }
 

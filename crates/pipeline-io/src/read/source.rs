@@ -120,7 +120,7 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         });
         return Ok(Box::new(src));
     }
-    let (sender, src) = blocks::start(
+    let (sender, mut src) = blocks::start(
         plan.clone(),
         id,
         threads,
@@ -128,6 +128,7 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         1,
         input.size,
     );
+    src.set_reopenable(!input.is_stdin());
     let text = std::io::Cursor::new(opened.sample).chain(opened.rest);
     let raw_bytes = opened.raw_bytes;
     let has_header = plan.has_header();

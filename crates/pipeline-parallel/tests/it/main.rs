@@ -1,6 +1,7 @@
 //! Integration tests of the parallel engine (one test binary).
 
 mod engine;
+mod errors;
 mod mapreduce;
 mod resume;
 mod support;
