@@ -68,6 +68,9 @@ impl Source for Failing {
     }
 }
 
+/// Where a source fails (`None`: at open) and with what.
+type FailCase = (Option<usize>, fn() -> Error);
+
 fn good_spec(name: &str, rows: &[Row]) -> SourceSpec {
     let chunks = chunks_of(1, rows, 50);
     SourceSpec {
@@ -98,7 +101,7 @@ fn run(specs: Vec<SourceSpec>, stages: Vec<StageFactory>) -> Result<RunReport> {
 #[test]
 fn config_and_schema_errors_stop_the_run_once_without_retries() {
     let rows = &gen_files(1, 1, 300)[0];
-    let cases: [(Option<usize>, fn() -> Error); 3] = [
+    let cases: [FailCase; 3] = [
         (None, || {
             Error::config("input.timezone", "unknown time zone `America/NewYork`")
         }),
