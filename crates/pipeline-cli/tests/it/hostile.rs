@@ -135,3 +135,21 @@ fn case3_strict_stops_at_the_first_malformed_row_with_exit_2() {
     assert!(r.stderr.contains("price"), "{}", r.stderr);
     assert!(!r.stderr.contains("retrying"), "{}", r.stderr);
 }
+
+/// Case 7: NUL bytes in 4 of 2,000 lines got the whole file refused as binary, its 1,996 good
+/// rows missing from the ledger. Now the 4 rows are quarantined and the rest processed.
+#[test]
+fn case7_nul_bytes_quarantine_their_rows_not_the_file() {
+    let tmp = tempdir().unwrap();
+    let mut rows = trades(2000);
+    for i in [3, 503, 1003, 1503] {
+        rows[i] = rows[i].replace("AAPL", "AA\0PL");
+    }
+    let f = write(tmp.path(), "nul.csv", &csv(&rows));
+    let r = run(&f, &tmp.path().join("o"), &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let s = r.summary.unwrap();
+    assert_balanced(&s);
+    assert_eq!(s["rows_read"], 2000, "{s}");
+    assert_eq!(count(&s, "quarantined_by_reason", "bad_encoding"), 4, "{s}");
+}

@@ -131,6 +131,9 @@ pub struct CsvDecoder {
     seq: u64,
     failed: bool,
     records_seen: u64,
+    /// Whether a NUL byte was seen in the input: from then on every record is checked for
+    /// one (a SIMD scan of each pushed slice keeps the common case free).
+    saw_nul: bool,
 }
 
 impl CsvDecoder {
@@ -184,6 +187,7 @@ impl CsvDecoder {
             seq: 0,
             failed: false,
             records_seen: 0,
+            saw_nul: false,
         }
     }
 
@@ -242,6 +246,9 @@ impl CsvDecoder {
     pub fn decode(&mut self, data: &[u8]) -> Result<usize> {
         if self.failed {
             return Err(Error::Internal("decode after a strict-mode error".into()));
+        }
+        if !self.saw_nul && memchr::memchr(0, data).is_some() {
+            self.saw_nul = true;
         }
         let mut pos = 0;
         // First finish a record cut by the previous push, adding one line at a time.
@@ -414,6 +421,11 @@ impl CsvDecoder {
                 "a quoted field is not closed before the end of the input".into(),
                 None,
             );
+        }
+        if self.saw_nul && memchr::memchr(0, rec).is_some() {
+            // Invalid bytes quarantine their row, not the file (issue #13 case 7).
+            let msg = "the row holds NUL (0x00) bytes, which are not text".to_string();
+            return self.reject(line, rec, "bad_encoding", msg, None);
         }
         let want = self.plan.names.len();
         if self.fields.len() != want {

@@ -525,10 +525,9 @@ pub(crate) fn sniff_text(
         };
         (s, all, rest)
     };
-    if looks_binary(&text_sample[..text_sample.len().min(64 << 10)]) {
-        return Err(Error::Malformed {
+    if looks_binary(&text_sample) {
+        return Err(Error::Format {
             file: name,
-            line: 1,
             message: "this is binary data, not delimited text (nor a gzip/bzip2/xz/zstd, Parquet or Arrow file)".into(),
         });
     }

@@ -180,3 +180,40 @@ fn columnar_rescale_is_checked() {
     assert_eq!(rows(&c), 1);
     assert_eq!(r.len(), 2, "{r:?}");
 }
+
+/// Case 7: NUL bytes in 4 of 2,000 lines used to get the whole file refused as binary. Now
+/// the 4 rows are quarantined (`bad_encoding`, raw line kept) and the 1,996 others read; a
+/// file that is mostly binary is still refused, as [`Error::Format`].
+#[test]
+fn nul_bytes_quarantine_their_rows_not_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = b"ts,symbol,price,size\n".to_vec();
+    for i in 0..2000 {
+        let line = match i % 500 {
+            3 => format!("2021-01-04T14:30:00.{i:06}Z,AA\0PL,100.5,100\n"),
+            _ => format!("2021-01-04T14:30:00.{i:06}Z,AAPL,100.5,100\n"),
+        };
+        text.extend_from_slice(line.as_bytes());
+    }
+    let p = write(dir.path(), "nul.csv", &text);
+    for chunk_rows in [64, 65_536] {
+        let opts = ReadOptions {
+            chunk_rows,
+            ..ReadOptions::default()
+        };
+        let (c, r, e) = read_path(&p, &opts);
+        assert!(e.is_none(), "{e:?}");
+        assert_eq!(rows(&c), 1996);
+        let lines: Vec<u64> = r.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![5, 505, 1005, 1505]);
+        assert!(r.iter().all(|r| r.reason == "bad_encoding"), "{r:?}");
+        assert!(r[0].raw.as_deref().unwrap().contains("AA\0PL"));
+    }
+    let mut bin: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
+    bin.extend_from_slice(&text);
+    let p = write(dir.path(), "bin.csv", &bin);
+    let err = open_source(&InputFile::new(&p), 0, &ReadOptions::default())
+        .err()
+        .expect("mostly binary");
+    assert!(matches!(err, Error::Format { .. }), "{err}");
+}
