@@ -45,6 +45,7 @@ mod hash;
 mod ledger;
 mod mapping;
 mod reject;
+mod render;
 mod schema;
 mod sink;
 mod source;

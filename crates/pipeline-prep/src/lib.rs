@@ -8,6 +8,7 @@
 mod clean;
 mod features;
 mod state;
+mod sums;
 
 pub use clean::*;
 pub use features::*;

@@ -182,7 +182,8 @@ mod tests {
     /// Issue #13 case 3: typos in per-run input settings fail once, up front, naming the key.
     #[test]
     fn input_typos_are_config_errors_before_any_file_is_read() {
-        let cases: [(&str, fn(&mut InputConfig)); 6] = [
+        type Edit = fn(&mut InputConfig);
+        let cases: [(&str, Edit); 6] = [
             ("input.timezone", |i| i.timezone = "America/NewYork".into()),
             ("input.date", |i| i.date = Some("2024-02-30".into())),
             ("input.columns.tss", |i| {

@@ -2,3 +2,4 @@
 
 mod clean;
 mod features;
+mod hostile;
