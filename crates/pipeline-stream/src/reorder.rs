@@ -591,9 +591,7 @@ mod tests {
                     chunk(&sym[o..e], &ts[o..e], o as u64 + 2)
                 })
                 .collect();
-            let err = run_stage(&mut s, input)
-                .err()
-                .expect("disorder stops the run");
+            let err = run_stage(&mut s, input).expect_err("disorder stops the run");
             assert!(matches!(err, Error::Disorder(_)), "{err}");
             assert!(err.stops_run());
             errors.push(err.to_string());
