@@ -171,6 +171,11 @@ pub struct OutputConfig {
     pub keep_line_column: bool,
     /// Most partition writers open at once; older ones are closed first. Default 64.
     pub max_open_files: usize,
+    /// Rows a partition gathers before its file is opened, so that no file holds fewer
+    /// unless it is the partition's last (sparse symbols make one file each, not one per
+    /// eviction). Held rows share the writers' memory budget; when it runs short the
+    /// partition holding the most is written early. Default 10000; 0 turns it off.
+    pub min_rows_per_file: usize,
     /// Unit of timestamp columns in the files: `ns`, `us` or `ms`. Default `ns` (no loss).
     /// Spark reads only `us`/`ms` Parquet timestamps as timestamps (`ns` needs its
     /// `spark.sql.legacy.parquet.nanosAsLong` and arrives as a number); `us` truncates the
@@ -188,6 +193,7 @@ impl Default for OutputConfig {
             partition_by: vec!["symbol".into()],
             keep_line_column: false,
             max_open_files: 64,
+            min_rows_per_file: 10_000,
             timestamp_unit: "ns".into(),
         }
     }

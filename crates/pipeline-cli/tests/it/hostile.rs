@@ -203,3 +203,35 @@ fn case4_near_total_loss_exits_non_zero() {
     let s = r.summary.expect("the summary is still written");
     assert_balanced(&s);
 }
+
+/// Case 6: one symbol with many rows plus 1,000 symbols of 10 rows each made 9,956 files,
+/// 9,921 of them one-row files. Now each sparse symbol gets one file.
+#[test]
+fn case6_sparse_symbols_make_one_file_each() {
+    let tmp = tempdir().unwrap();
+    let mut rows = Vec::new();
+    let mut k = 0usize;
+    for (i, r) in trades(30_000).into_iter().enumerate() {
+        rows.push(r.clone());
+        if i % 3 == 2 && k < 10_000 {
+            rows.push(r.replace("AAPL", &format!("S{:04}", k % 1000)));
+            k += 1;
+        }
+    }
+    let f = write(tmp.path(), "sparse.csv", &csv(&rows));
+    // Small chunks spread each sparse symbol's rows over many chunks (as in a 3M-row file);
+    // the outlier filter is off because its warm-up would hold those rows back anyway.
+    let cfg = write(
+        tmp.path(),
+        "c.toml",
+        "[preprocessing]\noutlier_detection = false\n",
+    );
+    let out = tmp.path().join("o");
+    let args = ["--workers", "2", "--chunk-size", "1000", "--config"];
+    let r = run(&f, &out, &[&args[..], &[cfg.to_str().unwrap()]].concat());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_balanced(&r.summary.unwrap());
+    // 1,000 sparse symbols and the busy one: one file each (10,028 before).
+    let files = parquet_files(&out.join("data"));
+    assert_eq!(files.len(), 1_001);
+}

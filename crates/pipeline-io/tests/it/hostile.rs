@@ -217,3 +217,116 @@ fn nul_bytes_quarantine_their_rows_not_the_file() {
         .expect("mostly binary");
     assert!(matches!(err, Error::Format { .. }), "{err}");
 }
+
+/// Files and rows per file under `dir`.
+fn parquet_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    use parquet::file::reader::FileReader;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                let r = parquet::file::reader::SerializedFileReader::new(
+                    std::fs::File::open(&p).unwrap(),
+                )
+                .unwrap();
+                out.push((p, r.metadata().file_metadata().num_rows() as u64));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Case 6: one symbol of many rows plus 1,000 symbols of 10 rows each, interleaved. With
+/// 64 writers open at once the sparse symbols were evicted and reopened until most files
+/// held one row (9,956 files for 3M + 10,000 rows). Now each sparse symbol makes one file
+/// and no file but a partition's last is smaller than `min_rows_per_file`.
+#[test]
+fn sparse_symbols_do_not_explode_into_files() {
+    use arrow_array::{DictionaryArray, Float64Array, TimestampNanosecondArray, types::Int32Type};
+    use arrow_schema::{DataType, Field, Schema};
+    use pipeline_io::{WriteOptions, create_sink};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", pipeline_core::ts_type(), true),
+        Field::new("symbol", pipeline_core::dict_type(), true),
+        Field::new("price", DataType::Float64, true),
+    ]));
+    // 60,000 rows of BIG; after every 6th of its rows one row of a sparse symbol (10 each).
+    let (big, sparse) = (60_000usize, 1000usize);
+    let mut syms: Vec<String> = Vec::new();
+    let mut k = 0usize;
+    for i in 0..big {
+        syms.push("BIG".into());
+        if i % 6 == 5 && k < sparse * 10 {
+            syms.push(format!("S{:04}", k % sparse));
+            k += 1;
+        }
+    }
+    let n = syms.len();
+    let chunks: Vec<Chunk> = (0..n)
+        .step_by(4096)
+        .enumerate()
+        .map(|(seq, o)| {
+            let e = (o + 4096).min(n);
+            let sym: DictionaryArray<Int32Type> = syms[o..e].iter().map(String::as_str).collect();
+            let b = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(
+                        TimestampNanosecondArray::from_iter_values((o..e).map(|i| i as i64 * 1000))
+                            .with_timezone("UTC"),
+                    ),
+                    Arc::new(sym),
+                    Arc::new(Float64Array::from(vec![1.0; e - o])),
+                ],
+            )
+            .unwrap();
+            Chunk::with_first_line(b, 0, seq as u64, 2 + o as u64).unwrap()
+        })
+        .collect();
+    let write = |min_rows: usize| -> Vec<(PathBuf, u64)> {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WriteOptions {
+            min_rows_per_file: min_rows,
+            durable: false,
+            ..WriteOptions::default()
+        };
+        let mut sink = create_sink(dir.path(), 0, &opts).unwrap();
+        for c in &chunks {
+            sink.write(c).unwrap();
+        }
+        sink.finish().unwrap();
+        let files = parquet_files(dir.path());
+        assert_eq!(files.iter().map(|f| f.1).sum::<u64>(), n as u64);
+        files
+    };
+    let before = write(0);
+    assert!(
+        before.len() > 5 * sparse,
+        "without it: {} files",
+        before.len()
+    );
+    let files = write(10_000);
+    let sparse_files = files
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("symbol=S"))
+        .count();
+    assert_eq!(sparse_files, sparse, "one file per sparse symbol");
+    let big_files: Vec<u64> = files
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("symbol=BIG"))
+        .map(|f| f.1)
+        .collect();
+    // Every BIG file but its last holds at least 10,000 rows.
+    assert!(
+        big_files[..big_files.len() - 1]
+            .iter()
+            .all(|r| *r >= 10_000),
+        "{big_files:?}"
+    );
+    assert!(files.len() <= sparse + 10, "{} files", files.len());
+}

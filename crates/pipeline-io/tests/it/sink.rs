@@ -392,6 +392,8 @@ fn lru_closing_with_two_open_files_writes_every_row_once() {
     let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
     o.max_open_files = 2;
     o.keep_line_column = true;
+    // Files open at once (no rows gathered first), so the writers really are evicted.
+    o.min_rows_per_file = 0;
     let mut sink = create_sink(dir.path(), 7, &o).unwrap();
     // Chunks of 3 rows: every chunk touches 3 symbols, so writers are evicted constantly.
     let mut some = Vec::new();
