@@ -224,6 +224,7 @@ fn ipc_round_trip_with_changing_dictionaries() {
     ];
     let mut o = opts(OutputFormat::Ipc, &[PartitionKey::Symbol]);
     o.row_group_bytes = 16 << 10; // several IPC batches per file
+    o.min_rows_per_file = 0; // each chunk written as it comes, with its own dictionaries
     let mut sink = create_sink(dir.path(), 3, &o).unwrap();
     let mut line = 2;
     for (i, p) in parts.iter().enumerate() {
@@ -581,7 +582,9 @@ fn a_later_date_closes_the_earlier_date_of_that_symbol() {
 fn broken_order_starts_a_file_without_the_claim() {
     let dir = tempfile::tempdir().unwrap();
     let input = taq(&["AAPL"], 1, 100, 10);
-    let o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
+    let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
+    // Each chunk written as it comes (not gathered and merged first), as in a long input.
+    o.min_rows_per_file = 0;
     let mut sink = create_sink(dir.path(), 0, &o).unwrap();
     // The second half first: the first half then goes back in time.
     let c = chunks(&input, 50);
