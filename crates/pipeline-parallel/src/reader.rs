@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use pipeline_core::{Error, Ledger, Reject, RejectKind};
+use pipeline_core::{Error, Ledger, Reject, RejectKind, SourceId};
 
 use crate::route::{Route, split};
 use crate::spec::SourceSpec;
@@ -87,12 +87,17 @@ struct FileState {
     bytes: u64,
     /// Whether opening the source again reads the same rows (false for stdin and pipes).
     reopenable: bool,
+    /// The source id its chunks carry, once one was read.
+    id: Option<SourceId>,
+    /// First and last input line of the rows read so far.
+    lines: Option<(u64, u64)>,
 }
 
-/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`.
+/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`. `position` is
+/// the source's place in the caller's list, its id if it fails before yielding a row.
 pub(crate) fn read_source(
     ctx: &ReaderCtx,
-    index: usize,
+    (index, position): (usize, u32),
     spec: &SourceSpec,
     parts: Vec<Sender<Part>>,
     acks: Receiver<Ack>,
@@ -108,6 +113,8 @@ pub(crate) fn read_source(
         ledger: Ledger::default(),
         bytes: 0,
         reopenable: true,
+        id: None,
+        lines: None,
     };
     let mut last_error = String::new();
     let mut cancelled = false;
@@ -228,6 +235,7 @@ pub(crate) fn read_source(
         }
         if !cancelled && fatal.is_none() {
             tracing::error!(source = %spec.name, error = %last_error, "source failed after {attempts} attempt(s)");
+            send_rejects(ctx, vec![failed_file_record(&st, position, &last_error)]);
         }
     }
     SourceOutcome {
@@ -238,6 +246,31 @@ pub(crate) fn read_source(
         bytes: st.bytes,
         cancelled,
     }
+}
+
+/// The quarantine record of a source that failed for good: one row naming the lines read
+/// and the error, so the quarantine file shows the failure and not only the ledger. (Rows
+/// read but not processed are counted under `failed_file` by the workers; the lines after the
+/// failure were never read.) It is not a row of the input, so the ledger does not count it.
+fn failed_file_record(st: &FileState, position: u32, error: &str) -> Reject {
+    let (line, read) = match st.lines {
+        Some((a, b)) => (
+            b + 1,
+            format!(
+                "lines {a}-{b} were read (those no stage processed are counted as `{}`), lines from {} on were not",
+                crate::worker::FAILED_FILE,
+                b + 1
+            ),
+        ),
+        None => (1, "no row was read".to_string()),
+    };
+    Reject::quarantined(
+        st.id.unwrap_or(position),
+        line,
+        crate::worker::FAILED_FILE,
+        format!("the file failed: {error}; {read}"),
+        None,
+    )
 }
 
 fn count_rejects(ledger: &mut Ledger, rejects: &[Reject]) {
@@ -307,6 +340,14 @@ fn attempt_once(
         };
         let p = src.progress().bytes_read;
         if fresh {
+            if !chunk.is_empty() {
+                let l = chunk.lines().values();
+                let (lo, hi) = l
+                    .iter()
+                    .fold((u64::MAX, 0), |(a, b), &x| (a.min(x), b.max(x)));
+                st.lines = Some(st.lines.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+                st.id = Some(chunk.source());
+            }
             count_rejects(&mut st.ledger, &rejects);
             send_rejects(ctx, rejects);
             let n = chunk.num_rows() as u64;

@@ -400,9 +400,37 @@ impl Run {
         } = r;
         let w = c.workers;
         let (k, n) = c.shard;
+        // A source's position in the caller's list is its id when it fails before yielding a
+        // row (see `SourceSpec`); sharding reorders the list, so remember it by name.
+        let positions: std::collections::HashMap<String, u32> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i as u32))
+            .collect();
         let sources = shard_sources(sources, k, n);
         let segs = plan_segments(&sources, c.segment_bytes);
         let last_seg = segs.last().copied().unwrap_or(0);
+        tracing::info!(
+            "plan: {} inputs ({} bytes) in {} segments{}; {w} workers, rows routed by {}; at most {} inputs open; memory limit {} MiB; {} retries for I/O errors; stages: {}",
+            sources.len(),
+            sources.iter().map(|s| s.size_bytes).sum::<u64>(),
+            last_seg + 1,
+            if n > 1 {
+                format!(" (shard {k} of {n})")
+            } else {
+                String::new()
+            },
+            key.as_deref()
+                .map_or("chunk (round robin)".to_string(), |k| format!("`{k}`")),
+            c.max_open_files.unwrap_or(w.max(2)),
+            c.memory_limit >> 20,
+            c.retries,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" → ")
+            },
+        );
 
         // The manifest: fresh, or loaded for a resume.
         let mut committed = Committed {
@@ -594,8 +622,9 @@ impl Run {
                 }
                 let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
                 let index = next;
+                let position = positions.get(&sources[index].name).copied().unwrap_or(0);
                 readers.push(spawn(&format!("tickpipe-reader-{index}"), move || {
-                    let o = read_source(&ctx, index, &srcs[index], part_txs, ack_rx);
+                    let o = read_source(&ctx, (index, position), &srcs[index], part_txs, ack_rx);
                     let _ = out.send(o);
                 })?);
                 next += 1;

@@ -139,6 +139,21 @@ pub(crate) fn open_columnar(
         maps.retain(|(f, _)| keep.iter().any(|k| k == f.name()));
     }
     let mut fields: Vec<Field> = maps.iter().map(|(f, _)| f.clone()).collect();
+    tracing::info!(
+        "{}: {} file, {} input columns; columns: {}",
+        input.display_name(),
+        if head.starts_with(b"PAR1") {
+            "Parquet"
+        } else {
+            "Arrow IPC"
+        },
+        names.len(),
+        fields
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     fields.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
     let zone = Zone::parse(&opts.input.timezone)?;
     let unit = opts.input.epoch_unit.as_deref().and_then(EpochUnit::parse);

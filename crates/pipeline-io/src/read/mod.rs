@@ -36,7 +36,7 @@ mod transcode;
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs};
 pub use follow::open_follow;
-pub use inspect::{ColumnInfo, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
+pub use inspect::{ColumnInfo, DatasetTotals, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
 pub use number::{parse_f64, parse_i64};
 pub use options::{CHUNKS_IN_MEMORY, ROW_BYTES_ESTIMATE, ReadOptions};
 pub use plan::{CsvPlan, VendorLayout};

@@ -80,8 +80,10 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         return super::columnar::open_columnar(input, id, opts);
     };
     let Some(plan) = opened.sniffed.plan.clone() else {
+        tracing::info!("{name}: no data (empty or blank)");
         return Ok(Box::new(EmptySource::new()));
     };
+    log_detected(&name, &opened.sniffed, &plan);
     let threads = opts.effective_threads();
     let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize)
         .max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));
@@ -146,6 +148,36 @@ pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Resul
         )
     });
     Ok(Box::new(src))
+}
+
+/// Logs (at info, shown with `-v`) what sniffing found about a text input and how it will be
+/// decoded.
+fn log_detected(name: &str, sniffed: &Sniffed, plan: &CsvPlan) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let columns: Vec<String> = plan
+        .data_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    tracing::info!(
+        "{name}: delimited text, compression {}, encoding {}, delimiter {:?}, {}, layout {:?}, timestamps {:?} read in {:?}, ~{:.0} bytes per row; columns: {}",
+        sniffed.compression.name(),
+        sniffed.encoding.map_or_else(|| "-".into(), |e| e.label()),
+        plan.delimiter() as char,
+        if plan.has_header() {
+            "header"
+        } else {
+            "no header"
+        },
+        plan.layout(),
+        plan.ts_format(),
+        plan.zone,
+        plan.mean_row_bytes(),
+        columns.join(", ")
+    );
 }
 
 /// The byte length of the header record and the line the data starts on.

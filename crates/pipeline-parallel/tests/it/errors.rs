@@ -273,3 +273,70 @@ fn stage_errors_are_retried_only_when_they_can_pass() {
     assert!(t.elapsed() < Duration::from_millis(400));
     r.ledger.check_balance().unwrap();
 }
+
+/// A failed file's rows are represented in the quarantine: one `failed_file` record naming
+/// the lines read and the error (issue #13 case 8), while the ledger still balances.
+#[test]
+fn a_failed_file_leaves_one_quarantine_record_with_its_lines_and_error() {
+    let rows = &gen_files(5, 1, 300)[0];
+    let opens = Arc::new(AtomicUsize::new(0));
+    let corrupt = || Error::Corrupt {
+        file: "c.gz".into(),
+        codec: "gzip".into(),
+        decompressed_bytes: 100,
+        message: "unexpected end of file".into(),
+    };
+    let (sink, _) = collect_sink();
+    let rejects = Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Keep(Arc<std::sync::Mutex<Vec<pipeline_core::Reject>>>);
+    impl pipeline_core::RejectSink for Keep {
+        fn write(&mut self, r: &[pipeline_core::Reject]) -> Result<()> {
+            self.0.lock().unwrap().extend_from_slice(r);
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<pipeline_core::SinkSummary> {
+            Ok(pipeline_core::SinkSummary::default())
+        }
+    }
+    let r = Runner::new()
+        .sources(vec![
+            good_spec("ok.csv", rows),
+            failing_spec("c.gz", rows, Some(2), corrupt, opens, true),
+            failing_spec(
+                "gone.csv",
+                rows,
+                None,
+                || Error::Internal("cannot open".into()),
+                Arc::new(AtomicUsize::new(0)),
+                true,
+            ),
+        ])
+        .stages(vec![positive()])
+        .sink_factory(sink)
+        .reject_sink(Box::new(Keep(rejects.clone())))
+        .workers(2)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    r.ledger.check_balance().unwrap();
+    assert_eq!(r.files_failed.len(), 2);
+    let rej = rejects.lock().unwrap();
+    let failed: Vec<&pipeline_core::Reject> =
+        rej.iter().filter(|r| r.reason == "failed_file").collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    let c = failed.iter().find(|r| r.detail.contains("gzip")).unwrap();
+    // Two chunks of 50 rows (lines 2-101) were read before the failure.
+    assert_eq!(c.line, 102, "{c:?}");
+    assert!(c.detail.contains("lines 2-101 were read"), "{}", c.detail);
+    let g = failed
+        .iter()
+        .find(|r| r.detail.contains("cannot open"))
+        .unwrap();
+    assert_eq!(
+        (g.source, g.line),
+        (2, 1),
+        "the position in the list: {g:?}"
+    );
+    assert!(g.detail.contains("no row was read"));
+}
