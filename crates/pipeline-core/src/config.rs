@@ -118,6 +118,10 @@ pub struct InputConfig {
     /// Input files are not in time order: sort each file by time (ties keep file order) in
     /// bounded memory, spilling to disk, before processing. Default false.
     pub sort: bool,
+    /// Longest line (record) read; a longer one is quarantined as `line_too_long` without
+    /// ever being held in memory whole. `0B` derives it from `[pipeline] memory_limit`
+    /// (1/64 of it: 4 MiB at the default 256 MiB). Default `0B`.
+    pub max_line_bytes: ByteSize,
 }
 
 impl Default for InputConfig {
@@ -136,6 +140,7 @@ impl Default for InputConfig {
             layout: "auto".into(),
             names: Vec::new(),
             sort: false,
+            max_line_bytes: ByteSize(0),
         }
     }
 }

@@ -422,6 +422,24 @@ impl CsvDecoder {
                 None,
             );
         }
+        if rec.len() > self.plan.max_line_bytes {
+            if self.plan.strict {
+                self.failed = true;
+                return Err(Error::Malformed {
+                    file: self.plan.file.clone(),
+                    line,
+                    message: long_line_detail(rec.len() as u64, self.plan.max_line_bytes),
+                });
+            }
+            self.rejects.push(long_line_reject(
+                self.source,
+                line,
+                rec.len() as u64,
+                self.plan.max_line_bytes,
+                rec,
+            ));
+            return Ok(());
+        }
         if self.saw_nul && memchr::memchr(0, rec).is_some() {
             // Invalid bytes quarantine their row, not the file (issue #13 case 7).
             let msg = "the row holds NUL (0x00) bytes, which are not text".to_string();
@@ -639,6 +657,43 @@ impl CsvDecoder {
         }
         Ok(())
     }
+}
+
+/// Quarantine reason of a record longer than `ReadOptions::max_line_bytes`.
+pub(crate) const LINE_TOO_LONG: &str = "line_too_long";
+
+/// Bytes of a too-long line kept as its `raw` text.
+const LONG_LINE_PREFIX: usize = 256;
+
+/// The detail of a too-long line.
+pub(crate) fn long_line_detail(len: u64, max: usize) -> String {
+    format!(
+        "line_too_long: the record is {len} bytes, more than the {max}-byte limit ([input] max_line_bytes, derived from the memory limit by default); it was skipped"
+    )
+}
+
+/// The quarantine record of a too-long line starting with `prefix`.
+pub(crate) fn long_line_reject(
+    source: SourceId,
+    line: u64,
+    len: u64,
+    max: usize,
+    prefix: &[u8],
+) -> Reject {
+    let mut end = prefix.len().min(LONG_LINE_PREFIX);
+    let text = String::from_utf8_lossy(&prefix[..end]);
+    // Cut on a character boundary of the lossy text.
+    end = text.len().min(LONG_LINE_PREFIX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Reject::quarantined(
+        source,
+        line,
+        LINE_TOO_LONG,
+        long_line_detail(len, max),
+        Some(format!("{}…", &text[..end])),
+    )
 }
 
 /// Packs a key of at most 7 bytes and its length into a `u64`.

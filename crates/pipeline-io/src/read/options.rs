@@ -50,6 +50,9 @@ pub struct ReadOptions {
     pub blocks_in_flight: usize,
     /// A redb file caching sniffed metadata per file fingerprint; `None` disables it.
     pub meta_cache: Option<PathBuf>,
+    /// Longest record read; longer ones are quarantined as `line_too_long` and skipped
+    /// without being held whole (see [`ReadOptions::from_config`]). Default 4 MiB.
+    pub max_line_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -62,13 +65,20 @@ impl Default for ReadOptions {
             threads: 0,
             blocks_in_flight: 0,
             meta_cache: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
 
+/// The longest record read when the limit is not derived from a memory limit: 4 MiB, the
+/// derived value at the default 256 MiB (`memory_limit / 64`). Tick rows are under 1 KB; a
+/// longer line is damage (a missing newline, a binary blob).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+
 impl ReadOptions {
     /// Options from a run configuration.
     ///
+    /// `max_line_bytes` is `[input] max_line_bytes`, or `memory_limit / 64` when that is 0.
     /// Chunk rows are `pipeline.chunk_size` when set; when 0 they are
     /// `memory_limit / (CHUNKS_IN_MEMORY × ROW_BYTES_ESTIMATE)`, clamped to
     /// 1,024–[`MAX_DERIVED_CHUNK_ROWS`].
@@ -101,6 +111,12 @@ impl ReadOptions {
             },
             blocks_in_flight: 0,
             meta_cache: None,
+            max_line_bytes: match cfg.input.max_line_bytes.0 {
+                0 => usize::try_from(p.memory_limit.0 / 64)
+                    .unwrap_or(usize::MAX)
+                    .max(64 << 10),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
         })
     }
 

@@ -330,3 +330,58 @@ fn sparse_symbols_do_not_explode_into_files() {
     );
     assert!(files.len() <= sparse + 10, "{} files", files.len());
 }
+
+/// Case 5: a single 200 MB line peaked at 817 MiB. A line longer than `max_line_bytes` is
+/// quarantined as `line_too_long` (its first bytes as raw text) and skipped as it streams
+/// past, plain (mapped) or compressed, with the lines after it numbered right.
+#[test]
+fn a_line_longer_than_the_limit_is_quarantined_and_skipped() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("ts,symbol,price,size\n");
+    for i in 0..3000 {
+        text.push_str(&format!("2021-01-04T14:30:00.{i:06}Z,AAPL,100.5,100\n"));
+        if i == 1000 {
+            // 3 MB in one record, quoted with embedded newlines (2 of them).
+            text.push_str("2021-01-04T14:30:00.001000Z,\"AA");
+            text.push_str(&"X".repeat(1_500_000));
+            text.push_str("\nY\n");
+            text.push_str(&"Z".repeat(1_500_000));
+            text.push_str("\",100.5,100\n");
+        }
+    }
+    let plain = write(dir.path(), "long.csv", text.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gzp = write(dir.path(), "long.csv.gz", &gz.finish().unwrap());
+    for p in [plain, gzp] {
+        for chunk_rows in [100, 65_536] {
+            let opts = ReadOptions {
+                chunk_rows,
+                max_line_bytes: 1 << 20,
+                ..ReadOptions::default()
+            };
+            let (c, r, e) = read_path(&p, &opts);
+            assert!(e.is_none(), "{p:?}: {e:?}");
+            assert_eq!(rows(&c), 3000, "{p:?} {chunk_rows}");
+            assert_eq!(r.len(), 1, "{p:?}: {r:?}");
+            assert_eq!((r[0].line, r[0].reason.as_str()), (1003, "line_too_long"));
+            assert!(r[0].raw.as_ref().unwrap().len() < 300);
+            assert!(r[0].detail.contains("3000"), "{}", r[0].detail);
+            // The row after the long one is on line 1006 (the long record spans 3 lines).
+            let lines: Vec<u64> = c.iter().flat_map(|c| c.lines().values().to_vec()).collect();
+            assert_eq!(lines[1001], 1006, "{p:?} {chunk_rows}");
+        }
+    }
+    // Strict mode: an error naming the line.
+    let strict = ReadOptions {
+        strict: true,
+        max_line_bytes: 1 << 20,
+        ..ReadOptions::default()
+    };
+    let (_, _, e) = read_path(&dir.path().join("long.csv.gz"), &strict);
+    assert!(
+        matches!(e, Some(Error::Malformed { line: 1003, .. })),
+        "{e:?}"
+    );
+}
