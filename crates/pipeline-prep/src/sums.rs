@@ -89,7 +89,7 @@ impl RunningSum {
     /// finite (a non-finite value came or went): time to [`RunningSum::rebuild`].
     #[inline]
     pub(crate) fn stale(&self) -> bool {
-        !(self.error_bound() <= REL * self.sum.abs()) || self.sum.is_infinite()
+        !self.sum.is_finite() || self.error_bound() > REL * self.sum.abs()
     }
 
     /// Recomputes the sum of `values` with Neumaier's compensated summation and restarts the
