@@ -235,12 +235,12 @@ fn produce_mapped(
     let mut skipped_any = false;
     while start < len {
         let target = start + block_bytes;
-        let end = if target >= len {
-            len
+        let (end, tail_newlines) = if target >= len {
+            (len, 0)
         } else {
             let mut f = BoundaryFinder::default();
             f.skip(&map[start..target]);
-            f.find(&map[target..]).map_or(len, |i| target + i)
+            next_boundary(&map, target, &mut f, max_line)
         };
         // A record longer than `max_line` around the cut is skipped (never decoded).
         if end - target.min(end) > max_line {
@@ -255,9 +255,10 @@ fn produce_mapped(
                 {
                     return;
                 }
+                let head = memchr::memchr_iter(b'\n', &map[rec..target]).count() as u64;
                 let skipped = BlockData::Skipped {
                     len: (end - rec) as u64,
-                    newlines: memchr::memchr_iter(b'\n', &map[rec..end]).count() as u64,
+                    newlines: head + tail_newlines,
                     prefix: map[rec..(rec + 256).min(end)].to_vec(),
                 };
                 blocks::drop_pages(&map, rec, end);
@@ -290,6 +291,37 @@ fn produce_mapped(
             },
         );
     }
+}
+
+/// Bytes of the map scanned at a time while looking for a block's end.
+const SCAN_WINDOW: usize = 1 << 20;
+
+/// The first record boundary at or after `from` (quote parity in `f`), or the end of the
+/// map, and the `\n`s between `from` and it. The map is scanned a window at a time; once the
+/// record has run more than `max_line` bytes past `from` (it will be skipped), each window's
+/// pages are dropped from the process as soon as they are scanned, so a 200 MB line does not
+/// become 200 MB of resident memory.
+fn next_boundary(
+    map: &memmap2::Mmap,
+    from: usize,
+    f: &mut BoundaryFinder,
+    max_line: usize,
+) -> (usize, u64) {
+    let len = map.len();
+    let (mut pos, mut newlines) = (from, 0u64);
+    while pos < len {
+        let w_end = (pos + SCAN_WINDOW).min(len);
+        if let Some(i) = f.find(&map[pos..w_end]) {
+            newlines += memchr::memchr_iter(b'\n', &map[pos..pos + i]).count() as u64;
+            return (pos + i, newlines);
+        }
+        newlines += memchr::memchr_iter(b'\n', &map[pos..w_end]).count() as u64;
+        if w_end - from > max_line {
+            blocks::drop_pages(map, pos, w_end);
+        }
+        pos = w_end;
+    }
+    (len, newlines)
 }
 
 /// Reads decompressed text and cuts it into owned blocks; a read error ends the input with
