@@ -54,8 +54,8 @@ mod stage;
 pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
-    Config, InputConfig, OutputConfig, OutputFormat, PipelineConfig, PreprocessingConfig,
-    ValidationConfig, parse_hhmm,
+    Config, InputConfig, MIN_MEMORY_LIMIT, OutputConfig, OutputFormat, PipelineConfig,
+    PreprocessingConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{StageKey, mix64, partition_of, stable_hash};

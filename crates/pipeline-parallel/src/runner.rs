@@ -502,7 +502,7 @@ impl Run {
             && !sources.is_empty();
 
         // The quarantine writer.
-        let (rej_tx, rej_rx) = crate::reject_channel::channel();
+        let (rej_tx, rej_rx) = crate::reject_channel::channel(c.memory_limit);
         let reject_thread = spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
             let mut sink = reject_sink;
             for batch in rej_rx {
