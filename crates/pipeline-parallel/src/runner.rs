@@ -691,7 +691,7 @@ impl Run {
                         in_flight -= 1;
                         if let Some(e) = o.fatal.take() {
                             abort.store(true, Ordering::Relaxed);
-                            fatal.get_or_insert(e);
+                            keep_cause(&mut fatal, e);
                         }
                         outcomes.insert(o.index, o);
                     }
@@ -700,10 +700,10 @@ impl Run {
                     Ok(Ok(rep)) => reports.entry(rep.seg).or_default().push(rep),
                     Ok(Err(e)) => {
                         abort.store(true, Ordering::Relaxed);
-                        fatal.get_or_insert(e);
+                        keep_cause(&mut fatal, e);
                     }
                     Err(_) => {
-                        fatal.get_or_insert(Error::Internal("all workers stopped".into()));
+                        keep_cause(&mut fatal, Error::Internal("all workers stopped".into()));
                         abort.store(true, Ordering::Relaxed);
                     }
                 },
@@ -716,17 +716,23 @@ impl Run {
         drop(controls);
         for h in worker_threads {
             if h.join().is_err() {
-                fatal.get_or_insert(Error::Internal("a worker thread panicked".into()));
+                keep_cause(
+                    &mut fatal,
+                    Error::Internal("a worker thread panicked".into()),
+                );
             }
         }
         for h in readers {
             if h.join().is_err() {
-                fatal.get_or_insert(Error::Internal("a reader thread panicked".into()));
+                keep_cause(
+                    &mut fatal,
+                    Error::Internal("a reader thread panicked".into()),
+                );
             }
         }
         for rep in rep_rx.try_iter() {
             if let Err(e) = rep {
-                fatal.get_or_insert(e);
+                keep_cause(&mut fatal, e);
             }
         }
         drop(ctx);
@@ -754,6 +760,15 @@ impl Run {
             wall: start.elapsed(),
             peak_rss_bytes: peak_rss(),
         })
+    }
+}
+
+/// Records `e` as the run's fatal error unless one is already kept, preferring a cause over
+/// [`Error::Cancelled`]: once a fatal error (say a strict-mode row error) sets the abort flag,
+/// workers stop with `Cancelled`, which may reach the coordinator first.
+fn keep_cause(fatal: &mut Option<Error>, e: Error) {
+    if fatal.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
+        *fatal = Some(e);
     }
 }
 
