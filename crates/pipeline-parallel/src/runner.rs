@@ -763,11 +763,14 @@ impl Run {
     }
 }
 
-/// Records `e` as the run's fatal error unless one is already kept, preferring a cause over
-/// [`Error::Cancelled`]: once a fatal error (say a strict-mode row error) sets the abort flag,
-/// workers stop with `Cancelled`, which may reach the coordinator first.
+/// Records `e` as the run's fatal error unless one is already kept; an error that stops the
+/// run for a reason (a strict-mode row error, a config or schema error, disorder) replaces a
+/// kept [`Error::Cancelled`]: once such an error sets the abort flag, workers stop with
+/// `Cancelled`, which may reach the coordinator first.
 fn keep_cause(fatal: &mut Option<Error>, e: Error) {
-    if fatal.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
+    let replaces =
+        matches!(fatal, Some(Error::Cancelled)) && e.stops_run() && !matches!(e, Error::Cancelled);
+    if fatal.is_none() || replaces {
         *fatal = Some(e);
     }
 }
