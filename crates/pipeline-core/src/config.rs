@@ -40,6 +40,15 @@ pub struct Config {
     pub monitor: MonitorConfig,
 }
 
+/// The smallest `[pipeline] memory_limit` accepted. Below it a run cannot hold its limit: the
+/// process itself (code, threads, allocator arenas, compression contexts) and the smallest
+/// useful chunks, blocks and writer buffers take most of it. Measured with `tickpipe run`
+/// (release, 2 workers) on 3M-row gen-data files in time order, sorted by symbol and
+/// shuffled, and on a file with one 200 MB line: at 128 MiB the peaks were 102, 122, 94 and
+/// 44 MiB with the allocator tuned to the limit (see `pipeline-cli`'s `alloc`), while a
+/// 64 MiB limit peaked at 96–117 MiB and a 16 MiB one at 56 MiB on the smallest input.
+pub const MIN_MEMORY_LIMIT: ByteSize = ByteSize(128 << 20);
+
 /// `[pipeline]`: execution settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,7 +58,8 @@ pub struct PipelineConfig {
     /// Worker threads; 0 means one per core. Default 0.
     pub max_workers: usize,
     /// Memory budget for the whole run (chunks in flight, per-symbol state, writer buffers).
-    /// Default 256MiB.
+    /// Default 256MiB; at least 128MiB ([`MIN_MEMORY_LIMIT`]), below which a run cannot
+    /// hold its limit and the value is refused.
     pub memory_limit: ByteSize,
     /// Compress outputs (see `[output] compression`). Default true.
     pub enable_compression: bool,
@@ -61,8 +71,16 @@ pub struct PipelineConfig {
     pub channel_capacity: usize,
     /// Make the first malformed row a fatal error instead of quarantining it. Default false.
     pub strict: bool,
-    /// Attempts per file after an error or panic in a stage. Default 2.
+    /// Attempts per file after an error or panic in a stage. Default 2. Only errors that a
+    /// retry can cure (I/O errors, stage panics) are retried, and never for stdin.
     pub retries: u32,
+    /// Largest share of the rows read that a run may quarantine and still succeed; above it
+    /// the run reports [`crate::Error::TooManyQuarantined`] (see
+    /// [`crate::Ledger::check_quarantine_limit`]) and exits non-zero. 1 turns the check off.
+    /// Default 0.5: a run that loses most of its input (a shuffled file without `--sort`, a
+    /// wrong layout or time zone) must not look like a success, while ordinary vendor data
+    /// quarantines a few percent at most (gen-data's anomaly mix: about 0.3 %).
+    pub max_quarantine_fraction: f64,
 }
 
 impl Default for PipelineConfig {
@@ -77,6 +95,7 @@ impl Default for PipelineConfig {
             channel_capacity: 0,
             strict: false,
             retries: 2,
+            max_quarantine_fraction: 0.5,
         }
     }
 }
@@ -119,6 +138,10 @@ pub struct InputConfig {
     /// Input files are not in time order: sort each file by time (ties keep file order) in
     /// bounded memory, spilling to disk, before processing. Default false.
     pub sort: bool,
+    /// Longest line (record) read; a longer one is quarantined as `line_too_long` without
+    /// ever being held in memory whole. `0B` derives it from `[pipeline] memory_limit`
+    /// (1/64 of it: 4 MiB at the default 256 MiB). Default `0B`.
+    pub max_line_bytes: ByteSize,
 }
 
 impl Default for InputConfig {
@@ -137,6 +160,7 @@ impl Default for InputConfig {
             layout: "auto".into(),
             names: Vec::new(),
             sort: false,
+            max_line_bytes: ByteSize(0),
         }
     }
 }
@@ -172,6 +196,11 @@ pub struct OutputConfig {
     pub keep_line_column: bool,
     /// Most partition writers open at once; older ones are closed first. Default 64.
     pub max_open_files: usize,
+    /// Rows a partition gathers before its file is opened, so that no file holds fewer
+    /// unless it is the partition's last (sparse symbols make one file each, not one per
+    /// eviction). Held rows share the writers' memory budget; when it runs short the
+    /// partition holding the most is written early. Default 10000; 0 turns it off.
+    pub min_rows_per_file: usize,
     /// Unit of timestamp columns in the files: `ns`, `us` or `ms`. Default `ns` (no loss).
     /// Spark reads only `us`/`ms` Parquet timestamps as timestamps (`ns` needs its
     /// `spark.sql.legacy.parquet.nanosAsLong` and arrives as a number); `us` truncates the
@@ -189,6 +218,7 @@ impl Default for OutputConfig {
             partition_by: vec!["symbol".into()],
             keep_line_column: false,
             max_open_files: 64,
+            min_rows_per_file: 10_000,
             timestamp_unit: "ns".into(),
         }
     }
@@ -202,6 +232,11 @@ pub struct PreprocessingConfig {
     /// time order (a reorder buffer); older rows are quarantined as `late`. 0 turns the
     /// buffer off. Default 2000.
     pub allowed_lateness_ms: u64,
+    /// Largest share of a symbol's rows that may arrive late (behind the watermark) before
+    /// the run stops with a message to sort the input (`--sort`): the share is checked once
+    /// the symbol has 1,000 rows, so a shuffled or symbol-sorted file stops early instead of
+    /// quarantining nearly everything. 1 turns the check off. Default 0.1.
+    pub max_late_fraction: f64,
     /// Remove exact duplicate rows (neighbours in time order). Default true.
     pub remove_duplicates: bool,
     /// Columns that define a duplicate; empty means all columns. Default empty.
@@ -316,6 +351,7 @@ impl Default for PreprocessingConfig {
     fn default() -> Self {
         PreprocessingConfig {
             allowed_lateness_ms: 2000,
+            max_late_fraction: 0.1,
             remove_duplicates: true,
             dedup_key: Vec::new(),
             handle_missing_values: "drop".into(),
@@ -696,10 +732,13 @@ impl Config {
     /// Checks value ranges; the error names the key.
     pub fn validate(&self) -> Result<()> {
         let p = &self.pipeline;
-        if p.memory_limit.0 < (16 << 20) {
+        if p.memory_limit.0 < MIN_MEMORY_LIMIT.0 {
             return Err(Error::config(
                 "pipeline.memory_limit",
-                format!("{} is too small; use at least 16MiB", p.memory_limit),
+                format!(
+                    "{} is too small: a run needs at least {MIN_MEMORY_LIMIT} to stay within its limit",
+                    p.memory_limit
+                ),
             ));
         }
         if p.max_workers > 4096 {
@@ -707,6 +746,23 @@ impl Config {
                 "pipeline.max_workers",
                 "must be at most 4096",
             ));
+        }
+        for (key, x) in [
+            (
+                "pipeline.max_quarantine_fraction",
+                p.max_quarantine_fraction,
+            ),
+            (
+                "preprocessing.max_late_fraction",
+                self.preprocessing.max_late_fraction,
+            ),
+        ] {
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(Error::config(
+                    key,
+                    "must be a fraction in (0, 1]; 1 turns the check off",
+                ));
+            }
         }
         if p.chunk_size > 0 && p.chunk_size < 16 {
             return Err(Error::config(
@@ -1133,6 +1189,7 @@ mod tests {
                 "[pipeline]\nmemory_limit = \"1MB\"\n",
                 "pipeline.memory_limit",
             ),
+            ("[pipeline]\nmemory_limit = \"64MiB\"\n", "at least 128MiB"),
             ("[pipeline]\nmemory_limit = \"lots\"\n", "memory_limit"),
             ("[output]\ncompression = \"lzo\"\n", "output.compression"),
             (
@@ -1202,6 +1259,14 @@ mod tests {
             (
                 "[preprocessing]\nprice_column = \"\"\n",
                 "preprocessing.price_column",
+            ),
+            (
+                "[pipeline]\nmax_quarantine_fraction = 0.0\n",
+                "pipeline.max_quarantine_fraction",
+            ),
+            (
+                "[preprocessing]\nmax_late_fraction = 1.5\n",
+                "preprocessing.max_late_fraction",
             ),
         ];
         for (text, key) in cases {

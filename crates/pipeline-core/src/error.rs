@@ -74,6 +74,37 @@ pub enum Error {
     /// The input's columns do not fit what the run needs.
     #[error("schema: {0}")]
     Schema(String),
+    /// The input is not in a format tickpipe reads (e.g. binary data where delimited text was
+    /// expected); unlike [`Error::Malformed`] this is about the whole file, not one row.
+    #[error("{file}: {message}")]
+    Format {
+        /// The input file.
+        file: String,
+        /// What it looks like instead.
+        message: String,
+    },
+    /// The input is too far out of time order to process as configured: more rows arrived
+    /// behind the watermark than the configured share allows. The message names the remedy
+    /// (`--sort`).
+    #[error("{0}")]
+    Disorder(String),
+    /// The run quarantined a larger share of its rows than `[pipeline]
+    /// max_quarantine_fraction` allows (see [`crate::Ledger::check_quarantine_limit`]).
+    #[error(
+        "{quarantined} of {read} rows ({:.1}%) were quarantined, more than the {:.1}% allowed by pipeline.max_quarantine_fraction; the quarantine file says why (by reason: {reasons})",
+        100.0 * *quarantined as f64 / (*read).max(1) as f64,
+        100.0 * max_fraction
+    )]
+    TooManyQuarantined {
+        /// Rows quarantined.
+        quarantined: u64,
+        /// Rows read.
+        read: u64,
+        /// The configured limit, as a fraction of the rows read.
+        max_fraction: f64,
+        /// The largest quarantine reasons with their counts, e.g. `late 2996782`.
+        reasons: String,
+    },
     /// The user asked for something that cannot be done (no input files, bad flag combination).
     #[error("{0}")]
     Usage(String),
@@ -133,6 +164,31 @@ impl Error {
             ),
             _ => false,
         }
+    }
+
+    /// True for errors that trying again may cure: I/O errors (a flaky disk or network
+    /// mount). Everything else is deterministic: a bad config, schema or format, a corrupt
+    /// stream, a bug give the same error on every attempt, so the engine does not retry them.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Io { .. })
+    }
+
+    /// True for errors that must stop the whole run rather than fail one input: the user's
+    /// settings or data contradict each other the same way for every file (config, usage and
+    /// schema errors), a row error reached the engine (only strict mode raises row errors
+    /// instead of quarantining them, and there the first one is fatal), the input is too far
+    /// out of order ([`Error::Disorder`]), or the run was cancelled.
+    pub fn stops_run(&self) -> bool {
+        matches!(
+            self,
+            Error::Config { .. }
+                | Error::Usage(_)
+                | Error::Schema(_)
+                | Error::Parse { .. }
+                | Error::Malformed { .. }
+                | Error::Disorder(_)
+                | Error::Cancelled
+        )
     }
 }
 
@@ -194,6 +250,44 @@ mod tests {
         assert!(!io(std::io::ErrorKind::NotFound).is_environment());
         assert!(Error::Busy("out is in use".into()).is_environment());
         assert!(!Error::Usage("no input".into()).is_environment());
+    }
+
+    #[test]
+    fn errors_are_classified_for_retries_and_run_stops() {
+        let io = Error::io("x.csv", std::io::Error::other("flaky"));
+        assert!(io.is_retryable() && !io.stops_run());
+        let cfg = Error::config("input.timezone", "unknown time zone");
+        assert!(!cfg.is_retryable() && cfg.stops_run());
+        let strict = Error::Parse {
+            file: "a.csv".into(),
+            line: 3,
+            column: "price".into(),
+            expected: "a decimal number".into(),
+            found: "x".into(),
+        };
+        assert!(!strict.is_retryable() && strict.stops_run());
+        for e in [
+            Error::Schema("no ts".into()),
+            Error::Disorder("use --sort".into()),
+            Error::Usage("no input".into()),
+        ] {
+            assert!(!e.is_retryable() && e.stops_run(), "{e}");
+        }
+        for e in [
+            Error::Format {
+                file: "b.bin".into(),
+                message: "binary".into(),
+            },
+            Error::Corrupt {
+                file: "c.gz".into(),
+                codec: "gzip".into(),
+                decompressed_bytes: 10,
+                message: "eof".into(),
+            },
+            Error::Internal("bug".into()),
+        ] {
+            assert!(!e.is_retryable() && !e.stops_run(), "{e}");
+        }
     }
 
     #[test]

@@ -114,6 +114,50 @@ impl Ledger {
         }
     }
 
+    /// Share of the rows read that were quarantined (0 when nothing was read).
+    pub fn quarantined_fraction(&self) -> f64 {
+        if self.read == 0 {
+            0.0
+        } else {
+            self.quarantined_total() as f64 / self.read as f64
+        }
+    }
+
+    /// Fails with [`Error::TooManyQuarantined`] when more than `max_fraction` of the rows read
+    /// were quarantined (`[pipeline] max_quarantine_fraction`): a run that loses most of its
+    /// input (a shuffled file without `--sort`, a wrong `--timezone` or layout) must not look
+    /// like a success. `max_fraction >= 1` never fails.
+    ///
+    /// ```
+    /// use pipeline_core::Ledger;
+    /// let mut l = Ledger::default();
+    /// l.add_read(100);
+    /// l.add_quarantined("late", 90);
+    /// l.add_written(10);
+    /// let e = l.check_quarantine_limit(0.5).unwrap_err();
+    /// assert!(e.to_string().contains("90 of 100 rows"), "{e}");
+    /// assert!(l.check_quarantine_limit(1.0).is_ok());
+    /// ```
+    pub fn check_quarantine_limit(&self, max_fraction: f64) -> Result<()> {
+        if max_fraction >= 1.0 || self.quarantined_fraction() <= max_fraction {
+            return Ok(());
+        }
+        let mut by: Vec<(&String, &u64)> = self.quarantined.iter().collect();
+        by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let reasons = by
+            .iter()
+            .take(3)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Error::TooManyQuarantined {
+            quarantined: self.quarantined_total(),
+            read: self.read,
+            max_fraction,
+            reasons,
+        })
+    }
+
     /// The equation as a human-readable line.
     pub fn equation(&self) -> String {
         format!(
@@ -204,6 +248,22 @@ mod tests {
             l.equation(),
             "read 5 = written 3 + quarantined 1 + removed 1"
         );
+    }
+
+    #[test]
+    fn quarantine_limit_names_the_reasons() {
+        let mut l = Ledger::default();
+        assert_eq!(l.quarantined_fraction(), 0.0);
+        l.add_read(3_000_000);
+        l.add_quarantined("late", 2_996_782);
+        l.add_quarantined("bad_number", 3);
+        l.add_written(3_215);
+        let e = l.check_quarantine_limit(0.5).unwrap_err().to_string();
+        assert!(e.contains("2996785 of 3000000 rows (99.9%)"), "{e}");
+        assert!(e.contains("late 2996782, bad_number 3"), "{e}");
+        assert!(e.contains("max_quarantine_fraction"), "{e}");
+        assert!(l.check_quarantine_limit(0.9995).is_ok());
+        assert!(l.check_quarantine_limit(1.0).is_ok());
     }
 
     #[test]

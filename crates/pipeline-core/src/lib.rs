@@ -48,6 +48,7 @@ mod live;
 mod mapping;
 mod meta_store;
 mod reject;
+mod render;
 mod schema;
 mod sink;
 mod source;
@@ -56,8 +57,8 @@ mod stage;
 pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
-    CacheConfig, Config, InputConfig, MonitorConfig, OutputConfig, OutputFormat, PipelineConfig,
-    PreprocessingConfig, ValidationConfig, parse_hhmm,
+    CacheConfig, Config, InputConfig, MIN_MEMORY_LIMIT, MonitorConfig, OutputConfig, OutputFormat,
+    PipelineConfig, PreprocessingConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};

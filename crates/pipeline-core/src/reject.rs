@@ -27,7 +27,9 @@ pub struct Reject {
     pub reason: String,
     /// Human detail, e.g. "column `price`: expected a number, found \"x\"".
     pub detail: String,
-    /// The raw input text, for quarantined rows (lossily decoded to UTF-8).
+    /// The row's text: the raw input line for rows quarantined while reading (lossily
+    /// decoded to UTF-8), the decoded values rendered as CSV ([`crate::Chunk::row_text`]) for
+    /// rows rejected by a stage.
     pub raw: Option<String>,
 }
 

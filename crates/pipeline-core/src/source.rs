@@ -38,6 +38,12 @@ pub trait Source: Iterator<Item = Result<Chunk>> + Send {
     fn drain_rejects(&mut self) -> Vec<Reject> {
         Vec::new()
     }
+
+    /// Whether opening the input again yields the same rows, so that a failed read may be
+    /// retried. True for files; false for stdin and pipes, whose bytes are gone once read.
+    fn reopenable(&self) -> bool {
+        true
+    }
 }
 
 /// The run's input files, indexed by [`SourceId`].

@@ -101,10 +101,23 @@ impl Emitter {
         }
     }
 
-    /// Removes the rows of `chunk` where `keep` is false or null, recording each under `rule`,
-    /// and returns the kept rows.
+    /// Removes the rows of `chunk` where `keep` is false or null, recording each under `rule`
+    /// (with the row rendered as text in its `raw`), and returns the kept rows.
     pub fn remove(&mut self, rule: &str, chunk: &Chunk, keep: &BooleanArray) -> Result<Chunk> {
-        let n = self.record(rule, chunk, keep, None);
+        self.remove_with_details(rule, chunk, keep, &[])
+    }
+
+    /// [`Emitter::remove`] with a detail for some removed rows: `(row, text)` pairs, rows in
+    /// ascending order, e.g. the rule's numbers (value, threshold, window statistic) that
+    /// decided it. Rows without an entry get an empty detail.
+    pub fn remove_with_details(
+        &mut self,
+        rule: &str,
+        chunk: &Chunk,
+        keep: &BooleanArray,
+        details: &[(usize, String)],
+    ) -> Result<Chunk> {
+        let n = self.record(rule, chunk, keep, None, details);
         self.ledger.add_removed(rule, n);
         if n == 0 {
             return Ok(chunk.clone());
@@ -120,7 +133,7 @@ impl Emitter {
         chunk: &Chunk,
         keep: &BooleanArray,
     ) -> Result<Chunk> {
-        let n = self.record(reason, chunk, keep, Some(()));
+        let n = self.record(reason, chunk, keep, Some(()), &[]);
         self.ledger.add_quarantined(reason, n);
         if n == 0 {
             return Ok(chunk.clone());
@@ -131,6 +144,16 @@ impl Emitter {
     /// Records a single removed row (for stages that merge or drop rows one by one).
     pub fn remove_one(&mut self, rule: &str, source: SourceId, line: u64) {
         self.rejects.push(Reject::removed(source, line, rule));
+        self.ledger.add_removed(rule, 1);
+    }
+
+    /// Records row `row` of `chunk` as removed by `rule`, with `detail` (the rule's numbers)
+    /// and the row rendered as text.
+    pub fn remove_row(&mut self, rule: &str, chunk: &Chunk, row: usize, detail: String) {
+        let mut r = Reject::removed(chunk.source(), chunk.line(row), rule);
+        r.detail = detail;
+        r.raw = Some(chunk.row_text(row));
+        self.rejects.push(r);
         self.ledger.add_removed(rule, 1);
     }
 
@@ -159,16 +182,30 @@ impl Emitter {
         chunk: &Chunk,
         keep: &BooleanArray,
         quarantine: Option<()>,
+        details: &[(usize, String)],
     ) -> u64 {
         let mut n = 0;
         let lines = chunk.lines();
+        let mut d = details.iter().peekable();
         for i in 0..keep.len() {
             if keep.is_null(i) || !keep.value(i) {
                 n += 1;
+                while d.next_if(|(r, _)| *r < i).is_some() {}
+                let detail = d.next_if(|(r, _)| *r == i).map(|(_, t)| t.clone());
+                let raw = Some(chunk.row_text(i));
                 let r = if quarantine.is_some() {
-                    Reject::quarantined(chunk.source(), lines.value(i), reason, "", None)
+                    Reject::quarantined(
+                        chunk.source(),
+                        lines.value(i),
+                        reason,
+                        detail.unwrap_or_default(),
+                        raw,
+                    )
                 } else {
-                    Reject::removed(chunk.source(), lines.value(i), reason)
+                    let mut r = Reject::removed(chunk.source(), lines.value(i), reason);
+                    r.detail = detail.unwrap_or_default();
+                    r.raw = raw;
+                    r
                 };
                 self.rejects.push(r);
             }

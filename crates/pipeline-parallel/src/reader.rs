@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use pipeline_core::{Ledger, LiveRun, Reject, RejectKind};
+use pipeline_core::{Error, Ledger, LiveRun, Reject, RejectKind, SourceId};
 
 use crate::reject_channel::RejectMsg;
 
@@ -35,6 +35,9 @@ pub(crate) struct SourceOutcome {
     pub ledger: Ledger,
     /// `Some(error)` when it failed after all retries.
     pub failed: Option<String>,
+    /// An error that stops the whole run ([`Error::stops_run`]): a config or schema error,
+    /// or a malformed row in strict mode. The coordinator aborts the run with it.
+    pub fatal: Option<Error>,
     pub bytes: u64,
     pub cancelled: bool,
 }
@@ -56,8 +59,13 @@ pub(crate) struct ReaderCtx {
 
 /// Why an attempt stopped early.
 enum Stop {
-    Source(String),
-    Worker(String),
+    /// The source failed (to open, or while reading).
+    Source(Error),
+    /// A worker's stage failed; `retry` says whether another attempt can help.
+    Worker {
+        message: String,
+        retry: bool,
+    },
     Cancelled,
 }
 
@@ -75,13 +83,21 @@ struct FileState {
     bytes: u64,
     /// The reader slot this source occupies (for the live metrics).
     slot: usize,
+    /// Whether opening the source again reads the same rows (false for stdin and pipes).
+    reopenable: bool,
+    /// The source id its chunks carry, once one was read.
+    id: Option<SourceId>,
+    /// First and last input line of the rows read so far.
+    lines: Option<(u64, u64)>,
 }
 
-/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`. `slot` is the
-/// reader slot it occupies in the live metrics.
+/// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`. `position` is
+/// the source's place in the caller's list, its id if it fails before yielding a row; `seg`
+/// is its segment; `slot` is the reader slot it occupies in the live metrics.
+#[allow(clippy::too_many_arguments)] // The reader's coordinates, all from the coordinator.
 pub(crate) fn read_source(
     ctx: &ReaderCtx,
-    index: usize,
+    (index, position): (usize, u32),
     seg: u32,
     slot: usize,
     spec: &SourceSpec,
@@ -100,6 +116,9 @@ pub(crate) fn read_source(
         ledger: Ledger::default(),
         bytes: 0,
         slot,
+        reopenable: true,
+        id: None,
+        lines: None,
     };
     let reader_live = ctx.live.as_ref().and_then(|l| l.readers.get(slot));
     if let Some(r) = reader_live {
@@ -108,7 +127,10 @@ pub(crate) fn read_source(
     let mut last_error = String::new();
     let mut cancelled = false;
     let mut ok = false;
+    let mut fatal: Option<Error> = None;
+    let mut attempts = 0;
     for attempt in 0..=ctx.retries {
+        attempts = attempt + 1;
         if attempt > 0 {
             let wait = ctx.backoff.saturating_mul(1 << (attempt - 1).min(6));
             tracing::warn!(source = %spec.name, attempt, error = %last_error, "retrying source in {wait:?}");
@@ -116,12 +138,16 @@ pub(crate) fn read_source(
         }
         let mut acked = 0usize;
         let mut worker_failed = false;
+        // Whether another attempt can cure this one's failure: a source error only when it is
+        // an I/O error, a stage failure when the stage says so (see `Ack::retry`).
+        let mut retryable = true;
         let stop = {
             let mut on_ack = |a: Ack| {
                 if a.attempt == attempt {
                     acked += 1;
                     if let Some(e) = a.error {
                         worker_failed = true;
+                        retryable &= a.retry;
                         last_error = e;
                     }
                 }
@@ -140,10 +166,10 @@ pub(crate) fn read_source(
             }));
             match r {
                 Ok(r) => r,
-                Err(p) => Some(Stop::Source(format!(
+                Err(p) => Some(Stop::Source(Error::Internal(format!(
                     "source panicked: {}",
                     panic_message(&p)
-                ))),
+                )))),
             }
         };
         for p in &parts {
@@ -158,6 +184,7 @@ pub(crate) fn read_source(
                         acked += 1;
                         if let Some(e) = a.error {
                             worker_failed = true;
+                            retryable &= a.retry;
                             last_error = e;
                         }
                     }
@@ -174,8 +201,20 @@ pub(crate) fn read_source(
                 cancelled = true;
                 break;
             }
-            Some(Stop::Source(e)) => last_error = e,
-            Some(Stop::Worker(e)) => last_error = e,
+            Some(Stop::Source(e)) => {
+                last_error = e.to_string();
+                retryable &= e.is_retryable();
+                if e.stops_run() {
+                    // The same for every attempt and every file: stop the run, once.
+                    fatal = Some(e);
+                    ctx.abort.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            Some(Stop::Worker { message, retry }) => {
+                last_error = message;
+                retryable &= retry;
+            }
             None if !worker_failed => {
                 ok = true;
                 break;
@@ -183,6 +222,13 @@ pub(crate) fn read_source(
             None => {}
         }
         if ctx.abort.load(Ordering::Relaxed) {
+            break;
+        }
+        if !retryable || !st.reopenable {
+            // A deterministic error fails the same way again; stdin cannot be read twice.
+            if !st.reopenable {
+                last_error = format!("{last_error} (not retried: the input cannot be read again)");
+            }
             break;
         }
     }
@@ -195,8 +241,13 @@ pub(crate) fn read_source(
         for p in &parts {
             let _ = p.send(Part::Failed { rows: rows.clone() });
         }
-        if !cancelled {
-            tracing::error!(source = %spec.name, error = %last_error, "source failed after {} retries", ctx.retries);
+        if !cancelled && fatal.is_none() {
+            tracing::error!(source = %spec.name, error = %last_error, "source failed after {attempts} attempt(s)");
+            send_rejects(
+                ctx,
+                st.seg,
+                vec![failed_file_record(&st, position, &last_error)],
+            );
         }
     }
     if let Some(l) = &ctx.live {
@@ -208,10 +259,36 @@ pub(crate) fn read_source(
     SourceOutcome {
         index,
         ledger: st.ledger,
-        failed: (!ok && !cancelled).then_some(last_error),
+        failed: (!ok && !cancelled && fatal.is_none()).then_some(last_error),
+        fatal,
         bytes: st.bytes,
         cancelled,
     }
+}
+
+/// The quarantine record of a source that failed for good: one row naming the lines read
+/// and the error, so the quarantine file shows the failure and not only the ledger. (Rows
+/// read but not processed are counted under `failed_file` by the workers; the lines after the
+/// failure were never read.) It is not a row of the input, so the ledger does not count it.
+fn failed_file_record(st: &FileState, position: u32, error: &str) -> Reject {
+    let (line, read) = match st.lines {
+        Some((a, b)) => (
+            b + 1,
+            format!(
+                "lines {a}-{b} were read (those no stage processed are counted as `{}`), lines from {} on were not",
+                crate::worker::FAILED_FILE,
+                b + 1
+            ),
+        ),
+        None => (1, "no row was read".to_string()),
+    };
+    Reject::quarantined(
+        st.id.unwrap_or(position),
+        line,
+        crate::worker::FAILED_FILE,
+        format!("the file failed: {error}; {read}"),
+        None,
+    )
 }
 
 fn count_rejects(ctx: &ReaderCtx, ledger: &mut Ledger, rejects: &[Reject]) {
@@ -258,8 +335,9 @@ fn attempt_once(
 ) -> Option<Stop> {
     let mut src = match (spec.open)() {
         Ok(s) => s,
-        Err(e) => return Some(Stop::Source(e.to_string())),
+        Err(e) => return Some(Stop::Source(e)),
     };
+    st.reopenable &= src.reopenable();
     let mut d = 0u64;
     let mut last_bytes = 0u64;
     loop {
@@ -267,10 +345,10 @@ fn attempt_once(
             return Some(Stop::Cancelled);
         }
         while let Ok(a) = acks.try_recv() {
-            let failed = a.error.clone();
+            let failed = a.error.clone().map(|m| (m, a.retry));
             on_ack(a);
-            if let Some(e) = failed {
-                return Some(Stop::Worker(e));
+            if let Some((message, retry)) = failed {
+                return Some(Stop::Worker { message, retry });
             }
         }
         let started = ctx.live.as_ref().map(|_| Instant::now());
@@ -293,7 +371,7 @@ fn attempt_once(
         };
         let chunk = match item {
             Ok(c) => c,
-            Err(e) => return Some(Stop::Source(e.to_string())),
+            Err(e) => return Some(Stop::Source(e)),
         };
         let p = src.progress().bytes_read;
         if let (Some(l), Some(t)) = (&ctx.live, took) {
@@ -309,6 +387,14 @@ fn attempt_once(
             }
         }
         if fresh {
+            if !chunk.is_empty() {
+                let l = chunk.lines().values();
+                let (lo, hi) = l
+                    .iter()
+                    .fold((u64::MAX, 0), |(a, b), &x| (a.min(x), b.max(x)));
+                st.lines = Some(st.lines.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+                st.id = Some(chunk.source());
+            }
             count_rejects(ctx, &mut st.ledger, &rejects);
             send_rejects(ctx, st.seg, rejects);
             let n = chunk.num_rows() as u64;
@@ -330,7 +416,7 @@ fn attempt_once(
         }
         let split = match split(chunk, d, &ctx.route, ctx.workers, seeding) {
             Ok(s) => s,
-            Err(e) => return Some(Stop::Source(e.to_string())),
+            Err(e) => return Some(Stop::Source(e)),
         };
         if fresh {
             st.rows.push(

@@ -23,12 +23,21 @@ pub(crate) enum RejectMsg {
 /// limit. A reject is about 150 bytes with its strings, so a message holds at most ~0.6 MB.
 const BATCH: usize = 4096;
 
-/// Messages buffered before the writer: about 10 MB of rejects at most.
+/// Most messages buffered before the writer.
 const CAPACITY: usize = 16;
 
-/// A bounded reject channel.
-pub(crate) fn channel() -> (Sender<RejectMsg>, Receiver<RejectMsg>) {
-    bounded(CAPACITY)
+/// Bytes one queued reject costs, allocator overhead included: a late row's reject holds three
+/// small strings, and in massif on a shuffled 300 K-row run the rejects' malloc overhead was
+/// as large as their contents (about 240 bytes each all told).
+const REJECT_BYTES: u64 = 256;
+
+/// A bounded reject channel: its messages may take 1/64 of the memory `limit` (4 MiB at the
+/// default 256 MiB: 4 messages), between 1 and [`CAPACITY`] messages. A shuffled file
+/// quarantines nearly every row, and the channel's fixed 16 messages (16 MB of rejects) were
+/// a good part of what held a 128 MiB run at 162 MiB.
+pub(crate) fn channel(limit: u64) -> (Sender<RejectMsg>, Receiver<RejectMsg>) {
+    let messages = limit / 64 / (BATCH as u64 * REJECT_BYTES);
+    bounded((messages as usize).clamp(1, CAPACITY))
 }
 
 /// Sends `rejects` of segment `seg` in messages of at most [`BATCH`]; false when the writer
@@ -52,7 +61,10 @@ mod tests {
 
     #[test]
     fn large_batches_are_split_in_order() {
-        let (tx, rx) = channel();
+        assert_eq!(channel(256 << 20).0.capacity(), Some(4));
+        assert_eq!(channel(16 << 20).0.capacity(), Some(1));
+        assert_eq!(channel(64 << 30).0.capacity(), Some(CAPACITY));
+        let (tx, rx) = channel(1 << 30);
         let rejects: Vec<Reject> = (0..(2 * BATCH as u64 + 5))
             .map(|line| Reject::quarantined(0, line, "late", "", None))
             .collect();
@@ -72,7 +84,7 @@ mod tests {
             sizes_and_lines,
             vec![(BATCH, 0), (BATCH, BATCH as u64), (5, 2 * BATCH as u64)]
         );
-        let (tx, rx) = channel();
+        let (tx, rx) = channel(1 << 30);
         drop(rx);
         assert!(!send(
             &tx,

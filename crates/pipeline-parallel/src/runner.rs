@@ -475,9 +475,37 @@ impl Run {
             None => Runtime::new(w)?,
         };
         let (k, n) = c.shard;
+        // A source's position in the caller's list is its id when it fails before yielding a
+        // row (see `SourceSpec`); sharding reorders the list, so remember it by name.
+        let positions: std::collections::HashMap<String, u32> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i as u32))
+            .collect();
         let sources = shard_sources(sources, k, n);
         let segs = plan_segments(&sources, c.segment_bytes);
         let last_seg = segs.last().copied().unwrap_or(0);
+        tracing::info!(
+            "plan: {} inputs ({} bytes) in {} segments{}; {w} workers, rows routed by {}; at most {} inputs open; memory limit {} MiB; {} retries for I/O errors; stages: {}",
+            sources.len(),
+            sources.iter().map(|s| s.size_bytes).sum::<u64>(),
+            last_seg + 1,
+            if n > 1 {
+                format!(" (shard {k} of {n})")
+            } else {
+                String::new()
+            },
+            key.as_deref()
+                .map_or("chunk (round robin)".to_string(), |k| format!("`{k}`")),
+            c.max_open_files.unwrap_or(w.max(2)),
+            c.memory_limit >> 20,
+            c.retries,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" → ")
+            },
+        );
 
         // The manifest: fresh, or loaded for a resume.
         let mut committed = Committed {
@@ -558,7 +586,7 @@ impl Run {
             && !sources.is_empty();
 
         // The quarantine writer.
-        let (rej_tx, rej_rx) = crate::reject_channel::channel();
+        let (rej_tx, rej_rx) = crate::reject_channel::channel(c.memory_limit);
         let writer_events = events.clone();
         let reject_thread = rt.spawn("tickpipe-rejects", move || -> Result<SinkSummary> {
             write_rejects(rej_rx, reject_sink, reject_factory, writer_events)
@@ -687,8 +715,17 @@ impl Run {
                 let seg = segs[index];
                 let slot = free_slots.pop().unwrap_or(0);
                 slot_of.insert(index, slot);
+                let position = positions.get(&sources[index].name).copied().unwrap_or(0);
                 readers.push(rt.spawn(&format!("tickpipe-reader-{index}"), move || {
-                    let o = read_source(&ctx, index, seg, slot, &srcs[index], part_txs, ack_rx);
+                    let o = read_source(
+                        &ctx,
+                        (index, position),
+                        seg,
+                        slot,
+                        &srcs[index],
+                        part_txs,
+                        ack_rx,
+                    );
                     let _ = out.send(o);
                 })?);
                 next += 1;
@@ -759,10 +796,14 @@ impl Run {
             }
             select! {
                 recv(out_rx) -> o => {
-                    if let Ok(o) = o {
+                    if let Ok(mut o) = o {
                         in_flight -= 1;
                         if let Some(slot) = slot_of.remove(&o.index) {
                             free_slots.push(slot);
+                        }
+                        if let Some(e) = o.fatal.take() {
+                            abort.store(true, Ordering::Relaxed);
+                            keep_cause(&mut fatal, e);
                         }
                         outcomes.insert(o.index, o);
                     }
@@ -771,10 +812,10 @@ impl Run {
                     Ok(Ok(rep)) => reports.entry(rep.seg).or_default().push(rep),
                     Ok(Err(e)) => {
                         abort.store(true, Ordering::Relaxed);
-                        fatal.get_or_insert(e);
+                        keep_cause(&mut fatal, e);
                     }
                     Err(_) => {
-                        fatal.get_or_insert(Error::Internal("all workers stopped".into()));
+                        keep_cause(&mut fatal, Error::Internal("all workers stopped".into()));
                         abort.store(true, Ordering::Relaxed);
                     }
                 },
@@ -788,17 +829,23 @@ impl Run {
         drop(publish_tx);
         for h in worker_threads {
             if h.join().is_err() {
-                fatal.get_or_insert(Error::Internal("a worker thread panicked".into()));
+                keep_cause(
+                    &mut fatal,
+                    Error::Internal("a worker thread panicked".into()),
+                );
             }
         }
         for h in readers {
             if h.join().is_err() {
-                fatal.get_or_insert(Error::Internal("a reader thread panicked".into()));
+                keep_cause(
+                    &mut fatal,
+                    Error::Internal("a reader thread panicked".into()),
+                );
             }
         }
         for rep in rep_rx.try_iter() {
             if let Err(e) = rep {
-                fatal.get_or_insert(e);
+                keep_cause(&mut fatal, e);
             }
         }
         drop(ctx);
@@ -898,6 +945,18 @@ fn publish_rejects(tx: &crossbeam_channel::Sender<RejectMsg>, seg: u32) -> Resul
     tx.send(RejectMsg::Publish(seg, ack_tx))
         .map_err(|_| stopped())?;
     ack_rx.recv().map_err(|_| stopped())?
+}
+
+/// Records `e` as the run's fatal error unless one is already kept; an error that stops the
+/// run for a reason (a strict-mode row error, a config or schema error, disorder) replaces a
+/// kept [`Error::Cancelled`]: once such an error sets the abort flag, workers stop with
+/// `Cancelled`, which may reach the coordinator first.
+fn keep_cause(fatal: &mut Option<Error>, e: Error) {
+    let replaces =
+        matches!(fatal, Some(Error::Cancelled)) && e.stops_run() && !matches!(e, Error::Cancelled);
+    if fatal.is_none() || replaces {
+        *fatal = Some(e);
+    }
 }
 
 #[cfg(test)]

@@ -216,6 +216,10 @@ impl Source for SortedSource {
         r.extend(self.inner.drain_rejects());
         r
     }
+
+    fn reopenable(&self) -> bool {
+        self.inner.reopenable()
+    }
 }
 
 #[cfg(test)]

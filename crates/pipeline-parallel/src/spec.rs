@@ -52,6 +52,11 @@ pub type ProgressFn = Arc<dyn Fn(&ProgressSnapshot) + Send + Sync>;
 pub type CommitFn = Arc<dyn Fn(u32) + Send + Sync>;
 
 /// One input of a run, opened lazily.
+///
+/// A source that fails for good gets one quarantine record (reason `failed_file`, the lines
+/// read and the error). Its source id is the one its chunks carry; if it failed before
+/// yielding any, its position in [`crate::Runner::sources`] — so number sources in list
+/// order (as the CLI's source table does).
 #[derive(Clone)]
 pub struct SourceSpec {
     /// Stable name (the path): the manifest, sharding and the report refer to it.

@@ -37,6 +37,9 @@ pub(crate) enum Part {
 pub(crate) struct Ack {
     pub attempt: u32,
     pub error: Option<String>,
+    /// Whether retrying the source can cure `error` (an I/O error or a panic in a stage);
+    /// a stage's deterministic error fails the source at once.
+    pub retry: bool,
 }
 
 /// What the coordinator sends a worker.
@@ -60,9 +63,11 @@ pub(crate) struct SegmentReport {
     pub states: Vec<Option<Vec<u8>>>,
 }
 
-/// Stage failures are retried; sink and reject-sink failures end the run.
+/// Stage failures fail the source (retried when `retry`); sink and reject-sink failures, and
+/// stage errors that stop the run ([`Error::stops_run`], e.g. [`Error::Disorder`]), end the
+/// run.
 enum Fault {
-    Stage(String),
+    Stage { message: String, retry: bool },
     Fatal(Error),
 }
 
@@ -232,7 +237,7 @@ impl Worker {
                                 replaying = false;
                             }
                         }
-                        Err(Fault::Stage(msg)) => {
+                        Err(Fault::Stage { message, retry }) => {
                             // Checkpoints are taken whenever retries are allowed; without
                             // one there is no retry to prepare for.
                             needs_replay = ckpt.is_some();
@@ -240,7 +245,8 @@ impl Worker {
                             attempt = a + 1;
                             let _ = acks.send(Ack {
                                 attempt: a,
-                                error: Some(msg),
+                                error: Some(message),
+                                retry,
                             });
                         }
                         Err(Fault::Fatal(e)) => return Err(e),
@@ -250,6 +256,7 @@ impl Worker {
                     let _ = acks.send(Ack {
                         attempt: a,
                         error: None,
+                        retry: true,
                     });
                 }
                 Part::Finished => return Ok(()),
@@ -381,7 +388,9 @@ impl Worker {
                 let took = t.elapsed();
                 self.metrics[k].busy += took;
                 let fail = |f: Fault| match f {
-                    Fault::Stage(m) => Error::Internal(format!("at the end of the input: {m}")),
+                    Fault::Stage { message, .. } => {
+                        Error::Internal(format!("at the end of the input: {message}"))
+                    }
                     Fault::Fatal(e) => e,
                 };
                 check(r, self.stages[k].name()).map_err(fail)?;
@@ -440,13 +449,25 @@ impl Worker {
     }
 }
 
+/// Classifies a stage call's result. An error that stops the run (e.g. [`Error::Disorder`])
+/// ends it; other errors fail the source, retried only when [`Error::is_retryable`]. A panic
+/// is retried: unlike an error it says nothing about the input (an allocation failure or a
+/// lock poisoned by another thread can pass), and the replay protocol restores the stage's
+/// state, so a retry is safe.
 fn check(r: std::thread::Result<Result<()>>, name: &str) -> std::result::Result<(), Fault> {
     match r {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Fault::Stage(format!("stage `{name}`: {e}"))),
-        Err(p) => Err(Fault::Stage(format!(
-            "stage `{name}` panicked: {}",
-            crate::panic::panic_message(&p)
-        ))),
+        Ok(Err(e)) if e.stops_run() => Err(Fault::Fatal(e)),
+        Ok(Err(e)) => Err(Fault::Stage {
+            retry: e.is_retryable(),
+            message: format!("stage `{name}`: {e}"),
+        }),
+        Err(p) => Err(Fault::Stage {
+            message: format!(
+                "stage `{name}` panicked: {}",
+                crate::panic::panic_message(&p)
+            ),
+            retry: true,
+        }),
     }
 }

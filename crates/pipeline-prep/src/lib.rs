@@ -16,6 +16,7 @@ mod clean;
 mod features;
 mod kind;
 mod state;
+mod sums;
 
 pub use clean::*;
 pub use features::*;

@@ -44,7 +44,7 @@ mod stream;
 mod window;
 
 pub use closure::{filter_stage, map_stage};
-pub use reorder::{BAD_TIMESTAMP, LATE, ReorderStage};
+pub use reorder::{BAD_TIMESTAMP, LATE, MIN_ROWS_FOR_DISORDER, ReorderStage};
 #[cfg(feature = "async")]
 pub use stream::into_stream;
 pub use window::{Agg, AggFn, WindowKind, WindowStage};

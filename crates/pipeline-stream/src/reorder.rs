@@ -46,6 +46,9 @@ pub(crate) struct Released {
 struct KeyBuf {
     max_ts: Option<i64>,
     heap: BinaryHeap<Reverse<(i64, u64, u64, usize)>>,
+    /// Rows with a time seen, and how many were late (checkpointed like the sorted buffer's).
+    seen: u64,
+    late: u64,
 }
 
 /// Pending rows per key, ordered by `(ts, arrival)`, released row by row (for windows).
@@ -67,6 +70,9 @@ struct Snapshot {
     rows: Vec<(Key, i64, u64, SourceId, u64)>,
     /// Arrival counter.
     arrival: u64,
+    /// Rows seen and late rows per key (for the disorder stop); absent in older checkpoints.
+    #[serde(default)]
+    late: Vec<(Key, u64, u64)>,
 }
 
 impl Reorderer {
@@ -122,9 +128,11 @@ impl Reorderer {
                 .keys
                 .entry(key.clone())
                 .or_insert_with(|| (Arc::new(key.clone()), KeyBuf::default()));
+            buf.seen += 1;
             if let Some(m) = buf.max_ts
                 && t < m.saturating_sub(self.lateness)
             {
+                buf.late += 1;
                 out.quarantine_one(Reject::quarantined(
                     chunk.source(),
                     chunk.line(row),
@@ -252,10 +260,12 @@ impl Reorderer {
             max_ts: Vec::new(),
             rows: Vec::new(),
             arrival: self.arrival,
+            late: Vec::new(),
         };
         for (key, (arc, buf)) in &self.keys {
             if let Some(m) = buf.max_ts {
                 snap.max_ts.push((key.clone(), m));
+                snap.late.push((key.clone(), buf.seen, buf.late));
             }
             let mut items: Vec<_> = buf.heap.iter().map(|Reverse(x)| *x).collect();
             items.sort_unstable();
@@ -292,9 +302,16 @@ impl Reorderer {
                     KeyBuf {
                         max_ts: Some(m),
                         heap: BinaryHeap::new(),
+                        seen: 0,
+                        late: 0,
                     },
                 ),
             );
+        }
+        for (k, seen, late) in snap.late {
+            if let Some((_, buf)) = self.keys.get_mut(&k) {
+                (buf.seen, buf.late) = (seen, late);
+            }
         }
         let mut place: HashMap<usize, (u64, usize)> = HashMap::new();
         for (chunk, idx) in groups {
@@ -389,18 +406,29 @@ fn decode_checkpoint(bytes: &[u8]) -> Result<(Snapshot, Vec<RestoredChunk>)> {
     Ok((snap, out))
 }
 
+/// Rows a key must have before [`ReorderStage::max_late_fraction`] judges its share of late
+/// rows: enough that a burst of delayed quotes at a symbol's start cannot stop a run, few
+/// enough that a shuffled file stops within its first thousand rows per symbol.
+pub const MIN_ROWS_FOR_DISORDER: u64 = 1_000;
+
 /// Configuration of a [`ReorderStage`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct ReorderConfig {
     key: String,
     ts: String,
     lateness_ns: u128,
+    /// `None`: never stop for disorder.
+    max_late_fraction: Option<f64>,
 }
 
 /// A per-key stage that outputs the same rows sorted by event time within each key, holding
 /// rows until the watermark (latest time seen for the key − allowed lateness) passes them;
 /// rows behind the watermark on arrival are quarantined as `late`, rows without a time as
-/// `bad_timestamp`.
+/// `bad_timestamp`. With [`ReorderStage::max_late_fraction`], a key whose share of late rows
+/// passes the limit (judged once it has [`MIN_ROWS_FOR_DISORDER`] rows) stops the run with
+/// [`Error::Disorder`], whose message says to sort the input (`--sort`): a shuffled file
+/// otherwise loses nearly all its rows to `late` and the run looks successful. The decision
+/// is per key, so it does not depend on chunk size or worker count.
 ///
 /// Within a key the output order does not depend on chunking; how keys interleave across
 /// output chunks does.
@@ -424,9 +452,26 @@ impl ReorderStage {
                 key: key_col.into(),
                 ts: ts_col.into(),
                 lateness_ns: lateness.as_nanos(),
+                max_late_fraction: None,
             },
             buf: sorted::SortedBuffer::new(key_col, ts_col, lateness),
         }
+    }
+
+    /// Stops the run ([`Error::Disorder`]) once a key has [`MIN_ROWS_FOR_DISORDER`] rows and
+    /// more than `share` of them arrived late (`[preprocessing] max_late_fraction`, default
+    /// 0.1); `share >= 1` never stops. Without this call the stage never stops.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = pipeline_stream::ReorderStage::new("symbol", "ts", Duration::from_secs(2))
+    ///     .max_late_fraction(0.1);
+    /// # let _ = s;
+    /// ```
+    pub fn max_late_fraction(mut self, share: f64) -> Self {
+        self.config.max_late_fraction = (share < 1.0).then_some(share);
+        self.buf.set_max_late(share, MIN_ROWS_FOR_DISORDER);
+        self
     }
 }
 
@@ -518,6 +563,59 @@ mod tests {
         assert_eq!(times(&out), vec![95, 100, 111, 120]);
         assert_eq!(em.ledger().quarantined[LATE], 1);
         assert_eq!(em.rejects()[0].line, 5);
+    }
+
+    /// Issue #13 case 4: a shuffled file without `--sort` lost 2,996,782 of 3,000,000 rows to
+    /// `late` and exited 0. With a late-row limit the stage stops early, naming `--sort`, at
+    /// the same row whatever the chunk size; an ordered input with a few late rows passes.
+    #[test]
+    fn a_shuffled_input_stops_early_with_a_message_naming_sort() {
+        let n = 5_000usize;
+        let mut ts: Vec<i64> = (0..n as i64).map(|i| i * 1_000_000_000).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ts.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let sym = vec!["A"; n];
+        let mut errors = Vec::new();
+        for size in [1, 7, 1000] {
+            let mut s =
+                ReorderStage::new("symbol", "ts", Duration::from_secs(2)).max_late_fraction(0.1);
+            let input: Vec<Chunk> = (0..n)
+                .step_by(size)
+                .map(|o| {
+                    let e = (o + size).min(n);
+                    chunk(&sym[o..e], &ts[o..e], o as u64 + 2)
+                })
+                .collect();
+            let err = run_stage(&mut s, input).expect_err("disorder stops the run");
+            assert!(matches!(err, Error::Disorder(_)), "{err}");
+            assert!(err.stops_run());
+            errors.push(err.to_string());
+        }
+        assert!(errors[0].contains("--sort"), "{}", errors[0]);
+        assert!(
+            errors[0].contains("of the first 1000 rows of `A`"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
+        // In order but for every 25th row 5 s late: 4 % late, under the limit.
+        let ts: Vec<i64> = (0..n as i64)
+            .map(|i| i * 1_000_000_000 - if i % 25 == 24 { 5_000_000_000 } else { 0 })
+            .collect();
+        let mut s =
+            ReorderStage::new("symbol", "ts", Duration::from_secs(2)).max_late_fraction(0.1);
+        let (_, em) = run_stage(&mut s, [chunk(&sym, &ts, 2)]).unwrap();
+        assert_eq!(em.ledger().quarantined[LATE], 200);
+        // Without the limit the shuffled input is quarantined, not stopped (the default).
+        let mut s = ReorderStage::new("symbol", "ts", Duration::from_secs(2));
+        let mut t2 = ts.clone();
+        t2.reverse();
+        assert!(run_stage(&mut s, [chunk(&sym, &t2, 2)]).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod commands;
+mod hostile;
 mod integrity;
 mod normalize;
 mod real_data;

@@ -19,10 +19,17 @@ use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source, SourceId};
 use super::decoder::CsvDecoder;
 use super::plan::CsvPlan;
 
-/// Bytes of a block: a range of a shared map, or an owned buffer.
+/// Bytes of a block: a range of a shared map, or an owned buffer; or a record longer than
+/// `max_line_bytes` that the producer skipped without holding it.
 pub(crate) enum BlockData {
     Mapped(Arc<memmap2::Mmap>, usize, usize),
     Owned(Vec<u8>),
+    /// A skipped record: its length, the `\n`s it held (its own included) and its start.
+    Skipped {
+        len: u64,
+        newlines: u64,
+        prefix: Vec<u8>,
+    },
 }
 
 impl BlockData {
@@ -30,6 +37,7 @@ impl BlockData {
         match self {
             BlockData::Mapped(m, a, b) => &m[*a..*b],
             BlockData::Owned(v) => v,
+            BlockData::Skipped { .. } => &[],
         }
     }
 
@@ -44,18 +52,26 @@ impl BlockData {
             let _ = spare.try_send(v);
             return;
         }
-        #[cfg(unix)]
         if let BlockData::Mapped(m, a, b) = &self {
-            // SAFETY: the map is a read-only shared mapping of a file; MADV_DONTNEED only
-            // drops the pages from this process, and a later access (by a worker decoding
-            // the neighbouring block that shares an edge page) faults them back in from the
-            // page cache with the same contents. No reference into the range is kept: the
-            // decoded batch owns copies of its data.
-            #[allow(unsafe_code)]
-            let _ =
-                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *a, b - a) };
+            drop_pages(m, *a, *b);
         }
     }
+}
+
+/// Drops the pages of `m[a..b]` from the process (see [`BlockData::release`]).
+pub(crate) fn drop_pages(m: &memmap2::Mmap, a: usize, b: usize) {
+    #[cfg(unix)]
+    {
+        // SAFETY: the map is a read-only shared mapping of a file; MADV_DONTNEED only
+        // drops the pages from this process, and a later access (by a worker decoding
+        // the neighbouring block that shares an edge page) faults them back in from the
+        // page cache with the same contents. No reference into the range is kept: the
+        // decoded batch owns copies of its data.
+        #[allow(unsafe_code)]
+        let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a) };
+    }
+    #[cfg(not(unix))]
+    let _ = (m, a, b);
 }
 
 /// What the producer sends.
@@ -158,6 +174,8 @@ pub(crate) struct BlockSource {
     rows_read: u64,
     cancel: Arc<AtomicBool>,
     _raw_bytes: Option<Arc<AtomicU64>>,
+    /// False for stdin: see [`Source::reopenable`].
+    reopenable: bool,
 }
 
 /// Starts `threads` decode workers; returns the producer handle and the source. `first_line`
@@ -200,9 +218,18 @@ pub(crate) fn start(
                         progress,
                     } => {
                         // A bug must end the source with an error, not silently drop a block.
-                        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            decode_block(&plan, source, data.bytes(), last, progress)
-                        }))
+                        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                            || match &data {
+                                BlockData::Skipped {
+                                    len,
+                                    newlines,
+                                    prefix,
+                                } => {
+                                    skipped_block(&plan, source, *len, *newlines, prefix, progress)
+                                }
+                                _ => decode_block(&plan, source, data.bytes(), last, progress),
+                            },
+                        ))
                         .unwrap_or_else(|_| Decoded {
                             batch: None,
                             rejects: Vec::new(),
@@ -256,8 +283,45 @@ pub(crate) fn start(
         rows_read: 0,
         cancel,
         _raw_bytes: None,
+        reopenable: true,
     };
     (sender, src)
+}
+
+/// The result of a record the producer skipped for its length: one `line_too_long` reject
+/// (an error in strict mode) at relative line 0.
+fn skipped_block(
+    plan: &CsvPlan,
+    source: SourceId,
+    len: u64,
+    newlines: u64,
+    prefix: &[u8],
+    progress: u64,
+) -> Decoded {
+    let mut d = Decoded {
+        batch: None,
+        rejects: Vec::new(),
+        newlines,
+        records: 1,
+        progress,
+        error: None,
+    };
+    if plan.strict {
+        d.error = Some(Error::Malformed {
+            file: plan.file.clone(),
+            line: 0,
+            message: super::decoder::long_line_detail(len, plan.max_line_bytes),
+        });
+    } else {
+        d.rejects.push(super::decoder::long_line_reject(
+            source,
+            0,
+            len,
+            plan.max_line_bytes,
+            prefix,
+        ));
+    }
+    d
 }
 
 fn decode_block(
@@ -392,6 +456,17 @@ impl Source for BlockSource {
 
     fn drain_rejects(&mut self) -> Vec<Reject> {
         std::mem::take(&mut self.rejects)
+    }
+
+    fn reopenable(&self) -> bool {
+        self.reopenable
+    }
+}
+
+impl BlockSource {
+    /// Marks the source as one that cannot be read twice (stdin).
+    pub(crate) fn set_reopenable(&mut self, yes: bool) {
+        self.reopenable = yes;
     }
 }
 

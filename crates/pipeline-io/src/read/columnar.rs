@@ -5,20 +5,20 @@ use std::fs::File;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, Int8Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt64Array,
+    Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow_cast::cast;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use pipeline_core::{
-    Canonical, Chunk, ColumnMapping, Error, LINE_COLUMN, Result, Source, SourceId, TsSource,
+    Canonical, Chunk, ColumnMapping, Error, LINE_COLUMN, Reject, Result, Source, SourceId, TsSource,
 };
 
 use super::expand::InputFile;
 use super::number::parse_side;
 use super::options::ReadOptions;
 use super::plan::{VendorLayout, symbol_from_file_name};
-use super::timestamp::{EpochUnit, TsFormat, TsParser, Zone, detect_format};
+use super::timestamp::{EpochUnit, TsError, TsFormat, TsParser, Zone, detect_format};
 
 /// How one output column is made from an input batch.
 #[derive(Debug, Clone)]
@@ -142,6 +142,21 @@ pub(crate) fn open_columnar(
         maps.retain(|(f, _)| keep.iter().any(|k| k == f.name()));
     }
     let mut fields: Vec<Field> = maps.iter().map(|(f, _)| f.clone()).collect();
+    tracing::info!(
+        "{}: {} file, {} input columns; columns: {}",
+        input.display_name(),
+        if head.starts_with(b"PAR1") {
+            "Parquet"
+        } else {
+            "Arrow IPC"
+        },
+        names.len(),
+        fields
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     fields.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
     let zone = Zone::parse(&opts.input.timezone)?;
     let unit = opts.input.epoch_unit.as_deref().and_then(EpochUnit::parse);
@@ -157,6 +172,8 @@ pub(crate) fn open_columnar(
         unit,
         ts_format: None,
         bytes_total: input.size,
+        strict: opts.strict,
+        rejects: Vec::new(),
     }))
 }
 
@@ -172,13 +189,17 @@ struct ColumnarSource {
     unit: Option<EpochUnit>,
     ts_format: Option<TsFormat>,
     bytes_total: Option<u64>,
+    /// Make an unreadable timestamp an error instead of a quarantined row.
+    strict: bool,
+    rejects: Vec<Reject>,
 }
 
 impl ColumnarSource {
     fn convert(&mut self, b: &RecordBatch) -> Result<Chunk> {
         let n = b.num_rows();
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.maps.len());
-        for (field, m) in self.maps.clone() {
+        let mut bad_ts: Vec<BadTs> = Vec::new();
+        for (_, m) in self.maps.clone() {
             let a: ArrayRef = match m {
                 Map::Pass(i) => b.column(i).clone(),
                 Map::ConstSymbol(s) => {
@@ -214,7 +235,11 @@ impl ColumnarSource {
                             .collect::<Int8Array>(),
                     )
                 }
-                Map::Ts(i) => self.ts(b.column(i), &field)?,
+                Map::Ts(i) => {
+                    let (col, bad) = self.ts(b.column(i))?;
+                    bad_ts = bad;
+                    col
+                }
             };
             cols.push(a);
         }
@@ -225,14 +250,48 @@ impl ColumnarSource {
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
         let lines = UInt64Array::from_iter_values((0..n as u64).map(|r| self.row + r + 1));
+        let first_line = self.row + 1;
         self.row += n as u64;
         let seq = self.seq;
         self.seq += 1;
-        Chunk::with_lines(batch, self.id, seq, lines)
+        let chunk = Chunk::with_lines(batch, self.id, seq, lines)?;
+        if bad_ts.is_empty() {
+            return Ok(chunk);
+        }
+        if self.strict {
+            let b = &bad_ts[0];
+            return Err(Error::Parse {
+                file: self.file.clone(),
+                line: first_line + b.row as u64,
+                column: "ts".into(),
+                expected: b.error.expected().into(),
+                found: pipeline_core::truncate_for_error(&b.text),
+            });
+        }
+        let mut keep = vec![true; n];
+        for b in bad_ts {
+            keep[b.row] = false;
+            self.rejects.push(Reject::quarantined(
+                self.id,
+                first_line + b.row as u64,
+                "bad_timestamp",
+                format!(
+                    "column `ts`: expected {}, found {:?}",
+                    b.error.expected(),
+                    pipeline_core::truncate_for_error(&b.text)
+                ),
+                Some(b.text),
+            ));
+        }
+        chunk.filter(&BooleanArray::from(keep))
     }
 
-    fn ts(&mut self, a: &ArrayRef, _f: &Field) -> Result<ArrayRef> {
-        match a.data_type() {
+    /// The timestamp column in UTC nanoseconds, with the rows that could not be read: their
+    /// index, what was wrong, and the value as text. Every rescale (s/ms/us/days to ns, local
+    /// to UTC) is checked, so values outside 1677–2262 are reported, never wrapped.
+    fn ts(&mut self, a: &ArrayRef) -> Result<(ArrayRef, Vec<BadTs>)> {
+        let mut bad = Vec::new();
+        let out: TimestampNanosecondArray = match a.data_type() {
             DataType::Timestamp(unit, tz) => {
                 // The stored values are UTC epoch counts whatever the zone annotation: rescale
                 // the raw integers (a zone cast would need arrow's chrono-tz feature).
@@ -242,65 +301,31 @@ impl ColumnarSource {
                     TimeUnit::Microsecond => 1_000,
                     TimeUnit::Nanosecond => 1,
                 };
-                let raw = cast(a, &DataType::Int64)?;
-                let raw = raw
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
                 // Naive timestamps are local times in the configured zone.
-                let mut zone = (tz.is_none() && self.zone != Zone::Utc)
-                    .then(|| super::timestamp::ZoneCache::new(self.zone));
-                const DAY: i64 = 86_400_000_000_000;
-                Ok(Arc::new(
-                    raw.iter()
-                        .map(|x| {
-                            x.map(|x| {
-                                let local = x * mul;
-                                match &mut zone {
-                                    Some(z) => {
-                                        z.local_to_utc(local.div_euclid(DAY), local.rem_euclid(DAY))
-                                    }
-                                    None => local,
-                                }
-                            })
-                        })
-                        .collect::<TimestampNanosecondArray>()
-                        .with_timezone("UTC"),
-                ))
+                let zone = (tz.is_none() && self.zone != Zone::Utc).then_some(self.zone);
+                rescale(&cast(a, &DataType::Int64)?, mul, zone, &mut bad)?
             }
-            DataType::Date32 | DataType::Date64 => {
-                let c = cast(a, &DataType::Timestamp(TimeUnit::Nanosecond, None))?;
-                let raw = cast(&c, &DataType::Int64)?;
-                let raw = raw
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
-                Ok(Arc::new(
-                    TimestampNanosecondArray::new(raw.values().clone(), raw.nulls().cloned())
-                        .with_timezone("UTC"),
-                ))
-            }
+            // Days (Date32) and milliseconds (Date64) since the epoch, rescaled here rather
+            // than by arrow's cast, which turns an overflow into a silent null.
+            DataType::Date32 => rescale(&cast(a, &DataType::Int64)?, DAY_NS, None, &mut bad)?,
+            DataType::Date64 => rescale(&cast(a, &DataType::Int64)?, 1_000_000, None, &mut bad)?,
             DataType::Int64 | DataType::Int32 | DataType::UInt64 => {
                 let v = cast(a, &DataType::Int64)?;
-                let v = v
+                let first = v
                     .as_any()
                     .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| Error::Internal("ts cast".into()))?;
-                let unit = self.unit.unwrap_or_else(|| {
-                    EpochUnit::from_magnitude(v.iter().flatten().next().unwrap_or(0))
-                });
+                    .and_then(|v| v.iter().flatten().next())
+                    .unwrap_or(0);
+                let unit = self
+                    .unit
+                    .unwrap_or_else(|| EpochUnit::from_magnitude(first));
                 let mul = match unit {
                     EpochUnit::S => 1_000_000_000,
                     EpochUnit::Ms => 1_000_000,
                     EpochUnit::Us => 1_000,
                     EpochUnit::Ns => 1,
                 };
-                Ok(Arc::new(
-                    v.iter()
-                        .map(|x| x.map(|x| x * mul))
-                        .collect::<TimestampNanosecondArray>()
-                        .with_timezone("UTC"),
-                ))
+                rescale(&v, mul, None, &mut bad)?
             }
             _ => {
                 let s = cast(a, &DataType::Utf8)?;
@@ -321,23 +346,69 @@ impl ColumnarSource {
                 for (r, v) in s.iter().enumerate() {
                     match v {
                         None | Some("") => out.push(None),
-                        Some(t) => {
-                            out.push(Some(p.parse(t.as_bytes()).ok_or_else(|| Error::Parse {
-                                file: self.file.clone(),
-                                line: self.row + r as u64 + 1,
-                                column: "ts".into(),
-                                expected: "a timestamp".into(),
-                                found: pipeline_core::truncate_for_error(t),
-                            })?))
-                        }
+                        Some(t) => match p.parse_checked(t.as_bytes()) {
+                            Ok(v) => out.push(Some(v)),
+                            Err(e) => {
+                                bad.push(BadTs {
+                                    row: r,
+                                    error: e,
+                                    text: t.to_string(),
+                                });
+                                out.push(None);
+                            }
+                        },
                     }
                 }
-                Ok(Arc::new(
-                    TimestampNanosecondArray::from(out).with_timezone("UTC"),
-                ))
+                TimestampNanosecondArray::from(out)
             }
-        }
+        };
+        Ok((Arc::new(out.with_timezone("UTC")), bad))
     }
+}
+
+/// A timestamp the columnar reader could not use.
+struct BadTs {
+    row: usize,
+    error: TsError,
+    text: String,
+}
+
+/// Nanoseconds in a day.
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// `raw × mul` (local times in `zone` converted to UTC), with overflowing rows recorded in
+/// `bad` and left null.
+fn rescale(
+    raw: &ArrayRef,
+    mul: i64,
+    zone: Option<Zone>,
+    bad: &mut Vec<BadTs>,
+) -> Result<TimestampNanosecondArray> {
+    let raw = raw
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| Error::Internal("ts cast".into()))?;
+    let mut zone = zone.map(super::timestamp::ZoneCache::new);
+    Ok(raw
+        .iter()
+        .enumerate()
+        .map(|(r, x)| {
+            let x = x?;
+            let v = x.checked_mul(mul).and_then(|local| match &mut zone {
+                Some(z) => z.local_to_utc(local.div_euclid(DAY_NS), local.rem_euclid(DAY_NS)),
+                None => Some(local),
+            });
+            if v.is_none() {
+                let days = i128::from(x) * i128::from(mul) / i128::from(DAY_NS);
+                bad.push(BadTs {
+                    row: r,
+                    error: super::timestamp::out_of_range_at(days),
+                    text: x.to_string(),
+                });
+            }
+            v
+        })
+        .collect())
 }
 
 impl Iterator for ColumnarSource {
@@ -363,5 +434,9 @@ impl Source for ColumnarSource {
             bytes_total: self.bytes_total,
             rows_read: self.row,
         }
+    }
+
+    fn drain_rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
     }
 }

@@ -27,7 +27,7 @@ use pipeline_core::{Chunk, Error, Reject, Result, SourceId, truncate_for_error};
 use super::number::{parse_f64, parse_i64, parse_side};
 use super::plan::{CsvPlan, Input, Kind, Scale};
 use super::record::{Span, Split, is_blank, split_record, unescape};
-use super::timestamp::TsParser;
+use super::timestamp::{TsError, TsParser};
 
 /// A small, fast hasher for short byte keys (FxHash's multiply-rotate), used by the symbol
 /// dictionaries; SipHash costs more than the rest of a row's decoding.
@@ -131,6 +131,9 @@ pub struct CsvDecoder {
     seq: u64,
     failed: bool,
     records_seen: u64,
+    /// Whether a NUL byte was seen in the input: from then on every record is checked for
+    /// one (a SIMD scan of each pushed slice keeps the common case free).
+    saw_nul: bool,
 }
 
 impl CsvDecoder {
@@ -184,6 +187,7 @@ impl CsvDecoder {
             seq: 0,
             failed: false,
             records_seen: 0,
+            saw_nul: false,
         }
     }
 
@@ -242,6 +246,9 @@ impl CsvDecoder {
     pub fn decode(&mut self, data: &[u8]) -> Result<usize> {
         if self.failed {
             return Err(Error::Internal("decode after a strict-mode error".into()));
+        }
+        if !self.saw_nul && memchr::memchr(0, data).is_some() {
+            self.saw_nul = true;
         }
         let mut pos = 0;
         // First finish a record cut by the previous push, adding one line at a time.
@@ -415,6 +422,29 @@ impl CsvDecoder {
                 None,
             );
         }
+        if rec.len() > self.plan.max_line_bytes {
+            if self.plan.strict {
+                self.failed = true;
+                return Err(Error::Malformed {
+                    file: self.plan.file.clone(),
+                    line,
+                    message: long_line_detail(rec.len() as u64, self.plan.max_line_bytes),
+                });
+            }
+            self.rejects.push(long_line_reject(
+                self.source,
+                line,
+                rec.len() as u64,
+                self.plan.max_line_bytes,
+                rec,
+            ));
+            return Ok(());
+        }
+        if self.saw_nul && memchr::memchr(0, rec).is_some() {
+            // Invalid bytes quarantine their row, not the file (issue #13 case 7).
+            let msg = "the row holds NUL (0x00) bytes, which are not text".to_string();
+            return self.reject(line, rec, "bad_encoding", msg, None);
+        }
         let want = self.plan.names.len();
         if self.fields.len() != want {
             let msg = format!("expected {want} fields, found {}", self.fields.len());
@@ -511,10 +541,16 @@ impl CsvDecoder {
                     push_null(col, self.rows);
                     return Ok(());
                 }
-                let v = self.ts.parse_date_time(&date, time).ok_or(CellError {
-                    reason: "bad_timestamp",
-                    expected: "a date and a time of day",
-                })?;
+                let v = self
+                    .ts
+                    .parse_date_time_checked(&date, time)
+                    .map_err(|e| CellError {
+                        reason: "bad_timestamp",
+                        expected: match e {
+                            TsError::Malformed => "a date and a time of day",
+                            e => e.expected(),
+                        },
+                    })?;
                 if let Builder::I64(vals) = &mut col.builder {
                     vals.push(v);
                 }
@@ -528,9 +564,9 @@ impl CsvDecoder {
         }
         match (&mut col.builder, out.kind) {
             (Builder::I64(v), Kind::Ts) => {
-                let t = self.ts.parse(field).ok_or(CellError {
+                let t = self.ts.parse_checked(field).map_err(|e| CellError {
                     reason: "bad_timestamp",
-                    expected: "a timestamp",
+                    expected: e.expected(),
                 })?;
                 v.push(t);
             }
@@ -624,6 +660,43 @@ impl CsvDecoder {
         }
         Ok(())
     }
+}
+
+/// Quarantine reason of a record longer than `ReadOptions::max_line_bytes`.
+pub(crate) const LINE_TOO_LONG: &str = "line_too_long";
+
+/// Bytes of a too-long line kept as its `raw` text.
+const LONG_LINE_PREFIX: usize = 256;
+
+/// The detail of a too-long line.
+pub(crate) fn long_line_detail(len: u64, max: usize) -> String {
+    format!(
+        "line_too_long: the record is {len} bytes, more than the {max}-byte limit ([input] max_line_bytes, derived from the memory limit by default); it was skipped"
+    )
+}
+
+/// The quarantine record of a too-long line starting with `prefix`.
+pub(crate) fn long_line_reject(
+    source: SourceId,
+    line: u64,
+    len: u64,
+    max: usize,
+    prefix: &[u8],
+) -> Reject {
+    let mut end = prefix.len().min(LONG_LINE_PREFIX);
+    let text = String::from_utf8_lossy(&prefix[..end]);
+    // Cut on a character boundary of the lossy text.
+    end = text.len().min(LONG_LINE_PREFIX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Reject::quarantined(
+        source,
+        line,
+        LINE_TOO_LONG,
+        long_line_detail(len, max),
+        Some(format!("{}…", &text[..end])),
+    )
 }
 
 /// Packs a key of at most 7 bytes and its length into a `u64`.

@@ -249,6 +249,10 @@ impl Source for FollowSource {
         self.rejects.extend(self.decoder.drain_rejects());
         std::mem::take(&mut self.rejects)
     }
+
+    fn reopenable(&self) -> bool {
+        !self.stdin
+    }
 }
 
 #[cfg(test)]

@@ -46,13 +46,16 @@ pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs, is_data_file};
 pub use fingerprint::Fingerprint;
 pub use follow::open_follow;
-pub use inspect::{ColumnInfo, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
+pub use inspect::{ColumnInfo, DatasetTotals, INSPECT_MAX_SYMBOLS, InspectReport, inspect};
 pub use number::{parse_f64, parse_i64};
 pub use options::{CHUNKS_IN_MEMORY, ROW_BYTES_ESTIMATE, ReadOptions};
 pub use plan::{CsvPlan, VendorLayout};
 pub use sniff::{FileFormat, InputCompression, TextEncoding};
 pub use source::{Sniffed, open_source, read_all_count};
-pub use timestamp::{EpochUnit, TsFormat, TsParser, Zone, date_from_file_name, days_from_civil};
+pub use timestamp::{
+    EpochUnit, TsError, TsFormat, TsParser, Zone, civil_from_days, date_from_file_name,
+    days_from_civil,
+};
 pub use unify::{
     DatasetInfo, FileInfo, conform_batch, dataset_schema, describe_dataset, unify_schemas,
 };

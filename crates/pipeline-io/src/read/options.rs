@@ -1,7 +1,7 @@
 //! [`ReadOptions`]: how inputs are read, derived from the run [`Config`].
 
 use arrow_schema::SchemaRef;
-use pipeline_core::{Config, InputConfig, MetaCache, Result};
+use pipeline_core::{ColumnMapping, Config, Error, InputConfig, MetaCache, Result};
 
 /// Assumed bytes one row costs while it is read: its text (≈ 70 B for a TAQ row) plus its
 /// Arrow columns (≈ 10 × 8 B plus dictionary keys and offsets), rounded up to leave room for
@@ -59,6 +59,9 @@ pub struct ReadOptions {
     /// any row is read. Every stage after the reader needs `ts`. Default true; a plain
     /// conversion of time-less CSV can turn it off.
     pub require_timestamp: bool,
+    /// Longest record read; longer ones are quarantined as `line_too_long` and skipped
+    /// without being held whole (see [`ReadOptions::from_config`]). Default 4 MiB.
+    pub max_line_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -73,20 +76,33 @@ impl Default for ReadOptions {
             meta_cache: None,
             target_schema: None,
             require_timestamp: true,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
 
+/// The longest record read when the limit is not derived from a memory limit: 4 MiB, the
+/// derived value at the default 256 MiB (`memory_limit / 64`). Tick rows are under 1 KB; a
+/// longer line is damage (a missing newline, a binary blob).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+
 impl ReadOptions {
     /// Options from a run configuration.
     ///
+    /// `max_line_bytes` is `[input] max_line_bytes`, or `memory_limit / 64` when that is 0.
     /// Chunk rows are `pipeline.chunk_size` when set; when 0 they are
     /// `memory_limit / (CHUNKS_IN_MEMORY × ROW_BYTES_ESTIMATE)`, clamped to
     /// 1,024–[`MAX_DERIVED_CHUNK_ROWS`].
     /// Threads are `pipeline.max_workers` (0: one per core; 1 when parallel processing is
     /// off).
+    ///
+    /// The `[input]` values that are the same for every file (time zone, date, column
+    /// mapping, encoding, delimiter, epoch unit) are checked here, so a typo fails once, before
+    /// any file is opened, with [`Error::Config`] naming the key (see
+    /// [`ReadOptions::validate_input`]).
     pub fn from_config(cfg: &Config) -> Result<ReadOptions> {
         cfg.validate()?;
+        Self::validate_input(&cfg.input)?;
         let p = &cfg.pipeline;
         let chunk_rows = if p.chunk_size > 0 {
             p.chunk_size
@@ -108,7 +124,49 @@ impl ReadOptions {
             meta_cache: None,
             target_schema: None,
             require_timestamp: true,
+            max_line_bytes: match cfg.input.max_line_bytes.0 {
+                0 => usize::try_from(p.memory_limit.0 / 64)
+                    .unwrap_or(usize::MAX)
+                    .max(64 << 10),
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
         })
+    }
+
+    /// Checks the `[input]` settings that do not depend on a file: `timezone` (an IANA name
+    /// or an offset), `date` (a real calendar date), `columns` (canonical names), `encoding`
+    /// (a known label), `delimiter` (one ASCII character) and `epoch_unit`. Every error is an
+    /// [`Error::Config`] naming the key; without this check each file of a folder failed on
+    /// its own with the same message.
+    pub fn validate_input(input: &InputConfig) -> Result<()> {
+        super::timestamp::Zone::parse(&input.timezone)?;
+        if let Some(d) = &input.date
+            && super::timestamp::parse_date(d.trim().as_bytes()).is_none()
+        {
+            return Err(Error::config(
+                "input.date",
+                format!("`{d}` is not a calendar date; write YYYY-MM-DD, e.g. 2024-03-15"),
+            ));
+        }
+        ColumnMapping::from_pairs(input.columns.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        if let Some(label) = &input.encoding {
+            super::sniff::TextEncoding::detect(&[], Some(label))
+                .map_err(|m| Error::config("input.encoding", m))?;
+        }
+        if let Some(d) = &input.delimiter
+            && !(d.len() == 1 && d.is_ascii())
+        {
+            return Err(Error::config(
+                "input.delimiter",
+                format!("`{d}` must be one ASCII character"),
+            ));
+        }
+        if let Some(u) = &input.epoch_unit
+            && super::timestamp::EpochUnit::parse(u).is_none()
+        {
+            return Err(Error::config("input.epoch_unit", "must be s, ms, us or ns"));
+        }
+        Ok(())
     }
 
     /// Decode threads to use: `threads`, or the number of cores when 0.
@@ -148,5 +206,35 @@ mod tests {
         assert_eq!(ReadOptions::from_config(&big).unwrap().chunk_rows, 65_536);
         big.pipeline.chunk_size = 1 << 20;
         assert_eq!(ReadOptions::from_config(&big).unwrap().chunk_rows, 1 << 20);
+    }
+
+    /// Issue #13 case 3: typos in per-run input settings fail once, up front, naming the key.
+    #[test]
+    fn input_typos_are_config_errors_before_any_file_is_read() {
+        type Edit = fn(&mut InputConfig);
+        let cases: [(&str, Edit); 6] = [
+            ("input.timezone", |i| i.timezone = "America/NewYork".into()),
+            ("input.date", |i| i.date = Some("2024-02-30".into())),
+            ("input.columns.tss", |i| {
+                i.columns.insert("tss".into(), "Time".into());
+            }),
+            ("input.encoding", |i| i.encoding = Some("klingon".into())),
+            ("input.delimiter", |i| i.delimiter = Some("é".into())),
+            ("input.timezone", |i| i.timezone = "+25:00".into()),
+        ];
+        for (key, set) in cases {
+            let mut cfg = Config::default();
+            set(&mut cfg.input);
+            let e = ReadOptions::from_config(&cfg).unwrap_err();
+            assert!(matches!(e, Error::Config { .. }), "{key}: {e}");
+            assert!(e.to_string().contains(key), "{key}: {e}");
+            assert!(e.stops_run() && !e.is_retryable());
+        }
+        let mut ok = Config::default();
+        ok.input.timezone = "America/New_York".into();
+        ok.input.date = Some("2024-02-29".into());
+        ok.input.columns.insert("ts".into(), "Time".into());
+        ok.input.encoding = Some("latin1".into());
+        assert!(ReadOptions::from_config(&ok).is_ok());
     }
 }

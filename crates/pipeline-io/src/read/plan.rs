@@ -114,6 +114,8 @@ pub struct CsvPlan {
     pub(crate) schema: SchemaRef,
     data_schema: SchemaRef,
     pub(crate) strict: bool,
+    /// Longest record decoded; longer ones are quarantined as `line_too_long`.
+    pub(crate) max_line_bytes: usize,
     pub(crate) layout: VendorLayout,
     pub(crate) mean_row_bytes: f64,
     pub(crate) kind: Option<DatasetKind>,
@@ -523,6 +525,7 @@ impl CsvPlan {
             schema: Arc::new(Schema::new(all)),
             data_schema,
             strict: opts.strict,
+            max_line_bytes: opts.max_line_bytes.max(1),
             layout,
             mean_row_bytes,
             kind,

@@ -244,6 +244,17 @@ impl BoundaryFinder {
     }
 }
 
+/// The index just after the last record boundary in `text` (which starts at a boundary), or
+/// 0 when there is none: where the record that `text` ends inside begins.
+pub(crate) fn last_boundary(text: &[u8]) -> usize {
+    let mut f = BoundaryFinder::default();
+    let mut last = 0;
+    while let Some(i) = f.find(&text[last..]) {
+        last += i;
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

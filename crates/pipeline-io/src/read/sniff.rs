@@ -161,21 +161,29 @@ impl TextEncoding {
     }
 }
 
-/// True when a text sample looks like binary data (NUL bytes, or many control characters).
+/// True when most of a text sample is binary data: more than half of its bytes lie in lines
+/// that hold a NUL byte or more than 1% control characters (besides line ends, tabs and form
+/// feeds). A few damaged lines in a text file do not make it binary: their rows are
+/// quarantined by the decoder (`bad_encoding`) and the rest are read; random binary data has
+/// a NUL in most 256-byte stretches and ≈ 11% control bytes, so nearly all of it counts.
 pub fn looks_binary(text: &[u8]) -> bool {
     if text.is_empty() {
         return false;
     }
-    if memchr::memchr(0, text).is_some() {
-        return true;
+    let mut binary = 0usize;
+    for line in text.split(|&c| c == b'\n') {
+        let ctrl = line
+            .iter()
+            .filter(|&&c| c < 0x20 && !matches!(c, b'\r' | b'\t' | 0x0c))
+            .count();
+        let has_nul = memchr::memchr(0, line).is_some();
+        // Text lines have essentially no control characters besides line ends and tabs; 1%
+        // is a generous bound that random binary data is far above.
+        if has_nul || ctrl * 100 > line.len() {
+            binary += line.len() + 1;
+        }
     }
-    let ctrl = text
-        .iter()
-        .filter(|&&c| c < 0x20 && !matches!(c, b'\n' | b'\r' | b'\t' | 0x0c))
-        .count();
-    // Text files have essentially no control characters besides line ends and tabs; 1% is a
-    // generous bound that random binary data (≈ 11% controls) is far above.
-    ctrl * 100 > text.len()
+    binary * 2 > text.len()
 }
 
 /// Candidate delimiters, in order of preference when counts tie.
@@ -322,5 +330,23 @@ mod tests {
         assert!(!sniff_header(&[rec(&["8715", "1.39"])]));
         assert!(looks_binary(b"\x00\x01\x02abc"));
         assert!(!looks_binary(b"a,b\r\n1,2\n"));
+        // Issue #13 case 7: NULs in 4 of 2,000 lines do not make a file binary.
+        let mut text = b"ts,symbol,price\n".to_vec();
+        for i in 0..2000 {
+            let nul = if i % 500 == 7 { "\0" } else { "" };
+            text.extend_from_slice(format!("2021-01-04T14:30:00Z,A{nul},{i}.5\n").as_bytes());
+        }
+        assert!(!looks_binary(&text));
+        // Random bytes are binary, however many newlines they contain.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random: Vec<u8> = (0..65_536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(looks_binary(&random));
     }
 }

@@ -95,12 +95,14 @@ fn open_unconformed(
     id: SourceId,
     opts: &ReadOptions,
 ) -> Result<Box<dyn Source>> {
+    let name = input.display_name();
     let raw = open_raw(input)?;
     let opened = sniff_text(raw, input, opts)?;
     let Some(opened) = opened else {
         return super::columnar::open_columnar(input, id, opts);
     };
     let Some(plan) = opened.sniffed.plan.clone() else {
+        tracing::info!("{name}: no data (empty or blank)");
         return Ok(Box::new(EmptySource::new()));
     };
     match plan.layout() {
@@ -157,7 +159,9 @@ fn open_text(
     opts: &ReadOptions,
 ) -> Result<Box<dyn Source>> {
     let name = input.display_name();
+    log_detected(&name, &opened.sniffed, &plan);
     let threads = opts.effective_threads();
+    let max_line = opts.max_line_bytes.max(1);
     let block_bytes = ((opts.chunk_rows as f64 * plan.mean_row_bytes()) as usize)
         .max(MIN_BLOCK_BYTES.min(opts.chunk_rows * 16));
     let codec = opened.sniffed.compression;
@@ -191,11 +195,11 @@ fn open_text(
             .filter(|(b, _)| *b == block_bytes as u64)
             .map(|(_, ends)| ends);
         blocks::spawn_producer(sender, move |out| {
-            produce_mapped(map, start, block_bytes, out, cached, cache)
+            produce_mapped(map, start, block_bytes, out, cached, cache, max_line)
         });
         return Ok(Box::new(src));
     }
-    let (sender, src) = blocks::start(
+    let (sender, mut src) = blocks::start(
         plan.clone(),
         id,
         threads,
@@ -203,6 +207,7 @@ fn open_text(
         1,
         input.size,
     );
+    src.set_reopenable(!input.is_stdin());
     let text = std::io::Cursor::new(opened.sample).chain(opened.rest);
     let raw_bytes = opened.raw_bytes;
     let has_header = plan.has_header();
@@ -210,9 +215,8 @@ fn open_text(
     blocks::spawn_producer(sender, move |out| {
         produce_stream(
             text,
-            has_header,
-            delim,
-            block_bytes,
+            (has_header, delim),
+            (block_bytes, max_line),
             out,
             raw_bytes,
             name,
@@ -220,6 +224,36 @@ fn open_text(
         )
     });
     Ok(Box::new(src))
+}
+
+/// Logs (at info, shown with `-v`) what sniffing found about a text input and how it will be
+/// decoded.
+fn log_detected(name: &str, sniffed: &Sniffed, plan: &CsvPlan) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let columns: Vec<String> = plan
+        .data_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    tracing::info!(
+        "{name}: delimited text, compression {}, encoding {}, delimiter {:?}, {}, layout {:?}, timestamps {:?} read in {:?}, ~{:.0} bytes per row; columns: {}",
+        sniffed.compression.name(),
+        sniffed.encoding.map_or_else(|| "-".into(), |e| e.label()),
+        plan.delimiter() as char,
+        if plan.has_header() {
+            "header"
+        } else {
+            "no header"
+        },
+        plan.layout(),
+        plan.ts_format(),
+        plan.zone,
+        plan.mean_row_bytes(),
+        columns.join(", ")
+    );
 }
 
 /// The byte length of the header record and the line the data starts on.
@@ -251,6 +285,7 @@ fn produce_mapped(
     out: &mut BlockSender,
     cached: Option<Vec<u64>>,
     cache: Option<(pipeline_core::MetaCache, String)>,
+    max_line: usize,
 ) {
     let len = map.len();
     if let Some(ends) =
@@ -273,15 +308,44 @@ fn produce_mapped(
         return;
     }
     let mut ends = Vec::new();
+    let mut skipped_any = false;
     while start < len {
         let target = start + block_bytes;
-        let end = if target >= len {
-            len
+        let (end, tail_newlines) = if target >= len {
+            (len, 0)
         } else {
             let mut f = BoundaryFinder::default();
             f.skip(&map[start..target]);
-            f.find(&map[target..]).map_or(len, |i| target + i)
+            next_boundary(&map, target, &mut f, max_line)
         };
+        // A record longer than `max_line` around the cut is skipped (never decoded).
+        if end - target.min(end) > max_line {
+            let rec = start + super::record::last_boundary(&map[start..target]);
+            if end - rec > max_line {
+                if rec > start
+                    && !out.send(
+                        BlockData::Mapped(map.clone(), start, rec),
+                        false,
+                        rec as u64,
+                    )
+                {
+                    return;
+                }
+                let head = memchr::memchr_iter(b'\n', &map[rec..target]).count() as u64;
+                let skipped = BlockData::Skipped {
+                    len: (end - rec) as u64,
+                    newlines: head + tail_newlines,
+                    prefix: map[rec..(rec + 256).min(end)].to_vec(),
+                };
+                blocks::drop_pages(&map, rec, end);
+                if !out.send(skipped, end == len, end as u64) {
+                    return;
+                }
+                skipped_any = true;
+                start = end;
+                continue;
+            }
+        }
         if !out.send(
             BlockData::Mapped(map.clone(), start, end),
             end == len,
@@ -292,7 +356,8 @@ fn produce_mapped(
         ends.push(end as u64);
         start = end;
     }
-    if let Some((db, key)) = cache {
+    // Block ends around a skipped line would replay it as an ordinary block: do not cache.
+    if let Some((db, key)) = cache.filter(|_| !skipped_any) {
         super::cache::put(
             &db,
             &key,
@@ -304,14 +369,45 @@ fn produce_mapped(
     }
 }
 
+/// Bytes of the map scanned at a time while looking for a block's end.
+const SCAN_WINDOW: usize = 1 << 20;
+
+/// The first record boundary at or after `from` (quote parity in `f`), or the end of the
+/// map, and the `\n`s between `from` and it. The map is scanned a window at a time; once the
+/// record has run more than `max_line` bytes past `from` (it will be skipped), each window's
+/// pages are dropped from the process as soon as they are scanned, so a 200 MB line does not
+/// become 200 MB of resident memory.
+fn next_boundary(
+    map: &memmap2::Mmap,
+    from: usize,
+    f: &mut BoundaryFinder,
+    max_line: usize,
+) -> (usize, u64) {
+    let len = map.len();
+    let (mut pos, mut newlines) = (from, 0u64);
+    while pos < len {
+        let w_end = (pos + SCAN_WINDOW).min(len);
+        if let Some(i) = f.find(&map[pos..w_end]) {
+            newlines += memchr::memchr_iter(b'\n', &map[pos..pos + i]).count() as u64;
+            return (pos + i, newlines);
+        }
+        newlines += memchr::memchr_iter(b'\n', &map[pos..w_end]).count() as u64;
+        if w_end - from > max_line {
+            blocks::drop_pages(map, pos, w_end);
+        }
+        pos = w_end;
+    }
+    (len, newlines)
+}
+
 /// Reads decompressed text and cuts it into owned blocks; a read error ends the input with
-/// [`Error::Corrupt`] (compressed) or [`Error::Io`] after the complete records before it.
-#[allow(clippy::too_many_arguments)]
+/// [`Error::Corrupt`] (compressed) or [`Error::Io`] after the complete records before it. A
+/// record longer than `max_line` is skipped as it streams past (sent as
+/// [`BlockData::Skipped`]), so memory never holds more than about two blocks and `max_line`.
 fn produce_stream(
     mut text: impl Read,
-    has_header: bool,
-    delim: u8,
-    block_bytes: usize,
+    (has_header, delim): (bool, u8),
+    (block_bytes, max_line): (usize, usize),
     out: &mut BlockSender,
     raw_bytes: Arc<AtomicU64>,
     name: String,
@@ -324,6 +420,9 @@ fn produce_stream(
     let mut scanned = 0usize; // Bytes of `pending` already scanned by `finder`.
     let mut eof = false;
     let mut need_more = false;
+    // Where the record that straddles `block_bytes` starts (computed when no boundary
+    // follows `block_bytes` soon), to measure it against `max_line`.
+    let mut rec_start: Option<usize> = None;
     // A read error is kept across iterations: the header branch below `continue`s, and the
     // error must still end the input after the records before it (a damaged stream whose
     // damage lies inside the first block used to end as a clean EOF here).
@@ -370,6 +469,15 @@ fn produce_stream(
                     continue;
                 }
                 Split::Incomplete if failed.is_none() && !eof => {
+                    if pending.len() > max_line {
+                        out.fail(Error::Format {
+                            file: name,
+                            message: format!(
+                                "the header line is longer than {max_line} bytes ([input] max_line_bytes): not delimited text?"
+                            ),
+                        });
+                        return;
+                    }
                     need_more = true;
                     continue;
                 }
@@ -432,12 +540,44 @@ fn produce_stream(
                 let block = std::mem::replace(&mut pending, rest);
                 finder = BoundaryFinder::default();
                 scanned = 0;
+                rec_start = None;
                 if !out.send(BlockData::Owned(block), false, progress) {
                     return;
                 }
             }
             None => {
                 scanned = pending.len();
+                let rs = *rec_start
+                    .get_or_insert_with(|| super::record::last_boundary(&pending[..block_bytes]));
+                if pending.len() - rs > max_line {
+                    // The complete records before the long one go as a block...
+                    let long = pending.split_off(rs);
+                    if !pending.is_empty()
+                        && !out.send(
+                            BlockData::Owned(std::mem::take(&mut pending)),
+                            false,
+                            progress,
+                        )
+                    {
+                        return;
+                    }
+                    // ...then the long record is read to its end and dropped as it goes.
+                    let (skipped, rest) =
+                        skip_record(&mut text, long, block_bytes, &mut decompressed);
+                    match skipped.error {
+                        Some(e) => failed = Some(e),
+                        None => eof |= skipped.eof,
+                    }
+                    let progress = raw_bytes.load(Ordering::Relaxed);
+                    if !out.send(skipped.block, false, progress) {
+                        return;
+                    }
+                    pending = rest;
+                    finder = BoundaryFinder::default();
+                    scanned = 0;
+                    rec_start = None;
+                    continue;
+                }
                 // No boundary yet (a long quoted field): read more and keep scanning.
                 // A read error ends the input at the top of the loop, like one while filling
                 // (it used to be dropped here and retried for ever).
@@ -456,6 +596,58 @@ fn produce_stream(
             }
         }
     }
+}
+
+/// A record skipped by [`skip_record`]: its block, and how reading ended.
+struct SkippedRecord {
+    block: BlockData,
+    eof: bool,
+    error: Option<std::io::Error>,
+}
+
+/// Reads on from `long` (the start of a record, holding no boundary) to the end of that
+/// record, keeping only its first bytes; returns the skipped record and the text after it.
+fn skip_record(
+    text: &mut impl Read,
+    long: Vec<u8>,
+    block_bytes: usize,
+    decompressed: &mut u64,
+) -> (SkippedRecord, Vec<u8>) {
+    let mut f = BoundaryFinder::default();
+    let prefix = long[..long.len().min(256)].to_vec();
+    let mut len = long.len() as u64;
+    let mut newlines = memchr::memchr_iter(b'\n', &long).count() as u64;
+    // `long` holds no boundary: scanning it only sets the quote parity.
+    let _ = f.find(&long);
+    let mut buf = long;
+    let (mut eof, mut error, mut rest) = (false, None, Vec::new());
+    loop {
+        buf.clear();
+        let r = text.take(block_bytes as u64).read_to_end(&mut buf);
+        *decompressed += buf.len() as u64;
+        match r {
+            Ok(_) if buf.len() < block_bytes => eof = true,
+            Ok(_) => {}
+            Err(e) => error = Some(e),
+        }
+        if let Some(i) = f.find(&buf) {
+            len += i as u64;
+            newlines += memchr::memchr_iter(b'\n', &buf[..i]).count() as u64;
+            rest = buf[i..].to_vec();
+            break;
+        }
+        len += buf.len() as u64;
+        newlines += memchr::memchr_iter(b'\n', &buf).count() as u64;
+        if eof || error.is_some() {
+            break;
+        }
+    }
+    let block = BlockData::Skipped {
+        len,
+        newlines,
+        prefix,
+    };
+    (SkippedRecord { block, eof, error }, rest)
 }
 
 /// Opens the raw bytes of an input, counting them.
@@ -599,10 +791,9 @@ pub(crate) fn sniff_text(
         };
         (s, all, rest)
     };
-    if looks_binary(&text_sample[..text_sample.len().min(64 << 10)]) {
-        return Err(Error::Malformed {
+    if looks_binary(&text_sample) {
+        return Err(Error::Format {
             file: name,
-            line: 1,
             message: "this is binary data, not delimited text (nor a gzip/bzip2/xz/zstd, Parquet or Arrow file)".into(),
         });
     }

@@ -126,12 +126,14 @@ impl ZoneCache {
     /// A local time that does not exist (in the spring-forward gap) is read with the offset
     /// before the change; an ambiguous one (in the repeated autumn hour) as its first
     /// occurrence.
+    ///
+    /// `None` when the result does not fit `i64` nanoseconds (before 1677-09-21 or after
+    /// 2262-04-11): every step is checked, so no input can wrap around.
     #[inline]
-    pub fn local_to_utc(&mut self, day: i64, nanos: i64) -> i64 {
-        let local = day * DAY_NS + nanos;
+    pub fn local_to_utc(&mut self, day: i64, nanos: i64) -> Option<i64> {
         match self.zone {
-            Zone::Utc => local,
-            Zone::Fixed(s) => local - i64::from(s) * NS,
+            Zone::Utc => combine(day, nanos, 0),
+            Zone::Fixed(s) => combine(day, nanos, i64::from(s) * NS),
             Zone::Named(tz) => {
                 let off = match self.last {
                     Some((d, off)) if d == day => off,
@@ -142,12 +144,21 @@ impl ZoneCache {
                     }
                 };
                 match off {
-                    Some(o) => local - o,
-                    None => local - instant_offset(tz, day, nanos),
+                    Some(o) => combine(day, nanos, o),
+                    None => combine(day, nanos, instant_offset(tz, day, nanos)),
                 }
             }
         }
     }
+}
+
+/// `day × DAY + nanos − minus` in nanoseconds, or `None` when it does not fit `i64`. The sum
+/// is taken in `i128` because its parts may overflow where the total does not (the first
+/// representable instant, 1677-09-21T00:12:43.145224192Z, is on a day that starts before it).
+#[inline]
+fn combine(day: i64, nanos: i64, minus: i64) -> Option<i64> {
+    let v = i128::from(day) * i128::from(DAY_NS) + i128::from(nanos) - i128::from(minus);
+    i64::try_from(v).ok()
 }
 
 fn naive(day: i64, nanos: i64) -> Option<NaiveDateTime> {
@@ -265,7 +276,87 @@ pub enum TsFormat {
     TimeOfDay(i64),
 }
 
+/// Why a timestamp field could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsError {
+    /// The text does not have the column's format (or is not a valid date or time).
+    Malformed,
+    /// The text is a valid date and time, but outside what `i64` nanoseconds since 1970 can
+    /// hold (1677-09-21 to 2262-04-11). `sentinel` is true for dates that are placeholders
+    /// rather than times (9999-12-31, 0001-01-01, …).
+    OutOfRange {
+        /// The date is a well-known placeholder for "no date".
+        sentinel: bool,
+    },
+}
+
+impl TsError {
+    /// What a valid field would have been, for quarantine details and strict-mode errors.
+    pub fn expected(self) -> &'static str {
+        match self {
+            TsError::Malformed => "a timestamp",
+            TsError::OutOfRange { sentinel: false } => RANGE_EXPECTED,
+            TsError::OutOfRange { sentinel: true } => SENTINEL_EXPECTED,
+        }
+    }
+}
+
+/// The representable range, as [`TsError::expected`] says it.
+const RANGE_EXPECTED: &str =
+    "a time between 1677-09-21 and 2262-04-11 (the range of nanosecond timestamps)";
+/// The same for a placeholder date.
+const SENTINEL_EXPECTED: &str = "a real time, not a placeholder date such as 9999-12-31 or \
+     0001-01-01 (nanosecond timestamps span 1677-09-21 to 2262-04-11)";
+
+/// Whether a date is one of the placeholders systems write for "no date" or "never": the
+/// first and last days of the 4-digit calendar (0000/0001, 9999) and 2999-12-31/3000-01-01.
+/// All of them lie outside the nanosecond range, so they are only named, never accepted.
+fn is_sentinel(y: i64, m: u32, d: u32) -> bool {
+    y <= 1 || y >= 9999 || (y, m, d) == (2999, 12, 31) || (y, m, d) == (3000, 1, 1)
+}
+
+/// The out-of-range error for a civil date `(y, m, d)`.
+fn range_error(y: i64, m: u32, d: u32) -> TsError {
+    TsError::OutOfRange {
+        sentinel: is_sentinel(y, m, d),
+    }
+}
+
+/// The out-of-range error for `days` since 1970-01-01.
+fn range_error_days(days: i128) -> TsError {
+    match i64::try_from(days) {
+        Ok(d) => {
+            let (y, m, dd) = civil_from_days(d);
+            range_error(y, m, dd)
+        }
+        Err(_) => TsError::OutOfRange { sentinel: false },
+    }
+}
+
+/// The out-of-range error for a time `days` days after 1970-01-01 (for readers that rescale
+/// integers themselves).
+pub(crate) fn out_of_range_at(days: i128) -> TsError {
+    range_error_days(days)
+}
+
+/// The civil date of `days` since 1970-01-01 (H. Hinnant's inverse of [`days_from_civil`]).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era.saturating_mul(400) + i64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Parses timestamps of one column into UTC nanoseconds.
+///
+/// Every form's arithmetic is checked: a value outside the `i64` nanosecond range is
+/// [`TsError::OutOfRange`], never a wrapped-around time (and never a panic in debug builds).
 #[derive(Debug, Clone)]
 pub struct TsParser {
     format: TsFormat,
@@ -288,68 +379,108 @@ impl TsParser {
         self.format
     }
 
-    /// Parses one field; `None` when it does not have the format.
+    /// Parses one field; `None` when it does not have the format or is out of range (see
+    /// [`TsParser::parse_checked`] for which).
     #[inline]
     pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        self.parse_checked(b).ok()
+    }
+
+    /// Parses one field into UTC nanoseconds, telling a malformed field from one out of the
+    /// representable range.
+    #[inline]
+    pub fn parse_checked(&mut self, b: &[u8]) -> Result<i64, TsError> {
+        use TsError::Malformed;
         match self.format {
             TsFormat::Iso => self.parse_iso(b),
             TsFormat::CompactColon => {
-                let day = compact_date(b)?;
+                let day = compact_date(b).ok_or(Malformed)?;
                 if b.get(8) != Some(&b' ') {
-                    return None;
+                    return Err(Malformed);
                 }
-                let (nanos, rest) = time_colon(&b[9..])?;
-                rest.is_empty().then(|| self.zone.local_to_utc(day, nanos))
+                let (nanos, rest) = time_colon(&b[9..]).ok_or(Malformed)?;
+                if !rest.is_empty() {
+                    return Err(Malformed);
+                }
+                self.zone
+                    .local_to_utc(day, nanos)
+                    .ok_or_else(|| compact_range_error(b))
             }
             TsFormat::CompactDigits => {
-                let day = compact_date(b)?;
+                let day = compact_date(b).ok_or(Malformed)?;
                 if b.len() != 18 || b[8] != b' ' {
-                    return None;
+                    return Err(Malformed);
                 }
-                let (h, m, s) = (num2(b, 9)?, num2(b, 11)?, num2(b, 13)?);
-                let ms = num2(b, 15)? * 10 + u32::from(digit(b[17])?);
+                let field = |at| num2(b, at).ok_or(Malformed);
+                let (h, m, s) = (field(9)?, field(11)?, field(13)?);
+                let ms = field(15)? * 10 + u32::from(digit(b[17]).ok_or(Malformed)?);
                 if h > 23 || m > 59 || s > 60 {
-                    return None;
+                    return Err(Malformed);
                 }
                 let nanos = i64::from(h * 3600 + m * 60 + s) * NS + i64::from(ms) * 1_000_000;
-                Some(self.zone.local_to_utc(day, nanos))
+                self.zone
+                    .local_to_utc(day, nanos)
+                    .ok_or_else(|| compact_range_error(b))
             }
             TsFormat::Epoch(unit) => {
+                let per = unit.nanos();
                 if let Some(v) = super::number::parse_i64(b) {
-                    return v.checked_mul(unit.nanos());
+                    return v.checked_mul(per).ok_or_else(|| {
+                        range_error_days(i128::from(v) * i128::from(per) / i128::from(DAY_NS))
+                    });
                 }
-                // Decimal epoch seconds (`1582329602.111`).
-                let (int, frac) = split_decimal(b)?;
-                int.checked_mul(unit.nanos())?
-                    .checked_add(frac * unit.nanos() / NS)
+                // Decimal epoch seconds (`1582329602.111`); the fraction is below one unit,
+                // so `frac * per / NS` stays below `per` and cannot overflow.
+                let (int, frac) = split_decimal(b).ok_or(Malformed)?;
+                int.checked_mul(per)
+                    .and_then(|v| v.checked_add(frac * per / NS))
+                    .ok_or_else(|| {
+                        range_error_days(i128::from(int) * i128::from(per) / i128::from(DAY_NS))
+                    })
             }
             TsFormat::SecondsOfDay(day) => {
-                let (int, frac) = split_decimal(b)?;
-                let nanos = int.checked_mul(NS)?.checked_add(frac)?;
-                Some(self.zone.local_to_utc(day, nanos))
+                let (int, frac) = split_decimal(b).ok_or(Malformed)?;
+                int.checked_mul(NS)
+                    .and_then(|n| n.checked_add(frac))
+                    .and_then(|n| self.zone.local_to_utc(day, n))
+                    .ok_or(TsError::OutOfRange { sentinel: false })
             }
             TsFormat::MillisOfDay(day) => {
-                let ms = super::number::parse_i64(b)?;
-                Some(self.zone.local_to_utc(day, ms.checked_mul(1_000_000)?))
+                let ms = super::number::parse_i64(b).ok_or(Malformed)?;
+                ms.checked_mul(1_000_000)
+                    .and_then(|n| self.zone.local_to_utc(day, n))
+                    .ok_or(TsError::OutOfRange { sentinel: false })
             }
             TsFormat::TimeOfDay(day) => match time_colon(b) {
-                Some((nanos, [])) => Some(self.zone.local_to_utc(day, nanos)),
-                _ => None,
+                Some((nanos, [])) => self
+                    .zone
+                    .local_to_utc(day, nanos)
+                    .ok_or(TsError::OutOfRange { sentinel: false }),
+                _ => Err(Malformed),
             },
         }
     }
 
     /// Parses a date field plus a time-of-day field (`HH:MM:SS[.f]`, or decimal seconds).
     pub fn parse_date_time(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
-        let day = parse_date(date)?;
+        self.parse_date_time_checked(date, time).ok()
+    }
+
+    /// [`TsParser::parse_date_time`], telling a malformed field from one out of range.
+    pub fn parse_date_time_checked(&mut self, date: &[u8], time: &[u8]) -> Result<i64, TsError> {
+        let day = parse_date(date).ok_or(TsError::Malformed)?;
         let nanos = match time_colon(time) {
             Some((n, [])) => n,
             _ => {
-                let (int, frac) = split_decimal(time)?;
-                int.checked_mul(NS)?.checked_add(frac)?
+                let (int, frac) = split_decimal(time).ok_or(TsError::Malformed)?;
+                int.checked_mul(NS)
+                    .and_then(|n| n.checked_add(frac))
+                    .ok_or(TsError::OutOfRange { sentinel: false })?
             }
         };
-        Some(self.zone.local_to_utc(day, nanos))
+        self.zone
+            .local_to_utc(day, nanos)
+            .ok_or_else(|| range_error_days(i128::from(day)))
     }
 
     /// The day of a date prefix, remembering the last one: rows of one file mostly share a
@@ -369,28 +500,40 @@ impl TsParser {
     }
 
     #[inline]
-    fn parse_iso(&mut self, b: &[u8]) -> Option<i64> {
+    fn parse_iso(&mut self, b: &[u8]) -> Result<i64, TsError> {
+        use TsError::Malformed;
         if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-            return None;
+            return Err(Malformed);
         }
-        let day = self.day_of(&b[..10], |d| {
-            days_from_civil(i64::from(num4(d, 0)?), num2(d, 5)?, num2(d, 8)?)
-        })?;
+        let day = self
+            .day_of(&b[..10], |d| {
+                days_from_civil(i64::from(num4(d, 0)?), num2(d, 5)?, num2(d, 8)?)
+            })
+            .ok_or(Malformed)?;
+        let out_of_range = || range_error_days(i128::from(day));
         if b.len() == 10 {
-            return Some(self.zone.local_to_utc(day, 0));
+            return self.zone.local_to_utc(day, 0).ok_or_else(out_of_range);
         }
         if b[10] != b'T' && b[10] != b' ' && b[10] != b't' {
-            return None;
+            return Err(Malformed);
         }
-        let (nanos, rest) = time_colon(&b[11..])?;
+        let (nanos, rest) = time_colon(&b[11..]).ok_or(Malformed)?;
         match rest {
-            [] => Some(self.zone.local_to_utc(day, nanos)),
-            [b'Z' | b'z'] => Some(day * DAY_NS + nanos),
+            [] => self.zone.local_to_utc(day, nanos).ok_or_else(out_of_range),
+            [b'Z' | b'z'] => combine(day, nanos, 0).ok_or_else(out_of_range),
             _ => {
-                let off = parse_offset(rest)?;
-                Some(day * DAY_NS + nanos - i64::from(off) * NS)
+                let off = parse_offset(rest).ok_or(Malformed)?;
+                combine(day, nanos, i64::from(off) * NS).ok_or_else(out_of_range)
             }
         }
+    }
+}
+
+/// The out-of-range error of a compact (`YYYYMMDD …`) field whose date parsed.
+fn compact_range_error(b: &[u8]) -> TsError {
+    match (num4(b, 0), num2(b, 4), num2(b, 6)) {
+        (Some(y), Some(m), Some(d)) => range_error(i64::from(y), m, d),
+        _ => TsError::OutOfRange { sentinel: false },
     }
 }
 
@@ -743,7 +886,192 @@ mod tests {
         assert_eq!(date_from_file_name("quote_tick_data.csv"), None);
     }
 
+    /// The parts of UTC nanoseconds `t`: date, time of day, nanoseconds.
+    fn parts(t: i64) -> ((i64, u32, u32), (i64, i64, i64), i64) {
+        let day = t.div_euclid(DAY_NS);
+        let rem = t.rem_euclid(DAY_NS);
+        let secs = rem / NS;
+        (
+            civil_from_days(day),
+            (secs / 3600, secs / 60 % 60, secs % 60),
+            rem % NS,
+        )
+    }
+
+    /// The reference: `days·DAY + nanos − offset` in i128, `Ok` when it fits i64.
+    fn reference(days: i64, nanos: i64, offset_s: i64) -> std::result::Result<i64, ()> {
+        let v = i128::from(days) * i128::from(DAY_NS) + i128::from(nanos)
+            - i128::from(offset_s) * i128::from(NS);
+        i64::try_from(v).map_err(|_| ())
+    }
+
+    #[test]
+    fn out_of_range_times_are_errors_not_wrapped() {
+        let mut p = TsParser::new(TsFormat::Iso, Zone::Utc);
+        let cases: [(&[u8], bool); 6] = [
+            (b"1600-01-01T00:00:00Z", false),
+            (b"2300-01-01", false),
+            (b"9999-12-31T23:59:59Z", true),
+            (b"0001-01-01 00:00:00", true),
+            (b"1677-09-21T00:12:43.145224191Z", false),
+            (b"2262-04-11T23:47:16.854775808Z", false),
+        ];
+        for (text, sentinel) in cases {
+            assert_eq!(
+                p.parse_checked(text),
+                Err(TsError::OutOfRange { sentinel }),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // The first and last representable instants still parse.
+        assert_eq!(
+            p.parse_checked(b"1677-09-21T00:12:43.145224192Z"),
+            Ok(i64::MIN)
+        );
+        assert_eq!(
+            p.parse_checked(b"2262-04-11T23:47:16.854775807Z"),
+            Ok(i64::MAX)
+        );
+        let ny = Zone::parse("America/New_York").unwrap();
+        let mut z = TsParser::new(TsFormat::Iso, ny);
+        assert!(matches!(
+            z.parse_checked(b"2300-01-01 09:30:00"),
+            Err(TsError::OutOfRange { .. })
+        ));
+        let mut c = TsParser::new(TsFormat::CompactColon, Zone::Utc);
+        assert_eq!(
+            c.parse_checked(b"99991231 00:00:00"),
+            Err(TsError::OutOfRange { sentinel: true })
+        );
+        let mut e = TsParser::new(TsFormat::Epoch(EpochUnit::S), Zone::Utc);
+        // 9999-12-31 in epoch seconds.
+        assert_eq!(
+            e.parse_checked(b"253402214400"),
+            Err(TsError::OutOfRange { sentinel: true })
+        );
+        assert_eq!(e.parse_checked(b"x"), Err(TsError::Malformed));
+        let mut d = TsParser::new(TsFormat::Iso, Zone::Utc);
+        assert_eq!(
+            d.parse_date_time_checked(b"9999-12-31", b"12:00:00"),
+            Err(TsError::OutOfRange { sentinel: true })
+        );
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(
+            civil_from_days(days_from_civil(9999, 12, 31).unwrap()),
+            (9999, 12, 31)
+        );
+    }
+
     proptest! {
+        /// Any instant of the whole i64 range, written in each form, reads back exactly (to
+        /// the form's precision).
+        #[test]
+        fn every_form_round_trips_the_whole_i64_range(t: i64) {
+            let ((y, mo, d), (h, mi, s), ns) = parts(t);
+            let day = t.div_euclid(DAY_NS);
+            let mut iso = TsParser::new(TsFormat::Iso, Zone::Utc);
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ns:09}Z");
+            prop_assert_eq!(iso.parse_checked(text.as_bytes()), Ok(t), "{}", text);
+            let naive = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}");
+            prop_assert_eq!(iso.parse_checked(naive.as_bytes()), Ok(t), "{}", naive);
+            let mut cc = TsParser::new(TsFormat::CompactColon, Zone::Utc);
+            let text = format!("{y:04}{mo:02}{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}");
+            prop_assert_eq!(cc.parse_checked(text.as_bytes()), Ok(t), "{}", text);
+            let mut cd = TsParser::new(TsFormat::CompactDigits, Zone::Utc);
+            let text = format!("{y:04}{mo:02}{d:02} {h:02}{mi:02}{s:02}{:03}", ns / 1_000_000);
+            let ms = t - ns % 1_000_000;
+            prop_assert_eq!(cd.parse_checked(text.as_bytes()), Ok(ms), "{}", text);
+            for unit in [EpochUnit::S, EpochUnit::Ms, EpochUnit::Us, EpochUnit::Ns] {
+                let per = unit.nanos();
+                let mut e = TsParser::new(TsFormat::Epoch(unit), Zone::Utc);
+                let v = t.div_euclid(per);
+                prop_assert_eq!(e.parse_checked(v.to_string().as_bytes()), Ok(v * per));
+            }
+            let rem = t.rem_euclid(DAY_NS);
+            let mut sod = TsParser::new(TsFormat::SecondsOfDay(day), Zone::Utc);
+            let text = format!("{}.{:09}", rem / NS, rem % NS);
+            prop_assert_eq!(sod.parse_checked(text.as_bytes()), Ok(t), "{}", text);
+            let mut mod_ = TsParser::new(TsFormat::MillisOfDay(day), Zone::Utc);
+            let text = (rem / 1_000_000).to_string();
+            prop_assert_eq!(mod_.parse_checked(text.as_bytes()), Ok(t - rem % 1_000_000));
+            let mut dt = TsParser::new(TsFormat::Iso, Zone::Utc);
+            let date = format!("{y:04}-{mo:02}-{d:02}");
+            let time = format!("{h:02}:{mi:02}:{s:02}.{ns:09}");
+            prop_assert_eq!(dt.parse_date_time_checked(date.as_bytes(), time.as_bytes()), Ok(t));
+        }
+
+        /// Every 4-digit date and time, with any offset or zone, parses to the i128 reference
+        /// when that fits i64 and is `OutOfRange` otherwise: nothing wraps, nothing panics.
+        #[test]
+        fn dates_of_every_year_are_checked(
+            y in 0i64..=9999, mo in 1u32..=12, d in 1u32..=28, h in 0i64..24, mi in 0i64..60,
+            s in 0i64..60, ns in 0i64..1_000_000_000, off_min in -720i64..=840, form in 0u8..6,
+        ) {
+            let days = days_from_civil(y, mo, d).unwrap();
+            let nanos = (h * 3600 + mi * 60 + s) * NS + ns;
+            let (text, zone, off) = match form {
+                0 => (format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ns:09}Z"), Zone::Utc, 0),
+                1 => {
+                    let sign = if off_min < 0 { '-' } else { '+' };
+                    let a = off_min.abs();
+                    (format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}{sign}{:02}:{:02}", a / 60, a % 60), Zone::Utc, off_min * 60)
+                }
+                2 => (format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}"), Zone::Fixed((off_min * 60) as i32), off_min * 60),
+                3 => (format!("{y:04}{mo:02}{d:02} {h:02}:{mi:02}:{s:02}.{ns:09}"), Zone::Fixed((off_min * 60) as i32), off_min * 60),
+                4 => (format!("{y:04}{mo:02}{d:02} {h:02}{mi:02}{s:02}{:03}", ns / 1_000_000), Zone::Utc, 0),
+                _ => (format!("{y:04}-{mo:02}-{d:02}"), Zone::Utc, 0),
+            };
+            let nanos = match form {
+                4 => nanos - ns % 1_000_000,
+                5 => 0,
+                _ => nanos,
+            };
+            let format = match form {
+                3 => TsFormat::CompactColon,
+                4 => TsFormat::CompactDigits,
+                _ => TsFormat::Iso,
+            };
+            let mut p = TsParser::new(format, zone);
+            let got = p.parse_checked(text.as_bytes());
+            match reference(days, nanos, off) {
+                Ok(v) => prop_assert_eq!(got, Ok(v), "{}", text),
+                Err(()) => prop_assert!(matches!(got, Err(TsError::OutOfRange { .. })), "{} -> {:?}", text, got),
+            }
+            if y == 9999 || y <= 1 {
+                prop_assert!(got.is_err());
+                prop_assert_eq!(got, Err(TsError::OutOfRange { sentinel: true }));
+            }
+        }
+
+        /// Epoch integers of any i64 value in any unit, and time-of-day values of any size.
+        #[test]
+        fn epoch_and_time_of_day_values_of_any_size(v: i64, unit in 0usize..4, day in -200_000i64..200_000) {
+            let unit = [EpochUnit::S, EpochUnit::Ms, EpochUnit::Us, EpochUnit::Ns][unit];
+            let mut e = TsParser::new(TsFormat::Epoch(unit), Zone::Utc);
+            let got = e.parse_checked(v.to_string().as_bytes());
+            match v.checked_mul(unit.nanos()) {
+                Some(want) => prop_assert_eq!(got, Ok(want)),
+                None => prop_assert!(matches!(got, Err(TsError::OutOfRange { .. })), "{:?}", got),
+            }
+            let a = v.unsigned_abs() as i64 / 2;
+            let mut m = TsParser::new(TsFormat::MillisOfDay(day), Zone::Utc);
+            let got = m.parse_checked(a.to_string().as_bytes());
+            let want = a.checked_mul(1_000_000).map(|n| reference(day, n, 0));
+            match want {
+                Some(Ok(w)) => prop_assert_eq!(got, Ok(w)),
+                _ => prop_assert!(matches!(got, Err(TsError::OutOfRange { .. })), "{:?}", got),
+            }
+            let mut sd = TsParser::new(TsFormat::SecondsOfDay(day), Zone::Utc);
+            let got = sd.parse_checked(format!("{a}.5").as_bytes());
+            let want = a.checked_mul(NS).and_then(|n| n.checked_add(NS / 2)).map(|n| reference(day, n, 0));
+            match want {
+                Some(Ok(w)) => prop_assert_eq!(got, Ok(w)),
+                _ => prop_assert!(matches!(got, Err(TsError::OutOfRange { .. })), "{:?}", got),
+            }
+        }
+
         #[test]
         fn iso_matches_chrono(secs in -2_000_000_000i64..4_000_000_000, ns in 0u32..1_000_000_000, digits in 0usize..10, off_min in -720i32..840, zulu: bool) {
             let dt = chrono::DateTime::from_timestamp(secs, ns).unwrap();

@@ -107,6 +107,12 @@ pub struct WriteOptions {
     /// Most partition writers open at once; the least recently used one is closed first.
     /// Default 64.
     pub max_open_files: usize,
+    /// Rows a partition gathers in memory before its file is opened: no file of a
+    /// partitioned sink has fewer rows unless it is that partition's last in the segment
+    /// (or memory ran short, see [`WriteOptions::max_buffered_bytes`]). Sparse symbols then
+    /// make one file each instead of one per eviction. Default 10,000 (`[output]
+    /// min_rows_per_file`); 0 or 1 opens files at once as before.
+    pub min_rows_per_file: usize,
     /// Columns each Parquet file of a partitioned sink declares itself sorted by
     /// (`sorting_columns` metadata). The sink checks the claim while writing and starts a
     /// new file, without the claim, when the rows break it. Default `["symbol", "ts"]` when
@@ -129,6 +135,7 @@ impl Default for WriteOptions {
             partition_by: vec![PartitionKey::Symbol],
             keep_line_column: false,
             max_open_files: 64,
+            min_rows_per_file: 10_000,
             sort_columns: vec!["symbol".into(), "ts".into()],
             timestamp_unit: TimeUnit::Nanosecond,
         }
@@ -158,6 +165,7 @@ impl WriteOptions {
             partition_by,
             keep_line_column: out.keep_line_column,
             max_open_files: out.max_open_files,
+            min_rows_per_file: out.min_rows_per_file,
             sort_columns,
             timestamp_unit: match out.timestamp_unit.as_str() {
                 "ns" => TimeUnit::Nanosecond,
@@ -316,9 +324,11 @@ mod tests {
             partition_by: vec!["month".into()],
             keep_line_column: true,
             max_open_files: 3,
+            min_rows_per_file: 7,
             timestamp_unit: "us".into(),
         };
         let o = WriteOptions::from_config(&cfg).unwrap();
+        assert_eq!(o.min_rows_per_file, 7);
         assert_eq!(o.format, OutputFormat::Ipc);
         assert_eq!(o.compression, Compression::None);
         assert_eq!(o.compression_level, 5);

@@ -24,6 +24,17 @@ use super::writer::{ClosedFile, FileWriter};
 /// gives larger row groups, and so larger files.
 pub const MAX_ROW_GROUPS_PER_FILE: usize = 16;
 
+/// Batches a partition's held rows are kept in before they are merged into one: a one-row
+/// batch of the 27 tick and feature columns costs a few KB of buffers, so a thousand sparse
+/// symbols' rows held one batch per chunk would use the budget on overhead.
+const PENDING_BATCHES: usize = 8;
+
+/// Held batches averaging fewer rows than this are merged at once: a sparse symbol's rows
+/// arrive one or two per chunk, and in the issue #13 case-6 shape (1,000 symbols of 10 rows
+/// beside a busy one, 2 workers, 256 MiB) unmerged one-row batches overflowed the budget and
+/// gave 35 symbols a second file; merged, every sparse symbol got one.
+const SMALL_BATCH_ROWS: usize = 256;
+
 /// One partition directory and its current file.
 struct Slot {
     writer: Option<FileWriter>,
@@ -63,7 +74,20 @@ pub struct PartitionedSink {
     /// With date or month partitions: for each partition without its time part (e.g.
     /// `symbol=AAPL`), the latest time value written and its full key.
     latest_period: HashMap<String, (String, String)>,
+    /// Rows of partitions without an open file, gathered until they reach
+    /// `min_rows_per_file` (see [`WriteOptions::min_rows_per_file`]).
+    pending: HashMap<String, Pending>,
+    /// Sum of `Pending::bytes`.
+    pending_bytes: usize,
     done: bool,
+}
+
+/// Rows held for a partition before its file is opened.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
 }
 
 /// Creates a partitioned sink writing under `dir`; `segment` numbers this sink's files so
@@ -111,13 +135,74 @@ pub fn create_sink(dir: &Path, segment: u32, opts: &WriteOptions) -> Result<Box<
         closed: Vec::new(),
         buffered_total: 0,
         latest_period: HashMap::new(),
+        pending: HashMap::new(),
+        pending_bytes: 0,
         done: false,
     }))
 }
 
 impl PartitionedSink {
-    fn write_partition(&mut self, key: String, batch: RecordBatch) -> Result<()> {
+    /// Routes a partition's rows: to its open file, or into its pending rows until they
+    /// are enough for a file of `min_rows_per_file` rows. Pending rows may use what the open
+    /// writers leave of `max_buffered_bytes` (at least a quarter of it); past it the
+    /// partition holding the most is written out early (a small file, but bounded memory).
+    fn route(&mut self, key: String, batch: RecordBatch) -> Result<()> {
         self.close_past_period(&key)?;
+        let open = self.slots.get(&key).is_some_and(|s| s.writer.is_some());
+        if open || self.opts.min_rows_per_file <= 1 {
+            return self.write_partition(key, batch);
+        }
+        let p = self.pending.entry(key.clone()).or_default();
+        let bytes = batch.get_array_memory_size();
+        p.rows += batch.num_rows();
+        p.bytes += bytes;
+        p.batches.push(batch);
+        self.pending_bytes += bytes;
+        let n = p.batches.len();
+        if n >= PENDING_BATCHES || (n >= 2 && p.rows < SMALL_BATCH_ROWS * n) {
+            // Many small batches cost more in per-array overhead than in rows: merge them.
+            let merged = arrow_select::concat::concat_batches(&p.batches[0].schema(), &p.batches)?;
+            let now = merged.get_array_memory_size();
+            self.pending_bytes = self.pending_bytes - p.bytes + now;
+            p.bytes = now;
+            p.batches = vec![merged];
+        }
+        if p.rows >= self.opts.min_rows_per_file {
+            self.flush_pending(&key)?;
+        }
+        // Held rows may use what the open writers leave of the budget (at least a quarter).
+        let budget = self
+            .opts
+            .max_buffered_bytes
+            .saturating_sub(self.buffered_total)
+            .max(self.opts.max_buffered_bytes / 4);
+        while self.pending_bytes > budget {
+            let Some(largest) = self
+                .pending
+                .iter()
+                .max_by(|a, b| a.1.bytes.cmp(&b.1.bytes).then(b.0.cmp(a.0)))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.flush_pending(&largest)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a partition's pending rows to its file (opening it).
+    fn flush_pending(&mut self, key: &str) -> Result<()> {
+        let Some(p) = self.pending.remove(key) else {
+            return Ok(());
+        };
+        self.pending_bytes -= p.bytes;
+        for b in p.batches {
+            self.write_partition(key.to_string(), b)?;
+        }
+        Ok(())
+    }
+
+    fn write_partition(&mut self, key: String, batch: RecordBatch) -> Result<()> {
         self.tick += 1;
         let tick = self.tick;
         let claim_default = self.opts.partition_by.contains(&PartitionKey::Symbol);
@@ -288,12 +373,15 @@ impl PartitionedSink {
                 .latest_period
                 .insert(rest, (period.to_string(), key.to_string())),
         };
-        if let Some((_, old_key)) = previous
-            && let Some(slot) = self.slots.get_mut(&old_key)
-            && slot.writer.is_some()
-        {
-            self.open.remove(&slot.last_used);
-            self.buffered_total -= slot.close(&mut self.closed)?;
+        if let Some((_, old_key)) = previous {
+            // The earlier period is complete: its held rows make its last file.
+            self.flush_pending(&old_key)?;
+            if let Some(slot) = self.slots.get_mut(&old_key)
+                && slot.writer.is_some()
+            {
+                self.open.remove(&slot.last_used);
+                self.buffered_total -= slot.close(&mut self.closed)?;
+            }
         }
         Ok(())
     }
@@ -320,6 +408,8 @@ impl PartitionedSink {
         }
         self.buffered_total = 0;
         self.open.clear();
+        self.pending.clear();
+        self.pending_bytes = 0;
         for c in self.closed.drain(..) {
             c.discard();
         }
@@ -364,12 +454,18 @@ impl Sink for PartitionedSink {
             } else {
                 part
             };
-            self.write_partition(key, part)?;
+            self.route(key, part)?;
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<SinkSummary> {
+        // Held rows are their partitions' last rows in this segment.
+        let mut held: Vec<String> = self.pending.keys().cloned().collect();
+        held.sort();
+        for key in held {
+            self.flush_pending(&key)?;
+        }
         let mut keys: Vec<String> = self.open.values().cloned().collect();
         keys.sort();
         for key in keys {

@@ -1,5 +1,6 @@
 //! Integration tests for pipeline-io (one binary to keep link times down).
 
+mod hostile;
 mod read;
 mod sink;
 mod synth;

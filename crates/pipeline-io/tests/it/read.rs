@@ -541,7 +541,7 @@ fn empty_header_only_and_binary_inputs() {
         .err()
         .expect("garbage must not open");
     assert!(
-        matches!(err, Error::Malformed { .. } | Error::Schema(_)),
+        matches!(err, Error::Format { .. } | Error::Schema(_)),
         "{err}"
     );
     assert!(err.to_string().contains("g.bin"), "{err}");
@@ -591,7 +591,8 @@ fn taq_date_and_time_columns() {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
     #[test]
-    fn csv_round_trip(rows in proptest::collection::vec((".{0,12}", -1e9f64..1e9, proptest::option::of(0i64..1_000_000)), 1..40)) {
+    // Any text but NUL, whose rows are quarantined as `bad_encoding` (issue #13 case 7).
+    fn csv_round_trip(rows in proptest::collection::vec((r"[^\x00]{0,12}", -1e9f64..1e9, proptest::option::of(0i64..1_000_000)), 1..40)) {
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let mut text = String::from("name,price,size\n");
         for (s, p, n) in &rows {

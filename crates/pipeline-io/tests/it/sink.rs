@@ -220,6 +220,7 @@ fn ipc_round_trip_with_changing_dictionaries() {
     ];
     let mut o = opts(OutputFormat::Ipc, &[PartitionKey::Symbol]);
     o.row_group_bytes = 16 << 10; // several IPC batches per file
+    o.min_rows_per_file = 0; // each chunk written as it comes, with its own dictionaries
     let mut sink = create_sink(dir.path(), 3, &o).unwrap();
     let mut line = 2;
     for (i, p) in parts.iter().enumerate() {
@@ -388,6 +389,8 @@ fn lru_closing_with_two_open_files_writes_every_row_once() {
     let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
     o.max_open_files = 2;
     o.keep_line_column = true;
+    // Files open at once (no rows gathered first), so the writers really are evicted.
+    o.min_rows_per_file = 0;
     let mut sink = create_sink(dir.path(), 7, &o).unwrap();
     // Chunks of 3 rows: every chunk touches 3 symbols, so writers are evicted constantly.
     let mut some = Vec::new();
@@ -575,7 +578,9 @@ fn a_later_date_closes_the_earlier_date_of_that_symbol() {
 fn broken_order_starts_a_file_without_the_claim() {
     let dir = tempfile::tempdir().unwrap();
     let input = taq(&["AAPL"], 1, 100, 10);
-    let o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
+    let mut o = opts(OutputFormat::Parquet, &[PartitionKey::Symbol]);
+    // Each chunk written as it comes (not gathered and merged first), as in a long input.
+    o.min_rows_per_file = 0;
     let mut sink = create_sink(dir.path(), 0, &o).unwrap();
     // The second half first: the first half then goes back in time.
     let c = chunks(&input, 50);

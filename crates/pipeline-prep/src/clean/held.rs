@@ -129,13 +129,24 @@ impl Held {
         }
     }
 
-    /// Removes `r`, recording it under `rule`.
+    /// Removes `r`, recording it under `rule` (with the row rendered as its raw text).
     pub(crate) fn remove(&mut self, r: RowRef, rule: &str, out: &mut Emitter) -> Result<()> {
+        self.remove_with(r, rule, String::new(), out)
+    }
+
+    /// Removes `r` under `rule` with `detail` (the rule's numbers) in its reject.
+    pub(crate) fn remove_with(
+        &mut self,
+        r: RowRef,
+        rule: &str,
+        detail: String,
+        out: &mut Emitter,
+    ) -> Result<()> {
         let h = self
             .chunks
             .get(&r.chunk)
             .ok_or_else(|| Error::Internal(format!("held chunk {} is gone", r.chunk)))?;
-        out.remove_one(rule, h.chunk.source(), h.chunk.line(r.row as usize));
+        out.remove_row(rule, &h.chunk, r.row as usize, detail);
         self.release(r.chunk);
         Ok(())
     }

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sums::RunningSum;
+
 /// Mid-quote.
 pub fn mid(bid: f64, ask: f64) -> f64 {
     (bid + ask) / 2.0
@@ -84,15 +86,14 @@ impl TradeSign {
     }
 }
 
-/// VWAP over the last N trades; sums are recomputed exactly every N removals, so rounding
-/// drift cannot build up (O(1) amortised).
+/// VWAP over the last N trades; O(1) per trade, with running totals that forget what left
+/// the window (see [`Vwap::update`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Vwap {
     n: usize,
     window: VecDeque<(f64, f64)>,
-    pv: f64,
-    v: f64,
-    removals: usize,
+    pv: RunningSum,
+    v: RunningSum,
 }
 
 impl Vwap {
@@ -101,31 +102,31 @@ impl Vwap {
         Vwap {
             n: n.max(1),
             window: VecDeque::with_capacity(n + 1),
-            pv: 0.0,
-            v: 0.0,
-            removals: 0,
+            pv: RunningSum::default(),
+            v: RunningSum::default(),
         }
     }
 
-    /// Adds a trade; the VWAP once `n` trades have been seen (`None` on zero volume).
+    /// Adds a trade; the VWAP once `n` trades have been seen (`None` on zero volume). The
+    /// running totals are rebuilt from the window when their rounding-error bound says so
+    /// ([`crate::sums`]), so a huge trade leaves no trace once it is out of the window.
     pub fn update(&mut self, price: f64, size: f64) -> Option<f64> {
         let pv = price * size;
         self.window.push_back((pv, size));
-        self.pv += pv;
-        self.v += size;
-        if self.window.len() > self.n {
-            if let Some((opv, ov)) = self.window.pop_front() {
-                self.pv -= opv;
-                self.v -= ov;
-            }
-            self.removals += 1;
-            if self.removals >= self.n {
-                self.removals = 0;
-                self.pv = self.window.iter().map(|w| w.0).sum();
-                self.v = self.window.iter().map(|w| w.1).sum();
-            }
+        self.pv.add(pv);
+        self.v.add(size);
+        if self.window.len() > self.n
+            && let Some((opv, ov)) = self.window.pop_front()
+        {
+            self.pv.sub(opv);
+            self.v.sub(ov);
         }
-        (self.window.len() == self.n && self.v != 0.0).then(|| self.pv / self.v)
+        if self.pv.stale() || self.v.stale() {
+            self.pv.rebuild(self.window.iter().map(|w| w.0));
+            self.v.rebuild(self.window.iter().map(|w| w.1));
+        }
+        let v = self.v.value();
+        (self.window.len() == self.n && v != 0.0).then(|| self.pv.value() / v)
     }
 }
 

@@ -1,11 +1,11 @@
 //! Rolling statistics over the last N rows or over a time window, O(1) amortised per row
 //! (the median O(log N)).
 //!
-//! Mean and variance use Welford's update with the matching downdate when a value leaves the
-//! window; to stop rounding drift from building up over an endless stream, the moments are
-//! recomputed exactly from the window after as many removals as the window holds (at least
-//! 1,024), which keeps the cost O(1) amortised. Min/max use monotonic deques; the median keeps
-//! the window in two ordered multisets.
+//! Mean, sum and variance are running sums of deviations from a shift ([`crate::sums`]),
+//! rebuilt exactly from the window whenever their rounding-error bound passes 2^-40 of their
+//! value: about once per few thousand rows on ordinary data, and at once after an extreme
+//! value leaves the window, so it changes nothing afterwards (issue #13 case 2). Min/max use
+//! monotonic deques; the median keeps the window in two ordered multisets.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -13,6 +13,7 @@ use pipeline_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use super::window::{Extreme, MonoDeque};
+use crate::sums::Moments;
 
 /// Parses a duration such as `500ms`, `1s`, `1m`, `5m`, `1h` or `1d` into nanoseconds.
 pub fn parse_duration(text: &str) -> Result<i64> {
@@ -54,7 +55,7 @@ pub enum RollingStat {
     Mean,
     /// Sample standard deviation (n − 1 denominator, as pandas).
     Std,
-    /// Sum (Kahan-compensated).
+    /// Sum.
     Sum,
     /// Minimum.
     Min,
@@ -201,11 +202,7 @@ pub struct Rolling {
     window: Window,
     values: VecDeque<(i64, f64)>,
     row: i64,
-    mean: f64,
-    m2: f64,
-    sum: f64,
-    comp: f64,
-    removals: usize,
+    moments: Moments,
     /// How many of the newest values equal the newest one: a window that is one repeated
     /// value reports std 0 and mean exactly that value (as pandas does), where Welford's
     /// downdate would leave a rounding residue.
@@ -227,22 +224,11 @@ impl Rolling {
             window,
             values: VecDeque::new(),
             row: 0,
-            mean: 0.0,
-            m2: 0.0,
-            sum: 0.0,
-            comp: 0.0,
-            removals: 0,
+            moments: Moments::new(stat == RollingStat::Std),
             run: 0,
             extreme,
             median: (stat == RollingStat::Median).then(MedianWindow::default),
         }
-    }
-
-    fn kahan_add(&mut self, x: f64) {
-        let y = x - self.comp;
-        let t = self.sum + y;
-        self.comp = (t - self.sum) - y;
-        self.sum = t;
     }
 
     fn add(&mut self, pos: i64, x: f64) {
@@ -250,15 +236,10 @@ impl Rolling {
             Some(&(_, last)) if last == x => self.run + 1,
             _ => 1,
         };
-        self.values.push_back((pos, x));
         match self.stat {
-            RollingStat::Mean | RollingStat::Std => {
-                let n = self.values.len() as f64;
-                let d = x - self.mean;
-                self.mean += d / n;
-                self.m2 += d * (x - self.mean);
+            RollingStat::Mean | RollingStat::Std | RollingStat::Sum => {
+                self.moments.add(x, self.values.is_empty());
             }
-            RollingStat::Sum => self.kahan_add(x),
             RollingStat::Min | RollingStat::Max => {
                 if let Some(e) = &mut self.extreme {
                     e.push(pos, x);
@@ -270,6 +251,7 @@ impl Rolling {
                 }
             }
         }
+        self.values.push_back((pos, x));
     }
 
     fn remove_front(&mut self) {
@@ -277,50 +259,13 @@ impl Rolling {
             return;
         };
         match self.stat {
-            RollingStat::Mean | RollingStat::Std => {
-                let n = self.values.len();
-                if n == 0 {
-                    self.mean = 0.0;
-                    self.m2 = 0.0;
-                } else {
-                    let d = x - self.mean;
-                    self.mean -= d / n as f64;
-                    self.m2 -= d * (x - self.mean);
-                }
-                self.removals += 1;
-                if self.removals >= n.max(1024) {
-                    self.recompute();
-                }
-            }
-            RollingStat::Sum => {
-                self.kahan_add(-x);
-                self.removals += 1;
-                if self.removals >= self.values.len().max(1024) {
-                    self.recompute();
-                }
-            }
+            RollingStat::Mean | RollingStat::Std | RollingStat::Sum => self.moments.sub(x),
             RollingStat::Median => {
                 if let Some(m) = &mut self.median {
                     m.remove(x);
                 }
             }
             RollingStat::Min | RollingStat::Max => {}
-        }
-    }
-
-    /// Exact two-pass moments (and sum) of the current window.
-    fn recompute(&mut self) {
-        self.removals = 0;
-        let n = self.values.len() as f64;
-        self.sum = 0.0;
-        self.comp = 0.0;
-        let vals: Vec<f64> = self.values.iter().map(|v| v.1).collect();
-        for &x in &vals {
-            self.kahan_add(x);
-        }
-        if n > 0.0 {
-            self.mean = self.sum / n;
-            self.m2 = vals.iter().map(|x| (x - self.mean) * (x - self.mean)).sum();
         }
     }
 
@@ -358,13 +303,20 @@ impl Rolling {
             }
         }
         let n = self.values.len();
+        if matches!(
+            self.stat,
+            RollingStat::Mean | RollingStat::Std | RollingStat::Sum
+        ) && self.moments.stale(n)
+        {
+            self.moments.rebuild(self.values.iter().map(|v| v.1));
+        }
         let constant = self.run >= n;
         match self.stat {
             RollingStat::Mean if constant => Some(x),
-            RollingStat::Mean => Some(self.mean),
+            RollingStat::Mean => Some(self.moments.mean(n)),
             RollingStat::Std if constant => (n >= 2).then_some(0.0),
-            RollingStat::Std => (n >= 2).then(|| (self.m2.max(0.0) / (n - 1) as f64).sqrt()),
-            RollingStat::Sum => Some(self.sum),
+            RollingStat::Std => (n >= 2).then(|| (self.moments.m2(n) / (n - 1) as f64).sqrt()),
+            RollingStat::Sum => Some(self.moments.sum(n)),
             RollingStat::Min | RollingStat::Max => self.extreme.as_ref()?.get(),
             RollingStat::Median => self.median.as_ref()?.median(),
         }
@@ -468,6 +420,82 @@ mod tests {
                     .collect();
                 let want = naive(stat, &w);
                 assert!(close(got, want), "{stat:?} row {i}: {got:?} vs {want:?}");
+            }
+        }
+    }
+
+    /// Issue #13 case 2: a value 1e12 (or 1e17) times the others changes nothing once it has
+    /// left the window, for row and time windows, and results stay within 1e-9 of a rescan.
+    #[test]
+    fn extremes_are_forgotten_once_they_leave_the_window() {
+        let mut rng = SplitMix::new(5);
+        let mut xs: Vec<f64> = (0..4000).map(|_| 100.0 + rng.normal() * 0.05).collect();
+        for (i, big) in [(0, 1e17), (900, 1e14), (2000, -1e12), (3100, 1e9)] {
+            xs[i] = big;
+        }
+        for stat in [RollingStat::Mean, RollingStat::Std, RollingStat::Sum] {
+            for n in [2, 20, 100] {
+                let mut r = Rolling::new(stat, Window::Rows(n));
+                for (i, &x) in xs.iter().enumerate() {
+                    let got = r.update(0, x);
+                    if i + 1 < n {
+                        continue;
+                    }
+                    let w = &xs[i + 1 - n..=i];
+                    if w.iter().any(|v| v.abs() > 1e6) {
+                        continue;
+                    }
+                    let want = naive(stat, w);
+                    assert!(
+                        close(got, want),
+                        "{stat:?} n={n} row {i}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+            let width = 1_000_000_000;
+            let mut r = Rolling::new(stat, Window::Time(width));
+            for (i, &x) in xs.iter().enumerate() {
+                let t = i as i64 * 50_000_000;
+                let got = r.update(t, x);
+                let lo = (i + 1).saturating_sub(20);
+                let w = &xs[lo..=i];
+                if w.iter().any(|v| v.abs() > 1e6) {
+                    continue;
+                }
+                assert!(close(got, naive(stat, w)), "{stat:?} time row {i}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Random windows and data with random extremes injected, against a rescan.
+        #[test]
+        fn rolling_moments_match_a_rescan_with_injected_extremes(
+            seed: u64,
+            n in 2usize..60,
+            extremes in proptest::collection::vec((0usize..600, -17i32..18), 0..6),
+        ) {
+            let mut rng = SplitMix::new(seed);
+            let mut xs: Vec<f64> = (0..600).map(|_| 50.0 + rng.normal()).collect();
+            for (i, e) in &extremes {
+                xs[*i] = 50.0 * 10f64.powi(*e);
+            }
+            for stat in [RollingStat::Mean, RollingStat::Std, RollingStat::Sum] {
+                let mut r = Rolling::new(stat, Window::Rows(n));
+                for (i, &x) in xs.iter().enumerate() {
+                    let got = r.update(0, x);
+                    if i + 1 < n {
+                        proptest::prop_assert_eq!(got, None);
+                        continue;
+                    }
+                    let w = &xs[i + 1 - n..=i];
+                    // Within the window an extreme dominates; judge the rows it has left.
+                    if w.iter().any(|v| !(1.0..=2500.0).contains(v)) {
+                        continue;
+                    }
+                    let want = naive(stat, w);
+                    proptest::prop_assert!(close(got, want), "{:?} n={} row {}: {:?} vs {:?}", stat, n, i, got, want);
+                }
             }
         }
     }

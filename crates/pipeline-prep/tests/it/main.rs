@@ -2,4 +2,5 @@
 
 mod clean;
 mod features;
+mod hostile;
 mod vendor;

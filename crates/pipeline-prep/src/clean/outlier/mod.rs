@@ -144,6 +144,22 @@ pub(crate) fn apply(
     vals: &[Option<f64>],
     verdict: &[Option<f64>],
 ) -> Result<()> {
+    apply_with(chunk, out, method, action, src, vals, verdict, &[])
+}
+
+/// [`apply`] with the numbers behind each dropped row's verdict: `(row, detail)` pairs in
+/// ascending row order, written to the quarantine file's `detail`.
+#[allow(clippy::too_many_arguments)] // `apply`'s arguments plus the details.
+pub(crate) fn apply_with(
+    chunk: Chunk,
+    out: &mut Emitter,
+    method: &str,
+    action: OutlierAction,
+    src: &ValueSource,
+    vals: &[Option<f64>],
+    verdict: &[Option<f64>],
+    details: &[(usize, String)],
+) -> Result<()> {
     let rule = format!("outlier_{method}");
     let n_out = verdict.iter().filter(|v| v.is_some()).count();
     match action {
@@ -163,7 +179,7 @@ pub(crate) fn apply(
                     verdict.len(),
                     |i| verdict[i].is_none(),
                 ));
-                let kept = out.remove(&rule, &chunk, &keep)?;
+                let kept = out.remove_with_details(&rule, &chunk, &keep, details)?;
                 out.emit(kept);
             }
         }

@@ -1,12 +1,14 @@
 //! Trailing-window outlier detectors: rolling z-score, its robust median/MAD form, rolling
 //! IQR fences.
 
+use arrow_array::{BooleanArray, UInt32Array};
 use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::window::{Moments, Sorted};
-use super::{OutlierAction, apply, clip, values};
-use crate::clean::cols::Slots;
+use super::{OutlierAction, ValueSource, apply_with, clip, values};
+use crate::clean::cols::{Slots, f64_col};
+use crate::clean::held::{Held, HeldState, RowRef};
 
 /// The statistic of a [`RollingOutliers`] detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +66,10 @@ pub struct OutlierConfig {
     /// Trailing window, in accepted rows of one symbol. Default 100.
     pub window: usize,
     /// Rows a symbol's window needs before values are judged. Default 20: enough values for
-    /// a usable standard deviation; on tick data the 0.5 % floor dominates anyway, so this
-    /// only decides how many of a symbol's first rows (and of the rows after a reset) go
-    /// unjudged.
+    /// a usable standard deviation; on tick data the 0.5 % floor dominates anyway. A
+    /// symbol's first `min_periods + 1` rows are held back (a warm-up) and judged together
+    /// once they have all arrived, against their own median and MAD, so the first rows are
+    /// judged too (see [`RollingOutliers`]); after a reset the window refills unjudged.
     pub min_periods: usize,
     /// Floor on the dispersion, relative to the price: `scale ≥ min_scale_rel` for returns,
     /// `scale ≥ min_scale_rel · |centre|` for levels. Default 0.005, so with the default
@@ -117,11 +120,23 @@ impl Default for OutlierConfig {
 /// inflate the dispersion that judges the next spike; `reset_after` consecutive outliers
 /// restart the window from them. The window carries across chunks and files, so results do
 /// not depend on chunk size.
+///
+/// A trailing window cannot judge a symbol's first rows: there is nothing behind them. So
+/// the first `min_periods + 1` rows of each symbol are held back (a warm-up, like the look-
+/// ahead of the Brownlees & Gallo (2006) centred window) and judged together once they have
+/// arrived: `|x − median| > threshold · max(1.4826 · MAD, floor)` over the warm-up's own
+/// values (levels; log deviations from the median for the return basis), the median and
+/// MAD being robust to the very outliers they must find (Hampel 1974; Leys et al. 2013). A
+/// z-score over the warm-up would not do: one value of 1e9 among twenty prices near 100 has
+/// a z-score of only √20. The accepted rows then seed the window in order. A symbol with
+/// fewer than three values at the end of the input keeps them unjudged. Held rows are
+/// copied out of their chunks, so a symbol that never fills its warm-up pins no chunk.
 #[derive(Debug)]
 pub struct RollingOutliers {
     cfg: OutlierConfig,
     slots: Slots,
     state: Vec<Win>,
+    held: Held,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,12 +146,29 @@ struct Win {
     streak: Vec<f64>,
     /// Last accepted value (the reference of the return basis).
     last: Option<f64>,
+    /// Whether the warm-up is over (its rows judged and released).
+    primed: bool,
+    /// The warm-up rows held so far, in order.
+    warm: Vec<Warm>,
+}
+
+/// A row held during a symbol's warm-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Warm {
+    r: RowRef,
+    /// The judged value (`None`: null, kept unjudged).
+    p: Option<f64>,
+    /// `(bid, ask)` when the value is the mid-quote and outliers are winsorized.
+    quote: Option<(f64, f64)>,
+    /// The value column's name, when the value is a column (for winsorizing).
+    column: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
     slots: Vec<String>,
     state: Vec<Win>,
+    held: HeldState,
 }
 
 impl RollingOutliers {
@@ -148,10 +180,15 @@ impl RollingOutliers {
                 "threshold must be > 0 and window ≥ 2",
             ));
         }
+        let mut held = Held::default();
+        if cfg.action == OutlierAction::Flag {
+            held.set_flag_column(format!("outlier_{}", cfg.method.name()));
+        }
         Ok(RollingOutliers {
             cfg,
             slots: Slots::default(),
             state: Vec::new(),
+            held,
         })
     }
 
@@ -161,7 +198,104 @@ impl RollingOutliers {
             sorted: Sorted::new(self.cfg.window),
             streak: Vec::new(),
             last: None,
+            primed: false,
+            warm: Vec::new(),
         }
+    }
+
+    /// Valid values a symbol's warm-up holds before it is judged: one more than
+    /// `min_periods`, so that the return basis has `min_periods` returns to start from.
+    fn warm_len(&self) -> usize {
+        self.cfg.min_periods.max(2) + 1
+    }
+
+    fn rule(&self) -> String {
+        format!("outlier_{}", self.cfg.method.name())
+    }
+
+    /// Judges a symbol's warm-up rows against their own median and MAD, releases them, and
+    /// seeds the window with the accepted ones (see [`RollingOutliers`]).
+    fn prime(&mut self, w: &mut Win, out: &mut Emitter) -> Result<()> {
+        w.primed = true;
+        let warm = std::mem::take(&mut w.warm);
+        let c = &self.cfg;
+        let t = c.threshold;
+        let level = c.basis == Basis::Level;
+        // The warm-up's values in the judged scale: levels, or logs of positive prices.
+        let scaled = |p: f64| -> Option<f64> {
+            if level {
+                Some(p)
+            } else {
+                (p > 0.0).then(|| p.ln())
+            }
+        };
+        let xs: Vec<f64> = warm.iter().filter_map(|e| e.p.and_then(scaled)).collect();
+        let bounds = if xs.len() >= 3 {
+            let med = super::median_of(xs.clone()).unwrap_or(0.0);
+            let mad = super::median_of(xs.iter().map(|x| (x - med).abs()).collect()).unwrap_or(0.0);
+            let floor = if level {
+                c.min_scale_rel * med.abs()
+            } else {
+                c.min_scale_rel
+            };
+            let s = (1.4826 * mad).max(floor);
+            Some((med - t * s, med + t * s, med, s))
+        } else {
+            None
+        };
+        let rule = self.rule();
+        for e in warm {
+            let Some(p) = e.p else {
+                self.held.keep_flagged(e.r, false);
+                continue;
+            };
+            let verdict = match (bounds, scaled(p)) {
+                (Some((lo, hi, med, s)), Some(x)) if x < lo || x > hi => {
+                    Some((clip(x, lo, hi), med, s, x))
+                }
+                _ => None,
+            };
+            match verdict {
+                None => {
+                    if let Some(x) = self.judged(w, p) {
+                        self.push(w, x);
+                    }
+                    w.last = Some(p);
+                    self.held.keep_flagged(e.r, false);
+                }
+                Some((b, med, s, x)) => {
+                    let bound = if level { b } else { b.exp() };
+                    let (centre, value) = if level { (med, x) } else { (med.exp(), p) };
+                    let detail = format!(
+                        "warm-up: value {value} is {:.1} robust deviations from the median {centre} of the symbol's first {} values (threshold {t}; scale {s:.6}{})",
+                        (x - med).abs() / s,
+                        xs.len(),
+                        if level { "" } else { " in log price" }
+                    );
+                    match self.cfg.action {
+                        OutlierAction::Drop => self.held.remove_with(e.r, &rule, detail, out)?,
+                        OutlierAction::Flag => self.held.keep_flagged(e.r, true),
+                        OutlierAction::Winsorize => {
+                            out.repaired(&rule, 1);
+                            let set = match (e.quote, e.column) {
+                                (Some((bid, ask)), _) => vec![
+                                    ("bid".to_string(), bid + bound - p),
+                                    ("ask".to_string(), ask + bound - p),
+                                ],
+                                (None, Some(col)) => vec![(col, bound)],
+                                (None, None) => Vec::new(),
+                            };
+                            self.held.keep_with(e.r, &set);
+                            if let Some(x) = self.judged(w, bound) {
+                                self.push(w, x);
+                            }
+                            w.last = Some(bound);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `(lo, hi)` bounds from the window, or `None` while it is too short.
@@ -224,6 +358,37 @@ impl RollingOutliers {
         }
     }
 
+    /// The numbers behind a verdict, for the quarantine file's `detail`.
+    fn detail(&self, w: &Win, p: f64, x: f64, lo: f64, hi: f64) -> String {
+        let t = self.cfg.threshold;
+        let basis = match self.cfg.basis {
+            Basis::Level => String::new(),
+            Basis::Return => format!(
+                " (log return {x:.6} against the last accepted price {})",
+                w.last.unwrap_or(f64::NAN)
+            ),
+        };
+        match self.cfg.method {
+            RollingMethod::Zscore => {
+                let (m, s) = w.moments.mean_std().unwrap_or((f64::NAN, f64::NAN));
+                let s = s.max(self.floor(m));
+                format!(
+                    "value {p}{basis}: z-score {:.2} over the last {} values (mean {m:.6}, std {s:.6}), threshold {t}",
+                    (x - m) / s,
+                    w.moments.len()
+                )
+            }
+            RollingMethod::Mad => format!(
+                "value {p}{basis}: outside [{lo:.6}, {hi:.6}] = median ± {t} × 1.4826 × MAD over the last {} values",
+                w.sorted.len()
+            ),
+            RollingMethod::Iqr => format!(
+                "value {p}{basis}: outside the fences [{lo:.6}, {hi:.6}] = quartiles ∓ {t} × IQR over the last {} values",
+                w.sorted.len()
+            ),
+        }
+    }
+
     fn push(&self, w: &mut Win, x: f64) {
         match self.cfg.method {
             RollingMethod::Zscore => w.moments.push(x),
@@ -253,14 +418,86 @@ impl Stage for RollingOutliers {
             return Ok(());
         };
         let slots = self.slots.rows(&chunk)?;
-        let mut verdict = vec![None; vals.len()];
         let mut state = std::mem::take(&mut self.state);
+        while state.len() <= slots.iter().copied().max().unwrap_or(0) {
+            state.push(self.new_win());
+        }
+        // Which rows belong to a warm-up: those of symbols not yet primed, up to and
+        // including the row that fills the warm-up. They are copied into a small chunk of
+        // their own and held; the others are judged now.
+        let need = self.warm_len();
+        let mut filled: Vec<usize> = state
+            .iter()
+            .map(|w| w.warm.iter().filter(|e| e.p.is_some()).count())
+            .collect();
+        let mut warm_rows: Vec<u32> = Vec::new();
         for (i, v) in vals.iter().enumerate() {
-            let Some(p) = *v else { continue };
             let s = slots[i];
-            while state.len() <= s {
-                state.push(self.new_win());
+            if !state[s].primed && filled[s] < need {
+                warm_rows.push(i as u32);
+                filled[s] += usize::from(v.is_some());
             }
+        }
+        let held_id = if warm_rows.is_empty() {
+            None
+        } else {
+            let idx = UInt32Array::from(warm_rows.clone());
+            let batch = arrow_select::take::take_record_batch(chunk.batch(), &idx)?;
+            Some(
+                self.held
+                    .add(Chunk::new(batch, chunk.source(), chunk.seq())?),
+            )
+        };
+        let quotes = if matches!(src, ValueSource::Mid | ValueSource::Mixed(_))
+            && self.cfg.action == OutlierAction::Winsorize
+        {
+            f64_col(&chunk, "bid")?.zip(f64_col(&chunk, "ask")?)
+        } else {
+            None
+        };
+        // Rows judged on their mid: all for `Mid`, the quote rows of a `Mixed` chunk (whose
+        // other rows are judged, and repaired, on `price`).
+        let on_mid = |i: usize| match &src {
+            ValueSource::Mixed(m) => m.get(i).copied().unwrap_or(false),
+            ValueSource::Mid => true,
+            ValueSource::Column(_) => false,
+        };
+        let column = match &src {
+            ValueSource::Column(c) => Some(c.clone()),
+            ValueSource::Mid => None,
+            ValueSource::Mixed(_) => Some("price".to_string()),
+        };
+        let mut verdict = vec![None; vals.len()];
+        let mut details: Vec<(usize, String)> = Vec::new();
+        let mut k = 0usize;
+        let mut result = Ok(());
+        for (i, v) in vals.iter().enumerate() {
+            let s = slots[i];
+            if let (Some(id), Some(&row)) = (held_id, warm_rows.get(k))
+                && row as usize == i
+            {
+                k += 1;
+                let w = &mut state[s];
+                w.warm.push(Warm {
+                    r: RowRef {
+                        chunk: id,
+                        row: (k - 1) as u32,
+                    },
+                    p: *v,
+                    quote: quotes
+                        .as_ref()
+                        .filter(|_| on_mid(i))
+                        .map(|(b, a)| (b.value(i), a.value(i))),
+                    column: if on_mid(i) { None } else { column.clone() },
+                });
+                if w.warm.iter().filter(|e| e.p.is_some()).count() >= need {
+                    let mut w = std::mem::replace(&mut state[s], self.new_win());
+                    result = result.and(self.prime(&mut w, out));
+                    state[s] = w;
+                }
+                continue;
+            }
+            let Some(p) = *v else { continue };
             let w = &mut state[s];
             let Some(x) = self.judged(w, p) else {
                 w.last = Some(p);
@@ -270,6 +507,9 @@ impl Stage for RollingOutliers {
                 Some((lo, hi)) if x < lo || x > hi => {
                     let b = self.value_of(w, clip(x, lo, hi));
                     verdict[i] = Some(b);
+                    if self.cfg.action == OutlierAction::Drop {
+                        details.push((i, self.detail(w, p, x, lo, hi)));
+                    }
                     w.streak.push(p);
                     if w.streak.len() >= self.cfg.reset_after.max(1) {
                         // A level shift: restart from the streak's values.
@@ -295,7 +535,42 @@ impl Stage for RollingOutliers {
             }
         }
         self.state = state;
-        apply(
+        result?;
+        // Released warm-up rows first: per symbol they precede the rows judged after them.
+        self.held.flush(out)?;
+        let (chunk, vals, verdict, details) = if warm_rows.is_empty() {
+            (chunk, vals, verdict, details)
+        } else {
+            let mut keep = vec![true; vals.len()];
+            for &r in &warm_rows {
+                keep[r as usize] = false;
+            }
+            let rest = chunk.filter(&BooleanArray::from(keep.clone()))?;
+            let mut map = vec![0usize; keep.len()];
+            let mut n = 0;
+            for (i, &k) in keep.iter().enumerate() {
+                map[i] = n;
+                n += usize::from(k);
+            }
+            let vals: Vec<_> = vals
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| *v)
+                .collect();
+            let verdict: Vec<_> = verdict
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| *v)
+                .collect();
+            let details = details.into_iter().map(|(i, d)| (map[i], d)).collect();
+            (rest, vals, verdict, details)
+        };
+        if chunk.num_rows() == 0 {
+            return Ok(());
+        }
+        apply_with(
             chunk,
             out,
             self.cfg.method.name(),
@@ -303,13 +578,26 @@ impl Stage for RollingOutliers {
             &src,
             &vals,
             &verdict,
+            &details,
         )
+    }
+
+    fn finish(&mut self, out: &mut Emitter) -> Result<()> {
+        let mut state = std::mem::take(&mut self.state);
+        for w in &mut state {
+            if !w.primed && !w.warm.is_empty() {
+                self.prime(w, out)?;
+            }
+        }
+        self.state = state;
+        self.held.flush(out)
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
         let cp = Checkpoint {
             slots: self.slots.names().to_vec(),
             state: self.state.clone(),
+            held: self.held.state()?,
         };
         crate::state::save("outliers", &cp)
     }
@@ -318,6 +606,6 @@ impl Stage for RollingOutliers {
         let cp: Checkpoint = crate::state::load("outliers", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
-        Ok(())
+        self.held.restore(cp.held)
     }
 }

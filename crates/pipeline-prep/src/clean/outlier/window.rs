@@ -5,26 +5,25 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// The last `cap` values with their running sum and sum of squares.
+/// The last `cap` values with their running mean and variance.
 ///
-/// Sums are taken around an anchor (the first value seen) so that prices near 100 with a
-/// spread of cents keep full precision in the variance; the sums are recomputed from the ring
-/// every `cap` removals to stop rounding drift. Add and remove are O(1) amortised.
+/// The sums are deviations from a shift ([`crate::sums::Moments`]), so prices near 100 with a
+/// spread of cents keep full precision in the variance, and they are rebuilt from the ring
+/// whenever their rounding-error bound passes 2^-40 of their value: an extreme value that
+/// has left the window leaves no trace. Add and remove are O(1) amortised.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Moments {
     cap: usize,
     ring: VecDeque<f64>,
-    anchor: Option<f64>,
-    sum: f64,
-    sumsq: f64,
-    removed: usize,
+    sums: crate::sums::Moments,
 }
 
 impl Moments {
     pub(crate) fn new(cap: usize) -> Self {
         Moments {
             cap: cap.max(1),
-            ..Moments::default()
+            ring: VecDeque::new(),
+            sums: crate::sums::Moments::new(true),
         }
     }
 
@@ -34,29 +33,19 @@ impl Moments {
 
     pub(crate) fn clear(&mut self) {
         self.ring.clear();
-        self.anchor = None;
-        self.sum = 0.0;
-        self.sumsq = 0.0;
+        self.sums = crate::sums::Moments::new(true);
     }
 
     pub(crate) fn push(&mut self, x: f64) {
-        let a = *self.anchor.get_or_insert(x);
         if self.ring.len() == self.cap
             && let Some(old) = self.ring.pop_front()
         {
-            self.sum -= old - a;
-            self.sumsq -= (old - a) * (old - a);
-            self.removed += 1;
+            self.sums.sub(old);
         }
+        self.sums.add(x, self.ring.is_empty());
         self.ring.push_back(x);
-        self.sum += x - a;
-        self.sumsq += (x - a) * (x - a);
-        if self.removed >= self.cap {
-            self.removed = 0;
-            let a = self.ring.front().copied().unwrap_or(x);
-            self.anchor = Some(a);
-            self.sum = self.ring.iter().map(|v| v - a).sum();
-            self.sumsq = self.ring.iter().map(|v| (v - a) * (v - a)).sum();
+        if self.sums.stale(self.ring.len()) {
+            self.sums.rebuild(self.ring.iter().copied());
         }
     }
 
@@ -66,11 +55,8 @@ impl Moments {
         if n < 2 {
             return None;
         }
-        let a = self.anchor?;
-        let nf = n as f64;
-        let m = self.sum / nf;
-        let var = ((self.sumsq - nf * m * m) / (nf - 1.0)).max(0.0);
-        Some((a + m, var.sqrt()))
+        let var = self.sums.m2(n) / (n - 1) as f64;
+        Some((self.sums.mean(n), var.sqrt()))
     }
 }
 

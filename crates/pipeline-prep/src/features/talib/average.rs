@@ -2,11 +2,16 @@
 //!
 //! Each mirrors the order of floating-point operations of TA-Lib 0.4/0.6's C code (running
 //! totals added before the trailing value is subtracted, EMA as `(x - prev) * k + prev`), so
-//! results agree with TA-Lib to the last few bits, not just to a tolerance.
+//! results agree with TA-Lib to the last few bits, not just to a tolerance. Unlike TA-Lib,
+//! the running totals carry a rounding-error bound and are rebuilt from the window when it
+//! passes 2^-40 of their value ([`crate::sums`]): on ordinary data that changes nothing, and
+//! a value 1e12 times the others no longer corrupts every average after it (issue #13).
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+
+use crate::sums::RunningSum;
 
 /// TA-Lib's `TA_IS_ZERO_OR_NEG`: below 1e-14 counts as zero.
 fn is_zero_or_neg(x: f64) -> bool {
@@ -18,7 +23,7 @@ fn is_zero_or_neg(x: f64) -> bool {
 pub struct Sma {
     period: usize,
     window: VecDeque<f64>,
-    total: f64,
+    total: RunningSum,
 }
 
 impl Sma {
@@ -27,20 +32,23 @@ impl Sma {
         Sma {
             period: period.max(1),
             window: VecDeque::with_capacity(period + 1),
-            total: 0.0,
+            total: RunningSum::default(),
         }
     }
 
     /// Adds `x`; the average once `period` values have been seen.
     pub fn update(&mut self, x: f64) -> Option<f64> {
-        self.total += x;
+        self.total.add(x);
         self.window.push_back(x);
         if self.window.len() < self.period {
             return None;
         }
-        let out = self.total / self.period as f64;
+        let out = self.total.value() / self.period as f64;
         if let Some(old) = self.window.pop_front() {
-            self.total -= old;
+            self.total.sub(old);
+        }
+        if self.total.stale() {
+            self.total.rebuild(self.window.iter().copied());
         }
         Some(out)
     }
@@ -91,10 +99,12 @@ impl Ema {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Wma {
     period: usize,
+    /// The last `period - 1` values (the newest `period` while a value is being added).
     window: VecDeque<f64>,
-    sum: f64,
-    sub: f64,
-    trailing: f64,
+    /// `Σ j·w_j` over the window, weights `1..` from the oldest.
+    sum: RunningSum,
+    /// `Σ w_j` over the window.
+    sub: RunningSum,
 }
 
 impl Wma {
@@ -103,27 +113,43 @@ impl Wma {
         Wma {
             period: period.max(1),
             window: VecDeque::with_capacity(period + 1),
-            sum: 0.0,
-            sub: 0.0,
-            trailing: 0.0,
+            sum: RunningSum::default(),
+            sub: RunningSum::default(),
         }
     }
 
     /// Adds `x`; the average once `period` values have been seen.
     pub fn update(&mut self, x: f64) -> Option<f64> {
         self.window.push_back(x);
-        if self.window.len() < self.period {
-            self.sub += x;
-            self.sum += x * self.window.len() as f64;
+        let n = self.window.len();
+        self.sub.add(x);
+        if n < self.period {
+            self.sum.add(x * n as f64);
             return None;
         }
-        self.sub += x;
-        self.sub -= self.trailing;
-        self.sum += x * self.period as f64;
-        self.trailing = self.window.pop_front().unwrap_or(0.0);
+        // TA-Lib's periodSum/periodSub: every weight drops by one when the next value comes.
+        self.sum.add(x * self.period as f64);
         let divider = ((self.period * (self.period + 1)) >> 1) as f64;
-        let out = self.sum / divider;
-        self.sum -= self.sub;
+        let out = self.sum.value() / divider;
+        let oldest = self.window.pop_front();
+        let total = self.sub.value();
+        if total.is_finite() && self.sum.value().is_finite() {
+            self.sum.sub(total);
+            if let Some(old) = oldest {
+                self.sub.sub(old);
+            }
+            if !(self.sum.stale() || self.sub.stale()) {
+                return Some(out);
+            }
+        }
+        // Stale, or a non-finite value in the window: recompute both totals exactly.
+        self.sub.rebuild(self.window.iter().copied());
+        self.sum.rebuild(
+            self.window
+                .iter()
+                .enumerate()
+                .map(|(j, v)| (j + 1) as f64 * v),
+        );
         Some(out)
     }
 }
@@ -234,8 +260,8 @@ pub struct Bbands {
     k_up: f64,
     k_down: f64,
     window: VecDeque<f64>,
-    total: f64,
-    total2: f64,
+    total: RunningSum,
+    total2: RunningSum,
 }
 
 impl Bbands {
@@ -246,25 +272,29 @@ impl Bbands {
             k_up,
             k_down,
             window: VecDeque::with_capacity(period + 1),
-            total: 0.0,
-            total2: 0.0,
+            total: RunningSum::default(),
+            total2: RunningSum::default(),
         }
     }
 
     /// Adds `x`; `[upper, middle, lower]` once `period` values have been seen.
     pub fn update(&mut self, x: f64) -> Option<[f64; 3]> {
-        self.total += x;
-        self.total2 += x * x;
+        self.total.add(x);
+        self.total2.add(x * x);
         self.window.push_back(x);
         if self.window.len() < self.period {
             return None;
         }
         let n = self.period as f64;
-        let mid = self.total / n;
-        let mut mean2 = self.total2 / n;
+        let mid = self.total.value() / n;
+        let mut mean2 = self.total2.value() / n;
         if let Some(old) = self.window.pop_front() {
-            self.total -= old;
-            self.total2 -= old * old;
+            self.total.sub(old);
+            self.total2.sub(old * old);
+        }
+        if self.total.stale() || self.total2.stale() {
+            self.total.rebuild(self.window.iter().copied());
+            self.total2.rebuild(self.window.iter().map(|v| v * v));
         }
         mean2 -= mid * mid;
         let sd = if is_zero_or_neg(mean2) {
@@ -299,6 +329,45 @@ mod tests {
         let ev: Vec<_> = xs.iter().map(|&x| e.update(x)).collect();
         assert_eq!(sv, vec![None, None, Some(2.0), Some(3.0)]);
         assert_eq!(ev, vec![None, None, Some(2.0), Some(3.0)]);
+    }
+
+    /// Issue #13 case 2: a first price of 1e17 made `sma_20` read 96.2 instead of 100.03 for
+    /// every later row. Once the extreme has left, every average equals a rescan.
+    #[test]
+    fn averages_forget_an_extreme_once_it_leaves() {
+        let xs: Vec<f64> = std::iter::once(1e17)
+            .chain((0..2000).map(|i| 100.0 + (i % 7) as f64 * 0.01))
+            .chain(std::iter::once(f64::NAN))
+            .chain((0..200).map(|i| 100.0 + (i % 5) as f64 * 0.01))
+            .collect();
+        let p = 20;
+        let (mut s, mut w, mut b) = (Sma::new(p), Wma::new(p), Bbands::new(p, 2.0, 2.0));
+        for (i, &x) in xs.iter().enumerate() {
+            let (sv, wv, bv) = (s.update(x), w.update(x), b.update(x));
+            if i + 1 < p {
+                continue;
+            }
+            let win = &xs[i + 1 - p..=i];
+            if win.iter().any(|v| !v.is_finite() || *v > 1e6) {
+                continue;
+            }
+            let mean = win.iter().sum::<f64>() / p as f64;
+            let wmean = win
+                .iter()
+                .enumerate()
+                .map(|(j, v)| (j + 1) as f64 * v)
+                .sum::<f64>()
+                / (p * (p + 1) / 2) as f64;
+            let sd = (win.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / p as f64).sqrt();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+            assert!(close(sv.unwrap(), mean), "sma row {i}: {sv:?} vs {mean}");
+            assert!(close(wv.unwrap(), wmean), "wma row {i}: {wv:?} vs {wmean}");
+            let [up, mid, _] = bv.unwrap();
+            assert!(
+                close(mid, mean) && close(up, mean + 2.0 * sd),
+                "bbands row {i}"
+            );
+        }
     }
 
     #[test]
