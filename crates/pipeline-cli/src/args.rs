@@ -46,6 +46,11 @@ pub enum Command {
     Config(ConfigCommand),
     /// Generate a sample multi-year dataset, run the full pipeline on it, print the summary.
     Demo(DemoArgs),
+    /// Check inputs against data-quality rules; exit 0 when the verdict passes, 1 when not.
+    Validate(ValidateArgs),
+    /// The cache: stats, clear, prune.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 /// Options shared by every command that reads inputs.
@@ -145,9 +150,16 @@ pub struct RunArgs {
     /// Flush interval of --follow and stdin input, in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub flush_ms: u64,
-    /// Skip the stage-output cache. Not yet used: there is no cache to skip until it lands.
+    /// Run without the cache (sniffed file metadata in OUT/_cache).
     #[arg(long)]
     pub no_cache: bool,
+    /// Run without the performance monitor (no report.html, metrics.prom, metrics.jsonl).
+    #[arg(long)]
+    pub no_monitor: bool,
+    /// Serve Prometheus metrics at this address during the run: PORT (loopback) or
+    /// HOST:PORT.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
     /// Write the run summary as JSON to this file (`-` for stdout).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -229,6 +241,66 @@ pub struct BarsArgs {
     /// Write the summary as JSON to this file (`-` for stdout).
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+}
+
+/// `tickpipe validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Inputs and reading options.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// A rules file (TOML; see --suggest) instead of `[validation] rules_file`.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Write the report here: `.html` (for people) or `.json` (for scripts).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Keep the per-symbol-day metrics history in this folder and check against it.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Write the rows failing error rules, with file, line and rule, to this Parquet file.
+    #[arg(long)]
+    pub quarantine: Option<PathBuf>,
+    /// Profile a sample of the inputs and write a suggested rules file here (then exit).
+    #[arg(long)]
+    pub suggest: Option<PathBuf>,
+    /// Rows profiled by --suggest.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub suggest_rows: u64,
+    /// Write the summary as JSON to this file (`-` for stdout).
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// `tickpipe cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Hit rates, sizes and entries per tier, and lifetime counters.
+    Stats(CacheArgs),
+    /// Remove every entry.
+    Clear(CacheArgs),
+    /// Evict down to a size, and entries unused for a while.
+    Prune {
+        /// Which cache.
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Keep at most this much, e.g. 500MB.
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Remove entries unused for this many days.
+        #[arg(long)]
+        unused_for_days: Option<u64>,
+    },
+}
+
+/// Which cache a `tickpipe cache` command works on.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// A run's output folder (its cache is OUT/_cache) or a cache folder.
+    pub dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tickpipe config ...`.

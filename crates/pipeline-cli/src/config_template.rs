@@ -19,14 +19,16 @@ memory_limit = "256MiB"
 enable_compression = true
 # Use more than one worker.
 enable_parallel_processing = true
-# Size limit of the stage-output cache. Not yet used: nothing reads it until the cache lands.
+# Size limit of the disk cache (sniffed file metadata; see [cache]).
 cache_max_size = "1GiB"
 # Chunks buffered between two stages; 0 derives it from memory_limit.
 channel_capacity = 0
 # Make the first malformed row a fatal error instead of quarantining it.
 strict = false
-# Attempts per file after an error or panic in a stage.
+# Attempts per file after an I/O error or a panic in a stage (other errors are not retried).
 retries = 2
+# A run that quarantines more than this share of its rows fails (exit 1), output complete.
+max_quarantine_fraction = 0.5
 
 [input]
 # Zone of naive timestamps (IANA name).
@@ -53,6 +55,9 @@ layout = "auto"
 names = []
 # Files are not in time order: sort each by time in bounded memory, spilling to disk.
 sort = false
+# Longest line read; longer ones are quarantined as `line_too_long` without being held.
+# "0" means a 64th of memory_limit.
+max_line_bytes = "0"
 
 [input.columns]
 # Explicit mapping, canonical name = input header (also date and time), e.g.
@@ -74,6 +79,8 @@ partition_by = ["symbol"]
 keep_line_column = false
 # Most partition writers open at once.
 max_open_files = 64
+# Rows a partition gathers before its file is opened, so sparse symbols make one file each.
+min_rows_per_file = 10000
 # Timestamp unit in the files: ns (lossless), us (what Spark reads as timestamps) or ms.
 timestamp_unit = "ns"
 
@@ -81,6 +88,14 @@ timestamp_unit = "ns"
 # Put rows up to this many ms out of order back in time order per symbol; older rows are
 # quarantined as `late`. 0 turns the reorder buffer off.
 allowed_lateness_ms = 2000
+# Stop the run (naming --sort) once more than this share of a symbol's rows came late.
+max_late_fraction = 0.1
+# Price features and bars: price (trades; the mid for quotes-only symbols), mid, or a column.
+# price_column = "price"
+# Zone of time features; unset: each layout's exchange zone (UTC for crypto and FX).
+# time_zone = "America/New_York"
+# Restart per-symbol state (returns, windows, lags) each `day` or `session`; unset: never.
+# reset_state = "day"
 # Remove exact duplicate rows.
 remove_duplicates = true
 # Columns that define a duplicate; empty means all columns.
@@ -158,16 +173,96 @@ enable_parallel_processing = true
 
 # Not yet used: nothing reads this section until pipeline-validate lands.
 [validation]
-# Run statistical checks.
+# Validate inline in `tickpipe run` (after cleaning, on the rows that are written).
+enabled = true
+# Rule preset: financial (schema, range and market-data rules) or none (only rules_file).
+preset = "financial"
+# TOML rules file: custom rules, bounds, allowed values, severities; empty means none.
+rules_file = ""
+# Run the per-symbol-day statistical checks.
 enable_statistical_validation = true
 # Largest tolerated share of nulls per column.
 null_threshold = 0.1
 # Largest tolerated share of duplicates.
 duplicate_threshold = 0.05
-# Largest tolerated share of outliers.
+# Largest tolerated share of outliers (price jumps, spread outliers).
 outlier_threshold = 0.01
-# Validate partitions in parallel.
+# Largest share of rows failing one error rule before the verdict is `fail`.
+error_threshold = 0.01
+# Largest share of rows failing one warning rule before the verdict is `warn`.
+warning_threshold = 0.01
+# Which verdict makes `tickpipe validate` exit 1: fail, or warn (warn or fail).
+fail_on = "fail"
+# A spread above this multiple of the symbol-day's median spread is a finding; 0: off.
+spread_k = 50.0
+# A price further than this multiple of the rolling volatility is a jump; 0: off.
+jump_k = 10.0
+# Longest gap between two rows of a symbol inside a session; "0": off.
+max_gap = "30m"
+# Price grid for prices of $1 and above (SEC Rule 612); 0: off.
+tick_size = 0.01
+# Trading calendar: nyse, weekdays or none.
+calendar = "nyse"
+# More closed dates (YYYY-MM-DD) on top of the calendar.
+holidays = []
+# Failing rows kept as examples per rule, with file:line.
+examples_per_rule = 20
+# Keep per-symbol-day metrics in quality_history.jsonl and check days against history.
+history = true
+# Days of a symbol's history each day is compared with.
+history_window = 20
+# Fewest earlier days before a symbol's days are checked against history.
+history_min_days = 5
+# A symbol-day with fewer rows than this share of the symbol's median is a finding.
+rows_min_ratio = 0.25
+# A symbol-day with more rows than this multiple of the symbol's median is a finding.
+rows_max_ratio = 4.0
+# Validate partitions in parallel (false: one worker).
 enable_parallel_validation = true
+
+# Severity by rule name: error, warning, info or off, e.g. locked_quote = "error".
+[validation.severity]
+
+[cache]
+# Use the cache (--no-cache turns it off).
+enabled = true
+# Directory of the disk tier; empty: <output>/_cache. Its size limit is [pipeline] cache_max_size.
+dir = ""
+# Memory tier: bound on what it holds in RAM; "0" turns the tier off.
+memory_size = "64MiB"
+# Memory-tier eviction: tinylfu or lru.
+memory_policy = "tinylfu"
+# Memory-tier time to live and time to idle, in seconds; 0 means none.
+memory_ttl_secs = 0
+memory_tti_secs = 0
+# Disk-tier eviction: lru, lfu or ttl (oldest first).
+disk_policy = "lru"
+# Disk-tier time to live in seconds, from creation; 0 means none.
+disk_ttl_secs = 0
+
+[monitor]
+# Run the performance monitor (report.html, metrics.prom, metrics.jsonl); --no-monitor: off.
+enable = true
+# Sampling interval in milliseconds.
+interval_ms = 1000
+# Samples kept in memory for the live view and alerts (all go to metrics.jsonl).
+history_len = 3600
+# Alert when resident memory passes this percentage of [pipeline] memory_limit.
+memory_alert_pct = 90.0
+# Alert when rows/s stay this many percent below their moving average...
+throughput_drop_pct = 50.0
+# ...taken over this many seconds...
+throughput_window_s = 60.0
+# ...for at least this many seconds.
+throughput_drop_s = 10.0
+# Alert when a worker's input queue stays full (readers blocked on it) this many seconds.
+queue_saturation_s = 60.0
+# Alert when more than this share of the rows read is quarantined.
+quarantine_rate = 0.05
+# Alert when a worker stays idle this many seconds while the others are busy.
+idle_worker_s = 10.0
+# Serve /metrics (Prometheus) during the run: PORT (loopback) or HOST:PORT; empty: off.
+http_addr = ""
 "#;
 
 #[cfg(test)]

@@ -66,7 +66,11 @@ pub fn execute(
     if let Some(path) = summary_json {
         crate::print::write_json(&report, path)?;
     }
-    let outcome = if report.all_files_ok() {
+    if let Some(msg) = &report.quarantine_limit {
+        // Said even with -q: the run is not a success.
+        eprintln!("tickpipe: error: {msg}");
+    }
+    let outcome = if report.succeeded() {
         Outcome::Ok
     } else {
         Outcome::SomeFilesFailed

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
         Command::Bars(a) => cmd::bars::run(a, quiet),
         Command::Config(c) => cmd::config::run(c),
         Command::Demo(a) => cmd::demo::run(a, quiet),
+        Command::Validate(a) => cmd::validate::run(a, quiet),
+        Command::Cache(c) => cmd::cache::run(c),
     });
     match result {
         Ok(Ok(Outcome::Ok)) => ExitCode::SUCCESS,
@@ -93,9 +95,11 @@ fn init_logging(verbose: u8, quiet: bool) {
         }
     };
     let filter = EnvFilter::try_from_env("TICKPIPE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // Colour codes only on a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -41,6 +41,19 @@ pub fn print_human(r: &RunReport) {
     for f in &r.files_failed {
         let _ = writeln!(e, "    FAILED {}: {}", f.file, f.error);
     }
+    if let Some(v) = &r.validation {
+        let s = &v["summary"];
+        let _ = writeln!(
+            e,
+            "  quality: {} ({} rows checked, {} findings)",
+            s["verdict"].as_str().unwrap_or("?"),
+            s["rows_checked"],
+            s["total_results"]
+        );
+    }
+    if let Some(h) = &r.performance_headline {
+        let _ = writeln!(e, "  performance: {h}");
+    }
     for p in &r.reports {
         let _ = writeln!(e, "  report: {}", p.display());
     }

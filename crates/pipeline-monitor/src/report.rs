@@ -380,6 +380,9 @@ th{font-size:12px;color:var(--muted);font-weight:600}
 td.msg{text-align:left;white-space:normal}
 table.text th,table.text td{text-align:left}
 tr.hot td{background:#fff4e5}
+.tpv th,.tpv td{text-align:left;white-space:normal}
+.tpv th.n,.tpv td.n{text-align:right;white-space:nowrap}
+#quality .panel{overflow-x:auto}
 .stack{display:flex;height:26px;border-radius:4px;overflow:hidden;background:var(--line);margin:6px 0}
 .seg{height:100%}
 .legend-row{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:var(--muted)}
@@ -781,10 +784,13 @@ pub fn render_report(
     o.push_str("</div></section>");
 
     // Data quality, from the caller.
-    o.push_str("<section id=\"quality\"><div class=\"panel\"><h2>Data quality</h2>");
+    // The quality fragment brings its own heading.
+    o.push_str("<section id=\"quality\"><div class=\"panel\">");
     match &inputs.quality_html {
         Some(html) => o.push_str(html),
-        None => o.push_str("<p class=\"muted\">Validation did not run for this run.</p>"),
+        None => o.push_str(
+            "<h2>Data quality</h2><p class=\"muted\">Validation did not run for this run.</p>",
+        ),
     }
     o.push_str("</div></section>");
 

@@ -42,6 +42,10 @@ pub(crate) struct Settings {
     pub overwrite: bool,
     /// Receives the run's commit-protocol events. Default none.
     pub events: Option<crate::run::EventFn>,
+    /// Where validation sits. Default inline (after cleaning, when `[validation] enabled`).
+    pub validation: crate::quality::Validation,
+    /// The quarantine file of a run whose output is discarded. Default none (counted only).
+    pub quarantine_file: Option<PathBuf>,
     /// `(k, n)`: only shard k of n. Default none.
     pub shard: Option<(usize, usize)>,
     /// Input bytes between resumable checkpoints. Default: the engine's (1 GiB).
@@ -74,6 +78,8 @@ impl Default for Settings {
             resume: false,
             overwrite: false,
             events: None,
+            validation: crate::quality::Validation::Inline,
+            quarantine_file: None,
             shard: None,
             checkpoint_every: None,
             follow: None,
@@ -104,6 +110,7 @@ pub struct Pipeline {
     pub(crate) stages: Vec<StageFactory>,
     #[cfg(feature = "prep")]
     pub(crate) normalize: Option<crate::normalize::Plan>,
+    pub(crate) quality: Option<crate::quality::Quality>,
     pub(crate) workers: usize,
 }
 
@@ -191,6 +198,21 @@ impl PipelineBuilder {
     /// Receives the run's commit-protocol events (for observers and crash tests).
     pub fn on_event(mut self, f: crate::run::EventFn) -> Self {
         self.s.events = Some(f);
+        self
+    }
+
+    /// Where validation runs: inline after cleaning (the default, when `[validation]
+    /// enabled`), off, or standalone (`tickpipe validate`: the rules alone on the rows as
+    /// read).
+    pub fn validation(mut self, v: crate::quality::Validation) -> Self {
+        self.s.validation = v;
+        self
+    }
+
+    /// Where rejected rows go when the output is [`Output::Discard`] (default: counted
+    /// only): `tickpipe validate --quarantine FILE`.
+    pub fn quarantine_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.quarantine_file = Some(path.into());
         self
     }
 
@@ -293,12 +315,26 @@ impl PipelineBuilder {
         {
             write.format = f;
         }
+        let mut set = s.stages;
+        let standalone = matches!(s.validation, crate::quality::Validation::Standalone { .. });
+        if standalone {
+            // The rules see the rows as read.
+            set = StageSet::none();
+            s.normalize = false;
+        }
+        // Inline validation checks what cleaning leaves; without cleaning there is nothing
+        // for it to check that the standalone command would not measure better.
+        let quality = if standalone || set.clean {
+            crate::quality::Quality::plan(&s.validation, &s.config)?
+        } else {
+            None
+        };
         let workers = match s.output {
             // One file means one writer: a single worker writes it, in input order.
             Output::File(_) => 1,
             _ => crate::settings::workers(&s.config),
         };
-        let mut set = s.stages;
+        let workers = quality.as_ref().map_or(workers, |q| q.workers(workers));
         if s.follow.is_some() {
             // No reorder buffer in live mode: it would hold rows for the allowed lateness,
             // longer than the flush interval promises.
@@ -308,7 +344,27 @@ impl PipelineBuilder {
             set.features = false;
             s.normalize = false;
         }
-        let mut stages = standard_stages(&s.config.preprocessing, set)?;
+        // reorder → cleaning → validation → features → bars → user stages → scale.
+        let mut stages = standard_stages(
+            &s.config.preprocessing,
+            StageSet {
+                features: false,
+                ..set
+            },
+        )?;
+        if let Some(q) = &quality {
+            stages.extend(q.stages());
+        }
+        if set.features {
+            stages.extend(standard_stages(
+                &s.config.preprocessing,
+                StageSet {
+                    reorder: false,
+                    clean: false,
+                    features: true,
+                },
+            )?);
+        }
         if let Some(spec) = &s.bars {
             stages.push(crate::stages::bar_stage(
                 spec,
@@ -352,6 +408,7 @@ impl PipelineBuilder {
             stages,
             #[cfg(feature = "prep")]
             normalize,
+            quality,
             workers,
         })
     }

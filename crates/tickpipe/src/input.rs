@@ -43,9 +43,14 @@ pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config
         return Ok(());
     }
     let info = pipeline_io::describe_dataset(&files, read)?;
-    for (file, e) in &info.failed {
-        // The file fails with the same error when the run opens it; say it once up front.
-        tracing::warn!("{file}: {e}");
+    for (file, e) in info.failed {
+        // A deterministic error (a column mapping that names no column, a file without a
+        // time column) stops the run here, before any row is read; any other fails its file
+        // when the run opens it, with the same message, said once then.
+        if e.stops_run() {
+            return Err(e);
+        }
+        tracing::debug!("{file}: {e}");
     }
     if info.files.is_empty() {
         return Ok(());

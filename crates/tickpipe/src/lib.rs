@@ -12,7 +12,12 @@
 //! and the normalisation post-pass.
 //!
 //! The stage crates come in behind features (default: all): `prep` (cleaning, features,
-//! bars, normalisation) and `stream` (the reorder buffer).
+//! bars, normalisation), `stream` (the reorder buffer), `validate` (data-quality rules inline
+//! and standalone, quality reports), `monitor` (resource sampling, live stage metrics,
+//! alerts, `report.html`, `metrics.prom`) and `cache` (the two-tier cache of sniffed file
+//! metadata). A run into a dataset folder leaves: `data/` (the dataset), `quarantine*.parquet`,
+//! `quality.json`/`quality.html`, `report.html`, `metrics.prom`, `metrics.jsonl`, the run
+//! record `_run.json`, the manifest `_manifest.redb`, `_cache/`, and `_SUCCESS` last.
 //!
 //! ```
 //! use tickpipe::{Config, Output, Pipeline};
@@ -37,12 +42,15 @@
 pub struct ReadmeDoctests;
 
 mod builder;
+mod caching;
 mod error;
 mod input;
 mod lock;
+mod monitoring;
 #[cfg(feature = "prep")]
 mod normalize;
 mod output;
+mod quality;
 mod record;
 mod report;
 mod run;
@@ -53,12 +61,16 @@ mod stream;
 pub mod alloc;
 
 pub use builder::{Pipeline, PipelineBuilder};
+pub use caching::CACHE_DIR;
 pub use lock::LOCK_FILE;
 #[cfg(feature = "prep")]
 pub use normalize::SCALER_FILE;
 pub use output::{DATA_DIR, MANIFEST, NullSink, Output, QUARANTINE};
 pub use pipeline_core::{Config, Error, Result};
 pub use pipeline_parallel::{CommitFn, EngineEvent, ProgressFn, ProgressSnapshot, Runtime};
+#[cfg(feature = "validate")]
+pub use quality::suggest_rules;
+pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation};
 pub use record::{RUN_RECORD, RecordedInput, RunRecord};
 pub use report::{FailedFile, RunReport, StageSummary};
 pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};

@@ -74,6 +74,26 @@ pub struct RunReport {
     /// Bars written (bar runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bars_written: Option<u64>,
+    /// The data-quality report (pipeline-validate): mode, summary (verdict, findings by rule,
+    /// rows checked and quarantined), the exit code the verdict asks for, report files.
+    /// `null` when validation did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<serde_json::Value>,
+    /// The performance summary (pipeline-monitor): CPU and memory average and maximum,
+    /// throughput, per-stage, per-worker and per-reader tables, the bottleneck, alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance: Option<serde_json::Value>,
+    /// The performance headline: peak RSS, busiest stage, alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance_headline: Option<String>,
+    /// The cache's figures (pipeline-cache): hits, misses and hit rate per tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<serde_json::Value>,
+    /// Set when the run quarantined a larger share of its rows than `[pipeline]
+    /// max_quarantine_fraction` allows: the message says how many and why. The output is
+    /// complete, but the run is not a success (the CLI exits 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_limit: Option<String>,
     /// True when nothing was run because the output folder already held this run, complete
     /// (the figures are that run's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -127,6 +147,11 @@ impl RunReport {
                 })
                 .collect(),
             bars_written: None,
+            validation: None,
+            performance: None,
+            performance_headline: None,
+            cache: None,
+            quarantine_limit: None,
             up_to_date: false,
             row_ledger: ledger.clone(),
         }
@@ -135,6 +160,22 @@ impl RunReport {
     /// True when every input file was processed (none is in `files_failed`).
     pub fn all_files_ok(&self) -> bool {
         self.files_failed.is_empty()
+    }
+
+    /// True when the run is a success: every file processed and the quarantine within its
+    /// limit.
+    pub fn succeeded(&self) -> bool {
+        self.all_files_ok() && self.quarantine_limit.is_none()
+    }
+
+    /// The exit code the validation verdict asks for (`tickpipe validate`: 0 pass, 1 fail),
+    /// when validation ran.
+    pub fn validation_exit_code(&self) -> Option<i32> {
+        self.validation
+            .as_ref()
+            .and_then(|v| v.get("exit_code"))
+            .and_then(|c| c.as_i64())
+            .map(|c| c as i32)
     }
 
     /// The report as pretty-printed JSON (the `summary.json` format).

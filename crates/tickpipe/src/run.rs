@@ -273,9 +273,14 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Builds and runs the engine with this pipeline's sinks; `out` is the dataset folder.
-    fn run_engine(self, out: Option<&Path>, started: Instant) -> Result<RunReport> {
+    /// Builds and runs the engine with this pipeline's sinks, cache, monitor and validation;
+    /// `out` is the dataset folder.
+    fn run_engine(mut self, out: Option<&Path>, started: Instant) -> Result<RunReport> {
         let cancel = self.s.cancel.clone().unwrap_or_default();
+        let cache = crate::caching::Caching::open(&self.s.config, out)?;
+        if let Some(c) = &cache {
+            self.read.meta_cache = Some(c.meta());
+        }
         let mut workers = self.workers;
         // Resuming must use the interrupted run's worker count (stage state is per worker).
         if let (true, Some(out)) = (self.s.resume, out)
@@ -288,6 +293,10 @@ impl Pipeline {
             None => Runtime::new(workers)?,
         };
         let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
+        let monitor = crate::monitoring::Monitoring::start(&self.s.config, out)?;
+        if let Some(m) = &monitor {
+            runner = runner.observer(m.observer());
+        }
         if let Some(events) = &self.s.events {
             let e = events.clone();
             runner = runner.on_event(Arc::new(move |ev| e(&Event::Engine(*ev))));
@@ -354,15 +363,43 @@ impl Pipeline {
                 runner = runner.sink_factory(Arc::new(|_w, _s| {
                     Ok(Box::new(NullSink::default()) as Box<dyn Sink>)
                 }));
+                if let Some(q) = self.s.quarantine_file.clone() {
+                    if let Some(parent) = q.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    }
+                    let q_table = table.clone();
+                    runner = runner.reject_sink_factory(Arc::new(move |seg| {
+                        let name = if seg == 0 {
+                            q.clone()
+                        } else {
+                            crate::output::sibling(&q, &format!("{seg:05}.parquet"))
+                        };
+                        pipeline_io::create_quarantine_sink(&name, q_table.clone())
+                    }));
+                }
             }
         }
 
-        let report = runner.build()?.run()?;
+        let report = match runner.build().and_then(|r| r.run()) {
+            Ok(r) => r,
+            Err(e) => {
+                // The report page still explains what happened.
+                if let Some(m) = monitor {
+                    let _ = m.finish(self.facts(
+                        &pipeline_core::Ledger::default(),
+                        None,
+                        None,
+                        Some(&e),
+                    ));
+                }
+                return Err(e);
+            }
+        };
         // The engine lists data and quarantine files together; the report keeps them apart.
         let (mut outputs, reports): (Vec<PathBuf>, Vec<PathBuf>) =
             report.outputs.iter().cloned().partition(|p| match &data {
                 Some(d) => p.starts_with(d),
-                None => !is_quarantine(p),
+                None => !is_quarantine(p) && self.s.quarantine_file.is_none(),
             });
         #[cfg(feature = "prep")]
         if let Some(plan) = &self.normalize {
@@ -379,7 +416,64 @@ impl Pipeline {
             return Err(Error::Cancelled);
         }
         let reports: Vec<PathBuf> = reports.into_iter().filter(|p| p.exists()).collect();
-        Ok(self.report(&report, outputs, reports, started))
+        let quality = match &self.quality {
+            Some(q) => Some(q.finish(&table, &report.ledger, out)?),
+            None => None,
+        };
+        let mut r = self.report(&report, outputs, reports, started);
+        r.quarantine_limit = report
+            .ledger
+            .check_quarantine_limit(self.s.config.pipeline.max_quarantine_fraction)
+            .err()
+            .map(|e| e.to_string());
+        let mut quality_html = None;
+        if let Some(q) = quality {
+            r.reports.extend(q.files);
+            r.validation = Some(q.json);
+            quality_html = Some(q.html);
+        }
+        if let Some(m) = monitor {
+            let o = m.finish(self.facts(&report.ledger, Some(&report), quality_html, None))?;
+            // report.html first: it is the page to open after a run.
+            r.reports.splice(0..0, o.files);
+            r.performance = Some(o.json);
+            r.performance_headline = Some(o.headline);
+        }
+        if let Some(c) = &cache {
+            r.cache = Some(c.finish()?);
+        }
+        Ok(r)
+    }
+
+    /// What the monitor's report says about the run.
+    fn facts<'a>(
+        &self,
+        ledger: &'a pipeline_core::Ledger,
+        report: Option<&pipeline_parallel::RunReport>,
+        quality_html: Option<String>,
+        error: Option<&Error>,
+    ) -> crate::monitoring::RunFacts<'a> {
+        let mut title = format!("tickpipe {}", self.s.label);
+        for f in self.inputs.files.iter().take(3) {
+            title.push(' ');
+            title.push_str(&f.display_name());
+        }
+        if self.inputs.files.len() > 3 {
+            title.push_str(&format!(" … ({} inputs)", self.inputs.files.len()));
+        }
+        if let Output::Dataset(o) = &self.s.output {
+            title.push_str(&format!(" --out {}", o.display()));
+        }
+        crate::monitoring::RunFacts {
+            title,
+            ledger,
+            wall_seconds: 0.0,
+            bytes_read: report.map_or(0, |r| r.bytes_read),
+            files_ok: report.map_or(0, |r| r.files_ok.len()),
+            files_failed: report.map_or_else(Vec::new, |r| r.files_failed.clone()),
+            quality_html,
+            error: error.map(|e| e.to_string()),
+        }
     }
 }
 
@@ -451,10 +545,20 @@ fn has_ours(out: &Path) -> bool {
     .any(|n| out.join(n).exists())
 }
 
-/// Removes everything tickpipe writes into a dataset folder (only its own entries).
+/// Removes everything tickpipe writes into a dataset folder (only its own entries). The
+/// cache (`_cache`, keyed by content) and the quality history (`quality_history.jsonl`, the
+/// symbols' past days) stay: they are what the next run builds on.
 fn clear_ours(out: &Path) -> Result<()> {
     crate::output::clear_previous(out)?;
-    for name in [SUCCESS, RUN_RECORD] {
+    for name in [
+        SUCCESS,
+        RUN_RECORD,
+        crate::quality::QUALITY_JSON,
+        crate::quality::QUALITY_HTML,
+        "report.html",
+        "metrics.prom",
+        "metrics.jsonl",
+    ] {
         let p = out.join(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;

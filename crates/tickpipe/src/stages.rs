@@ -57,7 +57,10 @@ impl StageSet {
 pub fn standard_stages(cfg: &PreprocessingConfig, set: StageSet) -> Result<Vec<StageFactory>> {
     let mut stages: Vec<StageFactory> = Vec::new();
     if set.reorder && cfg.allowed_lateness_ms > 0 {
-        stages.push(reorder_stage(cfg.allowed_lateness_ms)?);
+        stages.push(reorder_stage(
+            cfg.allowed_lateness_ms,
+            cfg.max_late_fraction,
+        )?);
     }
     if set.clean {
         stages.extend(cleaning_stages(cfg)?);
@@ -68,19 +71,24 @@ pub fn standard_stages(cfg: &PreprocessingConfig, set: StageSet) -> Result<Vec<S
     Ok(stages)
 }
 
+/// The reorder buffer; past `max_late` of a symbol's rows arriving late it stops the run,
+/// naming `--sort` (`[preprocessing] max_late_fraction`).
 #[cfg(feature = "stream")]
-fn reorder_stage(ms: u64) -> Result<StageFactory> {
+fn reorder_stage(ms: u64, max_late: f64) -> Result<StageFactory> {
     Ok(Arc::new(move || {
-        Ok(Box::new(pipeline_stream::ReorderStage::new(
-            "symbol",
-            "ts",
-            std::time::Duration::from_millis(ms),
-        )) as Box<dyn pipeline_core::Stage>)
+        Ok(Box::new(
+            pipeline_stream::ReorderStage::new(
+                "symbol",
+                "ts",
+                std::time::Duration::from_millis(ms),
+            )
+            .max_late_fraction(max_late),
+        ) as Box<dyn pipeline_core::Stage>)
     }))
 }
 
 #[cfg(not(feature = "stream"))]
-fn reorder_stage(_ms: u64) -> Result<StageFactory> {
+fn reorder_stage(_ms: u64, _max_late: f64) -> Result<StageFactory> {
     Err(missing_feature(
         "stream",
         "the reorder buffer (set preprocessing.allowed_lateness_ms = 0 to run without it)",

@@ -64,9 +64,32 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
         "  dataset:    {} (Hive-partitioned Parquet; read it with polars.scan_parquet, duckdb or pyarrow.dataset)",
         output.join(tickpipe::DATA_DIR).display()
     );
-    for r in &summary.reports {
+    let named = |needle: &str| {
+        summary
+            .reports
+            .iter()
+            .filter(|p| p.to_string_lossy().contains(needle))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for r in named("quarantine") {
         eprintln!(
             "  quarantine: {} (every removed or quarantined row with file, line, rule)",
+            r.display()
+        );
+    }
+    for r in named("quality.html") {
+        let verdict = summary
+            .validation
+            .as_ref()
+            .and_then(|v| v["summary"]["verdict"].as_str())
+            .unwrap_or("?")
+            .to_string();
+        eprintln!("  quality:    {} (verdict: {verdict})", r.display());
+    }
+    for r in named("report.html") {
+        eprintln!(
+            "  run report: {} (the ledger, throughput, memory, where the time went, quality)",
             r.display()
         );
     }

@@ -20,21 +20,21 @@ pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
             _ => rest.push(a.clone()),
         }
     }
-    if !outputs.is_empty() {
+    let outputs_json: Vec<serde_json::Value> = outputs
+        .iter()
+        .map(|(path, st)| serde_json::json!({ "path": path, "output": st }))
+        .collect();
+    if !args.json {
+        for (path, st) in &outputs {
+            print_status(path, st);
+        }
+    }
+    if rest.is_empty() {
         if args.json {
-            let v: Vec<serde_json::Value> = outputs
-                .iter()
-                .map(|(path, st)| serde_json::json!({ "path": path, "output": st }))
-                .collect();
+            let v = serde_json::json!({ "files": [], "totals": null, "outputs": outputs_json });
             println!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            for (path, st) in &outputs {
-                print_status(path, st);
-            }
         }
-        if rest.is_empty() {
-            return Ok(Outcome::Ok);
-        }
+        return Ok(Outcome::Ok);
     }
     let inputs = pipeline_io::expand_inputs(&rest, &cfg.input.file_pattern)?;
     let mut reports = Vec::new();
@@ -48,12 +48,21 @@ pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
+    let failures = inputs.len() - reports.len();
+    let totals = pipeline_io::DatasetTotals::from_reports(&reports, failures);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        let v = serde_json::json!({
+            "files": reports,
+            "totals": totals,
+            "outputs": outputs_json,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for r in &reports {
             print_table(r);
         }
+        // A folder of many files ends with what they make together.
+        println!("{}", totals.render());
     }
     if failed && reports.is_empty() {
         return Err(pipeline_core::Error::Usage("no input could be inspected".into()).into());

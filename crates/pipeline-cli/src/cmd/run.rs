@@ -43,7 +43,14 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let mut cfg = load_config(&args.input)?;
     apply_output_flags(&mut cfg, args.format, args.partition_by.as_deref())?;
     if args.no_cache {
-        tracing::debug!("--no-cache: the stage-output cache is not built yet, nothing to skip");
+        cfg.cache.enabled = false;
+    }
+    if args.no_monitor {
+        cfg.monitor.enable = false;
+    }
+    if let Some(a) = &args.metrics_addr {
+        cfg.monitor.http_addr = a.clone();
+        cfg.monitor.validate()?;
     }
     let output = if args.discard {
         Output::discard()

@@ -253,7 +253,7 @@ fn inspect_prints_a_table_and_json() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
-    let r = &v[0];
+    let r = &v["files"][0];
     assert_eq!(r["symbols"].as_array().unwrap().len(), 3);
     assert!(r["rows"].as_u64().unwrap() + r["quarantined"].as_u64().unwrap() >= 3_000);
     assert!(r["ts_min"].as_str().unwrap().starts_with("2019-01-02"));

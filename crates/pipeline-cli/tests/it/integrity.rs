@@ -388,7 +388,7 @@ fn an_interrupted_folder_says_so_and_is_not_reused_without_resume() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
-    assert_eq!(v[0]["output"]["state"], "interrupted", "{v}");
+    assert_eq!(v["outputs"][0]["output"]["state"], "interrupted", "{v}");
     let a = tickpipe()
         .args([
             "run",

@@ -56,7 +56,7 @@ fn real_datasets_inspect() {
         .success();
     let v: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
     // Inputs are reported in path order: histdata first, then lobster.
-    let v = [v[1].clone(), v[0].clone()];
+    let v = [v["files"][1].clone(), v["files"][0].clone()];
     assert_eq!(v[0]["rows"], 147_916);
     assert_eq!(v[0]["symbols"][0], "GOOG");
     // LOBSTER time is seconds after midnight New York time: 09:30 EDT = 13:30 UTC.

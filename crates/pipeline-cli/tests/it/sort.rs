@@ -13,7 +13,7 @@ use crate::util::*;
 
 const HEADER: &str = "ts,symbol,price,size,bid,ask,bid_size,ask_size,exchange,conditions";
 /// Unique rows, and copies of some of them added at random places.
-const ROWS: usize = 24_000;
+const ROWS: usize = 240_000;
 const DUPLICATES: usize = 40;
 
 fn xorshift(seed: u64) -> impl FnMut() -> u64 {
@@ -26,7 +26,7 @@ fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// TAQ rows: three symbols, 25 ms apart (unique times per symbol), quotes around a slow
+/// TAQ rows: three symbols, 5 ms apart (unique times per symbol), quotes around a slow
 /// random walk; then `DUPLICATES` exact copies of random rows.
 fn rows() -> Vec<String> {
     let mut r = xorshift(0x5DEE_CE66_D1CE_4E5B);
@@ -37,11 +37,13 @@ fn rows() -> Vec<String> {
             let k = i % 3;
             cents[k] += (r() % 3) as i64 - 1;
             let p = cents[k];
-            let ns = i as u64 * 25_000_000 + r() % 1000;
+            let ns = i as u64 * 5_000_000 + r() % 1000;
+            let secs = 30 * 60 + ns / 1_000_000_000;
             format!(
-                "2021-01-04T14:{:02}:{:02}.{:09}Z,{},{}.{:02},{},{}.{:02},{}.{:02},{},{},{},@",
-                30 + ns / 60_000_000_000,
-                ns / 1_000_000_000 % 60,
+                "2021-01-04T{:02}:{:02}:{:02}.{:09}Z,{},{}.{:02},{},{}.{:02},{}.{:02},{},{},{},@",
+                14 + secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
                 ns % 1_000_000_000,
                 syms[k].0,
                 p / 100,
@@ -85,7 +87,7 @@ fn run(input: &Path, out: &Path, extra: &[&str]) -> (serde_json::Value, String) 
             "--workers",
             "2",
             "--memory-limit",
-            "16MiB",
+            "128MiB",
             "--chunk-size",
             "1000",
         ])
@@ -154,12 +156,16 @@ fn sort_repairs_a_shuffled_file_and_finds_every_duplicate() {
     write_csv(&shuffled_csv, &shuffled);
     write_csv(&sorted_csv, &rows);
 
-    // Without --sort the fixture is genuinely out of order: the reorder buffer gives up.
-    let (plain, _) = run(&shuffled_csv, &tmp.path().join("plain"), &[]);
-    assert!(
-        plain["quarantined_by_reason"]["late"].as_u64().unwrap_or(0) > 1000,
-        "{plain}"
-    );
+    // Without --sort the fixture is genuinely out of order: the reorder buffer gives up and
+    // the run stops early, naming --sort (`[preprocessing] max_late_fraction`).
+    let plain = tickpipe()
+        .args(["run", shuffled_csv.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("plain"))
+        .args(["--workers", "2", "-q"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&plain.get_output().stderr).to_string();
+    assert!(err.contains("--sort"), "{err}");
 
     let out = tmp.path().join("out");
     // A spill folder left by a killed run (no process has this id) is cleared away.
@@ -169,7 +175,7 @@ fn sort_repairs_a_shuffled_file_and_finds_every_duplicate() {
     assert_eq!(s["rows_read"], (ROWS + DUPLICATES) as u64, "{s}");
     assert!(s["quarantined_by_reason"].get("late").is_none(), "{s}");
     assert_eq!(s["rows_removed"]["dedupe_exact"], DUPLICATES as u64, "{s}");
-    // A 16 MiB limit over two open sources gives a 2 MiB sort budget: the file spilled.
+    // A 128 MiB limit over two open sources gives a 16 MiB sort budget: the file spilled.
     let runs: u64 = log
         .split("spilled_runs=")
         .nth(1)

@@ -299,21 +299,20 @@ fn three_header_layouts_run() {
     // No time column at all: refused before any row, naming the headers and the fix.
     let p = d.join("nots.csv");
     std::fs::write(&p, "Sym,Px,Qty\nAAPL,1,2\n").unwrap();
-    let sj = d.join("nots.json");
-    tickpipe()
+    // A schema error stops the run up front (exit 2, #13), said once.
+    let a = tickpipe()
         .args(["run", p.to_str().unwrap(), "--out"])
         .arg(d.join("o-nots"))
-        .args(["-q", "--summary-json"])
-        .arg(&sj)
+        .arg("-q")
         .assert()
-        .code(1);
-    let s = summary(&sj);
-    let err = s["files_failed"][0]["error"].as_str().unwrap();
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(
         err.contains("`Sym`, `Px`, `Qty`") && err.contains("--columns ts="),
         "{err}"
     );
-    assert_eq!(s["rows_read"], 0);
+    assert_eq!(err.matches("Sym").count(), 1, "said once: {err}");
+    assert!(!d.join("o-nots").join("data").exists(), "nothing written");
 }
 
 /// The run through the `tickpipe` library: the facade describes the dataset once, sets its

@@ -25,7 +25,16 @@ fn run_writes_a_balanced_dataset_that_does_not_depend_on_workers() {
         assert_eq!(r.files_ok, 3);
         assert!(r.all_files_ok());
         assert!(out.join("quarantine.parquet").exists());
-        assert_eq!(r.reports, vec![out.join("quarantine.parquet")]);
+        // The run report first, then the quarantine, metrics and the quality reports.
+        assert_eq!(r.reports.first(), Some(&out.join("report.html")));
+        for name in ["quarantine.parquet", "quality.json", "quality.html"] {
+            assert!(
+                r.reports.contains(&out.join(name)),
+                "{name} in {:?}",
+                r.reports
+            );
+            assert!(out.join(name).exists(), "{name}");
+        }
         assert!(r.stages.iter().any(|s| s.name == "features"));
         rows.push(dataset_rows(&out.join(tickpipe::DATA_DIR)));
         assert_eq!(rows.last().unwrap().len() as u64, r.rows_written);

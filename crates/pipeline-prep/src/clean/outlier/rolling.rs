@@ -538,8 +538,8 @@ impl Stage for RollingOutliers {
         result?;
         // Released warm-up rows first: per symbol they precede the rows judged after them.
         self.held.flush(out)?;
-        let (chunk, vals, verdict, details) = if warm_rows.is_empty() {
-            (chunk, vals, verdict, details)
+        let (chunk, vals, verdict, details, src) = if warm_rows.is_empty() {
+            (chunk, vals, verdict, details, src)
         } else {
             let mut keep = vec![true; vals.len()];
             for &r in &warm_rows {
@@ -565,7 +565,18 @@ impl Stage for RollingOutliers {
                 .map(|(v, _)| *v)
                 .collect();
             let details = details.into_iter().map(|(i, d)| (map[i], d)).collect();
-            (rest, vals, verdict, details)
+            // The mid-or-price mask follows the rows that stay.
+            let src = match src {
+                ValueSource::Mixed(m) => ValueSource::Mixed(
+                    m.iter()
+                        .zip(&keep)
+                        .filter(|(_, k)| **k)
+                        .map(|(m, _)| *m)
+                        .collect(),
+                ),
+                other => other,
+            };
+            (rest, vals, verdict, details, src)
         };
         if chunk.num_rows() == 0 {
             return Ok(());
