@@ -156,6 +156,9 @@ pub struct RunArgs {
     /// Run without the performance monitor (no report.html, metrics.prom, metrics.jsonl).
     #[arg(long)]
     pub no_monitor: bool,
+    /// Run without inline validation (no quality.json, quality.html, quality history).
+    #[arg(long)]
+    pub no_validate: bool,
     /// Serve Prometheus metrics at this address during the run: PORT (loopback) or
     /// HOST:PORT.
     #[arg(long)]

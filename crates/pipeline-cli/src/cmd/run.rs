@@ -48,6 +48,9 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if args.no_monitor {
         cfg.monitor.enable = false;
     }
+    if args.no_validate {
+        cfg.validation.enabled = false;
+    }
     if let Some(a) = &args.metrics_addr {
         cfg.monitor.http_addr = a.clone();
         cfg.monitor.validate()?;

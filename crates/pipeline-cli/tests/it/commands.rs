@@ -75,6 +75,51 @@ fn run_writes_partitioned_parquet_and_a_balanced_summary() {
 }
 
 #[test]
+fn reports_follow_the_flags_that_turn_components_off() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 5_000, 2);
+    let run = |name: &str, flags: &[&str]| {
+        let out = tmp.path().join(name);
+        tickpipe()
+            .args([
+                "run",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(flags)
+            .assert()
+            .success();
+        out
+    };
+    let all = run("all", &[]);
+    for f in [
+        "report.html",
+        "metrics.prom",
+        "quality.json",
+        "quality.html",
+        "_cache",
+    ] {
+        assert!(all.join(f).exists(), "{f} missing from a default run");
+    }
+    let none = run("none", &["--no-validate", "--no-monitor", "--no-cache"]);
+    for f in [
+        "report.html",
+        "metrics.prom",
+        "quality.json",
+        "quality.html",
+        "_cache",
+    ] {
+        assert!(!none.join(f).exists(), "{f} written although turned off");
+    }
+    // The data does not depend on them.
+    assert_eq!(
+        parquet_rows(&all.join("data")),
+        parquet_rows(&none.join("data"))
+    );
+}
+
+#[test]
 fn output_does_not_depend_on_worker_count() {
     let tmp = tempdir().unwrap();
     let input = gen_data(tmp.path(), 6_000, 3);
