@@ -14,7 +14,7 @@ use std::path::Path;
 use pipeline_core::MetaCache;
 use serde::{Deserialize, Serialize};
 
-use super::inspect::InspectReport;
+use super::inspect_report::InspectReport;
 
 /// Prefix of this module's keys in the store (the store may hold other metadata), with the
 /// entry format's version.
