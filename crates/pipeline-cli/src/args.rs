@@ -51,6 +51,40 @@ pub enum Command {
     /// The cache: stats, clear, prune.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Plan a cluster job: fingerprint the inputs and write the plan into --out.
+    Plan(PlanArgs),
+    /// Run map task --task of a planned job (read, parse, shuffle by symbol).
+    Map(TaskArgs),
+    /// Run reduce task --task of a planned job (stages per symbol, publish into the job folder).
+    Reduce(TaskArgs),
+}
+
+/// `tickpipe plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Inputs and configuration, as for `run`.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The job folder: the plan, the shuffle and the final dataset go there.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of map tasks (groups of input files).
+    #[arg(long, default_value_t = 1)]
+    pub map_tasks: usize,
+    /// Number of reduce tasks (groups of symbols).
+    #[arg(long, default_value_t = 1)]
+    pub reduce_tasks: usize,
+}
+
+/// `tickpipe map` and `tickpipe reduce`.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// The job folder written by `tickpipe plan`.
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// The task index, from 0.
+    #[arg(long)]
+    pub task: usize,
 }
 
 /// Options shared by every command that reads inputs.
@@ -141,8 +175,9 @@ pub struct RunArgs {
     /// is refused).
     #[arg(long)]
     pub overwrite: bool,
-    /// Process only shard K of N (files assigned by a stable hash), e.g. 0/4.
-    #[arg(long)]
+    /// Removed: shards dealt whole files, so a symbol's state restarted at shard borders.
+    /// Refused with a pointer to `tickpipe plan`/`map`/`reduce`.
+    #[arg(long, hide = true)]
     pub shard: Option<String>,
     /// Follow a growing file (tail -f) and emit results as rows arrive; stop with Ctrl-C.
     #[arg(long)]

@@ -96,22 +96,6 @@ pub fn apply_output_flags(
     Ok(())
 }
 
-/// Parses `--shard K/N`.
-pub fn parse_shard(spec: &str) -> anyhow::Result<(usize, usize)> {
-    let bad = || {
-        Error::Usage(format!(
-            "--shard {spec}: expected K/N with 0 <= K < N, e.g. 0/4"
-        ))
-    };
-    let (k, n) = spec.split_once('/').ok_or_else(bad)?;
-    let k: usize = k.trim().parse().map_err(|_| bad())?;
-    let n: usize = n.trim().parse().map_err(|_| bad())?;
-    if n == 0 || k >= n {
-        return Err(bad().into());
-    }
-    Ok((k, n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,12 +133,5 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", load_config(&args).unwrap_err()).contains("prize"));
-    }
-
-    #[test]
-    fn shard_spec() {
-        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
-        assert!(parse_shard("4/4").is_err());
-        assert!(parse_shard("x").is_err());
     }
 }

@@ -112,6 +112,9 @@ pub struct Pipeline {
     pub(crate) normalize: Option<crate::normalize::Plan>,
     pub(crate) quality: Option<crate::quality::Quality>,
     pub(crate) workers: usize,
+    /// Replaces how each input is opened (a reduce task reads the shuffled rows of the
+    /// inputs instead of the inputs); `None` opens the inputs.
+    pub(crate) reopen: Option<crate::cluster::Reopen>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -216,7 +219,8 @@ impl PipelineBuilder {
         self
     }
 
-    /// Processes only shard `k` of `n` of the inputs.
+    /// Processes only shard `k` of `n` of the inputs: only `n = 1` is accepted now (a split
+    /// by files was not the one-machine dataset); scale out with [`crate::cluster`].
     pub fn shard(mut self, k: usize, n: usize) -> Self {
         self.s.shard = Some((k, n));
         self
@@ -279,6 +283,16 @@ impl PipelineBuilder {
         {
             return Err(Error::Usage(format!(
                 "--shard {k}/{n}: expected K/N with 0 <= K < N, e.g. 0/4"
+            )));
+        }
+        if let Some((k, n)) = s.shard
+            && n > 1
+        {
+            // Whole files dealt to shards split a symbol's days, and its state restarted at
+            // the border: the shards' union was not the one-machine dataset.
+            return Err(Error::Usage(format!(
+                "shard {k}/{n}: sharding by files is removed (a symbol's state would restart \
+                 between shards); use tickpipe::cluster (plan, map_task, reduce_task)"
             )));
         }
         if s.resume && !matches!(s.output, Output::Dataset(_)) {
@@ -410,6 +424,7 @@ impl PipelineBuilder {
             normalize,
             quality,
             workers,
+            reopen: None,
         })
     }
 }
@@ -495,6 +510,10 @@ impl Pipeline {
                 self.sort_options(workers, cancel),
             ),
         };
+        let specs = match &self.reopen {
+            Some(f) => f(specs)?,
+            None => specs,
+        };
         let total: u64 = specs.iter().map(|s| s.size_bytes).sum();
         let mut runner = Runner::new()
             .sources(specs)
@@ -525,6 +544,21 @@ impl Pipeline {
             runner = runner.progress(p.clone());
         }
         Ok((runner, table, total))
+    }
+
+    /// The sources a run would read, one per input in processing order (ids = positions),
+    /// for a map task that reads the inputs itself.
+    pub(crate) fn input_sources(
+        &self,
+        cancel: &Arc<AtomicBool>,
+    ) -> Vec<pipeline_parallel::SourceSpec> {
+        let mut table = SourceTable::default();
+        source_specs(
+            &self.inputs,
+            &mut table,
+            &self.read,
+            self.sort_options(self.workers, cancel),
+        )
     }
 
     /// How each input is sorted before the stages (`[input] sort`), or `None`.

@@ -43,6 +43,7 @@ pub struct ReadmeDoctests;
 
 mod builder;
 mod caching;
+pub mod cluster;
 mod error;
 mod input;
 mod lock;

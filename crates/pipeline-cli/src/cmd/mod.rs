@@ -2,6 +2,7 @@
 
 pub mod bars;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod demo;

@@ -7,7 +7,7 @@ use tickpipe::{Output, Pipeline, StageSet};
 use crate::Outcome;
 use crate::args::RunArgs;
 use crate::execute::execute;
-use crate::settings::{apply_output_flags, load_config, parse_shard};
+use crate::settings::{apply_output_flags, load_config};
 
 /// The `--abort-at KIND:N` test hook: aborts the process (no cleanup, like `kill -9`) at
 /// that point of the commit protocol.
@@ -73,8 +73,13 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .overwrite(args.overwrite)
         .label(if args.follow { "run --follow" } else { "run" });
     if let Some(spec) = &args.shard {
-        let (k, n) = parse_shard(spec)?;
-        b = b.shard(k, n);
+        return Err(pipeline_core::Error::Usage(format!(
+            "--shard {spec} was removed: it dealt whole files to shards, so a symbol's days \
+             landed on different shards and its state (lags, windows, EMA) restarted. Run on a \
+             cluster with `tickpipe plan INPUT... --out DIR`, then `tickpipe map --plan DIR \
+             --task I` and `tickpipe reduce --plan DIR --task J` (README: Running on a cluster)"
+        ))
+        .into());
     }
     if let Some(c) = &args.checkpoint_every {
         b = b.checkpoint_every(c.parse::<pipeline_core::ByteSize>()?.0);

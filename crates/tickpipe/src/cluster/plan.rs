@@ -1,0 +1,234 @@
+//! `tickpipe plan`: the inputs (in processing order, fingerprinted), the configuration and
+//! the map groups of a cluster job, in `DIR/_plan.json`.
+
+use std::path::{Path, PathBuf};
+
+use pipeline_core::{Config, Error, Result};
+use pipeline_io::Fingerprint;
+use serde::{Deserialize, Serialize};
+
+use crate::builder::Pipeline;
+use crate::output::Output;
+
+/// The plan's file name inside the job folder.
+pub const PLAN_FILE: &str = "_plan.json";
+
+/// Virtual symbol buckets. Many more than reduce tasks, so that assigning buckets by size
+/// balances the tasks; few enough that a map task's open writers stay cheap (only buckets
+/// that hold rows get a file).
+pub const BUCKETS: u32 = 256;
+
+const VERSION: u32 = 1;
+
+/// One input of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInput {
+    /// The canonical path.
+    pub path: String,
+    /// Its fingerprint when planned; tasks refuse to run if it changed.
+    pub fingerprint: Fingerprint,
+}
+
+/// A cluster job: what `tickpipe plan` writes and every task reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Format version.
+    pub version: u32,
+    /// The inputs, in the order `tickpipe run` processes them.
+    pub inputs: Vec<PlanInput>,
+    /// The configuration, as JSON.
+    pub config: serde_json::Value,
+    /// Input indices per map task.
+    pub map_groups: Vec<Vec<usize>>,
+    /// Number of reduce tasks.
+    pub reduce_tasks: usize,
+    /// Number of virtual symbol buckets.
+    pub buckets: u32,
+}
+
+/// Plans a job over `inputs` with `config` into `dir` (created if needed): `map_tasks` groups
+/// of inputs dealt by size (largest first to the lightest group) and `reduce_tasks` reduce
+/// tasks. Planning the same job again is allowed; a different plan in `dir` is refused.
+pub fn plan(
+    inputs: &[String],
+    config: &Config,
+    dir: &Path,
+    map_tasks: usize,
+    reduce_tasks: usize,
+) -> Result<Plan> {
+    if map_tasks == 0 || reduce_tasks == 0 {
+        return Err(Error::Usage(
+            "--map-tasks and --reduce-tasks must be at least 1".into(),
+        ));
+    }
+    if config.preprocessing.normalize_features && config.preprocessing.normalize_params.is_empty() {
+        return Err(Error::Usage(
+            "normalize_features fits its parameters over the whole output, which no single \
+             reduce task sees; fit them once (`[preprocessing] normalize_params`) or run on \
+             one machine"
+                .into(),
+        ));
+    }
+    let p = Pipeline::builder()
+        .inputs(inputs.iter().cloned())
+        .config(config.clone())
+        .build()?;
+    let mut planned = Vec::new();
+    for f in &p.inputs.files {
+        if f.is_stream() {
+            return Err(Error::Usage(format!(
+                "{}: a stream cannot be split across tasks; give files",
+                f.display_name()
+            )));
+        }
+        planned.push(PlanInput {
+            path: crate::record::canonical(&f.path),
+            fingerprint: Fingerprint::of(&f.path)?,
+        });
+    }
+    let sizes: Vec<u64> = planned.iter().map(|i| i.fingerprint.size).collect();
+    let plan = Plan {
+        version: VERSION,
+        inputs: planned,
+        config: serde_json::to_value(config)
+            .map_err(|e| Error::Internal(format!("config as JSON: {e}")))?,
+        map_groups: longest_first(&sizes, map_tasks),
+        reduce_tasks,
+        buckets: BUCKETS,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if let Some(prior) = Plan::load_opt(dir)? {
+        if prior != plan {
+            return Err(Error::Usage(format!(
+                "{} already holds another plan; use a new folder",
+                dir.display()
+            )));
+        }
+        return Ok(prior);
+    }
+    let text = serde_json::to_string_pretty(&plan)
+        .map_err(|e| Error::Internal(format!("plan as JSON: {e}")))?;
+    crate::output::write_atomic(&dir.join(PLAN_FILE), &(text + "\n"))?;
+    Ok(plan)
+}
+
+impl Plan {
+    /// Reads the plan of job folder `dir`.
+    pub fn load(dir: &Path) -> Result<Plan> {
+        Plan::load_opt(dir)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "{} holds no plan; run `tickpipe plan INPUT... --out {}` first",
+                dir.display(),
+                dir.display()
+            ))
+        })
+    }
+
+    fn load_opt(dir: &Path) -> Result<Option<Plan>> {
+        let path = dir.join(PLAN_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let plan: Plan = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: not a tickpipe plan ({e})", path.display())))?;
+        if plan.version != VERSION {
+            return Err(Error::Usage(format!(
+                "{}: plan version {} (this tickpipe reads {VERSION})",
+                path.display(),
+                plan.version
+            )));
+        }
+        Ok(Some(plan))
+    }
+
+    /// Number of map tasks.
+    pub fn map_tasks(&self) -> usize {
+        self.map_groups.len()
+    }
+
+    /// The planned configuration.
+    pub fn config(&self) -> Result<Config> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| Error::Usage(format!("the plan's configuration: {e}")))
+    }
+
+    /// The pipeline every task builds: the planned inputs and configuration, checked against
+    /// the files as they are now.
+    pub(crate) fn pipeline(&self, output: Output) -> Result<Pipeline> {
+        for i in &self.inputs {
+            let now = Fingerprint::of(Path::new(&i.path))?;
+            if now != i.fingerprint {
+                return Err(Error::Usage(format!(
+                    "{} changed since it was planned; plan the job again into a new folder",
+                    i.path
+                )));
+            }
+        }
+        let p = Pipeline::builder()
+            .inputs(self.inputs.iter().map(|i| i.path.clone()))
+            .config(self.config()?)
+            .output(output)
+            .overwrite(true)
+            .label("reduce")
+            .build()?;
+        let order: Vec<String> = p
+            .inputs
+            .files
+            .iter()
+            .map(|f| crate::record::canonical(&f.path))
+            .collect();
+        let planned: Vec<&String> = self.inputs.iter().map(|i| &i.path).collect();
+        if order.iter().collect::<Vec<_>>() != planned {
+            return Err(Error::Internal(
+                "the planned inputs expand in another order than planned".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The folder holding input `index`'s shuffled rows.
+    pub(crate) fn map_output(&self, dir: &Path, index: usize) -> PathBuf {
+        let i = &self.inputs[index];
+        let key = format!(
+            "{}|{}|{}|{}",
+            i.path, i.fingerprint.size, i.fingerprint.mtime_ns, i.fingerprint.ends_hash
+        );
+        dir.join("_shuffle").join("map").join(format!(
+            "{:016x}",
+            pipeline_core::stable_hash(key.as_bytes())
+        ))
+    }
+}
+
+/// Deals items of `sizes` to `n` groups: largest first, each to the group with the least so
+/// far (ties to the lower group, then the lower index), each group listed in index order.
+pub(crate) fn longest_first(sizes: &[u64], n: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+    let mut load = vec![0u64; n];
+    let mut groups = vec![Vec::new(); n];
+    for i in order {
+        let g = (0..n).min_by_key(|&g| (load[g], g)).unwrap_or(0);
+        load[g] = load[g].saturating_add(sizes[i].max(1));
+        groups[g].push(i);
+    }
+    for g in &mut groups {
+        g.sort_unstable();
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_first_balances_and_covers_everything_once() {
+        let g = longest_first(&[10, 1, 7, 3, 3], 2);
+        assert_eq!(g, vec![vec![0, 1], vec![2, 3, 4]]);
+        let g = longest_first(&[5, 5], 3);
+        assert_eq!(g, vec![vec![0], vec![1], vec![]]);
+    }
+}
