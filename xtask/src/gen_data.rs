@@ -41,7 +41,7 @@ pub struct Args {
     /// First calendar day (YYYY-MM-DD).
     #[arg(long)]
     start_date: Option<String>,
-    /// single, per-day or per-symbol-day.
+    /// single, per-day, per-symbol-day or taq-split (a trades and a quotes file per day).
     #[arg(long)]
     layout: Option<Layout>,
     /// none, gz, bz2, xz or zst.

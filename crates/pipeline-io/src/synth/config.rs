@@ -20,6 +20,10 @@ pub enum Layout {
     PerDay,
     /// One file per symbol and day, `SYMBOL/taq_SYMBOL_YYYY-MM-DD.csv[.ext]`.
     PerSymbolDay,
+    /// Real TAQ's shape: per day a trades file `trades_YYYY-MM-DD.csv[.ext]` and a quotes
+    /// file `quotes_YYYY-MM-DD.csv[.ext]` from several exchanges; `rows` counts the trades
+    /// (see the `taq_split` module for what the quotes hold).
+    TaqSplit,
 }
 
 impl FromStr for Layout {
@@ -29,9 +33,12 @@ impl FromStr for Layout {
             "single" => Ok(Layout::Single),
             "per-day" | "per_day" => Ok(Layout::PerDay),
             "per-symbol-day" | "per_symbol_day" => Ok(Layout::PerSymbolDay),
+            "taq-split" | "taq_split" => Ok(Layout::TaqSplit),
             other => Err(Error::Config {
                 key: "layout".into(),
-                message: format!("unknown layout {other:?}; use single, per-day or per-symbol-day"),
+                message: format!(
+                    "unknown layout {other:?}; use single, per-day, per-symbol-day or taq-split"
+                ),
             }),
         }
     }

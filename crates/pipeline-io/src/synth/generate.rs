@@ -46,6 +46,9 @@ const BUF_BYTES: usize = 256 * 1024;
 pub fn generate_to_dir(cfg: &GenConfig, dir: &Path) -> Result<GenSummary> {
     cfg.validate()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    if cfg.layout == Layout::TaqSplit {
+        return super::taq_split::generate(cfg, dir);
+    }
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest = File::create(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
     let mut manifest = BufWriter::new(manifest);
@@ -207,6 +210,11 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
                         self.merge(&mut file, &all)?;
                         self.close_file(file)?;
                     }
+                }
+                Layout::TaqSplit => {
+                    return Err(Error::Internal(
+                        "the taq-split layout is written by its own generator".into(),
+                    ));
                 }
                 Layout::PerSymbolDay => {
                     for (s, &n) in sym_counts.iter().enumerate() {

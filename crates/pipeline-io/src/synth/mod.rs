@@ -31,8 +31,13 @@ mod generate;
 mod market;
 mod output;
 mod rng;
+mod taq_split;
 
 pub use calendar::{nyse_holidays, trading_days};
 pub use config::{AnomalyKind, AnomalyRates, Codec, GenConfig, GenSummary, Holidays, Layout};
 pub use generate::{MANIFEST_FILE, TAQ_HEADER, generate_to_dir, generate_to_writer};
 pub use market::symbol_name;
+pub use taq_split::{
+    EXCHANGES, NO_QUOTE_SHARE, POST_MARKET_HOURS, QUOTES_HEADER, QUOTES_PER_TRADE, SPARSE_SHARE,
+    TRADES_HEADER,
+};

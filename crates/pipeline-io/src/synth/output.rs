@@ -116,6 +116,7 @@ pub(crate) fn file_name(layout: Layout, codec: Codec, date: NaiveDate, symbol: &
         Layout::Single => format!("taq.csv{ext}"),
         Layout::PerDay => format!("taq_{date}.csv{ext}"),
         Layout::PerSymbolDay => format!("{symbol}/taq_{symbol}_{date}.csv{ext}"),
+        Layout::TaqSplit => format!("trades_{date}.csv{ext}"),
     }
 }
 
