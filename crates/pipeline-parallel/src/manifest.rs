@@ -9,8 +9,9 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; bumped on incompatible changes (3: output paths relative to the
-/// output folder, quarantine files listed with the data).
-const VERSION: u32 = 3;
+/// output folder, quarantine files listed with the data; 4: the end-of-input flush may be a
+/// segment of its own, with the state before it kept for incremental runs).
+const VERSION: u32 = 4;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
@@ -38,6 +39,11 @@ pub(crate) struct Committed {
     pub bytes_read: u64,
     /// Worker of each key routed so far (see `route::KeyAssigner`), sorted by key.
     pub assignment: Vec<(String, usize)>,
+    /// Whether the last committed segment is the end-of-input flush segment (the run is
+    /// finished; the committed state before it is kept as the base, see
+    /// [`Manifest::load_base`]).
+    #[serde(default)]
+    pub flushed: bool,
 }
 
 /// Serialised stage state per worker, then per stage (`None`: the stage keeps none).
@@ -113,13 +119,7 @@ impl Manifest {
             return Ok(None);
         };
         let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
-        if let Some(root) = &self.root {
-            for o in &mut c.outputs {
-                if o.is_relative() {
-                    *o = root.join(&*o);
-                }
-            }
-        }
+        self.absolute(&mut c);
         if c.version != VERSION {
             return Err(Error::Usage(format!(
                 "cannot resume: manifest version {} (this tickpipe writes {VERSION})",
@@ -142,9 +142,41 @@ impl Manifest {
         Ok(Some((c, states)))
     }
 
-    /// Commits a segment atomically: the new committed state and every worker's stage state.
-    pub fn commit(&self, c: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
+    /// Keeps `base`, the committed state before the end-of-input flush segment, so a later
+    /// run can continue from it with more inputs.
+    pub fn save_base(&self, base: &Committed) -> Result<()> {
         let p = &self.path;
+        let text = serde_json::to_string(&self.relative(base)).map_err(|e| db_err(p, e))?;
+        let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
+            meta.insert("base", text.as_str())
+                .map_err(|e| db_err(p, e))?;
+        }
+        txn.commit().map_err(|e| db_err(p, e))
+    }
+
+    /// The committed state before the end-of-input flush of the finished run (see
+    /// [`Manifest::save_base`]); `None` when none was kept. The stage states stored with the
+    /// flush segment are the states from before the flush.
+    pub fn load_base(&self) -> Result<Option<Committed>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(p, e)),
+        };
+        let Some(text) = meta.get("base").map_err(|e| db_err(p, e))? else {
+            return Ok(None);
+        };
+        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        self.absolute(&mut c);
+        Ok(Some(c))
+    }
+
+    /// `c` with output paths under the root made relative to it.
+    fn relative(&self, c: &Committed) -> Committed {
         let mut c = c.clone();
         c.version = VERSION;
         if let Some(root) = &self.root {
@@ -154,6 +186,24 @@ impl Manifest {
                 }
             }
         }
+        c
+    }
+
+    /// Resolves `c`'s relative output paths against the root.
+    fn absolute(&self, c: &mut Committed) {
+        if let Some(root) = &self.root {
+            for o in &mut c.outputs {
+                if o.is_relative() {
+                    *o = root.join(&*o);
+                }
+            }
+        }
+    }
+
+    /// Commits a segment atomically: the new committed state and every worker's stage state.
+    pub fn commit(&self, c: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
+        let p = &self.path;
+        let c = self.relative(c);
         let text = serde_json::to_string(&c).map_err(|e| db_err(p, e))?;
         let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
         {

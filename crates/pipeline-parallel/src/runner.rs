@@ -60,6 +60,9 @@ struct RunConfig {
     root: Option<PathBuf>,
     /// `(k, n)`: keep only shard `k` of `n`. Default `(0, 1)`.
     shard: (usize, usize),
+    /// Whether the end-of-input flush gets a segment of its own, so a later run can add
+    /// inputs (see [`Runner::flush_segment`]). Default false.
+    flush_segment: bool,
 }
 
 impl Default for RunConfig {
@@ -77,6 +80,7 @@ impl Default for RunConfig {
             output_dir: None,
             root: None,
             shard: (0, 1),
+            flush_segment: false,
         }
     }
 }
@@ -289,6 +293,18 @@ impl Runner {
         self
     }
 
+    /// Gives the end-of-input flush (rows stages hold back until the input ends: reorder
+    /// buffers, open bars) a segment of its own, committed after the last input's segment,
+    /// and keeps the stage state from before the flush in the manifest. A later resume of the
+    /// finished run with more inputs after the recorded ones (an incremental run) then drops
+    /// only that flush segment, continues every stage from the state it had at the end of
+    /// the recorded inputs, and flushes again at the new end: the output equals one run over
+    /// all the inputs.
+    pub fn flush_segment(mut self, yes: bool) -> Self {
+        self.config.flush_segment = yes;
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<Run> {
         let c = &self.config;
@@ -483,29 +499,6 @@ impl Run {
             .map(|(i, s)| (s.name.clone(), i as u32))
             .collect();
         let sources = shard_sources(sources, k, n);
-        let segs = plan_segments(&sources, c.segment_bytes);
-        let last_seg = segs.last().copied().unwrap_or(0);
-        tracing::info!(
-            "plan: {} inputs ({} bytes) in {} segments{}; {w} workers, rows routed by {}; at most {} inputs open; memory limit {} MiB; {} retries for I/O errors; stages: {}",
-            sources.len(),
-            sources.iter().map(|s| s.size_bytes).sum::<u64>(),
-            last_seg + 1,
-            if n > 1 {
-                format!(" (shard {k} of {n})")
-            } else {
-                String::new()
-            },
-            key.as_deref()
-                .map_or("chunk (round robin)".to_string(), |k| format!("`{k}`")),
-            c.max_open_files.unwrap_or(w.max(2)),
-            c.memory_limit >> 20,
-            c.retries,
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(" → ")
-            },
-        );
 
         // The manifest: fresh, or loaded for a resume.
         let mut committed = Committed {
@@ -540,25 +533,86 @@ impl Run {
             }
             Some(path) => Some(Manifest::create(path, c.root.clone())?),
         };
-        let first = segs
-            .iter()
-            .position(|s| *s >= committed.next_segment)
-            .unwrap_or(sources.len());
-        let done_names: HashSet<&str> = committed
+        let done_names: HashSet<String> = committed
             .completed
             .iter()
-            .map(String::as_str)
-            .chain(committed.failed.iter().map(|f| f.0.as_str()))
+            .cloned()
+            .chain(committed.failed.iter().map(|f| f.0.clone()))
             .collect();
-        if let Some(s) = sources[..first]
+        // A finished run given more inputs (an incremental run): go back to the state before
+        // its end-of-input flush. The manifest says so first, so a crash from here on leaves
+        // an interrupted run that a resume continues; then the flush segment's files are
+        // removed below as uncommitted work.
+        if committed.flushed
+            && sources.iter().any(|s| !done_names.contains(&s.name))
+            && let Some(m) = &manifest
+        {
+            let Some(base) = m.load_base()? else {
+                return Err(Error::Usage(
+                    "cannot add inputs: the finished run's manifest keeps no state from before its end-of-input flush; start over with --overwrite".into(),
+                ));
+            };
+            tracing::info!(
+                "incremental run: continuing from the end of {} recorded inputs (segment {})",
+                base.completed.len() + base.failed.len(),
+                base.next_segment
+            );
+            m.commit(&base, &states)?;
+            committed = base;
+        }
+        // The inputs already committed come first; the rest are planned from the next
+        // segment on (a resume or an incremental run never renumbers committed segments).
+        let first = sources
             .iter()
-            .find(|s| !done_names.contains(s.name.as_str()))
+            .position(|s| !done_names.contains(&s.name))
+            .unwrap_or(sources.len());
+        if let Some(s) = sources[first..]
+            .iter()
+            .find(|s| done_names.contains(&s.name))
         {
             return Err(Error::Usage(format!(
-                "cannot resume: input `{}` was not part of the interrupted run's committed segments (inputs changed?)",
+                "cannot resume: input `{}` was committed, but comes after inputs that were not (inputs changed?)",
                 s.name
             )));
         }
+        let mut segs = vec![0u32; first];
+        segs.extend(
+            plan_segments(&sources[first..], c.segment_bytes)
+                .into_iter()
+                .map(|s| s + committed.next_segment),
+        );
+        // With a flush segment, the flush is one more segment after the last input's.
+        let flush_seg = (c.flush_segment && !sources.is_empty()).then(|| {
+            match segs[first..].last() {
+                Some(s) => s + 1,
+                // Every input is committed: the flush is committed too, or comes next.
+                None if committed.flushed => committed.next_segment.saturating_sub(1),
+                None => committed.next_segment,
+            }
+        });
+        let last_seg = flush_seg.unwrap_or_else(|| segs.last().copied().unwrap_or(0));
+        tracing::info!(
+            "plan: {} inputs ({} bytes) in {} segments{}; {w} workers, rows routed by {}; at most {} inputs open; memory limit {} MiB; {} retries for I/O errors; stages: {}",
+            sources.len(),
+            sources.iter().map(|s| s.size_bytes).sum::<u64>(),
+            last_seg + 1,
+            if n > 1 {
+                format!(" (shard {k} of {n})")
+            } else {
+                String::new()
+            },
+            key.as_deref()
+                .map_or("chunk (round robin)".to_string(), |k| format!("`{k}`")),
+            c.max_open_files.unwrap_or(w.max(2)),
+            c.memory_limit >> 20,
+            c.retries,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" → ")
+            },
+        );
+
         // Only now that every check has passed does a resume touch the output: it removes
         // the interrupted segment's partial files, and nothing it does not own.
         if c.resume
@@ -670,6 +724,14 @@ impl Run {
             for ctl in &controls {
                 let _ = ctl.send(Control::SegmentEnd { seg: 0, last: true });
             }
+        } else if let Some(f) = flush_seg
+            && first == sources.len()
+            && committed.next_segment == f
+        {
+            // Every input was committed before an interruption, but not the flush.
+            for ctl in &controls {
+                let _ = ctl.send(Control::SegmentEnd { seg: f, last: true });
+            }
         }
         let files_done = |o: &BTreeMap<usize, SourceOutcome>| o.len();
 
@@ -703,11 +765,15 @@ impl Run {
                 }
                 drop(ack_tx);
                 if next + 1 == sources.len() || segs[next + 1] != segs[next] {
+                    let at_end = next + 1 == sources.len();
                     for ctl in &controls {
                         let _ = ctl.send(Control::SegmentEnd {
                             seg: segs[next],
-                            last: next + 1 == sources.len(),
+                            last: at_end && flush_seg.is_none(),
                         });
+                        if let (true, Some(f)) = (at_end, flush_seg) {
+                            let _ = ctl.send(Control::SegmentEnd { seg: f, last: true });
+                        }
                     }
                 }
                 let (ctx, srcs, out) = (ctx.clone(), sources.clone(), out_tx.clone());
@@ -744,6 +810,8 @@ impl Run {
                 if !ready {
                     break;
                 }
+                // The state before the end-of-input flush, kept for an incremental run.
+                let base = (flush_seg == Some(next_commit)).then(|| committed.clone());
                 let mut reps = reports.remove(&next_commit).unwrap_or_default();
                 reps.sort_by_key(|r| r.worker);
                 for i in files {
@@ -766,6 +834,7 @@ impl Run {
                     new_states.push(rep.states);
                 }
                 committed.next_segment = next_commit + 1;
+                committed.flushed = base.is_some();
                 if let Some((_, a)) = &assigner {
                     // A superset of the keys whose state this commit holds: readers may
                     // already route the next segment.
@@ -779,7 +848,14 @@ impl Run {
                     .extend(publish_rejects(&publish_tx, next_commit)?);
                 emit(EngineEvent::BeforeCommit { seg: next_commit });
                 if let Some(m) = &manifest {
-                    m.commit(&committed, &new_states)?;
+                    if let Some(b) = &base {
+                        // The stage states stay those of the last input's segment: the
+                        // state before the flush.
+                        m.save_base(b)?;
+                        m.commit(&committed, &[])?;
+                    } else {
+                        m.commit(&committed, &new_states)?;
+                    }
                 }
                 emit(EngineEvent::Committed { seg: next_commit });
                 if let Some(f) = &on_commit {

@@ -49,6 +49,39 @@ pub struct RunRecord {
     pub checkpoint_bytes: Option<u64>,
     /// `(k, n)` when the run was shard k of n.
     pub shard: Option<(usize, usize)>,
+    /// The dataset's history: the first run, then each incremental run that added inputs.
+    #[serde(default)]
+    pub history: Vec<RecordedRun>,
+}
+
+/// One run that made or extended a dataset folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRun {
+    /// When it started, in seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// Inputs it processed (the ones added, for an incremental run).
+    pub inputs: usize,
+    /// Inputs of the dataset after it.
+    pub total_inputs: usize,
+    /// The first and last input it processed (canonical paths), when any.
+    pub span: Option<(String, String)>,
+}
+
+impl RecordedRun {
+    /// The entry of a run that processes `added`, leaving `total` inputs in the dataset.
+    pub fn now(added: &[RecordedInput], total: usize) -> Self {
+        RecordedRun {
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            inputs: added.len(),
+            total_inputs: total,
+            span: added
+                .first()
+                .zip(added.last())
+                .map(|(a, b)| (a.path.clone(), b.path.clone())),
+        }
+    }
 }
 
 /// Configuration keys that change how a run executes but not what it writes (the output does
@@ -76,17 +109,20 @@ impl RunRecord {
         checkpoint_bytes: Option<u64>,
         shard: Option<(usize, usize)>,
     ) -> Result<Self> {
+        let inputs: Vec<RecordedInput> = inputs.iter().map(record_input).collect::<Result<_>>()?;
+        let history = vec![RecordedRun::now(&inputs, inputs.len())];
         Ok(RunRecord {
             version: VERSION,
             tickpipe_version: env!("CARGO_PKG_VERSION").to_string(),
             command: command.to_string(),
-            inputs: inputs.iter().map(record_input).collect::<Result<_>>()?,
+            inputs,
             config: serde_json::to_value(config)
                 .map_err(|e| Error::Internal(format!("config as JSON: {e}")))?,
             stages,
             workers,
             checkpoint_bytes,
             shard,
+            history,
         })
     }
 
@@ -126,6 +162,49 @@ impl RunRecord {
     pub fn config(&self) -> Result<Config> {
         serde_json::from_value(self.config.clone())
             .map_err(|e| Error::Usage(format!("the run record's configuration: {e}")))
+    }
+
+    /// The configuration keys this run set to something other than the default, as
+    /// `key = value` lines (execution-only keys included), for `tickpipe inspect`.
+    pub fn config_summary(&self) -> Vec<String> {
+        let default = match serde_json::to_value(Config::default()) {
+            Ok(v) => v,
+            Err(_) => return Vec::new(),
+        };
+        config_differences(&default, &self.config)
+            .into_iter()
+            .map(|(k, (_, v))| format!("{k} = {v}"))
+            .collect()
+    }
+
+    /// The dataset's history in words, one line per run (first run, then appends).
+    pub fn history_lines(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let span = h.span.as_ref().map_or(String::new(), |(a, b)| {
+                    let name = |p: &str| {
+                        Path::new(p)
+                            .file_name()
+                            .map_or(p.to_string(), |n| n.to_string_lossy().to_string())
+                    };
+                    if a == b {
+                        format!(" ({})", name(a))
+                    } else {
+                        format!(" ({} … {})", name(a), name(b))
+                    }
+                });
+                let verb = if i == 0 { "made from" } else { "added" };
+                format!(
+                    "{verb} {} input{}{span}, {} in all (unix time {})",
+                    h.inputs,
+                    if h.inputs == 1 { "" } else { "s" },
+                    h.total_inputs,
+                    h.started_unix
+                )
+            })
+            .collect()
     }
 
     /// What differs between this (earlier) record and `now`, in words, one item per

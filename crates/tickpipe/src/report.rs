@@ -98,6 +98,10 @@ pub struct RunReport {
     /// (the figures are that run's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub up_to_date: bool,
+    /// For an incremental run: `(added, recorded)`, the inputs it processed and the inputs
+    /// of the dataset it extended (the ledger covers all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appended: Option<(usize, usize)>,
     /// The row ledger itself (not serialised: the fields above carry its figures).
     #[serde(skip)]
     pub row_ledger: Ledger,
@@ -153,6 +157,7 @@ impl RunReport {
             cache: None,
             quarantine_limit: None,
             up_to_date: false,
+            appended: None,
             row_ledger: ledger.clone(),
         }
     }

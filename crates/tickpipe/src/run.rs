@@ -185,9 +185,10 @@ impl Pipeline {
         )
     }
 
-    fn run_dataset(self, out: &Path, started: Instant) -> Result<RunReport> {
+    fn run_dataset(mut self, out: &Path, started: Instant) -> Result<RunReport> {
         let _lock = OutputLock::acquire(out)?;
-        let now = self.record(self.workers)?;
+        let mut now = self.record(self.workers)?;
+        let mut extended = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
         if self.s.resume {
@@ -235,22 +236,43 @@ impl Pipeline {
                             })
                             .is_empty();
                     if appended {
-                        return Err(Error::Usage(format!(
-                            "{} holds a finished run of the same configuration over {} of these \
-                             {} inputs; adding inputs to a finished dataset (an incremental \
-                             run) is not built yet: use --overwrite to process all of them, \
-                             or a new folder",
+                        self.check_incremental(out, &prior)?;
+                        let added = &now.inputs[prior.inputs.len()..];
+                        tracing::info!(
+                            "{}: incremental run: {} new inputs after the {} recorded ones; \
+                             each symbol continues from its state at the end of the recorded \
+                             inputs (the folder is marked unfinished until the append is \
+                             committed; if it is interrupted, --resume completes it)",
                             out.display(),
-                            prior.inputs.len(),
-                            now.inputs.len()
+                            added.len(),
+                            prior.inputs.len()
+                        );
+                        now.workers = prior.workers;
+                        now.checkpoint_bytes = self.s.checkpoint_every.or(prior.checkpoint_bytes);
+                        now.history = prior.history.clone();
+                        now.history
+                            .push(crate::record::RecordedRun::now(added, now.inputs.len()));
+                        remove_marker(out)?;
+                        now.save(out)?;
+                        self.s.resume = true;
+                        extended = Some((added.len(), prior.inputs.len()));
+                    } else {
+                        let why = if diffs.iter().any(|d| d.starts_with("input ")) {
+                            "an incremental run only adds inputs that come after every \
+                             recorded one; a changed, removed or inserted input changes the \
+                             state every later file of its symbols starts from, so the \
+                             dataset must be made again: "
+                        } else {
+                            ""
+                        };
+                        return Err(Error::Usage(format!(
+                            "{} holds a finished run of another configuration or inputs ({}); \
+                             {why}use --overwrite to replace it (the folder is rewritten), or a \
+                             new folder",
+                            out.display(),
+                            diffs.join("; ")
                         )));
                     }
-                    return Err(Error::Usage(format!(
-                        "{} holds a finished run of another configuration ({}); use \
-                         --overwrite to replace it, or a new folder",
-                        out.display(),
-                        diffs.join("; ")
-                    )));
                 }
                 None if has_ours(out) => {
                     return Err(Error::Usage(format!(
@@ -267,10 +289,51 @@ impl Pipeline {
         }
         let data = out.join(DATA_DIR);
         std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
-        let report = self.run_engine(Some(out), started)?;
+        let mut report = self.run_engine(Some(out), started)?;
+        report.appended = extended;
         let json = report.to_json()?;
         crate::output::write_atomic(&out.join(SUCCESS), &(json + "\n"))?;
         Ok(report)
+    }
+
+    /// Whether this run may add inputs to the finished run `prior` in `out`: outputs that
+    /// depend on the whole dataset cannot be extended row by row, so those settings are
+    /// refused, saying why.
+    fn check_incremental(&self, out: &Path, prior: &RunRecord) -> Result<()> {
+        let refuse = |why: &str| {
+            Err(Error::Usage(format!(
+                "{} holds a finished run of the same configuration over {} of these {} inputs, \
+                 but it cannot be extended incrementally: {why}; use --overwrite to process all \
+                 of them, or a new folder",
+                out.display(),
+                prior.inputs.len(),
+                self.inputs.files.len()
+            )))
+        };
+        #[cfg(feature = "prep")]
+        if self.normalize.is_some() {
+            return refuse(
+                "normalize_features scales every row by statistics of the whole dataset, which \
+                 the new rows change",
+            );
+        }
+        if self.s.shard.is_some() || prior.shard.is_some() {
+            return refuse("it is one shard of a sharded run (shards are made by file size)");
+        }
+        if self.s.follow.is_some() {
+            return refuse("--follow tails a live input");
+        }
+        let manifest = out.join(MANIFEST);
+        if pipeline_parallel::resumed_workers(&manifest)
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return refuse(
+                "its checkpoint manifest is missing or was written by an older tickpipe",
+            );
+        }
+        Ok(())
     }
 
     /// Builds and runs the engine with this pipeline's sinks, cache, monitor and validation;
@@ -340,6 +403,7 @@ impl Pipeline {
                     .manifest(out.join(MANIFEST))
                     .output_dir(&data)
                     .root(out)
+                    .flush_segment(true)
                     .resume(self.s.resume);
             }
             (Output::File(path), _) => {
@@ -595,6 +659,7 @@ fn finished_report(out: &Path, why: &str) -> Result<RunReport> {
     })?;
     tracing::info!("{}: {why}; nothing to do", out.display());
     report.up_to_date = true;
+    report.appended = None;
     Ok(report)
 }
 

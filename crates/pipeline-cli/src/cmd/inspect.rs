@@ -99,6 +99,26 @@ fn print_status(path: &str, st: &tickpipe::OutputStatus) {
             println!("  {:<12} … and {} more", "", r.inputs.len() - 5);
         }
         println!("  {:<12} {}", "workers", r.workers);
+        let stages: Vec<&str> = r.stages.iter().map(|(n, _)| n.as_str()).collect();
+        println!(
+            "  {:<12} {}",
+            "stages",
+            if stages.is_empty() {
+                "none".to_string()
+            } else {
+                stages.join(" → ")
+            }
+        );
+        let config = r.config_summary();
+        if config.is_empty() {
+            println!("  {:<12} the defaults", "config");
+        }
+        for (i, line) in config.iter().enumerate() {
+            println!("  {:<12} {line}", if i == 0 { "config" } else { "" });
+        }
+        for (i, line) in r.history_lines().iter().enumerate() {
+            println!("  {:<12} {line}", if i == 0 { "history" } else { "" });
+        }
     }
     if let Some(rep) = &st.report {
         println!("  {:<12} {}", "ledger", rep.ledger);

@@ -105,6 +105,12 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             args.out.display()
         );
     }
+    if let (Some((added, recorded)), false) = (report.appended, quiet) {
+        eprintln!(
+            "  incremental run: {added} new inputs after the {recorded} recorded ones, each symbol continuing from its state at their end; the ledger covers all {} inputs",
+            added + recorded
+        );
+    }
     if !quiet && !args.discard {
         eprintln!("  output: {}", args.out.join(tickpipe::DATA_DIR).display());
     }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod commands;
 mod hostile;
+mod incremental;
 mod integrity;
 mod normalize;
 mod real_data;

@@ -1,0 +1,291 @@
+//! Incremental runs (#16): a finished dataset given more inputs after its recorded ones
+//! processes only the new ones, each symbol continuing from its state at the end of the
+//! recorded inputs, and ends up equal (data and quarantine, row for row) to one run over all
+//! the inputs; an interrupted append resumes to the same; a changed file in the middle of the
+//! history is refused with the reason, and the previous dataset is left as it was.
+
+use std::path::{Path, PathBuf};
+
+use tempfile::tempdir;
+
+use crate::util::*;
+
+fn run_args(input: &Path, out: &Path) -> Vec<String> {
+    vec![
+        "run".into(),
+        input.to_string_lossy().into(),
+        "--out".into(),
+        out.to_string_lossy().into(),
+        "--checkpoint-every".into(),
+        "1".into(),
+        "--workers".into(),
+        "3".into(),
+        "-q".into(),
+    ]
+}
+
+/// [`run_args`] without `-q`, for the messages.
+fn loud(input: &Path, out: &Path) -> Vec<String> {
+    let mut v = run_args(input, out);
+    v.retain(|a| a != "-q");
+    v
+}
+
+/// Every row of the Parquet files under `dir` (or of the `quarantine*.parquet` files
+/// directly in it, when `quarantine`), all columns as text, sorted; file paths in the
+/// quarantine are compared by file name.
+fn rows(dir: &Path, quarantine: bool) -> Vec<String> {
+    let files: Vec<PathBuf> = if quarantine {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with("quarantine") && n.ends_with(".parquet")
+                })
+            })
+            .collect()
+    } else {
+        parquet_files(&dir.join("data"))
+    };
+    let mut out = Vec::new();
+    for f in files {
+        // The partition folders hold the symbol (and date): keep them with the row.
+        let part = f
+            .parent()
+            .and_then(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        for b in pipeline_io::read_dataset(&f).unwrap() {
+            // Zoned timestamps as their instants (the formatter knows no zone names).
+            let cols: Vec<arrow_array::ArrayRef> = b
+                .columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    arrow_schema::DataType::Timestamp(unit, Some(_)) => {
+                        arrow_cast::cast(c, &arrow_schema::DataType::Timestamp(*unit, None))
+                            .unwrap()
+                    }
+                    _ => c.clone(),
+                })
+                .collect();
+            let fmt: Vec<_> = cols
+                .iter()
+                .map(|c| {
+                    arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
+                        .unwrap()
+                })
+                .collect();
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            for r in 0..b.num_rows() {
+                let mut cells = vec![part.clone()];
+                for (name, f) in names.iter().zip(&fmt) {
+                    let v = f.value(r).to_string();
+                    let v = if quarantine && name == "file" {
+                        Path::new(&v)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default()
+                    } else {
+                        v
+                    };
+                    cells.push(format!("{name}={v}"));
+                }
+                out.push(cells.join("|"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_same_rows(got: &Path, want: &Path, what: &str) {
+    let (g, w) = (rows(got, false), rows(want, false));
+    assert!(!w.is_empty(), "the reference run writes rows");
+    assert_eq!(g.len(), w.len(), "{what}: data row count");
+    assert!(
+        g == w,
+        "{what}: data rows differ from one run over all inputs"
+    );
+    let (g, w) = (rows(got, true), rows(want, true));
+    assert!(!w.is_empty(), "the reference run quarantines rows");
+    assert_eq!(g, w, "{what}: quarantine rows");
+}
+
+/// The day files of a generated dataset, in name order.
+fn days(input: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Moves the last day of `input` aside, into `aside`; returns where it went and where it was.
+fn hold_back_last_day(input: &Path, aside: &Path) -> (PathBuf, PathBuf) {
+    let last = days(input).pop().unwrap();
+    std::fs::create_dir_all(aside).unwrap();
+    let held = aside.join(last.file_name().unwrap());
+    std::fs::rename(&last, &held).unwrap();
+    (held, last)
+}
+
+fn summary_of(out: &Path) -> serde_json::Value {
+    summary(&out.join("_SUCCESS"))
+}
+
+#[test]
+fn appending_a_day_equals_a_full_run_and_an_interrupted_append_resumes() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 12_000, 5);
+    assert!(days(&input).len() >= 4, "{:?}", days(&input));
+    let (held, back) = hold_back_last_day(&input, &tmp.path().join("aside"));
+
+    // Days 1..N-1, then day N added.
+    let out = tmp.path().join("out");
+    let crashed = tmp.path().join("crashed");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    tickpipe()
+        .args(run_args(&input, &crashed))
+        .assert()
+        .success();
+    let first = summary_of(&out);
+    std::fs::rename(&held, &back).unwrap();
+    let a = tickpipe().args(loud(&input, &out)).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("incremental run: 1 new inputs"), "{err}");
+
+    // A fresh run over days 1..N.
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(run_args(&input, &reference))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "append");
+
+    // The ledger is cumulative and balanced, and only the new day was read again.
+    let (s, r) = (summary_of(&out), summary_of(&reference));
+    assert_balanced(&s);
+    for k in ["rows_read", "rows_written", "rows_quarantined"] {
+        assert_eq!(s[k], r[k], "{k}: {s} vs {r}");
+    }
+    assert!(
+        s["rows_read"].as_u64().unwrap() > first["rows_read"].as_u64().unwrap(),
+        "{s}"
+    );
+
+    // The record says what the dataset was made from, appends included.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("_run.json")).unwrap()).unwrap();
+    let history = record["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{record}");
+    assert_eq!(history[1]["inputs"], 1, "{record}");
+    assert_eq!(
+        record["inputs"].as_array().unwrap().len(),
+        days(&input).len()
+    );
+    let a = tickpipe()
+        .args(["inspect", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(text.contains("added 1 input"), "{text}");
+
+    // The same again is up to date.
+    let a = tickpipe().args(loud(&input, &out)).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("nothing to do"), "{err}");
+
+    // An append killed after committing the new day's segment but before the new end: the
+    // folder is unfinished, and a plain --resume completes it.
+    let n = days(&input).len();
+    for point in [format!("commit:{}", n - 1), format!("before-commit:{n}")] {
+        let target = tmp.path().join(point.replace(':', "-"));
+        copy_dir(&crashed, &target);
+        let a = tickpipe()
+            .args(run_args(&input, &target))
+            .args(["--abort-at", &point])
+            .assert();
+        assert!(!a.get_output().status.success(), "{point}: should crash");
+        assert!(!target.join("_SUCCESS").exists(), "{point}");
+        tickpipe()
+            .args([
+                "run",
+                input.to_str().unwrap(),
+                "--out",
+                target.to_str().unwrap(),
+                "--resume",
+                "-q",
+            ])
+            .assert()
+            .success();
+        assert_same_rows(&target, &reference, &point);
+    }
+}
+
+#[test]
+fn a_changed_day_in_the_middle_is_refused_and_the_dataset_kept() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 6_000, 4);
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let before = rows(&out, false);
+    // Day 2 changes: its last row is gone.
+    let day = days(&input)[1].clone();
+    let mut text = String::new();
+    use std::io::{Read, Write};
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&day).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.pop();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
+    std::fs::write(&day, enc.finish().unwrap()).unwrap();
+
+    let a = tickpipe().args(run_args(&input, &out)).assert().code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let name = day.file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&name) && err.contains("changed"), "{err}");
+    assert!(
+        err.contains("every later file") && err.contains("--overwrite"),
+        "{err}"
+    );
+    // Nothing was touched.
+    assert!(out.join("_SUCCESS").exists());
+    assert_eq!(rows(&out, false), before);
+    // --overwrite makes it again, equal to a fresh run.
+    tickpipe()
+        .args(run_args(&input, &out))
+        .arg("--overwrite")
+        .assert()
+        .success();
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(run_args(&input, &reference))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "after --overwrite");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
