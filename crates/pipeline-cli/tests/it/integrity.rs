@@ -39,7 +39,7 @@ fn data_files(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// Every quarantine row of `out` (all `quarantine*.parquet` files) as sorted text.
-fn quarantine_rows(out: &Path) -> Vec<String> {
+pub fn quarantine_rows(out: &Path) -> Vec<String> {
     let mut rows = Vec::new();
     for e in std::fs::read_dir(out).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().to_string();

@@ -2,6 +2,7 @@
 //! summary JSON's ledger equation, resume after a crash, bad input, and the real datasets.
 
 mod bad_input;
+mod cluster;
 mod commands;
 mod hostile;
 mod incremental;

@@ -39,7 +39,14 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     remove_if_exists(&dir.join(crate::run::SUCCESS))?;
     remove_if_exists(&dir.join(JOB_LEDGER))?;
 
+    // The staging folder is this task's alone: whatever an earlier attempt killed midway
+    // (kill -9, a lost node) left there is discarded and the task starts afresh.
     let stage = dir.join("_shuffle").join(format!("reduce-{tag}"));
+    match std::fs::remove_dir_all(&stage) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&stage, e)),
+    }
     let mut pipeline = plan.pipeline(Output::dataset(&stage))?;
     let batch_rows = pipeline.s.config.pipeline.chunk_size;
     let batch_rows = if batch_rows == 0 { 65_536 } else { batch_rows };

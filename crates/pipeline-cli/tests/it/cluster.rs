@@ -1,0 +1,183 @@
+//! Cluster jobs through the binary and the shipped launchers (`deploy/`): the shared task
+//! entrypoint run with the index variables Kubernetes and Slurm set, a reduce task killed
+//! with `kill -9` and run again, and the manifests checked to call that entrypoint. Each job
+//! is compared with `tickpipe run` on one machine: the same rows and the same quarantine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arrow_schema::DataType;
+use tempfile::tempdir;
+
+use crate::integrity::quarantine_rows;
+use crate::util::*;
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// Every data row under `dir` as text (columns by name, `_line` left out), sorted.
+fn data_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in pipeline_io::read_dataset(dir).expect("read dataset") {
+        let schema = b.schema();
+        let mut cols: Vec<(String, arrow_array::ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .filter(|(f, _)| f.name() != "_line")
+            .map(|(f, c)| {
+                let c = match c.data_type() {
+                    DataType::Timestamp(..) => arrow_cast::cast(c, &DataType::Int64).unwrap(),
+                    _ => c.clone(),
+                };
+                (f.name().clone(), c)
+            })
+            .collect();
+        cols.sort_by(|a, b| a.0.cmp(&b.0));
+        let fmt: Vec<_> = cols
+            .iter()
+            .map(|(_, c)| {
+                arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
+                    .unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = fmt.iter().map(|f| f.value(r).to_string()).collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Runs `deploy/task.sh PHASE JOB` with `var=index`, the way a scheduler starts a task.
+fn task(phase: &str, job: &Path, var: &str, index: usize) -> std::process::Child {
+    Command::new("bash")
+        .arg(deploy().join("task.sh"))
+        .args([phase, job.to_str().unwrap()])
+        .env("TICKPIPE", env!("CARGO_BIN_EXE_tickpipe"))
+        .env_remove("TICKPIPE_TASK_INDEX")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env(var, index.to_string())
+        .spawn()
+        .expect("start task.sh")
+}
+
+fn run_task(phase: &str, job: &Path, var: &str, index: usize) {
+    let status = task(phase, job, var, index).wait().unwrap();
+    assert!(status.success(), "{phase} task {index} ({var}) failed");
+}
+
+#[test]
+fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 30_000, 6);
+    let one = tmp.path().join("one");
+    tickpipe()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            one.to_str().unwrap(),
+            "-q",
+        ])
+        .assert()
+        .success();
+    let want = (data_rows(&one.join("data")), quarantine_rows(&one));
+    assert!(!want.1.is_empty(), "the sample quarantines rows");
+
+    let job = tmp.path().join("job");
+    tickpipe()
+        .args([
+            "plan",
+            input.to_str().unwrap(),
+            "--out",
+            job.to_str().unwrap(),
+        ])
+        .args(["--map-tasks", "3", "--reduce-tasks", "2"])
+        .assert()
+        .success();
+    // Kubernetes Indexed Job: JOB_COMPLETION_INDEX; map task 1 retried.
+    for i in [0, 1, 2, 1] {
+        run_task("map", &job, "JOB_COMPLETION_INDEX", i);
+    }
+    // Slurm array: SLURM_ARRAY_TASK_ID. Reduce task 0 is killed midway first.
+    let mut child = task("reduce", &job, "SLURM_ARRAY_TASK_ID", 0);
+    let staging = job.join("_shuffle").join("reduce-t00000");
+    let start = Instant::now();
+    while !staging.exists() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // task.sh execs the binary, so the child is tickpipe itself.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!job.join("_SUCCESS").exists());
+    for j in [0, 1] {
+        run_task("reduce", &job, "SLURM_ARRAY_TASK_ID", j);
+    }
+    assert!(
+        job.join("_SUCCESS").exists(),
+        "the last reduce task completes the job"
+    );
+    let got = (data_rows(&job.join("data")), quarantine_rows(&job));
+    assert_eq!(got.0.len(), want.0.len(), "data row count");
+    assert!(got.0 == want.0, "data rows differ from one machine's run");
+    assert_eq!(got.1, want.1, "quarantine rows");
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
+    assert!(ledger.to_string().contains("read"), "{ledger}");
+}
+
+#[test]
+fn the_entrypoint_needs_a_phase_and_an_index() {
+    let out = Command::new("bash")
+        .arg(deploy().join("task.sh"))
+        .args(["map", "job"])
+        .env_remove("TICKPIPE_TASK_INDEX")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task index"));
+    let out = Command::new("bash")
+        .arg(deploy().join("task.sh"))
+        .args(["shuffle", "job"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn manifests_and_scripts_call_the_entrypoint_in_order() {
+    let read = |p: &str| std::fs::read_to_string(deploy().join(p)).expect(p);
+    for (file, phase) in [
+        ("kubernetes/map-job.yaml", "map"),
+        ("kubernetes/reduce-job.yaml", "reduce"),
+    ] {
+        let y = read(file);
+        assert!(y.contains("completionMode: Indexed"), "{file}");
+        assert!(
+            y.contains(&format!(
+                "command: [\"/deploy/task.sh\", \"{phase}\", \"/data/job\"]"
+            )),
+            "{file} runs the entrypoint's {phase} phase"
+        );
+    }
+    let plan = read("kubernetes/plan-job.yaml");
+    assert!(plan.contains("\"plan\"") && plan.contains("--map-tasks"));
+    let order = read("kubernetes/run.sh");
+    let pos = |s: &str| order.find(s).unwrap_or_else(|| panic!("run.sh lacks {s}"));
+    assert!(pos("plan-job.yaml") < pos("map-job.yaml"));
+    assert!(pos("job/tickpipe-map") < pos("reduce-job.yaml"));
+    let sbatch = read("slurm/tickpipe.sbatch");
+    assert!(sbatch.contains("task.sh\" \"$1\" \"$2\""));
+    let submit = read("slurm/submit.sh");
+    assert!(submit.contains("--array=0-$((maps - 1))"));
+    assert!(submit.contains("--dependency=afterok:\"$map_id\""));
+    assert!(submit.find("plan").unwrap() < submit.find("sbatch").unwrap());
+}
