@@ -61,8 +61,8 @@ def test_stream_into_polars_pyarrow_duckdb_pandas(ticks: Path) -> None:
 
 
 def test_stream_memory_is_bounded(tmp_path: Path) -> None:
-    # More output than the run's memory limit streams through a process whose peak RSS
-    # stays well below what holding it would take.
+    # More output than the run's memory limit (128 MiB) streams through a process whose
+    # peak RSS grows by less than that limit: holding the output would take more.
     script = textwrap.dedent(
         """
         import resource, sys, tickpipe
@@ -81,7 +81,7 @@ def test_stream_memory_is_bounded(tmp_path: Path) -> None:
     )
     total, grown = map(int, out.stdout.split())
     assert total > 128 << 20, "the stream must be larger than the memory limit"
-    assert grown < total // 2, (total, grown)
+    assert grown < 128 << 20, (total, grown)
 
 
 def test_errors_keep_file_line_and_key(tmp_path: Path) -> None:
