@@ -81,6 +81,9 @@ keep_line_column = false
 max_open_files = 64
 # Rows a partition gathers before its file is opened, so sparse symbols make one file each.
 min_rows_per_file = 10000
+# Keep the end-of-input flush (reorder tail, open bars) in a segment of its own so a later
+# run can append new inputs (one more small file per partition); false: appends refused.
+appendable = true
 # Timestamp unit in the files: ns (lossless), us (what Spark reads as timestamps) or ms.
 timestamp_unit = "ns"
 

@@ -201,6 +201,12 @@ pub struct OutputConfig {
     /// eviction). Held rows share the writers' memory budget; when it runs short the
     /// partition holding the most is written early. Default 10000; 0 turns it off.
     pub min_rows_per_file: usize,
+    /// Keep the rows stages hold back until the input ends (the reorder buffer's tail,
+    /// open bars) in a commit segment of their own, with every stage's state from before
+    /// them, so a later run can append new inputs (incremental runs). Costs one more small
+    /// file per partition. `false`: no extra files, and a later run with more inputs is
+    /// refused. Default true.
+    pub appendable: bool,
     /// Unit of timestamp columns in the files: `ns`, `us` or `ms`. Default `ns` (no loss).
     /// Spark reads only `us`/`ms` Parquet timestamps as timestamps (`ns` needs its
     /// `spark.sql.legacy.parquet.nanosAsLong` and arrives as a number); `us` truncates the
@@ -219,6 +225,7 @@ impl Default for OutputConfig {
             keep_line_column: false,
             max_open_files: 64,
             min_rows_per_file: 10_000,
+            appendable: true,
             timestamp_unit: "ns".into(),
         }
     }

@@ -323,6 +323,12 @@ impl Pipeline {
         if self.s.follow.is_some() {
             return refuse("--follow tails a live input");
         }
+        if !self.s.config.output.appendable {
+            return refuse(
+                "it was written with [output] appendable = false, so the state at the end of \
+                 its inputs was not kept",
+            );
+        }
         let manifest = out.join(MANIFEST);
         if pipeline_parallel::resumed_workers(&manifest)
             .ok()
@@ -403,7 +409,7 @@ impl Pipeline {
                     .manifest(out.join(MANIFEST))
                     .output_dir(&data)
                     .root(out)
-                    .flush_segment(true)
+                    .flush_segment(self.s.config.output.appendable)
                     .resume(self.s.resume);
             }
             (Output::File(path), _) => {

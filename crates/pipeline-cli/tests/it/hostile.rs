@@ -219,19 +219,29 @@ fn case6_sparse_symbols_make_one_file_each() {
     let f = write(tmp.path(), "sparse.csv", &csv(&rows));
     // Small chunks spread each sparse symbol's rows over many chunks (as in a 3M-row file);
     // the outlier filter is off because its warm-up would hold those rows back anyway.
-    let cfg = write(
-        tmp.path(),
-        "c.toml",
-        "[preprocessing]\noutlier_detection = false\n",
-    );
-    let out = tmp.path().join("o");
-    let args = ["--workers", "2", "--chunk-size", "1000", "--config"];
-    let r = run(&f, &out, &[&args[..], &[cfg.to_str().unwrap()]].concat());
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert_balanced(&r.summary.unwrap());
-    // 1,000 sparse symbols and the busy one: one file each (10,028 before).
-    let files = parquet_files(&out.join("data"));
-    assert_eq!(files.len(), 1_001);
+    // With `appendable = false` one file per symbol; by default (appendable) at most one
+    // more per symbol: the end-of-input flush kept apart for incremental runs.
+    for (appendable, most) in [(false, 1_001), (true, 2_002)] {
+        let cfg = write(
+            tmp.path(),
+            "c.toml",
+            &format!(
+                "[preprocessing]\noutlier_detection = false\n[output]\nappendable = {appendable}\n"
+            ),
+        );
+        let out = tmp.path().join(format!("o-{appendable}"));
+        let args = ["--workers", "2", "--chunk-size", "1000", "--config"];
+        let r = run(&f, &out, &[&args[..], &[cfg.to_str().unwrap()]].concat());
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert_balanced(&r.summary.unwrap());
+        // 1,000 sparse symbols and the busy one (10,028 files before).
+        let files = parquet_files(&out.join("data"));
+        if appendable {
+            assert!(files.len() <= most, "{} files", files.len());
+        } else {
+            assert_eq!(files.len(), most);
+        }
+    }
 }
 
 /// The quarantine file's rows as (reason, detail, raw) text.

@@ -289,3 +289,31 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_folder_written_not_appendable_refuses_an_append_and_says_why() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 3_000, 3);
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "[output]\nappendable = false\n").unwrap();
+    let (held, back) = hold_back_last_day(&input, &tmp.path().join("aside"));
+    let out = tmp.path().join("out");
+    let with_cfg = |args: Vec<String>| {
+        let mut a = args;
+        a.extend(["--config".into(), cfg.to_string_lossy().into()]);
+        a
+    };
+    tickpipe()
+        .args(with_cfg(run_args(&input, &out)))
+        .assert()
+        .success();
+    let before = rows(&out, false);
+    std::fs::rename(&held, &back).unwrap();
+    let a = tickpipe()
+        .args(with_cfg(run_args(&input, &out)))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("appendable = false"), "{err}");
+    assert_eq!(rows(&out, false), before, "the dataset was touched");
+}

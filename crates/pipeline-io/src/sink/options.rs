@@ -325,6 +325,8 @@ mod tests {
             keep_line_column: true,
             max_open_files: 3,
             min_rows_per_file: 7,
+            // Read by the facade (commit segments), not by the writers.
+            appendable: false,
             timestamp_unit: "us".into(),
         };
         let o = WriteOptions::from_config(&cfg).unwrap();

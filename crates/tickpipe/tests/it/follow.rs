@@ -83,7 +83,7 @@ fn follow_refuses_what_cannot_apply() {
     cfg.input.sort = true;
     for (b, flag) in [
         (base().config(cfg), "--sort"),
-        (base().shard(0, 2), "--shard"),
+        (base().shard(0, 2), "sharding by files is removed"),
         (
             base().output(Output::dataset(tmp.path())).resume(true),
             "--resume",
