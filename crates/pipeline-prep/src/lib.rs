@@ -12,11 +12,40 @@
 //! quotes-only symbol gets its price features and bars on the mid; rows with an `id`
 //! de-duplicate by it.
 
+//!
+//! The kernels follow TA-Lib's definitions, lookback included; e.g. an EMA seeded with the
+//! SMA of its first `period` values (TA-Lib's default), then `ema = ema + k (x − ema)` with
+//! `k = 2 / (period + 1)`:
+//!
+//! ```
+//! use pipeline_prep::{Ema, Sma};
+//! let (mut sma, mut ema) = (Sma::new(3), Ema::new(3));
+//! let out: Vec<_> = [1.0, 2.0, 3.0, 4.0].iter().map(|&x| (sma.update(x), ema.update(x))).collect();
+//! assert_eq!(out[1], (None, None)); // lookback: period - 1 values
+//! assert_eq!(out[2], (Some(2.0), Some(2.0))); // the EMA's seed is the SMA
+//! assert_eq!(out[3], (Some(3.0), Some(3.0))); // 2 + 0.5 × (4 − 2)
+//! ```
+
 mod clean;
 mod features;
 mod kind;
 mod state;
 mod sums;
 
-pub use clean::*;
-pub use features::*;
+pub use clean::{
+    BNHLS_RULES, Basis, BnhlsConfig, BnhlsRowRules, BrownleesGallo, BrownleesGalloConfig,
+    DayExchange, DaySpread, DbscanConfig, DbscanOutliers, Dedupe, DedupeConfig, GlobalIqr,
+    GlobalIqrConfig, InvalidConfig, InvalidRows, IsolationForest, IsolationForestConfig,
+    IsolationForestOutliers, MidQuoteDeviation, MissingConfig, MissingMethod, MissingValues,
+    OutlierAction, OutlierConfig, RollingMethod, RollingOutliers, SameTimestamp, cleaning_stages,
+};
+pub use features::{
+    Adx, Atr, BarSpec, BarStage, Bbands, Cci, ColumnScale, Decay, Dema, Ema, Ewm, Extreme,
+    FeatureConfig, FeatureStage, Indicator, IndicatorSpec, Lag, Lags, LocalTime, LogReturn, Macd,
+    Mom, MonoDeque, Obv, Ofi, Ohlcv, P2Quantile, RealizedVar, ResetEvery, Roc, Rolling,
+    RollingStat, Rsi, SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerFit, ScalerParams,
+    SessionClock, SessionVwap, SimpleReturn, Sma, Stoch, Tema, TradeIntensity, TradeSign,
+    TypeReport, Vwap, Willr, Window, Wma, dictionary_encode, feature_config, feature_stages,
+    fit_scaler, microprice, mid, one_hot, optimize_types, parse_bar_spec, parse_duration,
+    parse_rolling_spec, quote_imbalance,
+};
