@@ -22,7 +22,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
-from . import _native
+from . import _native, errors
 from ._progress import Display, interactive
 from .config import Config, Section
 from .errors import (
@@ -63,22 +63,7 @@ __all__ = [
     "Section",
     "RunReport",
     "Scan",
-    "TickpipeError",
-    "InputError",
-    "ParseError",
-    "MalformedError",
-    "CorruptInputError",
-    "FormatError",
-    "SchemaError",
-    "DisorderError",
-    "QuarantineLimitError",
-    "ConfigError",
-    "UsageError",
-    "TickpipeIOError",
-    "BusyError",
-    "CancelledError",
-    "ArrowError",
-    "InternalError",
+    *errors.__all__,
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]

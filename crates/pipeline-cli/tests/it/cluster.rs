@@ -7,49 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use arrow_schema::DataType;
 use tempfile::tempdir;
 
+use crate::incremental::rows;
 use crate::integrity::quarantine_rows;
 use crate::util::*;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-/// Every data row under `dir` as text (columns by name, `_line` left out), sorted.
-fn data_rows(dir: &Path) -> Vec<String> {
-    let mut rows = Vec::new();
-    for b in pipeline_io::read_dataset(dir).expect("read dataset") {
-        let schema = b.schema();
-        let mut cols: Vec<(String, arrow_array::ArrayRef)> = schema
-            .fields()
-            .iter()
-            .zip(b.columns())
-            .filter(|(f, _)| f.name() != "_line")
-            .map(|(f, c)| {
-                let c = match c.data_type() {
-                    DataType::Timestamp(..) => arrow_cast::cast(c, &DataType::Int64).unwrap(),
-                    _ => c.clone(),
-                };
-                (f.name().clone(), c)
-            })
-            .collect();
-        cols.sort_by(|a, b| a.0.cmp(&b.0));
-        let fmt: Vec<_> = cols
-            .iter()
-            .map(|(_, c)| {
-                arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
-                    .unwrap()
-            })
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = fmt.iter().map(|f| f.value(r).to_string()).collect();
-            rows.push(cells.join("|"));
-        }
-    }
-    rows.sort();
-    rows
 }
 
 /// Runs `deploy/task.sh PHASE JOB` with `var=index`, the way a scheduler starts a task.
@@ -86,7 +51,7 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
         ])
         .assert()
         .success();
-    let want = (data_rows(&one.join("data")), quarantine_rows(&one));
+    let want = (rows(&one, false), quarantine_rows(&one));
     assert!(!want.1.is_empty(), "the sample quarantines rows");
 
     let job = tmp.path().join("job");
@@ -123,7 +88,7 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
         job.join("_SUCCESS").exists(),
         "the last reduce task completes the job"
     );
-    let got = (data_rows(&job.join("data")), quarantine_rows(&job));
+    let got = (rows(&job, false), quarantine_rows(&job));
     assert_eq!(got.0.len(), want.0.len(), "data row count");
     assert!(got.0 == want.0, "data rows differ from one machine's run");
     assert_eq!(got.1, want.1, "quarantine rows");

@@ -34,7 +34,7 @@ fn loud(input: &Path, out: &Path) -> Vec<String> {
 /// Every row of the Parquet files under `dir` (or of the `quarantine*.parquet` files
 /// directly in it, when `quarantine`), all columns as text, sorted; file paths in the
 /// quarantine are compared by file name.
-fn rows(dir: &Path, quarantine: bool) -> Vec<String> {
+pub fn rows(dir: &Path, quarantine: bool) -> Vec<String> {
     let files: Vec<PathBuf> = if quarantine {
         std::fs::read_dir(dir)
             .unwrap()
