@@ -91,7 +91,6 @@ pub struct TaskArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// Input files, directories, glob patterns, or `-` for stdin.
-    #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Configuration file (TOML; see `tickpipe config init`).
     #[arg(long)]
@@ -161,6 +160,13 @@ pub struct RunArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Trades files (files, folders, globs) to match against --quotes; replaces INPUTS.
+    #[arg(long, num_args = 1.., requires = "quotes")]
+    pub trades: Vec<String>,
+    /// Quotes files: each trade gets the NBBO prevailing before it, its sign and spreads
+    /// (see [taq] in the config); per-symbol-day measures go to OUT/taq_daily.parquet.
+    #[arg(long, num_args = 1..)]
+    pub quotes: Vec<String>,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,

@@ -55,6 +55,10 @@ layout = "auto"
 names = []
 # Files are not in time order: sort each by time in bounded memory, spilling to disk.
 sort = false
+# Trades and quotes as separate inputs (see [taq]): trades files (files, folders, globs)...
+trades = []
+# ...and the quotes files they are matched against.
+quotes = []
 # Longest line read; longer ones are quarantined as `line_too_long` without being held.
 # "0" means a 64th of memory_limit.
 max_line_bytes = "0"
@@ -175,6 +179,19 @@ normalize_params = ""
 enable_parallel_processing = true
 
 # Not yet used: nothing reads this section until pipeline-validate lands.
+[taq]
+# A trade gets the last NBBO strictly before its time minus this delay ("5s": Lee-Ready
+# for second-stamped data).
+delay = "0s"
+# Quotes older than this at the trade are stale (quote columns null); empty: no limit.
+tolerance = ""
+# Horizons of the realized spread and price impact.
+horizons = ["5m"]
+# How trades and quotes are sorted: time (across symbols) or symbol (then time, as Daily TAQ).
+order = "time"
+# Zone of the calendar days of the per-symbol-day measures.
+day_timezone = "America/New_York"
+
 [validation]
 # Validate inline in `tickpipe run` (after cleaning, on the rows that are written).
 enabled = true

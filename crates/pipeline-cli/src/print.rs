@@ -28,6 +28,29 @@ pub fn print_human(r: &RunReport) {
     for (rule, n) in &r.values_repaired {
         let _ = writeln!(e, "    repaired by {rule}: {n} values");
     }
+    if let Some(t) = &r.taq {
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        let matches = t["matches"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            e,
+            "  trades and quotes: {} trades against {} quotes ({} applied, {} crossed on their \
+             own exchange); trades by quote: {matches}; {} symbol-days in {}",
+            n("trades_read"),
+            n("quotes_read"),
+            n("quotes_applied"),
+            n("quotes_crossed_exchange"),
+            n("days"),
+            tickpipe::TAQ_DAILY_FILE,
+        );
+    }
     if let Some(b) = r.bars_written {
         let _ = writeln!(e, "  bars written: {b}");
     }

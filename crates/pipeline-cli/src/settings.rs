@@ -6,6 +6,18 @@ use pipeline_core::{ByteSize, Config, Error, OutputFormat};
 
 use crate::args::{FormatArg, InputArgs, Profile};
 
+/// The inputs, or a usage error naming the command when there are none (only `run`
+/// takes its inputs from `--trades` instead).
+pub fn require_inputs(args: &InputArgs, command: &str) -> anyhow::Result<()> {
+    if args.inputs.is_empty() {
+        return Err(pipeline_core::Error::Usage(format!(
+            "tickpipe {command}: no input given (files, folders, globs or -)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Loads the config: preset, then the file on top, then flags on top; validated.
 pub fn load_config(args: &InputArgs) -> anyhow::Result<Config> {
     let base = match args.profile {

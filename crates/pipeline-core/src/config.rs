@@ -38,6 +38,42 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Performance monitoring: sampling, alerts, exports.
     pub monitor: MonitorConfig,
+    /// Trades and quotes as separate inputs: the as-of join and its measures.
+    pub taq: TaqConfig,
+}
+
+/// `[taq]`: how trades are matched to quotes when they come as separate inputs
+/// (`[input] trades` / `quotes`, or `tickpipe run --trades … --quotes …`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaqConfig {
+    /// A trade gets the last NBBO strictly before its time minus this delay (Lee & Ready's
+    /// `5s` for second-stamped data; `0s` for ms/ns data). Default `0s`.
+    pub delay: String,
+    /// A quote older than this at the trade is stale: the trade's quote columns are null and
+    /// it counts as `stale_quote`. Empty: no limit. Default empty.
+    pub tolerance: String,
+    /// Horizons of the realized spread and price impact, e.g. `["5m"]`. Default `["5m"]`.
+    pub horizons: Vec<String>,
+    /// How both inputs are sorted: `time` (across symbols; files read one after the other)
+    /// or `symbol` (by symbol then time, as NYSE Daily TAQ; trades and quotes files paired
+    /// by the date in their names). Default `time`.
+    pub order: String,
+    /// Zone whose calendar days the per-symbol-day measures use. Default
+    /// `America/New_York`.
+    pub day_timezone: String,
+}
+
+impl Default for TaqConfig {
+    fn default() -> Self {
+        TaqConfig {
+            delay: "0s".into(),
+            tolerance: String::new(),
+            horizons: vec!["5m".into()],
+            order: "time".into(),
+            day_timezone: "America/New_York".into(),
+        }
+    }
 }
 
 /// The smallest `[pipeline] memory_limit` accepted. Below it a run cannot hold its limit: the
@@ -138,6 +174,11 @@ pub struct InputConfig {
     /// Input files are not in time order: sort each file by time (ties keep file order) in
     /// bounded memory, spilling to disk, before processing. Default false.
     pub sort: bool,
+    /// Trades files (files, folders, globs) to match against `quotes` (see `[taq]`);
+    /// with these set, the run's inputs are the trades. Default none.
+    pub trades: Vec<String>,
+    /// Quotes files for `trades`. Default none.
+    pub quotes: Vec<String>,
     /// Longest line (record) read; a longer one is quarantined as `line_too_long` without
     /// ever being held in memory whole. `0B` derives it from `[pipeline] memory_limit`
     /// (1/64 of it: 4 MiB at the default 256 MiB). Default `0B`.
@@ -160,6 +201,8 @@ impl Default for InputConfig {
             layout: "auto".into(),
             names: Vec::new(),
             sort: false,
+            trades: Vec::new(),
+            quotes: Vec::new(),
             max_line_bytes: ByteSize(0),
         }
     }
@@ -738,6 +781,15 @@ impl Config {
 
     /// Checks value ranges; the error names the key.
     pub fn validate(&self) -> Result<()> {
+        if !["time", "symbol"].contains(&self.taq.order.as_str()) {
+            return Err(Error::config("taq.order", "must be `time` or `symbol`"));
+        }
+        if self.input.trades.is_empty() != self.input.quotes.is_empty() {
+            return Err(Error::config(
+                "input.trades",
+                "trades and quotes come together: set both `trades` and `quotes`, or neither",
+            ));
+        }
         let p = &self.pipeline;
         if p.memory_limit.0 < MIN_MEMORY_LIMIT.0 {
             return Err(Error::config(

@@ -58,7 +58,7 @@ pub use bytesize::ByteSize;
 pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
 pub use config::{
     CacheConfig, Config, InputConfig, MIN_MEMORY_LIMIT, MonitorConfig, OutputConfig, OutputFormat,
-    PipelineConfig, PreprocessingConfig, ValidationConfig, parse_hhmm,
+    PipelineConfig, PreprocessingConfig, TaqConfig, ValidationConfig, parse_hhmm,
 };
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};

@@ -31,6 +31,7 @@ mod features;
 mod kind;
 mod state;
 mod sums;
+pub mod taq;
 
 pub use clean::{
     BNHLS_RULES, Basis, BnhlsConfig, BnhlsRowRules, BrownleesGallo, BrownleesGalloConfig,
@@ -48,4 +49,9 @@ pub use features::{
     TypeReport, Vwap, Willr, Window, Wma, dictionary_encode, feature_config, feature_stages,
     fit_scaler, microprice, mid, one_hot, optimize_types, parse_bar_spec, parse_duration,
     parse_rolling_spec, quote_imbalance,
+};
+pub use taq::{
+    DailyWriter, DayMeasures, Nbbo, NbboBook, NbboState, OpenSource, QuoteOutcome, StreamOrder,
+    TaqJoin, TaqOptions, TaqSegment, TaqStats, TickRule, TradeMeasures, effective_spread,
+    price_impact, realized_spread, sign_clnv, sign_emo, sign_lee_ready,
 };

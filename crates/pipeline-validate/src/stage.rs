@@ -991,7 +991,21 @@ impl Stage for ValidateStage {
         let lines = chunk.lines().values().clone();
         let ts = Ts::of(&chunk);
         let f = |c: &str| F64::of(&chunk, c);
-        let (price, size, bid, ask) = (f("price")?, f("size")?, f("bid")?, f("ask")?);
+        let (price, size, mut bid, mut ask) = (f("price")?, f("size")?, f("bid")?, f("ask")?);
+        // Trades from the trades-and-quotes join (`quote_match` set) carry the NBBO the join
+        // matched: a crossed, locked or missing NBBO is the market's state at the trade,
+        // counted by the join, not a defect of the trade row; the quote rules skip it.
+        // `trade_outside_quote` still judges the trade against that NBBO.
+        let joined = chunk.column_by_name("quote_match").is_some();
+        let (mut tq_bid, mut tq_ask) = (None, None);
+        if joined {
+            (tq_bid, tq_ask) = (bid.take(), ask.take());
+        }
+        let (tq_bid, tq_ask) = if joined {
+            (&tq_bid, &tq_ask)
+        } else {
+            (&bid, &ask)
+        };
         let (bsz, asz) = (f("bid_size")?, f("ask_size")?);
         let slots = self.slots.rows(&chunk);
         self.ensure_slots(self.slots.names().len());
@@ -1056,7 +1070,7 @@ impl Stage for ValidateStage {
             }
         }
         if rs.on(id::TRADE_OUTSIDE_QUOTE)
-            && let (Some(p), Some(b), Some(a)) = (&price, &bid, &ask)
+            && let (Some(p), Some(b), Some(a)) = (&price, tq_bid, tq_ask)
         {
             let (pv, bv, av) = (p.v(), b.v(), a.v());
             let ok = |k: usize| p.ok(k) && b.ok(k) && a.ok(k);
@@ -1092,6 +1106,9 @@ impl Stage for ValidateStage {
             .null_cols
             .iter()
             .map(|c| {
+                if joined && (c == "bid" || c == "ask") {
+                    return None;
+                }
                 chunk
                     .column_by_name(c)
                     .and_then(|a| a.logical_nulls())

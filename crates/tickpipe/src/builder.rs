@@ -22,6 +22,8 @@ use crate::stream::RunStream;
 pub(crate) struct Settings {
     /// Inputs as given: files, folders, glob patterns, `-` for stdin. Default: none.
     pub inputs: Vec<String>,
+    /// Quotes files the inputs (then trades) are matched against. Default: none.
+    pub quotes: Vec<String>,
     /// The configuration. Default `Config::default()`.
     pub config: Config,
     /// Where rows go. Default `Output::Discard`.
@@ -69,6 +71,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             inputs: Vec::new(),
+            quotes: Vec::new(),
             config: Config::default(),
             output: Output::Discard,
             stages: StageSet::default(),
@@ -115,6 +118,9 @@ pub struct Pipeline {
     /// Replaces how each input is opened (a reduce task reads the shuffled rows of the
     /// inputs instead of the inputs); `None` opens the inputs.
     pub(crate) reopen: Option<crate::cluster::Reopen>,
+    /// Trades and quotes as separate inputs: the as-of join that is the run's one source.
+    #[cfg(feature = "prep")]
+    pub(crate) taq: Option<crate::taq::TaqPlan>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -144,6 +150,18 @@ impl PipelineBuilder {
         S: Into<String>,
     {
         self.s.inputs.extend(inputs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Quotes files (files, folders, globs) to match the inputs against: the inputs are then
+    /// trades, and each trade gets the NBBO prevailing before it (see `[taq]` and
+    /// [`pipeline_prep::TaqJoin`]). Also `[input] trades` / `quotes`.
+    pub fn quotes<I, S>(mut self, quotes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.quotes = quotes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -275,6 +293,12 @@ impl PipelineBuilder {
     pub fn build(self) -> Result<Pipeline> {
         let mut s = self.s;
         s.config.validate()?;
+        if s.inputs.is_empty() && !s.config.input.trades.is_empty() {
+            s.inputs = s.config.input.trades.clone();
+        }
+        if s.quotes.is_empty() {
+            s.quotes = s.config.input.quotes.clone();
+        }
         if s.inputs.is_empty() {
             return Err(Error::Usage("no input given".into()));
         }
@@ -317,9 +341,26 @@ impl PipelineBuilder {
             ));
         }
         let mut read = ReadOptions::from_config(&s.config)?;
+        let read_before = read.clone();
         if s.follow.is_none() {
             crate::input::describe(&inputs, &mut read, &mut s.config)?;
         }
+        #[cfg(feature = "prep")]
+        let taq = if s.quotes.is_empty() {
+            None
+        } else {
+            check_taq(&s)?;
+            let out = match &s.output {
+                Output::Dataset(d) => Some(d.as_path()),
+                _ => None,
+            };
+            Some(crate::taq::plan(&s.quotes, &s.config, &read_before, out)?)
+        };
+        #[cfg(not(feature = "prep"))]
+        if !s.quotes.is_empty() {
+            return Err(crate::stages::missing_feature("prep", "--quotes"));
+        }
+        let _ = &read_before;
         let mut write = WriteOptions::from_config(&s.config.output)?;
         if !s.config.pipeline.enable_compression {
             write.compression = pipeline_io::Compression::None;
@@ -425,8 +466,30 @@ impl PipelineBuilder {
             quality,
             workers,
             reopen: None,
+            #[cfg(feature = "prep")]
+            taq,
         })
     }
+}
+
+/// The options a trades-and-quotes run cannot take, refused with the reason.
+#[cfg(feature = "prep")]
+fn check_taq(s: &Settings) -> Result<()> {
+    let refuse = |flag: &str, why: &str| Err(Error::Usage(format!("--quotes with {flag}: {why}")));
+    if s.follow.is_some() {
+        return refuse("--follow", "the join reads files to their end");
+    }
+    if s.config.input.sort {
+        return refuse(
+            "[input] sort",
+            "the join needs each stream sorted across its files; sort them first (`tickpipe \
+             convert --sort`), or set [taq] order to the order they have",
+        );
+    }
+    if s.bars.is_some() {
+        return refuse("--bars", "build bars from the joined output");
+    }
+    Ok(())
 }
 
 /// Live mode applies every option that makes sense for an input without an end, and refuses
@@ -503,6 +566,11 @@ impl Pipeline {
                 flush,
                 cancel.clone(),
             )],
+            #[cfg(feature = "prep")]
+            None if self.taq.is_some() => match &self.taq {
+                Some(t) => vec![t.source_spec(&self.inputs, &self.read, &mut table)?],
+                None => Vec::new(),
+            },
             None => source_specs(
                 &self.inputs,
                 &mut table,
@@ -604,9 +672,15 @@ impl Pipeline {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
+        #[allow(unused_mut)]
+        let mut ledger = report.ledger.clone();
+        #[cfg(feature = "prep")]
+        if let Some(t) = &self.taq {
+            t.extend_ledger(&mut ledger);
+        }
         let mut r = RunReport::new(
             &self.s.label,
-            &report.ledger,
+            &ledger,
             &report.stages,
             report.files_ok.len() as u64,
             report
@@ -625,6 +699,10 @@ impl Pipeline {
         );
         if self.s.bars.is_some() {
             r.bars_written = Some(report.ledger.written);
+        }
+        #[cfg(feature = "prep")]
+        if let Some(t) = &self.taq {
+            r.taq = serde_json::to_value(t.stats()).ok();
         }
         r
     }

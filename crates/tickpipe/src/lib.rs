@@ -58,6 +58,8 @@ mod run;
 mod settings;
 mod stages;
 mod stream;
+#[cfg(feature = "prep")]
+mod taq;
 
 pub mod alloc;
 
@@ -78,6 +80,8 @@ pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};
 pub use settings::workers;
 pub use stages::{StageSet, bar_stage, standard_stages};
 pub use stream::RunStream;
+#[cfg(feature = "prep")]
+pub use taq::TAQ_DAILY_FILE;
 
 /// Checks a configuration the way a run would: the config's own rules, then what only the
 /// readers, writers and stages parse (time zones, codecs, indicator names, rolling specs),
@@ -87,5 +91,7 @@ pub fn check_config(cfg: &Config) -> Result<()> {
     pipeline_io::ReadOptions::from_config(cfg)?;
     pipeline_io::WriteOptions::from_config(&cfg.output)?;
     standard_stages(&cfg.preprocessing, StageSet::default())?;
+    #[cfg(feature = "prep")]
+    taq::options(cfg)?;
     Ok(())
 }

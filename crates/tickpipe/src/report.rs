@@ -102,6 +102,10 @@ pub struct RunReport {
     /// of the dataset it extended (the ledger covers all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appended: Option<(usize, usize)>,
+    /// Trades and quotes runs: what the as-of join did (trades and quotes read, quotes
+    /// applied or ignored, trades by `quote_match`, symbol-days written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taq: Option<serde_json::Value>,
     /// The row ledger itself (not serialised: the fields above carry its figures).
     #[serde(skip)]
     pub row_ledger: Ledger,
@@ -158,6 +162,7 @@ impl RunReport {
             quarantine_limit: None,
             up_to_date: false,
             appended: None,
+            taq: None,
             row_ledger: ledger.clone(),
         }
     }

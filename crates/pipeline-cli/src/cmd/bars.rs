@@ -9,6 +9,7 @@ use crate::settings::{apply_output_flags, load_config};
 
 /// Runs the command.
 pub fn run(args: BarsArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    crate::settings::require_inputs(&args.input, "bars")?;
     let mut cfg = load_config(&args.input)?;
     apply_output_flags(&mut cfg, args.format, None)?;
     let b = Pipeline::builder()

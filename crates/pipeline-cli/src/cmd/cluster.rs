@@ -7,6 +7,7 @@ use crate::settings::load_config;
 
 /// `tickpipe plan`.
 pub fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
+    crate::settings::require_inputs(&args.input, "plan")?;
     let cfg = load_config(&args.input)?;
     let plan = tickpipe::cluster::plan(
         &args.input.inputs,

@@ -9,6 +9,7 @@ use crate::settings::{apply_output_flags, load_config};
 
 /// Runs `convert`.
 pub fn run(args: ConvertArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    crate::settings::require_inputs(&args.input, "convert")?;
     let mut cfg = load_config(&args.input)?;
     apply_output_flags(&mut cfg, args.format, args.partition_by.as_deref())?;
     let b = Pipeline::builder()

@@ -9,6 +9,7 @@ use crate::settings::load_config;
 /// Runs the command. An argument that is a tickpipe output folder gets its state (complete,
 /// running, interrupted) instead of a listing of its files.
 pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
+    crate::settings::require_inputs(&args.input, "inspect")?;
     let cfg = load_config(&args.input)?;
     let opts = ReadOptions::from_config(&cfg)?;
     let mut rest = Vec::new();

@@ -60,8 +60,21 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
     } else {
         Output::dataset(&args.out)
     };
+    if !args.trades.is_empty() && !args.input.inputs.is_empty() {
+        return Err(pipeline_core::Error::Usage(
+            "--trades replaces the positional inputs: give the trades files after --trades only"
+                .into(),
+        )
+        .into());
+    }
+    let inputs = if args.trades.is_empty() {
+        args.input.inputs.clone()
+    } else {
+        args.trades.clone()
+    };
     let mut b = Pipeline::builder()
-        .inputs(args.input.inputs.clone())
+        .inputs(inputs)
+        .quotes(args.quotes.clone())
         .config(cfg)
         .output(output)
         .stages(StageSet {

@@ -10,6 +10,7 @@ use crate::settings::load_config;
 
 /// Runs the command.
 pub fn run(args: ValidateArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    crate::settings::require_inputs(&args.input, "validate")?;
     let cfg = load_config(&args.input)?;
     if let Some(path) = &args.suggest {
         let toml = tickpipe::suggest_rules(&args.input.inputs, &cfg, args.suggest_rows)?;

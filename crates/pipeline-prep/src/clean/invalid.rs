@@ -46,6 +46,9 @@ impl Default for InvalidConfig {
 /// * `nonpositive_size`: `size ≤ 0` (and quote sizes when `check_quote_sizes`).
 /// * `crossed_quote`: `bid > ask` (and `bid == ask` when `drop_locked`).
 ///
+/// Rows of trades joined to quotes (a `quote_match` column) are judged on their price and
+/// size only: their `bid`/`ask` are the NBBO the join matched.
+///
 /// A row is charged to the first rule it breaks, in that order. Null values break no rule
 /// (missing values are the missing-value stage's business) and an absent column makes the
 /// rules that read it no-ops. An order-book trading-halt message (LOBSTER type 7, whose
@@ -111,9 +114,18 @@ impl Stage for InvalidRows {
         let c = &self.cfg;
         let price = f64_col(&chunk, "price")?;
         let size = f64_col(&chunk, "size")?;
-        let (bid, ask) = (f64_col(&chunk, "bid")?, f64_col(&chunk, "ask")?);
+        // Trades from the as-of join (`quote_match` set, see `crate::taq`) carry the market's
+        // NBBO at the trade, not a quote of their own: a crossed market is a fact about the
+        // market (counted as `quote_match = crossed`), not a bad trade, and no quote rule
+        // removes the trade.
+        let joined = chunk.column_by_name("quote_match").is_some();
+        let (bid, ask) = if joined {
+            (None, None)
+        } else {
+            (f64_col(&chunk, "bid")?, f64_col(&chunk, "ask")?)
+        };
         let none = None;
-        let (bs, asz) = if c.check_quote_sizes {
+        let (bs, asz) = if c.check_quote_sizes && !joined {
             (f64_col(&chunk, "bid_size")?, f64_col(&chunk, "ask_size")?)
         } else {
             (None, None)

@@ -68,7 +68,7 @@
 
 mod bars;
 mod builder;
-mod columns;
+pub(crate) mod columns;
 mod encode;
 mod micro;
 mod rolling;
