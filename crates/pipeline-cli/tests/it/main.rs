@@ -11,5 +11,6 @@ mod normalize;
 mod real_data;
 mod resume;
 mod sort;
+mod taq;
 mod util;
 mod vendor;

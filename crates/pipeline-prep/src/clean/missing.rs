@@ -166,11 +166,16 @@ impl MissingValues {
         }
     }
 
-    fn value_columns(&self) -> Vec<String> {
+    /// The checked value columns of `chunk`. Trades from the trades-and-quotes join
+    /// (`quote_match` set) carry the NBBO the join matched, null where there was none (a
+    /// counted `quote_match`): their quote columns are never filled or judged here.
+    fn value_columns(&self, chunk: &Chunk) -> Vec<String> {
+        let joined = chunk.column_by_name("quote_match").is_some();
         self.cfg
             .columns
             .iter()
             .filter(|c| c.as_str() != "ts" && c.as_str() != "symbol")
+            .filter(|c| !(joined && BOOK.contains(&c.as_str())))
             .cloned()
             .collect()
     }
@@ -235,18 +240,27 @@ impl MissingValues {
         // The rows to keep are the AND of the checked columns' validity bitmaps (each ORed
         // with the rows where its group is absent), 64 rows per step (a per-row `is_null`
         // was 3 % of `clean_bench`'s profile).
-        let has_nulls = self
-            .cfg
-            .columns
+        let joined = chunk.column_by_name("quote_match").is_some();
+        let cols: Vec<String> = if joined {
+            self.cfg
+                .columns
+                .iter()
+                .filter(|c| !BOOK.contains(&c.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            self.cfg.columns.clone()
+        };
+        let has_nulls = cols
             .iter()
             .any(|c| chunk.column_by_name(c).is_some_and(|a| a.null_count() > 0));
         if !has_nulls {
             out.emit(chunk);
             return Ok(());
         }
-        let absent = self.absent_rows(&chunk, &self.cfg.columns)?;
+        let absent = self.absent_rows(&chunk, &cols)?;
         let mut valid: Option<arrow_buffer::NullBuffer> = None;
-        for (c, absent) in self.cfg.columns.iter().zip(&absent) {
+        for (c, absent) in cols.iter().zip(&absent) {
             if let Some(a) = chunk.column_by_name(c)
                 && let Some(nulls) = a.nulls().filter(|n| n.null_count() > 0)
             {
@@ -274,7 +288,7 @@ impl MissingValues {
         } else {
             Vec::new()
         };
-        let cols = self.value_columns();
+        let cols = self.value_columns(&chunk);
         let absent = self.absent_rows(&chunk, &cols)?;
         let mut chunk = chunk;
         for (ci, name) in cols.iter().enumerate() {
@@ -337,7 +351,7 @@ impl MissingValues {
         let keybad = self.key_nulls(&chunk);
         let slots = self.slots.rows(&chunk)?;
         let ts = ts_col(&chunk)?;
-        let cols = self.value_columns();
+        let cols = self.value_columns(&chunk);
         let vals: Vec<Option<Float64Array>> = cols
             .iter()
             .map(|c| f64_col(&chunk, c))
