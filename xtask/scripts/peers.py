@@ -4,6 +4,7 @@ pyarrow and DuckDB. Prints one JSON object per measurement on stdout. A peer tha
 installed is reported as {"tool": ..., "skipped": "not installed"}.
 
 Usage: peers.py load FILE [FILE.gz]   |   peers.py job FILE OUT_DIR
+       peers.py asof DIR OUT_DIR   (DIR holds trades_*.csv and quotes_*.csv, time-sorted)
 """
 import json
 import os
@@ -79,6 +80,44 @@ def job_polars(path, out_dir):
     emit("polars", "job", path, n, time.perf_counter() - t)
 
 
+def asof(tool, d, out_dir):
+    """Each trade matched to its symbol's last quote strictly before it (the raw quote rows:
+    no NBBO across exchanges, no measures), written to Parquet: the peers' as-of join."""
+    import glob
+    trades = sorted(glob.glob(os.path.join(d, "trades_*.csv")))
+    quotes = sorted(glob.glob(os.path.join(d, "quotes_*.csv")))
+    size = sum(os.path.getsize(f) for f in trades + quotes)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"{tool}_asof.parquet")
+    t0 = time.perf_counter()
+    if tool == "polars":
+        import polars as pl
+        t = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in trades]).set_sorted("ts")
+        q = pl.concat([pl.read_csv(f, try_parse_dates=True) for f in quotes]).set_sorted("ts")
+        rows = t.height + q.height
+        j = t.join_asof(q.rename({"exchange": "quote_exchange"}), on="ts", by="symbol",
+                        strategy="backward", allow_exact_matches=False)
+        j.write_parquet(out, compression="zstd")
+    elif tool == "duckdb":
+        import duckdb
+        con = duckdb.connect()
+        tl = ", ".join(f"'{f}'" for f in trades)
+        ql = ", ".join(f"'{f}'" for f in quotes)
+        rows = con.execute(f"select (select count(*) from read_csv([{tl}])) + (select count(*) from read_csv([{ql}]))").fetchall()[0][0]
+        t0 = time.perf_counter()
+        con.execute(f"""copy (select t.*, q.bid, q.ask, q.bid_size, q.ask_size, q.ts as quote_ts
+            from read_csv([{tl}]) t asof left join read_csv([{ql}]) q
+            on t.symbol = q.symbol and t.ts > q.ts) to '{out}' (format parquet, compression zstd)""")
+    else:
+        raise ValueError(tool)
+    secs = time.perf_counter() - t0
+    print(json.dumps({
+        "tool": tool, "task": "asof", "file": trades[0], "bytes": size, "rows": rows,
+        "wall_seconds": secs, "rows_per_second": rows / secs, "mb_per_second": size / 1e6 / secs,
+        "peak_rss_bytes": rss_bytes(),
+    }), flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "load":
@@ -102,6 +141,21 @@ def main():
             print(json.dumps({"tool": "polars", "task": "job", "skipped": "not installed"}))
             return
         job_polars(sys.argv[2], sys.argv[3])
+    elif mode == "asof":
+        for tool in ("polars", "duckdb"):
+            try:
+                __import__(tool)
+            except ImportError:
+                print(json.dumps({"tool": tool, "task": "asof", "skipped": "not installed"}), flush=True)
+                continue
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    asof(tool, sys.argv[2], sys.argv[3])
+                except Exception as e:  # an out-of-memory error is a result too
+                    print(json.dumps({"tool": tool, "task": "asof", "skipped": f"failed: {e}"}), flush=True)
+                os._exit(0)
+            os.waitpid(pid, 0)
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Keep generated data between runs (target/bench/data).
     #[arg(long)]
     pub keep_data: bool,
+    /// Trades of the trades-and-quotes join benchmark (gen-data `taq-split`: about 2.4
+    /// quotes per trade); 0 skips it.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub taq_trades: u64,
 }
 
 /// The seed design's published throughput claims (rows/s), the baseline we quote ratios to.
@@ -87,8 +91,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let tickpipe = root.join("target/release/tickpipe");
-    let xtask = root.join("target/release/xtask");
+    // The binaries are where cargo put them: CARGO_TARGET_DIR when set, else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let tickpipe = target.join("release/tickpipe");
+    let xtask = target.join("release/xtask");
 
     let mut figures: Vec<Figure> = Vec::new();
     let mut quality_rows: Vec<Value> = Vec::new();
@@ -190,6 +198,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let _ = std::fs::remove_dir_all(&scratch);
         }
     }
+    let taq = if args.taq_trades > 0 {
+        taq_figures(
+            &root,
+            &xtask,
+            &tickpipe,
+            &data,
+            args.taq_trades,
+            args.skip_peers,
+        )?
+    } else {
+        Vec::new()
+    };
     let engine = if args.skip_engine {
         None
     } else {
@@ -208,11 +228,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut md = markdown(&figures, &sizes, scale.as_ref());
     md.push_str(&overhead_markdown(&figures));
     md.push_str(&quality_markdown(&quality_rows));
+    md.push_str(&taq_markdown(&taq));
     if let Some(e) = &engine {
         md.push_str(&engine_markdown(e));
     }
     let json = serde_json::json!({
         "figures": figures,
+        "taq": taq,
         "seed_claims_rows_per_second": SEED_CLAIMS.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "scale": scale,
         "engine": engine,
@@ -233,6 +255,112 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&data);
     }
     Ok(())
+}
+
+/// The trades-and-quotes join: `tickpipe run --trades … --quotes …` (the join alone: no
+/// cleaning, features, validation or monitor; Parquet out) beside Polars' `join_asof(by=
+/// "symbol")` and DuckDB's ASOF JOIN on the same CSV files.
+fn taq_figures(
+    root: &Path,
+    xtask: &Path,
+    tickpipe: &Path,
+    data: &Path,
+    trades: u64,
+    skip_peers: bool,
+) -> Result<Vec<Figure>> {
+    let dir = data.join(format!("taq_split_{trades}"));
+    if !dir.join("_done").exists() {
+        eprintln!("== gen-data taq-split {trades} trades");
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = Command::new(xtask)
+            .args([
+                "gen-data",
+                "--symbols",
+                "20",
+                "--days",
+                "20",
+                "--layout",
+                "taq-split",
+            ])
+            .args(["--compression", "none", "--rows", &trades.to_string()])
+            .arg("--out")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("gen-data taq-split failed");
+        }
+        std::fs::write(dir.join("_done"), "")?;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    for f in &files {
+        warm(f)?;
+    }
+    let scratch = root.join("target/bench/scratch-taq");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let t = dir.join("trades_*.csv").to_string_lossy().to_string();
+    let q = dir.join("quotes_*.csv").to_string_lossy().to_string();
+    let out_s = scratch.to_string_lossy().to_string();
+    eprintln!("== tickpipe asof ({trades} trades)");
+    let argv = [
+        "run",
+        "--trades",
+        &t,
+        "--quotes",
+        &q,
+        "--out",
+        &out_s,
+        "--no-clean",
+        "--no-features",
+        "--no-validate",
+        "--no-monitor",
+    ];
+    let f = tickpipe_figure(tickpipe, "asof", &argv)?;
+    eprintln!(
+        "   {:.2}s  {:.2} M rows/s  peak RSS {:.0} MiB",
+        f.wall_seconds,
+        f.rows_per_second / 1e6,
+        f.peak_rss_bytes as f64 / 1048576.0
+    );
+    let mut v = vec![f];
+    let _ = std::fs::remove_dir_all(&scratch);
+    if !skip_peers {
+        v.extend(peers(root, "asof", &[&dir.to_string_lossy(), &out_s])?);
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(v)
+}
+
+fn taq_markdown(figures: &[Figure]) -> String {
+    let Some(ours) = figures.iter().find(|f| f.tool == "tickpipe") else {
+        return String::new();
+    };
+    let mut md = String::from(
+        "\n## Trades and quotes: the as-of join\n\n`tickpipe run --trades … --quotes …` \
+         (NBBO across exchanges, signs, spreads, 5-minute realized spread and impact, \
+         per-symbol-day file; no cleaning, features, validation or monitor) beside Polars' \
+         `join_asof(by=\"symbol\", allow_exact_matches=False)` and DuckDB's ASOF JOIN to the \
+         raw quote rows, on the same CSV files; rows = trades + quotes.\n\n\
+         | tool | rows | wall s | M rows/s | peak RSS MiB | tickpipe's speed-up |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for f in figures {
+        md.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.1}× |\n",
+            f.tool,
+            f.rows,
+            f.wall_seconds,
+            f.rows_per_second / 1e6,
+            f.peak_rss_bytes as f64 / 1048576.0,
+            f.wall_seconds / ours.wall_seconds.max(1e-9)
+        ));
+    }
+    md
 }
 
 /// Reads `path` through once so it is in the page cache.
@@ -411,7 +539,9 @@ fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
             tool: j["tool"].as_str().unwrap_or("").into(),
             task: task.into(),
             rows: j["rows"].as_u64().unwrap_or(0),
-            bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+            bytes: j["bytes"]
+                .as_u64()
+                .unwrap_or_else(|| std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)),
             wall_seconds: j["wall_seconds"].as_f64().unwrap_or(0.0),
             rows_per_second: j["rows_per_second"].as_f64().unwrap_or(0.0),
             mb_per_second: j["mb_per_second"].as_f64().unwrap_or(0.0),

@@ -273,6 +273,31 @@ pub struct BarsArgs {
     /// Bar kind: time:1m, time:5s, tick:1000, volume:10000, dollar:1e6.
     #[arg(long)]
     pub kind: String,
+    /// Time bars on the exchange's session, local `HH:MM-HH:MM` (e.g. 09:30-16:00): bins
+    /// start at the open in --zone every trading day of --calendar, across DST changes.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Zone of --session (default: [preprocessing] session_timezone).
+    #[arg(long, requires = "session")]
+    pub zone: Option<String>,
+    /// Trading days of --session: nyse (holidays and 13:00 early closes), weekdays, none.
+    #[arg(long, default_value = "nyse", requires = "session")]
+    pub calendar: String,
+    /// Close on early-close days, local HH:MM.
+    #[arg(long, default_value = "13:00", requires = "session")]
+    pub early_close: String,
+    /// Extra closed dates, comma-separated YYYY-MM-DD.
+    #[arg(long, value_delimiter = ',', requires = "session")]
+    pub holidays: Vec<String>,
+    /// Empty bins inside a session: skip, carry (previous close, volume 0) or null.
+    #[arg(long, default_value = "skip", requires = "session")]
+    pub empty: String,
+    /// Which bin edge stamps a bar: left or right.
+    #[arg(long, default_value = "left", requires = "session")]
+    pub label: String,
+    /// Which bin edge a bin includes: left ([start, end)) or right ((start, end]).
+    #[arg(long, default_value = "left", requires = "session")]
+    pub closed: String,
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,

@@ -25,6 +25,9 @@ pub fn print_human(r: &RunReport) {
     for (reason, n) in &r.quarantined_by_reason {
         let _ = writeln!(e, "    quarantined ({reason}): {n}");
     }
+    for (rule, n) in &r.rows_added {
+        let _ = writeln!(e, "    added by {rule}: {n}");
+    }
     for (rule, n) in &r.values_repaired {
         let _ = writeln!(e, "    repaired by {rule}: {n} values");
     }

@@ -39,6 +39,10 @@ pub struct Ledger {
     /// Repaired rows are still written, so this is not part of the balance equation.
     #[serde(default)]
     pub repaired: BTreeMap<String, u64>,
+    /// Rows a stage made that no input row became (empty bars of a session calendar), by
+    /// rule: `read + added = written + quarantined + removed`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub added: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -64,6 +68,18 @@ impl Ledger {
         if n > 0 {
             *self.removed.entry(rule.to_string()).or_default() += n;
         }
+    }
+
+    /// Adds `n` rows made by `rule` (rows no input row became).
+    pub fn add_added(&mut self, rule: &str, n: u64) {
+        if n > 0 {
+            *self.added.entry(rule.to_string()).or_default() += n;
+        }
+    }
+
+    /// Total rows made by stages.
+    pub fn added_total(&self) -> u64 {
+        self.added.values().sum()
     }
 
     /// Adds `n` values repaired by `rule`.
@@ -96,16 +112,24 @@ impl Ledger {
         for (k, v) in &other.repaired {
             *self.repaired.entry(k.clone()).or_default() += v;
         }
+        for (k, v) in &other.added {
+            *self.added.entry(k.clone()).or_default() += v;
+        }
     }
 
-    /// Checks `read = written + quarantined + removed`; an imbalance is a tickpipe bug.
+    /// Checks `read (+ added) = written + quarantined + removed`; an imbalance is a tickpipe
+    /// bug.
     pub fn check_balance(&self) -> Result<()> {
         let out = self.written + self.quarantined_total() + self.removed_total();
-        if out == self.read {
+        if out == self.read + self.added_total() {
             Ok(())
         } else {
+            let added = match self.added_total() {
+                0 => String::new(),
+                n => format!(" + added {n}"),
+            };
             Err(Error::Internal(format!(
-                "row ledger does not balance: read {} != written {} + quarantined {} + removed {}",
+                "row ledger does not balance: read {}{added} != written {} + quarantined {} + removed {}",
                 self.read,
                 self.written,
                 self.quarantined_total(),
@@ -160,8 +184,12 @@ impl Ledger {
 
     /// The equation as a human-readable line.
     pub fn equation(&self) -> String {
+        let added = match self.added_total() {
+            0 => String::new(),
+            n => format!(" + added {n}"),
+        };
         format!(
-            "read {} = written {} + quarantined {} + removed {}",
+            "read {}{added} = written {} + quarantined {} + removed {}",
             self.read,
             self.written,
             self.quarantined_total(),
@@ -242,6 +270,14 @@ mod tests {
             e.contains("read 5 != written 3 + quarantined 0 + removed 1"),
             "{e}"
         );
+        l.add_added("bar_empty", 2);
+        let e = l.check_balance().unwrap_err().to_string();
+        assert!(e.contains("read 5 + added 2 != written 3"), "{e}");
+        l.add_written(3);
+        l.check_balance().unwrap();
+        assert!(l.equation().starts_with("read 5 + added 2 = written 6"));
+        l.written -= 3;
+        l.added.clear();
         l.add_quarantined("late", 1);
         l.check_balance().unwrap();
         assert_eq!(

@@ -39,6 +39,7 @@
 //! ```
 
 mod bytesize;
+pub mod calendar;
 mod chunk;
 mod config;
 mod error;

@@ -164,6 +164,12 @@ impl Emitter {
         self.ledger.add_removed(rule, n);
     }
 
+    /// Records that the stage made `n` rows no input row became (empty bars): they are
+    /// written, and the ledger reads `read + added = written + quarantined + removed`.
+    pub fn added(&mut self, rule: &str, n: u64) {
+        self.ledger.add_added(rule, n);
+    }
+
     /// Records that `n` values were repaired in place by `rule` (filled, interpolated,
     /// winsorized). Repaired rows are still emitted.
     pub fn repaired(&mut self, rule: &str, n: u64) {

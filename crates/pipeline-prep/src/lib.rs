@@ -41,14 +41,14 @@ pub use clean::{
     OutlierAction, OutlierConfig, RollingMethod, RollingOutliers, SameTimestamp, cleaning_stages,
 };
 pub use features::{
-    Adx, Atr, BarSpec, BarStage, Bbands, Cci, ColumnScale, Decay, Dema, Ema, Ewm, Extreme,
-    FeatureConfig, FeatureStage, Indicator, IndicatorSpec, Lag, Lags, LocalTime, LogReturn, Macd,
-    Mom, MonoDeque, Obv, Ofi, Ohlcv, P2Quantile, RealizedVar, ResetEvery, Roc, Rolling,
-    RollingStat, Rsi, SCALER_METADATA_KEY, ScaleMethod, ScaleStage, ScalerFit, ScalerParams,
-    SessionClock, SessionVwap, SimpleReturn, Sma, Stoch, Tema, TradeIntensity, TradeSign,
-    TypeReport, Vwap, Willr, Window, Wma, dictionary_encode, feature_config, feature_stages,
-    fit_scaler, microprice, mid, one_hot, optimize_types, parse_bar_spec, parse_duration,
-    parse_rolling_spec, quote_imbalance,
+    Adx, Atr, BarEdge, BarSession, BarSpec, BarStage, Bbands, Bin, Cci, ColumnScale, Decay, Dema,
+    Ema, EmptyBars, Ewm, Extreme, FeatureConfig, FeatureStage, Indicator, IndicatorSpec, Lag, Lags,
+    LocalTime, LogReturn, Macd, Mom, MonoDeque, Obv, Ofi, Ohlcv, P2Quantile, RealizedVar,
+    ResetEvery, Roc, Rolling, RollingStat, Rsi, SCALER_METADATA_KEY, ScaleMethod, ScaleStage,
+    ScalerFit, ScalerParams, SessionClock, SessionGrid, SessionVwap, SimpleReturn, Sma, Stoch,
+    Tema, TradeIntensity, TradeSign, TypeReport, Vwap, Willr, Window, Wma, dictionary_encode,
+    feature_config, feature_stages, fit_scaler, microprice, mid, one_hot, optimize_types,
+    parse_bar_spec, parse_duration, parse_rolling_spec, quote_imbalance,
 };
 pub use taq::{
     DailyWriter, DayMeasures, Nbbo, NbboBook, NbboState, OpenSource, QuoteOutcome, StreamOrder,

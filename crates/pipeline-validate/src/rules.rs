@@ -593,7 +593,7 @@ impl RuleSet {
             jump_k: v.jump_k,
             max_gap_ns: v.max_gap_ns()?,
             tick_size: v.tick_size,
-            calendar: CalendarKind::parse(&v.calendar)?,
+            calendar: CalendarKind::parse_key("validation.calendar", &v.calendar)?,
             holidays: v.holidays.clone(),
             examples: v.examples_per_rule,
             statistical: v.enable_statistical_validation,

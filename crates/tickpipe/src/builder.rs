@@ -24,6 +24,9 @@ pub(crate) struct Settings {
     pub inputs: Vec<String>,
     /// Quotes files the inputs (then trades) are matched against. Default: none.
     pub quotes: Vec<String>,
+    /// The session calendar of time bars. Default: none (UTC multiples of the width).
+    #[cfg(feature = "prep")]
+    pub bar_session: Option<pipeline_prep::BarSession>,
     /// The configuration. Default `Config::default()`.
     pub config: Config,
     /// Where rows go. Default `Output::Discard`.
@@ -72,6 +75,8 @@ impl Default for Settings {
         Settings {
             inputs: Vec::new(),
             quotes: Vec::new(),
+            #[cfg(feature = "prep")]
+            bar_session: None,
             config: Config::default(),
             output: Output::Discard,
             stages: StageSet::default(),
@@ -150,6 +155,15 @@ impl PipelineBuilder {
         S: Into<String>,
     {
         self.s.inputs.extend(inputs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Time bars on an exchange's session calendar (hours, holidays, early closes, daylight
+    /// saving), with an empty-bar policy and `label` / `closed` edges; see
+    /// [`pipeline_prep::BarSession`]. Needs [`bars`](Self::bars) with a `time:` spec.
+    #[cfg(feature = "prep")]
+    pub fn bar_session(mut self, session: pipeline_prep::BarSession) -> Self {
+        self.s.bar_session = Some(session);
         self
     }
 
@@ -341,6 +355,12 @@ impl PipelineBuilder {
             ));
         }
         let mut read = ReadOptions::from_config(&s.config)?;
+        if !s.quotes.is_empty() && s.config.pipeline.chunk_size == 0 {
+            // Two streams are read at once: each gets half the chunk size the memory limit
+            // derives for one (on 20M trades against 50M quotes: peak RSS 262 → 185 MiB
+            // at the default 256 MiB limit, 23.0 → 24.3 s).
+            read.chunk_rows = (read.chunk_rows / 2).max(1024);
+        }
         let read_before = read.clone();
         if s.follow.is_none() {
             crate::input::describe(&inputs, &mut read, &mut s.config)?;
@@ -421,6 +441,20 @@ impl PipelineBuilder {
             )?);
         }
         if let Some(spec) = &s.bars {
+            #[cfg(feature = "prep")]
+            if let Some(session) = &s.bar_session {
+                stages.push(crate::stages::session_bar_stage(
+                    spec,
+                    s.config.preprocessing.price_column.as_deref(),
+                    session,
+                )?);
+            } else {
+                stages.push(crate::stages::bar_stage(
+                    spec,
+                    s.config.preprocessing.price_column.as_deref(),
+                )?);
+            }
+            #[cfg(not(feature = "prep"))]
             stages.push(crate::stages::bar_stage(
                 spec,
                 s.config.preprocessing.price_column.as_deref(),

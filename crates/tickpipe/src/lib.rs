@@ -69,8 +69,11 @@ pub use lock::LOCK_FILE;
 #[cfg(feature = "prep")]
 pub use normalize::SCALER_FILE;
 pub use output::{DATA_DIR, MANIFEST, NullSink, Output, QUARANTINE};
+pub use pipeline_core::calendar::CalendarKind;
 pub use pipeline_core::{Config, Error, Result};
 pub use pipeline_parallel::{CommitFn, EngineEvent, ProgressFn, ProgressSnapshot, Runtime};
+#[cfg(feature = "prep")]
+pub use pipeline_prep::{BarEdge, BarSession, EmptyBars};
 #[cfg(feature = "validate")]
 pub use quality::suggest_rules;
 pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation};
@@ -78,6 +81,8 @@ pub use record::{RUN_RECORD, RecordedInput, RunRecord};
 pub use report::{FailedFile, RunReport, StageSummary};
 pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};
 pub use settings::workers;
+#[cfg(feature = "prep")]
+pub use stages::session_bar_stage;
 pub use stages::{StageSet, bar_stage, standard_stages};
 pub use stream::RunStream;
 #[cfg(feature = "prep")]

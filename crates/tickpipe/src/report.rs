@@ -29,7 +29,7 @@ pub struct StageSummary {
     pub rows_per_second: f64,
 }
 
-/// The report of one run. `rows_read == rows_written + rows_quarantined + sum(rows_removed)`
+/// The report of one run. `rows_read + sum(rows_added) == rows_written + rows_quarantined + sum(rows_removed)`
 /// always holds (the engine checks it before the report is built).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -47,6 +47,10 @@ pub struct RunReport {
     pub rows_removed: BTreeMap<String, u64>,
     /// Values repaired in place, by rule.
     pub values_repaired: BTreeMap<String, u64>,
+    /// Rows stages made that no input row became (empty session bars), by rule:
+    /// `rows_read + sum(rows_added) = rows_written + rows_quarantined + sum(rows_removed)`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rows_added: BTreeMap<String, u64>,
     /// Input files fully processed.
     pub files_ok: u64,
     /// Input files that failed, with the error.
@@ -135,6 +139,7 @@ impl RunReport {
             quarantined_by_reason: ledger.quarantined.clone(),
             rows_removed: ledger.removed.clone(),
             values_repaired: ledger.repaired.clone(),
+            rows_added: ledger.added.clone(),
             files_ok,
             files_failed,
             bytes_read,

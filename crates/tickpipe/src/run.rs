@@ -174,9 +174,17 @@ impl Pipeline {
             .iter()
             .map(|f| f().map(|s| (s.name().to_string(), s.key().0)))
             .collect::<Result<Vec<_>>>()?;
+        // A trades-and-quotes run records its quotes files (with fingerprints) after the
+        // trades: a changed quotes file is a changed input.
+        #[allow(unused_mut)]
+        let mut files = self.inputs.files.clone();
+        #[cfg(feature = "prep")]
+        if let Some(t) = &self.taq {
+            files.extend(t.quote_files().iter().cloned());
+        }
         RunRecord::new(
             &self.s.label,
-            &self.inputs.files,
+            &files,
             &self.s.config,
             stages,
             workers,
@@ -322,6 +330,13 @@ impl Pipeline {
         }
         if self.s.follow.is_some() {
             return refuse("--follow tails a live input");
+        }
+        #[cfg(feature = "prep")]
+        if self.taq.is_some() {
+            return refuse(
+                "trades are joined to quotes from the start of both streams (the join's quote \
+                 state is not checkpointed)",
+            );
         }
         if !self.s.config.output.appendable {
             return refuse(

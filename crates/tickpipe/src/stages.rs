@@ -130,6 +130,27 @@ pub fn bar_stage(spec: &str, price_column: Option<&str>) -> Result<StageFactory>
     }))
 }
 
+/// The bar stage for a `time:` spec on a session calendar (checked here, before a row is
+/// read).
+#[cfg(feature = "prep")]
+pub fn session_bar_stage(
+    spec: &str,
+    price_column: Option<&str>,
+    session: &pipeline_prep::BarSession,
+) -> Result<StageFactory> {
+    let spec = pipeline_prep::parse_bar_spec(spec)?;
+    let column = price_column.unwrap_or("price").to_string();
+    let session = session.clone();
+    pipeline_prep::BarStage::new(spec.clone()).session(session.clone())?;
+    Ok(Arc::new(move || {
+        Ok(Box::new(
+            pipeline_prep::BarStage::new(spec.clone())
+                .price_column(&column)
+                .session(session.clone())?,
+        ) as Box<dyn pipeline_core::Stage>)
+    }))
+}
+
 /// The bar stage for a spec (needs the `prep` feature).
 #[cfg(not(feature = "prep"))]
 pub fn bar_stage(_spec: &str, _price_column: Option<&str>) -> Result<StageFactory> {

@@ -253,6 +253,11 @@ impl TaqPlan {
         }
     }
 
+    /// The quotes files, in order.
+    pub(crate) fn quote_files(&self) -> &[InputFile] {
+        &self.quotes.files
+    }
+
     /// The join's figures.
     pub(crate) fn stats(&self) -> TaqStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()

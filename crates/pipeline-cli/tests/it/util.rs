@@ -47,8 +47,15 @@ pub fn assert_balanced(s: &Value) {
     let read = s["rows_read"].as_u64().expect("rows_read");
     let written = s["rows_written"].as_u64().expect("rows_written");
     let q = s["rows_quarantined"].as_u64().expect("rows_quarantined");
+    let added: u64 = s["rows_added"]
+        .as_object()
+        .map_or(0, |m| m.values().map(|v| v.as_u64().expect("count")).sum());
     assert!(read > 0, "no rows read: {s}");
-    assert_eq!(read, written + q + removed, "ledger does not balance: {s}");
+    assert_eq!(
+        read + added,
+        written + q + removed,
+        "ledger does not balance: {s}"
+    );
 }
 
 /// Every Parquet file under `dir`, sorted.

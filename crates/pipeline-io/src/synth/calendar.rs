@@ -7,85 +7,7 @@ use pipeline_core::{Error, Result};
 
 use super::config::{GenConfig, Holidays};
 
-/// The `n`-th (1-based) `weekday` of `month` in `year`.
-fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: u8) -> Option<NaiveDate> {
-    NaiveDate::from_weekday_of_month_opt(year, month, weekday, n)
-}
-
-/// The last `weekday` of `month` in `year`.
-fn last_weekday(year: i32, month: u32, weekday: Weekday) -> Option<NaiveDate> {
-    nth_weekday(year, month, weekday, 5).or_else(|| nth_weekday(year, month, weekday, 4))
-}
-
-/// Easter Sunday (Gregorian), by the anonymous "Meeus/Jones/Butcher" algorithm.
-fn easter(year: i32) -> Option<NaiveDate> {
-    let a = year % 19;
-    let b = year / 100;
-    let c = year % 100;
-    let d = b / 4;
-    let e = b % 4;
-    let f = (b + 8) / 25;
-    let g = (b - f + 1) / 3;
-    let h = (19 * a + b - d - g + 15) % 30;
-    let i = c / 4;
-    let k = c % 4;
-    let l = (32 + 2 * e + 2 * i - h - k) % 7;
-    let m = (a + 11 * h + 22 * l) / 451;
-    let month = (h + l - 7 * m + 114) / 31;
-    let day = (h + l - 7 * m + 114) % 31 + 1;
-    NaiveDate::from_ymd_opt(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)
-}
-
-/// A fixed-date holiday moved to Friday when it falls on Saturday and to Monday on Sunday.
-fn observed(date: NaiveDate) -> NaiveDate {
-    match date.weekday() {
-        Weekday::Sat => date - chrono::Days::new(1),
-        Weekday::Sun => date + chrono::Days::new(1),
-        _ => date,
-    }
-}
-
-/// NYSE full-day holidays of `year`, computed by rule, sorted.
-///
-/// New Year's Day (on a Saturday it is not observed: NYSE does not close on the Friday before,
-/// which is the last trading day of the year), Martin Luther King Jr. Day (third Monday of
-/// January), Washington's Birthday (third Monday of February), Good Friday, Memorial Day (last
-/// Monday of May), Juneteenth (June 19, from 2022), Independence Day, Labor Day (first Monday
-/// of September), Thanksgiving (fourth Thursday of November) and Christmas. Fixed-date holidays
-/// falling on a Saturday are observed on Friday, on a Sunday on Monday. One-off closures
-/// (national days of mourning, hurricanes) are not included.
-///
-/// ```
-/// use chrono::NaiveDate;
-/// let h = pipeline_io::nyse_holidays(2021);
-/// assert!(h.contains(&NaiveDate::from_ymd_opt(2021, 7, 5).unwrap())); // July 4 was a Sunday
-/// assert!(h.contains(&NaiveDate::from_ymd_opt(2021, 12, 24).unwrap())); // Christmas, a Saturday
-/// assert_eq!(h.len(), 9); // New Year 2022 fell on a Saturday: not observed in 2021
-/// ```
-pub fn nyse_holidays(year: i32) -> Vec<NaiveDate> {
-    let fixed = |month: u32, day: u32| NaiveDate::from_ymd_opt(year, month, day);
-    let mut days = Vec::with_capacity(10);
-    if let Some(new_year) = fixed(1, 1) {
-        match new_year.weekday() {
-            Weekday::Sat => {}
-            Weekday::Sun => days.push(new_year + chrono::Days::new(1)),
-            _ => days.push(new_year),
-        }
-    }
-    days.extend(nth_weekday(year, 1, Weekday::Mon, 3));
-    days.extend(nth_weekday(year, 2, Weekday::Mon, 3));
-    days.extend(easter(year).map(|e| e - chrono::Days::new(2)));
-    days.extend(last_weekday(year, 5, Weekday::Mon));
-    if year >= 2022 {
-        days.extend(fixed(6, 19).map(observed));
-    }
-    days.extend(fixed(7, 4).map(observed));
-    days.extend(nth_weekday(year, 9, Weekday::Mon, 1));
-    days.extend(nth_weekday(year, 11, Weekday::Thu, 4));
-    days.extend(fixed(12, 25).map(observed));
-    days.sort_unstable();
-    days
-}
+pub use pipeline_core::calendar::nyse_holidays;
 
 /// The last date (exclusive) covered by `cfg`: `start_date` plus `years` years.
 fn end_date(cfg: &GenConfig) -> Result<NaiveDate> {
@@ -148,29 +70,6 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    #[test]
-    fn easter_dates() {
-        assert_eq!(easter(2019), Some(d(2019, 4, 21)));
-        assert_eq!(easter(2021), Some(d(2021, 4, 4)));
-        assert_eq!(easter(2024), Some(d(2024, 3, 31)));
-    }
-
-    #[test]
-    fn nyse_2022_matches_the_published_calendar() {
-        let expected = vec![
-            d(2022, 1, 17),
-            d(2022, 2, 21),
-            d(2022, 4, 15),
-            d(2022, 5, 30),
-            d(2022, 6, 20),
-            d(2022, 7, 4),
-            d(2022, 9, 5),
-            d(2022, 11, 24),
-            d(2022, 12, 26),
-        ];
-        assert_eq!(nyse_holidays(2022), expected);
     }
 
     #[test]

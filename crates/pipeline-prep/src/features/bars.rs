@@ -22,6 +22,14 @@
 //! sense there; volume and dollar bars never complete and end as one bar per symbol).
 //! [`BarStage::price_column`] `mid` builds every symbol's bars on the mid.
 //!
+//! With a [`BarSession`] ([`BarStage::session`], time bars only) the bins follow the
+//! exchange's session calendar instead of UTC multiples: see `super::session_bars` for the
+//! grid (hours, holidays, early closes, daylight saving), `label`, `closed` and the empty-bin
+//! policy. Trades outside every session are counted with `aggregate("bar_outside_session")`;
+//! empty bars are rows no input row became, counted with `Emitter::added("bar_empty")` (their
+//! `ts_end` is their stamp, `_line` that of the trade after them or, at the end, of the bar
+//! before them).
+//!
 //! Row accounting: a bar's first trade becomes the bar row; every further trade merged into
 //! it is counted with `Emitter::aggregate("bars", 1)` (so per call, rows in = bars started +
 //! aggregated); rows that are not trades (order-book messages other than executions, quote
@@ -45,6 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{f64_col, key_slots, ts_col};
 use super::rolling::parse_duration;
+use super::session_bars::{BarEdge, BarSession, Bin, EmptyBars, SessionGrid};
 
 /// What closes a bar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +96,11 @@ pub fn parse_bar_spec(spec: &str) -> Result<BarSpec> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Bar {
     bucket: i64,
+    /// Session mode: the bin's local day and end.
+    #[serde(default)]
+    day: i32,
+    #[serde(default)]
+    bin_end: i64,
     ts: i64,
     ts_end: i64,
     open: f64,
@@ -119,6 +133,7 @@ struct Checkpoint {
 /// Builds bars per symbol (see the module docs).
 pub struct BarStage {
     spec: BarSpec,
+    session: Option<(BarSession, SessionGrid)>,
     mid_always: bool,
     slots: HashMap<String, usize>,
     keys: Vec<String>,
@@ -132,6 +147,7 @@ impl BarStage {
     pub fn new(spec: BarSpec) -> Self {
         BarStage {
             spec,
+            session: None,
             mid_always: false,
             slots: HashMap::new(),
             keys: Vec::new(),
@@ -147,6 +163,20 @@ impl BarStage {
         self
     }
 
+    /// Time bars on a session calendar (see the module docs); an error for other bar kinds
+    /// and for a bad zone, time or date.
+    pub fn session(mut self, session: BarSession) -> Result<Self> {
+        let BarSpec::Time(w) = self.spec else {
+            return Err(Error::config(
+                "bars",
+                "a session calendar applies to time bars (time:<duration>) only",
+            ));
+        };
+        let grid = SessionGrid::new(&session, w)?;
+        self.session = Some((session, grid));
+        Ok(self)
+    }
+
     fn slot(&mut self, key: &str) -> usize {
         if let Some(&s) = self.slots.get(key) {
             return s;
@@ -157,6 +187,72 @@ impl BarStage {
         self.mid.push(self.mid_always.then_some(true));
         self.slots.insert(key.to_string(), s);
         s
+    }
+
+    /// An empty bar for `bin`: at `close` (carry) or null OHLC (NaN here), volume 0.
+    fn empty_bar(&self, bin: Bin, close: f64, at: (u64, SourceId, u64)) -> Bar {
+        let ts = match &self.session {
+            Some((s, _)) if s.label == BarEdge::Right => bin.end,
+            _ => bin.start,
+        };
+        Bar {
+            bucket: bin.index,
+            day: bin.day,
+            bin_end: bin.end,
+            ts,
+            ts_end: ts,
+            open: close,
+            high: close,
+            low: close,
+            close,
+            volume: 0.0,
+            pv: 0.0,
+            trades: 0,
+            line: at.0,
+            source: at.1,
+            seq: at.2,
+        }
+    }
+
+    /// The empty bins after `prev` up to `next` (exclusive) within the sessions of both:
+    /// the rest of `prev`'s session, then the start of `next`'s when it is a later day. None
+    /// without a session or with [`EmptyBars::Skip`].
+    fn empties(&mut self, prev: &Bar, next: Option<Bin>, at: (u64, SourceId, u64)) -> Vec<Bar> {
+        let close = match self.session.as_ref().map(|(s, _)| s.empty) {
+            Some(EmptyBars::Carry) => prev.close,
+            Some(EmptyBars::Null) => f64::NAN,
+            _ => return Vec::new(),
+        };
+        let mut bins = Vec::new();
+        if let Some((_, grid)) = self.session.as_mut() {
+            let same_day = next.is_some_and(|n| n.day == prev.day);
+            let end = match next {
+                Some(n) if same_day => n.index,
+                _ => grid.bins_in(prev.day),
+            };
+            bins.extend(((prev.bucket + 1)..end).filter_map(|k| grid.bin_of(prev.day, k)));
+            if let Some(n) = next
+                && !same_day
+            {
+                bins.extend((0..n.index).filter_map(|k| grid.bin_of(n.day, k)));
+            }
+        }
+        bins.into_iter()
+            .map(|b| self.empty_bar(b, close, at))
+            .collect()
+    }
+
+    /// The empty bins of `bin`'s session before it, for a symbol's first bar (null OHLC).
+    fn leading_empties(&mut self, bin: Bin, at: (u64, SourceId, u64)) -> Vec<Bar> {
+        let bins: Vec<Bin> = match self.session.as_mut() {
+            Some((_, grid)) => (0..bin.index)
+                .filter_map(|k| grid.bin_of(bin.day, k))
+                .collect(),
+            None => Vec::new(),
+        };
+        bins.into_iter()
+            .map(|b| self.empty_bar(b, f64::NAN, at))
+            .collect()
     }
 
     fn complete(&self, b: &Bar) -> bool {
@@ -187,13 +283,15 @@ impl BarStage {
 /// The output schema of [`BarStage`] (without `_line`).
 fn bar_schema() -> Arc<Schema> {
     let f = |n: &str| Field::new(n, DataType::Float64, false);
+    // OHLC is null on the empty bars of `EmptyBars::Null`.
+    let ohlc = |n: &str| Field::new(n, DataType::Float64, true);
     Arc::new(Schema::new(vec![
         Field::new("ts", ts_type(), false),
         Field::new("symbol", dict_type(), false),
-        f("open"),
-        f("high"),
-        f("low"),
-        f("close"),
+        ohlc("open"),
+        ohlc("high"),
+        ohlc("low"),
+        ohlc("close"),
         f("volume"),
         Field::new("vwap", DataType::Float64, true),
         Field::new("trades", DataType::Int64, false),
@@ -206,6 +304,13 @@ fn bars_chunk(done: &[Done], source: SourceId, seq: u64) -> Result<Chunk> {
         Arc::new(Float64Array::from_iter_values(
             done.iter().map(|d| f(&d.bar)),
         ))
+    };
+    // NaN marks the null OHLC of an empty bar (a trade's price is never NaN here).
+    let ohlc = |f: fn(&Bar) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(done.iter().map(|d| {
+            let v = f(&d.bar);
+            (!v.is_nan()).then_some(v)
+        })))
     };
     let mut sym = StringDictionaryBuilder::<Int32Type>::new();
     for d in done {
@@ -226,10 +331,10 @@ fn bars_chunk(done: &[Done], source: SourceId, seq: u64) -> Result<Chunk> {
         vec![
             ts(|b| b.ts),
             Arc::new(sym.finish()),
-            col(|b| b.open),
-            col(|b| b.high),
-            col(|b| b.low),
-            col(|b| b.close),
+            ohlc(|b| b.open),
+            ohlc(|b| b.high),
+            ohlc(|b| b.low),
+            ohlc(|b| b.close),
             col(|b| b.volume),
             Arc::new(vwap),
             Arc::new(Int64Array::from_iter_values(
@@ -260,12 +365,14 @@ impl Stage for BarStage {
         struct Key {
             spec: String,
             mid: bool,
+            session: String,
         }
         StageKey::of(
             "bars",
             &Key {
                 spec: format!("{:?}", self.spec),
                 mid: self.mid_always,
+                session: format!("{:?}", self.session.as_ref().map(|(s, _)| s)),
             },
         )
     }
@@ -287,6 +394,8 @@ impl Stage for BarStage {
         let mut done = Vec::new();
         let mut merged = 0u64;
         let mut non_trade = 0u64;
+        let mut outside = 0u64;
+        let mut added = 0u64;
         for (i, &slot) in slots.iter().enumerate() {
             let message = events.message(i);
             let quote = match (bid.get(i), ask.get(i)) {
@@ -323,18 +432,47 @@ impl Stage for BarStage {
                 out.remove_one("bar_missing_input", chunk.source(), lines.value(i));
                 continue;
             };
-            let bucket = match self.spec {
-                BarSpec::Time(w) => t.div_euclid(w),
-                _ => 0,
+            let bin = match self.session.as_mut() {
+                Some((_, grid)) => match grid.bin(t) {
+                    Some(b) => Some(b),
+                    None => {
+                        outside += 1;
+                        continue;
+                    }
+                },
+                None => None,
             };
+            let (bucket, day) = match (bin, &self.spec) {
+                (Some(b), _) => (b.index, b.day),
+                (None, BarSpec::Time(w)) => (t.div_euclid(*w), 0),
+                _ => (0, 0),
+            };
+            let here = (lines.value(i), chunk.source(), chunk.seq());
             if let Some(b) = &self.open[slot]
-                && b.bucket != bucket
+                && (b.day, b.bucket) != (day, bucket)
                 && let Some(b) = self.open[slot].take()
             {
+                let empties = self.empties(&b, bin, here);
                 done.push(Done {
                     symbol: self.keys[slot].clone(),
                     bar: b,
                 });
+                added += empties.len() as u64;
+                done.extend(empties.into_iter().map(|bar| Done {
+                    symbol: self.keys[slot].clone(),
+                    bar,
+                }));
+            } else if self.open[slot].is_none()
+                && let (Some(bin), Some((sess, _))) = (bin, &self.session)
+                && sess.empty == EmptyBars::Null
+            {
+                // The symbol's first bar of all: the session's earlier bins are empty.
+                let empties = self.leading_empties(bin, here);
+                added += empties.len() as u64;
+                done.extend(empties.into_iter().map(|bar| Done {
+                    symbol: self.keys[slot].clone(),
+                    bar,
+                }));
             }
             match &mut self.open[slot] {
                 Some(b) => {
@@ -348,12 +486,16 @@ impl Stage for BarStage {
                     merged += 1;
                 }
                 none => {
-                    let start = match self.spec {
-                        BarSpec::Time(w) => bucket * w,
+                    let start = match (bin, &self.session, &self.spec) {
+                        (Some(b), Some((sess, _)), _) if sess.label == BarEdge::Right => b.end,
+                        (Some(b), _, _) => b.start,
+                        (None, _, BarSpec::Time(w)) => bucket * w,
                         _ => t,
                     };
                     *none = Some(Bar {
                         bucket,
+                        day,
+                        bin_end: bin.map_or(0, |b| b.end),
                         ts: start,
                         ts_end: t,
                         open: p,
@@ -382,19 +524,29 @@ impl Stage for BarStage {
         if non_trade > 0 {
             out.aggregate("bar_non_trade", non_trade);
         }
+        out.aggregate("bar_outside_session", outside);
+        out.added("bar_empty", added);
         Self::emit(done, out)
     }
 
     fn finish(&mut self, out: &mut Emitter) -> Result<()> {
         let mut done = Vec::new();
-        for (slot, b) in self.open.iter_mut().enumerate() {
-            if let Some(bar) = b.take() {
+        let mut added = 0u64;
+        for slot in 0..self.open.len() {
+            if let Some(bar) = self.open[slot].take() {
+                let empties = self.empties(&bar, None, (bar.line, bar.source, bar.seq));
+                added += empties.len() as u64;
                 done.push(Done {
                     symbol: self.keys[slot].clone(),
                     bar,
                 });
+                done.extend(empties.into_iter().map(|bar| Done {
+                    symbol: self.keys[slot].clone(),
+                    bar,
+                }));
             }
         }
+        out.added("bar_empty", added);
         // Partial bars go out in input order of their first trades.
         done.sort_by_key(|d| (d.bar.source, d.bar.seq, d.bar.line));
         Self::emit(done, out)

@@ -193,11 +193,26 @@ pub(crate) fn key_slots(
         }
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
-            let mut cache: HashMap<&str, usize> = HashMap::new();
+            // Keys of tick data are few (exchanges, a file's symbols): a short list compared
+            // byte-wise beats hashing every row; past 16 distinct keys a map takes over.
+            let mut few: Vec<(&str, usize)> = Vec::new();
+            let mut many: HashMap<&str, usize> = HashMap::new();
             Ok(s.iter()
                 .map(|v| {
                     let v = v.unwrap_or("");
-                    *cache.entry(v).or_insert_with(|| slot_of(v))
+                    if let Some(&(_, slot)) = few.iter().find(|(k, _)| *k == v) {
+                        return slot;
+                    }
+                    if let Some(&slot) = many.get(v) {
+                        return slot;
+                    }
+                    let slot = slot_of(v);
+                    if few.len() < 16 {
+                        few.push((v, slot));
+                    } else {
+                        many.insert(v, slot);
+                    }
+                    slot
                 })
                 .collect())
         }

@@ -74,6 +74,7 @@ mod micro;
 mod rolling;
 mod scale;
 mod series;
+mod session_bars;
 mod stage;
 mod talib;
 #[cfg(test)]
@@ -94,6 +95,7 @@ pub use scale::{
     fit_scaler,
 };
 pub use series::{Decay, Ewm, Lag, Lags, LogReturn, SimpleReturn};
+pub use session_bars::{BarEdge, BarSession, Bin, EmptyBars, SessionGrid};
 pub use stage::{FeatureConfig, FeatureStage, ResetEvery, parse_rolling_spec};
 pub use talib::{
     Adx, Atr, Bbands, Cci, Dema, Ema, Indicator, IndicatorSpec, Macd, Mom, Obv, Ohlcv, Roc, Rsi,

@@ -27,20 +27,6 @@
 //! assert_eq!(book.nbbo().unwrap().bid, Some(10.00));
 //! ```
 
-/// One exchange's standing quote; a withdrawn side is `None`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Side {
-    price: f64,
-    size: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct ExchangeQuote {
-    exchange: u32,
-    bid: Option<Side>,
-    ask: Option<Side>,
-}
-
 /// What became of a quote row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuoteOutcome {
@@ -100,19 +86,24 @@ impl Nbbo {
 }
 
 /// One symbol's quotes by exchange and its NBBO, recomputed on every applied quote
-/// (O(exchanges), a handful to a few dozen).
+/// (O(exchanges), a handful to a few dozen). Each exchange's sides sit in flat arrays
+/// indexed by exchange number, a withdrawn side as NaN, so the recomputation is a few
+/// compares per exchange (it was 14% of a 70M-row join with `Option` sides in a list).
 #[derive(Debug, Clone, Default)]
 pub struct NbboBook {
-    quotes: Vec<ExchangeQuote>,
+    bid: Vec<f64>,
+    bid_size: Vec<f64>,
+    ask: Vec<f64>,
+    ask_size: Vec<f64>,
     nbbo: Option<Nbbo>,
 }
 
-fn side(price: Option<f64>, size: f64) -> Option<Side> {
+/// The side's price, or NaN when withdrawn (price or size missing, zero, negative, NaN).
+#[inline]
+fn side(price: Option<f64>, size: f64) -> f64 {
     match price {
-        Some(p) if p.is_finite() && p > 0.0 && size.is_finite() && size > 0.0 => {
-            Some(Side { price: p, size })
-        }
-        _ => None,
+        Some(p) if p > 0.0 && p.is_finite() && size > 0.0 && size.is_finite() => p,
+        _ => f64::NAN,
     }
 }
 
@@ -128,56 +119,59 @@ impl NbboBook {
         bid_size: f64,
         ask_size: f64,
     ) -> QuoteOutcome {
-        let q = ExchangeQuote {
-            exchange,
-            bid: side(bid, bid_size),
-            ask: side(ask, ask_size),
-        };
-        if let (Some(b), Some(a)) = (q.bid, q.ask)
-            && b.price > a.price
-        {
+        let (b, a) = (side(bid, bid_size), side(ask, ask_size));
+        if b > a {
+            // Both present (a NaN compares false) and crossed on its own exchange.
             return QuoteOutcome::CrossedExchange;
         }
-        match self.quotes.iter_mut().find(|e| e.exchange == exchange) {
-            Some(e) => *e = q,
-            None => self.quotes.push(q),
+        let e = exchange as usize;
+        if e >= self.bid.len() {
+            for v in [
+                &mut self.bid,
+                &mut self.bid_size,
+                &mut self.ask,
+                &mut self.ask_size,
+            ] {
+                v.resize(e + 1, f64::NAN);
+            }
         }
+        self.bid[e] = b;
+        self.bid_size[e] = bid_size;
+        self.ask[e] = a;
+        self.ask_size[e] = ask_size;
         self.recompute(ts);
         QuoteOutcome::Applied
     }
 
     fn recompute(&mut self, ts: i64) {
-        let (mut bid, mut ask): (Option<Side>, Option<Side>) = (None, None);
-        for q in &self.quotes {
-            if let Some(b) = q.bid {
-                bid = Some(match bid {
-                    Some(x) if x.price > b.price => x,
-                    Some(x) if x.price == b.price => Side {
-                        price: x.price,
-                        size: x.size + b.size,
-                    },
-                    _ => b,
-                });
+        let (mut bb, mut bs) = (f64::NAN, 0.0);
+        let (mut ba, mut asz) = (f64::NAN, 0.0);
+        for e in 0..self.bid.len() {
+            let b = self.bid[e];
+            // NaN (withdrawn) fails every comparison and is skipped.
+            if b > bb || (bb.is_nan() && !b.is_nan()) {
+                bb = b;
+                bs = self.bid_size[e];
+            } else if b == bb {
+                bs += self.bid_size[e];
             }
-            if let Some(a) = q.ask {
-                ask = Some(match ask {
-                    Some(x) if x.price < a.price => x,
-                    Some(x) if x.price == a.price => Side {
-                        price: x.price,
-                        size: x.size + a.size,
-                    },
-                    _ => a,
-                });
+            let a = self.ask[e];
+            if a < ba || (ba.is_nan() && !a.is_nan()) {
+                ba = a;
+                asz = self.ask_size[e];
+            } else if a == ba {
+                asz += self.ask_size[e];
             }
         }
+        let (bid, ask) = ((!bb.is_nan()).then_some(bb), (!ba.is_nan()).then_some(ba));
         self.nbbo = if bid.is_none() && ask.is_none() {
             None
         } else {
             Some(Nbbo {
-                bid: bid.map(|s| s.price),
-                ask: ask.map(|s| s.price),
-                bid_size: bid.map_or(0.0, |s| s.size),
-                ask_size: ask.map_or(0.0, |s| s.size),
+                bid,
+                ask,
+                bid_size: if bid.is_some() { bs } else { 0.0 },
+                ask_size: if ask.is_some() { asz } else { 0.0 },
                 ts,
             })
         };

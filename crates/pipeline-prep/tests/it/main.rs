@@ -3,4 +3,5 @@
 mod clean;
 mod features;
 mod hostile;
+mod session_bars;
 mod vendor;

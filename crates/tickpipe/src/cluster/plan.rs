@@ -69,6 +69,15 @@ pub fn plan(
                 .into(),
         ));
     }
+    if !config.input.quotes.is_empty() {
+        // Map tasks read files independently; the join needs each symbol's trades and quotes
+        // on one reader in time order.
+        return Err(Error::Usage(
+            "trades and quotes ([input] quotes) run on one machine: the as-of join reads both \
+             streams in order; run `tickpipe run --trades ... --quotes ...`"
+                .into(),
+        ));
+    }
     let p = Pipeline::builder()
         .inputs(inputs.iter().cloned())
         .config(config.clone())

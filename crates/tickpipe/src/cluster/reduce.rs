@@ -175,6 +175,7 @@ fn ledger_of(r: &RunReport) -> Ledger {
         quarantined: r.quarantined_by_reason.clone(),
         removed: r.rows_removed.clone(),
         repaired: r.values_repaired.clone(),
+        added: r.rows_added.clone(),
     }
 }
 
