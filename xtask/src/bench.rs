@@ -41,8 +41,8 @@ pub struct BenchArgs {
     /// Keep generated data between runs (target/bench/data).
     #[arg(long)]
     pub keep_data: bool,
-    /// Trades of the trades-and-quotes join benchmark (gen-data `taq-split`: about 2.4
-    /// quotes per trade); 0 skips it.
+    /// Trades of the trades-and-quotes join benchmark (gen-data `taq-split` at 3.75 quotes
+    /// per trade on normal days, about 3 overall); 0 skips it.
     #[arg(long, default_value_t = 20_000_000)]
     pub taq_trades: u64,
 }
@@ -283,6 +283,7 @@ fn taq_figures(
                 "taq-split",
             ])
             .args(["--compression", "none", "--rows", &trades.to_string()])
+            .args(["--quotes-per-trade", "3.75"])
             .arg("--out")
             .arg(&dir)
             .stdout(Stdio::null())

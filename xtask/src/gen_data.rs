@@ -38,6 +38,9 @@ pub struct Args {
     /// Keep only the first N trading days.
     #[arg(long)]
     days: Option<u32>,
+    /// `taq-split`: quotes per trade on a normal symbol-day (default 3).
+    #[arg(long)]
+    quotes_per_trade: Option<f64>,
     /// First calendar day (YYYY-MM-DD).
     #[arg(long)]
     start_date: Option<String>,
@@ -139,6 +142,7 @@ impl Args {
                 Some(h) => parse_holidays(h)?,
             },
             anomalies,
+            quotes_per_trade: self.quotes_per_trade.unwrap_or(d.quotes_per_trade),
             ..d
         })
     }

@@ -314,6 +314,9 @@ pub struct GenConfig {
     pub session_open: NaiveTime,
     /// Session close (exclusive), local time. Default 16:00.
     pub session_close: NaiveTime,
+    /// `taq-split` layout: quotes per trade on a normal symbol-day (sparse days get a tenth,
+    /// no-quote days none). Default [`QUOTES_PER_TRADE`](crate::QUOTES_PER_TRADE), 3.
+    pub quotes_per_trade: f64,
 }
 
 impl Default for GenConfig {
@@ -333,6 +336,7 @@ impl Default for GenConfig {
             timezone: chrono_tz::America::New_York,
             session_open: NaiveTime::from_hms_opt(9, 30, 0).unwrap_or_default(),
             session_close: NaiveTime::from_hms_opt(16, 0, 0).unwrap_or_default(),
+            quotes_per_trade: super::taq_split::QUOTES_PER_TRADE as f64,
         }
     }
 }
@@ -360,6 +364,12 @@ impl GenConfig {
         }
         if self.days == Some(0) {
             return bad("days", "must be at least 1".into());
+        }
+        if !(self.quotes_per_trade >= 0.0 && self.quotes_per_trade <= 1000.0) {
+            return bad(
+                "quotes_per_trade",
+                format!("must be 0..=1000, got {}", self.quotes_per_trade),
+            );
         }
         if !(1971..=9000).contains(&chrono::Datelike::year(&self.start_date)) {
             return bad("start_date", format!("{} is out of range", self.start_date));

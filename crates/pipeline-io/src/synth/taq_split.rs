@@ -4,7 +4,7 @@
 //!   time order; `cfg.rows` trades in all, spread over days and symbols as in the other
 //!   layouts (±30% per day, a 1/√rank share per symbol).
 //! * `quotes_YYYY-MM-DD.csv[.ext]`: `ts,symbol,exchange,bid,ask,bid_size,ask_size`, about
-//!   [`QUOTES_PER_TRADE`] quotes per trade, from the exchanges in [`EXCHANGES`]. Each quote is
+//!   `cfg.quotes_per_trade` ([`QUOTES_PER_TRADE`] by default) quotes per trade, from the exchanges in [`EXCHANGES`]. Each quote is
 //!   one exchange's new best bid and offer, so the NBBO (best bid and offer across exchanges)
 //!   changes between trades. Quotes run from the open to [`POST_MARKET_HOURS`] after the close,
 //!   which in New York crosses midnight UTC, so one day's quote stream spans two UTC dates.
@@ -192,9 +192,9 @@ pub(crate) fn generate(cfg: &GenConfig, dir: &Path) -> Result<GenSummary> {
             let n_quotes = if u < NO_QUOTE_SHARE {
                 0
             } else if u < NO_QUOTE_SHARE + SPARSE_SHARE {
-                n * QUOTES_PER_TRADE / 10
+                (n as f64 * cfg.quotes_per_trade / 10.0).round() as u64
             } else {
-                n * QUOTES_PER_TRADE
+                (n as f64 * cfg.quotes_per_trade).round() as u64
             };
             syms.push(SymbolDay {
                 name: symbol_name(s),
@@ -385,6 +385,39 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join(name)).unwrap(),
             std::fs::read(again.path().join(name)).unwrap()
+        );
+    }
+
+    #[test]
+    fn quotes_per_trade_scales_the_quote_stream() {
+        let count = |q: f64| {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = GenConfig {
+                rows: 10_000,
+                days: Some(10),
+                symbols: 4,
+                layout: Layout::TaqSplit,
+                quotes_per_trade: q,
+                ..GenConfig::default()
+            };
+            crate::generate_to_dir(&cfg, dir.path()).unwrap().rows - 10_000
+        };
+        let (three, six) = (count(3.0), count(6.0));
+        // Normal days get q per trade, sparse days q / 10, no-quote days none.
+        assert!(
+            six > 2 * three - 200 && six < 2 * three + 200,
+            "{three} {six}"
+        );
+        assert_eq!(count(0.0), 0);
+        let bad = GenConfig {
+            quotes_per_trade: -1.0,
+            ..GenConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("quotes_per_trade")
         );
     }
 }
