@@ -67,6 +67,13 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    if args.trades.is_empty() && args.input.inputs.is_empty() && cfg.input.trades.is_empty() {
+        return Err(pipeline_core::Error::Usage(
+            "tickpipe run: no input given (files, folders, globs or -; or --trades with --quotes)"
+                .into(),
+        )
+        .into());
+    }
     let inputs = if args.trades.is_empty() {
         args.input.inputs.clone()
     } else {

@@ -241,4 +241,18 @@ fn trades_that_already_carry_quotes_are_refused_before_reading() {
         .failure();
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("already has a `bid` column"), "{err}");
+    // Trades need quotes, and a run needs some input.
+    let t = files(&input, "trades_");
+    tickpipe()
+        .args(["run", "--trades", &t[0], "--out"])
+        .arg(tmp.path().join("o2"))
+        .assert()
+        .code(2);
+    let a = tickpipe()
+        .args(["run", "--out"])
+        .arg(tmp.path().join("o3"))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("--trades with --quotes"), "{err}");
 }
