@@ -349,6 +349,9 @@ pub struct TaqJoin {
     rejects: Vec<Reject>,
     seq: u64,
     stats: TaqStats,
+    /// Emitted trades by `quote_match` (index into [`MATCH_NAMES`]), folded into `stats`
+    /// when published.
+    match_counts: [u64; 6],
     shared: Arc<Mutex<TaqStats>>,
     daily: Option<Box<dyn DailyWriter>>,
     daily_rows: DailyRows,
@@ -441,6 +444,7 @@ impl TaqJoin {
             rejects: Vec::new(),
             seq: 0,
             stats: TaqStats::default(),
+            match_counts: [0; 6],
             shared: stats,
             daily,
             finished: false,
@@ -861,18 +865,17 @@ impl TaqJoin {
         Ok(())
     }
 
-    fn finish_chunk(&mut self, p: Pending) -> Result<()> {
+    fn finish_chunk(&mut self, mut p: Pending) -> Result<()> {
         let n = p.keep.len();
+        let h = self.opts.horizons.len();
+        // Reused per row: no allocation per trade.
+        let (mut realized, mut impact) = (vec![None; h], vec![None; h]);
         for i in 0..n {
             if !p.keep[i] {
                 continue;
             }
             self.stats.trades_out += 1;
-            *self
-                .stats
-                .matches
-                .entry(MATCH_NAMES[p.matches[i] as usize].to_string())
-                .or_default() += 1;
+            self.match_counts[p.matches[i] as usize] += 1;
             let day = self.clock.day(p.ts[i]);
             let slot = p.slots[i];
             let tm = TradeMeasures {
@@ -884,9 +887,10 @@ impl TaqJoin {
                 effective: p.effective[i],
                 mid: p.mid[i],
             };
-            let realized: Vec<Option<f64>> = p.realized.iter().map(|r| r[i]).collect();
-            let impact: Vec<Option<f64>> = p.impact.iter().map(|r| r[i]).collect();
-            let h = self.opts.horizons.len();
+            for k in 0..h {
+                realized[k] = p.realized[k][i];
+                impact[k] = p.impact[k][i];
+            }
             let sym = &mut self.symbols[slot];
             match &mut sym.day {
                 Some((d, acc)) if *d == day => acc.add(&tm, &realized, &impact),
@@ -901,33 +905,37 @@ impl TaqJoin {
             }
         }
         self.flush_daily(false)?;
-        let f64s = |v: &[Option<f64>]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
-        let i8s = |v: &[Option<i8>]| Arc::new(Int8Array::from(v.to_vec())) as ArrayRef;
+        let f64s =
+            |v: &mut Vec<Option<f64>>| Arc::new(Float64Array::from(std::mem::take(v))) as ArrayRef;
+        let i8s =
+            |v: &mut Vec<Option<i8>>| Arc::new(Int8Array::from(std::mem::take(v))) as ArrayRef;
         let match_values: ArrayRef = Arc::new(StringArray::from(MATCH_NAMES.to_vec()));
         let match_col = DictionaryArray::<Int32Type>::try_new(
-            Int32Array::from(p.matches.clone()),
+            Int32Array::from(std::mem::take(&mut p.matches)),
             match_values,
         )
         .map_err(|e| Error::Internal(format!("quote_match column: {e}")))?;
         let mut cols: Vec<ArrayRef> = p.chunk.batch().columns().to_vec();
         cols.extend([
-            f64s(&p.bid),
-            f64s(&p.ask),
-            f64s(&p.bid_size),
-            f64s(&p.ask_size),
-            Arc::new(TimestampNanosecondArray::from(p.quote_ts.clone()).with_timezone("UTC"))
-                as ArrayRef,
+            f64s(&mut p.bid),
+            f64s(&mut p.ask),
+            f64s(&mut p.bid_size),
+            f64s(&mut p.ask_size),
+            Arc::new(
+                TimestampNanosecondArray::from(std::mem::take(&mut p.quote_ts))
+                    .with_timezone("UTC"),
+            ) as ArrayRef,
             Arc::new(match_col) as ArrayRef,
-            i8s(&p.signs[0]),
-            i8s(&p.signs[1]),
-            i8s(&p.signs[2]),
-            i8s(&p.signs[3]),
-            f64s(&p.quoted),
-            f64s(&p.effective),
+            i8s(&mut p.signs[0]),
+            i8s(&mut p.signs[1]),
+            i8s(&mut p.signs[2]),
+            i8s(&mut p.signs[3]),
+            f64s(&mut p.quoted),
+            f64s(&mut p.effective),
         ]);
         for hi in 0..self.opts.horizons.len() {
-            cols.push(f64s(&p.realized[hi]));
-            cols.push(f64s(&p.impact[hi]));
+            cols.push(f64s(&mut p.realized[hi]));
+            cols.push(f64s(&mut p.impact[hi]));
         }
         // Conform to the output schema (field names and nullability from it).
         let batch = RecordBatch::try_new(self.schema.clone(), cols)
@@ -986,7 +994,12 @@ impl TaqJoin {
         Ok(())
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        for (name, &n) in MATCH_NAMES.iter().zip(&self.match_counts) {
+            if n > 0 {
+                self.stats.matches.insert((*name).to_string(), n);
+            }
+        }
         if let Ok(mut s) = self.shared.lock() {
             *s = self.stats.clone();
         }
