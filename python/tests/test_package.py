@@ -60,6 +60,37 @@ def test_stream_into_polars_pyarrow_duckdb_pandas(ticks: Path) -> None:
     assert sum(b.num_rows for b in batches) == written
 
 
+def test_stream_serves_a_requested_schema(ticks: Path) -> None:
+    import pyarrow as pa
+
+    # The consumer asks for two columns, reordered and narrowed: the stream casts them.
+    want = pa.schema([("price", pa.float32()), ("symbol", pa.string())])
+    s = tickpipe.scan(csvs(ticks))
+    t = pa.RecordBatchReader._import_from_c_capsule(
+        s.__arrow_c_stream__(want.__arrow_c_schema__())
+    ).read_all()
+    written = s.finish().rows_written
+    assert t.schema == want
+    assert t.num_rows == written > 0
+    assert set(t.column("symbol").to_pylist()) == {"AAPL", "MSFT", "GOOG", "AMZN", "META"}
+    # pyarrow's own entry point asks the same way.
+    t2 = pa.RecordBatchReader.from_stream(tickpipe.scan(csvs(ticks)), schema=want).read_all()
+    assert t2.schema == want and t2.num_rows == written
+    # A column the stream does not have: it keeps its own schema (the protocol lets the
+    # consumer decide what to do then).
+    s = tickpipe.scan(csvs(ticks))
+    own = pa.RecordBatchReader._import_from_c_capsule(
+        s.__arrow_c_stream__(pa.schema([("nope", pa.int64())]).__arrow_c_schema__())
+    )
+    assert "price" in own.schema.names and "nope" not in own.schema.names
+    assert own.read_all().num_rows == written
+    # One batch (the Arrow PyCapsule array interface) serves it too.
+    s = tickpipe.scan(csvs(ticks))
+    b = pa.record_batch(s._native.next_batch(), schema=want)
+    assert b.schema == want and b.num_rows > 0
+    s.stop()
+
+
 def test_stream_memory_is_bounded(tmp_path: Path) -> None:
     # More output than the run's memory limit (128 MiB) streams through a process whose
     # peak RSS grows by less than that limit: holding the output would take more.

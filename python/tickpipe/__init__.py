@@ -236,7 +236,12 @@ class Scan:
         self._native = native
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """The remaining batches as an Arrow C stream (a PyCapsule)."""
+        """The remaining batches as an Arrow C stream (a PyCapsule).
+
+        A ``requested_schema`` (a capsule named ``arrow_schema``) whose fields are columns of
+        the stream, by name, with types they cast to, is served: those columns in that order,
+        cast. Any other request leaves the stream's own schema, as the protocol allows.
+        """
         return self._native.__arrow_c_stream__(requested_schema)
 
     def __iter__(self) -> Iterator["pyarrow.RecordBatch"]:

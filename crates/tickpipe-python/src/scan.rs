@@ -47,18 +47,91 @@ pub(crate) struct Batch {
     batch: RecordBatch,
 }
 
-/// The C stream's reader: pulls from the shared run.
+/// The C stream's reader: pulls from the shared run, projected and cast to the consumer's
+/// requested schema when it asked for one that can be served.
 struct Reader {
     shared: Shared,
     schema: SchemaRef,
+    /// For each requested field, the index of our column it is made from.
+    project: Option<Vec<usize>>,
 }
 
 impl Iterator for Reader {
     type Item = Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        next(&self.shared).map(|r| r.map_err(|e| ArrowError::ExternalError(Box::new(e))))
+        let batch = match next(&self.shared)? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(ArrowError::ExternalError(Box::new(e)))),
+        };
+        match &self.project {
+            Some(project) => Some(project_cast(&batch, &self.schema, project)),
+            None => Some(Ok(batch)),
+        }
     }
+}
+
+/// `batch`'s columns `project`, cast to the types of `schema` (see [`requested`]).
+fn project_cast(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    project: &[usize],
+) -> Result<RecordBatch, ArrowError> {
+    let cols = project
+        .iter()
+        .zip(schema.fields())
+        .map(|(&i, f)| arrow_cast::cast(batch.column(i), f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), cols)
+}
+
+/// The schema a consumer requested (the PyCapsule protocol's `requested_schema`, a capsule
+/// named `arrow_schema`), when `ours` can serve it: every requested field is one of ours by
+/// name and our type casts to the requested one. Then the stream yields those columns, in
+/// that order, cast (a requested non-nullable field stays nullable where ours is). Otherwise
+/// `None`, and the stream keeps its own schema, as the protocol allows; the consumer decides.
+fn requested(
+    requested_schema: Option<Bound<'_, PyAny>>,
+    ours: &Schema,
+) -> PyResult<Option<(SchemaRef, Vec<usize>)>> {
+    let Some(obj) = requested_schema else {
+        return Ok(None);
+    };
+    if obj.is_none() || ours.fields().is_empty() {
+        return Ok(None);
+    }
+    let capsule = obj.cast::<PyCapsule>()?;
+    let ptr = capsule.pointer_checked(Some(c"arrow_schema"))?;
+    // SAFETY: the protocol defines a capsule named `arrow_schema` to hold an
+    // `ArrowSchema` (the Arrow C data interface), which `FFI_ArrowSchema` is laid out as;
+    // the name was checked above, the capsule outlives this borrow, and the schema is only
+    // read (converted to an owned `Schema`), never released here.
+    #[allow(unsafe_code)]
+    let ffi = unsafe { ptr.cast::<FFI_ArrowSchema>().as_ref() };
+    let Ok(want) = Schema::try_from(ffi) else {
+        return Ok(None);
+    };
+    let mut fields = Vec::with_capacity(want.fields().len());
+    let mut project = Vec::with_capacity(want.fields().len());
+    for f in want.fields() {
+        let Ok(i) = ours.index_of(f.name()) else {
+            return Ok(None);
+        };
+        let mine = ours.field(i);
+        if !arrow_cast::can_cast_types(mine.data_type(), f.data_type()) {
+            return Ok(None);
+        }
+        fields.push(
+            f.as_ref()
+                .clone()
+                .with_nullable(f.is_nullable() || mine.is_nullable()),
+        );
+        project.push(i);
+    }
+    Ok(Some((
+        Arc::new(Schema::new_with_metadata(fields, want.metadata().clone())),
+        project,
+    )))
 }
 
 impl RecordBatchReader for Reader {
@@ -81,14 +154,15 @@ impl Stream {
 
     /// The Arrow C stream of the remaining batches, in a capsule named
     /// `arrow_array_stream`. Waits for the first batch to know the schema (an empty run has
-    /// an empty schema). `requested_schema` is not applied: the batches keep their schema.
+    /// an empty schema). A `requested_schema` whose fields are ours by name, with types ours
+    /// cast to, is served: those columns, in that order, cast; any other leaves our schema
+    /// (the protocol lets the consumer decide what to do then).
     #[pyo3(signature = (requested_schema = None))]
     fn __arrow_c_stream__<'py>(
         &self,
         py: Python<'py>,
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
-        drop(requested_schema);
         let shared = self.shared.clone();
         let schema = py
             .detach(move || -> Result<Option<SchemaRef>, Error> {
@@ -100,9 +174,14 @@ impl Stream {
             })
             .map_err(|e| to_py(py, e))?
             .unwrap_or_else(|| Arc::new(Schema::empty()));
+        let (schema, project) = match requested(requested_schema, &schema)? {
+            Some((want, project)) => (want, Some(project)),
+            None => (schema, None),
+        };
         let reader = Reader {
             shared: self.shared.clone(),
             schema,
+            project,
         };
         let stream = FFI_ArrowArrayStream::new(Box::new(reader));
         PyCapsule::new(py, stream, Some(c"arrow_array_stream".to_owned()))
@@ -154,10 +233,14 @@ impl Batch {
         py: Python<'py>,
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
-        drop(requested_schema);
-        let schema = FFI_ArrowSchema::try_from(self.batch.schema().as_ref())
+        let batch = match requested(requested_schema, self.batch.schema().as_ref())? {
+            Some((want, project)) => project_cast(&self.batch, &want, &project)
+                .map_err(|e| to_py(py, Error::Arrow(e)))?,
+            None => self.batch.clone(),
+        };
+        let schema = FFI_ArrowSchema::try_from(batch.schema().as_ref())
             .map_err(|e| to_py(py, Error::Arrow(e)))?;
-        let data = StructArray::from(self.batch.clone()).into_data();
+        let data = StructArray::from(batch).into_data();
         let array = FFI_ArrowArray::new(&data);
         Ok((
             PyCapsule::new(py, schema, Some(c"arrow_schema".to_owned()))?,
