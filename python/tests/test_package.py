@@ -182,6 +182,39 @@ def test_ctrl_c_stops_the_run_cleanly(tmp_path: Path) -> None:
     assert state == "interrupted"
 
 
+def test_ctrl_c_stops_a_scan(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, time, tickpipe
+        tickpipe.gen_data(sys.argv[1], rows=1_000_000, days=5)
+        rows = 0
+        try:
+            for b in tickpipe.scan([sys.argv[1] + "/*.csv"], workers=1):
+                if rows == 0:
+                    print("streaming", flush=True)
+                rows += b.num_rows
+                time.sleep(0.2)  # a consumer doing work per batch
+            print("finished", rows)
+        except KeyboardInterrupt:
+            print("interrupted", rows)
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "in")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "streaming"
+    started = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    rest = p.communicate(timeout=120)[0]
+    assert rest.startswith("interrupted"), rest
+    assert int(rest.split()[1]) < 1_000_000
+    # The background run stops with the stream: the process exits promptly.
+    assert time.monotonic() - started < 30
+    assert p.returncode == 0
+
+
 def test_stubs_match_the_package() -> None:
     stub = Path(tickpipe.__file__).with_name("__init__.pyi")
     tree = ast.parse(stub.read_text())
