@@ -216,6 +216,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(engine_figures(
             &root,
             &tickpipe,
+            &xtask,
             &data,
             *sizes.last().unwrap_or(&1_000_000),
         )?)
@@ -785,7 +786,13 @@ fn rows_close(a: u64, b: u64) -> bool {
 /// Engine figures: overhead against a plain loop and live-mode latency (the crates' own
 /// release examples, which print one JSON line each), and the full pipeline with 1 and 2
 /// workers on the largest generated file.
-fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Result<Value> {
+fn engine_figures(
+    root: &Path,
+    tickpipe: &Path,
+    xtask: &Path,
+    data: &Path,
+    rows: u64,
+) -> Result<Value> {
     let mut out = serde_json::Map::new();
     for (crate_name, example) in [
         ("pipeline-parallel", "engine_bench"),
@@ -877,7 +884,7 @@ fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Resul
         }
         let _ = std::fs::remove_dir_all(&scratch);
     }
-    cluster_overhead(tickpipe, data, &mut out)?;
+    cluster_overhead(tickpipe, xtask, data, &mut out)?;
     Ok(Value::Object(out))
 }
 
@@ -886,13 +893,14 @@ fn engine_figures(root: &Path, tickpipe: &Path, data: &Path, rows: u64) -> Resul
 /// another (the work a cluster spreads out), each the median of 3 alternating runs.
 fn cluster_overhead(
     tickpipe: &Path,
+    xtask: &Path,
     data: &Path,
     out: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
     let dir = data.join("cluster");
     let input = dir.join("in");
     if !input.exists() {
-        let xtask = std::env::current_exe()?;
+        // The freshly built xtask (`current_exe` may name a binary the build replaced).
         let status = Command::new(xtask)
             .args([
                 "gen-data",
