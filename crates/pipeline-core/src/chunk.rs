@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 /// drop it unless the user asks to keep it.
 pub const LINE_COLUMN: &str = "_line";
 
+/// The column the trades-and-quotes join adds to each trade: what quote it got (`matched`,
+/// `locked`, `crossed`, `one_sided`, `stale_quote`, `no_quote`).
+pub const QUOTE_MATCH_COLUMN: &str = "quote_match";
+
 /// Identifies an input file within a run (an index into the run's source table).
 pub type SourceId = u32;
 
@@ -166,6 +170,13 @@ impl Chunk {
     /// A column by name.
     pub fn column_by_name(&self, name: &str) -> Option<&ArrayRef> {
         self.batch.column_by_name(name)
+    }
+
+    /// Whether the rows are trades from the trades-and-quotes join (they have the
+    /// [`QUOTE_MATCH_COLUMN`]): their `bid`/`ask` columns are the market's NBBO at the trade,
+    /// not quotes of their own, so the quote rules and missing-value repairs leave them alone.
+    pub fn is_joined_trades(&self) -> bool {
+        self.batch.column_by_name(QUOTE_MATCH_COLUMN).is_some()
     }
 
     /// Memory held by the chunk's arrays, in bytes.

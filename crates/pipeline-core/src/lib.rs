@@ -56,7 +56,7 @@ mod source;
 mod stage;
 
 pub use bytesize::ByteSize;
-pub use chunk::{Chunk, LINE_COLUMN, Provenance, SourceId};
+pub use chunk::{Chunk, LINE_COLUMN, Provenance, QUOTE_MATCH_COLUMN, SourceId};
 pub use config::{
     CacheConfig, Config, InputConfig, MIN_MEMORY_LIMIT, MonitorConfig, OutputConfig, OutputFormat,
     PipelineConfig, PreprocessingConfig, TaqConfig, ValidationConfig, parse_hhmm,

@@ -996,7 +996,7 @@ impl Stage for ValidateStage {
         // matched: a crossed, locked or missing NBBO is the market's state at the trade,
         // counted by the join, not a defect of the trade row; the quote rules skip it.
         // `trade_outside_quote` still judges the trade against that NBBO.
-        let joined = chunk.column_by_name("quote_match").is_some();
+        let joined = chunk.is_joined_trades();
         let (mut tq_bid, mut tq_ask) = (None, None);
         if joined {
             (tq_bid, tq_ask) = (bid.take(), ask.take());

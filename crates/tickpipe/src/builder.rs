@@ -361,7 +361,6 @@ impl PipelineBuilder {
             // at the default 256 MiB limit, 23.0 → 24.3 s).
             read.chunk_rows = (read.chunk_rows / 2).max(1024);
         }
-        let read_before = read.clone();
         if s.follow.is_none() {
             crate::input::describe(&inputs, &mut read, &mut s.config)?;
         }
@@ -374,13 +373,12 @@ impl PipelineBuilder {
                 Output::Dataset(d) => Some(d.as_path()),
                 _ => None,
             };
-            Some(crate::taq::plan(&s.quotes, &s.config, &read_before, out)?)
+            Some(crate::taq::plan(&s.quotes, &s.config, &read, out)?)
         };
         #[cfg(not(feature = "prep"))]
         if !s.quotes.is_empty() {
             return Err(crate::stages::missing_feature("prep", "--quotes"));
         }
-        let _ = &read_before;
         let mut write = WriteOptions::from_config(&s.config.output)?;
         if !s.config.pipeline.enable_compression {
             write.compression = pipeline_io::Compression::None;
@@ -441,24 +439,12 @@ impl PipelineBuilder {
             )?);
         }
         if let Some(spec) = &s.bars {
+            let column = s.config.preprocessing.price_column.as_deref();
             #[cfg(feature = "prep")]
-            if let Some(session) = &s.bar_session {
-                stages.push(crate::stages::session_bar_stage(
-                    spec,
-                    s.config.preprocessing.price_column.as_deref(),
-                    session,
-                )?);
-            } else {
-                stages.push(crate::stages::bar_stage(
-                    spec,
-                    s.config.preprocessing.price_column.as_deref(),
-                )?);
-            }
+            let bars = crate::stages::session_bar_stage(spec, column, s.bar_session.as_ref())?;
             #[cfg(not(feature = "prep"))]
-            stages.push(crate::stages::bar_stage(
-                spec,
-                s.config.preprocessing.price_column.as_deref(),
-            )?);
+            let bars = crate::stages::bar_stage(spec, column)?;
+            stages.push(bars);
         }
         stages.extend(s.extra.iter().cloned());
         #[cfg(feature = "prep")]
@@ -600,17 +586,15 @@ impl Pipeline {
                 flush,
                 cancel.clone(),
             )],
-            #[cfg(feature = "prep")]
-            None if self.taq.is_some() => match &self.taq {
-                Some(t) => vec![t.source_spec(&self.inputs, &self.read, &mut table)?],
-                None => Vec::new(),
+            None => match self.taq_source(&mut table)? {
+                Some(join) => vec![join],
+                None => source_specs(
+                    &self.inputs,
+                    &mut table,
+                    &self.read,
+                    self.sort_options(workers, cancel),
+                ),
             },
-            None => source_specs(
-                &self.inputs,
-                &mut table,
-                &self.read,
-                self.sort_options(workers, cancel),
-            ),
         };
         let specs = match &self.reopen {
             Some(f) => f(specs)?,
@@ -646,6 +630,18 @@ impl Pipeline {
             runner = runner.progress(p.clone());
         }
         Ok((runner, table, total))
+    }
+
+    /// The trades-and-quotes join as the run's one source, when the run has quotes.
+    fn taq_source(
+        &self,
+        _table: &mut SourceTable,
+    ) -> Result<Option<pipeline_parallel::SourceSpec>> {
+        #[cfg(feature = "prep")]
+        if let Some(t) = &self.taq {
+            return t.source_spec(&self.inputs, &self.read, _table).map(Some);
+        }
+        Ok(None)
     }
 
     /// The sources a run would read, one per input in processing order (ids = positions),

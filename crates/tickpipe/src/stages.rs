@@ -120,34 +120,30 @@ fn feature_stages(_cfg: &PreprocessingConfig) -> Result<Vec<StageFactory>> {
 /// mid; default: trades' prices, and the mid for quotes-only symbols).
 #[cfg(feature = "prep")]
 pub fn bar_stage(spec: &str, price_column: Option<&str>) -> Result<StageFactory> {
-    let spec = pipeline_prep::parse_bar_spec(spec)?;
-    let column = price_column.unwrap_or("price").to_string();
-    Ok(Arc::new(move || {
-        Ok(
-            Box::new(pipeline_prep::BarStage::new(spec.clone()).price_column(&column))
-                as Box<dyn pipeline_core::Stage>,
-        )
-    }))
+    session_bar_stage(spec, price_column, None)
 }
 
-/// The bar stage for a `time:` spec on a session calendar (checked here, before a row is
-/// read).
+/// [`bar_stage`], with a `time:` spec's bins on a session calendar when `session` is given
+/// (checked here, before a row is read).
 #[cfg(feature = "prep")]
 pub fn session_bar_stage(
     spec: &str,
     price_column: Option<&str>,
-    session: &pipeline_prep::BarSession,
+    session: Option<&pipeline_prep::BarSession>,
 ) -> Result<StageFactory> {
     let spec = pipeline_prep::parse_bar_spec(spec)?;
     let column = price_column.unwrap_or("price").to_string();
-    let session = session.clone();
-    pipeline_prep::BarStage::new(spec.clone()).session(session.clone())?;
+    let session = session.cloned();
+    let make = move || -> Result<pipeline_prep::BarStage> {
+        let stage = pipeline_prep::BarStage::new(spec.clone()).price_column(&column);
+        match &session {
+            Some(s) => stage.session(s.clone()),
+            None => Ok(stage),
+        }
+    };
+    make()?;
     Ok(Arc::new(move || {
-        Ok(Box::new(
-            pipeline_prep::BarStage::new(spec.clone())
-                .price_column(&column)
-                .session(session.clone())?,
-        ) as Box<dyn pipeline_core::Stage>)
+        Ok(Box::new(make()?) as Box<dyn pipeline_core::Stage>)
     }))
 }
 

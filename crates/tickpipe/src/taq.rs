@@ -42,7 +42,7 @@ pub(crate) struct TaqPlan {
     quote_read: ReadOptions,
     opts: TaqOptions,
     /// The join's figures, current while it runs.
-    pub stats: Arc<Mutex<TaqStats>>,
+    stats: Arc<Mutex<TaqStats>>,
     daily: Option<PathBuf>,
 }
 
@@ -103,8 +103,8 @@ pub(crate) fn options(cfg: &Config) -> Result<TaqOptions> {
     })
 }
 
-/// Plans the join: expands and describes the quotes (`read` is the options before the
-/// trades were described); `out` is the dataset folder, if any.
+/// Plans the join: expands and describes the quotes with the run's reading options (less
+/// the trades' dataset schema); `out` is the dataset folder, if any.
 pub(crate) fn plan(
     quotes: &[String],
     cfg: &Config,

@@ -118,7 +118,7 @@ impl Stage for InvalidRows {
         // NBBO at the trade, not a quote of their own: a crossed market is a fact about the
         // market (counted as `quote_match = crossed`), not a bad trade, and no quote rule
         // removes the trade.
-        let joined = chunk.column_by_name("quote_match").is_some();
+        let joined = chunk.is_joined_trades();
         let (bid, ask) = if joined {
             (None, None)
         } else {

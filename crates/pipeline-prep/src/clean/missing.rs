@@ -170,7 +170,7 @@ impl MissingValues {
     /// (`quote_match` set) carry the NBBO the join matched, null where there was none (a
     /// counted `quote_match`): their quote columns are never filled or judged here.
     fn value_columns(&self, chunk: &Chunk) -> Vec<String> {
-        let joined = chunk.column_by_name("quote_match").is_some();
+        let joined = chunk.is_joined_trades();
         self.cfg
             .columns
             .iter()
@@ -240,7 +240,7 @@ impl MissingValues {
         // The rows to keep are the AND of the checked columns' validity bitmaps (each ORed
         // with the rows where its group is absent), 64 rows per step (a per-row `is_null`
         // was 3 % of `clean_bench`'s profile).
-        let joined = chunk.column_by_name("quote_match").is_some();
+        let joined = chunk.is_joined_trades();
         let cols: Vec<String> = if joined {
             self.cfg
                 .columns

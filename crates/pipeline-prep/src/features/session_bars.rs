@@ -236,8 +236,12 @@ impl SessionGrid {
 
     /// The bin holding an instant, `None` outside every session.
     pub fn bin(&mut self, ts: i64) -> Option<Bin> {
-        let local = self.tz.timestamp_nanos(ts).date_naive();
-        let day = epoch_day(local);
+        // Inside the cached day's session the local date is that day: no zone conversion on
+        // the hot path.
+        let day = match self.cache {
+            Some((d, Some((o, c)))) if ts >= o && ts <= c => d,
+            _ => epoch_day(self.tz.timestamp_nanos(ts).date_naive()),
+        };
         let (o, c) = self.session(day)?;
         let inside = if self.right_closed {
             ts > o && ts <= c

@@ -49,7 +49,10 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::{NaiveTime, TimeZone};
 use chrono_tz::Tz;
-use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source, dict_type, ts_type};
+use pipeline_core::calendar::epoch_day;
+use pipeline_core::{
+    Chunk, Error, Progress, QUOTE_MATCH_COLUMN, Reject, Result, Source, dict_type, ts_type,
+};
 use serde::Serialize;
 
 use super::measures::{
@@ -160,7 +163,7 @@ fn added_fields(horizons: &[(String, i64)]) -> Vec<Field> {
         f("bid_size"),
         f("ask_size"),
         Field::new("quote_ts", ts_type(), true),
-        Field::new("quote_match", dict_type(), false),
+        Field::new(QUOTE_MATCH_COLUMN, dict_type(), false),
         Field::new("sign", DataType::Int8, true),
         Field::new("sign_emo", DataType::Int8, true),
         Field::new("sign_clnv", DataType::Int8, true),
@@ -265,7 +268,6 @@ struct Pending {
     realized: Vec<Vec<Option<f64>>>,
     impact: Vec<Vec<Option<f64>>>,
     unresolved: usize,
-    matched_all: bool,
 }
 
 /// A horizon waiting for the quote stream: trade `(pending chunk number, row)` of symbol
@@ -286,8 +288,6 @@ struct DayClock {
     day: i32,
 }
 
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
 impl DayClock {
     fn new(zone: Tz) -> Self {
         DayClock {
@@ -303,7 +303,6 @@ impl DayClock {
         if ts >= self.lo && ts < self.hi {
             return self.day;
         }
-        use chrono::Datelike;
         let local = self.zone.timestamp_nanos(ts);
         let date = local.date_naive();
         let start = |d: chrono::NaiveDate| {
@@ -312,7 +311,7 @@ impl DayClock {
                 .earliest()
                 .and_then(|t| t.timestamp_nanos_opt())
         };
-        self.day = date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE;
+        self.day = epoch_day(date);
         match (start(date), date.succ_opt().and_then(start)) {
             (Some(lo), Some(hi)) if lo <= ts && ts < hi => {
                 self.lo = lo;
@@ -551,26 +550,11 @@ impl TaqJoin {
                 return Ok(false);
             };
             self.stats.quotes_read += chunk.num_rows() as u64;
-            let mut names: Vec<String> = Vec::new();
-            let slots = key_slots(&chunk, "symbol", |s| {
-                names.push(s.to_string());
-                names.len() - 1
-            })?;
-            let map: Vec<usize> = names.iter().map(|n| self.slot(n)).collect();
-            let slots = slots.into_iter().map(|s| map[s]).collect();
-            let mut ex_names: Vec<String> = Vec::new();
+            let slots = key_slots(&chunk, "symbol", |s| self.slot(s))?;
             let exchanges = key_slots(&chunk, "exchange", |s| {
-                ex_names.push(s.to_string());
-                ex_names.len() - 1
+                let next = self.exchanges.len();
+                *self.exchanges.entry(s.to_string()).or_insert(next)
             })?;
-            let ex_map: Vec<usize> = ex_names
-                .iter()
-                .map(|n| {
-                    let next = self.exchanges.len();
-                    *self.exchanges.entry(n.clone()).or_insert(next)
-                })
-                .collect();
-            let exchanges = exchanges.into_iter().map(|e| ex_map[e]).collect();
             if chunk.column_by_name("bid").is_none() && chunk.column_by_name("ask").is_none() {
                 return Err(Error::Schema(format!(
                     "the quotes input has neither a `bid` nor an `ask` column (columns: {})",
@@ -713,21 +697,15 @@ impl TaqJoin {
     fn match_chunk(&mut self, chunk: Chunk) -> Result<()> {
         let n = chunk.num_rows();
         self.stats.trades_read += n as u64;
-        let mut names: Vec<String> = Vec::new();
-        let local = key_slots(&chunk, "symbol", |s| {
-            names.push(s.to_string());
-            names.len() - 1
-        })?;
-        let map: Vec<usize> = names.iter().map(|n| self.slot(n)).collect();
-        let slots: Vec<usize> = local.into_iter().map(|s| map[s]).collect();
-        let ts = ts_col(&chunk, "ts")?;
-        let price = f64_col(&chunk, "price")?;
-        let size = f64_col(&chunk, "size")?;
         if chunk.column_by_name("price").is_none() {
             return Err(Error::Schema(
                 "the trades input has no `price` column".to_string(),
             ));
         }
+        let slots = key_slots(&chunk, "symbol", |s| self.slot(s))?;
+        let ts = ts_col(&chunk, "ts")?;
+        let price = f64_col(&chunk, "price")?;
+        let size = f64_col(&chunk, "size")?;
         let h = self.opts.horizons.len();
         let chunk_no = self.pending_base + self.pending.len() as u64;
         // The chunk waits in the queue from the start: horizons of its first rows may
@@ -751,7 +729,6 @@ impl TaqJoin {
             realized: vec![vec![None; n]; h],
             impact: vec![vec![None; n]; h],
             unresolved: 0,
-            matched_all: false,
             chunk: chunk.clone(),
         });
         for i in 0..n {
@@ -844,16 +821,14 @@ impl TaqJoin {
                 self.resolve_targets(None);
             }
         }
-        if let Some(p) = self.pending.back_mut() {
-            p.matched_all = true;
-        }
         Ok(())
     }
 
-    /// Emits the pending chunks whose every horizon is resolved, in order.
+    /// Emits the pending chunks whose every horizon is resolved, in order (called between
+    /// chunks, so every pending chunk is fully matched).
     fn emit_ready(&mut self) -> Result<()> {
         while let Some(p) = self.pending.front() {
-            if !p.matched_all || p.unresolved > 0 {
+            if p.unresolved > 0 {
                 break;
             }
             let Some(p) = self.pending.pop_front() else {
@@ -945,7 +920,7 @@ impl TaqJoin {
         let chunk = if p.keep.iter().all(|&k| k) {
             chunk
         } else {
-            chunk.filter(&BooleanArray::from(p.keep.clone()))?
+            chunk.filter(&BooleanArray::from(std::mem::take(&mut p.keep)))?
         };
         if chunk.num_rows() > 0 {
             self.out.push_back(chunk);
