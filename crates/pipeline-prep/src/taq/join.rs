@@ -489,7 +489,6 @@ impl TaqJoin {
         let Some(seg) = self.segments.pop_front() else {
             return false;
         };
-        self.bytes_done += self.stream_bytes();
         self.trades = Some(Stream::new(seg.trades));
         self.quotes = Some(Stream::new(seg.quotes));
         self.quote = None;
@@ -947,9 +946,10 @@ impl TaqJoin {
             self.apply_quote(qk);
         }
         self.resolve_targets(None);
-        self.trades = None;
+        // Both streams' bytes, counted before they are dropped (progress).
         self.bytes_done += self.stream_bytes();
         self.take_stream_rejects();
+        self.trades = None;
         self.quotes = None;
         Ok(())
     }

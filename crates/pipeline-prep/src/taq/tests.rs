@@ -398,3 +398,62 @@ fn tolerance_nulls_stale_quotes_and_counts_them() {
     assert_eq!(s.matches.get("stale_quote"), Some(&1));
     assert_eq!(s.matches.get("no_quote"), Some(&1));
 }
+
+/// A source that says it read 1,000 bytes once its chunks are taken.
+struct Sized(VecSource, bool);
+
+impl Iterator for Sized {
+    type Item = pipeline_core::Result<Chunk>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let n = self.0.next();
+        self.1 |= n.is_none();
+        n
+    }
+}
+
+impl Source for Sized {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.0.schema()
+    }
+    fn progress(&self) -> pipeline_core::Progress {
+        pipeline_core::Progress {
+            bytes_read: if self.1 { 1000 } else { 0 },
+            ..Default::default()
+        }
+    }
+}
+
+#[test]
+fn progress_counts_the_bytes_of_every_file_of_every_segment() {
+    let (trades, quotes) = market(3, 300);
+    let sized = |b: RecordBatch, id: u32| -> OpenSource {
+        let c = Chunk::with_first_line(b, id, 0, 2).unwrap();
+        Arc::new(move || {
+            Ok(
+                Box::new(Sized(VecSource::new(c.schema(), vec![c.clone()]), false))
+                    as Box<dyn Source>,
+            )
+        })
+    };
+    let seg = |k: u32| TaqSegment {
+        trades: vec![sized(trade_batch(&trades), 2 * k)],
+        quotes: vec![sized(quote_batch(&quotes), 2 * k + 1)],
+    };
+    let schema = Chunk::with_first_line(RecordBatch::new_empty(trade_batch(&[]).schema()), 0, 0, 1)
+        .unwrap()
+        .schema();
+    let stats = Arc::new(Mutex::new(TaqStats::default()));
+    let mut join = TaqJoin::new(
+        &schema,
+        vec![seg(0), seg(1)],
+        opts(0, 5, StreamOrder::Time),
+        None,
+        stats,
+        4000,
+    )
+    .unwrap();
+    for c in join.by_ref() {
+        c.unwrap();
+    }
+    assert_eq!(join.progress().bytes_read, 4000);
+}
