@@ -7,3 +7,4 @@ mod resume;
 mod run;
 mod stream;
 mod support;
+mod taq;
