@@ -24,7 +24,7 @@ fn taq_split(dir: &Path) -> (String, String) {
 }
 
 fn refusal(b: tickpipe::PipelineBuilder) -> String {
-    b.build().err().expect("refused").to_string()
+    b.build().expect_err("refused").to_string()
 }
 
 #[test]
@@ -64,8 +64,7 @@ fn refusals_name_the_option_and_the_reason() {
     cfg.input.trades = vec![trades.clone()];
     cfg.input.quotes = vec![quotes.clone()];
     let e = cluster::plan(&[trades.clone()], &cfg, &tmp.path().join("job"), 1, 1)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(e.contains("one machine"), "{e}");
     // Trades set without quotes is a config error naming the key.
