@@ -63,9 +63,15 @@ fn refusals_name_the_option_and_the_reason() {
     let mut cfg = Config::default();
     cfg.input.trades = vec![trades.clone()];
     cfg.input.quotes = vec![quotes.clone()];
-    let e = cluster::plan(&[trades.clone()], &cfg, &tmp.path().join("job"), 1, 1)
-        .expect_err("refused")
-        .to_string();
+    let e = cluster::plan(
+        std::slice::from_ref(&trades),
+        &cfg,
+        &tmp.path().join("job"),
+        1,
+        1,
+    )
+    .expect_err("refused")
+    .to_string();
     assert!(e.contains("one machine"), "{e}");
     // Trades set without quotes is a config error naming the key.
     let mut half = Config::default();
