@@ -18,7 +18,7 @@
 //! allow_exact_matches=False)` on the NBBO series). Quote state is carried across files and
 //! days. A row that breaks the order cannot be matched correctly and is quarantined
 //! (`taq_unsorted_trade`, `taq_unsorted_quote`) with its file and line; so is a row without
-//! a time (`taq_missing_time`).
+//! a time (`taq_missing_time`) and a trade without a price (`taq_missing_price`).
 //!
 //! **Columns added** (`quote_match` says what the trade got):
 //! `bid, ask, bid_size, ask_size` (the matched NBBO, null if none), `quote_ts` (time of the
@@ -736,13 +736,12 @@ impl TaqJoin {
                 if let Some(p) = self.pending.back_mut() {
                     p.keep[i] = false;
                 }
-                let what = if ts.get(i).is_none() { "time" } else { "price" };
-                self.quarantine(
-                    &chunk,
-                    i,
-                    "taq_missing_time",
-                    format!("trade row without a {what}"),
-                );
+                let (reason, what) = if ts.get(i).is_none() {
+                    ("taq_missing_time", "time")
+                } else {
+                    ("taq_missing_price", "price")
+                };
+                self.quarantine(&chunk, i, reason, format!("trade row without a {what}"));
                 continue;
             };
             if let Some(last) = self.last_trade

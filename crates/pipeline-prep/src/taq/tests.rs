@@ -457,3 +457,33 @@ fn progress_counts_the_bytes_of_every_file_of_every_segment() {
     }
     assert_eq!(join.progress().bytes_read, 4000);
 }
+
+#[test]
+fn a_trade_without_a_price_is_quarantined_with_its_own_reason() {
+    let trades = vec![
+        T {
+            ts: 100,
+            sym: 0,
+            price: 100.0,
+            size: 1.0,
+        },
+        T {
+            ts: 200,
+            sym: 0,
+            price: 100.0,
+            size: 1.0,
+        },
+    ];
+    let b = trade_batch(&trades);
+    let mut cols = b.columns().to_vec();
+    cols[2] = Arc::new(Float64Array::from(vec![Some(100.0), None]));
+    let b = RecordBatch::try_new(b.schema(), cols).unwrap();
+    let seg = TaqSegment {
+        trades: files(b, 10, 10, 0),
+        quotes: files(quote_batch(&[]), 10, 10, 1),
+    };
+    let (out, s) = run(vec![seg], opts(0, 5, StreamOrder::Time));
+    assert_eq!(rows(&out).len(), 1);
+    assert_eq!(s.quarantined.get("taq_missing_price"), Some(&1));
+    assert_eq!(s.quarantined.get("taq_missing_time"), None);
+}
