@@ -52,8 +52,8 @@ pub use sink::{
     rewrite_columns, rewrite_file, split_by_partition, temp_path,
 };
 pub use synth::{
-    AnomalyKind, AnomalyRates, Codec, EXCHANGES, GenConfig, GenSummary, Holidays, Layout,
-    MANIFEST_FILE, NO_QUOTE_SHARE, POST_MARKET_HOURS, QUOTES_HEADER, QUOTES_PER_TRADE,
-    SPARSE_SHARE, TAQ_HEADER, TRADES_HEADER, generate_to_dir, generate_to_writer, nyse_holidays,
-    symbol_name, trading_days,
+    AnomalyKind, AnomalyRates, Codec, ColumnOrder, EXCHANGES, GenConfig, GenSummary, Holidays,
+    Layout, MANIFEST_FILE, NO_QUOTE_SHARE, POST_MARKET_HOURS, QUOTES_HEADER, QUOTES_PER_TRADE,
+    SPARSE_SHARE, TAQ_HEADER, TRADES_HEADER, TimestampFormat, VENDOR_TAQ_HEADER, generate_to_dir,
+    generate_to_writer, nyse_holidays, symbol_name, trading_days,
 };

@@ -117,6 +117,112 @@ impl FromStr for Codec {
     }
 }
 
+/// How the generator writes timestamps. Every form is UTC; the shorter ones truncate the
+/// nanosecond time (they never round), so a row's written time never moves past its true one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampFormat {
+    /// RFC 3339 with nanoseconds: `2019-01-02T12:53:17.784433219Z`.
+    #[default]
+    Iso,
+    /// RFC 3339 with microseconds: `2019-01-02T12:53:17.784433Z`.
+    IsoMicros,
+    /// Date, space, time with microseconds and no zone (UTC implied):
+    /// `2019-01-02 12:53:17.784433`.
+    SpaceMicros,
+    /// Integer nanoseconds since the Unix epoch: `1546433597784433219`.
+    EpochNs,
+    /// Integer milliseconds since the Unix epoch: `1546433597784`.
+    EpochMs,
+}
+
+impl TimestampFormat {
+    /// Every format, in declaration order.
+    pub const ALL: [TimestampFormat; 5] = [
+        TimestampFormat::Iso,
+        TimestampFormat::IsoMicros,
+        TimestampFormat::SpaceMicros,
+        TimestampFormat::EpochNs,
+        TimestampFormat::EpochMs,
+    ];
+
+    /// The name `gen-data --ts-format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimestampFormat::Iso => "iso",
+            TimestampFormat::IsoMicros => "iso-micros",
+            TimestampFormat::SpaceMicros => "space-micros",
+            TimestampFormat::EpochNs => "epoch-ns",
+            TimestampFormat::EpochMs => "epoch-ms",
+        }
+    }
+
+    /// Nanoseconds per written unit of time: a written time is the true one truncated to a
+    /// multiple of this (1 for [`TimestampFormat::Iso`] and [`TimestampFormat::EpochNs`]).
+    pub fn resolution_ns(self) -> i64 {
+        match self {
+            TimestampFormat::Iso | TimestampFormat::EpochNs => 1,
+            TimestampFormat::IsoMicros | TimestampFormat::SpaceMicros => 1_000,
+            TimestampFormat::EpochMs => 1_000_000,
+        }
+    }
+}
+
+impl FromStr for TimestampFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let norm = s.replace('_', "-");
+        TimestampFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == norm)
+            .ok_or_else(|| Error::Config {
+                key: "ts_format".into(),
+                message: format!(
+                    "unknown timestamp format {s:?}; use iso, iso-micros, space-micros, epoch-ns or epoch-ms"
+                ),
+            })
+    }
+}
+
+/// The order and names of the columns of the tick files (layouts `single`, `per-day` and
+/// `per-symbol-day`; `taq-split` has headers of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColumnOrder {
+    /// tickpipe's canonical names and order, [`TAQ_HEADER`](crate::TAQ_HEADER):
+    /// `ts,symbol,price,size,bid,ask,bid_size,ask_size,exchange,conditions`.
+    #[default]
+    Canonical,
+    /// A vendor's export, [`VENDOR_TAQ_HEADER`](crate::VENDOR_TAQ_HEADER): the symbol first,
+    /// then the time, and vendor names
+    /// (`symbol,date_time,price,volume,bid_price,ask_price,bid_size,ask_size,exchange,sale_condition`),
+    /// every one of them a header alias tickpipe's reader recognises, so such a file reads
+    /// without a column mapping.
+    Vendor,
+}
+
+impl ColumnOrder {
+    /// The header line (without `\n`).
+    pub fn header(self) -> &'static str {
+        match self {
+            ColumnOrder::Canonical => super::generate::TAQ_HEADER,
+            ColumnOrder::Vendor => super::generate::VENDOR_TAQ_HEADER,
+        }
+    }
+}
+
+impl FromStr for ColumnOrder {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "canonical" => Ok(ColumnOrder::Canonical),
+            "vendor" => Ok(ColumnOrder::Vendor),
+            other => Err(Error::Config {
+                key: "column_order".into(),
+                message: format!("unknown column order {other:?}; use canonical or vendor"),
+            }),
+        }
+    }
+}
+
 /// Which holidays close the market.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Holidays {
@@ -317,6 +423,16 @@ pub struct GenConfig {
     /// `taq-split` layout: quotes per trade on a normal symbol-day (sparse days get a tenth,
     /// no-quote days none). Default [`QUOTES_PER_TRADE`](crate::QUOTES_PER_TRADE), 3.
     pub quotes_per_trade: f64,
+    /// How timestamps are written (every layout). Default [`TimestampFormat::Iso`].
+    pub ts_format: TimestampFormat,
+    /// Zipf exponent `S` of the symbols' shares: symbol `i` (0-based) gets rows in proportion
+    /// to `1/(i+1)^S` on every day, so `0` is uniform and `1` gives AAPL about 28% and the 20th
+    /// of 20 symbols about 1.4%. Default [`GenConfig::DEFAULT_SYMBOL_SKEW`], 0.5 (1/√rank).
+    /// Every symbol gets at least one row on each day that has at least one row per symbol.
+    pub symbol_skew: f64,
+    /// Column order and header names of the tick files. Default [`ColumnOrder::Canonical`];
+    /// layout `taq-split` takes only that.
+    pub column_order: ColumnOrder,
 }
 
 impl Default for GenConfig {
@@ -337,6 +453,9 @@ impl Default for GenConfig {
             session_open: NaiveTime::from_hms_opt(9, 30, 0).unwrap_or_default(),
             session_close: NaiveTime::from_hms_opt(16, 0, 0).unwrap_or_default(),
             quotes_per_trade: super::taq_split::QUOTES_PER_TRADE as f64,
+            ts_format: TimestampFormat::Iso,
+            symbol_skew: Self::DEFAULT_SYMBOL_SKEW,
+            column_order: ColumnOrder::Canonical,
         }
     }
 }
@@ -344,6 +463,15 @@ impl Default for GenConfig {
 impl GenConfig {
     /// The largest supported number of symbols: the named list plus `Z` and three letters.
     pub const MAX_SYMBOLS: usize = super::market::NAMED_SYMBOLS.len() + 26 * 26 * 26;
+
+    /// The default [`GenConfig::symbol_skew`]: 0.5, shares in proportion to 1/√rank, the
+    /// generator's split before the skew became configurable (kept so default output does not
+    /// change).
+    pub const DEFAULT_SYMBOL_SKEW: f64 = 0.5;
+
+    /// The largest accepted [`GenConfig::symbol_skew`]: at 10 the second symbol already gets
+    /// a thousandth of the first one's rows.
+    pub const MAX_SYMBOL_SKEW: f64 = 10.0;
 
     /// Checks every field; the error names the offending key.
     pub fn validate(&self) -> Result<()> {
@@ -369,6 +497,22 @@ impl GenConfig {
             return bad(
                 "quotes_per_trade",
                 format!("must be 0..=1000, got {}", self.quotes_per_trade),
+            );
+        }
+        if !(0.0..=Self::MAX_SYMBOL_SKEW).contains(&self.symbol_skew) {
+            return bad(
+                "symbol_skew",
+                format!(
+                    "must be 0..={}, got {}",
+                    Self::MAX_SYMBOL_SKEW,
+                    self.symbol_skew
+                ),
+            );
+        }
+        if self.layout == Layout::TaqSplit && self.column_order != ColumnOrder::Canonical {
+            return bad(
+                "column_order",
+                "layout taq-split writes its own trades and quotes headers; use canonical".into(),
             );
         }
         if !(1971..=9000).contains(&chrono::Datelike::year(&self.start_date)) {
@@ -445,6 +589,43 @@ mod tests {
             "out-of-order".parse::<AnomalyKind>().unwrap(),
             AnomalyKind::OutOfOrder
         );
+        for f in TimestampFormat::ALL {
+            assert_eq!(f.name().parse::<TimestampFormat>().unwrap(), f);
+        }
+        assert_eq!(
+            "epoch_ms".parse::<TimestampFormat>().unwrap(),
+            TimestampFormat::EpochMs
+        );
+        let err = "rfc2822".parse::<TimestampFormat>().unwrap_err();
+        assert!(err.to_string().contains("ts_format"), "{err}");
+        assert_eq!(
+            "vendor".parse::<ColumnOrder>().unwrap(),
+            ColumnOrder::Vendor
+        );
+        assert!("reversed".parse::<ColumnOrder>().is_err());
+    }
+
+    #[test]
+    fn validate_checks_the_variety_options() {
+        let with = |symbol_skew: f64, layout: Layout, column_order: ColumnOrder| GenConfig {
+            symbol_skew,
+            layout,
+            column_order,
+            ..GenConfig::default()
+        };
+        let key = |cfg: GenConfig| cfg.validate().unwrap_err().to_string();
+        with(0.0, Layout::Single, ColumnOrder::Vendor)
+            .validate()
+            .unwrap();
+        with(10.0, Layout::TaqSplit, ColumnOrder::Canonical)
+            .validate()
+            .unwrap();
+        for bad in [-0.1, 10.5, f64::NAN, f64::INFINITY] {
+            let err = key(with(bad, Layout::Single, ColumnOrder::Canonical));
+            assert!(err.contains("symbol_skew"), "{err}");
+        }
+        let err = key(with(0.5, Layout::TaqSplit, ColumnOrder::Vendor));
+        assert!(err.contains("column_order"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use super::config::TimestampFormat;
+
 /// Nanoseconds per day.
 pub(crate) const NS_PER_DAY: i64 = 86_400_000_000_000;
 
@@ -63,26 +65,71 @@ pub(crate) fn push_ticks(buf: &mut Vec<u8>, ticks: i64) {
     push_pair(buf, t % 100);
 }
 
-/// Formats nanosecond UTC timestamps as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, caching the date
-/// prefix of the current day so the calendar is consulted once per day, not once per row.
+/// Appends the nine digits of `frac` (< 10⁹ nanoseconds).
+#[inline]
+fn push_nanos(buf: &mut Vec<u8>, frac: u64) {
+    buf.push(b'0' + (frac / 100_000_000) as u8);
+    push_pair(buf, frac / 1_000_000 % 100);
+    push_pair(buf, frac / 10_000 % 100);
+    push_pair(buf, frac / 100 % 100);
+    push_pair(buf, frac % 100);
+}
+
+/// Appends the six digits of `micros` (< 10⁶ microseconds).
+#[inline]
+fn push_micros(buf: &mut Vec<u8>, micros: u64) {
+    push_pair(buf, micros / 10_000);
+    push_pair(buf, micros / 100 % 100);
+    push_pair(buf, micros % 100);
+}
+
+/// Formats nanosecond UTC timestamps in one [`TimestampFormat`]. The date-time forms cache
+/// the date prefix of the current day (`YYYY-MM-DDT`, or `YYYY-MM-DD ` for
+/// [`TimestampFormat::SpaceMicros`]) so the calendar is consulted once per day, not once per
+/// row; shorter forms truncate the nanoseconds.
 #[derive(Debug, Clone)]
 pub(crate) struct TsFormatter {
+    format: TimestampFormat,
     day: i64,
     prefix: [u8; 11],
 }
 
 impl TsFormatter {
-    /// A formatter with an empty cache.
-    pub(crate) fn new() -> Self {
+    /// A formatter for `format` with an empty cache.
+    pub(crate) fn new(format: TimestampFormat) -> Self {
         TsFormatter {
+            format,
             day: i64::MIN,
             prefix: *b"0000-00-00T",
         }
     }
 
-    /// Appends `ts` (nanoseconds since the Unix epoch; years 0–9999).
+    /// Appends `ts` (nanoseconds since the Unix epoch; years 0–9999 for the date-time forms).
     #[inline]
     pub(crate) fn push(&mut self, buf: &mut Vec<u8>, ts: i64) {
+        match self.format {
+            TimestampFormat::Iso => {
+                let frac = self.push_date_time(buf, ts);
+                push_nanos(buf, frac);
+                buf.push(b'Z');
+            }
+            TimestampFormat::IsoMicros => {
+                let frac = self.push_date_time(buf, ts);
+                push_micros(buf, frac / 1_000);
+                buf.push(b'Z');
+            }
+            TimestampFormat::SpaceMicros => {
+                let frac = self.push_date_time(buf, ts);
+                push_micros(buf, frac / 1_000);
+            }
+            TimestampFormat::EpochNs => push_i64(buf, ts),
+            TimestampFormat::EpochMs => push_i64(buf, ts.div_euclid(1_000_000)),
+        }
+    }
+
+    /// Appends the date prefix and `HH:MM:SS.` of `ts`; returns the nanoseconds of the second.
+    #[inline]
+    fn push_date_time(&mut self, buf: &mut Vec<u8>, ts: i64) -> u64 {
         let day = ts.div_euclid(NS_PER_DAY);
         if day != self.day {
             self.set_day(day);
@@ -90,22 +137,16 @@ impl TsFormatter {
         buf.extend_from_slice(&self.prefix);
         let nod = ts.rem_euclid(NS_PER_DAY) as u64;
         let secs = nod / 1_000_000_000;
-        let frac = nod % 1_000_000_000;
         push_pair(buf, secs / 3600);
         buf.push(b':');
         push_pair(buf, secs / 60 % 60);
         buf.push(b':');
         push_pair(buf, secs % 60);
         buf.push(b'.');
-        buf.push(b'0' + (frac / 100_000_000) as u8);
-        push_pair(buf, frac / 1_000_000 % 100);
-        push_pair(buf, frac / 10_000 % 100);
-        push_pair(buf, frac / 100 % 100);
-        push_pair(buf, frac % 100);
-        buf.push(b'Z');
+        nod % 1_000_000_000
     }
 
-    /// Recomputes the `YYYY-MM-DDT` prefix for `day` days after 1970-01-01.
+    /// Recomputes the date prefix for `day` days after 1970-01-01.
     #[cold]
     fn set_day(&mut self, day: i64) {
         self.day = day;
@@ -121,7 +162,11 @@ impl TsFormatter {
         push_pair(&mut p, u64::from(date.month()));
         p.push(b'-');
         push_pair(&mut p, u64::from(date.day()));
-        p.push(b'T');
+        p.push(if self.format == TimestampFormat::SpaceMicros {
+            b' '
+        } else {
+            b'T'
+        });
         self.prefix.copy_from_slice(&p);
     }
 }
@@ -156,7 +201,7 @@ mod tests {
 
     #[test]
     fn timestamps_match_chrono() {
-        let mut f = TsFormatter::new();
+        let mut f = TsFormatter::new(TimestampFormat::Iso);
         for ts in [
             0i64,
             1_609_770_600_000_123_456,
@@ -172,5 +217,51 @@ mod tests {
             s(|b| f.push(b, 1_609_770_600_000_123_456)),
             "2021-01-04T14:30:00.000123456Z"
         );
+    }
+
+    /// Every format against chrono, at times whose dropped digits are all nines (truncation,
+    /// not rounding, must show) and across a day change (the cached prefix).
+    #[test]
+    fn every_format_truncates_and_matches_chrono() {
+        let times = [
+            1_546_433_597_784_433_219i64,
+            1_546_473_599_999_999_999,
+            1_546_473_600_000_000_000,
+            1_615_815_000_000_999_999,
+        ];
+        let chrono_fmt = |f: TimestampFormat| match f {
+            TimestampFormat::Iso => Some("%Y-%m-%dT%H:%M:%S%.9fZ"),
+            TimestampFormat::IsoMicros => Some("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            TimestampFormat::SpaceMicros => Some("%Y-%m-%d %H:%M:%S%.6f"),
+            TimestampFormat::EpochNs | TimestampFormat::EpochMs => None,
+        };
+        for format in TimestampFormat::ALL {
+            let mut f = TsFormatter::new(format);
+            for ts in times {
+                let got = s(|b| f.push(b, ts));
+                let cut = ts - ts.rem_euclid(format.resolution_ns());
+                let want = match chrono_fmt(format) {
+                    // chrono's `%.6f` truncates too, but format the cut time so the test
+                    // does not lean on that.
+                    Some(pattern) => chrono::DateTime::from_timestamp_nanos(cut)
+                        .format(pattern)
+                        .to_string(),
+                    None => (cut / format.resolution_ns()).to_string(),
+                };
+                assert_eq!(got, want, "{format:?} {ts}");
+            }
+        }
+        let mut f = TsFormatter::new(TimestampFormat::IsoMicros);
+        assert_eq!(
+            s(|b| f.push(b, 1_546_433_597_784_433_999)),
+            "2019-01-02T12:53:17.784433Z"
+        );
+        let mut f = TsFormatter::new(TimestampFormat::SpaceMicros);
+        assert_eq!(
+            s(|b| f.push(b, 1_546_433_597_784_433_999)),
+            "2019-01-02 12:53:17.784433"
+        );
+        let mut f = TsFormatter::new(TimestampFormat::EpochMs);
+        assert_eq!(s(|b| f.push(b, 1_546_433_597_784_999_999)), "1546433597784");
     }
 }

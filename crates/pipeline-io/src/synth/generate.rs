@@ -12,14 +12,21 @@ use std::path::Path;
 use pipeline_core::{Error, Result};
 
 use super::calendar::{local_to_utc_ns, trading_days};
-use super::config::{AnomalyKind, GenConfig, GenSummary, Layout};
+use super::config::{AnomalyKind, ColumnOrder, GenConfig, GenSummary, Layout};
 use super::format::{TsFormatter, push_i64, push_ticks, push_u64};
 use super::market::{KindTable, Row, SymbolGen};
 use super::output::{Counting, Encoder, file_name};
 use super::rng::Rng;
 
-/// The CSV header every generated file starts with.
+/// The CSV header every generated file starts with under [`ColumnOrder::Canonical`].
 pub const TAQ_HEADER: &str = "ts,symbol,price,size,bid,ask,bid_size,ask_size,exchange,conditions";
+
+/// The CSV header under [`ColumnOrder::Vendor`]: the symbol before the time, and vendor names,
+/// each a header alias tickpipe's reader maps to the canonical column (`date_time` → `ts`,
+/// `volume` → `size` outside bar files, `bid_price` → `bid`, `sale_condition` →
+/// `conditions`, …). The fields are those of [`TAQ_HEADER`], in that order after the first two.
+pub const VENDOR_TAQ_HEADER: &str =
+    "symbol,date_time,price,volume,bid_price,ask_price,bid_size,ask_size,exchange,sale_condition";
 
 /// The manifest's file name inside an output directory.
 pub const MANIFEST_FILE: &str = "anomalies.jsonl";
@@ -109,6 +116,45 @@ fn apportion(total: u64, weights: &[u64], out: &mut Vec<u64>) {
     }
 }
 
+/// Scale of the symbol weights for a skew other than the default: large enough that a steep
+/// skew over thousands of symbols keeps distinct, non-zero weights.
+const WEIGHT_SCALE: f64 = 1e12;
+
+/// The per-symbol weights of `cfg.symbol_skew`: symbol `i` weighs `1/(i+1)^S`, scaled to
+/// integers for [`apportion`].
+pub(super) fn symbol_weights(cfg: &GenConfig) -> Vec<u64> {
+    (0..cfg.symbols)
+        .map(|i| {
+            let rank = (i + 1) as f64;
+            if cfg.symbol_skew == GenConfig::DEFAULT_SYMBOL_SKEW {
+                // The weights from before the skew was configurable, bit for bit (`sqrt` is
+                // correctly rounded everywhere; `powf(0.5)` need not be): default output stays.
+                (1_000_000.0 / rank.sqrt()) as u64
+            } else {
+                (WEIGHT_SCALE / rank.powf(cfg.symbol_skew)) as u64
+            }
+        })
+        .collect()
+}
+
+/// Splits one day's `total` rows over the symbols with `split`, then, when some symbol got
+/// none although there are at least as many rows as symbols, splits again giving each symbol
+/// one row first and the rest by weight: a steep skew must not make a symbol vanish. A split
+/// that leaves no symbol empty is kept as it is (so default output does not change).
+pub(super) fn split_over_symbols(
+    total: u64,
+    weights: &[u64],
+    out: &mut Vec<u64>,
+    split: impl Fn(u64, &[u64], &mut Vec<u64>),
+) {
+    split(total, weights, out);
+    let n = weights.len() as u64;
+    if total >= n && out.contains(&0) {
+        split(total - n, weights, out);
+        out.iter_mut().for_each(|c| *c += 1);
+    }
+}
+
 /// An open output file.
 struct OutFile<W: Write> {
     name: String,
@@ -141,7 +187,7 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
             symbols: (0..cfg.symbols)
                 .map(|i| SymbolGen::new(cfg.seed, i))
                 .collect(),
-            ts: TsFormatter::new(),
+            ts: TsFormatter::new(cfg.ts_format),
             line: Vec::with_capacity(256),
             json: Vec::with_capacity(256),
             summary: GenSummary {
@@ -173,13 +219,11 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
                 message: "the configured range holds no trading days".into(),
             });
         }
-        // Day activity varies ±30% around its mean, uniformly; symbols follow a Zipf-like
-        // 1/√rank share, so the first symbol is the most active as in real TAQ files.
+        // Day activity varies ±30% around its mean, uniformly; symbols follow a Zipf share
+        // (1/√rank by default), so the first symbol is the most active as in real TAQ files.
         let mut day_rng = Rng::new(cfg.seed, 1);
         let day_weights: Vec<u64> = days.iter().map(|_| 700 + day_rng.below(601)).collect();
-        let sym_weights: Vec<u64> = (0..cfg.symbols)
-            .map(|i| (1_000_000.0 / ((i + 1) as f64).sqrt()) as u64)
-            .collect();
+        let sym_weights = symbol_weights(cfg);
         let mut day_counts = Vec::with_capacity(days.len());
         apportion(cfg.rows, &day_weights, &mut day_counts);
         let mut sym_counts = Vec::with_capacity(cfg.symbols);
@@ -193,7 +237,7 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
         for (&date, &n_day) in days.iter().zip(&day_counts) {
             let open = local_to_utc_ns(cfg.timezone, date, cfg.session_open)?;
             let close = local_to_utc_ns(cfg.timezone, date, cfg.session_close)?;
-            apportion(n_day, &sym_weights, &mut sym_counts);
+            split_over_symbols(n_day, &sym_weights, &mut sym_counts, apportion);
             for (sym, &n) in self.symbols.iter_mut().zip(&sym_counts) {
                 sym.start_day(n, open, close, &self.table);
             }
@@ -245,7 +289,7 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
             .map_err(|e| self.io_err(&name, e))?;
         let mut writer = BufWriter::with_capacity(BUF_BYTES, encoder);
         writer
-            .write_all(TAQ_HEADER.as_bytes())
+            .write_all(self.cfg.column_order.header().as_bytes())
             .and_then(|()| writer.write_all(b"\n"))
             .map_err(|e| self.io_err(&name, e))?;
         Ok(OutFile {
@@ -304,7 +348,13 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
     /// Formats and writes `row` (and its labelled copy), recording anomalies in the manifest.
     #[inline]
     fn write_row(&mut self, file: &mut OutFile<W>, s: usize, row: &Row) -> Result<()> {
-        format_row(&mut self.line, &mut self.ts, &self.symbols[s].name, row);
+        format_row(
+            &mut self.line,
+            &mut self.ts,
+            self.cfg.column_order,
+            &self.symbols[s].name,
+            row,
+        );
         let copies = if row.dup { 2 } else { 1 };
         for copy in 0..copies {
             file.writer
@@ -349,9 +399,15 @@ impl<'m, W: Write, F: FnMut(&str) -> Result<W>> Driver<'m, W, F> {
 /// Letters appended to a number for `malformed_number`.
 const JUNK: [u8; 3] = [b'x', b'O', b'a'];
 
-/// Formats `row` of `symbol` as one CSV line (with `\n`) into `line`.
+/// Formats `row` of `symbol` as one CSV line (with `\n`) into `line`, its fields in `order`.
 #[inline]
-fn format_row(line: &mut Vec<u8>, ts: &mut TsFormatter, symbol: &str, row: &Row) {
+fn format_row(
+    line: &mut Vec<u8>,
+    ts: &mut TsFormatter,
+    order: ColumnOrder,
+    symbol: &str,
+    row: &Row,
+) {
     let kind = row.kind;
     let missing = |field: u8| kind == Some(AnomalyKind::MissingField) && row.variant == field;
     let junk = |field: u8| -> Option<u8> {
@@ -362,9 +418,18 @@ fn format_row(line: &mut Vec<u8>, ts: &mut TsFormatter, symbol: &str, row: &Row)
         (target == field).then_some(letter)
     };
     line.clear();
-    ts.push(line, row.ts);
-    line.push(b',');
-    line.extend_from_slice(symbol.as_bytes());
+    match order {
+        ColumnOrder::Canonical => {
+            ts.push(line, row.ts);
+            line.push(b',');
+            line.extend_from_slice(symbol.as_bytes());
+        }
+        ColumnOrder::Vendor => {
+            line.extend_from_slice(symbol.as_bytes());
+            line.push(b',');
+            ts.push(line, row.ts);
+        }
+    }
     line.push(b',');
     if !missing(0) {
         push_ticks(line, row.price);
@@ -403,6 +468,7 @@ fn format_row(line: &mut Vec<u8>, ts: &mut TsFormatter, symbol: &str, row: &Row)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TimestampFormat;
 
     #[test]
     fn apportion_is_exact() {
@@ -414,6 +480,52 @@ mod tests {
         }
         apportion(900, &[1, 2], &mut out);
         assert_eq!(out, vec![300, 600]);
+    }
+
+    fn weights(symbols: usize, symbol_skew: f64) -> Vec<u64> {
+        symbol_weights(&GenConfig {
+            symbols,
+            symbol_skew,
+            ..GenConfig::default()
+        })
+    }
+
+    #[test]
+    fn symbol_weights_follow_zipf() {
+        // The default is the historic 1/√rank split.
+        assert_eq!(weights(4, 0.5), vec![1_000_000, 707_106, 577_350, 500_000]);
+        assert!(weights(7, 0.0).iter().all(|&w| w == 1_000_000_000_000));
+        let mut out = Vec::new();
+        apportion(1_000_000, &weights(20, 1.0), &mut out);
+        // 1/H(20) = 27.8% for the first symbol, 1/(20·H(20)) = 1.39% for the last.
+        assert!((277_000..279_000).contains(&out[0]), "{out:?}");
+        assert!((13_800..14_000).contains(&out[19]), "{out:?}");
+        // Steep skews over many symbols keep every weight non-zero.
+        assert!(weights(GenConfig::MAX_SYMBOLS, 2.0).iter().all(|&w| w > 0));
+    }
+
+    #[test]
+    fn no_symbol_vanishes_when_there_are_rows_enough() {
+        let mut out = Vec::new();
+        let w = weights(20, 3.0);
+        apportion(100, &w, &mut out);
+        assert!(
+            out.contains(&0),
+            "the plain split starves the tail: {out:?}"
+        );
+        split_over_symbols(100, &w, &mut out, apportion);
+        assert_eq!(out.iter().sum::<u64>(), 100);
+        assert!(out.iter().all(|&c| c >= 1), "{out:?}");
+        assert!(out[0] > 50, "{out:?}");
+        // Fewer rows than symbols: some must go without.
+        split_over_symbols(7, &w, &mut out, apportion);
+        assert_eq!(out.iter().sum::<u64>(), 7);
+        // A split without empty symbols is kept unchanged.
+        let w = weights(5, 0.5);
+        let mut plain = Vec::new();
+        apportion(795, &w, &mut plain);
+        split_over_symbols(795, &w, &mut out, apportion);
+        assert_eq!(out, plain);
     }
 
     fn row() -> Row {
@@ -436,7 +548,13 @@ mod tests {
 
     fn fmt(r: &Row) -> String {
         let mut line = Vec::new();
-        format_row(&mut line, &mut TsFormatter::new(), "AAPL", r);
+        format_row(
+            &mut line,
+            &mut TsFormatter::new(TimestampFormat::Iso),
+            ColumnOrder::Canonical,
+            "AAPL",
+            r,
+        );
         String::from_utf8(line).unwrap()
     }
 
@@ -445,6 +563,21 @@ mod tests {
         assert_eq!(
             fmt(&row()),
             "2021-01-04T14:30:00.000123456Z,AAPL,132.45,100,132.44,132.46,300,500,Q,@\n"
+        );
+    }
+
+    #[test]
+    fn vendor_order_puts_the_symbol_first() {
+        let mut line = Vec::new();
+        let mut ts = TsFormatter::new(TimestampFormat::EpochMs);
+        format_row(&mut line, &mut ts, ColumnOrder::Vendor, "AAPL", &row());
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "AAPL,1609770600000,132.45,100,132.44,132.46,300,500,Q,@\n"
+        );
+        assert_eq!(
+            VENDOR_TAQ_HEADER.split(',').count(),
+            TAQ_HEADER.split(',').count()
         );
     }
 

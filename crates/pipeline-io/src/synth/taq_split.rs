@@ -2,7 +2,8 @@
 //!
 //! * `trades_YYYY-MM-DD.csv[.ext]`: `ts,symbol,price,size,exchange`, every symbol merged in
 //!   time order; `cfg.rows` trades in all, spread over days and symbols as in the other
-//!   layouts (±30% per day, a 1/√rank share per symbol).
+//!   layouts (±30% per day, a `1/rank^S` share per symbol, `S` being
+//!   [`GenConfig::symbol_skew`]).
 //! * `quotes_YYYY-MM-DD.csv[.ext]`: `ts,symbol,exchange,bid,ask,bid_size,ask_size`, about
 //!   `cfg.quotes_per_trade` ([`QUOTES_PER_TRADE`] by default) quotes per trade, from the exchanges in [`EXCHANGES`]. Each quote is
 //!   one exchange's new best bid and offer, so the NBBO (best bid and offer across exchanges)
@@ -16,7 +17,8 @@
 //! The price follows a per-symbol random walk sampled once a second; quotes sit a few ticks
 //! around it and trades print at the bid, the ask or the midpoint of the quotes around them.
 //! The layout injects no anomalies (the anomaly rates apply to the other layouts), writes no
-//! manifest lines, and like them is deterministic: same config, same bytes.
+//! manifest lines, and like them is deterministic: same config, same bytes. Timestamps follow
+//! [`GenConfig::ts_format`]; the column order is fixed (the headers above).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -164,9 +166,7 @@ pub(crate) fn generate(cfg: &GenConfig, dir: &Path) -> Result<GenSummary> {
     };
     let mut day_rng = Rng::new(cfg.seed, 1);
     let day_w: Vec<u64> = days.iter().map(|_| 700 + day_rng.below(601)).collect();
-    let sym_w: Vec<u64> = (0..cfg.symbols)
-        .map(|i| (1_000_000.0 / ((i + 1) as f64).sqrt()) as u64)
-        .collect();
+    let sym_w = super::generate::symbol_weights(cfg);
     let day_counts = apportion(cfg.rows, &day_w);
     // Each symbol's price carries across days.
     let mut last_mid: Vec<f64> = (0..cfg.symbols)
@@ -176,7 +176,10 @@ pub(crate) fn generate(cfg: &GenConfig, dir: &Path) -> Result<GenSummary> {
         let open = local_to_utc_ns(cfg.timezone, date, cfg.session_open)?;
         let close = local_to_utc_ns(cfg.timezone, date, cfg.session_close)?;
         let post = close + POST_MARKET_HOURS * 3600 * NS;
-        let sym_counts = apportion(n_day, &sym_w);
+        let mut sym_counts = Vec::with_capacity(cfg.symbols);
+        super::generate::split_over_symbols(n_day, &sym_w, &mut sym_counts, |t, w, out| {
+            *out = apportion(t, w);
+        });
         let mut syms = Vec::with_capacity(cfg.symbols);
         for (s, &n) in sym_counts.iter().enumerate() {
             let mut rng = Rng::new(cfg.seed, 10_000 + (d as u64) * 65_536 + s as u64);
@@ -259,7 +262,7 @@ fn write_file(
         .enumerate()
         .filter_map(|(s, e)| e.map(|e| Reverse((e.ts, s))))
         .collect();
-    let mut fmt = TsFormatter::new();
+    let mut fmt = TsFormatter::new(cfg.ts_format);
     let mut line = Vec::with_capacity(128);
     while let Some(Reverse((_, s))) = heap.pop() {
         let Some(e) = pending[s].take() else { continue };

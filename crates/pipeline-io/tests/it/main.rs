@@ -4,4 +4,5 @@ mod hostile;
 mod read;
 mod sink;
 mod synth;
+mod synth_variants;
 mod vendor;
