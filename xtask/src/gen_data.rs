@@ -4,6 +4,7 @@
 //! cargo xtask gen-data --symbols 5 --years 5 --rows 1000000 --layout per-day --compression gz --out DIR
 //! cargo run --release -p xtask -- gen-data --rows 10000000 --out /tmp/x   # fast: release build
 //! cargo xtask gen-data --rows 1000 --out - --manifest anomalies.jsonl | head
+//! cargo xtask gen-data --rows 100000 --ts-format epoch-ms --symbol-skew 1 --column-order vendor --out DIR
 //! ```
 //!
 //! Prints a one-line JSON summary (`rows`, `bytes`, `files`, `anomalies_by_kind`, plus
@@ -16,8 +17,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use pipeline_io::{
-    AnomalyKind, AnomalyRates, Codec, GenConfig, Holidays, Layout, generate_to_dir,
-    generate_to_writer,
+    AnomalyKind, AnomalyRates, Codec, ColumnOrder, GenConfig, Holidays, Layout, TimestampFormat,
+    generate_to_dir, generate_to_writer,
 };
 
 /// Arguments of `gen-data`. Unset options take `GenConfig::default()`'s values.
@@ -61,6 +62,24 @@ pub struct Args {
     /// PRNG seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// How timestamps are written, all UTC: `iso` (default, 2019-01-02T12:53:17.784433219Z),
+    /// `iso-micros` (2019-01-02T12:53:17.784433Z), `space-micros` (2019-01-02 12:53:17.784433,
+    /// no zone), `epoch-ns` (1546433597784433219) or `epoch-ms` (1546433597784). Shorter forms
+    /// truncate the nanoseconds.
+    #[arg(long, value_name = "FORMAT")]
+    ts_format: Option<TimestampFormat>,
+    /// Zipf exponent S of the symbols' shares: symbol i (0-based) gets rows in proportion to
+    /// 1/(i+1)^S. 0 is uniform, the default 0.5 is 1/sqrt(rank), 1 gives the first of 20
+    /// symbols about 28% of the rows and the last about 1.4%. At most 10. The total stays
+    /// --rows, and every symbol keeps a row on each day with at least one row per symbol.
+    #[arg(long, value_name = "S")]
+    symbol_skew: Option<f64>,
+    /// Column order and header names: `canonical` (default:
+    /// ts,symbol,price,size,bid,ask,bid_size,ask_size,exchange,conditions) or `vendor`
+    /// (symbol,date_time,price,volume,bid_price,ask_price,bid_size,ask_size,exchange,sale_condition,
+    /// names tickpipe maps without a config). Not for layout taq-split.
+    #[arg(long, value_name = "ORDER")]
+    column_order: Option<ColumnOrder>,
     /// Rate of every anomaly kind, as a fraction of rows (default 0.001).
     #[arg(long)]
     anomaly_rate: Option<f64>,
@@ -143,6 +162,9 @@ impl Args {
             },
             anomalies,
             quotes_per_trade: self.quotes_per_trade.unwrap_or(d.quotes_per_trade),
+            ts_format: self.ts_format.unwrap_or(d.ts_format),
+            symbol_skew: self.symbol_skew.unwrap_or(d.symbol_skew),
+            column_order: self.column_order.unwrap_or(d.column_order),
             ..d
         })
     }
@@ -266,6 +288,32 @@ mod tests {
         assert_eq!(cfg.anomalies.get(AnomalyKind::ZeroSize), 0.01);
         assert_eq!(cfg.anomalies.get(AnomalyKind::OutOfOrder), 0.02);
         assert_eq!(cfg.seed, 42);
+    }
+
+    #[test]
+    fn variety_flags_map_onto_the_config() {
+        let w = Wrap::parse_from([
+            "x",
+            "--out",
+            "d",
+            "--ts-format",
+            "space-micros",
+            "--symbol-skew",
+            "1.5",
+            "--column-order",
+            "vendor",
+        ]);
+        let cfg = w.args.config().unwrap();
+        assert_eq!(cfg.ts_format, TimestampFormat::SpaceMicros);
+        assert_eq!(cfg.symbol_skew, 1.5);
+        assert_eq!(cfg.column_order, ColumnOrder::Vendor);
+        let bad = Wrap::try_parse_from(["x", "--out", "d", "--ts-format", "unix"]).unwrap_err();
+        assert!(
+            bad.to_string().contains("unknown timestamp format"),
+            "{bad}"
+        );
+        let bad = Wrap::try_parse_from(["x", "--out", "d", "--column-order", "x"]).unwrap_err();
+        assert!(bad.to_string().contains("canonical or vendor"), "{bad}");
     }
 
     /// The command in data/README.md makes the config that pipeline-io's
