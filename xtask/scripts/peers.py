@@ -5,6 +5,7 @@ installed is reported as {"tool": ..., "skipped": "not installed"}.
 
 Usage: peers.py load FILE [FILE.gz]   |   peers.py job FILE OUT_DIR
        peers.py asof DIR OUT_DIR   (DIR holds trades_*.csv and quotes_*.csv, time-sorted)
+       peers.py read NAME=PATH...  (DuckDB and Polars queries over finished outputs)
 """
 import json
 import os
@@ -118,6 +119,71 @@ def asof(tool, d, out_dir):
     }), flush=True)
 
 
+def read_queries(name, path):
+    """Reading a finished output back, as a researcher would: a full scan (every row, three
+    columns) and a one-symbol, one-month query (the partition and row-group statistics decide
+    how much is read). Best of three runs each, from a warm page cache."""
+    import glob
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+        size = sum(os.path.getsize(f) for f in files)
+    else:
+        files = [path]
+        size = os.path.getsize(path)
+    hive = os.path.isdir(path)
+    results = []
+    try:
+        import duckdb
+        con = duckdb.connect()
+        src = (f"read_parquet('{path}/**/*.parquet', hive_partitioning=true)" if hive
+               else f"read_parquet('{path}')")
+        qs = {
+            "read_full": f"select count(*), sum(price * size), avg(sma_20) from {src}",
+            "read_symbol_month": f"""select count(*), avg(price) from {src} where symbol = 'MSFT'
+                and ts >= '2019-03-01 00:00:00+00'::timestamptz and ts < '2019-04-01 00:00:00+00'::timestamptz""",
+        }
+        for task, q in qs.items():
+            best, rows = None, None
+            for _ in range(3):
+                t = time.perf_counter()
+                rows = con.execute(q).fetchall()[0][0]
+                d = time.perf_counter() - t
+                best = d if best is None else min(best, d)
+            results.append(("duckdb", task, rows, best))
+    except ImportError:
+        print(json.dumps({"tool": "duckdb", "task": "read", "skipped": "not installed"}), flush=True)
+    try:
+        import polars as pl
+        lf = (pl.scan_parquet(path, hive_partitioning=True) if hive else pl.scan_parquet(path))
+        ts = lf.collect_schema()["ts"]
+        tz = getattr(ts, "time_zone", None)
+        lo = pl.datetime(2019, 3, 1, time_zone=tz) if tz else pl.datetime(2019, 3, 1)
+        hi = pl.datetime(2019, 4, 1, time_zone=tz) if tz else pl.datetime(2019, 4, 1)
+        qs = {
+            "read_full": lambda: lf.select(pl.len(), (pl.col("price") * pl.col("size")).sum(),
+                                           pl.col("sma_20").mean()).collect(),
+            "read_symbol_month": lambda: lf.filter((pl.col("symbol") == "MSFT") & (pl.col("ts") >= lo)
+                                                   & (pl.col("ts") < hi)).select(pl.len(), pl.col("price").mean()).collect(),
+        }
+        for task, q in qs.items():
+            best, rows = None, None
+            for _ in range(3):
+                t = time.perf_counter()
+                rows = q().item(0, 0)
+                d = time.perf_counter() - t
+                best = d if best is None else min(best, d)
+            results.append(("polars", task, rows, best))
+    except ImportError:
+        print(json.dumps({"tool": "polars", "task": "read", "skipped": "not installed"}), flush=True)
+    for tool, task, rows, secs in results:
+        print(json.dumps({
+            "tool": tool, "task": task, "dataset": name, "file": files[0] if files else path,
+            "bytes": size, "files": len(files), "rows": rows, "wall_seconds": secs,
+            "rows_per_second": rows / secs if secs > 0 else 0.0,
+            "mb_per_second": size / 1e6 / secs if secs > 0 else 0.0, "peak_rss_bytes": 0,
+        }), flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "load":
@@ -156,6 +222,10 @@ def main():
                     print(json.dumps({"tool": tool, "task": "asof", "skipped": f"failed: {e}"}), flush=True)
                 os._exit(0)
             os.waitpid(pid, 0)
+    elif mode == "read":
+        for arg in sys.argv[2:]:
+            name, _, path = arg.partition("=")
+            read_queries(name, path)
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -75,6 +75,9 @@ pub struct Figure {
     pub mb_per_second: f64,
     /// Peak RSS of the measured process.
     pub peak_rss_bytes: u64,
+    /// Whose output a read query read (`read` figures only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub dataset: String,
 }
 
 /// Runs the benchmark.
@@ -195,6 +198,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
             warm(&gz)?;
             figures.extend(peers(&root, "load", &[&csv_s, &gz_s])?);
             figures.extend(peers(&root, "job", &[&csv_s, &out_s])?);
+            // Reading the outputs back: tickpipe's dataset beside Polars' own file, each
+            // queried by DuckDB and Polars (a full scan; one symbol, one month).
+            let ours = scratch.join("tickpipe");
+            let ours_s = ours.to_string_lossy().to_string();
+            tickpipe_figure(&tickpipe, "run", &["run", &csv_s, "--out", &ours_s])?;
+            let theirs = scratch.join("polars_job.parquet");
+            if theirs.exists() {
+                let a = format!("tickpipe={}", ours.join("data").display());
+                let b = format!("polars={}", theirs.display());
+                for mut f in peers(&root, "read", &[&a, &b])? {
+                    // The reader is the tool; whose output it read goes into the task.
+                    f.task = format!("{}_{}", f.task, f.dataset);
+                    figures.push(f);
+                }
+            }
             let _ = std::fs::remove_dir_all(&scratch);
         }
     }
@@ -228,6 +246,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let mut md = markdown(&figures, &sizes, scale.as_ref());
     md.push_str(&overhead_markdown(&figures));
+    md.push_str(&read_markdown(&figures));
     md.push_str(&quality_markdown(&quality_rows));
     md.push_str(&taq_markdown(&taq));
     if let Some(e) = &engine {
@@ -494,6 +513,7 @@ fn tickpipe_figure_on(
         rows_per_second: v["rows_per_second"].as_f64().unwrap_or(0.0),
         mb_per_second: v["mb_per_second"].as_f64().unwrap_or(0.0),
         peak_rss_bytes: v["peak_rss_bytes"].as_u64().unwrap_or(0),
+        dataset: String::new(),
     })
 }
 
@@ -548,6 +568,7 @@ fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
             rows_per_second: j["rows_per_second"].as_f64().unwrap_or(0.0),
             mb_per_second: j["mb_per_second"].as_f64().unwrap_or(0.0),
             peak_rss_bytes: j["peak_rss_bytes"].as_u64().unwrap_or(0),
+            dataset: j["dataset"].as_str().unwrap_or("").into(),
         };
         eprintln!(
             "   {} {}: {:.2}s {:.2} M rows/s, peak RSS {:.0} MiB",
@@ -743,6 +764,34 @@ fn markdown(figures: &[Figure], sizes: &[u64], scale: Option<&ScaleResult>) -> S
 
 /// What inline validation and the monitor add to a full run, per input size: the run's wall
 /// time against the same run without each (same inputs, measured one after the other).
+/// Reading the outputs back: each reader's best-of-three time on tickpipe's dataset and on
+/// Polars' own file of the same job.
+fn read_markdown(figures: &[Figure]) -> String {
+    let reads: Vec<&Figure> = figures
+        .iter()
+        .filter(|f| f.task.starts_with("read_"))
+        .collect();
+    if reads.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n### Reading the output back (best of 3, warm cache)\n\n| rows read | reader | query | output of | MB | wall ms |\n|---:|---|---|---|---:|---:|\n",
+    );
+    for f in reads {
+        let query = f.task.trim_end_matches(&format!("_{}", f.dataset));
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} |\n",
+            f.rows,
+            f.tool,
+            query,
+            f.dataset,
+            f.bytes / 1_000_000,
+            f.wall_seconds * 1000.0
+        ));
+    }
+    md
+}
+
 fn overhead_markdown(figures: &[Figure]) -> String {
     let wall = |task: &str, rows: u64| {
         figures

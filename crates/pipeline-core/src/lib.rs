@@ -42,6 +42,7 @@ mod bytesize;
 pub mod calendar;
 mod chunk;
 mod config;
+mod cores;
 mod error;
 mod hash;
 mod ledger;
@@ -61,6 +62,7 @@ pub use config::{
     CacheConfig, Config, InputConfig, MIN_MEMORY_LIMIT, MonitorConfig, OutputConfig, OutputFormat,
     PipelineConfig, PreprocessingConfig, TaqConfig, ValidationConfig, parse_hhmm,
 };
+pub use cores::cores;
 pub use error::{Error, Result, truncate_for_error};
 pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};

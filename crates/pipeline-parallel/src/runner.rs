@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded, select, unbounded};
@@ -68,7 +68,7 @@ struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: pipeline_core::cores(),
             max_open_files: None,
             memory_limit: 256 << 20,
             channel_capacity: 0,

@@ -50,7 +50,7 @@ impl Runtime {
 
     /// A runtime with one pool thread per core.
     pub fn per_core() -> Result<Self> {
-        Runtime::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        Runtime::new(pipeline_core::cores())
     }
 
     /// Threads in the pool.

@@ -9,9 +9,7 @@ pub fn workers(cfg: &Config) -> usize {
         return 1;
     }
     match cfg.pipeline.max_workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => pipeline_core::cores(),
         n => n,
     }
 }

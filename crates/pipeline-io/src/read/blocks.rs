@@ -100,7 +100,8 @@ struct Decoded {
 /// Producer-side handle: sends blocks, waiting for a free token first.
 pub(crate) struct BlockSender {
     tx: Sender<Block>,
-    tokens: Receiver<()>,
+    /// `None` when decoding inline: every block is cut before any is decoded.
+    tokens: Option<Receiver<()>>,
     seq: u64,
     /// Buffers of decoded owned blocks, handed back for reuse.
     spare: Receiver<Vec<u8>>,
@@ -119,7 +120,9 @@ impl BlockSender {
 
     /// Sends a block; `false` when the consumer has gone.
     pub fn send(&mut self, data: BlockData, last: bool, progress: u64) -> bool {
-        if self.tokens.recv().is_err() {
+        if let Some(tokens) = &self.tokens
+            && tokens.recv().is_err()
+        {
             return false;
         }
         let seq = self.seq;
@@ -178,8 +181,8 @@ pub(crate) struct BlockSource {
     reopenable: bool,
 }
 
-/// Starts `threads` decode workers; returns the producer handle and the source. `first_line`
-/// is the line the first block starts on (after a header).
+/// Starts `threads` decode workers (at least one); returns the producer handle and the
+/// source. `first_line` is the line the first block starts on (after a header).
 pub(crate) fn start(
     plan: Arc<CsvPlan>,
     source: SourceId,
@@ -188,82 +191,81 @@ pub(crate) fn start(
     first_line: u64,
     bytes_total: Option<u64>,
 ) -> (BlockSender, BlockSource) {
-    let in_flight = in_flight.max(2);
+    let (sender, src, _) = channels(
+        plan,
+        source,
+        Some((threads.max(1), in_flight)),
+        first_line,
+        bytes_total,
+    );
+    (sender, src)
+}
+
+/// Cuts and decodes a small input on the calling thread: `produce` cuts every block first,
+/// then they are decoded here, and the source yields the results. No thread is started: for
+/// a day file of a few hundred rows, [`start`]'s producer and decoder threads cost more than
+/// the decoding (1,258 such files: 4 thread starts and a hand-off per block each).
+/// Memory is bounded by the input, which the caller has already read whole.
+pub(crate) fn decode_inline(
+    plan: Arc<CsvPlan>,
+    source: SourceId,
+    first_line: u64,
+    bytes_total: Option<u64>,
+    produce: impl FnOnce(&mut BlockSender),
+) -> BlockSource {
+    let (mut sender, src, inline) = channels(plan.clone(), source, None, first_line, bytes_total);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(&mut sender)));
+    if r.is_err() {
+        sender.fail(Error::Internal("block producer panicked".into()));
+    }
+    drop(sender);
+    if let Some(i) = inline {
+        decode_blocks(&i.blocks, &i.spare, &i.results, &plan, source, &src.cancel);
+    }
+    src
+}
+
+/// The channels between producer, decoders and consumer. `workers` is `(threads, blocks in
+/// flight)`, or `None` to decode inline: then no thread starts, the block channel is
+/// unbounded, and the returned [`Inline`] holds what the caller decodes with.
+fn channels(
+    plan: Arc<CsvPlan>,
+    source: SourceId,
+    workers: Option<(usize, usize)>,
+    first_line: u64,
+    bytes_total: Option<u64>,
+) -> (BlockSender, BlockSource, Option<Inline>) {
+    let in_flight = workers.map_or(2, |(_, n)| n.max(2));
     let (tok_tx, tok_rx) = crossbeam_channel::bounded(in_flight);
     for _ in 0..in_flight {
         let _ = tok_tx.send(());
     }
-    let (blk_tx, blk_rx) = crossbeam_channel::bounded::<Block>(in_flight);
+    let (blk_tx, blk_rx) = match workers {
+        Some(_) => crossbeam_channel::bounded::<Block>(in_flight),
+        None => crossbeam_channel::unbounded::<Block>(),
+    };
     let (res_tx, res_rx) = crossbeam_channel::unbounded();
     // Two spare buffers: the producer fills one block at a time, so a second only covers
     // decoders finishing out of turn; more would sit idle in memory.
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
     let cancel = Arc::new(AtomicBool::new(false));
-    for _ in 0..threads.max(1) {
+    let threads = workers.map_or(0, |(t, _)| t);
+    for _ in 0..threads {
         let rx = blk_rx.clone();
         let spare = spare_tx.clone();
         let tx = res_tx.clone();
         let plan = plan.clone();
         let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            for b in rx {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let (seq, d) = match b {
-                    Block::Data {
-                        seq,
-                        data,
-                        last,
-                        progress,
-                    } => {
-                        // A bug must end the source with an error, not silently drop a block.
-                        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                            || match &data {
-                                BlockData::Skipped {
-                                    len,
-                                    newlines,
-                                    prefix,
-                                } => {
-                                    skipped_block(&plan, source, *len, *newlines, prefix, progress)
-                                }
-                                _ => decode_block(&plan, source, data.bytes(), last, progress),
-                            },
-                        ))
-                        .unwrap_or_else(|_| Decoded {
-                            batch: None,
-                            rejects: Vec::new(),
-                            newlines: 0,
-                            records: 0,
-                            progress,
-                            error: Some(Error::Internal(format!(
-                                "decoder thread panicked on block {seq}"
-                            ))),
-                        });
-                        data.release(&spare);
-                        (seq, d)
-                    }
-                    Block::Fail { seq, error } => (
-                        seq,
-                        Decoded {
-                            batch: None,
-                            rejects: Vec::new(),
-                            newlines: 0,
-                            records: 0,
-                            progress: 0,
-                            error: Some(error),
-                        },
-                    ),
-                };
-                if tx.send((seq, d)).is_err() {
-                    break;
-                }
-            }
-        });
+        std::thread::spawn(move || decode_blocks(&rx, &spare, &tx, &plan, source, &cancel));
     }
+    let inline = workers.is_none().then(|| Inline {
+        blocks: blk_rx,
+        spare: spare_tx,
+        results: res_tx,
+    });
     let sender = BlockSender {
         tx: blk_tx,
-        tokens: tok_rx,
+        tokens: workers.is_some().then_some(tok_rx),
         seq: 0,
         spare: spare_rx,
     };
@@ -285,7 +287,75 @@ pub(crate) fn start(
         _raw_bytes: None,
         reopenable: true,
     };
-    (sender, src)
+    (sender, src, inline)
+}
+
+/// What [`decode_inline`] needs to decode on the calling thread once the producer is done.
+struct Inline {
+    blocks: Receiver<Block>,
+    spare: Sender<Vec<u8>>,
+    results: Sender<(u64, Decoded)>,
+}
+
+/// A decode worker: decodes blocks from `rx` until the producer is done, the consumer has
+/// gone or the source is cancelled.
+fn decode_blocks(
+    rx: &Receiver<Block>,
+    spare: &Sender<Vec<u8>>,
+    tx: &Sender<(u64, Decoded)>,
+    plan: &Arc<CsvPlan>,
+    source: SourceId,
+    cancel: &AtomicBool,
+) {
+    for b in rx {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let (seq, d) = match b {
+            Block::Data {
+                seq,
+                data,
+                last,
+                progress,
+            } => {
+                // A bug must end the source with an error, not silently drop a block.
+                let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &data {
+                    BlockData::Skipped {
+                        len,
+                        newlines,
+                        prefix,
+                    } => skipped_block(plan, source, *len, *newlines, prefix, progress),
+                    _ => decode_block(plan, source, data.bytes(), last, progress),
+                }))
+                .unwrap_or_else(|_| Decoded {
+                    batch: None,
+                    rejects: Vec::new(),
+                    newlines: 0,
+                    records: 0,
+                    progress,
+                    error: Some(Error::Internal(format!(
+                        "decoder thread panicked on block {seq}"
+                    ))),
+                });
+                data.release(spare);
+                (seq, d)
+            }
+            Block::Fail { seq, error } => (
+                seq,
+                Decoded {
+                    batch: None,
+                    rejects: Vec::new(),
+                    newlines: 0,
+                    records: 0,
+                    progress: 0,
+                    error: Some(error),
+                },
+            ),
+        };
+        if tx.send((seq, d)).is_err() {
+            break;
+        }
+    }
 }
 
 /// The result of a record the producer skipped for its length: one `line_too_long` reject

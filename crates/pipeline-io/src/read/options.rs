@@ -174,7 +174,7 @@ impl ReadOptions {
         if self.threads > 0 {
             self.threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            pipeline_core::cores()
         }
     }
 

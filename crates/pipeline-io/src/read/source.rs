@@ -53,6 +53,8 @@ pub(crate) struct OpenedText {
     pub mmap: Option<Arc<memmap2::Mmap>>,
     /// Offset of the text in the map (after a BOM).
     pub text_start: usize,
+    /// Whether `sample` holds the whole text (the input ended within the sample).
+    pub whole: bool,
 }
 
 /// Opens `input` as a source of canonical chunks: sniffs its format, compression, encoding,
@@ -199,20 +201,12 @@ fn open_text(
         });
         return Ok(Box::new(src));
     }
-    let (sender, mut src) = blocks::start(
-        plan.clone(),
-        id,
-        threads,
-        opts.effective_in_flight(),
-        1,
-        input.size,
-    );
-    src.set_reopenable(!input.is_stdin());
+    let whole = opened.whole;
     let text = std::io::Cursor::new(opened.sample).chain(opened.rest);
     let raw_bytes = opened.raw_bytes;
     let has_header = plan.has_header();
     let delim = plan.delimiter();
-    blocks::spawn_producer(sender, move |out| {
+    let produce = move |out: &mut BlockSender| {
         produce_stream(
             text,
             (has_header, delim),
@@ -222,7 +216,24 @@ fn open_text(
             name,
             codec,
         )
-    });
+    };
+    let mut src = if whole {
+        // The whole text is already in memory (a small or day file): decoding it here costs
+        // less than starting threads for it.
+        blocks::decode_inline(plan.clone(), id, 1, input.size, produce)
+    } else {
+        let (sender, src) = blocks::start(
+            plan.clone(),
+            id,
+            threads,
+            opts.effective_in_flight(),
+            1,
+            input.size,
+        );
+        blocks::spawn_producer(sender, produce);
+        src
+    };
+    src.set_reopenable(!input.is_stdin());
     Ok(Box::new(src))
 }
 
@@ -819,6 +830,7 @@ pub(crate) fn sniff_text(
         raw_bytes,
         text_start: encoding.bom,
         mmap,
+        whole: text_all,
     }))
 }
 
@@ -905,5 +917,44 @@ mod tests {
         assert!(ends.len() > 5);
         assert_eq!(*ends.last().unwrap(), text.len() as u64);
         assert_eq!(count(&opts), 40_000);
+    }
+    #[test]
+    fn a_small_input_decodes_inline_in_many_blocks_with_its_lines() {
+        // A gzip input that fits the sniffing sample is decoded on the calling thread. With
+        // tiny chunks it is cut into far more blocks than a threaded source keeps in flight:
+        // none may be lost or reordered, and lines and rejects must stay exact.
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("day.csv.gz");
+        let mut text = String::from("ts,symbol,price,size\n");
+        for i in 0..3000u64 {
+            if i == 1234 {
+                text.push_str("2021-01-04T14:30:00Z,AAPL,oops,1\n");
+            } else {
+                text.push_str(&format!("2021-01-04T14:30:00.{i:09}Z,AAPL,{i}.5,1\n"));
+            }
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&p, gz.finish().unwrap()).unwrap();
+        let opts = ReadOptions {
+            chunk_rows: 10,
+            threads: 2,
+            ..ReadOptions::default()
+        };
+        let mut src = open_source(&InputFile::new(&p), 0, &opts).unwrap();
+        let mut lines = Vec::new();
+        let mut chunks = 0;
+        for c in src.by_ref() {
+            let c = c.unwrap();
+            chunks += 1;
+            lines.extend((0..c.num_rows()).map(|r| c.line(r)));
+        }
+        assert!(chunks > 20, "expected many blocks, got {chunks}");
+        let expected: Vec<u64> = (2..=3001).filter(|l| *l != 1236).collect();
+        assert_eq!(lines, expected);
+        let rejects = src.drain_rejects();
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].line, 1236);
     }
 }
