@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// per trade on normal days, about 3 overall); 0 skips it.
     #[arg(long, default_value_t = 20_000_000)]
     pub taq_trades: u64,
+    /// Generate the inputs in a hold-out style that no test is tuned to: space-separated
+    /// microsecond timestamps without a zone, Zipf-skewed symbols (S = 1), another seed and
+    /// another anomaly mix (more duplicates and spikes, no locked quotes).
+    #[arg(long)]
+    pub holdout: bool,
 }
 
 /// The seed design's published throughput claims (rows/s), the baseline we quote ratios to.
@@ -106,15 +111,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
     for &rows in &sizes {
-        let dir = data.join(format!("taq_{rows}"));
+        let dir = data.join(if args.holdout {
+            format!("taq_{rows}_holdout")
+        } else {
+            format!("taq_{rows}")
+        });
         let csv = dir.join("plain/taq.csv");
         let gz = dir.join("gz/taq.csv.gz");
         if !csv.exists() {
             eprintln!("== gen-data {rows} rows");
-            gen_data(&xtask, rows, &dir.join("plain"), "none")?;
+            gen_data(&xtask, rows, &dir.join("plain"), "none", args.holdout)?;
         }
         if !gz.exists() {
-            gen_data(&xtask, rows, &dir.join("gz"), "gz")?;
+            gen_data(&xtask, rows, &dir.join("gz"), "gz", args.holdout)?;
         }
         let scratch = out.join("scratch");
         let csv_s = csv.to_string_lossy().to_string();
@@ -444,7 +453,24 @@ fn quality_markdown(rows: &[Value]) -> String {
     md
 }
 
-fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()> {
+/// The gen-data options of `--holdout` (see [`BenchArgs::holdout`]).
+const HOLDOUT: [&str; 12] = [
+    "--ts-format",
+    "space-micros",
+    "--symbol-skew",
+    "1",
+    "--seed",
+    "20261206",
+    "--rate-duplicate",
+    "0.004",
+    "--rate-price-spike",
+    "0.003",
+    "--rate-locked-quote",
+    "0",
+];
+
+fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str, holdout: bool) -> Result<()> {
+    let extra: &[&str] = if holdout { &HOLDOUT } else { &[] };
     let status = Command::new(xtask)
         .args([
             "gen-data",
@@ -460,6 +486,7 @@ fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str) -> Result<()
         // anomaly kind stays in at its default rate (0.1% of rows each).
         .args(["--rate-malformed-field-count", "0"])
         .args(["--rate-malformed-number", "0"])
+        .args(extra)
         .arg("--out")
         .arg(dir)
         .stdout(Stdio::null())
