@@ -97,6 +97,20 @@ struct Decoded {
     error: Option<Error>,
 }
 
+impl Decoded {
+    /// A block that yields nothing but `error`.
+    fn failed(progress: u64, error: Error) -> Decoded {
+        Decoded {
+            batch: None,
+            rejects: Vec::new(),
+            newlines: 0,
+            records: 0,
+            progress,
+            error: Some(error),
+        }
+    }
+}
+
 /// Producer-side handle: sends blocks, waiting for a free token first.
 pub(crate) struct BlockSender {
     tx: Sender<Block>,
@@ -153,11 +167,17 @@ pub(crate) fn spawn_producer(
 ) {
     std::thread::spawn(move || {
         let mut out = out;
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(&mut out)));
-        if r.is_err() {
-            out.fail(Error::Internal("block producer panicked".into()));
-        }
+        run_producer(&mut out, produce);
     });
+}
+
+/// Runs a producer; if it panics (a bug), the source ends with [`Error::Internal`] after
+/// the blocks it sent.
+fn run_producer(out: &mut BlockSender, produce: impl FnOnce(&mut BlockSender)) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(out)));
+    if r.is_err() {
+        out.fail(Error::Internal("block producer panicked".into()));
+    }
 }
 
 /// The consumer: an ordered [`Source`] over decoded blocks.
@@ -214,10 +234,7 @@ pub(crate) fn decode_inline(
     produce: impl FnOnce(&mut BlockSender),
 ) -> BlockSource {
     let (mut sender, src, inline) = channels(plan.clone(), source, None, first_line, bytes_total);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(&mut sender)));
-    if r.is_err() {
-        sender.fail(Error::Internal("block producer panicked".into()));
-    }
+    run_producer(&mut sender, produce);
     drop(sender);
     if let Some(i) = inline {
         decode_blocks(&i.blocks, &i.spare, &i.results, &plan, source, &src.cancel);
@@ -327,30 +344,16 @@ fn decode_blocks(
                     } => skipped_block(plan, source, *len, *newlines, prefix, progress),
                     _ => decode_block(plan, source, data.bytes(), last, progress),
                 }))
-                .unwrap_or_else(|_| Decoded {
-                    batch: None,
-                    rejects: Vec::new(),
-                    newlines: 0,
-                    records: 0,
-                    progress,
-                    error: Some(Error::Internal(format!(
-                        "decoder thread panicked on block {seq}"
-                    ))),
+                .unwrap_or_else(|_| {
+                    Decoded::failed(
+                        progress,
+                        Error::Internal(format!("decoder thread panicked on block {seq}")),
+                    )
                 });
                 data.release(spare);
                 (seq, d)
             }
-            Block::Fail { seq, error } => (
-                seq,
-                Decoded {
-                    batch: None,
-                    rejects: Vec::new(),
-                    newlines: 0,
-                    records: 0,
-                    progress: 0,
-                    error: Some(error),
-                },
-            ),
+            Block::Fail { seq, error } => (seq, Decoded::failed(0, error)),
         };
         if tx.send((seq, d)).is_err() {
             break;

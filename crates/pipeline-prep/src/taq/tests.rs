@@ -33,6 +33,16 @@ struct T {
     size: f64,
 }
 
+/// A trade of one share.
+fn trade(ts: i64, sym: usize, price: f64) -> T {
+    T {
+        ts,
+        sym,
+        price,
+        size: 1.0,
+    }
+}
+
 const SYMS: [&str; 3] = ["AAA", "BBB", "CCC"];
 const EXS: [&str; 3] = ["N", "Q", "P"];
 
@@ -355,24 +365,9 @@ fn unsorted_rows_are_quarantined_and_the_rest_matched() {
 #[test]
 fn tolerance_nulls_stale_quotes_and_counts_them() {
     let trades = vec![
-        T {
-            ts: 100,
-            sym: 0,
-            price: 100.0,
-            size: 1.0,
-        },
-        T {
-            ts: 200,
-            sym: 0,
-            price: 100.0,
-            size: 1.0,
-        },
-        T {
-            ts: 300,
-            sym: 1,
-            price: 101.0,
-            size: 1.0,
-        },
+        trade(100, 0, 100.0),
+        trade(200, 0, 100.0),
+        trade(300, 1, 101.0),
     ];
     let quotes = vec![Q {
         ts: 90,
@@ -460,20 +455,7 @@ fn progress_counts_the_bytes_of_every_file_of_every_segment() {
 
 #[test]
 fn a_trade_without_a_price_is_quarantined_with_its_own_reason() {
-    let trades = vec![
-        T {
-            ts: 100,
-            sym: 0,
-            price: 100.0,
-            size: 1.0,
-        },
-        T {
-            ts: 200,
-            sym: 0,
-            price: 100.0,
-            size: 1.0,
-        },
-    ];
+    let trades = vec![trade(100, 0, 100.0), trade(200, 0, 100.0)];
     let b = trade_batch(&trades);
     let mut cols = b.columns().to_vec();
     cols[2] = Arc::new(Float64Array::from(vec![Some(100.0), None]));
