@@ -50,15 +50,28 @@ pub fn execute(
             })
         }))
         .build()?;
+    let out = pipeline.output_dir().map(Path::to_path_buf);
     let result = pipeline.run();
     progress.finish();
     let report = match result {
         Ok(r) => r,
-        Err(tickpipe::Error::Cancelled) => {
-            return Err(anyhow::Error::new(tickpipe::Error::Cancelled)
-                .context("interrupted: completed segments are kept; run again with --resume"));
+        Err(e) => {
+            let err = match e {
+                tickpipe::Error::Cancelled => anyhow::Error::new(tickpipe::Error::Cancelled)
+                    .context("interrupted: completed segments are kept; run again with --resume"),
+                e => e.into(),
+            };
+            // What was committed is said after the error, and written for scripts.
+            if let Err(w) = crate::print::failed_run(
+                out.as_deref(),
+                &crate::message(&err),
+                crate::exit_code(&err),
+                summary_json,
+            ) {
+                tracing::warn!("cannot write the summary of the failed run: {w}");
+            }
+            return Err(err);
         }
-        Err(e) => return Err(e.into()),
     };
     if !quiet {
         crate::print::print_human(&report);

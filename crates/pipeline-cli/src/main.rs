@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         Ok(Ok(Outcome::SomeFilesFailed)) => ExitCode::from(1),
         Ok(Err(e)) => {
             eprintln!("tickpipe: error: {}", message(&e));
+            for line in print::take_after_error() {
+                eprintln!("{line}");
+            }
             ExitCode::from(exit_code(&e))
         }
         Err(_) => ExitCode::from(3),
@@ -61,7 +64,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes, each said once: a cause whose text the message already ends
 /// with (an I/O error shown inside its path's message) is not repeated.
-fn message(e: &anyhow::Error) -> String {
+pub(crate) fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -77,7 +80,7 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 /// Maps an error to the documented exit code.
-fn exit_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
         Some(Error::Cancelled) => 130,
         Some(Error::Internal(_)) => 3,

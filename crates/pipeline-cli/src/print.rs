@@ -94,3 +94,78 @@ pub fn write_json(r: &RunReport, path: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Lines to print after the error message of a failed command (what it committed).
+static AFTER_ERROR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Queues `line` to be printed after the command's error message.
+pub fn after_error(line: String) {
+    if let Ok(mut v) = AFTER_ERROR.lock() {
+        v.push(line);
+    }
+}
+
+/// Takes the lines queued by [`after_error`].
+pub fn take_after_error() -> Vec<String> {
+    AFTER_ERROR
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
+
+/// After a run into `out` failed or was interrupted with `error`: queues a summary of what
+/// it committed (from the folder's manifest) for after the error message, and writes the
+/// failure to `--summary-json` (`"succeeded": false`, the error, the exit code and the
+/// committed figures) so a script sees it too.
+pub fn failed_run(
+    out: Option<&Path>,
+    error: &str,
+    exit_code: u8,
+    summary_json: Option<&Path>,
+) -> anyhow::Result<()> {
+    let committed = out
+        .and_then(|o| tickpipe::output_status(o).ok().flatten())
+        .and_then(|s| s.committed);
+    if let (Some(c), Some(out)) = (&committed, out) {
+        let l = &c.ledger;
+        let out_so_far = l.written + l.quarantined_total() + l.removed_total();
+        let held = (l.read + l.added_total()).saturating_sub(out_so_far);
+        after_error(format!(
+            "  committed before it stopped: {} segment(s), {} input(s) done{}; ledger so far: {}{}",
+            c.segments,
+            c.inputs_completed,
+            if c.inputs_failed > 0 {
+                format!(", {} failed", c.inputs_failed)
+            } else {
+                String::new()
+            },
+            l.equation(),
+            if held > 0 {
+                format!(" (+ {held} rows held in stage windows, written by the resume)")
+            } else {
+                String::new()
+            }
+        ));
+        after_error(format!(
+            "  {} keeps them: run the same command with --resume to continue from there",
+            out.display()
+        ));
+    }
+    if let Some(path) = summary_json {
+        let v = serde_json::json!({
+            "succeeded": false,
+            "error": error,
+            "exit_code": exit_code,
+            "output": out,
+            "committed": committed,
+        });
+        let text = serde_json::to_string_pretty(&v)?;
+        if path == Path::new("-") {
+            println!("{text}");
+        } else {
+            std::fs::write(path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}

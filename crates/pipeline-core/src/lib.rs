@@ -78,5 +78,5 @@ pub use schema::{
     ts_type,
 };
 pub use sink::{MemoryRejectSink, MemorySink, RejectSink, Sink, SinkSummary};
-pub use source::{Progress, Source, SourceTable, VecSource};
+pub use source::{Progress, Source, SourcePosition, SourceTable, VecSource};
 pub use stage::{Emitter, Stage, StageFactory, StageOrder, run_stage};

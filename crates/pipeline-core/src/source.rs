@@ -1,7 +1,7 @@
 //! The [`Source`] trait and the run's table of input files.
 
 use arrow_schema::SchemaRef;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chunk::{Chunk, SourceId};
 use crate::error::Result;
@@ -16,6 +16,21 @@ pub struct Progress {
     pub bytes_total: Option<u64>,
     /// Data rows produced so far, quarantined rows included.
     pub rows_read: u64,
+}
+
+/// Where a source that can be continued stopped (a followed file stopped by Ctrl-C): the
+/// next unread byte, the line it starts, and hashes of what was read, so a later run can
+/// continue exactly there, and can tell when the part already read was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// The next unread byte of the file (after the last complete line).
+    pub offset: u64,
+    /// The line number that byte starts (1-based, header included).
+    pub line: u64,
+    /// `stable_hash` of the first 64 KiB of the file (or all of it before `offset`).
+    pub head_hash: u64,
+    /// `stable_hash` of the 64 KiB before `offset` (or all of it).
+    pub tail_hash: u64,
 }
 
 /// Something that yields chunks: a file reader, stdin, a generator, a test vector.
@@ -43,6 +58,12 @@ pub trait Source: Iterator<Item = Result<Chunk>> + Send {
     /// retried. True for files; false for stdin and pipes, whose bytes are gone once read.
     fn reopenable(&self) -> bool {
         true
+    }
+
+    /// Where the source stopped, once it has ended, when a later run can continue it from
+    /// there (see [`SourcePosition`]); `None` (the default) for sources read to their end.
+    fn stopped_at(&self) -> Option<SourcePosition> {
+        None
     }
 }
 

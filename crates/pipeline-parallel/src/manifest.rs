@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pipeline_core::{Error, Ledger, Result, StageMetrics};
+use pipeline_core::{Error, Ledger, Result, SourcePosition, StageMetrics};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,10 @@ pub(crate) struct Committed {
     /// [`Manifest::load_base`]).
     #[serde(default)]
     pub flushed: bool,
+    /// Where each committed source that can be continued stopped (a followed file), in
+    /// commit order.
+    #[serde(default)]
+    pub positions: Vec<(String, SourcePosition)>,
 }
 
 /// Serialised stage state per worker, then per stage (`None`: the stage keeps none).
@@ -65,6 +69,54 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
         return Ok(None);
     }
     Ok(Manifest::open(path, None)?.load()?.map(|(c, _)| c.workers))
+}
+
+/// Where the committed sources of the run whose manifest is at `path` stopped, for those
+/// that can be continued (a followed file stopped by Ctrl-C), in commit order; empty when
+/// there is no manifest or nothing was committed. After an end-of-input flush these are the
+/// positions before it too (the flush reads nothing).
+pub fn committed_positions(path: &Path) -> Result<Vec<(String, SourcePosition)>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(Manifest::open(path, None)?
+        .load()?
+        .map(|(c, _)| c.positions)
+        .unwrap_or_default())
+}
+
+/// What an interrupted (or finished) run has committed, as its manifest says: for a summary
+/// after a fatal error and for `tickpipe inspect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommittedSummary {
+    /// Segments committed.
+    pub segments: u32,
+    /// Inputs completed.
+    pub inputs_completed: usize,
+    /// Inputs that failed (each is in the quarantine with its error).
+    pub inputs_failed: usize,
+    /// The ledger of the committed segments. Rows still held in stage state (a reorder or
+    /// dedupe window) count as read and not yet out, so it may not balance.
+    pub ledger: Ledger,
+    /// Input bytes of the committed segments.
+    pub bytes_read: u64,
+}
+
+/// What the run whose manifest is at `path` has committed; `None` when there is no manifest
+/// or nothing was committed.
+pub fn committed_summary(path: &Path) -> Result<Option<CommittedSummary>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Manifest::open(path, None)?
+        .load()?
+        .map(|(c, _)| CommittedSummary {
+            segments: c.next_segment,
+            inputs_completed: c.completed.len(),
+            inputs_failed: c.failed.len(),
+            ledger: c.ledger,
+            bytes_read: c.bytes_read,
+        }))
 }
 
 fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use pipeline_core::{Error, Ledger, LiveRun, Reject, RejectKind, SourceId};
+use pipeline_core::{Error, Ledger, LiveRun, Reject, RejectKind, SourceId, SourcePosition};
 
 use crate::reject_channel::RejectMsg;
 
@@ -40,6 +40,10 @@ pub(crate) struct SourceOutcome {
     pub fatal: Option<Error>,
     pub bytes: u64,
     pub cancelled: bool,
+    /// Where the source stopped, when it can be continued ([`Source::stopped_at`]).
+    ///
+    /// [`Source::stopped_at`]: pipeline_core::Source::stopped_at
+    pub position: Option<SourcePosition>,
 }
 
 pub(crate) struct ReaderCtx {
@@ -89,6 +93,8 @@ struct FileState {
     id: Option<SourceId>,
     /// First and last input line of the rows read so far.
     lines: Option<(u64, u64)>,
+    /// Where the source stopped, once it ended, when it can be continued.
+    position: Option<SourcePosition>,
 }
 
 /// Reads source `index` to the end, retrying; `parts[w]` goes to worker `w`. `position` is
@@ -119,6 +125,7 @@ pub(crate) fn read_source(
         reopenable: true,
         id: None,
         lines: None,
+        position: None,
     };
     let reader_live = ctx.live.as_ref().and_then(|l| l.readers.get(slot));
     if let Some(r) = reader_live {
@@ -263,6 +270,7 @@ pub(crate) fn read_source(
         fatal,
         bytes: st.bytes,
         cancelled,
+        position: st.position,
     }
 }
 
@@ -367,6 +375,7 @@ fn attempt_once(
                 send_rejects(ctx, st.seg, rejects);
                 st.tail_counted = true;
             }
+            st.position = src.stopped_at();
             return None;
         };
         let chunk = match item {

@@ -818,6 +818,9 @@ impl Run {
                     if let Some(o) = outcomes.get(&i) {
                         committed.ledger.merge(&o.ledger);
                         committed.bytes_read += o.bytes;
+                        if let (None, Some(p)) = (&o.failed, o.position) {
+                            committed.positions.push((sources[i].name.clone(), p));
+                        }
                         match &o.failed {
                             None => committed.completed.push(sources[i].name.clone()),
                             Some(e) => committed.failed.push((sources[i].name.clone(), e.clone())),

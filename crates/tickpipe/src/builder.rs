@@ -126,6 +126,8 @@ pub struct Pipeline {
     /// Trades and quotes as separate inputs: the as-of join that is the run's one source.
     #[cfg(feature = "prep")]
     pub(crate) taq: Option<crate::taq::TaqPlan>,
+    /// A live run that continues an earlier one: where that run stopped in the file.
+    pub(crate) live_from: Option<pipeline_core::SourcePosition>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -488,6 +490,7 @@ impl PipelineBuilder {
             reopen: None,
             #[cfg(feature = "prep")]
             taq,
+            live_from: None,
         })
     }
 }
@@ -528,12 +531,6 @@ fn check_live(s: &Settings) -> Result<()> {
             "a followed input is one growing file; there is nothing to split",
         );
     }
-    if s.resume {
-        return refuse(
-            "--resume",
-            "a live run is not resumed; start it again, into a new folder",
-        );
-    }
     if matches!(s.output, Output::File(_)) {
         return refuse(
             "a single output file",
@@ -547,6 +544,14 @@ impl Pipeline {
     /// The number of workers the run uses.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// The dataset folder the run writes, when its output is one.
+    pub fn output_dir(&self) -> Option<&std::path::Path> {
+        match &self.s.output {
+            Output::Dataset(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// The input files, in processing order.
@@ -583,7 +588,7 @@ impl Pipeline {
                 &self.inputs.files[0],
                 &mut table,
                 &self.read,
-                flush,
+                (flush, self.live_from),
                 cancel.clone(),
             )],
             None => match self.taq_source(&mut table)? {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pipeline_core::{Config, Error, Result, Source, SourceTable};
+use pipeline_core::{Config, Error, Result, Source, SourcePosition, SourceTable};
 use pipeline_io::{InputFile, ReadOptions};
 use pipeline_parallel::{SortOptions, SortedSource, SourceSpec};
 
@@ -107,22 +107,27 @@ pub(crate) fn source_specs(
 }
 
 /// The source of a live run: the followed file (or stdin), yielding rows at least every
-/// `flush` until `stop` is set.
+/// `flush` until `stop` is set, from the start or from where an earlier live run stopped
+/// (`from`). The engine knows it by its canonical path, with the start byte when it
+/// continues an earlier run (so the committed source and its continuation are two sources).
 pub(crate) fn live_source_spec(
     input: &InputFile,
     table: &mut SourceTable,
     opts: &ReadOptions,
-    flush: Duration,
+    (flush, from): (Duration, Option<SourcePosition>),
     stop: Arc<AtomicBool>,
 ) -> SourceSpec {
-    let name = input.display_name();
-    let id = table.add(name.clone());
+    let id = table.add(input.display_name());
+    let mut name = crate::record::canonical(&input.path);
+    if let Some(p) = from {
+        name.push_str(&format!("@{}", p.offset));
+    }
     let (input, opts) = (input.clone(), opts.clone());
     SourceSpec {
         name,
         size_bytes: input.size.unwrap_or(0),
         open: Arc::new(move || {
-            pipeline_io::open_follow(&input.path, id, &opts, flush, stop.clone())
+            pipeline_io::open_follow(&input.path, id, &opts, flush, stop.clone(), from)
         }),
     }
 }

@@ -29,6 +29,17 @@ pub struct StageSummary {
     pub rows_per_second: f64,
 }
 
+/// Where a live run started and stopped in its followed file (1-based line numbers, byte
+/// offsets): `started` is the start of the file for a first run, or where the run it
+/// continues stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSpan {
+    /// The line and byte the run started reading at.
+    pub started: (u64, u64),
+    /// The line and byte of the first record it did not read (where a later run continues).
+    pub stopped: Option<(u64, u64)>,
+}
+
 /// The report of one run. `rows_read + sum(rows_added) == rows_written + rows_quarantined + sum(rows_removed)`
 /// always holds (the engine checks it before the report is built).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +117,10 @@ pub struct RunReport {
     /// of the dataset it extended (the ledger covers all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appended: Option<(usize, usize)>,
+    /// Live (`--follow`) runs into a dataset folder: where this run started and stopped in
+    /// the followed file. A later live run of the same command continues from `stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSpan>,
     /// Trades and quotes runs: what the as-of join did (trades and quotes read, quotes
     /// applied or ignored, trades by `quote_match`, symbol-days written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +182,7 @@ impl RunReport {
             quarantine_limit: None,
             up_to_date: false,
             appended: None,
+            live: None,
             taq: None,
             row_ledger: ledger.clone(),
         }

@@ -60,6 +60,8 @@ pub struct OutputStatus {
     pub record: Option<RunRecord>,
     /// The report of the finished run (from `_SUCCESS`), when `complete`.
     pub report: Option<RunReport>,
+    /// What an `interrupted` run committed before it stopped (its manifest), when anything.
+    pub committed: Option<pipeline_parallel::CommittedSummary>,
 }
 
 /// What `dir` holds as a tickpipe output folder; `None` when it is not one.
@@ -86,11 +88,18 @@ pub fn output_status(dir: &Path) -> Result<Option<OutputStatus>> {
     } else {
         "unknown"
     };
+    let committed = if state == "interrupted" {
+        // A manifest that cannot be read leaves the state as it is, without the figures.
+        pipeline_parallel::committed_summary(&dir.join(MANIFEST)).unwrap_or_default()
+    } else {
+        None
+    };
     Ok(Some(OutputStatus {
         state: state.into(),
         running_pid,
         record,
         report,
+        committed,
     }))
 }
 
@@ -199,7 +208,9 @@ impl Pipeline {
         let mut extended = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
-        if self.s.resume {
+        if self.s.follow.is_some() && !self.s.overwrite {
+            self.prepare_live(out, prior, &mut now, complete)?;
+        } else if self.s.resume {
             let Some(prior) = prior else {
                 return Err(Error::Usage(format!(
                     "cannot resume: {} holds no interrupted run",
@@ -292,13 +303,17 @@ impl Pipeline {
                 None => {}
             }
         }
-        if !self.s.resume {
+        if !self.s.resume && self.s.follow.is_none() {
             now.save(out)?;
         }
         let data = out.join(DATA_DIR);
         std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
+        let live_from = self.s.follow.is_some().then_some(self.live_from);
         let mut report = self.run_engine(Some(out), started)?;
         report.appended = extended;
+        if let Some(from) = live_from {
+            report.live = Some(crate::live::live_span(out, from)?);
+        }
         let json = report.to_json()?;
         crate::output::write_atomic(&out.join(SUCCESS), &(json + "\n"))?;
         Ok(report)
@@ -377,7 +392,12 @@ impl Pipeline {
             None => Runtime::new(workers)?,
         };
         let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
-        let monitor = crate::monitoring::Monitoring::start(&self.s.config, out)?;
+        let mut monitor_cfg = self.s.config.clone();
+        if self.s.follow.is_some() {
+            // A live input is idle whenever nothing is appended: that is no throughput drop.
+            monitor_cfg.monitor.throughput_drop_pct = 100.0;
+        }
+        let monitor = crate::monitoring::Monitoring::start(&monitor_cfg, out)?;
         if let Some(m) = &monitor {
             runner = runner.observer(m.observer());
         }
@@ -618,7 +638,7 @@ fn owned_outputs(out: PathBuf, per_worker_names: bool) -> pipeline_parallel::Own
 }
 
 /// True when `out` holds tickpipe output (of any version).
-fn has_ours(out: &Path) -> bool {
+pub(crate) fn has_ours(out: &Path) -> bool {
     [
         DATA_DIR,
         MANIFEST,
@@ -659,7 +679,7 @@ fn clear_ours(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn remove_marker(out: &Path) -> Result<()> {
+pub(crate) fn remove_marker(out: &Path) -> Result<()> {
     let p = out.join(SUCCESS);
     match std::fs::remove_file(&p) {
         Ok(()) => Ok(()),

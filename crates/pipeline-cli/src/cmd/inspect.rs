@@ -121,6 +121,16 @@ fn print_status(path: &str, st: &tickpipe::OutputStatus) {
             println!("  {:<12} {line}", if i == 0 { "history" } else { "" });
         }
     }
+    if let Some(c) = &st.committed {
+        println!(
+            "  {:<12} {} segments, {} inputs done, {} failed; {}",
+            "committed",
+            c.segments,
+            c.inputs_completed,
+            c.inputs_failed,
+            c.ledger.equation()
+        );
+    }
     if let Some(rep) = &st.report {
         println!("  {:<12} {}", "ledger", rep.ledger);
         println!("  {:<12} {} data files", "outputs", rep.outputs.len());

@@ -131,6 +131,19 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             added + recorded
         );
     }
+    if let (Some(live), false) = (report.live, quiet) {
+        match live.stopped {
+            Some((line, byte)) => eprintln!(
+                "  live run: read from line {} to line {}; the same command continues from line {line} (byte {byte})",
+                live.started.0,
+                line.saturating_sub(1)
+            ),
+            None => eprintln!(
+                "  live run: nothing new after line {}; the same command continues from there",
+                live.started.0.saturating_sub(1)
+            ),
+        }
+    }
     if !quiet && !args.discard {
         eprintln!("  output: {}", args.out.join(tickpipe::DATA_DIR).display());
     }

@@ -247,6 +247,15 @@ fn ctrl_c_keeps_committed_segments_and_resume_completes_them() {
             matches!(status.code(), Some(130) | Some(0)),
             "{interrupts}: {status:?}"
         );
+        if interrupts == 1 && status.code() == Some(130) {
+            // After the error, what was committed and how to go on.
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(
+                err.contains("committed before it stopped") && err.contains("--resume"),
+                "{err}"
+            );
+        }
         tickpipe()
             .args([
                 "run",
@@ -506,12 +515,19 @@ fn a_full_disk_is_an_environment_error_said_once_and_resumable() {
     let input = gen_data(tmp.path(), 12_000, 6);
     let want = reference(tmp.path(), &input);
     let disk = tmp.path().join("disk");
-    if !mount_tmpfs(&disk, "160k") {
+    // About half of what the run writes (1.6 MB): it fills after a few committed segments.
+    if !mount_tmpfs(&disk, "800k") {
         return;
     }
     let _m = Mounted(disk.clone());
     let out = disk.join("out");
-    let a = tickpipe().args(run_args(&input, &out)).assert().code(4);
+    let json = tmp.path().join("failed.json");
+    let a = tickpipe()
+        .args(run_args(&input, &out))
+        .arg("--summary-json")
+        .arg(&json)
+        .assert()
+        .code(4);
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert_eq!(
         err.matches("No space left on device").count(),
@@ -519,6 +535,26 @@ fn a_full_disk_is_an_environment_error_said_once_and_resumable() {
         "said once: {err}"
     );
     assert!(!out.join("_SUCCESS").exists());
+    // The summary still comes: what was committed, after the error, and for scripts.
+    let s = summary(&json);
+    assert_eq!(
+        (&s["succeeded"], &s["exit_code"]),
+        (&false.into(), &4.into())
+    );
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device")
+    );
+    let segments = s["committed"]["segments"].as_u64().unwrap();
+    assert!(segments >= 1, "{s}");
+    assert!(
+        err.contains(&format!(
+            "committed before it stopped: {segments} segment(s)"
+        )) && err.contains("--resume"),
+        "{err}"
+    );
     // More room, then a plain resume completes the run as if nothing had happened.
     assert!(
         std::process::Command::new("mount")
@@ -539,4 +575,153 @@ fn a_full_disk_is_an_environment_error_said_once_and_resumable() {
         .assert()
         .success();
     assert_same(&out, &want, "disk full, then resumed");
+}
+
+/// Rows of a live test file: three symbols, a bad price every 41st row.
+fn live_rows(range: std::ops::Range<u64>) -> String {
+    range
+        .map(|i| {
+            let price = if i % 41 == 3 {
+                "x".to_string()
+            } else {
+                format!("{}.25", 200 + (i * 7919) % 17)
+            };
+            format!(
+                "2024-03-08T{:02}:{:02}:{:02}.000Z,{},{price},{}\n",
+                14 + i / 3600,
+                (i / 60) % 60,
+                i % 60,
+                ["AAA", "BBB", "CCC"][(i % 3) as usize],
+                1 + i % 5
+            )
+        })
+        .collect()
+}
+
+/// Starts `tickpipe run FILE --out OUT --follow` (plus `extra`), with the monitor refreshing
+/// `metrics.prom` every 50 ms (an earlier run's copy is removed first, so [`wait_read`]
+/// sees this run's figures).
+fn spawn_live(file: &Path, out: &Path, config: &Path, extra: &[&str]) -> std::process::Child {
+    let _ = std::fs::remove_file(out.join("metrics.prom"));
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("tickpipe"))
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(["--follow", "--flush-ms", "20", "--workers", "2", "-q"])
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the live run writing `out` has read `rows` rows (quarantined ones included),
+/// by its refreshed `metrics.prom`.
+fn wait_read(out: &Path, rows: u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let read: f64 = std::fs::read_to_string(out.join("metrics.prom"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("tickpipe_reader_rows_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if read as u64 >= rows {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the live run read {read} of {rows} rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+#[test]
+fn a_live_run_stopped_by_ctrl_c_or_killed_continues_to_the_uninterrupted_output() {
+    let tmp = tempdir().unwrap();
+    let config = tmp.path().join("live.toml");
+    std::fs::write(&config, "[monitor]\ninterval_ms = 50\n").unwrap();
+    let header = "ts,symbol,price,size\n";
+    let all = format!("{header}{}", live_rows(0..900));
+    let good = |r: std::ops::Range<u64>| r.filter(|i| i % 41 != 3).count() as u64;
+    // The reference: one live run that sees the whole file, stopped with Ctrl-C.
+    let whole = tmp.path().join("whole.csv");
+    std::fs::write(&whole, &all).unwrap();
+    let reference = tmp.path().join("reference");
+    let mut child = spawn_live(&whole, &reference, &config, &[]);
+    wait_read(&reference, good(0..900));
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success());
+
+    // 1. Ctrl-C after 300 rows and part of a line: committed, marked finished.
+    let live = tmp.path().join("live.csv");
+    let first = format!("{header}{}", live_rows(0..300));
+    let cut = first.len() + 9;
+    std::fs::write(&live, &all[..cut]).unwrap();
+    let out = tmp.path().join("out");
+    let mut child = spawn_live(&live, &out, &config, &[]);
+    wait_read(&out, good(0..300));
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success());
+    assert!(out.join("_SUCCESS").exists());
+    let done = summary(&out.join("_SUCCESS"));
+    assert_eq!(
+        done["live"]["stopped"],
+        serde_json::json!([302, first.len()])
+    );
+
+    // 2. More rows; the same command continues, and is killed before it commits.
+    let mid = format!("{header}{}", live_rows(0..600)).len();
+    let append = |to: usize| {
+        use std::io::Write;
+        let now = std::fs::metadata(&live).unwrap().len() as usize;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap();
+        f.write_all(&all.as_bytes()[now..to]).unwrap();
+    };
+    append(mid);
+    let mut child = spawn_live(&live, &out, &config, &[]);
+    wait_read(&out, good(300..600));
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    assert!(!out.join("_SUCCESS").exists());
+    // The same command without --resume says what to do.
+    let mut child = spawn_live(&live, &out, &config, &[]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("--resume"), "{err}");
+
+    // 3. --resume reads again from the last stop; the rest arrives while it runs.
+    let mut child = spawn_live(&live, &out, &config, &["--resume"]);
+    wait_read(&out, good(300..600));
+    append(all.len());
+    wait_read(&out, good(300..900));
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success());
+
+    // Rows, not bytes: the live runs' files are cut at other points.
+    let data = |o: &Path| crate::incremental::rows(o, false);
+    assert_eq!(data(&out), data(&reference), "data");
+    let q: Vec<String> = quarantine_rows(&out)
+        .iter()
+        .map(|r| r.replacen("live.csv", "whole.csv", 1))
+        .collect();
+    assert_eq!(q.len() as u64, 900 - good(0..900));
+    assert_eq!(q, quarantine_rows(&reference), "quarantine");
+    let s = summary(&out.join("_SUCCESS"));
+    assert_balanced(&s);
+    assert_eq!(s["rows_read"], 900);
 }

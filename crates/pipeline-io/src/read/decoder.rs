@@ -211,6 +211,12 @@ impl CsvDecoder {
         self.next_line
     }
 
+    /// Bytes of an incomplete last record held until the rest of it arrives (counted as
+    /// consumed by [`CsvDecoder::decode`]).
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
     /// Records seen so far (decoded, quarantined, header and blank lines excluded).
     pub fn records_seen(&self) -> u64 {
         self.records_seen

@@ -6,15 +6,15 @@
 //! not compressed).
 
 use std::fs::File;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source, SourceId};
+use pipeline_core::{Chunk, Error, Progress, Reject, Result, Source, SourceId, SourcePosition};
 
 use super::decoder::CsvDecoder;
 use super::options::ReadOptions;
@@ -28,22 +28,51 @@ const POLL: Duration = Duration::from_millis(20);
 /// Pieces of appended text buffered between the reader and the source (64 KiB each at most).
 const PIECES_IN_FLIGHT: usize = 64;
 
+/// Bytes from the start of the file a continued run plans its columns from.
+const PLAN_BYTES: u64 = 256 << 10;
+
+/// Bytes hashed at the start of the file and before the position, to tell whether what an
+/// earlier run read is still there.
+const CHECK_BYTES: u64 = 64 << 10;
+
 /// Follows `path` (`-` for stdin); see the module docs. It returns once the first record
 /// (and the header, if any) has arrived, or when `stop` is set before that.
+///
+/// With `from` (a [`SourcePosition`] an earlier live run of the same file stopped at, see
+/// [`Source::stopped_at`]), reading starts at that byte and line: the header and the plan
+/// come from the start of the file, which must still be what that run read
+/// ([`check_position`] says whether it is).
 pub fn open_follow(
     path: &Path,
     id: SourceId,
     opts: &ReadOptions,
     flush_every: Duration,
     stop: Arc<AtomicBool>,
+    from: Option<SourcePosition>,
 ) -> Result<Box<dyn Source>> {
     let name = path.display().to_string();
     let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Vec<u8>>>(PIECES_IN_FLIGHT);
     let stdin = path.as_os_str() == "-";
+    if stdin && from.is_some() {
+        return Err(Error::Usage(
+            "stdin cannot be continued from a position: it is not a file".into(),
+        ));
+    }
+    // The text before the start, for the plan only (its header and first rows).
+    let mut before: Vec<u8> = Vec::new();
     let mut reader: Box<dyn Read + Send> = if stdin {
         Box::new(std::io::stdin())
     } else {
-        Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        if let Some(p) = from {
+            (&mut f)
+                .take(p.offset.min(PLAN_BYTES))
+                .read_to_end(&mut before)
+                .map_err(|e| Error::io(path, e))?;
+            f.seek(SeekFrom::Start(p.offset))
+                .map_err(|e| Error::io(path, e))?;
+        }
+        Box::new(f)
     };
     let stop_r = stop.clone();
     std::thread::spawn(move || {
@@ -74,7 +103,8 @@ pub fn open_follow(
     // one line and the end of the input.
     let mut head: Vec<u8> = Vec::new();
     let mut closed = false;
-    while memchr::memchr_iter(b'\n', &head).count() < 2 {
+    let lines = |b: &[u8]| memchr::memchr_iter(b'\n', b).count();
+    while lines(&before) + lines(&head) < 2 {
         match rx.recv_timeout(POLL) {
             Ok(Ok(b)) => head.extend(b),
             Ok(Err(e)) => return Err(Error::io(path, e)),
@@ -89,13 +119,28 @@ pub fn open_follow(
             }
         }
     }
-    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    let mut plan_text = before;
+    plan_text.extend_from_slice(&head);
+    let text = plan_text
+        .strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(&plan_text);
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(Box::new(EmptySource::new()));
     }
     let plan = Arc::new(CsvPlan::build(text, closed, &name, opts)?);
-    let decoder = CsvDecoder::new(plan.clone(), id, opts.chunk_rows, 1, plan.has_header());
-    let consumed = head.len() - text.len();
+    let (first_line, skip_header) = match from {
+        Some(p) => (p.line, false),
+        None => (1, plan.has_header()),
+    };
+    let decoder = CsvDecoder::new(plan.clone(), id, opts.chunk_rows, first_line, skip_header);
+    // Bytes before the first pushed one: the start position, or a byte-order mark.
+    let (start, first) = match from {
+        Some(p) => (p.offset, head),
+        None => {
+            let bom = plan_text.len() - text.len();
+            (bom as u64, plan_text[bom..].to_vec())
+        }
+    };
     let mut src = FollowSource {
         schema: plan.schema(),
         decoder,
@@ -104,14 +149,62 @@ pub fn open_follow(
         flush_every,
         last_flush: Instant::now(),
         stop,
-        stdin,
+        path: (!stdin).then(|| path.to_path_buf()),
         done: false,
-        bytes: consumed as u64,
+        bytes: start,
         rows: 0,
         rejects: Vec::new(),
     };
-    src.push(text.to_vec())?;
+    src.push(first)?;
     Ok(Box::new(src))
+}
+
+/// Whether `path` still starts with what an earlier run read up to `pos`: `None` when it
+/// does, otherwise what changed, in words.
+pub fn check_position(path: &Path, pos: &SourcePosition) -> Result<Option<String>> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if size < pos.offset {
+        return Ok(Some(format!(
+            "it is {size} bytes, shorter than the {} bytes already read: it was truncated or \
+             replaced",
+            pos.offset
+        )));
+    }
+    let (head, tail) = position_hashes(path, pos.offset).map_err(|e| Error::io(path, e))?;
+    if head != pos.head_hash || tail != pos.tail_hash {
+        return Ok(Some(format!(
+            "its first {} bytes (read by the earlier run) are not the same any more: it was \
+             rewritten or replaced",
+            pos.offset
+        )));
+    }
+    Ok(None)
+}
+
+/// `stable_hash` of the first [`CHECK_BYTES`] of `path` and of the [`CHECK_BYTES`] before
+/// `offset` (each limited to the first `offset` bytes).
+fn position_hashes(path: &Path, offset: u64) -> std::io::Result<(u64, u64)> {
+    let mut f = File::open(path)?;
+    let mut head = Vec::new();
+    (&mut f)
+        .take(offset.min(CHECK_BYTES))
+        .read_to_end(&mut head)?;
+    let from = offset.saturating_sub(CHECK_BYTES);
+    f.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    f.take(offset - from).read_to_end(&mut tail)?;
+    if (head.len() as u64) < offset.min(CHECK_BYTES) || (tail.len() as u64) < offset - from {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file is shorter than the position",
+        ));
+    }
+    Ok((
+        pipeline_core::stable_hash(&head),
+        pipeline_core::stable_hash(&tail),
+    ))
 }
 
 struct FollowSource {
@@ -123,8 +216,10 @@ struct FollowSource {
     flush_every: Duration,
     last_flush: Instant,
     stop: Arc<AtomicBool>,
-    stdin: bool,
+    /// The followed file; `None` for stdin.
+    path: Option<PathBuf>,
     done: bool,
+    /// The file offset after the last byte received.
     bytes: u64,
     rows: u64,
     rejects: Vec<Reject>,
@@ -201,12 +296,17 @@ impl Iterator for FollowSource {
                 Err(RecvTimeoutError::Timeout) => {
                     if self.stop.load(Ordering::Relaxed) {
                         // Take what has already arrived, then end (an incomplete last line of
-                        // a file still being written is left out).
+                        // a file still being written is left out, and a continued run starts
+                        // with it). More than a batch may have arrived: the full ones are
+                        // handed on first.
                         while let Ok(Ok(b)) = self.rx.try_recv() {
                             if let Err(e) = self.push(b) {
                                 self.done = true;
                                 return Some(Err(e));
                             }
+                        }
+                        if self.decoder.is_full() {
+                            continue;
                         }
                         self.done = true;
                         return self.take();
@@ -219,7 +319,7 @@ impl Iterator for FollowSource {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.done = true;
-                    if self.stdin
+                    if self.path.is_none()
                         && let Err(e) = self.decoder.finish()
                     {
                         return Some(Err(e));
@@ -251,7 +351,35 @@ impl Source for FollowSource {
     }
 
     fn reopenable(&self) -> bool {
-        !self.stdin
+        self.path.is_some()
+    }
+
+    fn stopped_at(&self) -> Option<SourcePosition> {
+        let path = self.path.as_ref()?;
+        if !self.done {
+            return None;
+        }
+        // Received, less what the decoder has not taken and the incomplete last line it
+        // holds: the next unread byte starts the next record.
+        let offset = self
+            .bytes
+            .saturating_sub(self.pending.len() as u64)
+            .saturating_sub(self.decoder.partial_len() as u64);
+        match position_hashes(path, offset) {
+            Ok((head_hash, tail_hash)) => Some(SourcePosition {
+                offset,
+                line: self.decoder.next_line(),
+                head_hash,
+                tail_hash,
+            }),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: cannot record where the live run stopped ({e}); it cannot be continued",
+                    path.display()
+                );
+                None
+            }
+        }
     }
 }
 
@@ -272,7 +400,8 @@ mod tests {
             chunk_rows: 1000,
             ..ReadOptions::default()
         };
-        let mut src = open_follow(&p, 0, &opts, Duration::from_millis(50), stop.clone()).unwrap();
+        let mut src =
+            open_follow(&p, 0, &opts, Duration::from_millis(50), stop.clone(), None).unwrap();
         let c = src.next().unwrap().unwrap();
         assert_eq!((c.num_rows(), c.line(0)), (1, 2));
         f.write_all(b"2021-01-04T14:30:01Z,2\n2021-01-04T14:30:02Z,x\n2021-01-04T14:30:0")
@@ -287,5 +416,88 @@ mod tests {
         assert_eq!(c.line(0), 5);
         stop.store(true, Ordering::Relaxed);
         assert!(src.next().is_none());
+    }
+
+    /// Drains `src` until it ends; returns its rows' lines and its rejects' lines.
+    fn drain(src: &mut Box<dyn Source>) -> (Vec<u64>, Vec<u64>) {
+        let mut lines = Vec::new();
+        let mut rejects = Vec::new();
+        while let Some(c) = src.next() {
+            let c = c.unwrap();
+            lines.extend((0..c.num_rows()).map(|i| c.line(i)));
+            rejects.extend(src.drain_rejects().iter().map(|r| r.line));
+        }
+        rejects.extend(src.drain_rejects().iter().map(|r| r.line));
+        (lines, rejects)
+    }
+
+    #[test]
+    fn a_stopped_file_continues_where_it_stopped_and_notices_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("live.csv");
+        let row = |i: u64| format!("2021-01-04T14:30:{:02}Z,{i}\n", i % 60);
+        let mut text = String::from("ts,price\n");
+        for i in 0..50 {
+            text += &row(i);
+        }
+        text += "2021-01-04T14:31:00Z,x\n2021-01-04T14:31:0"; // a bad row, a cut one
+        std::fs::write(&p, &text).unwrap();
+        let opts = ReadOptions {
+            chunk_rows: 7,
+            ..ReadOptions::default()
+        };
+        let stop = Arc::new(AtomicBool::new(true));
+        let flush = Duration::from_millis(5);
+        let mut src = open_follow(&p, 0, &opts, flush, stop.clone(), None).unwrap();
+        assert_eq!(src.stopped_at(), None, "not ended yet");
+        let (lines, rejects) = drain(&mut src);
+        // Every complete row, in batches of 7 however much had arrived at the stop.
+        assert_eq!(lines, (2..=51).collect::<Vec<_>>());
+        assert_eq!(rejects, vec![52]);
+        let pos = src.stopped_at().unwrap();
+        let cut = text.rfind('\n').unwrap() as u64 + 1;
+        assert_eq!((pos.offset, pos.line), (cut, 53));
+        assert_eq!(check_position(&p, &pos).unwrap(), None);
+
+        // The cut row is completed and more rows arrive: a continuation reads from there.
+        let mut more = String::from("1Z,51\n");
+        for i in 52..60 {
+            more += &row(i);
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(more.as_bytes()).unwrap();
+        drop(f);
+        assert_eq!(
+            check_position(&p, &pos).unwrap(),
+            None,
+            "an append is no change"
+        );
+        let mut src = open_follow(&p, 0, &opts, flush, stop.clone(), Some(pos)).unwrap();
+        let (lines, rejects) = drain(&mut src);
+        assert_eq!(lines, (53..=61).collect::<Vec<_>>());
+        assert!(rejects.is_empty());
+        let end = src.stopped_at().unwrap();
+        assert_eq!(
+            (end.offset, end.line),
+            (std::fs::metadata(&p).unwrap().len(), 62)
+        );
+
+        // A rewritten start, or a shorter file, is a change.
+        let mut changed = std::fs::read(&p).unwrap();
+        changed[12] = b'9';
+        std::fs::write(&p, &changed).unwrap();
+        assert!(
+            check_position(&p, &pos)
+                .unwrap()
+                .unwrap()
+                .contains("rewritten")
+        );
+        std::fs::write(&p, &changed[..100]).unwrap();
+        assert!(
+            check_position(&p, &pos)
+                .unwrap()
+                .unwrap()
+                .contains("shorter")
+        );
     }
 }

@@ -46,7 +46,7 @@ mod unify;
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs, is_data_file};
 pub use fingerprint::Fingerprint;
-pub use follow::open_follow;
+pub use follow::{check_position, open_follow};
 pub use inspect::inspect;
 pub use inspect_report::{ColumnInfo, DatasetTotals, INSPECT_MAX_SYMBOLS, InspectReport};
 pub use number::{parse_f64, parse_i64};

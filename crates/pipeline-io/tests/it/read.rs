@@ -919,6 +919,7 @@ fn follow_stdin_child() {
         &opts,
         std::time::Duration::from_millis(30),
         stop,
+        None,
     )
     .unwrap();
     for c in src {
