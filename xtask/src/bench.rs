@@ -83,6 +83,10 @@ pub struct Figure {
     /// Whose output a read query read (`read` figures only).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub dataset: String,
+    /// The monitor's own time as a percentage of the run, measured inside the run
+    /// (`performance.monitor_overhead_pct`; tickpipe runs with the monitor on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_pct: Option<f64>,
 }
 
 /// Runs the benchmark.
@@ -108,6 +112,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let mut figures: Vec<Figure> = Vec::new();
     let mut quality_rows: Vec<Value> = Vec::new();
+    let mut monitor_rows: Vec<Value> = Vec::new();
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
     for &rows in &sizes {
@@ -207,6 +212,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
         let _ = std::fs::remove_dir_all(&scratch);
+        eprintln!("== the monitor's cost ({rows} rows)");
+        monitor_rows.push(monitor_pairs(&tickpipe, &csv_s, &out_s, &scratch, rows)?);
         if !args.skip_peers {
             warm(&csv)?;
             warm(&gz)?;
@@ -258,6 +265,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let mut md = markdown(&figures, &sizes, scale.as_ref());
     md.push_str(&overhead_markdown(&figures));
+    md.push_str(&monitor_markdown(&monitor_rows));
     md.push_str(&read_markdown(&figures));
     md.push_str(&quality_markdown(&quality_rows));
     md.push_str(&taq_markdown(&taq));
@@ -271,6 +279,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "scale": scale,
         "engine": engine,
         "cleaning_quality": quality_rows,
+        "monitor_cost": monitor_rows,
         "machine": machine(),
     });
     std::fs::write(
@@ -544,7 +553,90 @@ fn tickpipe_figure_on(
         mb_per_second: v["mb_per_second"].as_f64().unwrap_or(0.0),
         peak_rss_bytes: v["peak_rss_bytes"].as_u64().unwrap_or(0),
         dataset: String::new(),
+        monitor_pct: v["performance"]["monitor_overhead_pct"].as_f64(),
     })
+}
+
+/// Alternated pairs of `run` and `run --no-monitor` for the monitor's cost: drift of the
+/// machine's speed hits both sides of a pair alike.
+const MONITOR_PAIRS: usize = 5;
+
+/// The monitor's cost on `csv` two ways: its own time measured inside each run (sampler
+/// ticks plus writing the report, as a share of the run), and the wall-time difference of
+/// [`MONITOR_PAIRS`] alternated runs with and without it (median and range of the pairs).
+fn monitor_pairs(
+    tickpipe: &Path,
+    csv: &str,
+    out: &str,
+    scratch: &Path,
+    rows: u64,
+) -> Result<Value> {
+    let (mut own, mut diffs, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..MONITOR_PAIRS {
+        let _ = std::fs::remove_dir_all(scratch);
+        let a = tickpipe_figure(tickpipe, "run", &["run", csv, "--out", out])?;
+        let _ = std::fs::remove_dir_all(scratch);
+        let b = tickpipe_figure(
+            tickpipe,
+            "run_no_monitor",
+            &["run", csv, "--out", out, "--no-monitor"],
+        )?;
+        eprintln!(
+            "   pair {}: {:.2}s with the monitor (its own time {:.3}%), {:.2}s without",
+            i + 1,
+            a.wall_seconds,
+            a.monitor_pct.unwrap_or(f64::NAN),
+            b.wall_seconds
+        );
+        own.push(a.monitor_pct.unwrap_or(f64::NAN));
+        diffs.push((a.wall_seconds - b.wall_seconds) / b.wall_seconds * 100.0);
+        on.push(a.wall_seconds);
+        off.push(b.wall_seconds);
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (lo, hi) = (
+        diffs.iter().copied().fold(f64::INFINITY, f64::min),
+        diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    Ok(serde_json::json!({
+        "rows": rows,
+        "pairs": MONITOR_PAIRS,
+        "own_pct_median": median(&mut own),
+        "own_pct_max": own.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "diff_pct_median": median(&mut diffs),
+        "diff_pct_min": lo,
+        "diff_pct_max": hi,
+        "wall_on_median": median(&mut on),
+        "wall_off_median": median(&mut off),
+    }))
+}
+
+/// The monitor's cost per input size (see [`monitor_pairs`]).
+fn monitor_markdown(rows: &[Value]) -> String {
+    let mut s = String::new();
+    for m in rows {
+        s.push_str(&format!(
+            "\n{} rows, the monitor at its 1 s interval: its own time, measured inside the run (sampler ticks and writing the report), is {:.3}% of the run (median of {}; at most {:.3}%). `run` against `run --no-monitor`, {} alternated pairs: median {:+.1}% (range {:+.1}% to {:+.1}%; medians {:.2}s and {:.2}s), the spread of this machine's timings.",
+            m["rows"],
+            m["own_pct_median"].as_f64().unwrap_or(f64::NAN),
+            m["pairs"],
+            m["own_pct_max"].as_f64().unwrap_or(f64::NAN),
+            m["pairs"],
+            m["diff_pct_median"].as_f64().unwrap_or(f64::NAN),
+            m["diff_pct_min"].as_f64().unwrap_or(f64::NAN),
+            m["diff_pct_max"].as_f64().unwrap_or(f64::NAN),
+            m["wall_on_median"].as_f64().unwrap_or(f64::NAN),
+            m["wall_off_median"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
 }
 
 /// Runs `python3 script args…` (its stderr shown) and returns its stdout lines; `None` when
@@ -599,6 +691,7 @@ fn peers(root: &Path, mode: &str, args: &[&str]) -> Result<Vec<Figure>> {
             mb_per_second: j["mb_per_second"].as_f64().unwrap_or(0.0),
             peak_rss_bytes: j["peak_rss_bytes"].as_u64().unwrap_or(0),
             dataset: j["dataset"].as_str().unwrap_or("").into(),
+            monitor_pct: None,
         };
         eprintln!(
             "   {} {}: {:.2}s {:.2} M rows/s, peak RSS {:.0} MiB",

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -77,6 +78,8 @@ struct Inner {
     prom_text: Arc<Mutex<String>>,
     stop: Mutex<bool>,
     wake: Condvar,
+    /// Nanoseconds spent in ticks so far (the monitor's own cost).
+    tick_ns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -86,6 +89,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Inner {
     /// One sampling step: resources, engine counters, alerts, history, exports.
     fn tick(&self) {
+        let started = Instant::now();
+        self.tick_inner();
+        self.tick_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The monitor's own time so far, in seconds.
+    fn own_seconds(&self) -> f64 {
+        self.tick_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
+    fn tick_inner(&self) {
         let fired = {
             let mut st = lock(&self.state);
             let t = self.started.elapsed().as_secs_f64();
@@ -206,6 +221,7 @@ impl Monitor {
             prom_text,
             stop: Mutex::new(false),
             wake: Condvar::new(),
+            tick_ns: AtomicU64::new(0),
         });
         // A first export right away, so a scraper or a reader of metrics.prom never finds
         // nothing while the first interval runs.
@@ -295,6 +311,7 @@ impl Monitor {
                     .map_or(0, |l| l.readers.iter().map(|r| r.bytes).sum()),
                 live: live.as_ref(),
                 alerts: &st.alerts,
+                monitor_seconds: self.inner.own_seconds(),
             },
         )
     }
@@ -334,6 +351,7 @@ impl Monitor {
                 bytes_read,
                 live: live.as_ref(),
                 alerts: &st.alerts,
+                monitor_seconds: inner.own_seconds(),
             },
         );
         let mut report = MonitorReport {
@@ -343,6 +361,7 @@ impl Monitor {
             history: st.history.path().map(Path::to_path_buf),
         };
         if let Some(dir) = &inner.out_dir {
+            let writing = Instant::now();
             let prom = dir.join(PROMETHEUS_FILE);
             write_atomic(&prom, &lock(&inner.prom_text))?;
             report.metrics_prom = Some(prom);
@@ -350,6 +369,9 @@ impl Monitor {
             let path = dir.join(REPORT_FILE);
             write_atomic(&path, &html)?;
             report.report_html = Some(path);
+            // The page shows the ticks' cost; the summary adds what writing it took.
+            let own = inner.own_seconds() + writing.elapsed().as_secs_f64();
+            report.performance.set_monitor_seconds(own);
         }
         Ok(report)
     }

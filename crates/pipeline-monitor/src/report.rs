@@ -567,7 +567,7 @@ pub fn render_report(
     let m = &perf.memory;
     let _ = write!(
         o,
-        "<p class=\"muted\">Resident memory averaged {} and peaked at {}{}. Process CPU averaged {:.0}% and peaked at {:.0}% of one core; the whole system averaged {:.0}% of all cores. Disk: {} read, {} written; at most {} open files.</p>",
+        "<p class=\"muted\">Resident memory averaged {} and peaked at {}{}. Process CPU averaged {:.0}% and peaked at {:.0}% of one core; the whole system averaged {:.0}% of all cores. Disk: {} read, {} written; at most {} open files. The monitor's own sampling took {:.1} ms, {:.3}% of the run.</p>",
         mib(m.avg_bytes),
         mib(m.max_bytes as f64),
         if m.limit_bytes > 0 {
@@ -584,7 +584,9 @@ pub fn render_report(
         perf.cpu.system_pct.avg,
         mib(perf.disk_read_bytes as f64),
         mib(perf.disk_written_bytes as f64),
-        perf.open_files_max
+        perf.open_files_max,
+        perf.monitor_seconds * 1e3,
+        perf.monitor_overhead_pct
     );
     let mut hl = Vec::new();
     let limit_mib = m.limit_bytes as f64 / (1u64 << 20) as f64;

@@ -279,6 +279,17 @@ pub struct PerformanceSummary {
     pub bottleneck: Option<Bottleneck>,
     /// Alerts raised, in order.
     pub alerts: Vec<Alert>,
+    /// Seconds the monitor itself took: its sampler's ticks (sampling the process, checking
+    /// alerts, writing `metrics.prom` and `metrics.jsonl`) and, in the final summary, writing
+    /// the report and exports at the end. Measured as wall time on the thread that did it,
+    /// an upper bound of its CPU time.
+    #[serde(default)]
+    pub monitor_seconds: f64,
+    /// `monitor_seconds` as a percentage of the run's wall time: an upper bound of what
+    /// monitoring adds to a run (the sampler runs beside the workers, and on a machine whose
+    /// cores are all busy takes its CPU time from them).
+    #[serde(default)]
+    pub monitor_overhead_pct: f64,
 }
 
 /// What [`PerformanceSummary::build`] needs besides the samples.
@@ -291,6 +302,8 @@ pub(crate) struct SummaryInputs<'a> {
     pub bytes_read: u64,
     pub live: Option<&'a LiveSnapshot>,
     pub alerts: &'a [Alert],
+    /// Seconds the monitor took so far (see [`PerformanceSummary::monitor_seconds`]).
+    pub monitor_seconds: f64,
 }
 
 /// Workers waiting for input less than this share of their time are busy enough that the
@@ -347,10 +360,17 @@ impl PerformanceSummary {
             alerts: i.alerts.to_vec(),
             ..Default::default()
         };
+        s.set_monitor_seconds(i.monitor_seconds);
         if let Some(l) = i.live {
             s.add_engine(l);
         }
         s
+    }
+
+    /// Sets the monitor's own time and its share of the wall time.
+    pub fn set_monitor_seconds(&mut self, seconds: f64) {
+        self.monitor_seconds = seconds;
+        self.monitor_overhead_pct = ratio(seconds * 100.0, self.wall_seconds);
     }
 
     fn add_engine(&mut self, l: &LiveSnapshot) {
@@ -488,7 +508,7 @@ impl PerformanceSummary {
     }
 
     /// The headline for the run's last lines: peak RSS against the limit, the busiest
-    /// stage, and the alerts.
+    /// stage, the alerts, and what monitoring took (when measured).
     ///
     /// ```
     /// use pipeline_monitor::PerformanceSummary;
@@ -498,6 +518,9 @@ impl PerformanceSummary {
     /// s.memory.max_percent = 94.1;
     /// s.busiest_stage = Some("features".into());
     /// assert_eq!(s.headline(), "peak RSS 241 MiB (94% of the 256 MiB limit), busiest stage features, no alerts");
+    /// s.wall_seconds = 10.0;
+    /// s.set_monitor_seconds(0.004);
+    /// assert!(s.headline().ends_with("no alerts, monitoring 0.04% of the run"));
     /// ```
     pub fn headline(&self) -> String {
         let m = &self.memory;
@@ -524,6 +547,9 @@ impl PerformanceSummary {
                     kinds.join(", ")
                 );
             }
+        }
+        if self.monitor_seconds > 0.0 {
+            h += &format!(", monitoring {:.2}% of the run", self.monitor_overhead_pct);
         }
         h
     }
@@ -606,6 +632,7 @@ mod tests {
                 bytes_read: 2_000_000,
                 live: Some(l),
                 alerts,
+                monitor_seconds: 0.02,
             },
         )
     }
@@ -676,6 +703,7 @@ mod tests {
                 bytes_read: 0,
                 live: None,
                 alerts: &[],
+                monitor_seconds: 0.0,
             },
         );
         assert!(s.bottleneck.is_none() && s.stages.is_empty());
@@ -722,7 +750,7 @@ mod tests {
         );
         assert_eq!(
             s.headline(),
-            "peak RSS 350 MiB (88% of the 400 MiB limit), busiest stage features, 2 alerts (memory, idle_worker)"
+            "peak RSS 350 MiB (88% of the 400 MiB limit), busiest stage features, 2 alerts (memory, idle_worker), monitoring 1.00% of the run"
         );
         let json = serde_json::to_value(&s).unwrap();
         for key in [
