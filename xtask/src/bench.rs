@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Skip the engine figures (overhead, 1 vs 2 workers, live latency).
     #[arg(long)]
     pub skip_engine: bool,
+    /// Skip the incremental-run (append) and cache-tier figures.
+    #[arg(long)]
+    pub skip_incremental: bool,
     /// Keep generated data between runs (target/bench/data).
     #[arg(long)]
     pub keep_data: bool,
@@ -258,6 +261,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             *sizes.last().unwrap_or(&1_000_000),
         )?)
     };
+    let incremental = if args.skip_incremental {
+        None
+    } else {
+        Some(crate::incremental::figures(
+            &root, &xtask, &tickpipe, &data,
+        )?)
+    };
     let scale = if args.scale {
         Some(scale_run(&xtask, &tickpipe, &out, args.scale_rows)?)
     } else {
@@ -272,12 +282,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(e) = &engine {
         md.push_str(&engine_markdown(e));
     }
+    if let Some(i) = &incremental {
+        md.push_str(&crate::incremental::markdown(i));
+    }
     let json = serde_json::json!({
         "figures": figures,
         "taq": taq,
         "seed_claims_rows_per_second": SEED_CLAIMS.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "scale": scale,
         "engine": engine,
+        "incremental": incremental,
         "cleaning_quality": quality_rows,
         "monitor_cost": monitor_rows,
         "machine": machine(),

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod gen_data;
+mod incremental;
 mod tidy;
 
 /// tickpipe developer tasks.

@@ -17,7 +17,6 @@
 //! only ages some entries' access stamps, which eviction tolerates.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,7 +285,7 @@ impl DiskTier {
         Ok(tier)
     }
 
-    fn err(&self, e: impl Display) -> CacheError {
+    fn err(&self, e: impl Into<redb::Error>) -> CacheError {
         db_err(&self.path, e)
     }
 
@@ -823,10 +822,18 @@ fn unreadable(e: &DatabaseError) -> bool {
     }
 }
 
-fn db_err(path: &Path, e: impl Display) -> CacheError {
-    CacheError::Db {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+/// A redb error; an I/O error inside it stays an I/O error with its kind (a full disk is
+/// the environment's fault, not a usage error).
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> CacheError {
+    match e.into() {
+        redb::Error::Io(source) => CacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => CacheError::Db {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
     }
 }
 

@@ -119,7 +119,22 @@ pub fn committed_summary(path: &Path) -> Result<Option<CommittedSummary>> {
         }))
 }
 
-fn db_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// A manifest error as an I/O error of `path`, keeping the kind of an underlying I/O error
+/// (a full disk while committing is an environment error, exit 4, not a usage error).
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {
+    let kind = match e.into() {
+        redb::Error::Io(io) => return Error::io(path, io_context(io)),
+        other => other,
+    };
+    Error::io(path, std::io::Error::other(format!("run manifest: {kind}")))
+}
+
+fn io_context(io: std::io::Error) -> std::io::Error {
+    std::io::Error::new(io.kind(), format!("run manifest: {io}"))
+}
+
+/// A manifest entry that does not parse.
+fn json_err(path: &Path, e: serde_json::Error) -> Error {
     Error::io(path, std::io::Error::other(format!("run manifest: {e}")))
 }
 
@@ -170,7 +185,7 @@ impl Manifest {
         let Some(text) = meta.get("committed").map_err(|e| db_err(p, e))? else {
             return Ok(None);
         };
-        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| json_err(p, e))?;
         self.absolute(&mut c);
         if c.version != VERSION {
             return Err(Error::Usage(format!(
@@ -198,7 +213,7 @@ impl Manifest {
     /// run can continue from it with more inputs.
     pub fn save_base(&self, base: &Committed) -> Result<()> {
         let p = &self.path;
-        let text = serde_json::to_string(&self.relative(base)).map_err(|e| db_err(p, e))?;
+        let text = serde_json::to_string(&self.relative(base)).map_err(|e| json_err(p, e))?;
         let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
@@ -222,7 +237,7 @@ impl Manifest {
         let Some(text) = meta.get("base").map_err(|e| db_err(p, e))? else {
             return Ok(None);
         };
-        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| db_err(p, e))?;
+        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| json_err(p, e))?;
         self.absolute(&mut c);
         Ok(Some(c))
     }
@@ -256,7 +271,7 @@ impl Manifest {
     pub fn commit(&self, c: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
         let p = &self.path;
         let c = self.relative(c);
-        let text = serde_json::to_string(&c).map_err(|e| db_err(p, e))?;
+        let text = serde_json::to_string(&c).map_err(|e| json_err(p, e))?;
         let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
@@ -333,6 +348,19 @@ pub(crate) fn remove_uncommitted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_under_the_manifest_is_an_environment_error() {
+        let full = redb::StorageError::Io(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        let e = db_err(Path::new("m.redb"), redb::CommitError::Storage(full));
+        assert!(e.is_environment(), "{e}");
+        assert!(e.to_string().contains("run manifest"), "{e}");
+        let other = db_err(
+            Path::new("m.redb"),
+            redb::StorageError::Corrupted("x".into()),
+        );
+        assert!(!other.is_environment(), "{other}");
+    }
 
     #[test]
     fn commit_and_load_round_trip() {

@@ -128,6 +128,11 @@ pub struct Pipeline {
     pub(crate) taq: Option<crate::taq::TaqPlan>,
     /// A live run that continues an earlier one: where that run stopped in the file.
     pub(crate) live_from: Option<pipeline_core::SourcePosition>,
+    /// The output folder's cache when it already existed at build time (the inputs were
+    /// described with it); the run keeps using it.
+    pub(crate) cache: Option<crate::caching::Caching>,
+    /// The descriptions made before the cache was open, for the cache the run opens.
+    pub(crate) meta_pending: Option<Arc<crate::caching::Pending>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -363,7 +368,21 @@ impl PipelineBuilder {
             // at the default 256 MiB limit, 23.0 → 24.3 s).
             read.chunk_rows = (read.chunk_rows / 2).max(1024);
         }
+        // The inputs are described with the folder's cache when it exists (a re-run or an
+        // append sniffs only new files); otherwise the descriptions wait for the cache the
+        // run opens.
+        let (mut cache, mut meta_pending) = (None, None);
         if s.follow.is_none() {
+            if let Output::Dataset(out) = &s.output {
+                cache = crate::caching::Caching::open_existing(&s.config, out)?;
+            }
+            if let Some(c) = &cache {
+                read.meta_cache = Some(c.meta());
+            } else if s.config.cache.enabled {
+                let p = Arc::new(crate::caching::Pending::default());
+                read.meta_cache = Some(pipeline_core::MetaCache::new(p.clone()));
+                meta_pending = Some(p);
+            }
             crate::input::describe(&inputs, &mut read, &mut s.config)?;
         }
         #[cfg(feature = "prep")]
@@ -491,6 +510,8 @@ impl PipelineBuilder {
             #[cfg(feature = "prep")]
             taq,
             live_from: None,
+            cache,
+            meta_pending,
         })
     }
 }

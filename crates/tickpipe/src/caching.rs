@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pipeline_core::{Config, Result};
+use pipeline_core::{Config, MetaCache, MetaStore, Result};
 use serde_json::Value;
 
 /// The cache folder inside a dataset output folder.
@@ -46,6 +46,27 @@ mod with_cache {
             }
         }
 
+        /// The cache of output folder `out` (or of `[cache] dir`) when it exists already:
+        /// opened before the inputs are sniffed, so a re-run or an append sniffs only the
+        /// files the cache has not described. Nothing is created for a new folder (the run
+        /// may still be refused).
+        pub(crate) fn open_existing(cfg: &Config, out: &Path) -> Result<Option<Caching>> {
+            let dir = match cfg.cache.dir.is_empty() {
+                true => out.join(CACHE_DIR),
+                false => cfg.cache.dir.clone().into(),
+            };
+            if !cfg.cache.enabled || !dir.is_dir() {
+                return Ok(None);
+            }
+            // Busy: another run holds the folder or the cache; the run says so when it
+            // starts (or tries the cache again then).
+            match CacheBuilder::from_config(cfg, &dir).and_then(CacheBuilder::build) {
+                Ok(m) => Ok(Some(Caching(Arc::new(m)))),
+                Err(CacheError::Busy { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+
         /// The handle pipeline-io keeps sniffed metadata in.
         pub(crate) fn meta(&self) -> pipeline_core::MetaCache {
             pipeline_core::MetaCache::new(self.0.clone())
@@ -75,6 +96,9 @@ mod without_cache {
         pub(crate) fn open(_cfg: &Config, _out: Option<&Path>) -> Result<Option<Caching>> {
             Ok(None)
         }
+        pub(crate) fn open_existing(_cfg: &Config, _out: &Path) -> Result<Option<Caching>> {
+            Ok(None)
+        }
         pub(crate) fn meta(&self) -> pipeline_core::MetaCache {
             pipeline_core::MetaCache::memory()
         }
@@ -86,3 +110,71 @@ mod without_cache {
 
 #[cfg(not(feature = "cache"))]
 pub(crate) use without_cache::Caching;
+
+/// Metadata found before the cache is open: a run into a new folder describes its inputs
+/// before it may create `OUT/_cache` (it can still be refused), so the descriptions wait
+/// here and go into the cache when the run opens it ([`Pending::attach`]); the next run (an
+/// append, a re-run) then sniffs only the files it has not seen.
+#[derive(Default)]
+pub(crate) struct Pending(std::sync::Mutex<PendingState>);
+
+/// The entries stored so far and the cache they go to once it is open.
+#[derive(Default)]
+struct PendingState {
+    waiting: Vec<(String, Vec<u8>)>,
+    target: Option<MetaCache>,
+}
+
+impl Pending {
+    /// Sends what was stored so far to `target`, and everything stored from now on.
+    pub(crate) fn attach(&self, target: MetaCache) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in g.waiting.drain(..) {
+            target.put(&k, &v);
+        }
+        g.target = Some(target);
+    }
+}
+
+impl MetaStore for Pending {
+    fn get_meta(&self, key: &str) -> Option<Vec<u8>> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &g.target {
+            Some(t) => t.get(key),
+            None => g
+                .waiting
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &g.target {
+            Some(t) => t.put(key, value),
+            None => g.waiting.push((key.to_string(), value.to_vec())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_metadata_reaches_the_cache_it_is_attached_to() {
+        let p = std::sync::Arc::new(Pending::default());
+        let handle = MetaCache::new(p.clone());
+        handle.put("a", b"1");
+        handle.put("a", b"2");
+        assert_eq!(handle.get("a").as_deref(), Some(&b"2"[..]));
+        let target = MetaCache::memory();
+        p.attach(target.clone());
+        assert_eq!(target.get("a").as_deref(), Some(&b"2"[..]));
+        handle.put("b", b"3");
+        assert_eq!(target.get("b").as_deref(), Some(&b"3"[..]));
+        assert_eq!(handle.get("b").as_deref(), Some(&b"3"[..]));
+    }
+}

@@ -85,9 +85,17 @@ impl RecordedRun {
 }
 
 /// Configuration keys that change how a run executes but not what it writes (the output does
-/// not depend on chunk size, channel depth, memory budget or retries; the worker count is
-/// checked on its own).
+/// not depend on chunk size, channel depth, memory budget, retries or the metadata cache; the
+/// worker count is checked on its own).
 const EXECUTION_ONLY: &[&str] = &[
+    "cache.enabled",
+    "cache.dir",
+    "cache.memory_size",
+    "cache.memory_policy",
+    "cache.memory_ttl_secs",
+    "cache.memory_tti_secs",
+    "cache.disk_policy",
+    "cache.disk_ttl_secs",
     "pipeline.chunk_size",
     "pipeline.max_workers",
     "pipeline.memory_limit",
@@ -439,6 +447,7 @@ mod tests {
         let mut cfg2 = cfg.clone();
         cfg2.preprocessing.outlier_threshold = 3.0;
         cfg2.pipeline.memory_limit = "1GiB".parse().unwrap();
+        cfg2.cache.enabled = false;
         let b = record(dir.path(), &cfg2, &["a.csv", "b.csv"]);
         let d = a.differences(&b);
         assert_eq!(d.len(), 2, "{d:?}");

@@ -376,8 +376,16 @@ impl Pipeline {
     /// `out` is the dataset folder.
     fn run_engine(mut self, out: Option<&Path>, started: Instant) -> Result<RunReport> {
         let cancel = self.s.cancel.clone().unwrap_or_default();
-        let cache = crate::caching::Caching::open(&self.s.config, out)?;
+        let cache = match self.cache.take() {
+            Some(c) => Some(c),
+            None => crate::caching::Caching::open(&self.s.config, out)?,
+        };
+        // Without a cache after all (another process holds it) what was found stays in
+        // memory.
         if let Some(c) = &cache {
+            if let Some(p) = self.meta_pending.take() {
+                p.attach(c.meta());
+            }
             self.read.meta_cache = Some(c.meta());
         }
         let mut workers = self.workers;

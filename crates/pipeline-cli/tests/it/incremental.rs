@@ -182,6 +182,14 @@ fn appending_a_day_equals_a_full_run_and_an_interrupted_append_resumes() {
         s["rows_read"].as_u64().unwrap() > first["rows_read"].as_u64().unwrap(),
         "{s}"
     );
+    // The recorded days were not sniffed again: their descriptions came from the cache the
+    // first run kept.
+    let recorded = days(&input).len() as u64 - 1;
+    assert!(
+        s["cache"]["hits"].as_u64().unwrap() >= recorded,
+        "{}",
+        s["cache"]
+    );
 
     // The record says what the dataset was made from, appends included.
     let record: serde_json::Value =

@@ -8,60 +8,70 @@
 //! the tickpipe cache's `meta` namespace). The cache is best effort: a miss or garbage
 //! means the file is simply read without it.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use pipeline_core::MetaCache;
 use serde::{Deserialize, Serialize};
 
+use super::fingerprint::Fingerprint;
 use super::inspect_report::InspectReport;
 
 /// Prefix of this module's keys in the store (the store may hold other metadata), with the
 /// entry format's version.
 const KEY_PREFIX: &str = "pipeline-io/file-meta/v1|";
 
-/// Bytes hashed at each end of a file for its fingerprint: enough to notice appends and
-/// rewrites of the same size and mtime, small enough to cost nothing.
-const FINGERPRINT_BYTES: u64 = 64 << 10;
-
 /// What is cached per file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct CachedMeta {
     /// The `inspect` report (rows, schema, span, symbols).
     pub report: Option<InspectReport>,
     /// Block size and block end offsets used by the parallel decoder.
     pub boundaries: Option<(u64, Vec<u64>)>,
+    /// What [`super::describe_dataset`] found, with the hash of the read options it was
+    /// found under ([`describe_options_hash`]): the sniff a run makes of every input before
+    /// reading, so a re-run or an append sniffs only the files it has not seen.
+    pub described: Option<(u64, CachedInfo)>,
 }
 
-/// The fingerprint of a file: `size-mtime_ns-hash`.
+/// A [`super::FileInfo`] as stored (the name is the caller's, not the cache's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CachedInfo {
+    pub layout: Option<super::plan::VendorLayout>,
+    pub kind: Option<pipeline_core::DatasetKind>,
+    pub schema: arrow_schema::Schema,
+    pub symbols: Vec<String>,
+    pub zone: Option<String>,
+}
+
+/// The hash of what a file's description depends on besides its bytes: the `[input]`
+/// settings, the selected columns, whether a time column is required and the line limit,
+/// and this crate's version (a newer sniffer may describe the same bytes differently).
+pub(crate) fn describe_options_hash(opts: &super::ReadOptions) -> u64 {
+    pipeline_core::stable_hash(
+        format!(
+            "{}|{:?}|{:?}|{}|{}",
+            env!("CARGO_PKG_VERSION"),
+            opts.input,
+            opts.columns,
+            opts.require_timestamp,
+            opts.max_line_bytes
+        )
+        .as_bytes(),
+    )
+}
+
+/// The cache key of a file: its canonical path and [`Fingerprint`] (size, mtime, hash of
+/// the first and last 64 KiB).
 pub(crate) fn fingerprint(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    let size = meta.len();
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::new();
-    (&mut f)
-        .take(FINGERPRINT_BYTES)
-        .read_to_end(&mut buf)
-        .ok()?;
-    if size > FINGERPRINT_BYTES {
-        f.seek(SeekFrom::Start(
-            size.saturating_sub(FINGERPRINT_BYTES)
-                .max(FINGERPRINT_BYTES),
-        ))
-        .ok()?;
-        f.take(FINGERPRINT_BYTES).read_to_end(&mut buf).ok()?;
-    }
+    let f = Fingerprint::of(path).ok()?;
     let canon = std::fs::canonicalize(path).ok()?;
     Some(format!(
-        "{}|{size}|{mtime}|{:016x}",
+        "{}|{}|{}|{:016x}",
         canon.display(),
-        pipeline_core::stable_hash(&buf)
+        f.size,
+        f.mtime_ns,
+        f.ends_hash
     ))
 }
 
@@ -79,6 +89,9 @@ pub(crate) fn put(store: &MetaCache, key: &str, update: CachedMeta) {
     }
     if update.boundaries.is_some() {
         entry.boundaries = update.boundaries;
+    }
+    if update.described.is_some() {
+        entry.described = update.described;
     }
     match serde_json::to_vec(&entry) {
         Ok(bytes) => store.put(&format!("{KEY_PREFIX}{key}"), &bytes),
@@ -102,8 +115,8 @@ mod tests {
             &db,
             &k,
             CachedMeta {
-                report: None,
                 boundaries: Some((10, vec![4, 8])),
+                ..Default::default()
             },
         );
         assert_eq!(get(&db, &k).unwrap().boundaries, Some((10, vec![4, 8])));

@@ -35,7 +35,7 @@ pub fn inspect(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
             key,
             super::cache::CachedMeta {
                 report: Some(report.clone()),
-                boundaries: None,
+                ..Default::default()
             },
         );
     }

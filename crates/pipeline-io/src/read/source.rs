@@ -373,8 +373,8 @@ fn produce_mapped(
             &db,
             &key,
             super::cache::CachedMeta {
-                report: None,
                 boundaries: Some((block_bytes as u64, ends)),
+                ..Default::default()
             },
         );
     }

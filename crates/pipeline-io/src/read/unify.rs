@@ -170,11 +170,62 @@ pub fn dataset_schema(files: &[InputFile], opts: &ReadOptions) -> Result<SchemaR
     Ok(info.schema)
 }
 
-/// Sniffs one input; `None` for stdin and empty files.
+/// Sniffs one input; `None` for stdin and empty files. With a metadata cache
+/// ([`ReadOptions::meta_cache`]) a file already described under the same read options is
+/// answered from it (by fingerprint: size, mtime and the hashes of both ends), and a new
+/// description is kept; LOBSTER message files are always sniffed (their schema depends on
+/// the order-book file beside them).
 fn describe_file(input: &InputFile, opts: &ReadOptions) -> Result<Option<FileInfo>> {
     if input.is_stdin() {
         return Ok(None);
     }
+    let cache = match &opts.meta_cache {
+        Some(db) if !input.is_stream() => super::cache::fingerprint(&input.path).map(|k| (db, k)),
+        _ => None,
+    };
+    let Some((db, key)) = cache else {
+        return sniff_file(input, opts);
+    };
+    let wanted = super::cache::describe_options_hash(opts);
+    if let Some((_, c)) = super::cache::get(db, &key)
+        .and_then(|m| m.described)
+        .filter(|(h, _)| *h == wanted)
+    {
+        return Ok(Some(FileInfo {
+            file: input.display_name(),
+            layout: c.layout,
+            kind: c.kind,
+            schema: Arc::new(c.schema),
+            symbols: c.symbols,
+            zone: c.zone,
+        }));
+    }
+    let info = sniff_file(input, opts)?;
+    if let Some(i) = info
+        .as_ref()
+        .filter(|i| i.layout != Some(VendorLayout::LobsterMessage))
+    {
+        let c = super::cache::CachedInfo {
+            layout: i.layout,
+            kind: i.kind,
+            schema: i.schema.as_ref().clone(),
+            symbols: i.symbols.clone(),
+            zone: i.zone.clone(),
+        };
+        super::cache::put(
+            db,
+            &key,
+            super::cache::CachedMeta {
+                described: Some((wanted, c)),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(info)
+}
+
+/// Sniffs one input file (not stdin).
+fn sniff_file(input: &InputFile, opts: &ReadOptions) -> Result<Option<FileInfo>> {
     let file = input.display_name();
     let raw = open_raw(input)?;
     let Some(opened) = sniff_text(raw, input, opts)? else {
@@ -495,5 +546,59 @@ mod tests {
         let extra = Schema::new(vec![Field::new("id", DataType::Utf8, true)]);
         let e = conform_batch(&b, &extra).unwrap_err().to_string();
         assert!(e.contains("`symbol` is not in the dataset schema"), "{e}");
+    }
+
+    #[test]
+    fn descriptions_are_cached_per_fingerprint_and_read_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(
+            &p,
+            "ts,symbol,price,size\n2021-01-04T14:30:00Z,AAPL,1.5,100\n",
+        )
+        .unwrap();
+        let db = pipeline_core::MetaCache::memory();
+        let opts = ReadOptions {
+            meta_cache: Some(db.clone()),
+            ..ReadOptions::default()
+        };
+        let files = [InputFile::new(p.clone())];
+        let first = describe_dataset(&files, &opts).unwrap();
+        let key = super::super::cache::fingerprint(&p).unwrap();
+        let (hash, mut stored) = super::super::cache::get(&db, &key)
+            .and_then(|m| m.described)
+            .expect("the description is kept");
+        assert_eq!(&stored.schema, first.schema.as_ref());
+        // A second describe answers from the cache: plant a marker column to see it.
+        stored.schema = Schema::new(vec![Field::new("planted", DataType::Int64, true)]);
+        super::super::cache::put(
+            &db,
+            &key,
+            super::super::cache::CachedMeta {
+                described: Some((hash, stored)),
+                ..Default::default()
+            },
+        );
+        let names = |i: &DatasetInfo| -> Vec<String> {
+            i.schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        assert_eq!(
+            names(&describe_dataset(&files, &opts).unwrap()),
+            ["planted"]
+        );
+        // Other read options sniff again.
+        let mut other = opts.clone();
+        other.input.delimiter = Some(",".into());
+        assert_eq!(
+            names(&describe_dataset(&files, &other).unwrap()),
+            names(&first)
+        );
+        // So does a changed file.
+        std::fs::write(
+            &p,
+            "ts,symbol,price,size,bid\n2021-01-04T14:30:00Z,AAPL,1.5,100,1\n",
+        )
+        .unwrap();
+        assert!(names(&describe_dataset(&files, &opts).unwrap()).contains(&"bid".to_string()));
     }
 }

@@ -1,0 +1,311 @@
+//! The incremental-run and cache figures of `cargo xtask bench`.
+//!
+//! * **Appends** on the demo layout (one gzip file per trading day, 5 symbols, five years):
+//!   a finished dataset over every day but the last, then the last day added and the same
+//!   command run again. The append is timed against that day alone in a new folder and a
+//!   full run over all days, for a small day (the history's own last day) and a large one
+//!   (1,000,000 rows). An unchanged re-run ("nothing to do") is timed too. Each time is a
+//!   whole `tickpipe` process (start to exit), median of [`REPEATS`].
+//! * **Cache tiers**: `pipeline_cache::run_bench` in release (memory-tier and disk-tier hit
+//!   throughput, writes, large values, the Zipf hit rate), through the `cache_bench`
+//!   example so it runs optimised whatever profile xtask was built in.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// Runs per timed case; the median is reported, with the range.
+const REPEATS: usize = 3;
+
+/// Rows of the five-year history (the demo's default).
+const HISTORY_ROWS: u64 = 500_000;
+
+/// Rows of the large new day.
+const LARGE_DAY_ROWS: u64 = 1_000_000;
+
+/// The append and cache figures (see the module docs); `data` keeps generated inputs,
+/// `scratch` the output folders.
+pub fn figures(root: &Path, xtask: &Path, tickpipe: &Path, data: &Path) -> Result<Value> {
+    let dir = data.join("incremental");
+    let history = dir.join("history");
+    if !history.exists() {
+        eprintln!("== gen-data: five years of daily files ({HISTORY_ROWS} rows)");
+        gen_days(
+            xtask,
+            &history,
+            HISTORY_ROWS,
+            &["--years", "5", "--start-date", "2019-01-02"],
+        )?;
+    }
+    let large = dir.join("large");
+    if !large.exists() {
+        eprintln!("== gen-data: one day of {LARGE_DAY_ROWS} rows after the history");
+        gen_days(
+            xtask,
+            &large,
+            LARGE_DAY_ROWS,
+            &["--days", "1", "--start-date", "2024-01-02"],
+        )?;
+    }
+    let mut days = day_files(&history)?;
+    let small_day = days.pop().context("gen-data wrote no day files")?;
+    let large_day = day_files(&large)?
+        .pop()
+        .context("gen-data wrote no large day")?;
+    let scratch = dir.join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+
+    // The history without its last day, run once; every append starts from a copy of it.
+    let inputs = scratch.join("inputs");
+    std::fs::create_dir_all(&inputs)?;
+    for d in &days {
+        link_or_copy(d, &inputs.join(file_name(d)?))?;
+    }
+    let base = scratch.join("base");
+    eprintln!("== incremental: the history ({} days)", days.len());
+    let base_secs = run_timed(tickpipe, &inputs, &base)?;
+
+    let mut cases = Vec::new();
+    for (label, day) in [("small", &small_day), ("large", &large_day)] {
+        let added = inputs.join(file_name(day)?);
+        link_or_copy(day, &added)?;
+        let alone_in = scratch.join(format!("alone_{label}"));
+        std::fs::create_dir_all(&alone_in)?;
+        link_or_copy(day, &alone_in.join(file_name(day)?))?;
+        let (mut append, mut alone, mut full) = (Vec::new(), Vec::new(), Vec::new());
+        eprintln!("== incremental: appending the {label} day");
+        for _ in 0..REPEATS {
+            let out = scratch.join("append");
+            let _ = std::fs::remove_dir_all(&out);
+            copy_dir(&base, &out)?;
+            append.push(run_timed(tickpipe, &inputs, &out)?);
+            let out = scratch.join("alone");
+            let _ = std::fs::remove_dir_all(&out);
+            alone.push(run_timed(tickpipe, &alone_in, &out)?);
+        }
+        for _ in 0..REPEATS {
+            let out = scratch.join("full");
+            let _ = std::fs::remove_dir_all(&out);
+            full.push(run_timed(tickpipe, &inputs, &out)?);
+        }
+        let ledger = |o: &str| -> Result<Value> {
+            let s: Value =
+                serde_json::from_str(&std::fs::read_to_string(scratch.join(o).join("_SUCCESS"))?)?;
+            Ok(s["ledger"].clone())
+        };
+        if ledger("append")? != ledger("full")? {
+            bail!("the {label} append's ledger differs from the full run's");
+        }
+        let unchanged = {
+            let mut v = Vec::new();
+            for _ in 0..REPEATS {
+                v.push(run_timed(tickpipe, &inputs, &scratch.join("full"))?);
+            }
+            v
+        };
+        let rows = count_rows(day)?;
+        cases.push(json!({
+            "day": label,
+            "recorded_days": days.len(),
+            "day_rows": rows,
+            "append_seconds": stats(&append),
+            "alone_seconds": stats(&alone),
+            "full_seconds": stats(&full),
+            "unchanged_rerun_seconds": stats(&unchanged),
+            "append_over_alone": median(&append) / median(&alone).max(1e-9),
+        }));
+        std::fs::remove_file(&added)?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    eprintln!("== cache tiers (pipeline-cache's cache_bench example, release)");
+    let cache = cache_bench(root, &dir.join("cache-bench"))?;
+    Ok(json!({
+        "history_seconds": base_secs,
+        "appends": cases,
+        "cache": cache,
+    }))
+}
+
+/// The markdown section of the figures.
+pub fn markdown(v: &Value) -> String {
+    let mut md = String::from(
+        "\n### Incremental runs (demo layout: daily gzip files, 5 symbols, 5 years; whole processes, median of 3 [range])\n\n\
+         | new day | rows | days in `OUT` | append s | same day alone s | append / alone | full run s | unchanged re-run s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let s = |x: &Value| {
+        format!(
+            "{:.3} [{:.3}–{:.3}]",
+            x["median"].as_f64().unwrap_or(0.0),
+            x["min"].as_f64().unwrap_or(0.0),
+            x["max"].as_f64().unwrap_or(0.0)
+        )
+    };
+    for c in v["appends"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.2}× | {} | {} |\n",
+            c["day"].as_str().unwrap_or(""),
+            c["day_rows"],
+            c["recorded_days"],
+            s(&c["append_seconds"]),
+            s(&c["alone_seconds"]),
+            c["append_over_alone"].as_f64().unwrap_or(0.0),
+            s(&c["full_seconds"]),
+            s(&c["unchanged_rerun_seconds"]),
+        ));
+    }
+    let c = &v["cache"];
+    if c.is_object() {
+        let mbps = |x: &Value| x["mb_per_s"].as_f64().unwrap_or(0.0);
+        md.push_str(&format!(
+            "\n### Cache tiers (pipeline-cache, release; values of {:.1} MB of Arrow buffers, {:.1}× smaller on disk)\n\n\
+             | memory-tier hits GB/s (no copy: the cached buffers are shared) | disk-tier hits MB/s | put MB/s | durable put MB/s | Zipf(s=1) hit rate |\n\
+             |---:|---:|---:|---:|---:|\n\
+             | {:.0} | {:.0} | {:.0} | {:.0} | {:.1}% ({:.1}% memory, {:.1}% disk; working set {:.0} MB over a {:.0} MB memory tier) |\n",
+            c["value_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            c["value_bytes"].as_f64().unwrap_or(0.0) / c["stored_bytes"].as_f64().unwrap_or(1.0).max(1.0),
+            mbps(&c["memory_get"]) / 1e3,
+            mbps(&c["disk_get"]),
+            mbps(&c["put"]),
+            mbps(&c["put_durable"]),
+            c["zipf_hit_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            c["zipf_memory_hit_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            c["zipf_disk_hit_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            c["zipf_working_set_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            c["zipf_memory_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        ));
+    }
+    md
+}
+
+/// gen-data in the demo layout into `dir`.
+fn gen_days(xtask: &Path, dir: &Path, rows: u64, extra: &[&str]) -> Result<()> {
+    let status = Command::new(xtask)
+        .args(["gen-data", "--layout", "per-day", "--compression", "gz"])
+        .args(["--symbols", "5"])
+        .args(["--rows", &rows.to_string()])
+        .args(extra)
+        .arg("--out")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("gen-data failed");
+    }
+    Ok(())
+}
+
+/// The day files of a gen-data folder, in name (= date) order.
+fn day_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".csv.gz"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn file_name(p: &Path) -> Result<&std::ffi::OsStr> {
+    p.file_name()
+        .with_context(|| format!("{} has no file name", p.display()))
+}
+
+/// A hard link where the file system allows it (no bytes copied), else a copy. The
+/// fingerprint includes the modification time, which both keep.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
+}
+
+/// Copies a folder tree (an output folder: data, quarantine, manifest, cache).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Wall seconds of one `tickpipe run inputs --out out -q`, process start to exit.
+fn run_timed(tickpipe: &Path, inputs: &Path, out: &Path) -> Result<f64> {
+    let start = Instant::now();
+    let o = Command::new(tickpipe)
+        .arg("run")
+        .arg(inputs)
+        .arg("--out")
+        .arg(out)
+        .arg("-q")
+        .output()
+        .with_context(|| format!("running {}", tickpipe.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if !o.status.success() {
+        bail!(
+            "tickpipe run {} --out {} failed: {}",
+            inputs.display(),
+            out.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(secs)
+}
+
+/// Data rows of a gzip day file (lines less the header).
+fn count_rows(p: &Path) -> Result<u64> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("gzip -dc \"$0\" | wc -l")
+        .arg(p)
+        .output()?;
+    let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    Ok(n.saturating_sub(1))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn stats(v: &[f64]) -> Value {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    json!({"median": median(v), "min": min, "max": max, "runs": v})
+}
+
+/// pipeline-cache's bench as JSON, built and run in release.
+fn cache_bench(root: &Path, dir: &Path) -> Result<Value> {
+    let o = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "pipeline-cache",
+            "--example",
+            "cache_bench",
+            "--",
+        ])
+        .arg(dir)
+        .arg("--json")
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !o.status.success() {
+        bail!("the cache bench failed");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    serde_json::from_slice(&o.stdout).context("the cache bench's output is not JSON")
+}
