@@ -97,7 +97,9 @@ mod spec;
 pub mod spill;
 mod worker;
 
-pub use manifest::{CommittedSummary, committed_positions, committed_summary, resumed_workers};
+pub use manifest::{
+    CommittedSummary, RewindPoint, committed_positions, committed_summary, resumed_workers, rewind,
+};
 pub use mapreduce::{map_reduce, map_reduce_on};
 pub use memory::{current_rss, peak_rss};
 pub use runner::{Run, Runner};

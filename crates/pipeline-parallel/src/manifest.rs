@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use pipeline_core::{Error, Ledger, Result, SourcePosition, StageMetrics};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; bumped on incompatible changes (3: output paths relative to the
@@ -15,6 +15,15 @@ const VERSION: u32 = 4;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
+/// Earlier segment ends (`{next_segment:010}` → committed state), for [`rewind`].
+const HISTORY: TableDefinition<&str, &str> = TableDefinition::new("history");
+/// Their stage states (`{next_segment:010}/w{worker}/s{stage}`).
+const HISTORY_STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("history_states");
+
+/// Most segment ends kept for [`rewind`]: past it every second one (oldest first, never
+/// the newest) is dropped, so a long run keeps about this many points, spread over its
+/// history, and the manifest stays small.
+const MAX_HISTORY: usize = 48;
 
 /// Everything committed so far, as of the last segment end.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -100,6 +109,37 @@ pub struct CommittedSummary {
     pub ledger: Ledger,
     /// Input bytes of the committed segments.
     pub bytes_read: u64,
+}
+
+/// Where [`rewind`] took a finished run back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewindPoint {
+    /// The first segment that will be written again.
+    pub next_segment: u32,
+    /// Inputs (completed or failed) committed before it.
+    pub inputs: usize,
+}
+
+/// Takes the run whose manifest is at `path` (output paths relative to `root`) back to the
+/// latest segment end at which every committed input is one of `kept` (the unchanged first
+/// inputs of a changed history): that state becomes the committed one, with its stage
+/// states, and the later segment ends are forgotten, so a resume re-processes everything
+/// after it and removes the later segments' files as uncommitted work. `None` (and nothing
+/// changed) when no kept segment end qualifies, e.g. the change is in the first segment or
+/// the manifest predates segment history.
+pub fn rewind(path: &Path, root: &Path, kept: &[String]) -> Result<Option<RewindPoint>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let m = Manifest::open(path, Some(root.to_path_buf()))?;
+    let kept: std::collections::HashSet<&str> = kept.iter().map(String::as_str).collect();
+    m.rewind(|c| {
+        c.completed
+            .iter()
+            .map(String::as_str)
+            .chain(c.failed.iter().map(|f| f.0.as_str()))
+            .all(|n| kept.contains(n))
+    })
 }
 
 /// What the run whose manifest is at `path` has committed; `None` when there is no manifest
@@ -292,9 +332,132 @@ impl Manifest {
                     }
                 }
             }
+            // A segment end with its states (not the end-of-input flush, which keeps the
+            // states from before it) is a point a changed history can go back to.
+            if !states.is_empty() {
+                let seg = history_key(c.next_segment);
+                let mut h = txn.open_table(HISTORY).map_err(|e| db_err(p, e))?;
+                let mut hs = txn.open_table(HISTORY_STATES).map_err(|e| db_err(p, e))?;
+                h.insert(seg.as_str(), text.as_str())
+                    .map_err(|e| db_err(p, e))?;
+                for (w, row) in states.iter().enumerate() {
+                    for (k, s) in row.iter().enumerate() {
+                        if let Some(bytes) = s {
+                            let key = format!("{seg}/{}", state_key(w, k));
+                            hs.insert(key.as_str(), bytes.as_slice())
+                                .map_err(|e| db_err(p, e))?;
+                        }
+                    }
+                }
+                let keys: Vec<String> = h
+                    .iter()
+                    .map_err(|e| db_err(p, e))?
+                    .map(|r| r.map(|(k, _)| k.value().to_string()))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| db_err(p, e))?;
+                if keys.len() > MAX_HISTORY {
+                    let newest = keys.len() - 1;
+                    for (i, k) in keys.iter().enumerate() {
+                        if i % 2 == 1 && i != newest {
+                            h.remove(k.as_str()).map_err(|e| db_err(p, e))?;
+                            remove_prefixed(&mut hs, k).map_err(|e| db_err(p, e))?;
+                        }
+                    }
+                }
+            }
         }
         txn.commit().map_err(|e| db_err(p, e))
     }
+
+    /// See [`rewind`]: the latest kept segment end for which `keep` holds becomes the
+    /// committed state, in one transaction.
+    fn rewind(&self, keep: impl Fn(&Committed) -> bool) -> Result<Option<RewindPoint>> {
+        let p = &self.path;
+        let txn = self.db.begin_write().map_err(|e| db_err(p, e))?;
+        let point = {
+            let mut h = txn.open_table(HISTORY).map_err(|e| db_err(p, e))?;
+            let mut chosen = None;
+            for r in h.iter().map_err(|e| db_err(p, e))?.rev() {
+                let (k, v) = r.map_err(|e| db_err(p, e))?;
+                let c: Committed = serde_json::from_str(v.value()).map_err(|e| json_err(p, e))?;
+                if c.version == VERSION && keep(&c) {
+                    chosen = Some((k.value().to_string(), v.value().to_string(), c));
+                    break;
+                }
+            }
+            let Some((key, text, c)) = chosen else {
+                return Ok(None);
+            };
+            let mut hs = txn.open_table(HISTORY_STATES).map_err(|e| db_err(p, e))?;
+            let mut st = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
+            let old: Vec<String> = st
+                .iter()
+                .map_err(|e| db_err(p, e))?
+                .map(|r| r.map(|(k, _)| k.value().to_string()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| db_err(p, e))?;
+            for k in old {
+                st.remove(k.as_str()).map_err(|e| db_err(p, e))?;
+            }
+            let prefix = format!("{key}/");
+            let saved: Vec<(String, Vec<u8>)> = hs
+                .range(prefix.as_str()..)
+                .map_err(|e| db_err(p, e))?
+                .map(|r| r.map(|(k, v)| (k.value().to_string(), v.value().to_vec())))
+                .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| db_err(p, e))?;
+            for (k, v) in saved {
+                st.insert(&k[prefix.len()..], v.as_slice())
+                    .map_err(|e| db_err(p, e))?;
+            }
+            // Later segment ends describe output that is about to be written again.
+            let later: Vec<String> = h
+                .range::<&str>((
+                    std::ops::Bound::Excluded(key.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .map_err(|e| db_err(p, e))?
+                .map(|r| r.map(|(k, _)| k.value().to_string()))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| db_err(p, e))?;
+            for k in later {
+                h.remove(k.as_str()).map_err(|e| db_err(p, e))?;
+                remove_prefixed(&mut hs, &k).map_err(|e| db_err(p, e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
+            meta.insert("committed", text.as_str())
+                .map_err(|e| db_err(p, e))?;
+            meta.remove("base").map_err(|e| db_err(p, e))?;
+            RewindPoint {
+                next_segment: c.next_segment,
+                inputs: c.completed.len() + c.failed.len(),
+            }
+        };
+        txn.commit().map_err(|e| db_err(p, e))?;
+        Ok(Some(point))
+    }
+}
+
+fn history_key(next_segment: u32) -> String {
+    format!("{next_segment:010}")
+}
+
+/// Removes the history states of segment end `key`.
+fn remove_prefixed(
+    hs: &mut redb::Table<&str, &[u8]>,
+    key: &str,
+) -> std::result::Result<(), redb::StorageError> {
+    let prefix = format!("{key}/");
+    let keys: Vec<String> = hs
+        .range(prefix.as_str()..)?
+        .map(|r| r.map(|(k, _)| k.value().to_string()))
+        .take_while(|r| r.as_ref().map_or(true, |k| k.starts_with(&prefix)))
+        .collect::<std::result::Result<_, _>>()?;
+    for k in keys {
+        hs.remove(k.as_str())?;
+    }
+    Ok(())
 }
 
 fn state_key(worker: usize, stage: usize) -> String {
@@ -390,6 +553,63 @@ mod tests {
         assert_eq!(got.outputs, vec![moved.path().join("data/part-0.parquet")]);
         assert_eq!(got.next_segment, 3);
         assert_eq!(states, vec![vec![Some(vec![1, 2])], vec![None]]);
+    }
+
+    #[test]
+    fn a_rewind_restores_the_latest_kept_segment_end_and_history_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, Some(dir.path().to_path_buf())).unwrap();
+        let mut c = Committed {
+            workers: 2,
+            stages: vec![("s".into(), StageMetrics::default())],
+            ..Default::default()
+        };
+        // 100 segments of one input each; worker 1 holds state only on even segments.
+        for seg in 0..100u32 {
+            c.completed.push(format!("in{seg:03}"));
+            c.next_segment = seg + 1;
+            let odd = seg % 2 == 1;
+            let st = vec![
+                vec![Some(seg.to_le_bytes().to_vec())],
+                vec![(!odd).then(|| vec![7])],
+            ];
+            m.commit(&c, &st).unwrap();
+        }
+        // The flush segment: no states of its own.
+        let base = c.clone();
+        m.save_base(&base).unwrap();
+        c.next_segment = 101;
+        c.flushed = true;
+        m.commit(&c, &[]).unwrap();
+        let history = {
+            let txn = m.db.begin_read().unwrap();
+            let h = txn.open_table(HISTORY).unwrap();
+            h.iter().unwrap().count()
+        };
+        assert!(history <= MAX_HISTORY + 1, "{history} kept");
+        drop(m);
+
+        // Inputs from in040 on changed: the latest kept end at or before 40 inputs.
+        let kept: Vec<String> = (0..40).map(|i| format!("in{i:03}")).collect();
+        let p = rewind(&path, dir.path(), &kept).unwrap().unwrap();
+        assert!(p.inputs <= 40 && p.inputs >= 30, "{p:?}");
+        assert_eq!(p.next_segment as usize, p.inputs);
+        let m = Manifest::open(&path, Some(dir.path().to_path_buf())).unwrap();
+        let (got, states) = m.load().unwrap().unwrap();
+        assert_eq!(got.completed.len(), p.inputs);
+        assert!(!got.flushed);
+        let seg = p.next_segment - 1;
+        assert_eq!(states[0][0], Some(seg.to_le_bytes().to_vec()));
+        assert_eq!(states[1][0], seg.is_multiple_of(2).then(|| vec![7]));
+        assert!(m.load_base().unwrap().is_none());
+        drop(m);
+        // Later ends are gone; nothing before the first input is kept.
+        let again = rewind(&path, dir.path(), &kept[..p.inputs])
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, p);
+        assert!(rewind(&path, dir.path(), &[]).unwrap().is_none());
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub use pipeline_prep::{BarEdge, BarSession, EmptyBars};
 pub use quality::suggest_rules;
 pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation};
 pub use record::{RUN_RECORD, RecordedInput, RunRecord};
-pub use report::{FailedFile, LiveSpan, RunReport, StageSummary};
+pub use report::{FailedFile, LiveSpan, Reprocessed, RunReport, StageSummary};
 pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};
 pub use settings::workers;
 #[cfg(feature = "prep")]

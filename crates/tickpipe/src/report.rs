@@ -29,6 +29,19 @@ pub struct StageSummary {
     pub rows_per_second: f64,
 }
 
+/// What a run into a dataset with a changed history kept and processed again
+/// ([`RunReport::reprocessed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reprocessed {
+    /// The first input that differs from the recorded ones (changed, or new where a recorded
+    /// one was removed or a new one sorts before recorded ones).
+    pub first_changed: String,
+    /// Recorded inputs kept as they were (up to the last segment end before the change).
+    pub kept: usize,
+    /// Inputs processed again or for the first time.
+    pub processed: usize,
+}
+
 /// Where a live run started and stopped in its followed file (1-based line numbers, byte
 /// offsets): `started` is the start of the file for a first run, or where the run it
 /// continues stopped.
@@ -117,6 +130,10 @@ pub struct RunReport {
     /// of the dataset it extended (the ledger covers all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appended: Option<(usize, usize)>,
+    /// A run into a finished dataset whose history changed (an input in the middle changed,
+    /// was removed or inserted): what it kept and what it processed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocessed: Option<Reprocessed>,
     /// Live (`--follow`) runs into a dataset folder: where this run started and stopped in
     /// the followed file. A later live run of the same command continues from `stopped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +199,7 @@ impl RunReport {
             quarantine_limit: None,
             up_to_date: false,
             appended: None,
+            reprocessed: None,
             live: None,
             taq: None,
             row_ledger: ledger.clone(),

@@ -206,6 +206,7 @@ impl Pipeline {
         let _lock = OutputLock::acquire(out)?;
         let mut now = self.record(self.workers)?;
         let mut extended = None;
+        let mut reprocessed = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
         if self.s.follow.is_some() && !self.s.overwrite {
@@ -275,12 +276,15 @@ impl Pipeline {
                         now.save(out)?;
                         self.s.resume = true;
                         extended = Some((added.len(), prior.inputs.len()));
+                    } else if let Some(r) = self.rewind_history(out, &prior, &mut now)? {
+                        reprocessed = Some(r);
                     } else {
                         let why = if diffs.iter().any(|d| d.starts_with("input ")) {
-                            "an incremental run only adds inputs that come after every \
-                             recorded one; a changed, removed or inserted input changes the \
-                             state every later file of its symbols starts from, so the \
-                             dataset must be made again: "
+                            "a changed, removed or inserted input changes the state every \
+                             later file of its symbols starts from, so the run goes back to \
+                             the last segment end before it; here there is none (the first \
+                             input changed, or the folder's manifest keeps no segment ends), \
+                             so the dataset must be made again: "
                         } else {
                             ""
                         };
@@ -311,12 +315,85 @@ impl Pipeline {
         let live_from = self.s.follow.is_some().then_some(self.live_from);
         let mut report = self.run_engine(Some(out), started)?;
         report.appended = extended;
+        report.reprocessed = reprocessed;
         if let Some(from) = live_from {
             report.live = Some(crate::live::live_span(out, from)?);
         }
         let json = report.to_json()?;
         crate::output::write_atomic(&out.join(SUCCESS), &(json + "\n"))?;
         Ok(report)
+    }
+
+    /// A finished run `prior` in `out` of the same configuration whose inputs changed after
+    /// the first few (a day re-delivered, removed or inserted in the middle of the history):
+    /// state flows forward, so everything from the change on is processed again, from the
+    /// last segment end before it (the manifest keeps the stage state of segment ends).
+    /// The manifest goes back first (one transaction; no file is deleted until the run's
+    /// resume removes the later segments' files as uncommitted work), then the folder is
+    /// marked unfinished and the record replaced. `None` (nothing touched) when the setup
+    /// differs, the very first input changed, or no segment end before the change is kept:
+    /// the caller refuses then.
+    fn rewind_history(
+        &mut self,
+        out: &Path,
+        prior: &RunRecord,
+        now: &mut RunRecord,
+    ) -> Result<Option<crate::report::Reprocessed>> {
+        let same_setup = prior
+            .differences(&RunRecord {
+                inputs: prior.inputs.clone(),
+                ..now.clone()
+            })
+            .is_empty();
+        let unchanged = prior
+            .inputs
+            .iter()
+            .zip(&now.inputs)
+            .take_while(|(a, b)| a == b && a.fingerprint.is_some())
+            .count();
+        if !same_setup || unchanged == 0 || !out.join(SUCCESS).exists() {
+            return Ok(None);
+        }
+        self.check_incremental(out, prior)?;
+        let kept: Vec<String> = prior.inputs[..unchanged]
+            .iter()
+            .map(|i| i.path.clone())
+            .collect();
+        let Some(point) = pipeline_parallel::rewind(&out.join(MANIFEST), out, &kept)? else {
+            return Ok(None);
+        };
+        // Until the record is replaced the folder still reads as the finished old run (the
+        // rewound manifest deletes nothing by itself); a crash here leaves it so, and running
+        // the command again goes back to the same point.
+        remove_marker(out)?;
+        let first_changed = now
+            .inputs
+            .get(unchanged)
+            .or(prior.inputs.get(unchanged))
+            .map(|i| i.path.clone())
+            .unwrap_or_default();
+        tracing::info!(
+            "{}: the recorded inputs changed from {first_changed} on: keeping the first {} \
+             (up to the last segment end before the change) and processing the other {} \
+             again, each symbol continuing from its state there",
+            out.display(),
+            point.inputs,
+            now.inputs.len() - point.inputs
+        );
+        now.workers = prior.workers;
+        now.checkpoint_bytes = self.s.checkpoint_every.or(prior.checkpoint_bytes);
+        now.history = prior.history.clone();
+        now.history.push(crate::record::RecordedRun::now(
+            &now.inputs[point.inputs..],
+            now.inputs.len(),
+        ));
+        now.save(out)?;
+        self.s.resume = true;
+        Ok(Some(crate::report::Reprocessed {
+            first_changed,
+            kept: point.inputs,
+            processed: now.inputs.len() - point.inputs,
+        }))
     }
 
     /// Whether this run may add inputs to the finished run `prior` in `out`: outputs that

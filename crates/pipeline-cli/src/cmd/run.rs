@@ -131,6 +131,15 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             added + recorded
         );
     }
+    if let (Some(r), false) = (&report.reprocessed, quiet) {
+        eprintln!(
+            "  changed history: the inputs differ from the recorded ones from {} on; the first {} were kept (up to the last segment end before it) and {} processed again, each symbol continuing from its state there; the ledger covers all {} inputs",
+            r.first_changed,
+            r.kept,
+            r.processed,
+            r.kept + r.processed
+        );
+    }
     if let (Some(live), false) = (report.live, quiet) {
         match live.stopped {
             Some((line, byte)) => eprintln!(

@@ -1,8 +1,9 @@
 //! Incremental runs (#16): a finished dataset given more inputs after its recorded ones
 //! processes only the new ones, each symbol continuing from its state at the end of the
 //! recorded inputs, and ends up equal (data and quarantine, row for row) to one run over all
-//! the inputs; an interrupted append resumes to the same; a changed file in the middle of the
-//! history is refused with the reason, and the previous dataset is left as it was.
+//! the inputs; an interrupted append resumes to the same; a changed or removed file in the
+//! middle of the history is processed again from there (from the last segment end before
+//! it), equal to a fresh run; a changed first file is refused and the dataset left as it was.
 
 use std::path::{Path, PathBuf};
 
@@ -240,35 +241,97 @@ fn appending_a_day_equals_a_full_run_and_an_interrupted_append_resumes() {
     }
 }
 
-#[test]
-fn a_changed_day_in_the_middle_is_refused_and_the_dataset_kept() {
-    let tmp = tempdir().unwrap();
-    let input = gen_data(tmp.path(), 6_000, 4);
-    let out = tmp.path().join("out");
-    tickpipe().args(run_args(&input, &out)).assert().success();
-    let before = rows(&out, false);
-    // Day 2 changes: its last row is gone.
-    let day = days(&input)[1].clone();
-    let mut text = String::new();
+/// Drops the last line of a gzip day file (a vendor's corrected re-delivery).
+fn drop_last_row(day: &Path) {
     use std::io::{Read, Write};
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(&day).unwrap())
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(day).unwrap())
         .read_to_string(&mut text)
         .unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.pop();
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
-    std::fs::write(&day, enc.finish().unwrap()).unwrap();
+    std::fs::write(day, enc.finish().unwrap()).unwrap();
+}
 
-    let a = tickpipe().args(run_args(&input, &out)).assert().code(2);
+/// A fresh run over `input` into `tmp/name`, for comparison.
+fn fresh(tmp: &Path, input: &Path, name: &str) -> PathBuf {
+    let reference = tmp.join(name);
+    tickpipe()
+        .args(run_args(input, &reference))
+        .assert()
+        .success();
+    reference
+}
+
+#[test]
+fn a_changed_or_removed_day_in_the_middle_is_processed_again_from_there() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 8_000, 6);
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let all = days(&input);
+    assert!(all.len() >= 5, "{all:?}");
+
+    // Day 3 is re-delivered without its last row: days 1-2 are kept, 3.. processed again.
+    drop_last_row(&all[2]);
+    let a = tickpipe().args(loud(&input, &out)).assert().success();
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    let name = day.file_name().unwrap().to_string_lossy().to_string();
-    assert!(err.contains(&name) && err.contains("changed"), "{err}");
+    let name = all[2].file_name().unwrap().to_string_lossy().to_string();
     assert!(
-        err.contains("every later file") && err.contains("--overwrite"),
+        err.contains("changed history")
+            && err.contains(&name)
+            && err.contains("the first 2 were kept"),
         "{err}"
     );
-    // Nothing was touched.
+    let reference = fresh(tmp.path(), &input, "reference");
+    assert_same_rows(&out, &reference, "a changed day");
+    let (s, r) = (summary_of(&out), summary_of(&reference));
+    assert_balanced(&s);
+    for k in [
+        "rows_read",
+        "rows_written",
+        "rows_quarantined",
+        "rows_removed",
+    ] {
+        assert_eq!(s[k], r[k], "{k}: {s} vs {r}");
+    }
+    assert_eq!(s["reprocessed"]["kept"], 2, "{s}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("_run.json")).unwrap()).unwrap();
+    assert_eq!(record["history"].as_array().unwrap().len(), 2, "{record}");
+
+    // Day 4 is removed: days 1-3 are kept, the rest processed again; then a new last day
+    // is an ordinary append.
+    let aside = tmp.path().join("aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    std::fs::rename(&all[3], aside.join(all[3].file_name().unwrap())).unwrap();
+    let held = hold_back_last_day(&input, &tmp.path().join("held"));
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    assert_same_rows(
+        &out,
+        &fresh(tmp.path(), &input, "reference2"),
+        "a removed day",
+    );
+    std::fs::rename(&held.0, &held.1).unwrap();
+    let a = tickpipe().args(loud(&input, &out)).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("incremental run: 1 new inputs"), "{err}");
+    assert_same_rows(
+        &out,
+        &fresh(tmp.path(), &input, "reference3"),
+        "then appended",
+    );
+
+    // The first day changed: nothing before it to keep. Refused, naming it, nothing touched.
+    let before = rows(&out, false);
+    drop_last_row(&all[0]);
+    let a = tickpipe().args(run_args(&input, &out)).assert().code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let name = all[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&name) && err.contains("changed"), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
     assert!(out.join("_SUCCESS").exists());
     assert_eq!(rows(&out, false), before);
     // --overwrite makes it again, equal to a fresh run.
@@ -277,12 +340,11 @@ fn a_changed_day_in_the_middle_is_refused_and_the_dataset_kept() {
         .arg("--overwrite")
         .assert()
         .success();
-    let reference = tmp.path().join("reference");
-    tickpipe()
-        .args(run_args(&input, &reference))
-        .assert()
-        .success();
-    assert_same_rows(&out, &reference, "after --overwrite");
+    assert_same_rows(
+        &out,
+        &fresh(tmp.path(), &input, "reference4"),
+        "after --overwrite",
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
