@@ -56,7 +56,17 @@ pub trait Stage: Send {
         Ok(None)
     }
 
-    /// Restores state written by [`Stage::checkpoint`].
+    /// The state to restore if the input being processed has to be replayed in this same
+    /// stage instance (a retried input: the engine takes one at every input start). It goes
+    /// back to [`Stage::restore`] of this instance only, so a stage whose state grows with
+    /// the run (append-only logs) can record how far they reached instead of copying them,
+    /// keeping the cost per input constant. Default: [`Stage::checkpoint`].
+    fn replay_point(&self) -> Result<Option<Vec<u8>>> {
+        self.checkpoint()
+    }
+
+    /// Restores state written by [`Stage::checkpoint`] (or by [`Stage::replay_point`] of this
+    /// instance).
     fn restore(&mut self, _state: &[u8]) -> Result<()> {
         Err(crate::Error::Internal(format!(
             "stage `{}` has no state to restore",

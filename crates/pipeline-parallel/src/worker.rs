@@ -184,8 +184,16 @@ impl Worker {
 
     /// Processes one source's parts, with the replay protocol described on [`Part`].
     fn source(&mut self, parts: Receiver<Part>, acks: Sender<Ack>) -> Result<()> {
+        // Restored into these same stages only: a replay point, not a full checkpoint (a
+        // stage's growing logs are recorded by length, so an input's start costs the same
+        // at the 10,000th input as at the first).
         let ckpt = if self.take_checkpoints {
-            Some(self.checkpoint()?)
+            Some(
+                self.stages
+                    .iter()
+                    .map(|s| s.replay_point())
+                    .collect::<Result<Vec<_>>>()?,
+            )
         } else {
             None
         };

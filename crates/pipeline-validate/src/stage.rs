@@ -1539,9 +1539,28 @@ impl Stage for ValidateStage {
         Ok(Some(out))
     }
 
+    /// Like [`Stage::checkpoint`], but the closed symbol-days (append-only, the part that
+    /// grows with the run) are recorded by length: restoring truncates them.
+    fn replay_point(&self) -> Result<Option<Vec<u8>>> {
+        let cp = Checkpoint {
+            slots: self.slots.names().to_vec(),
+            syms: self.syms.clone(),
+            acc: self.acc.clone(),
+        };
+        let head = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Internal(format!("validate replay point: {e}")))?;
+        let mut out = Vec::with_capacity(20 + head.len());
+        out.extend_from_slice(b"TPVR");
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&(self.acc.days_text.len() as u64).to_le_bytes());
+        Ok(Some(out))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let bad = |m: &str| Error::Internal(format!("validate restore: {m}"));
-        if state.len() < 12 || &state[..4] != b"TPV1" {
+        let replay = state.get(..4) == Some(b"TPVR");
+        if state.len() < 12 || (&state[..4] != b"TPV1" && !replay) {
             return Err(bad("not a validation checkpoint"));
         }
         let mut len = [0u8; 8];
@@ -1549,7 +1568,26 @@ impl Stage for ValidateStage {
         let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("length"))?;
         let head = state.get(12..12 + len).ok_or_else(|| bad("truncated"))?;
         let cp: Checkpoint = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
-        let text = std::str::from_utf8(&state[12 + len..]).map_err(|e| bad(&e.to_string()))?;
+        let text = if replay {
+            // This instance's own closed days, as far as they reached at the replay point.
+            let mut n = [0u8; 8];
+            n.copy_from_slice(
+                state
+                    .get(12 + len..20 + len)
+                    .ok_or_else(|| bad("truncated"))?,
+            );
+            let n = usize::try_from(u64::from_le_bytes(n)).map_err(|_| bad("length"))?;
+            if n > self.acc.days_text.len() || !self.acc.days_text.is_char_boundary(n) {
+                return Err(bad("a replay point of another stage instance"));
+            }
+            let mut kept = std::mem::take(&mut self.acc.days_text);
+            kept.truncate(n);
+            kept
+        } else {
+            std::str::from_utf8(&state[12 + len..])
+                .map_err(|e| bad(&e.to_string()))?
+                .to_string()
+        };
         self.slots = Slots::from_names(cp.slots);
         self.syms = cp.syms;
         for s in &mut self.syms {
@@ -1558,7 +1596,7 @@ impl Stage for ValidateStage {
             }
         }
         self.acc = cp.acc;
-        self.acc.days_text = text.to_string();
+        self.acc.days_text = text;
         self.seen_schema = None;
         self.trading = None;
         self.finished = false;

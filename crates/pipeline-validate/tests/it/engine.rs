@@ -200,6 +200,79 @@ fn a_restored_stage_continues_exactly() {
     assert!(bad.stages()[0]().unwrap().restore(b"junk").is_err());
 }
 
+#[test]
+fn a_replay_point_takes_the_same_stage_back_exactly_and_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = gen_data(dir.path(), 6_000, 3, 3, 0.004);
+    let chunks: Vec<Chunk> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| read(f, i as u32, 500))
+        .collect();
+    let table = {
+        let mut t = SourceTable::default();
+        for f in &files {
+            t.add(f.display().to_string());
+        }
+        t
+    };
+    let opts = FinishOptions {
+        sources: Some(&table),
+        ..Default::default()
+    };
+    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    let mut s = whole.stages()[0]().unwrap();
+    let mut em = Emitter::default();
+    for c in chunks.clone() {
+        s.process(c, &mut em).unwrap();
+    }
+    s.finish(&mut em).unwrap();
+    let want = whole.finish(&opts).unwrap();
+    let n = chunks.len();
+    // An input starts at `at`, gets as far as `failed` (closing days on the way), fails, and
+    // is replayed from its start in the same stage.
+    for (at, failed) in [(1, n / 2), (n / 2, n - 1), (n - 2, n)] {
+        let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        let mut a = plan.stages()[0]().unwrap();
+        let mut em = Emitter::default();
+        for c in &chunks[..at] {
+            a.process(c.clone(), &mut em).unwrap();
+        }
+        let point = a.replay_point().unwrap().unwrap();
+        let full = a.checkpoint().unwrap().unwrap();
+        for c in &chunks[at..failed] {
+            a.process(c.clone(), &mut em).unwrap();
+        }
+        a.restore(&point).unwrap();
+        for c in &chunks[at..] {
+            a.process(c.clone(), &mut em).unwrap();
+        }
+        a.finish(&mut em).unwrap();
+        let got = plan.finish(&opts).unwrap();
+        assert_eq!(canon(&got), canon(&want), "replayed from chunk {at}");
+        if at > n / 3 {
+            assert!(
+                point.len() < full.len(),
+                "the closed days are not copied: {} vs {}",
+                point.len(),
+                full.len()
+            );
+        }
+    }
+    // Another instance cannot take a replay point whose days it never closed.
+    let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    let mut a = plan.stages()[0]().unwrap();
+    let mut em = Emitter::default();
+    for c in &chunks {
+        a.process(c.clone(), &mut em).unwrap();
+    }
+    let point = a.replay_point().unwrap().unwrap();
+    let mut fresh = plan.stages()[0]().unwrap();
+    if !point.ends_with(&0u64.to_le_bytes()) {
+        assert!(fresh.restore(&point).is_err());
+    }
+}
+
 fn chunked(files: &[PathBuf], sizes: &[usize]) -> String {
     let mut v = Validator::financial().unwrap();
     for (i, f) in files.iter().enumerate() {
