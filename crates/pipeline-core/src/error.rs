@@ -88,6 +88,10 @@ pub enum Error {
     /// (`--sort`).
     #[error("{0}")]
     Disorder(String),
+    /// An input that failed in an earlier step of a job (a cluster map task), with that
+    /// step's message: a later step reports the input as failed, as one run would have.
+    #[error("{0}")]
+    InputFailed(String),
     /// The run quarantined a larger share of its rows than `[pipeline]
     /// max_quarantine_fraction` allows (see [`crate::Ledger::check_quarantine_limit`]).
     #[error(

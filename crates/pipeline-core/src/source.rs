@@ -65,6 +65,14 @@ pub trait Source: Iterator<Item = Result<Chunk>> + Send {
     fn stopped_at(&self) -> Option<SourcePosition> {
         None
     }
+
+    /// The first and last input line read before an error, when the source knows them
+    /// better than the rows it yielded (a source replaying part of another step's reading,
+    /// as a cluster reduce task does): the engine names these lines in the `failed_file`
+    /// record of an input that fails. `None` (the default): the lines of the rows yielded.
+    fn lines_read(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// The run's input files, indexed by [`SourceId`].

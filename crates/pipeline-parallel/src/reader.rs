@@ -380,7 +380,12 @@ fn attempt_once(
         };
         let chunk = match item {
             Ok(c) => c,
-            Err(e) => return Some(Stop::Source(e)),
+            Err(e) => {
+                if let Some(lines) = src.lines_read() {
+                    st.lines = Some(lines);
+                }
+                return Some(Stop::Source(e));
+            }
         };
         let p = src.progress().bytes_read;
         if let (Some(l), Some(t)) = (&ctx.live, took) {

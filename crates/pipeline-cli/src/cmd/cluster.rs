@@ -42,5 +42,15 @@ pub fn reduce(args: TaskArgs, quiet: bool) -> anyhow::Result<Outcome> {
             args.task, r.rows_read, r.rows_written, r.rows_quarantined
         );
     }
-    Ok(Outcome::Ok)
+    // An input that failed in its map task is reported by the reduce task that owns its
+    // rejects, with exit 1, as `tickpipe run` reports a failed file (its rows before the
+    // failure are in the output, its `failed_file` record in the quarantine).
+    for f in &r.files_failed {
+        eprintln!("  failed: {}: {}", f.file, f.error);
+    }
+    Ok(if r.files_failed.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::SomeFilesFailed
+    })
 }

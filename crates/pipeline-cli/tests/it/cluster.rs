@@ -1,7 +1,8 @@
 //! Cluster jobs through the binary and the shipped launchers (`deploy/`): the shared task
 //! entrypoint run with the index variables Kubernetes and Slurm set, a reduce task killed
 //! with `kill -9` and run again, and the manifests checked to call that entrypoint. Each job
-//! is compared with `tickpipe run` on one machine: the same rows and the same quarantine.
+//! is compared with `tickpipe run` on one machine: the same rows and the same quarantine,
+//! also when an input is corrupt (it fails in its map task and is reported as one run does).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,6 +98,104 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
     let ledger: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
     // The job's ledger is one machine's.
+    let one = summary(&tmp.path().join("one.json"));
+    assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
+    assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
+}
+
+#[test]
+fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 30_000, 6);
+    // Day 3 is cut in the middle of its gzip stream.
+    let mut days: Vec<PathBuf> = std::fs::read_dir(&input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    days.sort();
+    let bytes = std::fs::read(&days[2]).unwrap();
+    std::fs::write(&days[2], &bytes[..bytes.len() / 2]).unwrap();
+    let name = days[2].file_name().unwrap().to_string_lossy().to_string();
+
+    let one = tmp.path().join("one");
+    tickpipe()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            one.to_str().unwrap(),
+            "-q",
+        ])
+        .arg("--summary-json")
+        .arg(tmp.path().join("one.json"))
+        .assert()
+        .code(1);
+    let want = (rows(&one, false), quarantine_rows(&one));
+    assert!(
+        want.1
+            .iter()
+            .any(|r| r.contains("failed_file") && r.contains("corrupt")),
+        "one run records the failed file: {:?}",
+        want.1
+    );
+
+    let job = tmp.path().join("job");
+    tickpipe()
+        .args([
+            "plan",
+            input.to_str().unwrap(),
+            "--out",
+            job.to_str().unwrap(),
+        ])
+        .args(["--map-tasks", "3", "--reduce-tasks", "2"])
+        .assert()
+        .success();
+    // Every map task finishes; the failed input's output says why.
+    for i in 0..3 {
+        tickpipe()
+            .args([
+                "map",
+                "--plan",
+                job.to_str().unwrap(),
+                "--task",
+                &i.to_string(),
+                "-q",
+            ])
+            .assert()
+            .success();
+    }
+    // The reduce task that owns the input's rejects reports it failed (exit 1, as one run).
+    let mut failed = 0;
+    for j in 0..2 {
+        let a = tickpipe()
+            .args([
+                "reduce",
+                "--plan",
+                job.to_str().unwrap(),
+                "--task",
+                &j.to_string(),
+            ])
+            .assert();
+        let out = a.get_output();
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                failed += 1;
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains(&name) && err.contains("corrupt"), "{err}");
+            }
+            other => panic!("reduce task {j}: exit {other:?}"),
+        }
+    }
+    assert_eq!(failed, 1, "one reduce task reports the failed input");
+    assert!(job.join("_SUCCESS").exists());
+    let got = (rows(&job, false), quarantine_rows(&job));
+    assert_eq!(got.0.len(), want.0.len(), "data row count");
+    assert!(got.0 == want.0, "data rows differ from one machine's run");
+    assert_eq!(got.1, want.1, "quarantine rows");
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
     let one = summary(&tmp.path().join("one.json"));
     assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
     assert_eq!(ledger["written"], one["rows_written"], "{ledger}");

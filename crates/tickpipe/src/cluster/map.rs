@@ -30,6 +30,20 @@ pub(crate) const SCHEMA: &str = "schema.parquet";
 pub(crate) struct Done {
     /// Bucket → (rows, bytes of its file).
     pub buckets: BTreeMap<u32, (u64, u64)>,
+    /// The input failed for good after these rows (a corrupt or truncated file): its error
+    /// and the lines read before it. The reduce task that owns the input's rejects reports it
+    /// failed, as one run does; the rows before the failure are kept, as one run keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<MapFailure>,
+}
+
+/// Why an input's map output ends early.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MapFailure {
+    /// The error, as the reader said it.
+    pub error: String,
+    /// First and last input line of the rows read before it.
+    pub lines: Option<(u64, u64)>,
 }
 
 /// The file of `bucket` in a map output folder.
@@ -49,6 +63,7 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
         )));
     };
     let pipeline = plan.pipeline(Output::discard())?;
+    let retries = pipeline.s.config.pipeline.retries;
     let cancel = Arc::new(AtomicBool::new(false));
     let specs = pipeline.input_sources(&cancel);
     let mut written = 0;
@@ -67,14 +82,27 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             std::process::id()
         ));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let spec = specs
             .get(index)
             .ok_or_else(|| Error::Internal(format!("no source for input {index}")))?;
-        split_input((spec.open)()?, &tmp, plan.buckets)?;
+        // As one run: an I/O error is retried (here from the start of the input, into a
+        // fresh folder); a deterministic error, or the last retry's, fails the input, and
+        // what was read before it is kept.
+        let mut attempt = 0u32;
+        loop {
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            match split_input((spec.open)(), &tmp, plan.buckets)? {
+                Some(e) if e.is_retryable() && attempt < retries => attempt += 1,
+                Some(e) => {
+                    tracing::error!(source = %spec.name, error = %e, "source failed after {} attempt(s)", attempt + 1);
+                    break;
+                }
+                None => break,
+            }
+        }
         // One rename publishes the whole output; a twin attempt that got there first wins.
         match std::fs::rename(&tmp, &out) {
             Ok(()) => written += 1,
@@ -95,15 +123,60 @@ fn props() -> WriterProperties {
 }
 
 /// Reads `source` to its end into per-bucket files, its rejects and its schema in `tmp`.
-/// A bucket's rows keep the order the reader produced them in (source order).
-fn split_input(mut source: Box<dyn pipeline_core::Source>, tmp: &Path, buckets: u32) -> Result<()> {
+/// A bucket's rows keep the order the reader produced them in (source order). When the
+/// input fails (it cannot be opened, or an error ends it), what was read before is written
+/// with the failure in the marker, and the error is returned for the caller to retry or
+/// accept; errors writing the output are errors of the task.
+fn split_input(
+    source: Result<Box<dyn pipeline_core::Source>>,
+    tmp: &Path,
+    buckets: u32,
+) -> Result<Option<Error>> {
+    let mut source = match source {
+        Ok(s) => s,
+        Err(e) if e.stops_run() => return Err(e),
+        Err(e) => {
+            // Nothing was read: an empty output that says why.
+            let done = Done {
+                failed: Some(MapFailure {
+                    error: e.to_string(),
+                    lines: None,
+                }),
+                ..Default::default()
+            };
+            write_parquet(
+                &tmp.join(SCHEMA),
+                &[],
+                Arc::new(arrow_schema::Schema::empty()),
+            )?;
+            write_marker(tmp, &[], &done)?;
+            return Ok(Some(e));
+        }
+    };
     let schema = source.schema();
     write_parquet(&tmp.join(SCHEMA), &[], schema.clone())?;
     let mut writers: BTreeMap<u32, (ArrowWriter<File>, u64)> = BTreeMap::new();
     let mut rejects: Vec<Reject> = Vec::new();
+    let mut lines: Option<(u64, u64)> = None;
+    let mut failed = None;
     while let Some(chunk) = source.next() {
-        let chunk: Chunk = chunk?;
+        let chunk: Chunk = match chunk {
+            Ok(c) => c,
+            Err(e) if e.stops_run() => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
         rejects.extend(source.drain_rejects());
+        if !chunk.is_empty() {
+            let (lo, hi) = chunk
+                .lines()
+                .values()
+                .iter()
+                .fold((u64::MAX, 0), |(a, b), &x| (a.min(x), b.max(x)));
+            lines = Some(lines.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
         let batch = chunk.batch();
         if batch.num_rows() == 0 {
             continue;
@@ -132,8 +205,16 @@ fn split_input(mut source: Box<dyn pipeline_core::Source>, tmp: &Path, buckets: 
             entry.0.write(&part).map_err(pq)?;
         }
     }
-    rejects.extend(source.drain_rejects());
-    let mut done = Done::default();
+    if failed.is_none() {
+        rejects.extend(source.drain_rejects());
+    }
+    let mut done = Done {
+        failed: failed.as_ref().map(|e| MapFailure {
+            error: e.to_string(),
+            lines,
+        }),
+        ..Default::default()
+    };
     for (b, (w, rows)) in writers {
         w.close().map_err(pq)?;
         let path = bucket_file(tmp, b);
@@ -142,11 +223,16 @@ fn split_input(mut source: Box<dyn pipeline_core::Source>, tmp: &Path, buckets: 
             .len();
         done.buckets.insert(b, (rows, bytes));
     }
-    let text = serde_json::to_string(&rejects)
+    write_marker(tmp, &rejects, &done)?;
+    Ok(failed)
+}
+
+/// Writes the rejects, then the marker (last: an output folder with it is complete).
+fn write_marker(tmp: &Path, rejects: &[Reject], done: &Done) -> Result<()> {
+    let text = serde_json::to_string(rejects)
         .map_err(|e| Error::Internal(format!("rejects as JSON: {e}")))?;
     std::fs::write(tmp.join(REJECTS), text).map_err(|e| Error::io(tmp.join(REJECTS), e))?;
-    // The marker last: an output folder with it is complete.
-    let text = serde_json::to_string(&done)
+    let text = serde_json::to_string(done)
         .map_err(|e| Error::Internal(format!("map marker as JSON: {e}")))?;
     std::fs::write(tmp.join(DONE), text).map_err(|e| Error::io(tmp.join(DONE), e))?;
     Ok(())

@@ -80,20 +80,22 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
                 // The reader's rejects have no bucket (a malformed line may have no
                 // symbol): input i's belong to task i mod M, so each is counted once.
                 let owns_rejects = i % reduce_tasks == task;
+                let failure = dones[i].failed.clone();
                 SourceSpec {
                     name: spec.name,
                     size_bytes: sizes[i],
                     open: Arc::new(move || {
-                        let rejects = if owns_rejects {
-                            read_rejects(&out.join(REJECTS))?
+                        // The task that owns the rejects also reports a failed input.
+                        let (rejects, failure) = if owns_rejects {
+                            (read_rejects(&out.join(REJECTS))?, failure.clone())
                         } else {
-                            Vec::new()
+                            (Vec::new(), None)
                         };
                         let src = ShuffledSource::open(
                             i as SourceId,
                             out.join(SCHEMA),
                             files.clone(),
-                            rejects,
+                            (rejects, failure),
                             batch_rows,
                         )?;
                         Ok(Box::new(src) as Box<dyn pipeline_core::Source>)
