@@ -34,12 +34,13 @@ def find_binary(binary: PathLike | None = None) -> str:
     )
 
 
-def _check(cmd: list[str]) -> None:
+def _check(cmd: list[str], ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
+    if done.returncode not in ok:
         raise RuntimeError(
             f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}"
         )
+    return done
 
 
 def run(
@@ -54,8 +55,9 @@ def run(
 ) -> dict[str, Any]:
     """Plans the job into ``job``, runs its map tasks, then its reduce tasks, on the Ray
     cluster ``ray.init()`` connects to (started locally when none is running); returns the
-    job's ledger (``job/_ledger.json``). A failed task is retried by Ray: map tasks are
-    idempotent, and a reduce task replaces what an earlier attempt published."""
+    job's ledger (``job/_ledger.json``), with ``files_failed`` (``"file: error"`` lines) when
+    inputs failed as corrupt files fail in one run. A failed task is retried by Ray: map
+    tasks are idempotent, and a reduce task replaces what an earlier attempt published."""
     import ray
 
     exe = find_binary(binary)
@@ -76,11 +78,20 @@ def run(
         ray.init()
 
     @ray.remote(num_cpus=num_cpus, max_retries=max_retries)
-    def task(phase: str, index: int) -> int:
-        _check([exe, phase, "--plan", job, "--task", str(index), "-q"])
-        return index
+    def task(phase: str, index: int) -> list[str]:
+        # A reduce task exits 1 when an input failed in its map task (a corrupt file): the
+        # task is complete, as `tickpipe run` is when a file fails; the failures are kept.
+        ok = (0, 1) if phase == "reduce" else (0,)
+        done = _check([exe, phase, "--plan", job, "--task", str(index), "-q"], ok)
+        prefix = "  failed: "
+        return [
+            line[len(prefix):] for line in done.stderr.splitlines() if line.startswith(prefix)
+        ]
 
     ray.get([task.remote("map", i) for i in range(maps)])
-    ray.get([task.remote("reduce", j) for j in range(reduces)])
+    failed = [f for fs in ray.get([task.remote("reduce", j) for j in range(reduces)]) for f in fs]
     with open(os.path.join(job, "_ledger.json"), encoding="utf-8") as f:
-        return json.load(f)
+        ledger = json.load(f)
+    if failed:
+        ledger["files_failed"] = failed
+    return ledger
