@@ -41,14 +41,36 @@ def test_ray_job_equals_one_machine(ticks: Path, tmp_path: Path) -> None:
         cluster.add_node(num_cpus=1)
     except Exception as e:  # the sandbox may forbid what Ray's processes need
         pytest.skip(f"a local Ray cluster could not start here: {e}")
+    # A second job whose first day is a gzip file cut in half: it completes, and the failed
+    # input comes back with the ledger, as a failed file does in one run.
+    import gzip
+    import shutil
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    days = sorted(ticks.glob("*.csv"))
+    for d in days[1:]:
+        shutil.copy(d, bad / d.name)
+    packed = gzip.compress(days[0].read_bytes())
+    (bad / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
     try:
         ray.init(address=cluster.address)
         assert len(ray.nodes()) == 2
         job = tmp_path / "job"
         ledger = tray.run(csvs(ticks), job, map_tasks=2, reduce_tasks=2, binary=exe)
+        cut = tray.run(
+            [str(bad / "*.csv.gz"), str(bad / "*.csv")],
+            tmp_path / "job_bad",
+            map_tasks=2,
+            reduce_tasks=2,
+            binary=exe,
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()
+    assert (tmp_path / "job_bad" / "_SUCCESS").exists()
+    assert [f for f in cut["files_failed"] if "cut.csv.gz" in f], cut
+    assert "files_failed" not in ledger
     assert (job / "_SUCCESS").exists()
     assert ledger["read"] == one.rows_read
     assert ledger["written"] == one.rows_written
