@@ -497,22 +497,22 @@ const HOLDOUT: [&str; 12] = [
 
 fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str, holdout: bool) -> Result<()> {
     let extra: &[&str] = if holdout { &HOLDOUT } else { &[] };
+    let rows = rows.to_string();
+    let mut args = vec!["--symbols", "20", "--years", "5", "--layout", "single"];
+    args.extend(["--compression", compression, "--rows", &rows]);
+    // Peers abort on malformed lines, so the shared benchmark file has none; every other
+    // anomaly kind stays in at its default rate (0.1% of rows each).
+    args.extend(["--rate-malformed-field-count", "0"]);
+    args.extend(["--rate-malformed-number", "0"]);
+    args.extend(extra);
+    run_gen_data(xtask, &args, dir)
+}
+
+/// `xtask gen-data ARGS --out DIR` with the release xtask, quietly.
+pub(crate) fn run_gen_data(xtask: &Path, args: &[&str], dir: &Path) -> Result<()> {
     let status = Command::new(xtask)
-        .args([
-            "gen-data",
-            "--symbols",
-            "20",
-            "--years",
-            "5",
-            "--layout",
-            "single",
-        ])
-        .args(["--compression", compression, "--rows", &rows.to_string()])
-        // Peers abort on malformed lines, so the shared benchmark file has none; every other
-        // anomaly kind stays in at its default rate (0.1% of rows each).
-        .args(["--rate-malformed-field-count", "0"])
-        .args(["--rate-malformed-number", "0"])
-        .args(extra)
+        .arg("gen-data")
+        .args(args)
         .arg("--out")
         .arg(dir)
         .stdout(Stdio::null())
@@ -521,6 +521,13 @@ fn gen_data(xtask: &Path, rows: u64, dir: &Path, compression: &str, holdout: boo
         bail!("gen-data failed");
     }
     Ok(())
+}
+
+/// The median of `v` (the upper one of an even count); 0 when empty.
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn tickpipe_figure(tickpipe: &Path, task: &str, argv: &[&str]) -> Result<Figure> {
@@ -608,10 +615,6 @@ fn monitor_pairs(
         off.push(b.wall_seconds);
     }
     let _ = std::fs::remove_dir_all(scratch);
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (lo, hi) = (
         diffs.iter().copied().fold(f64::INFINITY, f64::min),
         diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -619,13 +622,13 @@ fn monitor_pairs(
     Ok(serde_json::json!({
         "rows": rows,
         "pairs": MONITOR_PAIRS,
-        "own_pct_median": median(&mut own),
+        "own_pct_median": median(&own),
         "own_pct_max": own.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        "diff_pct_median": median(&mut diffs),
+        "diff_pct_median": median(&diffs),
         "diff_pct_min": lo,
         "diff_pct_max": hi,
-        "wall_on_median": median(&mut on),
-        "wall_off_median": median(&mut off),
+        "wall_on_median": median(&on),
+        "wall_off_median": median(&off),
     }))
 }
 

@@ -17,6 +17,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::bench::median;
+
 /// Runs per timed case; the median is reported, with the range.
 const REPEATS: usize = 3;
 
@@ -185,19 +187,18 @@ pub fn markdown(v: &Value) -> String {
 
 /// gen-data in the demo layout into `dir`.
 fn gen_days(xtask: &Path, dir: &Path, rows: u64, extra: &[&str]) -> Result<()> {
-    let status = Command::new(xtask)
-        .args(["gen-data", "--layout", "per-day", "--compression", "gz"])
-        .args(["--symbols", "5"])
-        .args(["--rows", &rows.to_string()])
-        .args(extra)
-        .arg("--out")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("gen-data failed");
-    }
-    Ok(())
+    let rows = rows.to_string();
+    let mut args = vec![
+        "--layout",
+        "per-day",
+        "--compression",
+        "gz",
+        "--symbols",
+        "5",
+    ];
+    args.extend(["--rows", &rows]);
+    args.extend(extra);
+    crate::bench::run_gen_data(xtask, &args, dir)
 }
 
 /// The day files of a gen-data folder, in name (= date) order.
@@ -271,12 +272,6 @@ fn count_rows(p: &Path) -> Result<u64> {
         .output()?;
     let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
     Ok(n.saturating_sub(1))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn stats(v: &[f64]) -> Value {

@@ -527,4 +527,14 @@ impl pipeline_core::MetaStore for CacheManager {
             tracing::debug!("metadata cache store of {key}: {e}");
         }
     }
+
+    fn put_meta_many(&self, entries: &[(String, Vec<u8>)]) {
+        let mut w = WriteBatch::new().durable(false);
+        for (k, v) in entries {
+            w.put_bytes(&Namespace::META, CacheKey::of([k.as_str()]), v);
+        }
+        if let Err(e) = self.write(w) {
+            tracing::debug!("metadata cache store of {} entries: {e}", entries.len());
+        }
+    }
 }

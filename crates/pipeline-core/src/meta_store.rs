@@ -18,6 +18,13 @@ pub trait MetaStore: Send + Sync {
     fn get_meta(&self, key: &str) -> Option<Vec<u8>>;
     /// Stores `value` under `key`, replacing what was there.
     fn put_meta(&self, key: &str, value: &[u8]);
+
+    /// Stores several entries; a store that writes to disk does it in one transaction.
+    fn put_meta_many(&self, entries: &[(String, Vec<u8>)]) {
+        for (k, v) in entries {
+            self.put_meta(k, v);
+        }
+    }
 }
 
 /// A shared handle to a [`MetaStore`]. Two handles are equal when they share one store.
@@ -52,6 +59,11 @@ impl MetaCache {
     /// Stores `value` under `key`.
     pub fn put(&self, key: &str, value: &[u8]) {
         self.0.put_meta(key, value)
+    }
+
+    /// Stores several entries at once (see [`MetaStore::put_meta_many`]).
+    pub fn put_many(&self, entries: &[(String, Vec<u8>)]) {
+        self.0.put_meta_many(entries)
     }
 }
 

@@ -14,10 +14,14 @@ use serde::{Deserialize, Serialize};
 const VERSION: u32 = 4;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Stage states of manifests written before segment history (`w{worker}/s{stage}`): read
+/// when [`HISTORY_STATES`] has none.
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("states");
-/// Earlier segment ends (`{next_segment:010}` → committed state), for [`rewind`].
+/// Segment ends (`{next_segment:010}` → committed state), for [`rewind`].
 const HISTORY: TableDefinition<&str, &str> = TableDefinition::new("history");
-/// Their stage states (`{next_segment:010}/w{worker}/s{stage}`).
+/// Their stage states (`{next_segment:010}/w{worker}/s{stage}`). The newest segment end's
+/// are the states a resume or an append continues from (the end-of-input flush stores none,
+/// so they stay those from before it).
 const HISTORY_STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("history_states");
 
 /// Most segment ends kept for [`rewind`]: past it every second one (oldest first, never
@@ -162,15 +166,11 @@ pub fn committed_summary(path: &Path) -> Result<Option<CommittedSummary>> {
 /// A manifest error as an I/O error of `path`, keeping the kind of an underlying I/O error
 /// (a full disk while committing is an environment error, exit 4, not a usage error).
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {
-    let kind = match e.into() {
-        redb::Error::Io(io) => return Error::io(path, io_context(io)),
-        other => other,
+    let source = match e.into() {
+        redb::Error::Io(io) => std::io::Error::new(io.kind(), format!("run manifest: {io}")),
+        other => std::io::Error::other(format!("run manifest: {other}")),
     };
-    Error::io(path, std::io::Error::other(format!("run manifest: {kind}")))
-}
-
-fn io_context(io: std::io::Error) -> std::io::Error {
-    std::io::Error::new(io.kind(), format!("run manifest: {io}"))
+    Error::io(path, source)
 }
 
 /// A manifest entry that does not parse.
@@ -233,15 +233,31 @@ impl Manifest {
                 c.version
             )));
         }
-        let states_t = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
+        // The newest segment end's states; a manifest from before segment history keeps
+        // them in STATES.
+        let newest = match txn.open_table(HISTORY) {
+            Ok(h) => h
+                .last()
+                .map_err(|e| db_err(p, e))?
+                .map(|(k, _)| format!("{}/", k.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(db_err(p, e)),
+        };
+        let (table, prefix) = match newest {
+            Some(prefix) => (HISTORY_STATES, prefix),
+            None => (STATES, String::new()),
+        };
         let n_stages = c.stages.len();
         let mut states = vec![vec![None; n_stages]; c.workers];
+        let states_t = match txn.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Some((c, states))),
+            Err(e) => return Err(db_err(p, e)),
+        };
         for (w, row) in states.iter_mut().enumerate() {
             for (k, slot) in row.iter_mut().enumerate() {
-                if let Some(v) = states_t
-                    .get(state_key(w, k).as_str())
-                    .map_err(|e| db_err(p, e))?
-                {
+                let key = format!("{prefix}{}", state_key(w, k));
+                if let Some(v) = states_t.get(key.as_str()).map_err(|e| db_err(p, e))? {
                     *slot = Some(v.value().to_vec());
                 }
             }
@@ -307,7 +323,9 @@ impl Manifest {
         }
     }
 
-    /// Commits a segment atomically: the new committed state and every worker's stage state.
+    /// Commits a segment atomically: the new committed state and, as a segment end of the
+    /// history, every worker's stage state. The end-of-input flush passes no states: the
+    /// newest segment end stays the one before it.
     pub fn commit(&self, c: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
         let p = &self.path;
         let c = self.relative(c);
@@ -317,27 +335,12 @@ impl Manifest {
             let mut meta = txn.open_table(META).map_err(|e| db_err(p, e))?;
             meta.insert("committed", text.as_str())
                 .map_err(|e| db_err(p, e))?;
-            let mut st = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
-            for (w, row) in states.iter().enumerate() {
-                for (k, s) in row.iter().enumerate() {
-                    let key = state_key(w, k);
-                    match s {
-                        Some(bytes) => {
-                            st.insert(key.as_str(), bytes.as_slice())
-                                .map_err(|e| db_err(p, e))?;
-                        }
-                        None => {
-                            st.remove(key.as_str()).map_err(|e| db_err(p, e))?;
-                        }
-                    }
-                }
-            }
-            // A segment end with its states (not the end-of-input flush, which keeps the
-            // states from before it) is a point a changed history can go back to.
             if !states.is_empty() {
                 let seg = history_key(c.next_segment);
                 let mut h = txn.open_table(HISTORY).map_err(|e| db_err(p, e))?;
                 let mut hs = txn.open_table(HISTORY_STATES).map_err(|e| db_err(p, e))?;
+                // Written again (an append starts from the segment end before the flush).
+                remove_prefixed(&mut hs, &seg).map_err(|e| db_err(p, e))?;
                 h.insert(seg.as_str(), text.as_str())
                     .map_err(|e| db_err(p, e))?;
                 for (w, row) in states.iter().enumerate() {
@@ -349,15 +352,10 @@ impl Manifest {
                         }
                     }
                 }
-                let keys: Vec<String> = h
-                    .iter()
-                    .map_err(|e| db_err(p, e))?
-                    .map(|r| r.map(|(k, _)| k.value().to_string()))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| db_err(p, e))?;
-                if keys.len() > MAX_HISTORY {
-                    let newest = keys.len() - 1;
-                    for (i, k) in keys.iter().enumerate() {
+                let ends = keys(h.iter().map_err(|e| db_err(p, e))?).map_err(|e| db_err(p, e))?;
+                if ends.len() > MAX_HISTORY {
+                    let newest = ends.len() - 1;
+                    for (i, k) in ends.iter().enumerate() {
                         if i % 2 == 1 && i != newest {
                             h.remove(k.as_str()).map_err(|e| db_err(p, e))?;
                             remove_prefixed(&mut hs, k).map_err(|e| db_err(p, e))?;
@@ -388,40 +386,16 @@ impl Manifest {
             let Some((key, text, c)) = chosen else {
                 return Ok(None);
             };
+            // Later segment ends describe output that is about to be written again; without
+            // them the chosen one is the newest, whose states a resume continues from.
             let mut hs = txn.open_table(HISTORY_STATES).map_err(|e| db_err(p, e))?;
-            let mut st = txn.open_table(STATES).map_err(|e| db_err(p, e))?;
-            let old: Vec<String> = st
-                .iter()
-                .map_err(|e| db_err(p, e))?
-                .map(|r| r.map(|(k, _)| k.value().to_string()))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| db_err(p, e))?;
-            for k in old {
-                st.remove(k.as_str()).map_err(|e| db_err(p, e))?;
-            }
-            let prefix = format!("{key}/");
-            let saved: Vec<(String, Vec<u8>)> = hs
-                .range(prefix.as_str()..)
-                .map_err(|e| db_err(p, e))?
-                .map(|r| r.map(|(k, v)| (k.value().to_string(), v.value().to_vec())))
-                .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| db_err(p, e))?;
-            for (k, v) in saved {
-                st.insert(&k[prefix.len()..], v.as_slice())
-                    .map_err(|e| db_err(p, e))?;
-            }
-            // Later segment ends describe output that is about to be written again.
-            let later: Vec<String> = h
+            let later = h
                 .range::<&str>((
                     std::ops::Bound::Excluded(key.as_str()),
                     std::ops::Bound::Unbounded,
                 ))
-                .map_err(|e| db_err(p, e))?
-                .map(|r| r.map(|(k, _)| k.value().to_string()))
-                .collect::<std::result::Result<_, _>>()
                 .map_err(|e| db_err(p, e))?;
-            for k in later {
+            for k in keys(later).map_err(|e| db_err(p, e))? {
                 h.remove(k.as_str()).map_err(|e| db_err(p, e))?;
                 remove_prefixed(&mut hs, &k).map_err(|e| db_err(p, e))?;
             }
@@ -448,16 +422,21 @@ fn remove_prefixed(
     hs: &mut redb::Table<&str, &[u8]>,
     key: &str,
 ) -> std::result::Result<(), redb::StorageError> {
-    let prefix = format!("{key}/");
-    let keys: Vec<String> = hs
-        .range(prefix.as_str()..)?
-        .map(|r| r.map(|(k, _)| k.value().to_string()))
-        .take_while(|r| r.as_ref().map_or(true, |k| k.starts_with(&prefix)))
-        .collect::<std::result::Result<_, _>>()?;
-    for k in keys {
+    // `0` sorts right after `/`: the range is exactly the keys under `key/`.
+    let (from, to) = (format!("{key}/"), format!("{key}0"));
+    for k in keys(hs.range(from.as_str()..to.as_str())?)? {
         hs.remove(k.as_str())?;
     }
     Ok(())
+}
+
+/// The keys of a range of a table.
+fn keys<V: redb::Value + 'static>(
+    range: redb::Range<'_, &'static str, V>,
+) -> std::result::Result<Vec<String>, redb::StorageError> {
+    range
+        .map(|r| r.map(|(k, _)| k.value().to_string()))
+        .collect()
 }
 
 fn state_key(worker: usize, stage: usize) -> String {

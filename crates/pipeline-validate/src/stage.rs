@@ -434,6 +434,14 @@ struct Checkpoint {
     acc: Acc,
 }
 
+/// [`Checkpoint`] as written: borrowed, so taking one copies nothing but its encoding.
+#[derive(Serialize)]
+struct CheckpointRef<'a> {
+    slots: &'a [String],
+    syms: &'a [Sym],
+    acc: &'a Acc,
+}
+
 /// The validation stage: all rules of a [`RuleSet`], per symbol (see the module docs).
 pub struct ValidateStage {
     rs: Arc<RuleSet>,
@@ -562,6 +570,24 @@ fn mark(
 }
 
 impl ValidateStage {
+    /// `magic`, the length and JSON of the state other than the closed symbol-days, then
+    /// `tail` (the days themselves, or their length).
+    fn encode_state(&self, magic: &[u8; 4], tail: &[u8]) -> Result<Vec<u8>> {
+        let cp = CheckpointRef {
+            slots: self.slots.names(),
+            syms: &self.syms,
+            acc: &self.acc,
+        };
+        let head = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
+        let mut out = Vec::with_capacity(12 + head.len() + tail.len());
+        out.extend_from_slice(magic);
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(tail);
+        Ok(out)
+    }
+
     /// A stage for `rs` reporting to `sink`.
     pub(crate) fn new(
         rs: Arc<RuleSet>,
@@ -1523,38 +1549,16 @@ impl Stage for ValidateStage {
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
-        let cp = Checkpoint {
-            slots: self.slots.names().to_vec(),
-            syms: self.syms.clone(),
-            acc: self.acc.clone(),
-        };
-        let head = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
         // Closed symbol-days are already text: copied after the header, not re-encoded.
-        let mut out = Vec::with_capacity(12 + head.len() + self.acc.days_text.len());
-        out.extend_from_slice(b"TPV1");
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(&head);
-        out.extend_from_slice(self.acc.days_text.as_bytes());
-        Ok(Some(out))
+        self.encode_state(b"TPV1", self.acc.days_text.as_bytes())
+            .map(Some)
     }
 
     /// Like [`Stage::checkpoint`], but the closed symbol-days (append-only, the part that
     /// grows with the run) are recorded by length: restoring truncates them.
     fn replay_point(&self) -> Result<Option<Vec<u8>>> {
-        let cp = Checkpoint {
-            slots: self.slots.names().to_vec(),
-            syms: self.syms.clone(),
-            acc: self.acc.clone(),
-        };
-        let head = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Internal(format!("validate replay point: {e}")))?;
-        let mut out = Vec::with_capacity(20 + head.len());
-        out.extend_from_slice(b"TPVR");
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(&head);
-        out.extend_from_slice(&(self.acc.days_text.len() as u64).to_le_bytes());
-        Ok(Some(out))
+        let len = (self.acc.days_text.len() as u64).to_le_bytes();
+        self.encode_state(b"TPVR", &len).map(Some)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {

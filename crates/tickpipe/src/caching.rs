@@ -12,6 +12,20 @@ use serde_json::Value;
 /// The cache folder inside a dataset output folder.
 pub const CACHE_DIR: &str = "_cache";
 
+/// Where the cache of a run into `out` lives: `[cache] dir`, else `out/_cache`; `None` when
+/// the cache is off or there is neither.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
+fn dir_of(cfg: &Config, out: Option<&Path>) -> Option<std::path::PathBuf> {
+    if !cfg.cache.enabled {
+        return None;
+    }
+    match (out, cfg.cache.dir.is_empty()) {
+        (_, false) => Some(cfg.cache.dir.clone().into()),
+        (Some(o), true) => Some(o.join(CACHE_DIR)),
+        (None, true) => None,
+    }
+}
+
 #[cfg(feature = "cache")]
 mod with_cache {
     use std::sync::Arc;
@@ -27,42 +41,35 @@ mod with_cache {
         /// off or there is no folder to keep it in. A cache another process holds is not an
         /// error (it only saves time): the run goes on without it and says so once.
         pub(crate) fn open(cfg: &Config, out: Option<&Path>) -> Result<Option<Caching>> {
-            if !cfg.cache.enabled {
-                return Ok(None);
-            }
-            let default = match (out, cfg.cache.dir.is_empty()) {
-                (Some(o), _) => o.join(CACHE_DIR),
-                (None, false) => cfg.cache.dir.clone().into(),
-                (None, true) => return Ok(None),
-            };
-            let built = CacheBuilder::from_config(cfg, &default).and_then(CacheBuilder::build);
-            match built {
-                Ok(m) => Ok(Some(Caching(Arc::new(m)))),
-                Err(e @ CacheError::Busy { .. }) => {
-                    tracing::warn!("running without the cache: {e}");
-                    Ok(None)
-                }
-                Err(e) => Err(e.into()),
+            match dir_of(cfg, out) {
+                Some(dir) => Self::open_in(cfg, &dir, true),
+                None => Ok(None),
             }
         }
 
         /// The cache of output folder `out` (or of `[cache] dir`) when it exists already:
         /// opened before the inputs are sniffed, so a re-run or an append sniffs only the
         /// files the cache has not described. Nothing is created for a new folder (the run
-        /// may still be refused).
+        /// may still be refused). Busy is not said here: the run says so when it starts
+        /// (another run holds the folder) or tries the cache again then.
         pub(crate) fn open_existing(cfg: &Config, out: &Path) -> Result<Option<Caching>> {
-            let dir = match cfg.cache.dir.is_empty() {
-                true => out.join(CACHE_DIR),
-                false => cfg.cache.dir.clone().into(),
-            };
-            if !cfg.cache.enabled || !dir.is_dir() {
-                return Ok(None);
+            match dir_of(cfg, Some(out)) {
+                Some(dir) if dir.is_dir() => Self::open_in(cfg, &dir, false),
+                _ => Ok(None),
             }
-            // Busy: another run holds the folder or the cache; the run says so when it
-            // starts (or tries the cache again then).
-            match CacheBuilder::from_config(cfg, &dir).and_then(CacheBuilder::build) {
+        }
+
+        /// The cache in `dir`; `None` when another process holds it (with a warning when
+        /// `say_busy`).
+        fn open_in(cfg: &Config, dir: &Path, say_busy: bool) -> Result<Option<Caching>> {
+            match CacheBuilder::from_config(cfg, dir).and_then(CacheBuilder::build) {
                 Ok(m) => Ok(Some(Caching(Arc::new(m)))),
-                Err(CacheError::Busy { .. }) => Ok(None),
+                Err(e @ CacheError::Busy { .. }) => {
+                    if say_busy {
+                        tracing::warn!("running without the cache: {e}");
+                    }
+                    Ok(None)
+                }
                 Err(e) => Err(e.into()),
             }
         }
@@ -129,9 +136,8 @@ impl Pending {
     /// Sends what was stored so far to `target`, and everything stored from now on.
     pub(crate) fn attach(&self, target: MetaCache) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, v) in g.waiting.drain(..) {
-            target.put(&k, &v);
-        }
+        // One write for all of them (a run over 1,258 files made 1,258 transactions).
+        target.put_many(&std::mem::take(&mut g.waiting));
         g.target = Some(target);
     }
 }

@@ -59,10 +59,7 @@ impl Pipeline {
                 names(now)
             ));
         }
-        diffs.extend(prior.differences(&RunRecord {
-            inputs: prior.inputs.clone(),
-            ..now.clone()
-        }));
+        diffs.extend(prior.setup_differences(now));
         if !diffs.is_empty() {
             return Err(Error::Usage(format!(
                 "{} holds a run of another configuration or input ({}); a live run continues \

@@ -215,6 +215,21 @@ impl RunRecord {
             .collect()
     }
 
+    /// What differs between this record and `now` other than the inputs: configuration,
+    /// command, stages and shard ([`RunRecord::differences`] without the input items).
+    pub fn setup_differences(&self, now: &RunRecord) -> Vec<String> {
+        self.differences(&RunRecord {
+            inputs: self.inputs.clone(),
+            ..now.clone()
+        })
+    }
+
+    /// Whether `now` is the same run as this one but for its inputs (an append or a changed
+    /// history may continue it).
+    pub fn same_setup(&self, now: &RunRecord) -> bool {
+        self.setup_differences(now).is_empty()
+    }
+
     /// What differs between this (earlier) record and `now`, in words, one item per
     /// difference; empty when `now` would write the same output. Input differences come
     /// first, then configuration keys, stages and settings.

@@ -247,36 +247,27 @@ impl Pipeline {
                             out.display()
                         )));
                     }
-                    let appended = prior.inputs.len() < now.inputs.len()
-                        && now.inputs.starts_with(&prior.inputs)
-                        && prior
-                            .differences(&RunRecord {
-                                inputs: prior.inputs.clone(),
-                                ..now.clone()
-                            })
-                            .is_empty();
+                    let same_setup = prior.same_setup(&now);
+                    let appended = same_setup
+                        && prior.inputs.len() < now.inputs.len()
+                        && now.inputs.starts_with(&prior.inputs);
                     if appended {
                         self.check_incremental(out, &prior)?;
-                        let added = &now.inputs[prior.inputs.len()..];
+                        let added = now.inputs.len() - prior.inputs.len();
                         tracing::info!(
-                            "{}: incremental run: {} new inputs after the {} recorded ones; \
+                            "{}: incremental run: {added} new inputs after the {} recorded ones; \
                              each symbol continues from its state at the end of the recorded \
                              inputs (the folder is marked unfinished until the append is \
                              committed; if it is interrupted, --resume completes it)",
                             out.display(),
-                            added.len(),
                             prior.inputs.len()
                         );
-                        now.workers = prior.workers;
-                        now.checkpoint_bytes = self.s.checkpoint_every.or(prior.checkpoint_bytes);
-                        now.history = prior.history.clone();
-                        now.history
-                            .push(crate::record::RecordedRun::now(added, now.inputs.len()));
                         remove_marker(out)?;
-                        now.save(out)?;
-                        self.s.resume = true;
-                        extended = Some((added.len(), prior.inputs.len()));
-                    } else if let Some(r) = self.rewind_history(out, &prior, &mut now)? {
+                        self.continue_recorded(out, &prior, &mut now, prior.inputs.len())?;
+                        extended = Some((added, prior.inputs.len()));
+                    } else if same_setup
+                        && let Some(r) = self.rewind_history(out, &prior, &mut now)?
+                    {
                         reprocessed = Some(r);
                     } else {
                         let why = if diffs.iter().any(|d| d.starts_with("input ")) {
@@ -330,28 +321,22 @@ impl Pipeline {
     /// last segment end before it (the manifest keeps the stage state of segment ends).
     /// The manifest goes back first (one transaction; no file is deleted until the run's
     /// resume removes the later segments' files as uncommitted work), then the folder is
-    /// marked unfinished and the record replaced. `None` (nothing touched) when the setup
-    /// differs, the very first input changed, or no segment end before the change is kept:
-    /// the caller refuses then.
+    /// marked unfinished and the record replaced. The caller checked the setup is the same.
+    /// `None` (nothing touched) when the very first input changed or no segment end before
+    /// the change is kept: the caller refuses then.
     fn rewind_history(
         &mut self,
         out: &Path,
         prior: &RunRecord,
         now: &mut RunRecord,
     ) -> Result<Option<crate::report::Reprocessed>> {
-        let same_setup = prior
-            .differences(&RunRecord {
-                inputs: prior.inputs.clone(),
-                ..now.clone()
-            })
-            .is_empty();
         let unchanged = prior
             .inputs
             .iter()
             .zip(&now.inputs)
             .take_while(|(a, b)| a == b && a.fingerprint.is_some())
             .count();
-        if !same_setup || unchanged == 0 || !out.join(SUCCESS).exists() {
+        if unchanged == 0 {
             return Ok(None);
         }
         self.check_incremental(out, prior)?;
@@ -380,20 +365,35 @@ impl Pipeline {
             point.inputs,
             now.inputs.len() - point.inputs
         );
-        now.workers = prior.workers;
-        now.checkpoint_bytes = self.s.checkpoint_every.or(prior.checkpoint_bytes);
-        now.history = prior.history.clone();
-        now.history.push(crate::record::RecordedRun::now(
-            &now.inputs[point.inputs..],
-            now.inputs.len(),
-        ));
-        now.save(out)?;
-        self.s.resume = true;
+        self.continue_recorded(out, prior, now, point.inputs)?;
         Ok(Some(crate::report::Reprocessed {
             first_changed,
             kept: point.inputs,
             processed: now.inputs.len() - point.inputs,
         }))
+    }
+
+    /// Makes this run continue the finished run `prior` in `out` (an append, or a changed
+    /// history gone back to a segment end) from its input `from` on: with its execution
+    /// settings and history (plus this run's entry), as a resume of the folder, which the
+    /// caller has marked unfinished.
+    fn continue_recorded(
+        &mut self,
+        out: &Path,
+        prior: &RunRecord,
+        now: &mut RunRecord,
+        from: usize,
+    ) -> Result<()> {
+        now.workers = prior.workers;
+        now.checkpoint_bytes = self.s.checkpoint_every.or(prior.checkpoint_bytes);
+        now.history = prior.history.clone();
+        now.history.push(crate::record::RecordedRun::now(
+            &now.inputs[from..],
+            now.inputs.len(),
+        ));
+        now.save(out)?;
+        self.s.resume = true;
+        Ok(())
     }
 
     /// Whether this run may add inputs to the finished run `prior` in `out`: outputs that

@@ -37,11 +37,10 @@ fn run_task(phase: &str, job: &Path, var: &str, index: usize) {
     assert!(status.success(), "{phase} task {index} ({var}) failed");
 }
 
-#[test]
-fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
-    let tmp = tempdir().unwrap();
-    let input = gen_data(tmp.path(), 30_000, 6);
-    let one = tmp.path().join("one");
+/// `tickpipe run` of `input` on one machine into `tmp/one` (summary in `tmp/one.json`),
+/// expecting exit `code`: its data and quarantine rows.
+fn one_machine(tmp: &Path, input: &Path, code: i32) -> (Vec<String>, Vec<String>) {
+    let one = tmp.join("one");
     tickpipe()
         .args([
             "run",
@@ -51,10 +50,30 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
             "-q",
         ])
         .arg("--summary-json")
-        .arg(tmp.path().join("one.json"))
+        .arg(tmp.join("one.json"))
         .assert()
-        .success();
-    let want = (rows(&one, false), quarantine_rows(&one));
+        .code(code);
+    (rows(&one, false), quarantine_rows(&one))
+}
+
+/// The job's data, quarantine and ledger are [`one_machine`]'s.
+fn assert_same_as_one_machine(tmp: &Path, job: &Path, want: &(Vec<String>, Vec<String>)) {
+    let got = (rows(job, false), quarantine_rows(job));
+    assert_eq!(got.0.len(), want.0.len(), "data row count");
+    assert!(got.0 == want.0, "data rows differ from one machine's run");
+    assert_eq!(got.1, want.1, "quarantine rows");
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
+    let one = summary(&tmp.join("one.json"));
+    assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
+    assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
+}
+
+#[test]
+fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 30_000, 6);
+    let want = one_machine(tmp.path(), &input, 0);
     assert!(!want.1.is_empty(), "the sample quarantines rows");
 
     let job = tmp.path().join("job");
@@ -91,16 +110,7 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
         job.join("_SUCCESS").exists(),
         "the last reduce task completes the job"
     );
-    let got = (rows(&job, false), quarantine_rows(&job));
-    assert_eq!(got.0.len(), want.0.len(), "data row count");
-    assert!(got.0 == want.0, "data rows differ from one machine's run");
-    assert_eq!(got.1, want.1, "quarantine rows");
-    let ledger: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
-    // The job's ledger is one machine's.
-    let one = summary(&tmp.path().join("one.json"));
-    assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
-    assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
+    assert_same_as_one_machine(tmp.path(), &job, &want);
 }
 
 #[test]
@@ -118,20 +128,8 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
     std::fs::write(&days[2], &bytes[..bytes.len() / 2]).unwrap();
     let name = days[2].file_name().unwrap().to_string_lossy().to_string();
 
-    let one = tmp.path().join("one");
-    tickpipe()
-        .args([
-            "run",
-            input.to_str().unwrap(),
-            "--out",
-            one.to_str().unwrap(),
-            "-q",
-        ])
-        .arg("--summary-json")
-        .arg(tmp.path().join("one.json"))
-        .assert()
-        .code(1);
-    let want = (rows(&one, false), quarantine_rows(&one));
+    // One run exits 1: the file failed.
+    let want = one_machine(tmp.path(), &input, 1);
     assert!(
         want.1
             .iter()
@@ -190,15 +188,7 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
     }
     assert_eq!(failed, 1, "one reduce task reports the failed input");
     assert!(job.join("_SUCCESS").exists());
-    let got = (rows(&job, false), quarantine_rows(&job));
-    assert_eq!(got.0.len(), want.0.len(), "data row count");
-    assert!(got.0 == want.0, "data rows differ from one machine's run");
-    assert_eq!(got.1, want.1, "quarantine rows");
-    let ledger: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
-    let one = summary(&tmp.path().join("one.json"));
-    assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
-    assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
+    assert_same_as_one_machine(tmp.path(), &job, &want);
 }
 
 #[test]

@@ -46,7 +46,8 @@ impl Fingerprint {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut buf = Vec::new();
+        // Sized up front: `read_to_end` into an empty buffer reads in growing steps.
+        let mut buf = Vec::with_capacity(size.min(2 * END_BYTES) as usize + 1);
         (&mut f)
             .take(END_BYTES)
             .read_to_end(&mut buf)

@@ -148,34 +148,42 @@ fn engine_workers_and_chunk_sizes_give_the_reference_report() {
     }
 }
 
-#[test]
-fn a_restored_stage_continues_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (files, _) = gen_data(dir.path(), 6_000, 3, 3, 0.004);
-    let chunks: Vec<Chunk> = files
+/// Three days of three symbols in 500-row chunks, and their source table.
+fn small_run(dir: &std::path::Path) -> (Vec<Chunk>, SourceTable) {
+    let (files, _) = gen_data(dir, 6_000, 3, 3, 0.004);
+    let chunks = files
         .iter()
         .enumerate()
         .flat_map(|(i, f)| read(f, i as u32, 500))
         .collect();
-    let table = {
-        let mut t = SourceTable::default();
-        for f in &files {
-            t.add(f.display().to_string());
-        }
-        t
-    };
+    let mut table = SourceTable::default();
+    for f in &files {
+        table.add(f.display().to_string());
+    }
+    (chunks, table)
+}
+
+/// The report of one standalone stage over all of `chunks`.
+fn uninterrupted(chunks: &[Chunk], opts: &FinishOptions) -> ValidationReport {
+    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    let mut s = whole.stages()[0]().unwrap();
+    let mut em = Emitter::default();
+    for c in chunks {
+        s.process(c.clone(), &mut em).unwrap();
+    }
+    s.finish(&mut em).unwrap();
+    whole.finish(opts).unwrap()
+}
+
+#[test]
+fn a_restored_stage_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chunks, table) = small_run(dir.path());
     let opts = FinishOptions {
         sources: Some(&table),
         ..Default::default()
     };
-    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
-    let mut s = whole.stages()[0]().unwrap();
-    let mut em = Emitter::default();
-    for c in chunks.clone() {
-        s.process(c, &mut em).unwrap();
-    }
-    s.finish(&mut em).unwrap();
-    let want = whole.finish(&opts).unwrap();
+    let want = uninterrupted(&chunks, &opts);
     // Interrupted after every few chunks: checkpoint, fresh plan and stage, restore.
     for cut in [1, chunks.len() / 2, chunks.len() - 1] {
         let first = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
@@ -203,31 +211,12 @@ fn a_restored_stage_continues_exactly() {
 #[test]
 fn a_replay_point_takes_the_same_stage_back_exactly_and_stays_small() {
     let dir = tempfile::tempdir().unwrap();
-    let (files, _) = gen_data(dir.path(), 6_000, 3, 3, 0.004);
-    let chunks: Vec<Chunk> = files
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| read(f, i as u32, 500))
-        .collect();
-    let table = {
-        let mut t = SourceTable::default();
-        for f in &files {
-            t.add(f.display().to_string());
-        }
-        t
-    };
+    let (chunks, table) = small_run(dir.path());
     let opts = FinishOptions {
         sources: Some(&table),
         ..Default::default()
     };
-    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
-    let mut s = whole.stages()[0]().unwrap();
-    let mut em = Emitter::default();
-    for c in chunks.clone() {
-        s.process(c, &mut em).unwrap();
-    }
-    s.finish(&mut em).unwrap();
-    let want = whole.finish(&opts).unwrap();
+    let want = uninterrupted(&chunks, &opts);
     let n = chunks.len();
     // An input starts at `at`, gets as far as `failed` (closing days on the way), fails, and
     // is replayed from its start in the same stage.
