@@ -505,6 +505,36 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_from_before_segment_history_loads_its_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, None).unwrap();
+        let c = Committed {
+            version: VERSION,
+            workers: 1,
+            next_segment: 2,
+            stages: vec![("s".into(), StageMetrics::default())],
+            ..Default::default()
+        };
+        // As the previous format wrote it: the committed state and STATES, no history.
+        let txn = m.db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            let text = serde_json::to_string(&c).unwrap();
+            meta.insert("committed", text.as_str()).unwrap();
+            let mut st = txn.open_table(STATES).unwrap();
+            st.insert(state_key(0, 0).as_str(), &[9u8, 9][..]).unwrap();
+        }
+        txn.commit().unwrap();
+        let (_, states) = m.load().unwrap().unwrap();
+        assert_eq!(states, vec![vec![Some(vec![9, 9])]]);
+        // Once it commits in the new format, the newest segment end's states win.
+        m.commit(&c, &[vec![Some(vec![1])]]).unwrap();
+        let (_, states) = m.load().unwrap().unwrap();
+        assert_eq!(states, vec![vec![Some(vec![1])]]);
+    }
+
+    #[test]
     fn commit_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.redb");
