@@ -74,6 +74,69 @@ impl SplitMix64 {
     }
 }
 
+/// FxHash (rustc's multiply-rotate hasher) for in-memory hash maps with short keys: symbol
+/// dictionaries, spread counts. SipHash, `std`'s default, costs more than the rest of a row's
+/// work on those paths. Not for keys an attacker chooses, nor for anything stored.
+///
+/// ```
+/// use std::collections::HashMap;
+/// let mut m: HashMap<i64, u32, pipeline_core::FxBuildHasher> = HashMap::default();
+/// m.insert(10_000_000, 1);
+/// assert_eq!(m.get(&10_000_000), Some(&1));
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl FxHasher {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, w: u64) {
+        self.add(w);
+    }
+
+    #[inline]
+    fn write_i64(&mut self, w: i64) {
+        self.add(w as u64);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, w: usize) {
+        self.add(w as u64);
+    }
+
+    /// The multiply leaves the low bits of a key with trailing zeros (spreads in
+    /// nano-dollars, multiples of 10^7) at zero, and hash tables index by the low bits: the
+    /// rotation brings the well-mixed high bits down (as rustc-hash 2 does).
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+}
+
+/// Builds [`FxHasher`]s: `HashMap<K, V, FxBuildHasher>`.
+pub type FxBuildHasher = std::hash::BuildHasherDefault<FxHasher>;
+
 /// The murmur3 64-bit finaliser: every input bit affects every output bit.
 pub fn mix64(mut h: u64) -> u64 {
     h ^= h >> 33;

@@ -64,7 +64,7 @@ pub use config::{
 };
 pub use cores::cores;
 pub use error::{Error, Result, truncate_for_error};
-pub use hash::{SplitMix64, StageKey, mix64, partition_of, stable_hash};
+pub use hash::{FxBuildHasher, FxHasher, SplitMix64, StageKey, mix64, partition_of, stable_hash};
 pub use ledger::{Ledger, StageMetrics};
 pub use live::{
     HistogramSnapshot, LatencyHistogram, LiveMetrics, LiveRun, LiveSnapshot, ReaderLive,

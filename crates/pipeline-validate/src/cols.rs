@@ -9,7 +9,7 @@ use arrow_array::types::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, Float64Array};
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use pipeline_core::{Chunk, Error, LINE_COLUMN, Result, stable_hash};
 
@@ -74,7 +74,8 @@ impl F64 {
 
 /// The `ts` column as nanoseconds since the epoch (UTC).
 pub(crate) struct Ts {
-    values: Vec<i64>,
+    /// Nanoseconds: the column's own buffer when it is in nanoseconds (no copy).
+    values: ScalarBuffer<i64>,
     nulls: Option<NullBuffer>,
 }
 
@@ -84,11 +85,10 @@ impl Ts {
     pub(crate) fn of(chunk: &Chunk) -> Option<Ts> {
         let a = chunk.column_by_name("ts")?;
         let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
-        let values: Vec<i64> = match a.data_type() {
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => a
-                .as_primitive::<TimestampNanosecondType>()
-                .values()
-                .to_vec(),
+        let values: ScalarBuffer<i64> = match a.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                a.as_primitive::<TimestampNanosecondType>().values().clone()
+            }
             DataType::Timestamp(TimeUnit::Microsecond, _) => a
                 .as_primitive::<TimestampMicrosecondType>()
                 .values()
@@ -107,7 +107,7 @@ impl Ts {
                 .iter()
                 .map(|v| v.saturating_mul(1_000_000_000))
                 .collect(),
-            DataType::Int64 => a.as_primitive::<Int64Type>().values().to_vec(),
+            DataType::Int64 => a.as_primitive::<Int64Type>().values().clone(),
             _ => return None,
         };
         Some(Ts { values, nulls })
@@ -293,14 +293,12 @@ pub(crate) fn row_hashes(chunk: &Chunk) -> Vec<u64> {
             continue;
         }
         let salt = stable_hash(f.name().as_bytes());
-        for x in h.iter_mut() {
-            *x = mix_in(*x, salt);
-        }
+        // The column name salts each value in the same pass.
         match a.data_type() {
             DataType::Float64 => {
                 let v = a.as_primitive::<Float64Type>().values();
                 for (x, y) in h.iter_mut().zip(v.iter()) {
-                    *x = mix_in(*x, y.to_bits());
+                    *x = mix_in(mix_in(*x, salt), y.to_bits());
                 }
             }
             DataType::Int64 | DataType::Timestamp(_, _) => {
@@ -320,7 +318,7 @@ pub(crate) fn row_hashes(chunk: &Chunk) -> Vec<u64> {
                     _ => a.as_primitive::<Int64Type>().values(),
                 };
                 for (x, y) in h.iter_mut().zip(v.iter()) {
-                    *x = mix_in(*x, *y as u64);
+                    *x = mix_in(mix_in(*x, salt), *y as u64);
                 }
             }
             DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
@@ -337,20 +335,23 @@ pub(crate) fn row_hashes(chunk: &Chunk) -> Vec<u64> {
                     .collect();
                 let keys = d.keys().values();
                 for (x, k) in h.iter_mut().zip(keys.iter()) {
-                    *x = mix_in(*x, per.get(*k as usize).copied().unwrap_or(NULL));
+                    *x = mix_in(
+                        mix_in(*x, salt),
+                        per.get(*k as usize).copied().unwrap_or(NULL),
+                    );
                 }
             }
             DataType::Utf8 => {
                 let s = a.as_string::<i32>();
                 for (i, x) in h.iter_mut().enumerate() {
-                    *x = mix_in(*x, stable_hash(s.value(i).as_bytes()));
+                    *x = mix_in(mix_in(*x, salt), stable_hash(s.value(i).as_bytes()));
                 }
             }
             _ => {
                 // Other types (rare pass-through columns): hash their debug form.
                 for (i, x) in h.iter_mut().enumerate() {
                     let text = format!("{:?}", a.slice(i, 1));
-                    *x = mix_in(*x, stable_hash(text.as_bytes()));
+                    *x = mix_in(mix_in(*x, salt), stable_hash(text.as_bytes()));
                 }
             }
         }

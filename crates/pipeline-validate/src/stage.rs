@@ -16,8 +16,8 @@ use arrow_buffer::BooleanBuffer;
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 use pipeline_core::{
-    Canonical, Chunk, DatasetKind, Emitter, Error, LINE_COLUMN, Reject, Result, SourceId, Stage,
-    StageKey, StageOrder,
+    Canonical, Chunk, DatasetKind, Emitter, Error, FxBuildHasher, LINE_COLUMN, Reject, Result,
+    SourceId, Stage, StageKey, StageOrder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +127,10 @@ struct Spreads {
     coarse: bool,
     entries: Vec<SpreadEntry>,
     #[serde(skip)]
-    index: HashMap<i64, usize>,
+    index: HashMap<i64, usize, FxBuildHasher>,
+    /// The entry of the last spread added (quotes repeat their spread row after row).
+    #[serde(skip)]
+    last: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,23 +149,38 @@ fn rint(x: f64) -> f64 {
 }
 
 impl Spreads {
-    fn key(&self, s: f64) -> (i64, f64) {
+    /// The entry key of spread `s`.
+    #[inline]
+    fn key(&self, s: f64) -> i64 {
         if self.coarse {
             if s <= 0.0 {
-                (i64::MIN, 0.0)
+                i64::MIN
             } else {
-                let k = (s.log2() * 256.0).floor() as i64;
-                (k, ((k as f64 + 0.5) / 256.0).exp2())
+                (s.log2() * 256.0).floor() as i64
             }
         } else {
-            let k = rint(s * 1e9) as i64;
-            (k, k as f64 / 1e9)
+            rint(s * 1e9) as i64
+        }
+    }
+
+    /// The spread an entry of key `k` stands for.
+    fn value(&self, k: i64) -> f64 {
+        if self.coarse {
+            if k == i64::MIN {
+                0.0
+            } else {
+                ((k as f64 + 0.5) / 256.0).exp2()
+            }
+        } else {
+            k as f64 / 1e9
         }
     }
 
     fn add(&mut self, s: f64, src: SourceId, line: u64, ts: i64) {
-        let (k, v) = self.key(s);
-        let at = if self.entries.len() <= 16 {
+        let k = self.key(s);
+        let at = if self.entries.get(self.last).is_some_and(|e| e.key == k) {
+            Some(self.last)
+        } else if self.entries.len() <= 16 {
             self.entries.iter().position(|e| e.key == k)
         } else {
             if self.index.len() != self.entries.len() {
@@ -175,7 +193,7 @@ impl Spreads {
             None => {
                 self.entries.push(SpreadEntry {
                     key: k,
-                    value: v,
+                    value: self.value(k),
                     count: 0,
                     ex: Vec::new(),
                 });
@@ -194,6 +212,9 @@ impl Spreads {
         if e.ex.len() < SPREAD_EXAMPLES {
             e.ex.push((src, line, ts));
         }
+        if let Some(i) = at {
+            self.last = i;
+        }
     }
 
     fn reindex(&mut self) {
@@ -211,10 +232,10 @@ impl Spreads {
         self.index.clear();
         let mut map: HashMap<i64, SpreadEntry> = HashMap::new();
         for e in old {
-            let (k, v) = self.key(e.value);
+            let k = self.key(e.value);
             let t = map.entry(k).or_insert(SpreadEntry {
                 key: k,
-                value: v,
+                value: self.value(k),
                 count: 0,
                 ex: Vec::new(),
             });
@@ -302,6 +323,12 @@ struct JumpHit {
 }
 
 fn median_small(v: &mut [f64]) -> f64 {
+    // The jump window's sides hold one or two prices: no sort (same result as sorting).
+    match *v {
+        [a] => return a,
+        [a, b] => return 0.5 * (a + b),
+        _ => {}
+    }
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -347,7 +374,8 @@ impl Jump {
                 return None;
             }
             let m = median_small(v);
-            Some((m, (r.p - m).abs() / m > limit))
+            // |p - m| / m > limit, without the division (m > 0: prices are positive).
+            Some((m, (r.p - m).abs() > limit * m))
         };
         let b = side(&mut before[..np]);
         let a = side(&mut after[..nn]);
@@ -387,10 +415,13 @@ impl Jump {
             }
         }
         self.last = Some(p);
-        if self.prev.len() == 2 {
-            self.prev.remove(0);
+        if let [_, b] = self.prev[..] {
+            // Slide the two-price window without shifting a vector.
+            self.prev[0] = b;
+            self.prev[1] = p;
+        } else {
+            self.prev.push(p);
         }
-        self.prev.push(p);
     }
 
     fn end_day(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
@@ -1109,11 +1140,12 @@ impl Stage for ValidateStage {
         if rs.on(id::TICK_GRID) {
             for col in [&price, &bid, &ask].into_iter().flatten() {
                 let v = col.v();
-                let t = s.tick_size;
+                // Prices in ticks, by multiplication (a division per value cost more than
+                // the rest of the rule; the 1e-6 tolerance dwarfs the rounding difference).
+                let per_tick = 1.0 / s.tick_size;
                 mark(&rs, id::TICK_GRID, &mut code, &mut warn, |k| {
                     let x = v[k];
-                    let tick = if x < 1.0 { 0.0001 } else { t };
-                    let q = x / tick;
+                    let q = x * if x < 1.0 { 10_000.0 } else { per_tick };
                     let off = (q - rint(q)).abs() > 1e-6;
                     off && x > 0.0 && x.is_finite() && col.ok(k)
                 });
@@ -1278,7 +1310,9 @@ impl Stage for ValidateStage {
                 }
             }
             let sym = &mut self.syms[slot];
-            if c == 0 {
+            // Most rows break no stateful rule: test that once, not rule by rule.
+            let stateful = tso || dup || ntd || outside || gap.is_some();
+            if c == 0 && stateful {
                 for (rule, hit) in [
                     (id::TS_ORDER, tso),
                     (id::DUPLICATE_ROW, dup),
@@ -1376,39 +1410,41 @@ impl Stage for ValidateStage {
             }
             let w = warn[k];
             let mut findings = w.count_ones() as u64;
-            for (rule, hit) in [
-                (id::TS_ORDER, tso),
-                (id::DUPLICATE_ROW, dup),
-                (id::NON_TRADING_DAY, ntd),
-                (id::OUTSIDE_SESSION, outside),
-                (id::SESSION_GAP, gap.is_some()),
-            ] {
-                if hit {
-                    findings += 1;
-                    let name = self.slots.names()[slot].clone();
-                    Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
-                        source: src,
-                        line,
-                        symbol: name,
-                        ts: t,
-                        date: None,
-                        values: ex_values(rule, k),
-                        note: match rule {
-                            id::TS_ORDER => format!(
-                                "earlier than the previous row of the symbol ({})",
-                                prev.map(fmt_ts).unwrap_or_default()
-                            ),
-                            id::DUPLICATE_ROW => {
-                                "same values as an earlier row at this timestamp".into()
-                            }
-                            id::NON_TRADING_DAY => "not a trading day".into(),
-                            id::OUTSIDE_SESSION => "outside the session hours".into(),
-                            _ => format!(
-                                "no row for {} inside the session",
-                                fmt_dur(gap.unwrap_or(0))
-                            ),
-                        },
-                    });
+            if stateful {
+                for (rule, hit) in [
+                    (id::TS_ORDER, tso),
+                    (id::DUPLICATE_ROW, dup),
+                    (id::NON_TRADING_DAY, ntd),
+                    (id::OUTSIDE_SESSION, outside),
+                    (id::SESSION_GAP, gap.is_some()),
+                ] {
+                    if hit {
+                        findings += 1;
+                        let name = self.slots.names()[slot].clone();
+                        Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
+                            source: src,
+                            line,
+                            symbol: name,
+                            ts: t,
+                            date: None,
+                            values: ex_values(rule, k),
+                            note: match rule {
+                                id::TS_ORDER => format!(
+                                    "earlier than the previous row of the symbol ({})",
+                                    prev.map(fmt_ts).unwrap_or_default()
+                                ),
+                                id::DUPLICATE_ROW => {
+                                    "same values as an earlier row at this timestamp".into()
+                                }
+                                id::NON_TRADING_DAY => "not a trading day".into(),
+                                id::OUTSIDE_SESSION => "outside the session hours".into(),
+                                _ => format!(
+                                    "no row for {} inside the session",
+                                    fmt_dur(gap.unwrap_or(0))
+                                ),
+                            },
+                        });
+                    }
                 }
             }
             let mut bits = w;
@@ -1616,4 +1652,51 @@ pub(crate) fn holidays(list: &[String]) -> Result<Vec<NaiveDate>> {
                 .map_err(|_| Error::config("validation.holidays", format!("`{d}` is not a date")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_small_of_one_two_and_more() {
+        assert_eq!(median_small(&mut [3.0]), 3.0);
+        assert_eq!(median_small(&mut [4.0, 2.0]), 3.0);
+        assert_eq!(median_small(&mut [5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median_small(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn spreads_count_each_value_whatever_the_order() {
+        let mut s = Spreads::default();
+        // Repeats (the last-entry hint), alternation, and more than 16 distinct values (the
+        // index) in one stream.
+        let values: Vec<f64> = (0..40)
+            .flat_map(|i| [0.01, 0.01 * f64::from(i % 20 + 1), 0.01])
+            .collect();
+        for (line, v) in values.iter().enumerate() {
+            s.add(*v, 0, line as u64, 0);
+        }
+        let total: u64 = s.entries.iter().map(|e| e.count).sum();
+        assert_eq!(total, values.len() as u64);
+        let cent = s.entries.iter().find(|e| e.key == 10_000_000).unwrap();
+        assert_eq!(cent.count, 80 + 2);
+        assert_eq!(cent.value, 0.01);
+        assert_eq!(s.entries.len(), 20);
+        assert_eq!(s.median(), Some(0.01));
+    }
+
+    #[test]
+    fn coarse_spreads_keep_their_counts() {
+        let mut s = Spreads::default();
+        for i in 0..(EXACT_SPREADS + 10) {
+            s.add(0.01 + i as f64 * 1e-6, 0, i as u64, 0);
+        }
+        s.add(0.0, 0, 0, 0);
+        assert!(s.coarse);
+        let total: u64 = s.entries.iter().map(|e| e.count).sum();
+        assert_eq!(total, EXACT_SPREADS as u64 + 11);
+        let zero = s.entries.iter().find(|e| e.key == i64::MIN).unwrap();
+        assert_eq!((zero.count, zero.value), (1, 0.0));
+    }
 }

@@ -12,7 +12,6 @@
 //! [`Reject`] (or, in strict mode, returned as an error).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow_array::types::Int32Type;
@@ -29,35 +28,8 @@ use super::plan::{CsvPlan, Input, Kind, Scale};
 use super::record::{Span, Split, is_blank, split_record, unescape};
 use super::timestamp::{TsError, TsParser};
 
-/// A small, fast hasher for short byte keys (FxHash's multiply-rotate), used by the symbol
-/// dictionaries; SipHash costs more than the rest of a row's decoding.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// The symbol dictionaries' maps: SipHash costs more than the rest of a row's decoding.
+type FxMap<K, V> = HashMap<K, V, pipeline_core::FxBuildHasher>;
 
 /// One output column under construction.
 enum Builder {
