@@ -60,8 +60,9 @@ pub trait Stage: Send {
     /// stage instance (a retried input: the engine takes one at every input start). It goes
     /// back to [`Stage::restore`] of this instance only, so a stage whose state grows with
     /// the run (append-only logs) can record how far they reached instead of copying them,
-    /// keeping the cost per input constant. Default: [`Stage::checkpoint`].
-    fn replay_point(&self) -> Result<Option<Vec<u8>>> {
+    /// keeping the cost per input constant; it takes `&mut self` so such a stage can start
+    /// tracking what it will have to undo from here. Default: [`Stage::checkpoint`].
+    fn replay_point(&mut self) -> Result<Option<Vec<u8>>> {
         self.checkpoint()
     }
 

@@ -734,6 +734,15 @@ impl Run {
             }
         }
         let files_done = |o: &BTreeMap<usize, SourceOutcome>| o.len();
+        // The inputs of each segment, and how many outcomes of each have arrived: a segment
+        // is looked at only once all its inputs could be done. (Scanning every input and
+        // looking up each of the segment's on every event cost O(inputs^2): 8% of a run
+        // over 6,291 small files.)
+        let mut seg_files: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, s) in segs.iter().enumerate().skip(first) {
+            seg_files.entry(*s).or_default().push(i);
+        }
+        let mut arrived: HashMap<u32, usize> = HashMap::new();
 
         while !all_done(next_commit) {
             let stopping = cancel.load(Ordering::Relaxed) || fatal.is_some();
@@ -800,13 +809,12 @@ impl Run {
 
             // Commit every segment that is complete, in order.
             while next_commit <= last_seg {
-                let files: Vec<usize> = (0..sources.len())
-                    .filter(|i| segs[*i] == next_commit)
-                    .collect();
-                let ready = files
-                    .iter()
-                    .all(|i| outcomes.get(i).is_some_and(|o| !o.cancelled))
-                    && reports.get(&next_commit).is_some_and(|r| r.len() == w);
+                let files: &[usize] = seg_files.get(&next_commit).map_or(&[], Vec::as_slice);
+                let ready = arrived.get(&next_commit).copied().unwrap_or(0) >= files.len()
+                    && reports.get(&next_commit).is_some_and(|r| r.len() == w)
+                    && files
+                        .iter()
+                        .all(|i| outcomes.get(i).is_some_and(|o| !o.cancelled));
                 if !ready {
                     break;
                 }
@@ -814,7 +822,7 @@ impl Run {
                 let base = (flush_seg == Some(next_commit)).then(|| committed.clone());
                 let mut reps = reports.remove(&next_commit).unwrap_or_default();
                 reps.sort_by_key(|r| r.worker);
-                for i in files {
+                for &i in files {
                     if let Some(o) = outcomes.get(&i) {
                         committed.ledger.merge(&o.ledger);
                         committed.bytes_read += o.bytes;
@@ -883,6 +891,9 @@ impl Run {
                         if let Some(e) = o.fatal.take() {
                             abort.store(true, Ordering::Relaxed);
                             keep_cause(&mut fatal, e);
+                        }
+                        if let Some(s) = segs.get(o.index) {
+                            *arrived.entry(*s).or_default() += 1;
                         }
                         outcomes.insert(o.index, o);
                     }

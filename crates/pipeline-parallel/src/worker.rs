@@ -190,7 +190,7 @@ impl Worker {
         let ckpt = if self.take_checkpoints {
             Some(
                 self.stages
-                    .iter()
+                    .iter_mut()
                     .map(|s| s.replay_point())
                     .collect::<Result<Vec<_>>>()?,
             )

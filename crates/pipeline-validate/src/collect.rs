@@ -2,6 +2,10 @@
 //! examples keep the smallest `(file, line)`, histograms and file fingerprints merge, so the
 //! merged result does not depend on the worker count.
 
+use std::collections::HashMap;
+
+use pipeline_core::{FxBuildHasher, SourceId};
+
 use crate::model::SymbolDay;
 use crate::stage::Acc;
 
@@ -75,13 +79,20 @@ pub(crate) fn merge(a: &mut Acc, b: Acc, examples: usize) {
             _ => {}
         }
     }
+    // Indexed: a run over 100,000 files would otherwise compare 10^10 pairs here.
+    let mut at: HashMap<SourceId, usize, FxBuildHasher> =
+        a.files.iter().enumerate().map(|(i, f)| (f.0, i)).collect();
     for (s, rows, sum) in b.files {
-        match a.files.iter_mut().find(|f| f.0 == s) {
-            Some(f) => {
+        match at.get(&s) {
+            Some(&i) => {
+                let f = &mut a.files[i];
                 f.1 += rows;
                 f.2 = f.2.wrapping_add(sum);
             }
-            None => a.files.push((s, rows, sum)),
+            None => {
+                at.insert(s, a.files.len());
+                a.files.push((s, rows, sum));
+            }
         }
     }
     for p in b.schema {
