@@ -51,6 +51,7 @@ mod mapping;
 mod meta_store;
 mod reject;
 mod render;
+mod replay;
 mod schema;
 mod sink;
 mod source;
@@ -73,6 +74,7 @@ pub use live::{
 pub use mapping::{ColumnMapping, ResolvedColumns, TsSource, normalize_header};
 pub use meta_store::{MemoryMetaStore, MetaCache, MetaStore};
 pub use reject::{Reject, RejectKind};
+pub use replay::Replay;
 pub use schema::{
     Canonical, DatasetKind, EXECUTION_EVENT_TYPES, HALT_EVENT_TYPE, dict_type, is_execution_event,
     ts_type,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{RecordBatch, UInt64Array};
-use pipeline_core::{Chunk, Emitter, Error, Reject, Result, SourceId, Stage, StageKey, StageOrder};
+use pipeline_core::{
+    Chunk, Emitter, Error, Reject, Replay, Result, SourceId, Stage, StageKey, StageOrder,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{event_times, row_keys};
@@ -442,6 +444,9 @@ struct ReorderConfig {
 pub struct ReorderStage {
     config: ReorderConfig,
     buf: sorted::SortedBuffer,
+    /// The buffer at the last input start, for a replay (see [`Replay`]): the pending rows'
+    /// chunks are shared, not copied.
+    replay: Replay<sorted::SortedBuffer>,
 }
 
 impl ReorderStage {
@@ -455,6 +460,7 @@ impl ReorderStage {
                 max_late_fraction: None,
             },
             buf: sorted::SortedBuffer::new(key_col, ts_col, lateness),
+            replay: Replay::default(),
         }
     }
 
@@ -508,7 +514,15 @@ impl Stage for ReorderStage {
         self.buf.checkpoint().map(Some)
     }
 
+    fn replay_point(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(Some(self.replay.save(self.buf.clone())))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if Replay::<()>::is_token(state) {
+            self.buf = self.replay.get(state)?.clone();
+            return Ok(());
+        }
         self.buf.restore(state)
     }
 }
@@ -640,5 +654,24 @@ mod tests {
             .flat_map(|c| c.lines().values().to_vec())
             .collect();
         assert_eq!(lines, vec![3, 1, 4, 2]);
+    }
+
+    #[test]
+    fn a_replay_point_takes_the_buffer_back() {
+        let mut a = ReorderStage::new("symbol", "ts", Duration::from_nanos(50));
+        let mut em = Emitter::default();
+        a.process(chunk(&["A", "B", "A"], &[100, 7, 90], 1), &mut em)
+            .unwrap();
+        let point = a.replay_point().unwrap().unwrap();
+        // A failed attempt releases rows and holds others; the restore forgets all of it.
+        let mut failed = Emitter::default();
+        a.process(chunk(&["A", "B"], &[400, 300], 4), &mut failed)
+            .unwrap();
+        assert!(!failed.take_chunks().is_empty());
+        a.restore(&point).unwrap();
+        let (rest, _) = run_stage(&mut a, [chunk(&["A"], &[200], 4)]).unwrap();
+        assert_eq!(times(&rest), vec![90, 100, 200, 7]);
+        let mut other = ReorderStage::new("symbol", "ts", Duration::from_nanos(50));
+        assert!(other.restore(&point).is_err());
     }
 }

@@ -23,14 +23,14 @@ pub(crate) struct RowRef {
     pub(crate) row: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct HeldChunk {
     chunk: Chunk,
     pending: usize,
 }
 
 /// Holds chunks until all their rows are released or removed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Held {
     chunks: HashMap<u64, HeldChunk>,
     next_id: u64,

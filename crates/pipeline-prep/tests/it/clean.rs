@@ -1138,6 +1138,42 @@ fn checkpoint_and_restore_mid_stream_equals_uninterrupted() {
     }
 }
 
+#[test]
+fn a_replay_point_takes_each_stage_back_to_an_input_start() {
+    let b = small_input(11);
+    for (name, make) in stateful() {
+        let (o1, e1) = run(make().as_mut(), &b, 7);
+        let cs = chunks(&b, 7);
+        let mut stage = make();
+        let mut e = Emitter::default();
+        let mut out = Vec::new();
+        for c in cs[..4].iter().cloned() {
+            stage.process(c, &mut e).unwrap();
+            out.extend(e.take_chunks());
+        }
+        // An input starts, gets four chunks in, fails; its output is discarded and it is
+        // replayed in the same stage (the engine's retry).
+        let point = stage.replay_point().unwrap().expect("stateful stage");
+        let mut failed = Emitter::default();
+        for c in cs[4..8].iter().cloned() {
+            stage.process(c, &mut failed).unwrap();
+        }
+        stage.restore(&point).unwrap();
+        for c in cs[4..].iter().cloned() {
+            stage.process(c, &mut e).unwrap();
+            out.extend(e.take_chunks());
+        }
+        stage.finish(&mut e).unwrap();
+        out.extend(e.take_chunks());
+        same(&canon(&o1, &e1), &canon(&out, &e), &format!("stage {name}")).unwrap();
+        // A point kept in memory belongs to this instance (the others' points are their
+        // checkpoints, which any instance restores).
+        if pipeline_core::Replay::<()>::is_token(&point) {
+            assert!(make().restore(&point).is_err(), "stage {name}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- real data
 
 /// The shared real datasets, or `None` (with a message) when they are absent outside CI.

@@ -419,6 +419,49 @@ fn resumed(make: &dyn Fn() -> Box<dyn Stage>, chunks: Vec<Chunk>, cut: usize) ->
     arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
 
+/// Runs the first `cut` chunks, takes a replay point, runs a failed attempt at the next
+/// chunks (output discarded), restores the point in the same stage and runs the rest.
+fn replayed(make: &dyn Fn() -> Box<dyn Stage>, chunks: Vec<Chunk>, cut: usize) -> RecordBatch {
+    let mut stage = make();
+    let mut out = pipeline_core::Emitter::default();
+    let mut all = Vec::new();
+    for c in chunks[..cut].iter().cloned() {
+        stage.process(c, &mut out).unwrap();
+    }
+    all.extend(out.take_chunks());
+    let point = stage.replay_point().unwrap().unwrap();
+    let mut failed = pipeline_core::Emitter::default();
+    for c in chunks[cut..].iter().take(3).cloned() {
+        stage.process(c, &mut failed).unwrap();
+    }
+    stage.restore(&point).unwrap();
+    let (rest, _) = run_stage(stage.as_mut(), chunks[cut..].iter().cloned()).unwrap();
+    all.extend(rest);
+    let batches: Vec<RecordBatch> = all.iter().map(|c| c.batch().clone()).collect();
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+#[test]
+fn a_replay_point_takes_the_stage_back_exactly() {
+    let whole = taq(900, 8);
+    let chunks = split(&whole, &random_sizes(9, 50));
+    let features = || Box::new(FeatureStage::new(full_config()).unwrap()) as Box<dyn Stage>;
+    let want = run_all(features().as_mut(), chunks.clone());
+    for cut in [1, 5, chunks.len() / 2, chunks.len() - 2] {
+        assert_eq!(
+            replayed(&features, chunks.clone(), cut),
+            want,
+            "features, cut {cut}"
+        );
+    }
+    let mut a = features();
+    let point = a.replay_point().unwrap().unwrap();
+    assert!(
+        features().restore(&point).is_err(),
+        "another instance's point"
+    );
+}
+
 #[test]
 fn checkpoint_and_restore_continue_exactly() {
     let whole = taq(900, 8);

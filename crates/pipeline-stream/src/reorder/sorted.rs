@@ -28,6 +28,7 @@ struct Row {
 type Gathered = (Chunk, Vec<(usize, usize)>);
 
 /// One key's state.
+#[derive(Clone)]
 struct Slot {
     key: Key,
     max_ts: Option<i64>,
@@ -41,6 +42,7 @@ struct Slot {
 }
 
 /// A chunk some of whose rows are still pending.
+#[derive(Clone)]
 struct Held {
     id: u64,
     chunk: Chunk,
@@ -48,6 +50,7 @@ struct Held {
 }
 
 /// Pending rows per key, each key's rows sorted by `(ts, arrival)`.
+#[derive(Clone)]
 pub(crate) struct SortedBuffer {
     key_col: String,
     ts_col: String,

@@ -2,7 +2,7 @@
 //! IQR fences.
 
 use arrow_array::{BooleanArray, UInt32Array};
-use pipeline_core::{Chunk, Emitter, Error, Result, Stage, StageKey, StageOrder};
+use pipeline_core::{Chunk, Emitter, Error, Replay, Result, Stage, StageKey, StageOrder};
 use serde::{Deserialize, Serialize};
 
 use super::window::{Moments, Sorted};
@@ -137,6 +137,8 @@ pub struct RollingOutliers {
     slots: Slots,
     state: Vec<Win>,
     held: Held,
+    /// Everything above at the last input start, for a replay (see [`Replay`]).
+    replay: Replay<(Slots, Vec<Win>, Held)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +191,7 @@ impl RollingOutliers {
             slots: Slots::default(),
             state: Vec::new(),
             held,
+            replay: Replay::default(),
         })
     }
 
@@ -613,7 +616,16 @@ impl Stage for RollingOutliers {
         crate::state::save("outliers", &cp)
     }
 
+    fn replay_point(&mut self) -> Result<Option<Vec<u8>>> {
+        let saved = (self.slots.clone(), self.state.clone(), self.held.clone());
+        Ok(Some(self.replay.save(saved)))
+    }
+
     fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if Replay::<()>::is_token(state) {
+            (self.slots, self.state, self.held) = self.replay.get(state)?.clone();
+            return Ok(());
+        }
         let cp: Checkpoint = crate::state::load("outliers", state)?;
         self.slots = Slots::from_names(cp.slots);
         self.state = cp.state;
