@@ -128,7 +128,11 @@ pub(crate) struct Pending(std::sync::Mutex<PendingState>);
 /// The entries stored so far and the cache they go to once it is open.
 #[derive(Default)]
 struct PendingState {
+    /// One entry per key, in the order first stored.
     waiting: Vec<(String, Vec<u8>)>,
+    /// Where each key is in `waiting` (a scan per lookup made describing n new files cost
+    /// O(n^2): 5% of a first run over 6,291 files).
+    index: std::collections::HashMap<String, usize>,
     target: Option<MetaCache>,
 }
 
@@ -138,6 +142,7 @@ impl Pending {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // One write for all of them (a run over 1,258 files made 1,258 transactions).
         target.put_many(&std::mem::take(&mut g.waiting));
+        g.index.clear();
         g.target = Some(target);
     }
 }
@@ -147,12 +152,7 @@ impl MetaStore for Pending {
         let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match &g.target {
             Some(t) => t.get(key),
-            None => g
-                .waiting
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone()),
+            None => g.index.get(key).map(|&i| g.waiting[i].1.clone()),
         }
     }
 
@@ -160,7 +160,16 @@ impl MetaStore for Pending {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match &g.target {
             Some(t) => t.put(key, value),
-            None => g.waiting.push((key.to_string(), value.to_vec())),
+            None => {
+                let g = &mut *g;
+                match g.index.get(key) {
+                    Some(&i) => g.waiting[i].1 = value.to_vec(),
+                    None => {
+                        g.index.insert(key.to_string(), g.waiting.len());
+                        g.waiting.push((key.to_string(), value.to_vec()));
+                    }
+                }
+            }
         }
     }
 }
