@@ -703,7 +703,11 @@ impl Run {
         let mut free_slots: Vec<usize> = (0..max_open).rev().collect();
         let mut slot_of: HashMap<usize, usize> = HashMap::new();
         let (out_tx, out_rx) = unbounded::<SourceOutcome>();
-        let mut readers: Vec<JoinHandle<()>> = Vec::new();
+        // Reader threads by input, each joined once its outcome arrives: a finished thread
+        // keeps its stack mapped until joined, and joining them all at the end held one
+        // 2 MiB mapping (20 KiB resident) per input: 94 MiB and 4,700 mappings two seconds
+        // into a run over 6,291 small files, on the way to the kernel's map-count limit.
+        let mut readers: HashMap<usize, JoinHandle<()>> = HashMap::new();
         let mut prog = Progressor {
             f: progress,
             last: Instant::now(),
@@ -791,7 +795,7 @@ impl Run {
                 let slot = free_slots.pop().unwrap_or(0);
                 slot_of.insert(index, slot);
                 let position = positions.get(&sources[index].name).copied().unwrap_or(0);
-                readers.push(rt.spawn(&format!("tickpipe-reader-{index}"), move || {
+                let handle = rt.spawn(&format!("tickpipe-reader-{index}"), move || {
                     let o = read_source(
                         &ctx,
                         (index, position),
@@ -802,7 +806,8 @@ impl Run {
                         ack_rx,
                     );
                     let _ = out.send(o);
-                })?);
+                })?;
+                readers.insert(index, handle);
                 next += 1;
                 in_flight += 1;
             }
@@ -892,6 +897,15 @@ impl Run {
                             abort.store(true, Ordering::Relaxed);
                             keep_cause(&mut fatal, e);
                         }
+                        // Its last act was sending this: the join is immediate.
+                        if let Some(h) = readers.remove(&o.index)
+                            && h.join().is_err()
+                        {
+                            keep_cause(
+                                &mut fatal,
+                                Error::Internal("a reader thread panicked".into()),
+                            );
+                        }
                         if let Some(s) = segs.get(o.index) {
                             *arrived.entry(*s).or_default() += 1;
                         }
@@ -925,7 +939,7 @@ impl Run {
                 );
             }
         }
-        for h in readers {
+        for (_, h) in readers {
             if h.join().is_err() {
                 keep_cause(
                     &mut fatal,

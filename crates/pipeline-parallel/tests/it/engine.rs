@@ -353,3 +353,43 @@ impl pipeline_core::Source for Counted {
         self.inner.drain_rejects()
     }
 }
+
+/// Mappings in this process (each thread stack is one).
+#[cfg(target_os = "linux")]
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn finished_readers_do_not_keep_their_stacks() {
+    // 1,500 one-row inputs, a commit every 100 or so: a finished reader thread keeps its
+    // stack mapped until joined, and joining them only at the end held one mapping per input.
+    let files = gen_files(21, 1_500, 1);
+    let before = mappings();
+    let most = Arc::new(AtomicU64::new(0));
+    let m = most.clone();
+    let (sink, _) = collect_sink();
+    let r = Runner::new()
+        .sources(specs(&files, 10))
+        .stages(vec![positive()])
+        .sink_factory(sink)
+        .reject_sink(Box::new(MemoryRejectSink::default()))
+        .segment_bytes(2_000)
+        .on_commit(Arc::new(move |_| {
+            m.fetch_max(mappings() as u64, Ordering::Relaxed);
+        }))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(r.files_ok.len(), 1_500);
+    let most = most.load(Ordering::Relaxed) as usize;
+    // Other tests of this binary run beside this one: allow for their threads.
+    assert!(
+        most < before + 400,
+        "{before} mappings before the run, {most} during it"
+    );
+}
