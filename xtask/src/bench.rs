@@ -116,6 +116,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut figures: Vec<Figure> = Vec::new();
     let mut quality_rows: Vec<Value> = Vec::new();
     let mut monitor_rows: Vec<Value> = Vec::new();
+    let mut validation_rows: Vec<Value> = Vec::new();
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
     for &rows in &sizes {
@@ -216,7 +217,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         let _ = std::fs::remove_dir_all(&scratch);
         eprintln!("== the monitor's cost ({rows} rows)");
-        monitor_rows.push(monitor_pairs(&tickpipe, &csv_s, &out_s, &scratch, rows)?);
+        let files = (csv_s.as_str(), out_s.as_str(), scratch.as_path());
+        monitor_rows.push(monitor_pairs(&tickpipe, files, rows)?);
+        eprintln!("== inline validation's cost ({rows} rows)");
+        let (on, off) = alternated(&tickpipe, files, "--no-validate", "run_no_validate")?;
+        validation_rows.push(pair_cost(rows, &on, &off));
         if !args.skip_peers {
             warm(&csv)?;
             warm(&gz)?;
@@ -274,7 +279,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         None
     };
     let mut md = markdown(&figures, &sizes, scale.as_ref());
-    md.push_str(&overhead_markdown(&figures));
+    md.push_str(&validation_markdown(&validation_rows));
     md.push_str(&monitor_markdown(&monitor_rows));
     md.push_str(&read_markdown(&figures));
     md.push_str(&quality_markdown(&quality_rows));
@@ -294,6 +299,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "incremental": incremental,
         "cleaning_quality": quality_rows,
         "monitor_cost": monitor_rows,
+        "validation_cost": validation_rows,
         "machine": machine(),
     });
     std::fs::write(
@@ -578,58 +584,95 @@ fn tickpipe_figure_on(
     })
 }
 
-/// Alternated pairs of `run` and `run --no-monitor` for the monitor's cost: drift of the
-/// machine's speed hits both sides of a pair alike.
-const MONITOR_PAIRS: usize = 5;
+/// Alternated pairs of `run` and `run --no-monitor` (or `--no-validate`) for a part's cost:
+/// drift of the machine's speed hits both sides of a pair alike.
+const PAIRS: usize = 5;
 
-/// The monitor's cost on `csv` two ways: its own time measured inside each run (sampler
-/// ticks plus writing the report, as a share of the run), and the wall-time difference of
-/// [`MONITOR_PAIRS`] alternated runs with and without it (median and range of the pairs).
-fn monitor_pairs(
+/// [`PAIRS`] alternated runs of `run` on `csv` with and without `flag`: the runs with it,
+/// and without.
+fn alternated(
     tickpipe: &Path,
-    csv: &str,
-    out: &str,
-    scratch: &Path,
-    rows: u64,
-) -> Result<Value> {
-    let (mut own, mut diffs, mut on, mut off) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..MONITOR_PAIRS {
+    (csv, out, scratch): (&str, &str, &Path),
+    flag: &str,
+    off_task: &str,
+) -> Result<(Vec<Figure>, Vec<Figure>)> {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for i in 0..PAIRS {
         let _ = std::fs::remove_dir_all(scratch);
         let a = tickpipe_figure(tickpipe, "run", &["run", csv, "--out", out])?;
         let _ = std::fs::remove_dir_all(scratch);
-        let b = tickpipe_figure(
-            tickpipe,
-            "run_no_monitor",
-            &["run", csv, "--out", out, "--no-monitor"],
-        )?;
+        let b = tickpipe_figure(tickpipe, off_task, &["run", csv, "--out", out, flag])?;
         eprintln!(
-            "   pair {}: {:.2}s with the monitor (its own time {:.3}%), {:.2}s without",
+            "   pair {}: {:.2}s with, {:.2}s {flag}{}",
             i + 1,
             a.wall_seconds,
-            a.monitor_pct.unwrap_or(f64::NAN),
-            b.wall_seconds
+            b.wall_seconds,
+            a.monitor_pct
+                .map(|p| format!(" (the monitor's own time {p:.3}%)"))
+                .unwrap_or_default()
         );
-        own.push(a.monitor_pct.unwrap_or(f64::NAN));
-        diffs.push((a.wall_seconds - b.wall_seconds) / b.wall_seconds * 100.0);
-        on.push(a.wall_seconds);
-        off.push(b.wall_seconds);
+        on.push(a);
+        off.push(b);
     }
     let _ = std::fs::remove_dir_all(scratch);
-    let (lo, hi) = (
-        diffs.iter().copied().fold(f64::INFINITY, f64::min),
-        diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
-    Ok(serde_json::json!({
+    Ok((on, off))
+}
+
+/// The cost of what `flag` turns off, from [`alternated`] pairs: the median and range of
+/// the pairs' differences as a share of the run without it, and the median walls.
+fn pair_cost(rows: u64, on: &[Figure], off: &[Figure]) -> Value {
+    let diffs: Vec<f64> = on
+        .iter()
+        .zip(off)
+        .map(|(a, b)| (a.wall_seconds - b.wall_seconds) / b.wall_seconds * 100.0)
+        .collect();
+    let walls = |v: &[Figure]| median(&v.iter().map(|f| f.wall_seconds).collect::<Vec<_>>());
+    serde_json::json!({
         "rows": rows,
-        "pairs": MONITOR_PAIRS,
-        "own_pct_median": median(&own),
-        "own_pct_max": own.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "pairs": diffs.len(),
         "diff_pct_median": median(&diffs),
-        "diff_pct_min": lo,
-        "diff_pct_max": hi,
-        "wall_on_median": median(&on),
-        "wall_off_median": median(&off),
-    }))
+        "diff_pct_min": diffs.iter().copied().fold(f64::INFINITY, f64::min),
+        "diff_pct_max": diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "wall_on_median": walls(on),
+        "wall_off_median": walls(off),
+    })
+}
+
+/// The monitor's cost on `csv` two ways: its own time measured inside each run (sampler
+/// ticks plus writing the report, as a share of the run), and the wall-time difference of
+/// [`PAIRS`] alternated runs with and without it (median and range of the pairs).
+fn monitor_pairs(tickpipe: &Path, files: (&str, &str, &Path), rows: u64) -> Result<Value> {
+    let (on, off) = alternated(tickpipe, files, "--no-monitor", "run_no_monitor")?;
+    let own: Vec<f64> = on
+        .iter()
+        .map(|f| f.monitor_pct.unwrap_or(f64::NAN))
+        .collect();
+    let mut v = pair_cost(rows, &on, &off);
+    v["own_pct_median"] = median(&own).into();
+    v["own_pct_max"] = own.iter().copied().fold(f64::NEG_INFINITY, f64::max).into();
+    Ok(v)
+}
+
+/// Inline validation's cost per input size, from alternated pairs of `run` and
+/// `run --no-validate` (single runs differ by up to 10% here, as much as the goal).
+fn validation_markdown(rows: &[Value]) -> String {
+    let mut s = String::new();
+    for m in rows {
+        s.push_str(&format!(
+            "\n{} rows: inline validation costs {:+.1}% (median of {} alternated pairs of `run` and `run --no-validate`, range {:+.1}% to {:+.1}%; medians {:.2}s and {:.2}s).",
+            m["rows"],
+            m["diff_pct_median"].as_f64().unwrap_or(f64::NAN),
+            m["pairs"],
+            m["diff_pct_min"].as_f64().unwrap_or(f64::NAN),
+            m["diff_pct_max"].as_f64().unwrap_or(f64::NAN),
+            m["wall_on_median"].as_f64().unwrap_or(f64::NAN),
+            m["wall_off_median"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
 }
 
 /// The monitor's cost per input size (see [`monitor_pairs`]).
@@ -930,39 +973,6 @@ fn read_markdown(figures: &[Figure]) -> String {
         ));
     }
     md
-}
-
-fn overhead_markdown(figures: &[Figure]) -> String {
-    let wall = |task: &str, rows: u64| {
-        figures
-            .iter()
-            .find(|f| f.tool == "tickpipe" && f.task == task && f.rows == rows)
-            .map(|f| f.wall_seconds)
-    };
-    let mut s = String::new();
-    for f in figures
-        .iter()
-        .filter(|f| f.tool == "tickpipe" && f.task == "run")
-    {
-        for (part, without) in [
-            ("inline validation", "run_no_validate"),
-            ("the monitor", "run_no_monitor"),
-        ] {
-            if let Some(w) = wall(without, f.rows).filter(|w| *w > 0.0) {
-                s.push_str(&format!(
-                    "\n{} rows: {part} costs {:+.1}% of the run ({:.2}s with, {:.2}s without).",
-                    f.rows,
-                    (f.wall_seconds - w) / f.wall_seconds * 100.0,
-                    f.wall_seconds,
-                    w
-                ));
-            }
-        }
-    }
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
 }
 
 fn rows_close(a: u64, b: u64) -> bool {
