@@ -737,7 +737,8 @@ impl Run {
                 let _ = ctl.send(Control::SegmentEnd { seg: f, last: true });
             }
         }
-        let files_done = |o: &BTreeMap<usize, SourceOutcome>| o.len();
+        // Inputs with an outcome so far (committed ones leave `outcomes`).
+        let mut files_done = 0usize;
         // The inputs of each segment, and how many outcomes of each have arrived: a segment
         // is looked at only once all its inputs could be done. (Scanning every input and
         // looking up each of the segment's on every event cost O(inputs^2): 8% of a run
@@ -828,7 +829,8 @@ impl Run {
                 let mut reps = reports.remove(&next_commit).unwrap_or_default();
                 reps.sort_by_key(|r| r.worker);
                 for &i in files {
-                    if let Some(o) = outcomes.get(&i) {
+                    // Committed: the outcome is in `committed` from here on.
+                    if let Some(o) = outcomes.remove(&i) {
                         committed.ledger.merge(&o.ledger);
                         committed.bytes_read += o.bytes;
                         if let (None, Some(p)) = (&o.failed, o.position) {
@@ -909,7 +911,9 @@ impl Run {
                         if let Some(s) = segs.get(o.index) {
                             *arrived.entry(*s).or_default() += 1;
                         }
-                        outcomes.insert(o.index, o);
+                        if outcomes.insert(o.index, o).is_none() {
+                            files_done += 1;
+                        }
                     }
                 }
                 recv(rep_rx) -> r => match r {
@@ -925,7 +929,7 @@ impl Run {
                 },
                 default(PROGRESS_EVERY) => {}
             }
-            prog.tick(&shared, files_done(&outcomes), false);
+            prog.tick(&shared, files_done, false);
         }
 
         // Shut down: workers finish what is queued, abort partial sinks and exit.
@@ -957,7 +961,7 @@ impl Run {
             Ok(r) => r,
             Err(_) => Err(Error::Internal("the quarantine writer panicked".into())),
         };
-        prog.tick(&shared, files_done(&outcomes), true);
+        prog.tick(&shared, files_done, true);
         if let Some(e) = fatal {
             return Err(e);
         }
