@@ -35,16 +35,75 @@ pub struct Fingerprint {
     pub ends_hash: u64,
 }
 
-impl Fingerprint {
-    /// Fingerprints the file at `path`.
-    pub fn of(path: &Path) -> Result<Fingerprint> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let size = meta.len();
+/// What `stat` says of a file: equal keys within one process mean an unchanged file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatKey {
+    size: u64,
+    mtime_ns: u128,
+    /// Change time, device and inode (Unix): a write moves the change time even when the
+    /// modification time is set back, and a replaced file has another inode.
+    ctime_ns: i128,
+    dev: u64,
+    ino: u64,
+}
+
+impl StatKey {
+    fn of(meta: &std::fs::Metadata) -> StatKey {
         let mtime_ns = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
+        #[cfg(unix)]
+        let (ctime_ns, dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+                meta.dev(),
+                meta.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (ctime_ns, dev, ino) = (0, 0, 0);
+        StatKey {
+            size: meta.len(),
+            mtime_ns,
+            ctime_ns,
+            dev,
+            ino,
+        }
+    }
+}
+
+/// Fingerprints taken in this process, by path: a run fingerprints each input twice (its
+/// record and its cached description), and each time read and hashed 128 KiB of it.
+/// Reused only while `stat` says the same; cleared when it holds [`MEMO_MAX`] files.
+static MEMO: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (StatKey, u64)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Most fingerprints [`MEMO`] keeps (about 100 bytes each).
+const MEMO_MAX: usize = 1 << 20;
+
+/// Files changed less than this long ago (nanoseconds) are not kept in [`MEMO`].
+const RACY_NS: i128 = 2_000_000_000;
+
+impl Fingerprint {
+    /// Fingerprints the file at `path`.
+    pub fn of(path: &Path) -> Result<Fingerprint> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let key = StatKey::of(&meta);
+        let (size, mtime_ns) = (key.size, key.mtime_ns);
+        let memo = |m: &std::collections::HashMap<_, (StatKey, u64)>| {
+            m.get(path).filter(|(k, _)| *k == key).map(|(_, h)| *h)
+        };
+        if let Some(ends_hash) = MEMO.lock().ok().and_then(|m| memo(&m)) {
+            return Ok(Fingerprint {
+                size,
+                mtime_ns,
+                ends_hash,
+            });
+        }
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // Sized up front: `read_to_end` into an empty buffer reads in growing steps.
         let mut buf = Vec::with_capacity(size.min(2 * END_BYTES) as usize + 1);
@@ -61,10 +120,25 @@ impl Fingerprint {
                 .read_to_end(&mut buf)
                 .map_err(|e| Error::io(path, e))?;
         }
+        let ends_hash = pipeline_core::stable_hash(&buf);
+        // Keyed by the `stat` taken before reading: a write during the read changes it, so
+        // the next call reads again. A file changed in the last seconds is not kept: file
+        // times come from a clock that ticks every few milliseconds, so two same-size writes
+        // within one tick leave the same `stat` (git's "racy clean" entries).
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let settled = now_ns - key.ctime_ns.max(key.mtime_ns as i128) > RACY_NS;
+        if settled && let Ok(mut m) = MEMO.lock() {
+            if m.len() >= MEMO_MAX {
+                m.clear();
+            }
+            m.insert(path.to_path_buf(), (key, ends_hash));
+        }
         Ok(Fingerprint {
             size,
             mtime_ns,
-            ends_hash: pipeline_core::stable_hash(&buf),
+            ends_hash,
         })
     }
 
