@@ -530,6 +530,16 @@ pub(crate) fn run_gen_data(xtask: &Path, args: &[&str], dir: &Path) -> Result<()
 }
 
 /// The median of `v` (the upper one of an even count); 0 when empty.
+/// `cargo run --release -q -p krate --example example` in `root`, its stderr shown; add
+/// the example's own arguments after `--`.
+pub(crate) fn example_command(root: &Path, krate: &str, example: &str) -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root)
+        .args(["run", "--release", "-q", "-p", krate, "--example", example])
+        .stderr(Stdio::inherit());
+    c
+}
+
 pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -653,50 +663,53 @@ fn monitor_pairs(tickpipe: &Path, files: (&str, &str, &Path), rows: u64) -> Resu
     Ok(v)
 }
 
-/// Inline validation's cost per input size, from alternated pairs of `run` and
-/// `run --no-validate` (single runs differ by up to 10% here, as much as the goal).
-fn validation_markdown(rows: &[Value]) -> String {
-    let mut s = String::new();
-    for m in rows {
-        s.push_str(&format!(
-            "\n{} rows: inline validation costs {:+.1}% (median of {} alternated pairs of `run` and `run --no-validate`, range {:+.1}% to {:+.1}%; medians {:.2}s and {:.2}s).",
-            m["rows"],
-            m["diff_pct_median"].as_f64().unwrap_or(f64::NAN),
-            m["pairs"],
-            m["diff_pct_min"].as_f64().unwrap_or(f64::NAN),
-            m["diff_pct_max"].as_f64().unwrap_or(f64::NAN),
-            m["wall_on_median"].as_f64().unwrap_or(f64::NAN),
-            m["wall_off_median"].as_f64().unwrap_or(f64::NAN),
-        ));
-    }
+/// What [`pair_cost`] measured, in words: `N alternated pairs of run and run FLAG: …`.
+fn pairs_text(m: &Value, flag: &str) -> String {
+    let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    format!(
+        "{} alternated pairs of `run` and `run {flag}`: median {:+.1}% (range {:+.1}% to {:+.1}%; medians {:.2}s and {:.2}s)",
+        m["pairs"],
+        f("diff_pct_median"),
+        f("diff_pct_min"),
+        f("diff_pct_max"),
+        f("wall_on_median"),
+        f("wall_off_median"),
+    )
+}
+
+/// One paragraph line per input size, `line` making each.
+fn per_size(rows: &[Value], line: impl Fn(&Value) -> String) -> String {
+    let mut s: String = rows.iter().map(|m| format!("\n{}", line(m))).collect();
     if !s.is_empty() {
         s.push('\n');
     }
     s
 }
 
+/// Inline validation's cost per input size, from alternated pairs of `run` and
+/// `run --no-validate` (single runs differ by up to 10% here, as much as the goal).
+fn validation_markdown(rows: &[Value]) -> String {
+    per_size(rows, |m| {
+        format!(
+            "{} rows: inline validation's cost, {}.",
+            m["rows"],
+            pairs_text(m, "--no-validate")
+        )
+    })
+}
+
 /// The monitor's cost per input size (see [`monitor_pairs`]).
 fn monitor_markdown(rows: &[Value]) -> String {
-    let mut s = String::new();
-    for m in rows {
-        s.push_str(&format!(
-            "\n{} rows, the monitor at its 1 s interval: its own time, measured inside the run (sampler ticks and writing the report), is {:.3}% of the run (median of {}; at most {:.3}%). `run` against `run --no-monitor`, {} alternated pairs: median {:+.1}% (range {:+.1}% to {:+.1}%; medians {:.2}s and {:.2}s), the spread of this machine's timings.",
+    per_size(rows, |m| {
+        format!(
+            "{} rows, the monitor at its 1 s interval: its own time, measured inside the run (sampler ticks and writing the report), is {:.3}% of the run (median of {}; at most {:.3}%). {}, the spread of this machine's timings.",
             m["rows"],
             m["own_pct_median"].as_f64().unwrap_or(f64::NAN),
             m["pairs"],
             m["own_pct_max"].as_f64().unwrap_or(f64::NAN),
-            m["pairs"],
-            m["diff_pct_median"].as_f64().unwrap_or(f64::NAN),
-            m["diff_pct_min"].as_f64().unwrap_or(f64::NAN),
-            m["diff_pct_max"].as_f64().unwrap_or(f64::NAN),
-            m["wall_on_median"].as_f64().unwrap_or(f64::NAN),
-            m["wall_off_median"].as_f64().unwrap_or(f64::NAN),
-        ));
-    }
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    s
+            pairs_text(m, "--no-monitor"),
+        )
+    })
 }
 
 /// Runs `python3 script args…` (its stderr shown) and returns its stdout lines; `None` when
@@ -998,19 +1011,7 @@ fn engine_figures(
         ("pipeline-parallel", "live_latency"),
     ] {
         eprintln!("== {crate_name} example {example}");
-        let o = Command::new(env!("CARGO"))
-            .current_dir(root)
-            .args([
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                crate_name,
-                "--example",
-                example,
-            ])
-            .stderr(Stdio::inherit())
-            .output()?;
+        let o = example_command(root, crate_name, example).output()?;
         let line = String::from_utf8_lossy(&o.stdout)
             .lines()
             .rev()

@@ -11,7 +11,7 @@
 //!   example so it runs optimised whatever profile xtask was built in.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -287,21 +287,10 @@ fn stats(v: &[f64]) -> Value {
 
 /// pipeline-cache's bench as JSON, built and run in release.
 fn cache_bench(root: &Path, dir: &Path) -> Result<Value> {
-    let o = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "pipeline-cache",
-            "--example",
-            "cache_bench",
-            "--",
-        ])
+    let o = crate::bench::example_command(root, "pipeline-cache", "cache_bench")
+        .arg("--")
         .arg(dir)
         .arg("--json")
-        .stderr(Stdio::inherit())
         .output()?;
     if !o.status.success() {
         bail!("the cache bench failed");

@@ -624,24 +624,6 @@ fn mark(
 }
 
 impl ValidateStage {
-    /// `magic`, the length and JSON of the state other than the closed symbol-days, then
-    /// `tail` (the days themselves, or their length).
-    fn encode_state(&self, magic: &[u8; 4], tail: &[u8]) -> Result<Vec<u8>> {
-        let cp = CheckpointRef {
-            slots: self.slots.names(),
-            syms: &self.syms,
-            acc: &self.acc,
-        };
-        let head = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
-        let mut out = Vec::with_capacity(12 + head.len() + tail.len());
-        out.extend_from_slice(magic);
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(&head);
-        out.extend_from_slice(tail);
-        Ok(out)
-    }
-
     /// A stage for `rs` reporting to `sink`.
     pub(crate) fn new(
         rs: Arc<RuleSet>,
@@ -1334,16 +1316,18 @@ impl Stage for ValidateStage {
                 }
             }
             let sym = &mut self.syms[slot];
-            // Most rows break no stateful rule: test that once, not rule by rule.
+            // The stateful rules' findings, in rule order. Most rows break none of them:
+            // that is tested once, not rule by rule.
+            let stateful_hits = [
+                (id::TS_ORDER, tso),
+                (id::DUPLICATE_ROW, dup),
+                (id::NON_TRADING_DAY, ntd),
+                (id::OUTSIDE_SESSION, outside),
+                (id::SESSION_GAP, gap.is_some()),
+            ];
             let stateful = tso || dup || ntd || outside || gap.is_some();
             if c == 0 && stateful {
-                for (rule, hit) in [
-                    (id::TS_ORDER, tso),
-                    (id::DUPLICATE_ROW, dup),
-                    (id::NON_TRADING_DAY, ntd),
-                    (id::OUTSIDE_SESSION, outside),
-                    (id::SESSION_GAP, gap.is_some()),
-                ] {
+                for (rule, hit) in stateful_hits {
                     if hit && rs.quarantines(rule) {
                         c = rule + 1;
                         break;
@@ -1435,13 +1419,7 @@ impl Stage for ValidateStage {
             let w = warn[k];
             let mut findings = w.count_ones() as u64;
             if stateful {
-                for (rule, hit) in [
-                    (id::TS_ORDER, tso),
-                    (id::DUPLICATE_ROW, dup),
-                    (id::NON_TRADING_DAY, ntd),
-                    (id::OUTSIDE_SESSION, outside),
-                    (id::SESSION_GAP, gap.is_some()),
-                ] {
+                for (rule, hit) in stateful_hits {
                     if hit {
                         findings += 1;
                         let name = self.slots.names()[slot].clone();
@@ -1609,9 +1587,22 @@ impl Stage for ValidateStage {
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
-        // Closed symbol-days are already text: copied after the header, not re-encoded.
-        self.encode_state(b"TPV1", self.acc.days_text.as_bytes())
-            .map(Some)
+        // `TPV1`, the length and JSON of the state other than the closed symbol-days, then
+        // the days: already text, copied after the header, not re-encoded.
+        let cp = CheckpointRef {
+            slots: self.slots.names(),
+            syms: &self.syms,
+            acc: &self.acc,
+        };
+        let head = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
+        let days = self.acc.days_text.as_bytes();
+        let mut out = Vec::with_capacity(12 + head.len() + days.len());
+        out.extend_from_slice(b"TPV1");
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(days);
+        Ok(Some(out))
     }
 
     /// A clone kept in memory (see [`Replay`]), of everything but the parts that grow with

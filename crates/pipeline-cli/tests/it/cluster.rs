@@ -69,14 +69,8 @@ fn assert_same_as_one_machine(tmp: &Path, job: &Path, want: &(Vec<String>, Vec<S
     assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
 }
 
-#[test]
-fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
-    let tmp = tempdir().unwrap();
-    let input = gen_data(tmp.path(), 30_000, 6);
-    let want = one_machine(tmp.path(), &input, 0);
-    assert!(!want.1.is_empty(), "the sample quarantines rows");
-
-    let job = tmp.path().join("job");
+/// `tickpipe plan input --out job` with 3 map and 2 reduce tasks.
+fn plan_job(input: &Path, job: &Path) {
     tickpipe()
         .args([
             "plan",
@@ -87,6 +81,17 @@ fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
         .args(["--map-tasks", "3", "--reduce-tasks", "2"])
         .assert()
         .success();
+}
+
+#[test]
+fn launcher_tasks_write_what_one_machine_writes_and_survive_kill_9() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 30_000, 6);
+    let want = one_machine(tmp.path(), &input, 0);
+    assert!(!want.1.is_empty(), "the sample quarantines rows");
+
+    let job = tmp.path().join("job");
+    plan_job(&input, &job);
     // Kubernetes Indexed Job: JOB_COMPLETION_INDEX; map task 1 retried.
     for i in [0, 1, 2, 1] {
         run_task("map", &job, "JOB_COMPLETION_INDEX", i);
@@ -139,16 +144,7 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
     );
 
     let job = tmp.path().join("job");
-    tickpipe()
-        .args([
-            "plan",
-            input.to_str().unwrap(),
-            "--out",
-            job.to_str().unwrap(),
-        ])
-        .args(["--map-tasks", "3", "--reduce-tasks", "2"])
-        .assert()
-        .success();
+    plan_job(&input, &job);
     // Every map task finishes; the failed input's output says why.
     for i in 0..3 {
         tickpipe()

@@ -1111,6 +1111,14 @@ fn every_chunk_size_from_1_to_50_gives_the_same_result() {
     }
 }
 
+/// Feeds `cs` to `stage`, collecting what it emits into `out`.
+fn feed(stage: &mut dyn Stage, cs: &[Chunk], e: &mut Emitter, out: &mut Vec<Chunk>) {
+    for c in cs.iter().cloned() {
+        stage.process(c, e).unwrap();
+        out.extend(e.take_chunks());
+    }
+}
+
 #[test]
 fn checkpoint_and_restore_mid_stream_equals_uninterrupted() {
     let b = small_input(11);
@@ -1120,18 +1128,12 @@ fn checkpoint_and_restore_mid_stream_equals_uninterrupted() {
         let mut first = make();
         let mut e = Emitter::default();
         let mut out = Vec::new();
-        for c in cs[..8].iter().cloned() {
-            first.process(c, &mut e).unwrap();
-            out.extend(e.take_chunks());
-        }
+        feed(first.as_mut(), &cs[..8], &mut e, &mut out);
         let state = first.checkpoint().unwrap().expect("stateful stage");
         drop(first);
         let mut second = make();
         second.restore(&state).unwrap();
-        for c in cs[8..].iter().cloned() {
-            second.process(c, &mut e).unwrap();
-            out.extend(e.take_chunks());
-        }
+        feed(second.as_mut(), &cs[8..], &mut e, &mut out);
         second.finish(&mut e).unwrap();
         out.extend(e.take_chunks());
         same(&canon(&o1, &e1), &canon(&out, &e), &format!("stage {name}")).unwrap();
@@ -1147,22 +1149,14 @@ fn a_replay_point_takes_each_stage_back_to_an_input_start() {
         let mut stage = make();
         let mut e = Emitter::default();
         let mut out = Vec::new();
-        for c in cs[..4].iter().cloned() {
-            stage.process(c, &mut e).unwrap();
-            out.extend(e.take_chunks());
-        }
+        feed(stage.as_mut(), &cs[..4], &mut e, &mut out);
         // An input starts, gets four chunks in, fails; its output is discarded and it is
         // replayed in the same stage (the engine's retry).
         let point = stage.replay_point().unwrap().expect("stateful stage");
         let mut failed = Emitter::default();
-        for c in cs[4..8].iter().cloned() {
-            stage.process(c, &mut failed).unwrap();
-        }
+        feed(stage.as_mut(), &cs[4..8], &mut failed, &mut Vec::new());
         stage.restore(&point).unwrap();
-        for c in cs[4..].iter().cloned() {
-            stage.process(c, &mut e).unwrap();
-            out.extend(e.take_chunks());
-        }
+        feed(stage.as_mut(), &cs[4..], &mut e, &mut out);
         stage.finish(&mut e).unwrap();
         out.extend(e.take_chunks());
         same(&canon(&o1, &e1), &canon(&out, &e), &format!("stage {name}")).unwrap();

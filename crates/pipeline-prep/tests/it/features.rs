@@ -400,28 +400,23 @@ proptest! {
     }
 }
 
-/// Runs the first `cut` chunks, checkpoints, restores into a fresh stage, runs the rest.
-fn resumed(make: &dyn Fn() -> Box<dyn Stage>, chunks: Vec<Chunk>, cut: usize) -> RecordBatch {
-    let mut first = make();
-    let mut out = pipeline_core::Emitter::default();
-    let mut all = Vec::new();
-    for c in chunks[..cut].iter().cloned() {
-        first.process(c, &mut out).unwrap();
-    }
-    all.extend(out.take_chunks());
-    let state = first.checkpoint().unwrap().unwrap();
-    drop(first);
-    let mut second = make();
-    second.restore(&state).unwrap();
-    let (rest, _) = run_stage(second.as_mut(), chunks[cut..].iter().cloned()).unwrap();
-    all.extend(rest);
-    let batches: Vec<RecordBatch> = all.iter().map(|c| c.batch().clone()).collect();
-    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+/// How [`interrupted`] stops after its first chunks.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// Checkpoint, and restore into a fresh stage (a resumed run).
+    Resume,
+    /// Take a replay point, run a failed attempt at the next chunks (output discarded) and
+    /// restore the point in the same stage (a retried input).
+    Replay,
 }
 
-/// Runs the first `cut` chunks, takes a replay point, runs a failed attempt at the next
-/// chunks (output discarded), restores the point in the same stage and runs the rest.
-fn replayed(make: &dyn Fn() -> Box<dyn Stage>, chunks: Vec<Chunk>, cut: usize) -> RecordBatch {
+/// Runs the first `cut` chunks, stops as `how` says, and runs the rest.
+fn interrupted(
+    make: &dyn Fn() -> Box<dyn Stage>,
+    chunks: Vec<Chunk>,
+    cut: usize,
+    how: Stop,
+) -> RecordBatch {
     let mut stage = make();
     let mut out = pipeline_core::Emitter::default();
     let mut all = Vec::new();
@@ -429,12 +424,23 @@ fn replayed(make: &dyn Fn() -> Box<dyn Stage>, chunks: Vec<Chunk>, cut: usize) -
         stage.process(c, &mut out).unwrap();
     }
     all.extend(out.take_chunks());
-    let point = stage.replay_point().unwrap().unwrap();
-    let mut failed = pipeline_core::Emitter::default();
-    for c in chunks[cut..].iter().take(3).cloned() {
-        stage.process(c, &mut failed).unwrap();
-    }
-    stage.restore(&point).unwrap();
+    let mut stage = match how {
+        Stop::Resume => {
+            let state = stage.checkpoint().unwrap().unwrap();
+            let mut second = make();
+            second.restore(&state).unwrap();
+            second
+        }
+        Stop::Replay => {
+            let point = stage.replay_point().unwrap().unwrap();
+            let mut failed = pipeline_core::Emitter::default();
+            for c in chunks[cut..].iter().take(3).cloned() {
+                stage.process(c, &mut failed).unwrap();
+            }
+            stage.restore(&point).unwrap();
+            stage
+        }
+    };
     let (rest, _) = run_stage(stage.as_mut(), chunks[cut..].iter().cloned()).unwrap();
     all.extend(rest);
     let batches: Vec<RecordBatch> = all.iter().map(|c| c.batch().clone()).collect();
@@ -449,7 +455,7 @@ fn a_replay_point_takes_the_stage_back_exactly() {
     let want = run_all(features().as_mut(), chunks.clone());
     for cut in [1, 5, chunks.len() / 2, chunks.len() - 2] {
         assert_eq!(
-            replayed(&features, chunks.clone(), cut),
+            interrupted(&features, chunks.clone(), cut, Stop::Replay),
             want,
             "features, cut {cut}"
         );
@@ -470,7 +476,7 @@ fn checkpoint_and_restore_continue_exactly() {
     let want = run_all(features().as_mut(), chunks.clone());
     for cut in [1, 5, chunks.len() / 2, chunks.len() - 1] {
         assert_eq!(
-            resumed(&features, chunks.clone(), cut),
+            interrupted(&features, chunks.clone(), cut, Stop::Resume),
             want,
             "features, cut {cut}"
         );
@@ -480,7 +486,11 @@ fn checkpoint_and_restore_continue_exactly() {
         let bars = || Box::new(BarStage::new(spec.clone())) as Box<dyn Stage>;
         let want = run_all(bars().as_mut(), chunks.clone());
         for cut in [1, chunks.len() / 2] {
-            assert_eq!(resumed(&bars, chunks.clone(), cut), want, "bars, cut {cut}");
+            assert_eq!(
+                interrupted(&bars, chunks.clone(), cut, Stop::Resume),
+                want,
+                "bars, cut {cut}"
+            );
         }
     }
     // A checkpoint from another configuration is refused.

@@ -165,7 +165,12 @@ fn small_run(dir: &std::path::Path) -> (Vec<Chunk>, SourceTable) {
 
 /// The report of one standalone stage over all of `chunks`.
 fn uninterrupted(chunks: &[Chunk], opts: &FinishOptions) -> ValidationReport {
-    let whole = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    uninterrupted_with(&Config::default(), chunks, opts)
+}
+
+/// [`uninterrupted`] with `config`.
+fn uninterrupted_with(config: &Config, chunks: &[Chunk], opts: &FinishOptions) -> ValidationReport {
+    let whole = ValidationPlan::from_config(config, Mode::Standalone).unwrap();
     let mut s = whole.stages()[0]().unwrap();
     let mut em = Emitter::default();
     for c in chunks {
@@ -289,16 +294,7 @@ fn replay_points_do_not_grow_and_undo_changes_to_older_inputs() {
     // data) do not hide what grows with the inputs.
     let mut config = Config::default();
     config.validation.examples_per_rule = 1;
-    let want_one = {
-        let p = ValidationPlan::from_config(&config, Mode::Standalone).unwrap();
-        let mut s = p.stages()[0]().unwrap();
-        let mut em = Emitter::default();
-        for c in &pieces {
-            s.process(c.clone(), &mut em).unwrap();
-        }
-        s.finish(&mut em).unwrap();
-        p.finish(&opts).unwrap()
-    };
+    let want_one = uninterrupted_with(&config, &pieces, &opts);
     assert_eq!(want_one.rows_checked, want.rows_checked);
     let plan = ValidationPlan::from_config(&config, Mode::Standalone).unwrap();
     let mut a = plan.stages()[0]().unwrap();
