@@ -49,7 +49,7 @@ pub use sink::{
     Compression, HIVE_DEFAULT_PARTITION, PartitionKey, Rewritten, WriteOptions, create_file_sink,
     create_quarantine_sink, create_sink, dataset_files, escape_partition_value, file_batches,
     file_metadata_value, file_schema, format_from_extension, quarantine_schema, read_dataset,
-    rewrite_columns, rewrite_file, split_by_partition, temp_path,
+    rewrite_columns, rewrite_file, rewrite_tail, split_by_partition, temp_path,
 };
 pub use synth::{
     AnomalyKind, AnomalyRates, Codec, ColumnOrder, EXCHANGES, GenConfig, GenSummary, Holidays,

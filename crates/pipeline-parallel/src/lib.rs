@@ -98,7 +98,8 @@ pub mod spill;
 mod worker;
 
 pub use manifest::{
-    CommittedSummary, RewindPoint, committed_positions, committed_summary, resumed_workers, rewind,
+    CommittedSummary, FinishedRun, RewindPoint, committed_positions, committed_summary,
+    finished_run, replace_stage_states, resumed_workers, rewind,
 };
 pub use mapreduce::{map_reduce, map_reduce_on};
 pub use memory::{current_rss, peak_rss};

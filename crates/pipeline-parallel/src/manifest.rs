@@ -163,6 +163,107 @@ pub fn committed_summary(path: &Path) -> Result<Option<CommittedSummary>> {
         }))
 }
 
+/// A finished run's committed state as a post-pass that recomputes one stage needs it (see
+/// [`replace_stage_states`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedRun {
+    /// Worker count (stage state is kept per worker).
+    pub workers: usize,
+    /// The stages' names, in chain order (the index of a stage's state).
+    pub stages: Vec<String>,
+    /// Output files of all committed segments, absolute.
+    pub outputs: Vec<PathBuf>,
+    /// The worker each routing key (symbol) went to.
+    pub assignment: Vec<(String, usize)>,
+    /// The segment ends whose stage states the manifest keeps, as the first segment after
+    /// each, ascending. The last is the one a resume or an append continues from.
+    pub segment_ends: Vec<u32>,
+}
+
+/// The finished run whose manifest is at `path` (output paths resolved against `root`):
+/// `None` when there is no manifest, nothing was committed, the run did not end with its
+/// end-of-input flush, or the manifest keeps no segment ends (written before segment history).
+pub fn finished_run(path: &Path, root: &Path) -> Result<Option<FinishedRun>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let m = Manifest::open(path, Some(root.to_path_buf()))?;
+    let Some((c, _)) = m.load()? else {
+        return Ok(None);
+    };
+    if !c.flushed {
+        return Ok(None);
+    }
+    let p = &m.path;
+    let txn = m.db.begin_read().map_err(|e| db_err(p, e))?;
+    let ends = match txn.open_table(HISTORY) {
+        Ok(h) => keys(h.iter().map_err(|e| db_err(p, e))?).map_err(|e| db_err(p, e))?,
+        Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),
+        Err(e) => return Err(db_err(p, e)),
+    };
+    let segment_ends = ends
+        .iter()
+        .map(|k| {
+            k.parse::<u32>().map_err(|_| {
+                Error::io(
+                    p,
+                    std::io::Error::other(format!("run manifest: bad segment end `{k}`")),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if segment_ends.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(FinishedRun {
+        workers: c.workers,
+        stages: c.stages.iter().map(|(n, _)| n.clone()).collect(),
+        outputs: c.outputs,
+        assignment: c.assignment,
+        segment_ends,
+    }))
+}
+
+/// Replaces the state of stage `stage` at the segment ends of the manifest at `path`, in one
+/// transaction: `states` holds, for each segment end (as [`FinishedRun::segment_ends`] names
+/// them), every worker's new state (`None`: the stage keeps none). Segment ends not listed
+/// keep their states; a listed one the manifest does not keep is an error.
+pub fn replace_stage_states(
+    path: &Path,
+    stage: usize,
+    states: &[(u32, Vec<Option<Vec<u8>>>)],
+) -> Result<()> {
+    let m = Manifest::open(path, None)?;
+    let p = &m.path;
+    let txn = m.db.begin_write().map_err(|e| db_err(p, e))?;
+    {
+        let h = txn.open_table(HISTORY).map_err(|e| db_err(p, e))?;
+        let mut hs = txn.open_table(HISTORY_STATES).map_err(|e| db_err(p, e))?;
+        for (end, per_worker) in states {
+            let seg = history_key(*end);
+            if h.get(seg.as_str()).map_err(|e| db_err(p, e))?.is_none() {
+                return Err(Error::Internal(format!(
+                    "run manifest {}: no segment end {end}",
+                    p.display()
+                )));
+            }
+            for (w, s) in per_worker.iter().enumerate() {
+                let key = format!("{seg}/{}", state_key(w, stage));
+                match s {
+                    Some(bytes) => {
+                        hs.insert(key.as_str(), bytes.as_slice())
+                            .map_err(|e| db_err(p, e))?;
+                    }
+                    None => {
+                        hs.remove(key.as_str()).map_err(|e| db_err(p, e))?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(|e| db_err(p, e))
+}
+
 /// A manifest error as an I/O error of `path`, keeping the kind of an underlying I/O error
 /// (a full disk while committing is an environment error, exit 4, not a usage error).
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {

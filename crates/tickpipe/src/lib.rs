@@ -54,6 +54,8 @@ mod normalize;
 mod output;
 mod quality;
 mod record;
+#[cfg(feature = "prep")]
+mod refeature;
 mod report;
 mod run;
 mod settings;
@@ -79,7 +81,9 @@ pub use pipeline_prep::{BarEdge, BarSession, EmptyBars};
 pub use quality::suggest_rules;
 pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation};
 pub use record::{RUN_RECORD, RecordedInput, RunRecord};
-pub use report::{FailedFile, LiveSpan, Reprocessed, RunReport, StageSummary};
+#[cfg(feature = "prep")]
+pub use refeature::FEATURES_METADATA_KEY;
+pub use report::{FailedFile, LiveSpan, Refeatured, Reprocessed, RunReport, StageSummary};
 pub use run::{Event, EventFn, OutputStatus, SUCCESS, output_status};
 pub use settings::workers;
 #[cfg(feature = "prep")]

@@ -65,6 +65,10 @@ pub struct RecordedRun {
     pub total_inputs: usize,
     /// The first and last input it processed (canonical paths), when any.
     pub span: Option<(String, String)>,
+    /// For a run that only changed feature parameters: the keys it changed (the feature
+    /// columns were computed again from the dataset; no input was read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refeatured: Vec<String>,
 }
 
 impl RecordedRun {
@@ -80,6 +84,7 @@ impl RecordedRun {
                 .first()
                 .zip(added.last())
                 .map(|(a, b)| (a.path.clone(), b.path.clone())),
+            refeatured: Vec::new(),
         }
     }
 }
@@ -203,6 +208,13 @@ impl RunRecord {
                         format!(" ({} … {})", name(a), name(b))
                     }
                 });
+                if !h.refeatured.is_empty() {
+                    return format!(
+                        "feature columns computed again for {} (unix time {})",
+                        h.refeatured.join(", "),
+                        h.started_unix
+                    );
+                }
                 let verb = if i == 0 { "made from" } else { "added" };
                 format!(
                     "{verb} {} input{}{span}, {} in all (unix time {})",
@@ -228,6 +240,15 @@ impl RunRecord {
     /// history may continue it).
     pub fn same_setup(&self, now: &RunRecord) -> bool {
         self.setup_differences(now).is_empty()
+    }
+
+    /// The configuration keys (dotted) whose values differ between this record and `now`,
+    /// other than the execution-only ones.
+    pub(crate) fn changed_keys(&self, now: &RunRecord) -> Vec<String> {
+        config_differences(&self.config, &now.config)
+            .into_keys()
+            .filter(|k| !EXECUTION_ONLY.contains(&k.as_str()))
+            .collect()
     }
 
     /// What differs between this (earlier) record and `now`, in words, one item per

@@ -42,6 +42,21 @@ pub struct Reprocessed {
     pub processed: usize,
 }
 
+/// A run into a finished dataset whose configuration changed only in feature parameters:
+/// the feature columns were computed again from the rows the dataset holds, without reading
+/// or cleaning the inputs ([`RunReport::refeatured`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refeatured {
+    /// The configuration keys that changed.
+    pub changed: Vec<String>,
+    /// Data files rewritten.
+    pub files: usize,
+    /// Rows whose features were computed again.
+    pub rows: u64,
+    /// Seconds the re-run took.
+    pub seconds: f64,
+}
+
 /// Where a live run started and stopped in its followed file (1-based line numbers, byte
 /// offsets): `started` is the start of the file for a first run, or where the run it
 /// continues stopped.
@@ -134,6 +149,10 @@ pub struct RunReport {
     /// was removed or inserted): what it kept and what it processed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reprocessed: Option<Reprocessed>,
+    /// A run whose configuration changed only in feature parameters: what was recomputed
+    /// (the inputs were not read again; the other figures are the dataset's run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refeatured: Option<Refeatured>,
     /// Live (`--follow`) runs into a dataset folder: where this run started and stopped in
     /// the followed file. A later live run of the same command continues from `stopped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +219,7 @@ impl RunReport {
             up_to_date: false,
             appended: None,
             reprocessed: None,
+            refeatured: None,
             live: None,
             taq: None,
             row_ledger: ledger.clone(),

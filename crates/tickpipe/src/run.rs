@@ -44,6 +44,11 @@ pub enum Event {
         /// Files rewritten.
         files: usize,
     },
+    /// A feature re-run (only feature parameters changed) has rewritten `files` files so far.
+    Refeatured {
+        /// Files rewritten.
+        files: usize,
+    },
 }
 
 /// Receives [`Event`]s.
@@ -209,6 +214,10 @@ impl Pipeline {
         let mut reprocessed = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
+        #[cfg(feature = "prep")]
+        if let Some(report) = self.refeature_again(out, prior.as_ref(), &now, started)? {
+            return Ok(report);
+        }
         if self.s.follow.is_some() && !self.s.overwrite {
             self.prepare_live(out, prior, &mut now, complete)?;
         } else if self.s.resume {
@@ -232,6 +241,8 @@ impl Pipeline {
             }
             remove_marker(out)?;
         } else if self.s.overwrite {
+            #[cfg(feature = "prep")]
+            crate::refeature::clear_pending(out)?;
             clear_ours(out)?;
         } else {
             match prior {
@@ -269,6 +280,8 @@ impl Pipeline {
                         && let Some(r) = self.rewind_history(out, &prior, &mut now)?
                     {
                         reprocessed = Some(r);
+                    } else if let Some(report) = self.refeature(out, &prior, &now, started)? {
+                        return Ok(report);
                     } else {
                         let why = if diffs.iter().any(|d| d.starts_with("input ")) {
                             "a changed, removed or inserted input changes the state every \
@@ -313,6 +326,90 @@ impl Pipeline {
         let json = report.to_json()?;
         crate::output::write_atomic(&out.join(SUCCESS), &(json + "\n"))?;
         Ok(report)
+    }
+
+    /// A finished run `prior` in `out` of these inputs whose configuration differs only in
+    /// feature parameters: the feature columns are computed again from the dataset's rows
+    /// (see [`crate::refeature`]). `None` when that does not apply.
+    fn refeature(
+        &self,
+        out: &Path,
+        prior: &RunRecord,
+        now: &RunRecord,
+        started: Instant,
+    ) -> Result<Option<RunReport>> {
+        #[cfg(feature = "prep")]
+        {
+            let write = self.writer_options(prior.workers);
+            if let Some(plan) = crate::refeature::plan(out, prior, now, &write, None)? {
+                return plan
+                    .run(&write, started, &self.refeature_events())
+                    .map(Some);
+            }
+        }
+        #[cfg(not(feature = "prep"))]
+        let _ = (out, prior, now, started);
+        Ok(None)
+    }
+
+    /// Reports each file a feature re-run rewrote as an [`Event::Refeatured`].
+    #[cfg(feature = "prep")]
+    fn refeature_events(&self) -> impl Fn(usize) + Sync + use<> {
+        let events = self.s.events.clone();
+        move |files: usize| {
+            if let Some(e) = &events {
+                e(&Event::Refeatured { files });
+            }
+        }
+    }
+
+    /// An interrupted feature re-run in `out` (its marker is there): the same command does
+    /// it again; another one is refused until then, unless it overwrites the folder.
+    #[cfg(feature = "prep")]
+    fn refeature_again(
+        &self,
+        out: &Path,
+        prior: Option<&RunRecord>,
+        now: &RunRecord,
+        started: Instant,
+    ) -> Result<Option<RunReport>> {
+        if self.s.overwrite {
+            return Ok(None);
+        }
+        let Some((target, changed)) = crate::refeature::pending(out)? else {
+            return Ok(None);
+        };
+        let diffs = target.differences(now);
+        let what = format!(
+            "{} holds an interrupted re-run of its feature columns ({})",
+            out.display(),
+            changed.join(", ")
+        );
+        let interrupted = || what.clone();
+        if !diffs.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}; this run differs from it ({}): run that command again to complete it, or \
+                 start over with --overwrite",
+                interrupted(),
+                diffs.join("; ")
+            )));
+        }
+        let prior = prior.ok_or_else(|| {
+            Error::Usage(format!(
+                "{} but no run record; start over with --overwrite",
+                interrupted()
+            ))
+        })?;
+        let write = self.writer_options(prior.workers);
+        match crate::refeature::plan(out, prior, now, &write, Some(changed))? {
+            Some(plan) => plan
+                .run(&write, started, &self.refeature_events())
+                .map(Some),
+            None => Err(Error::Usage(format!(
+                "{}, which cannot be completed; start over with --overwrite",
+                interrupted()
+            ))),
+        }
     }
 
     /// A finished run `prior` in `out` of the same configuration whose inputs changed after

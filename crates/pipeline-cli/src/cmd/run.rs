@@ -15,13 +15,21 @@ fn abort_at(spec: &str) -> anyhow::Result<tickpipe::EventFn> {
     use tickpipe::{EngineEvent, Event};
     let bad = || {
         pipeline_core::Error::Usage(format!(
-            "--abort-at {spec}: expected quarantine:N, before-commit:N, commit:N or normalize:N"
+            "--abort-at {spec}: expected quarantine:N, before-commit:N, commit:N, normalize:N or refeature:N"
         ))
     };
     let (kind, n) = spec.split_once(':').ok_or_else(bad)?;
     let n: u32 = n.parse().map_err(|_| bad())?;
     let kind = kind.to_string();
-    if !["quarantine", "before-commit", "commit", "normalize"].contains(&kind.as_str()) {
+    if ![
+        "quarantine",
+        "before-commit",
+        "commit",
+        "normalize",
+        "refeature",
+    ]
+    .contains(&kind.as_str())
+    {
         return Err(bad().into());
     }
     Ok(std::sync::Arc::new(move |e: &Event| {
@@ -30,6 +38,7 @@ fn abort_at(spec: &str) -> anyhow::Result<tickpipe::EventFn> {
             ("before-commit", Event::Engine(EngineEvent::BeforeCommit { seg })) => *seg == n,
             ("commit", Event::Engine(EngineEvent::Committed { seg })) => *seg == n,
             ("normalize", Event::Normalized { files }) => *files as u32 >= n,
+            ("refeature", Event::Refeatured { files }) => *files as u32 >= n,
             _ => false,
         };
         if hit {
@@ -138,6 +147,15 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             r.kept,
             r.processed,
             r.kept + r.processed
+        );
+    }
+    if let (Some(r), false) = (&report.refeatured, quiet) {
+        eprintln!(
+            "  only feature parameters changed ({}): the feature columns of {} rows in {} files were computed again from the dataset in {:.2} s, without reading or cleaning the inputs; the other figures are the dataset's run's",
+            r.changed.join(", "),
+            r.rows,
+            r.files,
+            r.seconds
         );
     }
     if let (Some(live), false) = (report.live, quiet) {

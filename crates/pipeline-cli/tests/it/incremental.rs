@@ -387,3 +387,129 @@ fn a_folder_written_not_appendable_refuses_an_append_and_says_why() {
     assert!(err.contains("appendable = false"), "{err}");
     assert_eq!(rows(&out, false), before, "the dataset was touched");
 }
+
+/// `run_args` with `--config cfg`.
+fn with_config(input: &Path, out: &Path, cfg: &Path) -> Vec<String> {
+    let mut a = run_args(input, out);
+    a.extend(["--config".into(), cfg.to_string_lossy().into()]);
+    a
+}
+
+#[test]
+fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 12_000, 5);
+    let (held, back) = hold_back_last_day(&input, &tmp.path().join("aside"));
+    // Another window, another indicator set and other lags: the columns change too.
+    let cfg = tmp.path().join("features.toml");
+    std::fs::write(
+        &cfg,
+        "[preprocessing]\nindicators = [\"sma_30\", \"rsi_14\"]\nrolling_window = 7\n\
+         lag_periods = [2, 3]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let interrupted = tmp.path().join("interrupted");
+    copy_dir(&out, &interrupted);
+    let first = summary_of(&out);
+
+    let mut args = with_config(&input, &out, &cfg);
+    args.retain(|a| a != "-q");
+    let a = tickpipe().args(&args).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("only feature parameters changed")
+            && err.contains("preprocessing.indicators")
+            && err.contains("without reading or cleaning the inputs"),
+        "{err}"
+    );
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(with_config(&input, &reference, &cfg))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "features recomputed");
+    let names = |dir: &Path| {
+        let f = &parquet_files(&dir.join("data"))[0];
+        pipeline_io::file_schema(f)
+            .unwrap()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&out), names(&reference), "column order");
+    assert!(names(&out).contains(&"rsi_14".to_string()));
+    let s = summary_of(&out);
+    assert_eq!(s["rows_read"], first["rows_read"], "{s}");
+    assert_eq!(s["refeatured"]["rows"], s["rows_written"], "{s}");
+    assert!(s["refeatured"]["files"].as_u64().unwrap() > 0, "{s}");
+    let a = tickpipe()
+        .args(["inspect", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(
+        text.contains("feature columns computed again for preprocessing."),
+        "{text}"
+    );
+    // The record holds the new configuration: the same command is up to date.
+    let a = tickpipe().args(&args).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("nothing to do"), "{err}");
+
+    // Killed after rewriting two files: the folder is unfinished; another configuration is
+    // refused, naming the interrupted re-run; the same command completes it.
+    let a = tickpipe()
+        .args(with_config(&input, &interrupted, &cfg))
+        .args(["--abort-at", "refeature:2"])
+        .assert();
+    assert!(!a.get_output().status.success(), "should crash");
+    assert!(!interrupted.join("_SUCCESS").exists());
+    let a = tickpipe()
+        .args(run_args(&input, &interrupted))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("interrupted re-run of its feature columns"),
+        "{err}"
+    );
+    tickpipe()
+        .args(with_config(&input, &interrupted, &cfg))
+        .assert()
+        .success();
+    assert_same_rows(&interrupted, &reference, "an interrupted re-run completed");
+
+    // The stage state at the end was recomputed too: appending a day continues with the
+    // new parameters, equal to a fresh run over all days.
+    std::fs::rename(&held, &back).unwrap();
+    for dir in [&out, &interrupted] {
+        tickpipe()
+            .args(with_config(&input, dir, &cfg))
+            .assert()
+            .success();
+        assert_eq!(summary_of(dir)["appended"][0], 1);
+    }
+    let all = tmp.path().join("all");
+    tickpipe()
+        .args(with_config(&input, &all, &cfg))
+        .assert()
+        .success();
+    assert_same_rows(&out, &all, "then appended");
+    assert_same_rows(&interrupted, &all, "interrupted, completed, then appended");
+
+    // A cleaning parameter is not a feature parameter: refused as before.
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, "[preprocessing]\noutlier_window = 50\n").unwrap();
+    let a = tickpipe()
+        .args(with_config(&input, &out, &other))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("outlier_window") && err.contains("--overwrite"),
+        "{err}"
+    );
+}

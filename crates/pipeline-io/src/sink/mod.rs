@@ -14,6 +14,7 @@
 //! * [`rewrite_file`] / [`rewrite_columns`]: a post-pass rewriting one written file through a
 //!   batch transform (same writer settings and row groups, extra key-value metadata, atomic
 //!   rename; `rewrite_columns` copies the untouched Parquet column chunks as they are);
+//!   [`rewrite_tail`] keeps a file's first columns (copied) and computes the others anew;
 //!   [`file_batches`], [`file_schema`] and [`file_metadata_value`] read a file back in
 //!   bounded memory.
 //!
@@ -44,5 +45,6 @@ pub use partitioned::create_sink;
 pub use quarantine::{create_quarantine_sink, quarantine_schema};
 pub use rewrite::{
     Rewritten, file_batches, file_metadata_value, file_schema, rewrite_columns, rewrite_file,
+    rewrite_tail,
 };
 pub use writer::temp_path;

@@ -183,11 +183,82 @@ pub fn rewrite_columns(
     let tmp = temp_path(path);
     let result = match format {
         OutputFormat::Parquet => {
-            rewrite_parquet_columns(path, &tmp, opts, metadata, columns, transform)
+            match rewrite_parquet_columns(path, &tmp, opts, metadata, columns, transform) {
+                Ok(Some(rows)) => Ok(rows),
+                // Column chunks map one to one to Arrow fields only in a flat schema;
+                // otherwise the whole file goes through the decoder.
+                Ok(None) => rewrite_parquet(path, &tmp, opts, metadata, &mut |b| {
+                    splice(b, columns, transform)
+                }),
+                Err(e) => Err(e),
+            }
         }
         _ => rewrite_ipc(path, &tmp, opts, metadata, &mut |b| {
             splice(b, columns, transform)
         }),
+    };
+    publish(path, &tmp, result)
+}
+
+/// Rewrites `path` in place keeping its first `keep` columns and replacing all the others
+/// with the columns `transform` computes from those first `keep` (called with batches of
+/// them; it must keep the row count and map every batch to one schema, and is called once
+/// on an empty batch first). In Parquet the kept column chunks are copied as they are and
+/// only the computed columns are encoded, row group by row group; Arrow IPC files are
+/// rewritten whole. `metadata` is added as in [`rewrite_file`]; same atomic publication.
+pub fn rewrite_tail(
+    path: &Path,
+    opts: &WriteOptions,
+    metadata: &[(String, String)],
+    keep: usize,
+    transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<Rewritten> {
+    let format = format_of(path)?;
+    let tmp = temp_path(path);
+    let mut whole = |b: RecordBatch| -> Result<RecordBatch> {
+        let head = b.project(&(0..keep.min(b.num_columns())).collect::<Vec<_>>())?;
+        let tail = transform(head.clone())?;
+        let mut fields = head.schema().fields().to_vec();
+        fields.extend(tail.schema().fields().iter().cloned());
+        let mut arrays = head.columns().to_vec();
+        arrays.extend(tail.columns().iter().cloned());
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            b.schema().metadata().clone(),
+        ));
+        Ok(RecordBatch::try_new(schema, arrays)?)
+    };
+    let result = match format {
+        OutputFormat::Parquet => {
+            let file = open(path)?;
+            match partial_metadata(path, &file)? {
+                Some(meta) if keep <= meta.schema().fields().len() => {
+                    let read: Vec<usize> = (0..keep).collect();
+                    let computed = transform(RecordBatch::new_empty(Arc::new(
+                        meta.schema().project(&read)?,
+                    )))?
+                    .num_columns();
+                    let layout: Vec<Col> = (0..keep)
+                        .map(Col::Copy)
+                        .chain((0..computed).map(Col::Computed))
+                        .collect();
+                    rewrite_parquet_partial(
+                        (path, &file, &meta),
+                        &tmp,
+                        opts,
+                        metadata,
+                        (&read, &layout),
+                        transform,
+                    )
+                }
+                Some(_) => Err(Error::Internal(format!(
+                    "{}: fewer than {keep} columns to keep",
+                    path.display()
+                ))),
+                None => rewrite_parquet(path, &tmp, opts, metadata, &mut whole),
+            }
+        }
+        _ => rewrite_ipc(path, &tmp, opts, metadata, &mut whole),
     };
     publish(path, &tmp, result)
 }
@@ -368,6 +439,16 @@ fn rewrite_properties(
 
 /// [`rewrite_columns`] for Parquet: the changed columns are decoded row group by row group
 /// and encoded into column writers; every other column chunk is spliced in as it is.
+/// Where each column of a partial Parquet rewrite comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    /// The input column chunk with this index, copied as it is.
+    Copy(usize),
+    /// Column `k` of the transform's output.
+    Computed(usize),
+}
+
+/// [`rewrite_columns`] for Parquet: the changed columns computed, the rest copied.
 fn rewrite_parquet_columns(
     path: &Path,
     tmp: &Path,
@@ -375,34 +456,82 @@ fn rewrite_parquet_columns(
     metadata: &[(String, String)],
     columns: &[String],
     transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     let file = open(path)?;
-    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let meta = ArrowReaderMetadata::load(&file, options).map_err(|e| parquet_error(path, e))?;
+    let meta = partial_metadata(path, &file)?;
+    let Some(meta) = meta else {
+        return Ok(None);
+    };
     let input = Arc::clone(meta.schema());
-    let pq = meta.metadata();
-    // Column chunks map one to one to Arrow fields only in a flat schema; otherwise the
-    // whole file goes through the decoder.
-    if pq.file_metadata().schema_descr().num_columns() != input.fields().len() {
-        drop(file);
-        return rewrite_parquet(path, tmp, opts, metadata, &mut |b| {
-            splice(b, columns, transform)
-        });
-    }
     let changed: Vec<usize> = (0..input.fields().len())
         .filter(|&i| columns.contains(input.field(i).name()))
         .collect();
-    let probe = transform(RecordBatch::new_empty(Arc::new(input.project(&changed)?)))?;
-    if probe.num_columns() != changed.len() {
+    let mut k = 0;
+    let layout: Vec<Col> = (0..input.fields().len())
+        .map(|i| {
+            if changed.contains(&i) {
+                k += 1;
+                Col::Computed(k - 1)
+            } else {
+                Col::Copy(i)
+            }
+        })
+        .collect();
+    rewrite_parquet_partial(
+        (path, &file, &meta),
+        tmp,
+        opts,
+        metadata,
+        (&changed, &layout),
+        transform,
+    )
+    .map(Some)
+}
+
+/// The file's metadata (with its page index, which copied chunks keep) when its columns
+/// map one to one to Parquet column chunks; `None` for nested schemas, which a partial
+/// rewrite cannot copy column by column.
+fn partial_metadata(path: &Path, file: &File) -> Result<Option<ArrowReaderMetadata>> {
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let meta = ArrowReaderMetadata::load(file, options).map_err(|e| parquet_error(path, e))?;
+    let flat = meta.metadata().file_metadata().schema_descr().num_columns()
+        == meta.schema().fields().len();
+    Ok(flat.then_some(meta))
+}
+
+/// Writes `tmp` from the Parquet file `path`, row group by row group: the columns `read`
+/// are decoded and handed to `transform`, and the output columns follow `layout`, each
+/// either an input column chunk copied as it is (with its page index) or a column of the
+/// transform's output, encoded with `opts`' settings.
+fn rewrite_parquet_partial(
+    (path, file, meta): (&Path, &File, &ArrowReaderMetadata),
+    tmp: &Path,
+    opts: &WriteOptions,
+    metadata: &[(String, String)],
+    (read, layout): (&[usize], &[Col]),
+    transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+) -> Result<u64> {
+    let input = Arc::clone(meta.schema());
+    let pq = meta.metadata();
+    let probe = transform(RecordBatch::new_empty(Arc::new(input.project(read)?)))?;
+    let computed = layout
+        .iter()
+        .filter(|c| matches!(c, Col::Computed(_)))
+        .count();
+    if probe.num_columns() != computed {
         return Err(Error::Internal(format!(
-            "{}: the rewrite transform changed the number of columns",
-            path.display()
+            "{}: the rewrite transform returned {} columns, {computed} expected",
+            path.display(),
+            probe.num_columns()
         )));
     }
-    let mut fields = input.fields().to_vec();
-    for (k, &i) in changed.iter().enumerate() {
-        fields[i] = Arc::clone(&probe.schema().fields()[k]);
-    }
+    let fields: Vec<arrow_schema::FieldRef> = layout
+        .iter()
+        .map(|c| match *c {
+            Col::Copy(i) => Arc::clone(&input.fields()[i]),
+            Col::Computed(k) => Arc::clone(&probe.schema().fields()[k]),
+        })
+        .collect();
     let mut schema_meta = input.metadata().clone();
     for (k, _) in metadata {
         schema_meta.remove(k);
@@ -425,16 +554,13 @@ fn rewrite_parquet_columns(
         let mut encoders = factory
             .create_column_writers(rg)
             .map_err(|e| parquet_error(tmp, e))?;
-        if !changed.is_empty() {
+        if computed > 0 {
             let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
                 file.try_clone().map_err(|e| Error::io(path, e))?,
                 meta.clone(),
             )
             .with_row_groups(vec![rg])
-            .with_projection(ProjectionMask::roots(
-                meta.parquet_schema(),
-                changed.clone(),
-            ))
+            .with_projection(ProjectionMask::roots(meta.parquet_schema(), read.to_vec()))
             .with_batch_size(READ_BATCH_ROWS)
             .build()
             .map_err(|e| parquet_error(path, e))?;
@@ -449,7 +575,8 @@ fn rewrite_parquet_columns(
                         path.display()
                     )));
                 }
-                for (k, &i) in changed.iter().enumerate() {
+                for (i, c) in layout.iter().enumerate() {
+                    let Col::Computed(k) = *c else { continue };
                     for leaf in compute_leaves(schema.field(i), out.column(k))
                         .map_err(|e| parquet_error(tmp, e))?
                     {
@@ -470,24 +597,25 @@ fn rewrite_parquet_columns(
         }
         let index = pq.page_index_for_row_group(rg);
         let mut out = writer.next_row_group().map_err(|e| parquet_error(tmp, e))?;
-        for (i, encoder) in encoders.into_iter().enumerate() {
-            if changed.contains(&i) {
-                encoder
+        for (encoder, c) in encoders.into_iter().zip(layout) {
+            match *c {
+                Col::Computed(_) => encoder
                     .close()
                     .and_then(|c| c.append_to_row_group(&mut out))
-                    .map_err(|e| parquet_error(tmp, e))?;
-            } else {
-                let chunk = group.column(i);
-                let copied = ColumnCloseResult {
-                    bytes_written: chunk.compressed_size() as u64,
-                    rows_written: group.num_rows() as u64,
-                    metadata: chunk.clone(),
-                    bloom_filter: None,
-                    column_index: index.column_index(i).cloned(),
-                    offset_index: index.offset_index(i).cloned(),
-                };
-                out.append_column(&file, copied)
-                    .map_err(|e| parquet_error(tmp, e))?;
+                    .map_err(|e| parquet_error(tmp, e))?,
+                Col::Copy(i) => {
+                    let chunk = group.column(i);
+                    let copied = ColumnCloseResult {
+                        bytes_written: chunk.compressed_size() as u64,
+                        rows_written: group.num_rows() as u64,
+                        metadata: chunk.clone(),
+                        bloom_filter: None,
+                        column_index: index.column_index(i).cloned(),
+                        offset_index: index.offset_index(i).cloned(),
+                    };
+                    out.append_column(file, copied)
+                        .map_err(|e| parquet_error(tmp, e))?;
+                }
             }
         }
         out.close().map_err(|e| parquet_error(tmp, e))?;
@@ -656,6 +784,73 @@ mod tests {
             .map(|e| e.value.as_deref().unwrap_or(""))
             .collect();
         assert_eq!(keys, vec!["v2"]);
+    }
+
+    /// For [`rewrite_tail`]: from the kept `n`, a column `y = n + 1` (Int64, nullable).
+    fn n_plus_one(b: RecordBatch) -> Result<RecordBatch> {
+        assert_eq!(b.num_columns(), 1, "only the kept column is decoded");
+        let n = b.column(0).as_primitive::<arrow_array::types::UInt64Type>();
+        let y: arrow_array::Int64Array = n.iter().map(|v| v.map(|v| v as i64 + 1)).collect();
+        let schema = Schema::new(vec![Field::new("y", DataType::Int64, true)]);
+        Ok(RecordBatch::try_new(Arc::new(schema), vec![Arc::new(y)])?)
+    }
+
+    /// `(n, y)` of every row of `path`, checking the columns are exactly `n`, `y`.
+    fn n_and_y(path: &Path) -> Vec<(u64, i64)> {
+        let mut out = Vec::new();
+        for b in file_batches(path, None).unwrap() {
+            let b = b.unwrap();
+            let names: Vec<String> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(names, ["n", "y"]);
+            let n = b.column(0).as_primitive::<arrow_array::types::UInt64Type>();
+            let y = b.column(1).as_primitive::<arrow_array::types::Int64Type>();
+            out.extend((0..b.num_rows()).map(|i| (n.value(i), y.value(i))));
+        }
+        out
+    }
+
+    #[test]
+    fn a_tail_rewrite_copies_the_kept_columns_and_computes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, opts) = three_group_file(dir.path());
+        let before = parquet_metadata(&path, &open(&path).unwrap()).unwrap();
+        let kv = [("k".to_string(), "tail".to_string())];
+        let r = rewrite_tail(&path, &opts, &kv, 1, &mut n_plus_one).unwrap();
+        assert_eq!(r.rows, 2005);
+        let after = parquet_metadata(&path, &open(&path).unwrap()).unwrap();
+        let (b, a) = (before.metadata(), after.metadata());
+        assert_eq!(a.num_row_groups(), b.num_row_groups());
+        for g in 0..a.num_row_groups() {
+            // The kept column's chunk is copied byte for byte: same size, same statistics.
+            let (old, new) = (b.row_group(g).column(0), a.row_group(g).column(0));
+            assert_eq!(new.compressed_size(), old.compressed_size());
+            assert_eq!(new.statistics(), old.statistics());
+            assert_eq!(a.row_group(g).num_columns(), 2);
+        }
+        let rows = n_and_y(&path);
+        assert_eq!(rows.len(), 2005);
+        assert!(rows.iter().all(|(n, y)| *y == *n as i64 + 1));
+        assert_eq!(
+            file_metadata_value(&path, "k").unwrap().as_deref(),
+            Some("tail")
+        );
+
+        // Arrow IPC: rewritten whole, same result.
+        let ipc = dir.path().join("a.arrow");
+        let opts = WriteOptions {
+            durable: false,
+            format: OutputFormat::Ipc,
+            ..WriteOptions::default()
+        };
+        write(&ipc, &opts, &[chunk(0, 10), chunk(10, 10)]);
+        rewrite_tail(&ipc, &opts, &kv, 1, &mut n_plus_one).unwrap();
+        let rows = n_and_y(&ipc);
+        assert_eq!(rows, (0..20).map(|n| (n, n as i64 + 1)).collect::<Vec<_>>());
     }
 
     #[test]

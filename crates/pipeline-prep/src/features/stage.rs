@@ -529,6 +529,17 @@ impl FeatureStage {
         &self.layout.names
     }
 
+    /// The columns this stage adds, as the fields it appends (nullable; the types
+    /// [`FeatureStage::process`] gives them), in order.
+    pub fn output_fields(&self) -> Vec<Field> {
+        self.layout
+            .names
+            .iter()
+            .zip(&self.layout.types)
+            .map(|(name, dt)| Field::new(name, dt.clone(), true))
+            .collect()
+    }
+
     fn slot(&mut self, key: &str) -> usize {
         if let Some(&s) = self.slots.get(key) {
             return s;
