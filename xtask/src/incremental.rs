@@ -6,6 +6,8 @@
 //!   full run over all days, for a small day (the history's own last day) and a large one
 //!   (1,000,000 rows). An unchanged re-run ("nothing to do") is timed too. Each time is a
 //!   whole `tickpipe` process (start to exit), median of [`REPEATS`].
+//! * **A changed feature parameter** on the same history: the re-run that computes the
+//!   feature columns again from the dataset, against a fresh run with the new configuration.
 //! * **Cache tiers**: `pipeline_cache::run_bench` in release (memory-tier and disk-tier hit
 //!   throughput, writes, large values, the Zipf hit rate), through the `cache_bench`
 //!   example so it runs optimised whatever profile xtask was built in.
@@ -71,6 +73,8 @@ pub fn figures(root: &Path, xtask: &Path, tickpipe: &Path, data: &Path) -> Resul
     eprintln!("== incremental: the history ({} days)", days.len());
     let base_secs = run_timed(tickpipe, &inputs, &base)?;
 
+    let feature_change = feature_change(tickpipe, &inputs, &base, &scratch)?;
+
     let mut cases = Vec::new();
     for (label, day) in [("small", &small_day), ("large", &large_day)] {
         let added = inputs.join(file_name(day)?);
@@ -133,8 +137,50 @@ pub fn figures(root: &Path, xtask: &Path, tickpipe: &Path, data: &Path) -> Resul
     let cache = cache_bench(root, &dir.join("cache-bench"))?;
     Ok(json!({
         "history_seconds": base_secs,
+        "feature_change": feature_change,
         "appends": cases,
         "cache": cache,
+    }))
+}
+
+/// The feature parameters [`feature_change`] changes (the columns change too).
+const FEATURE_CHANGE: &str = "[preprocessing]\nindicators = [\"sma_30\", \"rsi_14\"]\nrolling_window = 7\nlag_periods = [2, 3]\n";
+
+/// A changed feature parameter on the finished dataset `base` over `inputs`: the re-run
+/// (feature columns computed again from the dataset) against a fresh run with the new
+/// configuration, median of [`REPEATS`]; checks both write the same ledger and that the
+/// re-run said what it did.
+fn feature_change(tickpipe: &Path, inputs: &Path, base: &Path, scratch: &Path) -> Result<Value> {
+    let cfg = scratch.join("features.toml");
+    std::fs::write(&cfg, FEATURE_CHANGE)?;
+    let args = [std::ffi::OsStr::new("--config"), cfg.as_os_str()];
+    let (mut rerun, mut fresh) = (Vec::new(), Vec::new());
+    eprintln!("== incremental: a changed feature parameter");
+    let (out, reference) = (scratch.join("refeature"), scratch.join("refeature_fresh"));
+    for _ in 0..REPEATS {
+        let _ = std::fs::remove_dir_all(&out);
+        copy_dir(base, &out)?;
+        rerun.push(run_timed_with(tickpipe, inputs, &out, &args)?);
+        let _ = std::fs::remove_dir_all(&reference);
+        fresh.push(run_timed_with(tickpipe, inputs, &reference, &args)?);
+    }
+    let summary = |o: &Path| -> Result<Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            o.join("_SUCCESS"),
+        )?)?)
+    };
+    let (a, b) = (summary(&out)?, summary(&reference)?);
+    if a["ledger"] != b["ledger"] || !a["refeatured"].is_object() {
+        bail!("the feature re-run did not recompute the features of the same rows: {a}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&reference);
+    Ok(json!({
+        "rerun_seconds": stats(&rerun),
+        "fresh_seconds": stats(&fresh),
+        "files": a["refeatured"]["files"],
+        "rows": a["refeatured"]["rows"],
+        "speedup": median(&fresh) / median(&rerun).max(1e-9),
     }))
 }
 
@@ -164,6 +210,20 @@ pub fn markdown(v: &Value) -> String {
             c["append_over_alone"].as_f64().unwrap_or(0.0),
             s(&c["full_seconds"]),
             s(&c["unchanged_rerun_seconds"]),
+        ));
+    }
+    let f = &v["feature_change"];
+    if f.is_object() {
+        md.push_str(&format!(
+            "\nA changed feature parameter (`indicators`, `rolling_window`, `lag_periods`) on the \
+             same history: the feature columns of {} rows in {} files computed again from the \
+             dataset in {} s, against {} s for a fresh run with the new configuration \
+             ({:.1}× faster; the inputs are not read).\n",
+            f["rows"],
+            f["files"],
+            s(&f["rerun_seconds"]),
+            s(&f["fresh_seconds"]),
+            f["speedup"].as_f64().unwrap_or(0.0),
         ));
     }
     let c = &v["cache"];
@@ -247,12 +307,23 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// Wall seconds of one `tickpipe run inputs --out out -q`, process start to exit.
 fn run_timed(tickpipe: &Path, inputs: &Path, out: &Path) -> Result<f64> {
+    run_timed_with(tickpipe, inputs, out, &[])
+}
+
+/// [`run_timed`] with more arguments.
+fn run_timed_with(
+    tickpipe: &Path,
+    inputs: &Path,
+    out: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Result<f64> {
     let start = Instant::now();
     let o = Command::new(tickpipe)
         .arg("run")
         .arg(inputs)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .arg("-q")
         .output()
         .with_context(|| format!("running {}", tickpipe.display()))?;
