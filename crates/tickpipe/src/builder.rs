@@ -375,6 +375,7 @@ impl PipelineBuilder {
         if s.follow.is_none() {
             if let Output::Dataset(out) = &s.output {
                 cache = crate::caching::Caching::open_existing(&s.config, out)?;
+                crate::record::remember_fingerprints(out, &inputs.files);
             }
             if let Some(c) = &cache {
                 read.meta_cache = Some(c.meta());

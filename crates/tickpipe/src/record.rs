@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pipeline_core::{Config, Error, Result};
-use pipeline_io::{Fingerprint, InputFile};
+use pipeline_io::{Fingerprint, InputFile, StatStamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,14 +18,54 @@ pub const RUN_RECORD: &str = "_run.json";
 /// Record format version.
 const VERSION: u32 = 1;
 
-/// One input as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One input as recorded. Two are equal when their paths and fingerprints are: the stamp
+/// only saves reading the file again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordedInput {
     /// The canonical path (`-` for stdin), so the record does not depend on the directory
     /// the run was started from.
     pub path: String,
     /// The fingerprint (`None` for streams: stdin, FIFOs).
     pub fingerprint: Option<Fingerprint>,
+    /// The `stat` the fingerprint was taken under, when the file had settled: a later run
+    /// whose file still has this `stat` takes the fingerprint without reading it (see
+    /// [`remember_fingerprints`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<StatStamp>,
+}
+
+impl PartialEq for RecordedInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.fingerprint == other.fingerprint
+    }
+}
+
+impl Eq for RecordedInput {}
+
+/// Hands the fingerprints recorded in `out`'s run record to this process for the `inputs`
+/// that are recorded there (matched by canonical path), so describing and recording them
+/// reads none of the files whose `stat` is unchanged: an append to a long history then
+/// reads only the new files. Best effort: a missing or unreadable record changes nothing.
+pub(crate) fn remember_fingerprints(out: &Path, inputs: &[InputFile]) {
+    let Ok(Some(record)) = RunRecord::load(out) else {
+        return;
+    };
+    let recorded: std::collections::HashMap<&str, &RecordedInput> = record
+        .inputs
+        .iter()
+        .filter(|i| i.stamp.is_some())
+        .map(|i| (i.path.as_str(), i))
+        .collect();
+    if recorded.is_empty() {
+        return;
+    }
+    for input in inputs {
+        if let Some(r) = recorded.get(canonical(&input.path).as_str())
+            && let (Some(stamp), Some(fp)) = (&r.stamp, &r.fingerprint)
+        {
+            Fingerprint::remember(&input.path, stamp, fp);
+        }
+    }
 }
 
 /// What a dataset folder's run was made from.
@@ -432,11 +472,14 @@ fn record_input(input: &InputFile) -> Result<RecordedInput> {
         return Ok(RecordedInput {
             path: canonical(&input.path),
             fingerprint: None,
+            stamp: None,
         });
     }
+    let fingerprint = Fingerprint::of(&input.path)?;
     Ok(RecordedInput {
         path: canonical(&input.path),
-        fingerprint: Some(Fingerprint::of(&input.path)?),
+        fingerprint: Some(fingerprint),
+        stamp: Fingerprint::stamp(&input.path),
     })
 }
 

@@ -513,3 +513,35 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         "{err}"
     );
 }
+
+#[test]
+fn recorded_inputs_whose_stat_is_unchanged_are_not_read_again() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 3_000, 3);
+    // Files changed in the last 2 s get no stamp (git's racy entries): let them settle.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let path = out.join("_run.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let inputs = record["inputs"].as_array_mut().unwrap();
+    assert!(inputs.iter().all(|i| i["stamp"].is_object()), "{inputs:?}");
+    // Plant another content hash for the first day under its true stamp: a run that reads
+    // the file would see the difference and go back in the history; one that trusts the
+    // stamp sees the recorded value and has nothing to do.
+    let h = inputs[0]["fingerprint"]["ends_hash"].as_u64().unwrap();
+    inputs[0]["fingerprint"]["ends_hash"] = (h ^ 1).into();
+    std::fs::write(&path, serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    let a = tickpipe().args(loud(&input, &out)).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("nothing to do"), "{err}");
+    // Touched (its stat changes): read again, and the planted hash no longer matches.
+    let first = days(&input)[0].clone();
+    let bytes = std::fs::read(&first).unwrap();
+    std::fs::write(&first, bytes).unwrap();
+    let a = tickpipe().args(loud(&input, &out)).assert().code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let name = first.file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&name) && err.contains("changed"), "{err}");
+}

@@ -36,6 +36,20 @@ pub struct Fingerprint {
 }
 
 /// What `stat` says of a file: equal keys within one process mean an unchanged file.
+/// The `stat` a fingerprint was taken under (size, modification and change times, device,
+/// inode): while a file's `stat` is unchanged its fingerprint is too, so a fingerprint kept
+/// with its stamp ([`Fingerprint::stamp`]) can be given back to a later process
+/// ([`Fingerprint::remember`]) and the file is not read again. Only stamps of files that had
+/// settled (last changed more than 2 s before the fingerprint was taken) are handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatStamp {
+    size: u64,
+    mtime_ns: u128,
+    ctime_ns: i128,
+    dev: u64,
+    ino: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StatKey {
     size: u64,
@@ -142,6 +156,42 @@ impl Fingerprint {
         })
     }
 
+    /// The stamp under which `path`'s fingerprint was taken in this process, when the file
+    /// had settled then (see [`StatStamp`]); `None` otherwise.
+    pub fn stamp(path: &Path) -> Option<StatStamp> {
+        let m = MEMO.lock().ok()?;
+        m.get(path).map(|(k, _)| StatStamp {
+            size: k.size,
+            mtime_ns: k.mtime_ns,
+            ctime_ns: k.ctime_ns,
+            dev: k.dev,
+            ino: k.ino,
+        })
+    }
+
+    /// Gives this process a fingerprint of `path` taken earlier (by another process) under
+    /// `stamp`: [`Fingerprint::of`] returns it without reading the file while the file's
+    /// `stat` still equals the stamp. A fingerprint that does not match the stamp's size
+    /// and modification time is ignored.
+    pub fn remember(path: &Path, stamp: &StatStamp, fingerprint: &Fingerprint) {
+        if stamp.size != fingerprint.size || stamp.mtime_ns != fingerprint.mtime_ns {
+            return;
+        }
+        let key = StatKey {
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
+            ctime_ns: stamp.ctime_ns,
+            dev: stamp.dev,
+            ino: stamp.ino,
+        };
+        if let Ok(mut m) = MEMO.lock()
+            && m.len() < MEMO_MAX
+        {
+            m.entry(path.to_path_buf())
+                .or_insert((key, fingerprint.ends_hash));
+        }
+    }
+
     /// What changed from `earlier` to `self`, in words; `None` when nothing did.
     pub fn change_from(&self, earlier: &Fingerprint) -> Option<String> {
         if self.size != earlier.size {
@@ -168,6 +218,48 @@ impl Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_remembered_fingerprint_stands_while_the_stat_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("day.csv");
+        std::fs::write(&p, "ts,price\n1,2.5\n").unwrap();
+        let fresh = Fingerprint::of(&p).unwrap();
+        // Changed in the last 2 s: no stamp is handed out (git's racy entries).
+        assert_eq!(Fingerprint::stamp(&p), None);
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        let settled = Fingerprint::of(&p).unwrap();
+        assert_eq!(settled, fresh);
+        let stamp = Fingerprint::stamp(&p).expect("settled: stamped");
+
+        // Another path naming the same file (a symbolic link: the stat is the file's),
+        // given a fingerprint with another hash under the right stamp: it is taken as is,
+        // so the file was not read.
+        let q = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&p, &q).unwrap();
+        let planted = Fingerprint {
+            ends_hash: fresh.ends_hash ^ 1,
+            ..fresh.clone()
+        };
+        Fingerprint::remember(&q, &stamp, &planted);
+        assert_eq!(Fingerprint::of(&q).unwrap(), planted);
+        // A fingerprint that disagrees with its stamp's size is ignored.
+        let r = dir.path().join("link2.csv");
+        std::os::unix::fs::symlink(&p, &r).unwrap();
+        let wrong = Fingerprint {
+            size: fresh.size + 1,
+            ..fresh.clone()
+        };
+        Fingerprint::remember(&r, &stamp, &wrong);
+        assert_eq!(Fingerprint::of(&r).unwrap(), fresh);
+
+        // The file changes: its stat does, and the remembered value goes.
+        std::fs::write(&p, "ts,price\n1,2.6\n").unwrap();
+        let now = Fingerprint::of(&q).unwrap();
+        assert_ne!(now.ends_hash, planted.ends_hash);
+        assert!(now.change_from(&fresh).is_some());
+    }
 
     #[test]
     fn appends_rewrites_and_touches_are_told_apart() {

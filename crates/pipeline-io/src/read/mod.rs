@@ -45,7 +45,7 @@ mod unify;
 
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs, is_data_file};
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, StatStamp};
 pub use follow::{check_position, open_follow};
 pub use inspect::inspect;
 pub use inspect_report::{ColumnInfo, DatasetTotals, INSPECT_MAX_SYMBOLS, InspectReport};
