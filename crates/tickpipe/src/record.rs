@@ -488,7 +488,7 @@ pub fn canonical(path: &Path) -> String {
     if path.as_os_str() == "-" {
         return "-".into();
     }
-    std::fs::canonicalize(path)
+    pipeline_io::canonical_path(path)
         .unwrap_or_else(|_| PathBuf::from(path))
         .display()
         .to_string()

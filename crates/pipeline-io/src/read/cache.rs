@@ -65,7 +65,7 @@ pub(crate) fn describe_options_hash(opts: &super::ReadOptions) -> u64 {
 /// the first and last 64 KiB).
 pub(crate) fn fingerprint(path: &Path) -> Option<String> {
     let f = Fingerprint::of(path).ok()?;
-    let canon = std::fs::canonicalize(path).ok()?;
+    let canon = super::canonical_path(path).ok()?;
     Some(format!(
         "{}|{}|{}|{:016x}",
         canon.display(),

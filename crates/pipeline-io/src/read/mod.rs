@@ -25,6 +25,7 @@
 
 mod blocks;
 mod cache;
+mod canonical;
 mod columnar;
 mod decoder;
 mod expand;
@@ -43,6 +44,7 @@ mod timestamp;
 mod transcode;
 mod unify;
 
+pub use canonical::canonical_path;
 pub use decoder::CsvDecoder;
 pub use expand::{InputFile, expand_inputs, is_data_file};
 pub use fingerprint::{Fingerprint, StatStamp};
