@@ -1577,8 +1577,13 @@ impl Stage for ValidateStage {
             }
             out.quarantine_one(Reject::quarantined(src, line, name.clone(), detail, None));
         }
-        let keep = BooleanArray::from(BooleanBuffer::collect_bool(n, |k| code[k] == 0));
-        out.emit(chunk.filter(&keep)?);
+        if code.iter().all(|&c| c == 0) {
+            // After cleaning, nearly every chunk: no copy (filtering was 2.6% of a run).
+            out.emit(chunk);
+        } else {
+            let keep = BooleanArray::from(BooleanBuffer::collect_bool(n, |k| code[k] == 0));
+            out.emit(chunk.filter(&keep)?);
+        }
         Ok(())
     }
 
