@@ -128,7 +128,11 @@ pub(crate) fn plan(
             return Ok(None);
         }
     }
-    let Some(stage_index) = stage_index else {
+    // The changed keys must reach the feature stage: a key no stage's key covers may change
+    // what something else writes, so it is not taken for a feature parameter.
+    let Some(stage_index) =
+        stage_index.filter(|&i| again.is_some() || prior.stages[i].1 != now.stages[i].1)
+    else {
         return Ok(None);
     };
     let Some(run) = pipeline_parallel::finished_run(&out.join(MANIFEST), out)? else {
