@@ -5,7 +5,9 @@
 //!    run's own settings) decides what the folder may become: a fresh run needs an empty
 //!    folder (or `overwrite`); the same run over the same inputs is already done; a resume
 //!    continues only when everything matches and otherwise refuses, naming what changed,
-//!    before anything is touched;
+//!    before anything is touched; new inputs after the recorded ones are appended, a changed
+//!    history is processed again from the last segment end before the change, and changed
+//!    feature parameters recompute the feature columns from the dataset (`refeature`);
 //! 3. data and quarantine are committed together, segment by segment (one quarantine file
 //!    per segment: `quarantine.parquet`, `quarantine-00001.parquet`, … read as one table
 //!    with `quarantine*.parquet`); a resume removes only files this run owns that the
