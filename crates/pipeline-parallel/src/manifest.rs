@@ -81,7 +81,9 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(Manifest::open(path, None)?.load()?.map(|(c, _)| c.workers))
+    Ok(Manifest::open(path, None)?
+        .load_committed()?
+        .map(|c| c.workers))
 }
 
 /// Where the committed sources of the run whose manifest is at `path` stopped, for those
@@ -153,8 +155,8 @@ pub fn committed_summary(path: &Path) -> Result<Option<CommittedSummary>> {
         return Ok(None);
     }
     Ok(Manifest::open(path, None)?
-        .load()?
-        .map(|(c, _)| CommittedSummary {
+        .load_committed()?
+        .map(|c| CommittedSummary {
             segments: c.next_segment,
             inputs_completed: c.completed.len(),
             inputs_failed: c.failed.len(),
@@ -188,7 +190,7 @@ pub fn finished_run(path: &Path, root: &Path) -> Result<Option<FinishedRun>> {
         return Ok(None);
     }
     let m = Manifest::open(path, Some(root.to_path_buf()))?;
-    let Some((c, _)) = m.load()? else {
+    let Some(c) = m.load_committed()? else {
         return Ok(None);
     };
     if !c.flushed {
@@ -313,11 +315,16 @@ impl Manifest {
         })
     }
 
-    /// The committed state and per-worker stage states (`states[worker][stage]`), or `None`
-    /// when nothing was committed yet.
-    pub fn load(&self) -> Result<Option<(Committed, States)>> {
+    /// The committed state without the stage states (which hold every worker's state and
+    /// grow with a long history): `None` when nothing was committed yet.
+    pub fn load_committed(&self) -> Result<Option<Committed>> {
+        let txn = self.db.begin_read().map_err(|e| db_err(&self.path, e))?;
+        self.committed_in(&txn)
+    }
+
+    /// The committed state as `txn` sees it.
+    fn committed_in(&self, txn: &redb::ReadTransaction) -> Result<Option<Committed>> {
         let p = &self.path;
-        let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -334,6 +341,17 @@ impl Manifest {
                 c.version
             )));
         }
+        Ok(Some(c))
+    }
+
+    /// The committed state and per-worker stage states (`states[worker][stage]`), or `None`
+    /// when nothing was committed yet.
+    pub fn load(&self) -> Result<Option<(Committed, States)>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
+        let Some(c) = self.committed_in(&txn)? else {
+            return Ok(None);
+        };
         // The newest segment end's states; a manifest from before segment history keeps
         // them in STATES.
         let newest = match txn.open_table(HISTORY) {
