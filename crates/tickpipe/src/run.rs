@@ -69,6 +69,10 @@ pub struct OutputStatus {
     pub report: Option<RunReport>,
     /// What an `interrupted` run committed before it stopped (its manifest), when anything.
     pub committed: Option<pipeline_parallel::CommittedSummary>,
+    /// When the interrupted run is a re-run of the feature columns (only feature parameters
+    /// changed): the configuration keys it changes. The same command completes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refeature: Option<Vec<String>>,
 }
 
 /// What `dir` holds as a tickpipe output folder; `None` when it is not one.
@@ -101,12 +105,23 @@ pub fn output_status(dir: &Path) -> Result<Option<OutputStatus>> {
     } else {
         None
     };
+    #[cfg(feature = "prep")]
+    let refeature = match state {
+        "interrupted" => crate::refeature::pending(dir)
+            .ok()
+            .flatten()
+            .map(|(_, keys)| keys),
+        _ => None,
+    };
+    #[cfg(not(feature = "prep"))]
+    let refeature = None;
     Ok(Some(OutputStatus {
         state: state.into(),
         running_pid,
         record,
         report,
         committed,
+        refeature,
     }))
 }
 

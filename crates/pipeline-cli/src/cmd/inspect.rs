@@ -83,10 +83,14 @@ fn print_status(path: &str, st: &tickpipe::OutputStatus) {
             "running: being written by pid {}",
             st.running_pid.map_or("?".into(), |p| p.to_string())
         ),
-        "interrupted" => {
-            "interrupted: not finished (crashed or stopped); `tickpipe run ... --resume` continues it"
-                .to_string()
-        }
+        "interrupted" => match &st.refeature {
+            Some(keys) => format!(
+                "interrupted: a re-run of its feature columns ({}) was stopped; the same `tickpipe run` command, with that configuration, completes it (--overwrite starts over)",
+                keys.join(", ")
+            ),
+            None => "interrupted: not finished (crashed or stopped); `tickpipe run ... --resume` continues it"
+                .to_string(),
+        },
         _ => "unknown: tickpipe output without a run record (an older tickpipe?)".to_string(),
     };
     println!("  {:<12} {what}", "state");

@@ -468,6 +468,15 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     assert!(!a.get_output().status.success(), "should crash");
     assert!(!interrupted.join("_SUCCESS").exists());
     let a = tickpipe()
+        .args(["inspect", interrupted.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(
+        text.contains("a re-run of its feature columns (preprocessing."),
+        "{text}"
+    );
+    let a = tickpipe()
         .args(run_args(&input, &interrupted))
         .assert()
         .code(2);
