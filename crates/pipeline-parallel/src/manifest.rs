@@ -182,9 +182,9 @@ pub struct FinishedRun {
     pub segment_ends: Vec<u32>,
 }
 
-/// The finished run whose manifest is at `path` (output paths resolved against `root`):
-/// `None` when there is no manifest, nothing was committed, the run did not end with its
-/// end-of-input flush, or the manifest keeps no segment ends (written before segment history).
+/// The run whose manifest is at `path` (output paths resolved against `root`), as committed;
+/// the caller knows it finished (`_SUCCESS`). `None` when there is no manifest, nothing was
+/// committed, or the manifest keeps no segment ends (written before segment history).
 pub fn finished_run(path: &Path, root: &Path) -> Result<Option<FinishedRun>> {
     if !path.exists() {
         return Ok(None);
@@ -193,9 +193,6 @@ pub fn finished_run(path: &Path, root: &Path) -> Result<Option<FinishedRun>> {
     let Some(c) = m.load_committed()? else {
         return Ok(None);
     };
-    if !c.flushed {
-        return Ok(None);
-    }
     let p = &m.path;
     let txn = m.db.begin_read().map_err(|e| db_err(p, e))?;
     let ends = match txn.open_table(HISTORY) {

@@ -554,3 +554,32 @@ fn recorded_inputs_whose_stat_is_unchanged_are_not_read_again() {
     let name = first.file_name().unwrap().to_string_lossy().to_string();
     assert!(err.contains(&name) && err.contains("changed"), "{err}");
 }
+
+#[test]
+fn a_feature_re_run_works_on_a_folder_written_not_appendable() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 3_000, 3);
+    let (base, feat) = (tmp.path().join("base.toml"), tmp.path().join("feat.toml"));
+    std::fs::write(&base, "[output]\nappendable = false\n").unwrap();
+    std::fs::write(
+        &feat,
+        "[output]\nappendable = false\n[preprocessing]\nrolling_window = 5\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    tickpipe()
+        .args(with_config(&input, &out, &base))
+        .assert()
+        .success();
+    tickpipe()
+        .args(with_config(&input, &out, &feat))
+        .assert()
+        .success();
+    assert!(summary_of(&out)["refeatured"].is_object());
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(with_config(&input, &reference, &feat))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "not appendable, features recomputed");
+}
