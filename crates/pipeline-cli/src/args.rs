@@ -177,8 +177,9 @@ pub struct RunArgs {
     /// from the folder's run record; only the inputs need repeating).
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
-    /// Replace what a previous run left in --out (otherwise a folder holding another run
-    /// is refused).
+    /// Replace what a previous run left in --out. Without it, a folder holding a finished run
+    /// takes new inputs after the recorded ones (an append), a changed input in the middle of
+    /// its history, or changed feature parameters, and refuses anything else.
     #[arg(long)]
     pub overwrite: bool,
     /// Removed: shards dealt whole files, so a symbol's state restarted at shard borders.
