@@ -103,11 +103,8 @@ pub fn figures(root: &Path, xtask: &Path, tickpipe: &Path, data: &Path) -> Resul
             let _ = std::fs::remove_dir_all(&out);
             full.push(run_timed(tickpipe, &inputs, &out)?);
         }
-        let ledger = |o: &str| -> Result<Value> {
-            let s: Value =
-                serde_json::from_str(&std::fs::read_to_string(scratch.join(o).join("_SUCCESS"))?)?;
-            Ok(s["ledger"].clone())
-        };
+        let ledger =
+            |o: &str| -> Result<Value> { Ok(success(&scratch.join(o))?["ledger"].clone()) };
         if ledger("append")? != ledger("full")? {
             bail!("the {label} append's ledger differs from the full run's");
         }
@@ -164,12 +161,7 @@ fn feature_change(tickpipe: &Path, inputs: &Path, base: &Path, scratch: &Path) -
         let _ = std::fs::remove_dir_all(&reference);
         fresh.push(run_timed_with(tickpipe, inputs, &reference, &args)?);
     }
-    let summary = |o: &Path| -> Result<Value> {
-        Ok(serde_json::from_str(&std::fs::read_to_string(
-            o.join("_SUCCESS"),
-        )?)?)
-    };
-    let (a, b) = (summary(&out)?, summary(&reference)?);
+    let (a, b) = (success(&out)?, success(&reference)?);
     if a["ledger"] != b["ledger"] || !a["refeatured"].is_object() {
         bail!("the feature re-run did not recompute the features of the same rows: {a}");
     }
@@ -303,6 +295,13 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The run report a finished output folder holds (`_SUCCESS`).
+fn success(out: &Path) -> Result<Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(
+        out.join("_SUCCESS"),
+    )?)?)
 }
 
 /// Wall seconds of one `tickpipe run inputs --out out -q`, process start to exit.

@@ -190,11 +190,11 @@ pub fn finished_run(path: &Path, root: &Path) -> Result<Option<FinishedRun>> {
         return Ok(None);
     }
     let m = Manifest::open(path, Some(root.to_path_buf()))?;
-    let Some(c) = m.load_committed()? else {
-        return Ok(None);
-    };
     let p = &m.path;
     let txn = m.db.begin_read().map_err(|e| db_err(p, e))?;
+    let Some(c) = m.committed_in(&txn)? else {
+        return Ok(None);
+    };
     let ends = match txn.open_table(HISTORY) {
         Ok(h) => keys(h.iter().map_err(|e| db_err(p, e))?).map_err(|e| db_err(p, e))?,
         Err(redb::TableError::TableDoesNotExist(_)) => Vec::new(),

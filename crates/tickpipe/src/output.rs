@@ -120,6 +120,15 @@ pub(crate) fn sibling(path: &Path, name: &str) -> PathBuf {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
+/// Removes the file `p`; one that is already gone is fine.
+pub(crate) fn remove_if_exists(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
 pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;

@@ -236,21 +236,14 @@ pub(crate) fn pending(out: &Path) -> Result<Option<(RunRecord, Vec<String>)>> {
 /// Removes the marker of a feature re-run and the report it kept (done, or `--overwrite`
 /// replaces the dataset).
 pub(crate) fn clear_pending(out: &Path) -> Result<()> {
-    for name in [PENDING, REPORT_KEPT] {
-        let path = out.join(name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-    }
-    Ok(())
+    crate::output::remove_if_exists(&out.join(PENDING))?;
+    crate::output::remove_if_exists(&out.join(REPORT_KEPT))
 }
 
 impl Plan {
-    /// Does the pass (see the module docs) and returns the dataset's report with what was
-    /// recomputed. `report` is the finished run's report (`_SUCCESS`).
-    /// `on_file` hears the count of files rewritten so far after each.
+    /// Does the pass (see the module docs) and returns the dataset's report (the finished
+    /// run's `_SUCCESS`) with what was recomputed. `on_file` hears the count of files
+    /// rewritten so far after each.
     pub(crate) fn run(
         self,
         write: &WriteOptions,

@@ -297,7 +297,7 @@ impl Pipeline {
                         && let Some(r) = self.rewind_history(out, &prior, &mut now)?
                     {
                         reprocessed = Some(r);
-                    } else if let Some(report) = self.refeature(out, &prior, &now, started)? {
+                    } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {
                         return Ok(report);
                     } else {
                         let why = if diffs.iter().any(|d| d.starts_with("input ")) {
@@ -347,25 +347,27 @@ impl Pipeline {
 
     /// A finished run `prior` in `out` of these inputs whose configuration differs only in
     /// feature parameters: the feature columns are computed again from the dataset's rows
-    /// (see [`crate::refeature`]). `None` when that does not apply.
+    /// (see [`crate::refeature`]); `again` names the keys of an interrupted pass done again.
+    /// `None` when that does not apply.
     fn refeature(
         &self,
         out: &Path,
         prior: &RunRecord,
         now: &RunRecord,
+        again: Option<Vec<String>>,
         started: Instant,
     ) -> Result<Option<RunReport>> {
         #[cfg(feature = "prep")]
         {
             let write = self.writer_options(prior.workers);
-            if let Some(plan) = crate::refeature::plan(out, prior, now, &write, None)? {
+            if let Some(plan) = crate::refeature::plan(out, prior, now, &write, again)? {
                 return plan
                     .run(&write, started, &self.refeature_events())
                     .map(Some);
             }
         }
         #[cfg(not(feature = "prep"))]
-        let _ = (out, prior, now, started);
+        let _ = (out, prior, now, again, started);
         Ok(None)
     }
 
@@ -402,29 +404,22 @@ impl Pipeline {
             out.display(),
             changed.join(", ")
         );
-        let interrupted = || what.clone();
         if !diffs.is_empty() {
             return Err(Error::Usage(format!(
-                "{}; this run differs from it ({}): run that command again to complete it, or \
-                 start over with --overwrite",
-                interrupted(),
+                "{what}; this run differs from it ({}): run that command again to complete \
+                 it, or start over with --overwrite",
                 diffs.join("; ")
             )));
         }
         let prior = prior.ok_or_else(|| {
             Error::Usage(format!(
-                "{} but no run record; start over with --overwrite",
-                interrupted()
+                "{what} but no run record; start over with --overwrite"
             ))
         })?;
-        let write = self.writer_options(prior.workers);
-        match crate::refeature::plan(out, prior, now, &write, Some(changed))? {
-            Some(plan) => plan
-                .run(&write, started, &self.refeature_events())
-                .map(Some),
+        match self.refeature(out, prior, now, Some(changed), started)? {
+            Some(report) => Ok(Some(report)),
             None => Err(Error::Usage(format!(
-                "{}, which cannot be completed; start over with --overwrite",
-                interrupted()
+                "{what}, which cannot be completed; start over with --overwrite"
             ))),
         }
     }
@@ -879,12 +874,7 @@ fn clear_ours(out: &Path) -> Result<()> {
 }
 
 pub(crate) fn remove_marker(out: &Path) -> Result<()> {
-    let p = out.join(SUCCESS);
-    match std::fs::remove_file(&p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(&p, e)),
-    }
+    crate::output::remove_if_exists(&out.join(SUCCESS))
 }
 
 /// The report of the finished run in `out` (nothing is run again).

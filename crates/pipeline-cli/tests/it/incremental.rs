@@ -140,6 +140,15 @@ fn hold_back_last_day(input: &Path, aside: &Path) -> (PathBuf, PathBuf) {
     (held, last)
 }
 
+/// What `tickpipe inspect dir` prints.
+fn inspect(dir: &Path) -> String {
+    let a = tickpipe()
+        .args(["inspect", dir.to_str().unwrap()])
+        .assert()
+        .success();
+    String::from_utf8_lossy(&a.get_output().stdout).to_string()
+}
+
 fn summary_of(out: &Path) -> serde_json::Value {
     summary(&out.join("_SUCCESS"))
 }
@@ -202,11 +211,7 @@ fn appending_a_day_equals_a_full_run_and_an_interrupted_append_resumes() {
         record["inputs"].as_array().unwrap().len(),
         days(&input).len()
     );
-    let a = tickpipe()
-        .args(["inspect", out.to_str().unwrap()])
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    let text = inspect(&out);
     assert!(text.contains("added 1 input"), "{text}");
 
     // The same again is up to date.
@@ -445,11 +450,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     assert_eq!(s["rows_read"], first["rows_read"], "{s}");
     assert_eq!(s["refeatured"]["rows"], s["rows_written"], "{s}");
     assert!(s["refeatured"]["files"].as_u64().unwrap() > 0, "{s}");
-    let a = tickpipe()
-        .args(["inspect", out.to_str().unwrap()])
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    let text = inspect(&out);
     assert!(
         text.contains("feature columns computed again for preprocessing."),
         "{text}"
@@ -467,11 +468,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         .assert();
     assert!(!a.get_output().status.success(), "should crash");
     assert!(!interrupted.join("_SUCCESS").exists());
-    let a = tickpipe()
-        .args(["inspect", interrupted.to_str().unwrap()])
-        .assert()
-        .success();
-    let text = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    let text = inspect(&interrupted);
     assert!(
         text.contains("a re-run of its feature columns (preprocessing."),
         "{text}"

@@ -35,23 +35,13 @@ pub struct Fingerprint {
     pub ends_hash: u64,
 }
 
-/// What `stat` says of a file: equal keys within one process mean an unchanged file.
-/// The `stat` a fingerprint was taken under (size, modification and change times, device,
-/// inode): while a file's `stat` is unchanged its fingerprint is too, so a fingerprint kept
-/// with its stamp ([`Fingerprint::stamp`]) can be given back to a later process
-/// ([`Fingerprint::remember`]) and the file is not read again. Only stamps of files that had
-/// settled (last changed more than 2 s before the fingerprint was taken) are handed out.
+/// What `stat` says of a file, the key a fingerprint was taken under (size, modification
+/// and change times, device, inode): equal stamps mean an unchanged file. A fingerprint
+/// kept with its stamp ([`Fingerprint::stamp`]) can be given back to a later process
+/// ([`Fingerprint::remember`]), and the file is not read again. Only stamps of files that
+/// had settled (last changed more than 2 s before the fingerprint was taken) are handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatStamp {
-    size: u64,
-    mtime_ns: u128,
-    ctime_ns: i128,
-    dev: u64,
-    ino: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StatKey {
     size: u64,
     mtime_ns: u128,
     /// Change time, device and inode (Unix): a write moves the change time even when the
@@ -61,8 +51,8 @@ struct StatKey {
     ino: u64,
 }
 
-impl StatKey {
-    fn of(meta: &std::fs::Metadata) -> StatKey {
+impl StatStamp {
+    fn of(meta: &std::fs::Metadata) -> StatStamp {
         let mtime_ns = meta
             .modified()
             .ok()
@@ -79,7 +69,7 @@ impl StatKey {
         };
         #[cfg(not(unix))]
         let (ctime_ns, dev, ino) = (0, 0, 0);
-        StatKey {
+        StatStamp {
             size: meta.len(),
             mtime_ns,
             ctime_ns,
@@ -93,7 +83,7 @@ impl StatKey {
 /// record and its cached description), and each time read and hashed 128 KiB of it.
 /// Reused only while `stat` says the same; cleared when it holds [`MEMO_MAX`] files.
 static MEMO: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (StatKey, u64)>>,
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (StatStamp, u64)>>,
 > = std::sync::LazyLock::new(Default::default);
 
 /// Most fingerprints [`MEMO`] keeps (about 100 bytes each).
@@ -106,9 +96,9 @@ impl Fingerprint {
     /// Fingerprints the file at `path`.
     pub fn of(path: &Path) -> Result<Fingerprint> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let key = StatKey::of(&meta);
+        let key = StatStamp::of(&meta);
         let (size, mtime_ns) = (key.size, key.mtime_ns);
-        let memo = |m: &std::collections::HashMap<_, (StatKey, u64)>| {
+        let memo = |m: &std::collections::HashMap<_, (StatStamp, u64)>| {
             m.get(path).filter(|(k, _)| *k == key).map(|(_, h)| *h)
         };
         if let Some(ends_hash) = MEMO.lock().ok().and_then(|m| memo(&m)) {
@@ -160,13 +150,7 @@ impl Fingerprint {
     /// had settled then (see [`StatStamp`]); `None` otherwise.
     pub fn stamp(path: &Path) -> Option<StatStamp> {
         let m = MEMO.lock().ok()?;
-        m.get(path).map(|(k, _)| StatStamp {
-            size: k.size,
-            mtime_ns: k.mtime_ns,
-            ctime_ns: k.ctime_ns,
-            dev: k.dev,
-            ino: k.ino,
-        })
+        m.get(path).map(|(k, _)| *k)
     }
 
     /// Gives this process a fingerprint of `path` taken earlier (by another process) under
@@ -177,18 +161,11 @@ impl Fingerprint {
         if stamp.size != fingerprint.size || stamp.mtime_ns != fingerprint.mtime_ns {
             return;
         }
-        let key = StatKey {
-            size: stamp.size,
-            mtime_ns: stamp.mtime_ns,
-            ctime_ns: stamp.ctime_ns,
-            dev: stamp.dev,
-            ino: stamp.ino,
-        };
         if let Ok(mut m) = MEMO.lock()
             && m.len() < MEMO_MAX
         {
             m.entry(path.to_path_buf())
-                .or_insert((key, fingerprint.ends_hash));
+                .or_insert((*stamp, fingerprint.ends_hash));
         }
     }
 

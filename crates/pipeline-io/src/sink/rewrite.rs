@@ -234,20 +234,19 @@ pub fn rewrite_tail(
             match partial_metadata(path, &file)? {
                 Some(meta) if keep <= meta.schema().fields().len() => {
                     let read: Vec<usize> = (0..keep).collect();
-                    let computed = transform(RecordBatch::new_empty(Arc::new(
+                    let probe = transform(RecordBatch::new_empty(Arc::new(
                         meta.schema().project(&read)?,
                     )))?
-                    .num_columns();
+                    .schema();
                     let layout: Vec<Col> = (0..keep)
                         .map(Col::Copy)
-                        .chain((0..computed).map(Col::Computed))
+                        .chain((0..probe.fields().len()).map(Col::Computed))
                         .collect();
                     rewrite_parquet_partial(
                         (path, &file, &meta),
                         &tmp,
-                        opts,
-                        metadata,
-                        (&read, &layout),
+                        (opts, metadata),
+                        (&read, &layout, &probe),
                         transform,
                     )
                 }
@@ -466,6 +465,7 @@ fn rewrite_parquet_columns(
     let changed: Vec<usize> = (0..input.fields().len())
         .filter(|&i| columns.contains(input.field(i).name()))
         .collect();
+    let probe = transform(RecordBatch::new_empty(Arc::new(input.project(&changed)?)))?.schema();
     let mut k = 0;
     let layout: Vec<Col> = (0..input.fields().len())
         .map(|i| {
@@ -480,9 +480,8 @@ fn rewrite_parquet_columns(
     rewrite_parquet_partial(
         (path, &file, &meta),
         tmp,
-        opts,
-        metadata,
-        (&changed, &layout),
+        (opts, metadata),
+        (&changed, &layout, &probe),
         transform,
     )
     .map(Some)
@@ -502,34 +501,33 @@ fn partial_metadata(path: &Path, file: &File) -> Result<Option<ArrowReaderMetada
 /// Writes `tmp` from the Parquet file `path`, row group by row group: the columns `read`
 /// are decoded and handed to `transform`, and the output columns follow `layout`, each
 /// either an input column chunk copied as it is (with its page index) or a column of the
-/// transform's output, encoded with `opts`' settings.
+/// transform's output, whose schema is `probe` (the transform's answer to an empty batch),
+/// encoded with `opts`' settings.
 fn rewrite_parquet_partial(
     (path, file, meta): (&Path, &File, &ArrowReaderMetadata),
     tmp: &Path,
-    opts: &WriteOptions,
-    metadata: &[(String, String)],
-    (read, layout): (&[usize], &[Col]),
+    (opts, metadata): (&WriteOptions, &[(String, String)]),
+    (read, layout, probe): (&[usize], &[Col], &SchemaRef),
     transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<u64> {
     let input = Arc::clone(meta.schema());
     let pq = meta.metadata();
-    let probe = transform(RecordBatch::new_empty(Arc::new(input.project(read)?)))?;
     let computed = layout
         .iter()
         .filter(|c| matches!(c, Col::Computed(_)))
         .count();
-    if probe.num_columns() != computed {
+    if probe.fields().len() != computed {
         return Err(Error::Internal(format!(
             "{}: the rewrite transform returned {} columns, {computed} expected",
             path.display(),
-            probe.num_columns()
+            probe.fields().len()
         )));
     }
     let fields: Vec<arrow_schema::FieldRef> = layout
         .iter()
         .map(|c| match *c {
             Col::Copy(i) => Arc::clone(&input.fields()[i]),
-            Col::Computed(k) => Arc::clone(&probe.schema().fields()[k]),
+            Col::Computed(k) => Arc::clone(&probe.fields()[k]),
         })
         .collect();
     let mut schema_meta = input.metadata().clone();
@@ -569,7 +567,7 @@ fn rewrite_parquet_partial(
                 let batch = batch?;
                 let n = batch.num_rows();
                 let out = transform(batch)?;
-                if out.num_rows() != n || out.schema().fields() != probe.schema().fields() {
+                if out.num_rows() != n || out.schema().fields() != probe.fields() {
                     return Err(Error::Internal(format!(
                         "{}: the rewrite transform changed the rows or the schema of a batch",
                         path.display()

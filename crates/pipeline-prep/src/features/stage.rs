@@ -986,13 +986,14 @@ impl Stage for FeatureStage {
             return Ok(());
         }
         let cols = self.compute(&chunk)?;
-        let l = &self.layout;
-        let extra = l
-            .names
-            .iter()
-            .zip(&l.types)
+        let extra = self
+            .output_fields()
+            .into_iter()
             .zip(cols)
-            .map(|((name, dt), v)| (Field::new(name, dt.clone(), true), to_array(v, dt)))
+            .map(|(f, v)| {
+                let a = to_array(v, f.data_type());
+                (f, a)
+            })
             .collect();
         out.emit(chunk.with_columns(extra)?);
         Ok(())

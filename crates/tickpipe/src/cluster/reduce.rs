@@ -35,9 +35,9 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     let mine = buckets_of_task(&plan, &dones, task);
     let tag = format!("t{task:05}");
     let ledger_file = dir.join(TASK_LEDGERS).join(format!("{tag}.json"));
-    remove_if_exists(&ledger_file)?;
-    remove_if_exists(&dir.join(crate::run::SUCCESS))?;
-    remove_if_exists(&dir.join(JOB_LEDGER))?;
+    crate::output::remove_if_exists(&ledger_file)?;
+    crate::output::remove_if_exists(&dir.join(crate::run::SUCCESS))?;
+    crate::output::remove_if_exists(&dir.join(JOB_LEDGER))?;
 
     // The staging folder is this task's alone: whatever an earlier attempt killed midway
     // (kill -9, a lost node) left there is discarded and the task starts afresh.
@@ -257,14 +257,6 @@ fn finish(plan: &Plan, dir: &Path) -> Result<()> {
         .map_err(|e| Error::Internal(format!("ledger as JSON: {e}")))?;
     crate::output::write_atomic(&dir.join(JOB_LEDGER), &(text.clone() + "\n"))?;
     crate::output::write_atomic(&dir.join(crate::run::SUCCESS), &(text + "\n"))
-}
-
-fn remove_if_exists(p: &Path) -> Result<()> {
-    match std::fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(p, e)),
-    }
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
