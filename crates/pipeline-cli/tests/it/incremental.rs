@@ -446,6 +446,11 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     };
     assert_eq!(names(&out), names(&reference), "column order");
     assert!(names(&out).contains(&"rsi_14".to_string()));
+    // Each rewritten file says which feature configuration computed its columns.
+    for f in parquet_files(&out.join("data")) {
+        let key = pipeline_io::file_metadata_value(&f, "tickpipe.features").unwrap();
+        assert!(key.is_some_and(|k| k.len() == 16), "{}", f.display());
+    }
     let s = summary_of(&out);
     assert_eq!(s["rows_read"], first["rows_read"], "{s}");
     assert_eq!(s["refeatured"]["rows"], s["rows_written"], "{s}");
