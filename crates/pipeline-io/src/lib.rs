@@ -43,8 +43,8 @@ pub use read::{
     InspectReport, ROW_BYTES_ESTIMATE, ReadOptions, Sniffed, StatStamp, TextEncoding, TsError,
     TsFormat, TsParser, VendorLayout, Zone, canonical_path, check_position, civil_from_days,
     conform_batch, dataset_schema, date_from_file_name, days_from_civil, describe_dataset,
-    expand_inputs, inspect, is_data_file, open_follow, open_source, parse_f64, parse_i64,
-    read_all_count, unify_schemas,
+    describe_dataset_cached, expand_inputs, inspect, is_data_file, open_follow, open_source,
+    parse_f64, parse_i64, read_all_count, unify_schemas,
 };
 pub use sink::{
     Compression, HIVE_DEFAULT_PARTITION, PartitionKey, Rewritten, WriteOptions, create_file_sink,

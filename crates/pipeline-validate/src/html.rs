@@ -94,6 +94,11 @@ const STYLE: &str = r#"
 
 /// The self-contained page.
 pub(crate) fn page(r: &ValidationReport) -> String {
+    page_with(r, &fragment(r))
+}
+
+/// The page around a fragment already made of `r` ([`fragment`]).
+pub(crate) fn page_with(r: &ValidationReport, fragment: &str) -> String {
     let mut o = String::with_capacity(64 * 1024);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>");
@@ -102,7 +107,7 @@ pub(crate) fn page(r: &ValidationReport) -> String {
         "<title>Data quality: {}</title></head><body style=\"margin:0;background:#fff\">",
         r.verdict.name().to_uppercase()
     );
-    o.push_str(&fragment(r));
+    o.push_str(fragment);
     o.push_str("</body></html>\n");
     o
 }

@@ -447,15 +447,15 @@ pub(crate) fn build(
     let mut history_info = None;
     let prior = match opts.history_dir.filter(|_| s.history) {
         Some(dir) => history::read(&dir.join(history::FILE))?,
-        None => Vec::new(),
+        None => history::Prior::default(),
     };
-    history::check(rs, &prior, &days, &mut acc, &mut flagged_days);
+    history::check(rs, &prior.days, &days, &mut acc, &mut flagged_days);
     if let Some(dir) = opts.history_dir.filter(|_| s.history) {
         let path: PathBuf = dir.join(history::FILE);
-        let after = history::write(&path, prior.clone(), &days)?;
+        let after = history::write(&path, &prior, &days)?;
         history_info = Some(HistoryInfo {
             path: path.display().to_string(),
-            days_before: prior.len() as u64,
+            days_before: prior.days.len() as u64,
             days_after: after,
         });
     }
@@ -783,6 +783,14 @@ impl ValidationReport {
     /// Writes the HTML page (temp file, then rename).
     pub fn write_html(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_html().as_bytes())
+    }
+
+    /// Writes the HTML page around `fragment`, this report's [`html_fragment`] made
+    /// already (a run embeds the fragment in its own report too: made once, not twice).
+    ///
+    /// [`html_fragment`]: ValidationReport::html_fragment
+    pub fn write_html_with(&self, path: &Path, fragment: &str) -> Result<()> {
+        write_atomic(path, crate::html::page_with(self, fragment).as_bytes())
     }
 
     /// Writes JSON or HTML by the file's extension (`.json`, `.html`/`.htm`).

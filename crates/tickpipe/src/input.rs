@@ -42,7 +42,8 @@ pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config
     if files.is_empty() {
         return Ok(());
     }
-    let info = pipeline_io::describe_dataset(&files, read)?;
+    // An append takes the recorded inputs' description as one entry of the folder's cache.
+    let info = pipeline_io::describe_dataset_cached(&files, read)?;
     for (file, e) in info.failed {
         // A deterministic error (a column mapping that names no column, a file without a
         // time column) stops the run here, before any row is read; any other fails its file
@@ -52,7 +53,7 @@ pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config
         }
         tracing::debug!("{file}: {e}");
     }
-    if info.files.is_empty() {
+    if info.files.is_empty() && info.reused == 0 {
         return Ok(());
     }
     read.target_schema = Some(info.schema.clone());

@@ -119,17 +119,17 @@ mod with_validate {
                 history_dir: history,
             })?;
             let mut files = Vec::new();
+            let html = report.html_fragment();
             if self.standalone {
                 if let Some(p) = &self.report {
                     report.write(p)?;
                     files.push(p.clone());
                 }
             } else if let Some(out) = out {
-                for name in [QUALITY_JSON, QUALITY_HTML] {
-                    let p = out.join(name);
-                    report.write(&p)?;
-                    files.push(p);
-                }
+                let (json, page) = (out.join(QUALITY_JSON), out.join(QUALITY_HTML));
+                report.write_json(&json)?;
+                report.write_html_with(&page, &html)?;
+                files.extend([json, page]);
             }
             if let Some(h) = history {
                 let p = h.join(pipeline_validate::HISTORY_FILE);
@@ -145,11 +145,7 @@ mod with_validate {
                 "exit_code": report.exit_code(),
                 "reports": files,
             });
-            Ok(QualityOutcome {
-                json,
-                html: report.html_fragment(),
-                files,
-            })
+            Ok(QualityOutcome { json, html, files })
         }
     }
 }

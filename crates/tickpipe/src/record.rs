@@ -68,6 +68,28 @@ pub(crate) fn remember_fingerprints(out: &Path, inputs: &[InputFile]) {
     }
 }
 
+/// The record this process read last: its path, the `stat` it was read under and the record.
+type LoadedRecord = (std::path::PathBuf, (u64, u128, u64, i64, i64), RunRecord);
+static LOADED: std::sync::Mutex<Option<LoadedRecord>> = std::sync::Mutex::new(None);
+
+/// Size, modification time, inode and change time: a record is written to a new file and
+/// renamed over the old one, so any rewrite changes this.
+fn record_stamp(m: &std::fs::Metadata) -> (u64, u128, u64, i64, i64) {
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let (ino, ctime, ctime_ns) = {
+        use std::os::unix::fs::MetadataExt;
+        (m.ino(), m.ctime(), m.ctime_nsec())
+    };
+    #[cfg(not(unix))]
+    let (ino, ctime, ctime_ns) = (0, 0, 0);
+    (m.len(), mtime, ino, ctime, ctime_ns)
+}
+
 /// What a dataset folder's run was made from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -182,10 +204,33 @@ impl RunRecord {
     /// Reads the record of `out`, `None` when it has none.
     pub fn load(out: &Path) -> Result<Option<RunRecord>> {
         let path = out.join(RUN_RECORD);
-        let text = match std::fs::read_to_string(&path) {
+        // A run reads the record up to four times (fingerprints, the incremental plan, the
+        // refeature check, the new record's history): parsed once per process while the
+        // file's `stat` is unchanged (the record of five years of daily files is 0.5 MB of
+        // JSON). `save` forgets it.
+        let stamp = std::fs::metadata(&path).ok().map(|m| record_stamp(&m));
+        if let Some(st) = &stamp
+            && let Ok(memo) = LOADED.lock()
+            && let Some((p, s, r)) = memo.as_ref()
+            && *p == path
+            && s == st
+        {
+            return Ok(Some(r.clone()));
+        }
+        let r = Self::read(&path)?;
+        if let (Some(st), Some(r)) = (stamp, &r)
+            && let Ok(mut memo) = LOADED.lock()
+        {
+            *memo = Some((path, st, r.clone()));
+        }
+        Ok(r)
+    }
+
+    fn read(path: &Path) -> Result<Option<RunRecord>> {
+        let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(e) => return Err(Error::io(path, e)),
         };
         let r: RunRecord = serde_json::from_str(&text).map_err(|e| {
             Error::Usage(format!(
@@ -206,6 +251,9 @@ impl RunRecord {
 
     /// Writes the record into `out` (atomically).
     pub fn save(&self, out: &Path) -> Result<()> {
+        if let Ok(mut memo) = LOADED.lock() {
+            *memo = None;
+        }
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Internal(format!("run record: {e}")))?;
         crate::output::write_atomic(&out.join(RUN_RECORD), &(text + "\n"))

@@ -61,5 +61,6 @@ pub use timestamp::{
     days_from_civil,
 };
 pub use unify::{
-    DatasetInfo, FileInfo, conform_batch, dataset_schema, describe_dataset, unify_schemas,
+    DatasetInfo, FileInfo, conform_batch, dataset_schema, describe_dataset,
+    describe_dataset_cached, unify_schemas,
 };
