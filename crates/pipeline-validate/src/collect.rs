@@ -55,7 +55,7 @@ pub(crate) fn merge(a: &mut Acc, b: Acc, examples: usize) {
         *x += y;
     }
     for (rule, exs) in b.examples.into_iter().enumerate() {
-        for ex in exs {
+        for ex in std::sync::Arc::unwrap_or_clone(exs) {
             if a.wants(rule, ex.source, ex.line, examples) {
                 a.keep(rule, ex, examples);
             }

@@ -504,7 +504,7 @@ pub(crate) fn build(
             failed,
             fraction,
             threshold: r.threshold,
-            examples: std::mem::take(&mut examples[i])
+            examples: std::sync::Arc::unwrap_or_clone(std::mem::take(&mut examples[i]))
                 .into_iter()
                 .map(|e| ex_to_example(e, &names))
                 .collect(),

@@ -60,7 +60,9 @@ pub(crate) struct Acc {
     pub rows: u64,
     pub failed: Vec<u64>,
     pub checked: Vec<u64>,
-    pub examples: Vec<Vec<Ex>>,
+    /// Per rule, the examples kept. Shared until changed: a replay point (one per input)
+    /// copies the accumulator, and examples change rarely once each rule has its share.
+    pub examples: Vec<Arc<Vec<Ex>>>,
     pub col_nulls: Vec<(String, u64)>,
     pub col_types: Vec<(String, String)>,
     pub returns: Option<Histogram>,
@@ -88,7 +90,7 @@ impl Acc {
         Acc {
             failed: vec![0; rules],
             checked: vec![0; rules],
-            examples: vec![Vec::new(); rules],
+            examples: (0..rules).map(|_| Arc::new(Vec::new())).collect(),
             returns: Some(Histogram::new(&RETURN_EDGES)),
             spreads: Some(Histogram::new(&SPREAD_EDGES)),
             ..Acc::default()
@@ -107,13 +109,14 @@ impl Acc {
     /// Keeps `ex` among the `max` examples of `rule` with the smallest `(source, line)`: the
     /// same examples whatever the worker count or chunking.
     pub(crate) fn keep(&mut self, rule: usize, ex: Ex, max: usize) {
-        let v = &mut self.examples[rule];
+        let v = &self.examples[rule];
         let at = v.partition_point(|e| (e.source, e.line) < (ex.source, ex.line));
         if v.get(at)
             .is_some_and(|e| (e.source, e.line) == (ex.source, ex.line))
         {
             return;
         }
+        let v = Arc::make_mut(&mut self.examples[rule]);
         v.insert(at, ex);
         v.truncate(max);
     }
