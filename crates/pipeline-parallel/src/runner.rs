@@ -63,6 +63,9 @@ struct RunConfig {
     /// Whether the end-of-input flush gets a segment of its own, so a later run can add
     /// inputs (see [`Runner::flush_segment`]). Default false.
     flush_segment: bool,
+    /// Whether a resumed finished run flushes again from the state before its flush even
+    /// with no new inputs (see [`Runner::flush_again`]). Default false.
+    flush_again: bool,
 }
 
 impl Default for RunConfig {
@@ -81,6 +84,7 @@ impl Default for RunConfig {
             root: None,
             shard: (0, 1),
             flush_segment: false,
+            flush_again: false,
         }
     }
 }
@@ -302,6 +306,16 @@ impl Runner {
     /// all the inputs.
     pub fn flush_segment(mut self, yes: bool) -> Self {
         self.config.flush_segment = yes;
+        self
+    }
+
+    /// With [`Runner::resume`] on a finished run written with [`Runner::flush_segment`]:
+    /// drop its flush segment and flush again from the state before it, even when no input
+    /// was added. For stages whose end-of-input work depends on settings that change
+    /// nothing before it (a report's thresholds): the rows and the state are kept, only the
+    /// flush runs again. A run that has no flush segment is left as it is.
+    pub fn flush_again(mut self, yes: bool) -> Self {
+        self.config.flush_again = yes;
         self
     }
 
@@ -544,7 +558,7 @@ impl Run {
         // an interrupted run that a resume continues; then the flush segment's files are
         // removed below as uncommitted work.
         if committed.flushed
-            && sources.iter().any(|s| !done_names.contains(&s.name))
+            && (c.flush_again || sources.iter().any(|s| !done_names.contains(&s.name)))
             && let Some(m) = &manifest
         {
             let Some(base) = m.load_base()? else {

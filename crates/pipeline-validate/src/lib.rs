@@ -148,7 +148,9 @@ pub use report::{
     ColumnStat, DayStat, FileStat, FinishOptions, HistoryInfo, Mode, REPORT_SCHEMA_VERSION,
     RuleResult, RunCounts, Status, Summary, SymbolStat, ValidationReport, Verdict,
 };
-pub use rules::{Category, CustomRule, RowCheck, RuleInfo, Severity, Unit, financial_rules};
+pub use rules::{
+    Category, CustomRule, REPORT_ONLY_KEYS, RowCheck, RuleInfo, Severity, Unit, financial_rules,
+};
 pub use rulesfile::{AnomalySpec, ColumnRules, ExprRule, FileSettings, RulesFile};
 pub use score::{LABELLED_RULES, Label, RuleScore, read_labels, score, scores_table};
 pub use stage::ValidateStage;

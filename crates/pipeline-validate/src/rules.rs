@@ -494,6 +494,22 @@ impl CustomRule {
     }
 }
 
+/// The `[validation]` keys read only when the report is built, never by the streaming
+/// stage: the rules' default thresholds, the verdict, and the history checks (run on the
+/// symbol-days when the report is made). A finished dataset whose configuration changed
+/// only in these keeps its rows and stage state; only the end-of-input flush runs again and
+/// the report is made with the new values.
+pub const REPORT_ONLY_KEYS: &[&str] = &[
+    "validation.error_threshold",
+    "validation.warning_threshold",
+    "validation.fail_on",
+    "validation.history",
+    "validation.history_window",
+    "validation.history_min_days",
+    "validation.rows_min_ratio",
+    "validation.rows_max_ratio",
+];
+
 /// Numeric settings of a rule set (from `[validation]`, `[preprocessing]` session keys and
 /// the rules file's `[settings]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -842,13 +858,38 @@ impl RuleSet {
         self.rules[i].severity == Some(Severity::Error)
     }
 
-    /// A stable description of the set, for the stage key.
+    /// A stable description of the set, for the stage key: what the stage's state and
+    /// output depend on. Settings read only when the report is built ([`REPORT_ONLY_KEYS`]:
+    /// the rules' thresholds, the verdict, the history checks) are left out, so a dataset
+    /// whose only change is one of them keeps its stage state and rows, and only its report
+    /// is made again.
     pub(crate) fn key_text(&self) -> String {
-        let rules: Vec<(String, Option<Severity>, f64)> = self
+        // `rows_vs_history` is judged only when the report is made (`validation.history`
+        // turns it on and off).
+        let rules: Vec<(String, Option<Severity>)> = self
             .rules
             .iter()
-            .map(|r| (r.info.name.clone(), r.severity, r.threshold))
+            .enumerate()
+            .map(|(i, r)| {
+                let sev = if i == id::ROWS_VS_HISTORY {
+                    None
+                } else {
+                    r.severity
+                };
+                (r.info.name.clone(), sev)
+            })
             .collect();
+        let d = Settings {
+            error_threshold: 0.0,
+            warning_threshold: 0.0,
+            fail_on_warn: false,
+            history: false,
+            history_window: 0,
+            history_min_days: 0,
+            rows_min_ratio: 0.0,
+            rows_max_ratio: 0.0,
+            ..self.settings.clone()
+        };
         let exprs: Vec<String> = self
             .custom
             .iter()
@@ -857,13 +898,60 @@ impl RuleSet {
                 Check::Closure(_) => "<closure>".into(),
             })
             .collect();
-        serde_json::to_string(&(rules, exprs, &self.settings)).unwrap_or_default()
+        serde_json::to_string(&(rules, exprs, &d)).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_only_keys_leave_the_stage_key_alone() {
+        let key = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            RuleSet::build(&c, None, &[]).unwrap().key_text()
+        };
+        let base = key(&|_| {});
+        // Each report-only key, changed: the same key.
+        type Change<'a> = (&'a str, &'a dyn Fn(&mut Config));
+        let changes: [Change<'_>; 8] = [
+            ("validation.error_threshold", &|c| {
+                c.validation.error_threshold = 0.5
+            }),
+            ("validation.warning_threshold", &|c| {
+                c.validation.warning_threshold = 0.5
+            }),
+            ("validation.fail_on", &|c| {
+                c.validation.fail_on = "warn".into()
+            }),
+            ("validation.history", &|c| {
+                c.validation.history = !c.validation.history
+            }),
+            ("validation.history_window", &|c| {
+                c.validation.history_window = 3
+            }),
+            ("validation.history_min_days", &|c| {
+                c.validation.history_min_days = 9
+            }),
+            ("validation.rows_min_ratio", &|c| {
+                c.validation.rows_min_ratio = 0.01
+            }),
+            ("validation.rows_max_ratio", &|c| {
+                c.validation.rows_max_ratio = 99.0
+            }),
+        ];
+        for (name, f) in changes {
+            assert!(REPORT_ONLY_KEYS.contains(&name), "{name}");
+            assert_eq!(key(f), base, "{name}");
+        }
+        assert_eq!(REPORT_ONLY_KEYS.len(), changes.len());
+        // Keys the streaming stage reads change it.
+        assert_ne!(key(&|c| c.validation.spread_k = 7.0), base);
+        assert_ne!(key(&|c| c.validation.null_threshold = 0.5), base);
+        assert_ne!(key(&|c| c.validation.examples_per_rule = 3), base);
+    }
 
     #[test]
     fn builtins_are_named_once_and_sourced() {

@@ -42,6 +42,9 @@ pub(crate) struct Settings {
     pub normalize: bool,
     /// Continue an interrupted run. Default false.
     pub resume: bool,
+    /// With `resume` on a finished dataset: run its end-of-input flush again from the
+    /// recorded state (only report settings changed). Set by the run itself.
+    pub(crate) flush_again: bool,
     /// Replace what a previous run left in the output. Default false: a folder holding
     /// another run (or a file that exists) is refused.
     pub overwrite: bool,
@@ -84,6 +87,7 @@ impl Default for Settings {
             extra: Vec::new(),
             normalize: true,
             resume: false,
+            flush_again: false,
             overwrite: false,
             events: None,
             validation: crate::quality::Validation::Inline,

@@ -131,6 +131,10 @@ pub struct RecordedRun {
     /// columns were computed again from the dataset; no input was read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refeatured: Vec<String>,
+    /// For a run that only changed settings of the quality report: the keys it changed (the
+    /// rows were kept; the end-of-input flush ran again and the report was made anew).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report_only: Vec<String>,
 }
 
 impl RecordedRun {
@@ -147,6 +151,7 @@ impl RecordedRun {
                 .zip(added.last())
                 .map(|(a, b)| (a.path.clone(), b.path.clone())),
             refeatured: Vec::new(),
+            report_only: Vec::new(),
         }
     }
 }
@@ -296,6 +301,13 @@ impl RunRecord {
                         format!(" ({} … {})", name(a), name(b))
                     }
                 });
+                if !h.report_only.is_empty() {
+                    return format!(
+                        "quality report made again for {} (unix time {})",
+                        h.report_only.join(", "),
+                        h.started_unix
+                    );
+                }
                 if !h.refeatured.is_empty() {
                     return format!(
                         "feature columns computed again for {} (unix time {})",
@@ -420,6 +432,35 @@ fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<St
 }
 
 /// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
+/// Sets the dotted `key` of `to` to its value in `from` (removes it when `from` lacks it).
+pub(crate) fn copy_key(from: &Value, to: &mut Value, key: &str) {
+    let mut src = Some(from);
+    let parts: Vec<&str> = key.split('.').collect();
+    for p in &parts {
+        src = src.and_then(|v| v.get(p));
+    }
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    let mut dst = to;
+    for p in path {
+        match dst.get_mut(p) {
+            Some(v) => dst = v,
+            None => return,
+        }
+    }
+    if let Some(obj) = dst.as_object_mut() {
+        match src {
+            Some(v) => {
+                obj.insert((*last).to_string(), v.clone());
+            }
+            None => {
+                obj.remove(*last);
+            }
+        }
+    }
+}
+
 fn config_differences(a: &Value, b: &Value) -> BTreeMap<String, (String, String)> {
     let mut fa = BTreeMap::new();
     let mut fb = BTreeMap::new();

@@ -153,6 +153,12 @@ pub struct RunReport {
     /// (the inputs were not read again; the other figures are the dataset's run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refeatured: Option<Refeatured>,
+    /// A run whose configuration changed only in settings of the quality report (rule
+    /// thresholds, the verdict, history checks: `pipeline_validate::REPORT_ONLY_KEYS`): the
+    /// keys. The rows and the stage state were kept; only the end-of-input flush ran again,
+    /// and the quality report was made with the new values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_only: Option<Vec<String>>,
     /// Live (`--follow`) runs into a dataset folder: where this run started and stopped in
     /// the followed file. A later live run of the same command continues from `stopped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +226,7 @@ impl RunReport {
             appended: None,
             reprocessed: None,
             refeatured: None,
+            report_only: None,
             live: None,
             taq: None,
             row_ledger: ledger.clone(),

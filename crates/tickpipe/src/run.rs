@@ -229,6 +229,7 @@ impl Pipeline {
         let mut now = self.record(self.workers)?;
         let mut extended = None;
         let mut reprocessed = None;
+        let mut report_only = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
         #[cfg(feature = "prep")]
@@ -256,6 +257,12 @@ impl Pipeline {
             if complete {
                 return finished_report(out, "the run in it is already complete");
             }
+            // An interrupted report-only run flushes again (if the manifest was already
+            // taken back to the state before the flush, this changes nothing).
+            self.s.flush_again = prior
+                .history
+                .last()
+                .is_some_and(|h| !h.report_only.is_empty());
             remove_marker(out)?;
         } else if self.s.overwrite {
             #[cfg(feature = "prep")]
@@ -297,6 +304,22 @@ impl Pipeline {
                         && let Some(r) = self.rewind_history(out, &prior, &mut now)?
                     {
                         reprocessed = Some(r);
+                    } else if let Some(keys) = self.report_only_change(out, &prior, &now) {
+                        tracing::info!(
+                            "{}: only settings of the quality report changed ({}): the rows and \
+                             the stage state are kept; the end-of-input flush runs again from \
+                             the recorded state and the report is made with the new values",
+                            out.display(),
+                            keys.join(", ")
+                        );
+                        remove_marker(out)?;
+                        self.continue_recorded(out, &prior, &mut now, prior.inputs.len())?;
+                        if let Some(h) = now.history.last_mut() {
+                            h.report_only = keys.clone();
+                        }
+                        now.save(out)?;
+                        self.s.flush_again = true;
+                        report_only = Some(keys);
                     } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {
                         return Ok(report);
                     } else {
@@ -337,6 +360,7 @@ impl Pipeline {
         let mut report = self.run_engine(Some(out), started)?;
         report.appended = extended;
         report.reprocessed = reprocessed;
+        report.report_only = report_only;
         if let Some(from) = live_from {
             report.live = Some(crate::live::live_span(out, from)?);
         }
@@ -505,6 +529,55 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The configuration keys that changed, when `now` differs from the finished run
+    /// `prior` in `out` only in settings read when the quality report is made
+    /// (`pipeline_validate::REPORT_ONLY_KEYS`) and the folder can run its end-of-input flush
+    /// again (written appendable, one manifest, not a shard, no normalisation or
+    /// trades-and-quotes join); `None` otherwise.
+    fn report_only_change(
+        &self,
+        out: &Path,
+        prior: &RunRecord,
+        now: &RunRecord,
+    ) -> Option<Vec<String>> {
+        #[cfg(feature = "validate")]
+        {
+            let keys = prior.changed_keys(now);
+            if keys.is_empty()
+                || !keys
+                    .iter()
+                    .all(|k| pipeline_validate::REPORT_ONLY_KEYS.contains(&k.as_str()))
+            {
+                return None;
+            }
+            // Everything else (inputs, stages, other keys, shard) as recorded.
+            let mut masked = now.clone();
+            for k in &keys {
+                crate::record::copy_key(&prior.config, &mut masked.config, k);
+            }
+            if !prior.differences(&masked).is_empty()
+                || !self.s.config.output.appendable
+                || self.s.shard.is_some()
+                || prior.shard.is_some()
+            {
+                return None;
+            }
+            #[cfg(feature = "prep")]
+            if self.normalize.is_some() || self.taq.is_some() {
+                return None;
+            }
+            pipeline_parallel::resumed_workers(&out.join(MANIFEST))
+                .ok()
+                .flatten()?;
+            Some(keys)
+        }
+        #[cfg(not(feature = "validate"))]
+        {
+            let _ = (out, prior, now);
+            None
+        }
+    }
+
     /// Whether this run may add inputs to the finished run `prior` in `out`: outputs that
     /// depend on the whole dataset cannot be extended row by row, so those settings are
     /// refused, saying why.
@@ -639,6 +712,7 @@ impl Pipeline {
                     .output_dir(&data)
                     .root(out)
                     .flush_segment(self.s.config.output.appendable)
+                    .flush_again(self.s.flush_again)
                     .resume(self.s.resume);
             }
             (Output::File(path), _) => {

@@ -592,3 +592,119 @@ fn a_feature_re_run_works_on_a_folder_written_not_appendable() {
         .success();
     assert_same_rows(&out, &reference, "not appendable, features recomputed");
 }
+
+#[test]
+fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 12_000, 5);
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let first = summary_of(&out);
+    let crashed = tmp.path().join("crashed");
+    copy_dir(&out, &crashed);
+    // A warning threshold of 0 turns every rule with a warning into a failed one; the
+    // history check's ratio and window are report settings too.
+    let cfg = tmp.path().join("report.toml");
+    std::fs::write(
+        &cfg,
+        "[validation]\nwarning_threshold = 0.0\nrows_min_ratio = 0.5\nhistory_window = 3\n",
+    )
+    .unwrap();
+    let mut args = with_config(&input, &out, &cfg);
+    args.retain(|a| a != "-q");
+    let a = tickpipe().args(&args).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("only settings of the quality report changed")
+            && err.contains("validation.warning_threshold"),
+        "{err}"
+    );
+    let s = summary_of(&out);
+    assert_eq!(
+        s["report_only"],
+        serde_json::json!([
+            "validation.history_window",
+            "validation.rows_min_ratio",
+            "validation.warning_threshold"
+        ]),
+        "{s}"
+    );
+
+    // Against a fresh run with the new settings: the same rows, quarantine, ledger and
+    // quality report (rule by rule).
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(with_config(&input, &reference, &cfg))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "report settings changed");
+    let r = summary_of(&reference);
+    assert_balanced(&s);
+    for k in ["rows_read", "rows_written", "rows_quarantined"] {
+        assert_eq!(s[k], r[k], "{k}: {s} vs {r}");
+        assert_eq!(s[k], first[k], "{k}: the rows did not change");
+    }
+    let quality = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("quality.json")).unwrap()).unwrap()
+    };
+    let rules = |q: &serde_json::Value| -> Vec<serde_json::Value> {
+        q["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                serde_json::json!([
+                    x["name"],
+                    x["status"],
+                    x["checked"],
+                    x["failed"],
+                    x["threshold"]
+                ])
+            })
+            .collect()
+    };
+    let (got, want) = (quality(&out), quality(&reference));
+    assert_eq!(rules(&got), rules(&want));
+    assert_eq!(got["verdict"], want["verdict"]);
+    assert!(
+        rules(&got)
+            .iter()
+            .any(|x| x[1] == "fail" && x[4].as_f64() == Some(0.0)),
+        "a warning rule with findings fails at threshold 0: {:?}",
+        rules(&got)
+    );
+    assert!(inspect(&out).contains("quality report made again for validation.history_window"));
+
+    // Killed before the flush segment is committed again: the folder is unfinished, and a
+    // plain --resume (the recorded, new settings) completes it.
+    let flush = days(&input).len();
+    let a = tickpipe()
+        .args(with_config(&input, &crashed, &cfg))
+        .args(["--abort-at", &format!("before-commit:{flush}")])
+        .assert();
+    assert!(!a.get_output().status.success(), "should crash");
+    assert!(!crashed.join("_SUCCESS").exists());
+    tickpipe()
+        .args([
+            "run",
+            input.to_str().unwrap(),
+            "--out",
+            crashed.to_str().unwrap(),
+            "--resume",
+            "-q",
+        ])
+        .assert()
+        .success();
+    assert_same_rows(&crashed, &reference, "report settings, resumed");
+    assert_eq!(rules(&quality(&crashed)), rules(&want));
+
+    // A setting the streaming stage reads is refused as before.
+    let other = tmp.path().join("other.toml");
+    std::fs::write(&other, "[validation]\nspread_k = 7.0\n").unwrap();
+    let a = tickpipe()
+        .args(with_config(&input, &out, &other))
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("validation.spread_k"), "{err}");
+}
