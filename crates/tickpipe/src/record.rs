@@ -178,6 +178,14 @@ const EXECUTION_ONLY: &[&str] = &[
     "preprocessing.enable_parallel_processing",
 ];
 
+/// Whether a configuration key only changes how a run executes or is watched, not what it
+/// writes into the dataset: [`EXECUTION_ONLY`], and every `[monitor]` key (sampling,
+/// alert thresholds, the HTTP endpoint: the metrics and run report describe the run that
+/// wrote them, so an append with other alert thresholds writes its own).
+fn execution_only(key: &str) -> bool {
+    EXECUTION_ONLY.contains(&key) || key.starts_with("monitor.")
+}
+
 impl RunRecord {
     /// The record of a run about to start.
     pub fn new(
@@ -347,7 +355,7 @@ impl RunRecord {
     pub(crate) fn changed_keys(&self, now: &RunRecord) -> Vec<String> {
         config_differences(&self.config, &now.config)
             .into_keys()
-            .filter(|k| !EXECUTION_ONLY.contains(&k.as_str()))
+            .filter(|k| !execution_only(k))
             .collect()
     }
 
@@ -357,7 +365,7 @@ impl RunRecord {
     pub fn differences(&self, now: &RunRecord) -> Vec<String> {
         let mut out = input_differences(&self.inputs, &now.inputs);
         for (key, (old, new)) in config_differences(&self.config, &now.config) {
-            if !EXECUTION_ONLY.contains(&key.as_str()) {
+            if !execution_only(&key) {
                 out.push(format!("config key `{key}` was {old}, is now {new}"));
             }
         }
@@ -432,32 +440,11 @@ fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<St
 }
 
 /// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
-/// Sets the dotted `key` of `to` to its value in `from` (removes it when `from` lacks it).
+/// Sets the dotted `key` of `to` to its value in `from` (nothing when `from` lacks it).
 pub(crate) fn copy_key(from: &Value, to: &mut Value, key: &str) {
-    let mut src = Some(from);
-    let parts: Vec<&str> = key.split('.').collect();
-    for p in &parts {
-        src = src.and_then(|v| v.get(p));
-    }
-    let Some((last, path)) = parts.split_last() else {
-        return;
-    };
-    let mut dst = to;
-    for p in path {
-        match dst.get_mut(p) {
-            Some(v) => dst = v,
-            None => return,
-        }
-    }
-    if let Some(obj) = dst.as_object_mut() {
-        match src {
-            Some(v) => {
-                obj.insert((*last).to_string(), v.clone());
-            }
-            None => {
-                obj.remove(*last);
-            }
-        }
+    let value = key.split('.').try_fold(from, |v, p| v.get(p)).cloned();
+    if let Some(v) = value {
+        set(to, key, v);
     }
 }
 
@@ -521,7 +508,7 @@ pub fn resume_config(recorded: &Config, asked: &Config) -> Result<(Config, Vec<S
         if fd.get(key) == Some(value) || fr.get(key) == Some(value) {
             continue;
         }
-        if EXECUTION_ONLY.contains(&key.as_str()) {
+        if execution_only(key) {
             set(&mut merged, key, value.clone());
         } else {
             conflicts.push(format!(
@@ -616,6 +603,9 @@ mod tests {
         cfg2.preprocessing.outlier_threshold = 3.0;
         cfg2.pipeline.memory_limit = "1GiB".parse().unwrap();
         cfg2.cache.enabled = false;
+        // How the run is watched changes nothing in the dataset.
+        cfg2.monitor.memory_alert_pct = 50.0;
+        cfg2.monitor.interval_ms = 250;
         let b = record(dir.path(), &cfg2, &["a.csv", "b.csv"]);
         let d = a.differences(&b);
         assert_eq!(d.len(), 2, "{d:?}");

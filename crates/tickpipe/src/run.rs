@@ -323,7 +323,13 @@ impl Pipeline {
                     } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {
                         return Ok(report);
                     } else {
-                        let why = if diffs.iter().any(|d| d.starts_with("input ")) {
+                        let appends = now.inputs.len() > prior.inputs.len()
+                            && now.inputs.starts_with(&prior.inputs);
+                        let why = if appends {
+                            "new inputs after the recorded ones are appended only under the \
+                             recorded configuration, and it changed: run the append with the \
+                             recorded settings, or "
+                        } else if diffs.iter().any(|d| d.starts_with("input ")) {
                             "a changed, removed or inserted input changes the state every \
                              later file of its symbols starts from, so the run goes back to \
                              the last segment end before it; here there is none (the first \
