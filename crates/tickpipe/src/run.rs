@@ -318,6 +318,13 @@ impl Pipeline {
                             h.report_only = keys.clone();
                         }
                         now.save(out)?;
+                        // A fresh run without the history file has none.
+                        #[cfg(feature = "validate")]
+                        if !self.s.config.validation.history {
+                            crate::output::remove_if_exists(
+                                &out.join(pipeline_validate::HISTORY_FILE),
+                            )?;
+                        }
                         self.s.flush_again = true;
                         report_only = Some(keys);
                     } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {

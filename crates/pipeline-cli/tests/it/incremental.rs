@@ -698,6 +698,21 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
     assert_same_rows(&crashed, &reference, "report settings, resumed");
     assert_eq!(rules(&quality(&crashed)), rules(&want));
 
+    // Turning the history off leaves no history file, as a fresh run would.
+    assert!(out.join("quality_history.jsonl").exists());
+    let off = tmp.path().join("off.toml");
+    std::fs::write(&off, "[validation]\nhistory = false\n").unwrap();
+    tickpipe()
+        .args(with_config(&input, &out, &off))
+        .assert()
+        .success();
+    assert!(!out.join("quality_history.jsonl").exists());
+    // (The other three keys went back to their defaults: report settings as well.)
+    assert_eq!(
+        summary_of(&out)["report_only"][0],
+        serde_json::json!("validation.history")
+    );
+
     // A setting the streaming stage reads is refused as before.
     let other = tmp.path().join("other.toml");
     std::fs::write(&other, "[validation]\nspread_k = 7.0\n").unwrap();
