@@ -18,7 +18,8 @@ pub(crate) struct MonitorOutcome {
     pub files: Vec<PathBuf>,
 }
 
-/// What the run tells the monitor at the end.
+/// What the run tells the monitor at the end (read only with the monitor built in).
+#[cfg_attr(not(feature = "monitor"), allow(dead_code))]
 pub(crate) struct RunFacts<'a> {
     pub title: String,
     pub ledger: &'a Ledger,

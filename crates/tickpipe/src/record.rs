@@ -352,6 +352,7 @@ impl RunRecord {
 
     /// The configuration keys (dotted) whose values differ between this record and `now`,
     /// other than the execution-only ones.
+    #[cfg(any(feature = "prep", feature = "validate"))]
     pub(crate) fn changed_keys(&self, now: &RunRecord) -> Vec<String> {
         config_differences(&self.config, &now.config)
             .into_keys()
@@ -441,6 +442,7 @@ fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<St
 
 /// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
 /// Sets the dotted `key` of `to` to its value in `from` (nothing when `from` lacks it).
+#[cfg(feature = "validate")]
 pub(crate) fn copy_key(from: &Value, to: &mut Value, key: &str) {
     let value = key.split('.').try_fold(from, |v, p| v.get(p)).cloned();
     if let Some(v) = value {

@@ -782,6 +782,7 @@ impl Pipeline {
             }
         };
         // The engine lists data and quarantine files together; the report keeps them apart.
+        #[cfg_attr(not(feature = "prep"), allow(unused_mut))]
         let (mut outputs, reports): (Vec<PathBuf>, Vec<PathBuf>) =
             report.outputs.iter().cloned().partition(|p| match &data {
                 Some(d) => p.starts_with(d),
