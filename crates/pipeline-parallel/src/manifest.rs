@@ -248,14 +248,11 @@ pub fn replace_stage_states(
             }
             for (w, s) in per_worker.iter().enumerate() {
                 let key = format!("{seg}/{}", state_key(w, stage));
-                match s {
-                    Some(bytes) => {
-                        hs.insert(key.as_str(), bytes.as_slice())
-                            .map_err(|e| db_err(p, e))?;
-                    }
-                    None => {
-                        hs.remove(key.as_str()).map_err(|e| db_err(p, e))?;
-                    }
+                hs.remove(key.as_str()).map_err(|e| db_err(p, e))?;
+                hs.remove(packed_key(&key).as_str())
+                    .map_err(|e| db_err(p, e))?;
+                if let Some(bytes) = s {
+                    insert_state(&mut hs, &key, bytes).map_err(|e| db_err(p, e))?;
                 }
             }
         }
@@ -375,6 +372,11 @@ impl Manifest {
                 let key = format!("{prefix}{}", state_key(w, k));
                 if let Some(v) = states_t.get(key.as_str()).map_err(|e| db_err(p, e))? {
                     *slot = Some(v.value().to_vec());
+                } else if let Some(v) = states_t
+                    .get(packed_key(&key).as_str())
+                    .map_err(|e| db_err(p, e))?
+                {
+                    *slot = Some(unpack_state(v.value()).map_err(|e| db_err(p, e))?);
                 }
             }
         }
@@ -463,8 +465,7 @@ impl Manifest {
                     for (k, s) in row.iter().enumerate() {
                         if let Some(bytes) = s {
                             let key = format!("{seg}/{}", state_key(w, k));
-                            hs.insert(key.as_str(), bytes.as_slice())
-                                .map_err(|e| db_err(p, e))?;
+                            insert_state(&mut hs, &key, bytes).map_err(|e| db_err(p, e))?;
                         }
                     }
                 }
@@ -559,6 +560,59 @@ fn state_key(worker: usize, stage: usize) -> String {
     format!("w{worker}/s{stage}")
 }
 
+/// States of at least this many bytes are kept zstd-compressed (level 1), under
+/// [`packed_key`]: the validation stage's state holds every closed symbol-day as JSON and
+/// grows with the dataset, and the manifest keeps it at up to 48 segment ends (on the demo
+/// layout, 1.3 MB of state per segment end, and each append of one day grew the manifest
+/// by about 2 MB).
+const PACK_AT: usize = 64 << 10;
+
+/// Where a compressed state is kept: its key with `#z` (a key names the format, so any
+/// stage's bytes are stored as they are when not compressed).
+fn packed_key(key: &str) -> String {
+    format!("{key}#z")
+}
+
+/// Inserts `bytes` as the state under `key`: compressed under [`packed_key`] when that
+/// saves space, as they are otherwise.
+fn insert_state(
+    hs: &mut redb::Table<&str, &[u8]>,
+    key: &str,
+    bytes: &[u8],
+) -> std::result::Result<(), redb::StorageError> {
+    if bytes.len() >= PACK_AT
+        && let Ok(z) = zstd::bulk::compress(bytes, 1)
+        && z.len() + 8 < bytes.len()
+    {
+        let mut v = Vec::with_capacity(8 + z.len());
+        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        v.extend_from_slice(&z);
+        hs.insert(packed_key(key).as_str(), v.as_slice())?;
+    } else {
+        hs.insert(key, bytes)?;
+    }
+    Ok(())
+}
+
+/// A state stored by [`insert_state`] under [`packed_key`]: its length, then zstd.
+fn unpack_state(v: &[u8]) -> std::result::Result<Vec<u8>, redb::StorageError> {
+    let bad = |m: String| redb::StorageError::Io(std::io::Error::other(m));
+    let (len, z) = v
+        .split_first_chunk::<8>()
+        .ok_or_else(|| bad("a compressed stage state is truncated".into()))?;
+    let len = usize::try_from(u64::from_le_bytes(*len))
+        .map_err(|_| bad("a compressed stage state is too large".into()))?;
+    let out = zstd::bulk::decompress(z, len)
+        .map_err(|e| bad(format!("a compressed stage state does not decompress: {e}")))?;
+    if out.len() != len {
+        return Err(bad(format!(
+            "a compressed stage state decompressed to {} bytes, not {len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
 /// Claims a file as a run's uncommitted work, given the first uncommitted segment.
 pub(crate) type OwnedPredicate = dyn Fn(&Path, u32) -> bool + Send + Sync;
 
@@ -648,6 +702,58 @@ mod tests {
         m.commit(&c, &[vec![Some(vec![1])]]).unwrap();
         let (_, states) = m.load().unwrap().unwrap();
         assert_eq!(states, vec![vec![Some(vec![1])]]);
+    }
+
+    #[test]
+    fn large_states_are_kept_compressed_and_load_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, None).unwrap();
+        let c = Committed {
+            version: VERSION,
+            workers: 2,
+            next_segment: 1,
+            stages: vec![("s".into(), StageMetrics::default())],
+            ..Default::default()
+        };
+        // Closed symbol-days as JSON lines: large and repetitive.
+        let big: Vec<u8> = (0..4000)
+            .flat_map(|i| {
+                format!("{{\"symbol\":\"AAPL\",\"date\":\"d{i}\",\"rows\":{i}}}\n").into_bytes()
+            })
+            .collect();
+        assert!(big.len() >= PACK_AT);
+        let small = vec![7u8; 100];
+        m.commit(&c, &[vec![Some(big.clone())], vec![Some(small.clone())]])
+            .unwrap();
+        let (_, states) = m.load().unwrap().unwrap();
+        assert_eq!(
+            states,
+            vec![vec![Some(big.clone())], vec![Some(small.clone())]]
+        );
+        let stored = |key: &str| -> Option<usize> {
+            let txn = m.db.begin_read().unwrap();
+            let t = txn.open_table(HISTORY_STATES).unwrap();
+            t.get(key).unwrap().map(|v| v.value().len())
+        };
+        let seg = history_key(1);
+        let (k0, k1) = (
+            format!("{seg}/{}", state_key(0, 0)),
+            format!("{seg}/{}", state_key(1, 0)),
+        );
+        assert_eq!(stored(&k0), None);
+        assert!(stored(&packed_key(&k0)).unwrap() * 5 < big.len());
+        assert_eq!(stored(&k1), Some(100));
+        assert_eq!(stored(&packed_key(&k1)), None);
+        drop(m);
+        // Replaced by a small state: the compressed one goes.
+        replace_stage_states(&path, 0, &[(1, vec![Some(vec![1, 2, 3]), None])]).unwrap();
+        let m = Manifest::open(&path, None).unwrap();
+        let (_, states) = m.load().unwrap().unwrap();
+        assert_eq!(states, vec![vec![Some(vec![1, 2, 3])], vec![None]]);
+        // A damaged compressed state is an error, not garbage.
+        assert!(unpack_state(&[1, 2]).is_err());
+        assert!(unpack_state(&[200, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).is_err());
     }
 
     #[test]
