@@ -309,7 +309,7 @@ impl RunRecord {
                         format!(" ({} … {})", name(a), name(b))
                     }
                 });
-                if !h.report_only.is_empty() {
+                if !h.report_only.is_empty() && h.inputs == 0 {
                     return format!(
                         "quality report made again for {} (unix time {})",
                         h.report_only.join(", "),
@@ -324,8 +324,16 @@ impl RunRecord {
                     );
                 }
                 let verb = if i == 0 { "made from" } else { "added" };
+                let report = if h.report_only.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", quality report settings changed ({})",
+                        h.report_only.join(", ")
+                    )
+                };
                 format!(
-                    "{verb} {} input{}{span}, {} in all (unix time {})",
+                    "{verb} {} input{}{span}, {} in all{report} (unix time {})",
                     h.inputs,
                     if h.inputs == 1 { "" } else { "s" },
                     h.total_inputs,

@@ -282,7 +282,10 @@ impl Pipeline {
                             out.display()
                         )));
                     }
-                    let same_setup = prior.same_setup(&now);
+                    // Changed settings of the quality report go with any of the paths below:
+                    // each ends by flushing again, and the report is made anew.
+                    let report_keys = self.report_only_change(out, &prior, &now);
+                    let same_setup = prior.same_setup(&now) || report_keys.is_some();
                     let appended = same_setup
                         && prior.inputs.len() < now.inputs.len()
                         && now.inputs.starts_with(&prior.inputs);
@@ -300,33 +303,20 @@ impl Pipeline {
                         remove_marker(out)?;
                         self.continue_recorded(out, &prior, &mut now, prior.inputs.len())?;
                         extended = Some((added, prior.inputs.len()));
+                    } else if report_keys.is_some() && prior.inputs == now.inputs {
+                        tracing::info!(
+                            "{}: only settings of the quality report changed: the rows and the \
+                             stage state are kept; the end-of-input flush runs again from the \
+                             recorded state and the report is made with the new values",
+                            out.display(),
+                        );
+                        remove_marker(out)?;
+                        self.continue_recorded(out, &prior, &mut now, prior.inputs.len())?;
+                        self.s.flush_again = true;
                     } else if same_setup
                         && let Some(r) = self.rewind_history(out, &prior, &mut now)?
                     {
                         reprocessed = Some(r);
-                    } else if let Some(keys) = self.report_only_change(out, &prior, &now) {
-                        tracing::info!(
-                            "{}: only settings of the quality report changed ({}): the rows and \
-                             the stage state are kept; the end-of-input flush runs again from \
-                             the recorded state and the report is made with the new values",
-                            out.display(),
-                            keys.join(", ")
-                        );
-                        remove_marker(out)?;
-                        self.continue_recorded(out, &prior, &mut now, prior.inputs.len())?;
-                        if let Some(h) = now.history.last_mut() {
-                            h.report_only = keys.clone();
-                        }
-                        now.save(out)?;
-                        // A fresh run without the history file has none.
-                        #[cfg(feature = "validate")]
-                        if !self.s.config.validation.history {
-                            crate::output::remove_if_exists(
-                                &out.join(pipeline_validate::HISTORY_FILE),
-                            )?;
-                        }
-                        self.s.flush_again = true;
-                        report_only = Some(keys);
                     } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {
                         return Ok(report);
                     } else {
@@ -352,6 +342,15 @@ impl Pipeline {
                             out.display(),
                             diffs.join("; ")
                         )));
+                    }
+                    if let Some(keys) = report_keys {
+                        tracing::info!(
+                            "{}: settings of the quality report changed ({})",
+                            out.display(),
+                            keys.join(", ")
+                        );
+                        self.mark_report_only(out, &mut now, &keys)?;
+                        report_only = Some(keys);
                     }
                 }
                 None if has_ours(out) => {
@@ -542,11 +541,26 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The configuration keys that changed, when `now` differs from the finished run
-    /// `prior` in `out` only in settings read when the quality report is made
-    /// (`pipeline_validate::REPORT_ONLY_KEYS`) and the folder can run its end-of-input flush
-    /// again (written appendable, one manifest, not a shard, no normalisation or
-    /// trades-and-quotes join); `None` otherwise.
+    /// Records, in this run's history entry, the report settings it changed (so an
+    /// interrupted run flushes again when resumed), and removes the quality history when
+    /// it is now off (a fresh run would have none).
+    fn mark_report_only(&mut self, out: &Path, now: &mut RunRecord, keys: &[String]) -> Result<()> {
+        if let Some(h) = now.history.last_mut() {
+            h.report_only = keys.to_vec();
+        }
+        now.save(out)?;
+        #[cfg(feature = "validate")]
+        if !self.s.config.validation.history {
+            crate::output::remove_if_exists(&out.join(pipeline_validate::HISTORY_FILE))?;
+        }
+        Ok(())
+    }
+
+    /// The configuration keys that changed, when `now`'s setup (all but its inputs) differs
+    /// from the finished run `prior` in `out` only in settings read when the quality report
+    /// is made (`pipeline_validate::REPORT_ONLY_KEYS`) and the folder can run its
+    /// end-of-input flush again (written appendable, one manifest, not a shard, no
+    /// normalisation or trades-and-quotes join); `None` otherwise.
     fn report_only_change(
         &self,
         out: &Path,
@@ -568,7 +582,7 @@ impl Pipeline {
             for k in &keys {
                 crate::record::copy_key(&prior.config, &mut masked.config, k);
             }
-            if !prior.differences(&masked).is_empty()
+            if !prior.setup_differences(&masked).is_empty()
                 || !self.s.config.output.appendable
                 || self.s.shard.is_some()
                 || prior.shard.is_some()

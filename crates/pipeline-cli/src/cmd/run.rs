@@ -159,10 +159,17 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
         );
     }
     if let (Some(keys), false) = (&report.report_only, quiet) {
-        eprintln!(
-            "  only settings of the quality report changed ({}): the rows were kept, the end-of-input flush ran again from the recorded state and the quality report was made with the new values",
-            keys.join(", ")
-        );
+        if report.appended.is_some() || report.reprocessed.is_some() {
+            eprintln!(
+                "  settings of the quality report changed ({}): the quality report was made with the new values",
+                keys.join(", ")
+            );
+        } else {
+            eprintln!(
+                "  only settings of the quality report changed ({}): the rows were kept, the end-of-input flush ran again from the recorded state and the quality report was made with the new values",
+                keys.join(", ")
+            );
+        }
     }
     if let (Some(live), false) = (report.live, quiet) {
         match live.stopped {

@@ -713,6 +713,29 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
         serde_json::json!("validation.history")
     );
 
+    // With a new day at the same time: the day is appended and the report made with the
+    // settings, equal to a fresh run over all days with them.
+    let (held, back) = hold_back_last_day(&input, &tmp.path().join("aside"));
+    let short = tmp.path().join("short");
+    tickpipe().args(run_args(&input, &short)).assert().success();
+    std::fs::rename(&held, &back).unwrap();
+    let mut args = with_config(&input, &short, &cfg);
+    args.retain(|a| a != "-q");
+    let a = tickpipe().args(&args).assert().success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(
+        err.contains("incremental run: 1 new inputs")
+            && err.contains("settings of the quality report changed (validation.history_window"),
+        "{err}"
+    );
+    assert_same_rows(&short, &reference, "an append with changed report settings");
+    assert_eq!(rules(&quality(&short)), rules(&want));
+    let text = inspect(&short);
+    assert!(
+        text.contains("added 1 input") && text.contains("quality report settings changed"),
+        "{text}"
+    );
+
     // A setting the streaming stage reads is refused as before.
     let other = tmp.path().join("other.toml");
     std::fs::write(&other, "[validation]\nspread_k = 7.0\n").unwrap();
