@@ -401,6 +401,14 @@ fn a_folder_written_not_appendable_refuses_an_append_and_says_why() {
 }
 
 /// `run_args` with `--config cfg`.
+/// Runs [`with_config`] without `-q`; it must succeed; its stderr.
+fn loud_with_config(input: &Path, out: &Path, cfg: &Path) -> String {
+    let mut args = with_config(input, out, cfg);
+    args.retain(|a| a != "-q");
+    let a = tickpipe().args(&args).assert().success();
+    String::from_utf8_lossy(&a.get_output().stderr).to_string()
+}
+
 fn with_config(input: &Path, out: &Path, cfg: &Path) -> Vec<String> {
     let mut a = run_args(input, out);
     a.extend(["--config".into(), cfg.to_string_lossy().into()]);
@@ -426,10 +434,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     copy_dir(&out, &interrupted);
     let first = summary_of(&out);
 
-    let mut args = with_config(&input, &out, &cfg);
-    args.retain(|a| a != "-q");
-    let a = tickpipe().args(&args).assert().success();
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let err = loud_with_config(&input, &out, &cfg);
     assert!(
         err.contains("only feature parameters changed")
             && err.contains("preprocessing.indicators")
@@ -468,8 +473,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         "{text}"
     );
     // The record holds the new configuration: the same command is up to date.
-    let a = tickpipe().args(&args).assert().success();
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let err = loud_with_config(&input, &out, &cfg);
     assert!(err.contains("nothing to do"), "{err}");
 
     // Killed after rewriting two files: the folder is unfinished; another configuration is
@@ -610,10 +614,7 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
         "[validation]\nwarning_threshold = 0.0\nrows_min_ratio = 0.5\nhistory_window = 3\n",
     )
     .unwrap();
-    let mut args = with_config(&input, &out, &cfg);
-    args.retain(|a| a != "-q");
-    let a = tickpipe().args(&args).assert().success();
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let err = loud_with_config(&input, &out, &cfg);
     assert!(
         err.contains("only settings of the quality report changed")
             && err.contains("validation.warning_threshold"),
@@ -719,10 +720,7 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
     let short = tmp.path().join("short");
     tickpipe().args(run_args(&input, &short)).assert().success();
     std::fs::rename(&held, &back).unwrap();
-    let mut args = with_config(&input, &short, &cfg);
-    args.retain(|a| a != "-q");
-    let a = tickpipe().args(&args).assert().success();
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    let err = loud_with_config(&input, &short, &cfg);
     assert!(
         err.contains("incremental run: 1 new inputs")
             && err.contains("settings of the quality report changed (validation.history_window"),
