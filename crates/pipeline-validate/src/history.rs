@@ -55,48 +55,38 @@ pub(crate) fn read(path: &Path) -> Result<Prior> {
 /// read (an append's report covers every day so far, and nearly all of them are unchanged:
 /// serialising 6,290 records again was a tenth of the report's cost).
 pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u64> {
+    /// A record to write: an earlier one (its index in `prior`, its line as read), or a
+    /// new line.
     enum Rec<'a> {
-        Kept(&'a str),
+        Kept(usize, &'a str),
         New(String),
     }
-    let mut all: BTreeMap<(&str, &str), (Option<usize>, Rec<'_>)> = prior
+    let mut all: BTreeMap<(&str, &str), Rec<'_>> = prior
         .days
         .iter()
         .zip(&prior.lines)
         .enumerate()
-        .map(|(i, (d, l))| {
-            (
-                (d.symbol.as_str(), d.date.as_str()),
-                (Some(i), Rec::Kept(l)),
-            )
-        })
+        .map(|(i, (d, l))| ((d.symbol.as_str(), d.date.as_str()), Rec::Kept(i, l)))
         .collect();
     for d in days {
         let key = (d.symbol.as_str(), d.date.as_str());
-        let unchanged = all.get(&key).and_then(|e| e.0).is_some_and(|i| {
-            let p = &prior.days[i];
-            *p == SymbolDay {
-                file: None,
-                line: None,
-                source: None,
-                ..d.clone()
-            }
-        });
-        if unchanged {
+        let d = SymbolDay {
+            file: None,
+            line: None,
+            source: None,
+            ..d.clone()
+        };
+        if matches!(all.get(&key), Some(Rec::Kept(i, _)) if prior.days[*i] == d) {
             continue;
         }
-        let mut d = d.clone();
-        d.file = None;
-        d.line = None;
-        d.source = None;
         let line = serde_json::to_string(&d)
             .map_err(|e| Error::Internal(format!("history record: {e}")))?;
-        all.insert(key, (None, Rec::New(line)));
+        all.insert(key, Rec::New(line));
     }
     let mut text = String::new();
-    for (_, r) in all.values() {
+    for r in all.values() {
         text.push_str(match r {
-            Rec::Kept(l) => l,
+            Rec::Kept(_, l) => l,
             Rec::New(l) => l,
         });
         text.push('\n');

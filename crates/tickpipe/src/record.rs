@@ -68,27 +68,11 @@ pub(crate) fn remember_fingerprints(out: &Path, inputs: &[InputFile]) {
     }
 }
 
-/// The record this process read last: its path, the `stat` it was read under and the record.
-type LoadedRecord = (std::path::PathBuf, (u64, u128, u64, i64, i64), RunRecord);
+/// The record this process read last: its path, the `stat` it was read under (a record is
+/// written to a new file and renamed over the old one, so any rewrite changes the stamp) and
+/// the record.
+type LoadedRecord = (std::path::PathBuf, pipeline_io::StatStamp, RunRecord);
 static LOADED: std::sync::Mutex<Option<LoadedRecord>> = std::sync::Mutex::new(None);
-
-/// Size, modification time, inode and change time: a record is written to a new file and
-/// renamed over the old one, so any rewrite changes this.
-fn record_stamp(m: &std::fs::Metadata) -> (u64, u128, u64, i64, i64) {
-    let mtime = m
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    #[cfg(unix)]
-    let (ino, ctime, ctime_ns) = {
-        use std::os::unix::fs::MetadataExt;
-        (m.ino(), m.ctime(), m.ctime_nsec())
-    };
-    #[cfg(not(unix))]
-    let (ino, ctime, ctime_ns) = (0, 0, 0);
-    (m.len(), mtime, ino, ctime, ctime_ns)
-}
 
 /// What a dataset folder's run was made from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,7 +205,9 @@ impl RunRecord {
         // refeature check, the new record's history): parsed once per process while the
         // file's `stat` is unchanged (the record of five years of daily files is 0.5 MB of
         // JSON). `save` forgets it.
-        let stamp = std::fs::metadata(&path).ok().map(|m| record_stamp(&m));
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .map(|m| pipeline_io::StatStamp::of(&m));
         if let Some(st) = &stamp
             && let Ok(memo) = LOADED.lock()
             && let Some((p, s, r)) = memo.as_ref()

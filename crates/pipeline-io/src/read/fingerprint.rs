@@ -52,7 +52,8 @@ pub struct StatStamp {
 }
 
 impl StatStamp {
-    fn of(meta: &std::fs::Metadata) -> StatStamp {
+    /// The stamp of `meta` (a file's `stat`).
+    pub fn of(meta: &std::fs::Metadata) -> StatStamp {
         let mtime_ns = meta
             .modified()
             .ok()

@@ -198,18 +198,25 @@ fn describe(files: &[InputFile], opts: &ReadOptions, reuse: bool) -> Result<Data
                         h = chain(h, k);
                         chains.push(h);
                     }
-                    (db.clone(), list_key, chains)
+                    (db.clone(), list_key, keys, chains)
                 })
         }
         _ => None,
     };
-    let kept: Option<DescribedList> = list.as_ref().and_then(|(db, key, chains)| {
+    let kept: Option<DescribedList> = list.as_ref().and_then(|(db, key, _, chains)| {
         let d: DescribedList = serde_json::from_slice(&db.get(key)?).ok()?;
         (d.files >= 1 && chains.get(d.files - 1) == Some(&d.chain)).then_some(d)
     });
     let reused = kept.as_ref().map_or(0, |d| d.files);
     let rest = &files[reused..];
-    let results = par_map(rest.len(), threads, |i| describe_file(&rest[i], &opts))?;
+    // Each new file's cache key, computed above with the list's, is not computed again.
+    let key_of = |i: usize| {
+        list.as_ref()
+            .map(|(_, _, keys, _)| keys[reused + i].as_str())
+    };
+    let results = par_map(rest.len(), threads, |i| {
+        describe_file(&rest[i], &opts, key_of(i))
+    })?;
     let mut infos = Vec::new();
     let mut failed = Vec::new();
     for (f, r) in rest.iter().zip(results) {
@@ -232,7 +239,7 @@ fn describe(files: &[InputFile], opts: &ReadOptions, reuse: bool) -> Result<Data
             }
         }
     }
-    if let Some((db, key, chains)) = list
+    if let Some((db, key, _, chains)) = list
         && failed.is_empty()
         && !infos
             .iter()
@@ -279,12 +286,19 @@ pub fn dataset_schema(files: &[InputFile], opts: &ReadOptions) -> Result<SchemaR
 /// answered from it (by fingerprint: size, mtime and the hashes of both ends), and a new
 /// description is kept; LOBSTER message files are always sniffed (their schema depends on
 /// the order-book file beside them).
-fn describe_file(input: &InputFile, opts: &ReadOptions) -> Result<Option<FileInfo>> {
+fn describe_file(
+    input: &InputFile,
+    opts: &ReadOptions,
+    key: Option<&str>,
+) -> Result<Option<FileInfo>> {
     if input.is_stdin() {
         return Ok(None);
     }
     let cache = match &opts.meta_cache {
-        Some(db) if !input.is_stream() => super::cache::fingerprint(&input.path).map(|k| (db, k)),
+        Some(db) if !input.is_stream() => key
+            .map(str::to_string)
+            .or_else(|| super::cache::fingerprint(&input.path))
+            .map(|k| (db, k)),
         _ => None,
     };
     let Some((db, key)) = cache else {
