@@ -136,6 +136,9 @@ pub(crate) fn read_source(
     let mut ok = false;
     let mut fatal: Option<Error> = None;
     let mut attempts = 0;
+    // Workers that acknowledged a complete attempt without a failure: done with this source
+    // (see `Part::End`); nothing more is sent to them and no answer awaited.
+    let mut released = vec![false; ctx.workers];
     for attempt in 0..=ctx.retries {
         attempts = attempt + 1;
         if attempt > 0 {
@@ -144,6 +147,7 @@ pub(crate) fn read_source(
             std::thread::sleep(wait);
         }
         let mut acked = 0usize;
+        let active = released.iter().filter(|r| !**r).count();
         let mut worker_failed = false;
         // Whether another attempt can cure this one's failure: a source error only when it is
         // an I/O error, a stage failure when the stage says so (see `Ack::retry`).
@@ -165,7 +169,7 @@ pub(crate) fn read_source(
                     spec,
                     seeding,
                     attempt,
-                    &parts,
+                    (&parts, &released),
                     &acks,
                     &mut st,
                     &mut on_ack,
@@ -179,20 +183,29 @@ pub(crate) fn read_source(
                 )))),
             }
         };
-        for p in &parts {
-            let _ = p.send(Part::End { attempt });
+        let complete = stop.is_none();
+        for (p, _) in parts.iter().zip(&released).filter(|(_, r)| !**r) {
+            let _ = p.send(Part::End { attempt, complete });
         }
-        // Every worker answers each attempt exactly once (a worker that died of a fatal
-        // error never will: the abort flag ends the wait).
-        while acked < ctx.workers {
+        // Every worker still on the source answers each attempt exactly once (a worker that
+        // died of a fatal error never will: the abort flag ends the wait).
+        while acked < active {
             match acks.recv_timeout(ACK_POLL) {
                 Ok(a) => {
                     if a.attempt == attempt {
                         acked += 1;
-                        if let Some(e) = a.error {
-                            worker_failed = true;
-                            retryable &= a.retry;
-                            last_error = e;
+                        match a.error {
+                            Some(e) => {
+                                worker_failed = true;
+                                retryable &= a.retry;
+                                last_error = e;
+                            }
+                            None if complete => {
+                                if let Some(r) = released.get_mut(a.worker) {
+                                    *r = true;
+                                }
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -239,13 +252,14 @@ pub(crate) fn read_source(
             break;
         }
     }
+    let still = || parts.iter().zip(&released).filter(|(_, r)| !**r);
     if ok {
-        for p in &parts {
+        for (p, _) in still() {
             let _ = p.send(Part::Finished);
         }
     } else {
         let rows = Arc::new(std::mem::take(&mut st.rows));
-        for p in &parts {
+        for (p, _) in still() {
             let _ = p.send(Part::Failed { rows: rows.clone() });
         }
         if !cancelled && fatal.is_none() {
@@ -336,7 +350,7 @@ fn attempt_once(
     spec: &SourceSpec,
     seeding: bool,
     attempt: u32,
-    parts: &[Sender<Part>],
+    (parts, released): (&[Sender<Part>], &[bool]),
     acks: &Receiver<Ack>,
     st: &mut FileState,
     on_ack: &mut dyn FnMut(Ack),
@@ -443,6 +457,7 @@ fn attempt_once(
         }
         for (w, part) in split.into_iter().enumerate() {
             if let Some(chunk) = part
+                && !released[w]
                 && !send_part(ctx, st.slot, w, &parts[w], Part::Data { attempt, d, chunk })
             {
                 return Some(Stop::Cancelled);

@@ -199,7 +199,7 @@ impl Runner {
         self
     }
 
-    /// Sources open at once (default `max(2, workers)`).
+    /// Sources open at once (default `max(4, 2 × workers)`).
     pub fn max_open_files(mut self, n: usize) -> Self {
         self.config.max_open_files = Some(n);
         self
@@ -617,7 +617,7 @@ impl Run {
             },
             key.as_deref()
                 .map_or("chunk (round robin)".to_string(), |k| format!("`{k}`")),
-            c.max_open_files.unwrap_or(w.max(2)),
+            c.max_open_files.unwrap_or_else(|| default_open(w)),
             c.memory_limit >> 20,
             c.retries,
             if names.is_empty() {
@@ -665,7 +665,7 @@ impl Run {
         let cancel = cancel.unwrap_or_default();
         let abort = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
-        let max_open = c.max_open_files.unwrap_or(w.max(2));
+        let max_open = c.max_open_files.unwrap_or_else(|| default_open(w));
         let live = observer.map(|m| {
             m.begin(RunShape {
                 stages: names.clone(),
@@ -1063,6 +1063,15 @@ fn write_rejects(
         total.merge(s.finish()?);
     }
     Ok(total)
+}
+
+/// Sources open at once unless set: two per worker, at least 4. Workers take sources in
+/// order and each moves on as soon as it is done with its part of one, so the sources
+/// open ahead are how far a worker may run ahead of the others. At `max(2, workers)`, on
+/// 252 day files of 12K rows (2 workers), a run took 2.74 s and one reduce task of a
+/// cluster job 1.35 s; at 4, 2.43 s and 1.02 s, for 2-4 MiB more peak memory.
+fn default_open(workers: usize) -> usize {
+    (2 * workers).max(4)
 }
 
 /// Asks the quarantine writer to publish segment `seg`'s quarantine and waits for its files.

@@ -24,8 +24,13 @@ pub const FAILED_FILE: &str = "failed_file";
 pub(crate) enum Part {
     /// Delivery `d` of attempt `attempt`: this worker's rows of the source's `d`-th chunk.
     Data { attempt: u32, d: u64, chunk: Chunk },
-    /// Attempt `attempt` ended (`aborted`: it did not reach the end of the source).
-    End { attempt: u32 },
+    /// Attempt `attempt` ended; `complete`: it read the source to its end without an error
+    /// of the source. A worker that has processed every delivery of a complete attempt
+    /// without a failure of its own acknowledges it and moves on to the next source: a later
+    /// attempt (another worker failed) only re-sends deliveries it has already processed.
+    /// Waiting for the source's `Finished` instead made every input a barrier of all
+    /// workers (on 252 day files of 6K rows, each worker idle about 40% of the time).
+    End { attempt: u32, complete: bool },
     /// The source is done; move on.
     Finished,
     /// The source failed for good; `rows[d][w]` are the rows of delivery `d` for worker `w`
@@ -35,6 +40,8 @@ pub(crate) enum Part {
 
 /// A worker's answer to one attempt: exactly one per attempt.
 pub(crate) struct Ack {
+    /// The worker answering.
+    pub worker: usize,
     pub attempt: u32,
     pub error: Option<String>,
     /// Whether retrying the source can cure `error` (an I/O error or a panic in a stage);
@@ -206,7 +213,7 @@ impl Worker {
                 l.queue_delta(-1);
             }
             let msg_attempt = match &msg {
-                Part::Data { attempt, .. } | Part::End { attempt } => Some(*attempt),
+                Part::Data { attempt, .. } | Part::End { attempt, .. } => Some(*attempt),
                 _ => None,
             };
             if let Some(a) = msg_attempt {
@@ -252,6 +259,7 @@ impl Worker {
                             replaying = false;
                             attempt = a + 1;
                             let _ = acks.send(Ack {
+                                worker: self.id,
                                 attempt: a,
                                 error: Some(message),
                                 retry,
@@ -260,12 +268,20 @@ impl Worker {
                         Err(Fault::Fatal(e)) => return Err(e),
                     }
                 }
-                Part::End { attempt: a } => {
+                Part::End {
+                    attempt: a,
+                    complete,
+                } => {
                     let _ = acks.send(Ack {
+                        worker: self.id,
                         attempt: a,
                         error: None,
                         retry: true,
                     });
+                    if complete && !needs_replay {
+                        // Released: see `Part::End`.
+                        return Ok(());
+                    }
                 }
                 Part::Finished => return Ok(()),
                 Part::Failed { rows } => {

@@ -129,6 +129,37 @@ fn transient_faults_are_retried_and_leave_output_identical() {
     r.ledger.check_balance().unwrap();
 }
 
+/// A worker that finishes its part of a source moves on before the others (it is released
+/// once the source was read to its end); a panic in another worker's last chunk then retries
+/// the source for that worker alone. Slow stages let the reader finish every source first,
+/// so the panic comes after the source's end was announced.
+#[test]
+fn a_late_failure_retries_only_the_worker_that_failed() {
+    let files = gen_files(21, 6, 400);
+    let want = reference(&files);
+    for workers in [2, 3] {
+        let (sink, got) = collect_sink();
+        let r = Runner::new()
+            .sources(specs(&files, 40))
+            .stages(vec![
+                positive(),
+                cumsum(Some((2, 399)), 1, Duration::from_millis(2)),
+            ])
+            .sink_factory(sink)
+            .reject_sink(Box::new(MemoryRejectSink::default()))
+            .workers(workers)
+            .channel_capacity(64)
+            .retry_backoff(Duration::from_millis(1))
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert!(r.files_failed.is_empty(), "{:?}", r.files_failed);
+        assert_eq!(by_symbol(&got), want, "{workers} workers");
+        r.ledger.check_balance().unwrap();
+    }
+}
+
 #[test]
 fn shards_cover_every_source_exactly_once() {
     let files = gen_files(3, 40, 5);
