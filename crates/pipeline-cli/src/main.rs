@@ -44,8 +44,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a, quiet),
         Command::Validate(a) => cmd::validate::run(a, quiet),
         Command::Cache(c) => cmd::cache::run(c),
-        Command::Plan(a) => cmd::cluster::plan(a),
-        Command::Map(a) => cmd::cluster::map(a),
+        Command::Plan(a) => cmd::cluster::plan(a, quiet),
+        Command::Map(a) => cmd::cluster::map(a, quiet),
         Command::Reduce(a) => cmd::cluster::reduce(a, quiet),
     });
     match result {

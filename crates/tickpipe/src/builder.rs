@@ -71,6 +71,9 @@ pub(crate) struct Settings {
     pub label: String,
     /// The threads the run uses. Default: one pool thread per worker.
     pub runtime: Option<Runtime>,
+    /// The inputs' description made earlier (a cluster task takes its plan's): the inputs
+    /// are not sniffed again. Default none: they are described at build time.
+    pub(crate) described: Option<crate::input::Described>,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             on_commit: None,
             label: "run".into(),
             runtime: None,
+            described: None,
         }
     }
 }
@@ -307,6 +311,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Takes the inputs' description made earlier (a cluster plan's) instead of sniffing
+    /// every input again.
+    pub(crate) fn described(mut self, d: crate::input::Described) -> Self {
+        self.s.described = Some(d);
+        self
+    }
+
     /// The threads the run uses (default: a new runtime with one pool thread per worker).
     pub fn runtime(mut self, rt: Runtime) -> Self {
         self.s.runtime = Some(rt);
@@ -388,7 +399,13 @@ impl PipelineBuilder {
                 read.meta_cache = Some(pipeline_core::MetaCache::new(p.clone()));
                 meta_pending = Some(p);
             }
-            crate::input::describe(&inputs, &mut read, &mut s.config)?;
+            match &s.described {
+                Some(d) => d.apply(&mut read, &mut s.config),
+                None => {
+                    let d = crate::input::describe(&inputs, &mut read, &mut s.config)?;
+                    s.described = Some(d);
+                }
+            }
         }
         #[cfg(feature = "prep")]
         let taq = if s.quotes.is_empty() {

@@ -25,6 +25,33 @@ impl Inputs {
     }
 }
 
+/// What describing the inputs found: the unified schema and the time zones the vendor
+/// layouts name. A cluster plan keeps it, so that its tasks do not sniff every input again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Described {
+    /// The unified data schema; none when no input could be sniffed.
+    pub schema: Option<arrow_schema::Schema>,
+    /// Time zone per symbol, from the layouts that name one.
+    pub zones: std::collections::BTreeMap<String, String>,
+}
+
+impl Described {
+    /// Makes the inputs one dataset under this description: the reading options take the
+    /// schema, and the zones become `[preprocessing] symbol_time_zones` for the symbols the
+    /// user did not set.
+    pub fn apply(&self, read: &mut ReadOptions, cfg: &mut Config) {
+        if let Some(schema) = &self.schema {
+            read.target_schema = Some(Arc::new(schema.clone()));
+        }
+        for (symbol, zone) in &self.zones {
+            cfg.preprocessing
+                .symbol_time_zones
+                .entry(symbol.clone())
+                .or_insert_with(|| zone.clone());
+        }
+    }
+}
+
 /// Describes the inputs once before any row is read (one sniff per file, in parallel) and
 /// makes them one dataset: every source's chunks are cast and padded to the unified schema
 /// (union by name, widened types, nulls where a file lacks a column), so every output file
@@ -32,15 +59,20 @@ impl Inputs {
 /// HistData, LEAN, Tardis: UTC) become `[preprocessing] symbol_time_zones` for the symbols the
 /// user did not set. Streams (stdin, pipes) cannot be sniffed twice and are left out; their
 /// chunks still conform to the schema of the files beside them.
-pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config) -> Result<()> {
+pub(crate) fn describe(
+    inputs: &Inputs,
+    read: &mut ReadOptions,
+    cfg: &mut Config,
+) -> Result<Described> {
     let files: Vec<InputFile> = inputs
         .files
         .iter()
         .filter(|f| !f.is_stream())
         .cloned()
         .collect();
+    let mut described = Described::default();
     if files.is_empty() {
-        return Ok(());
+        return Ok(described);
     }
     // An append takes the recorded inputs' description as one entry of the folder's cache.
     let info = pipeline_io::describe_dataset_cached(&files, read)?;
@@ -54,16 +86,12 @@ pub(crate) fn describe(inputs: &Inputs, read: &mut ReadOptions, cfg: &mut Config
         tracing::debug!("{file}: {e}");
     }
     if info.files.is_empty() && info.reused == 0 {
-        return Ok(());
+        return Ok(described);
     }
-    read.target_schema = Some(info.schema.clone());
-    for (symbol, zone) in &info.zones {
-        cfg.preprocessing
-            .symbol_time_zones
-            .entry(symbol.clone())
-            .or_insert_with(|| zone.clone());
-    }
-    Ok(())
+    described.schema = Some(info.schema.as_ref().clone());
+    described.zones = info.zones;
+    described.apply(read, cfg);
+    Ok(described)
 }
 
 /// One source per input, registered in `table` (whose ids the quarantine file resolves).

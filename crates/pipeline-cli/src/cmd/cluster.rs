@@ -6,7 +6,7 @@ use crate::args::{PlanArgs, TaskArgs};
 use crate::settings::load_config;
 
 /// `tickpipe plan`.
-pub fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
+pub fn plan(args: PlanArgs, quiet: bool) -> anyhow::Result<Outcome> {
     crate::settings::require_inputs(&args.input, "plan")?;
     let cfg = load_config(&args.input)?;
     let plan = tickpipe::cluster::plan(
@@ -16,20 +16,24 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
         args.map_tasks,
         args.reduce_tasks,
     )?;
-    eprintln!(
-        "planned {} inputs into {} map and {} reduce tasks in {}",
-        plan.inputs.len(),
-        plan.map_tasks(),
-        plan.reduce_tasks,
-        args.out.display()
-    );
+    if !quiet {
+        eprintln!(
+            "planned {} inputs into {} map and {} reduce tasks in {}",
+            plan.inputs.len(),
+            plan.map_tasks(),
+            plan.reduce_tasks,
+            args.out.display()
+        );
+    }
     Ok(Outcome::Ok)
 }
 
 /// `tickpipe map`.
-pub fn map(args: TaskArgs) -> anyhow::Result<Outcome> {
+pub fn map(args: TaskArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let n = tickpipe::cluster::map_task(&args.plan, args.task)?;
-    eprintln!("map task {}: {n} inputs shuffled", args.task);
+    if !quiet {
+        eprintln!("map task {}: {n} inputs shuffled", args.task);
+    }
     Ok(Outcome::Ok)
 }
 

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arrow_array::{Array, RecordBatch, StringArray, UInt32Array};
+use arrow_ipc::CompressionType;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::DataType;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use pipeline_core::{Chunk, Error, Reject, Result};
 use serde::{Deserialize, Serialize};
 
@@ -20,21 +21,38 @@ use crate::output::Output;
 
 /// The marker of a finished map output: rows and bytes per bucket.
 pub(crate) const DONE: &str = "done.json";
-/// The reader's rejects of one input (quarantined while reading), as JSON.
+/// The reader's rejects of one input (quarantined while reading), as JSON; only when there
+/// are some.
 pub(crate) const REJECTS: &str = "rejects.json";
-/// An empty Parquet file with the input's schema.
-pub(crate) const SCHEMA: &str = "schema.parquet";
+/// The input's rows: Arrow IPC streams one after another in one file. The first holds only
+/// the input's schema; each later one holds rows of one bucket (a segment), and a bucket's
+/// segments, in order, hold its rows in source order.
+pub(crate) const ROWS: &str = "rows.arrow";
 
 /// What a map output holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Done {
-    /// Bucket → (rows, bytes of its file).
-    pub buckets: BTreeMap<u32, (u64, u64)>,
+    /// The buckets that hold rows of the input.
+    pub buckets: BTreeMap<u32, Bucket>,
+    /// How many rejects `rejects.json` holds (the file exists only when some).
+    #[serde(default)]
+    pub rejects: usize,
     /// The input failed for good after these rows (a corrupt or truncated file): its error
     /// and the lines read before it. The reduce task that owns the input's rejects reports it
     /// failed, as one run does; the rows before the failure are kept, as one run keeps them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<MapFailure>,
+}
+
+/// One bucket's rows in a map output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of its segments.
+    pub bytes: u64,
+    /// Its segments in `rows.arrow` (byte offset, length), in order.
+    pub segments: Vec<(u64, u64)>,
 }
 
 /// Why an input's map output ends early.
@@ -46,13 +64,9 @@ pub(crate) struct MapFailure {
     pub lines: Option<(u64, u64)>,
 }
 
-/// The file of `bucket` in a map output folder.
-pub(crate) fn bucket_file(dir: &Path, bucket: u32) -> PathBuf {
-    dir.join(format!("b{bucket:05}.parquet"))
-}
-
 /// Runs map task `task` of the job in `dir`: returns the inputs it wrote (inputs whose
-/// output an earlier attempt already published are skipped).
+/// output an earlier attempt already published are skipped). The inputs of the task are
+/// read by up to `[pipeline] workers` threads at once, one input each.
 pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     let plan = Plan::load(dir)?;
     let Some(group) = plan.map_groups.get(task) else {
@@ -64,65 +78,203 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     };
     let pipeline = plan.pipeline(Output::discard())?;
     let retries = pipeline.s.config.pipeline.retries;
+    let threads = crate::settings::workers(&pipeline.s.config)
+        .min(group.len())
+        .max(1);
+    // Rows of an input are held per bucket until this many bytes, then written out as row
+    // groups: a sixteenth of the memory limit, shared by the inputs read at once.
+    let hold = usize::try_from(pipeline.s.config.pipeline.memory_limit.0 / 16 / threads as u64)
+        .unwrap_or(usize::MAX)
+        .max(1 << 20);
     let cancel = Arc::new(AtomicBool::new(false));
     let specs = pipeline.input_sources(&cancel);
-    let mut written = 0;
-    for &index in group {
-        let out = plan.map_output(dir, index);
-        if out.join(DONE).exists() {
-            continue;
-        }
-        let parent = out
-            .parent()
-            .ok_or_else(|| Error::Internal("map output has no parent".into()))?;
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let tmp = parent.join(format!(
-            ".{}.tmp-{}",
-            out.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            std::process::id()
-        ));
-        let spec = specs
-            .get(index)
-            .ok_or_else(|| Error::Internal(format!("no source for input {index}")))?;
-        // As one run: an I/O error is retried (here from the start of the input, into a
-        // fresh folder); a deterministic error, or the last retry's, fails the input, and
-        // what was read before it is kept.
-        let mut attempt = 0u32;
-        loop {
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            }
-            std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            match split_input((spec.open)(), &tmp, plan.buckets)? {
-                Some(e) if e.is_retryable() && attempt < retries => attempt += 1,
-                Some(e) => {
-                    tracing::error!(source = %spec.name, error = %e, "source failed after {} attempt(s)", attempt + 1);
-                    break;
+    let next = AtomicUsize::new(0);
+    let written = AtomicUsize::new(0);
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = group.get(k) else { break };
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let spec = specs.get(index);
+                    let done = spec
+                        .ok_or_else(|| Error::Internal(format!("no source for input {index}")))
+                        .and_then(|spec| {
+                            let out = plan.map_output(dir, index);
+                            if out.join(DONE).exists() {
+                                return Ok(false);
+                            }
+                            plan.check_input(index)?;
+                            map_input(&out, spec, plan.buckets, (retries, hold))
+                        });
+                    match done {
+                        Ok(true) => {
+                            written.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            cancel.store(true, Ordering::Relaxed);
+                            let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
+                            f.get_or_insert(e);
+                            break;
+                        }
+                    }
                 }
-                None => break,
-            }
+            });
         }
-        // One rename publishes the whole output; a twin attempt that got there first wins.
-        match std::fs::rename(&tmp, &out) {
-            Ok(()) => written += 1,
-            Err(_) if out.join(DONE).exists() => {
-                std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(written.into_inner())
+}
+
+/// Reads one input into its map output folder `out`, unless an earlier attempt published
+/// it; whether this call published it.
+fn map_input(
+    out: &Path,
+    spec: &pipeline_parallel::SourceSpec,
+    buckets: u32,
+    (retries, hold): (u32, usize),
+) -> Result<bool> {
+    if out.join(DONE).exists() {
+        return Ok(false);
+    }
+    let parent = out
+        .parent()
+        .ok_or_else(|| Error::Internal("map output has no parent".into()))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        out.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    // As one run: an I/O error is retried (here from the start of the input, into a
+    // fresh folder); a deterministic error, or the last retry's, fails the input, and
+    // what was read before it is kept.
+    let mut attempt = 0u32;
+    loop {
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        match split_input((spec.open)(), &tmp, buckets, hold)? {
+            Some(e) if e.is_retryable() && attempt < retries => attempt += 1,
+            Some(e) => {
+                tracing::error!(source = %spec.name, error = %e, "source failed after {} attempt(s)", attempt + 1);
+                break;
             }
-            Err(e) => return Err(Error::io(&out, e)),
+            None => break,
         }
     }
-    Ok(written)
+    // One rename publishes the whole output; a twin attempt that got there first wins.
+    match std::fs::rename(&tmp, out) {
+        Ok(()) => Ok(true),
+        Err(_) if out.join(DONE).exists() => {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            Ok(false)
+        }
+        Err(e) => Err(Error::io(out, e)),
+    }
 }
 
-fn props() -> WriterProperties {
-    // Intermediate files are read once, by a machine on the same network: fast compression.
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build()
+/// Intermediate rows are read once, soon, by a machine on the same network: Arrow IPC
+/// with LZ4 costs little to write and read. Measured on 252 gzip day files (3M rows,
+/// 3 map tasks): Parquet with Snappy, 90 MB, its encoding about a third of a map task's time
+/// and its decoding a tenth of a reduce task's; IPC uncompressed 231 MB; LZ4 111 MB at
+/// about 0.1 s more per map task than uncompressed; zstd (level 1) 68 MB at 0.25 s more.
+fn ipc_options() -> Result<IpcWriteOptions> {
+    Ok(IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?)
 }
 
-/// Reads `source` to its end into per-bucket files, its rejects and its schema in `tmp`.
+/// One IPC stream (schema, `batch` when given, end marker) as bytes.
+fn ipc_stream(schema: &arrow_schema::Schema, batch: Option<&RecordBatch>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w = StreamWriter::try_new_with_options(&mut buf, schema, ipc_options()?)?;
+    if let Some(b) = batch {
+        w.write(b)?;
+    }
+    w.finish()?;
+    drop(w);
+    Ok(buf)
+}
+
+/// The rows of an input on their way to `rows.arrow`: held per bucket, then written a
+/// bucket at a time, each bucket's held rows as one segment.
+struct Rows {
+    file: BufWriter<File>,
+    path: PathBuf,
+    at: u64,
+    schema: arrow_schema::SchemaRef,
+    held: BTreeMap<u32, Vec<RecordBatch>>,
+    held_bytes: usize,
+    hold: usize,
+    buckets: BTreeMap<u32, Bucket>,
+}
+
+impl Rows {
+    fn create(path: &Path, schema: arrow_schema::SchemaRef, hold: usize) -> Result<Rows> {
+        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut rows = Rows {
+            file: BufWriter::new(f),
+            path: path.to_path_buf(),
+            at: 0,
+            schema,
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            hold,
+            buckets: BTreeMap::new(),
+        };
+        let head = ipc_stream(&rows.schema, None)?;
+        rows.append(&head)?;
+        Ok(rows)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(u64, u64)> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let at = self.at;
+        self.at += bytes.len() as u64;
+        Ok((at, bytes.len() as u64))
+    }
+
+    fn push(&mut self, bucket: u32, part: RecordBatch) -> Result<()> {
+        self.held_bytes += part.get_array_memory_size();
+        self.held.entry(bucket).or_default().push(part);
+        if self.held_bytes >= self.hold {
+            self.write_held()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every held bucket as a segment of its own.
+    fn write_held(&mut self) -> Result<()> {
+        for (b, parts) in std::mem::take(&mut self.held) {
+            let batch = arrow_select::concat::concat_batches(&self.schema, &parts)?;
+            let seg = self.append(&ipc_stream(&self.schema, Some(&batch))?)?;
+            let e = self.buckets.entry(b).or_default();
+            e.rows += batch.num_rows() as u64;
+            e.bytes += seg.1;
+            e.segments.push(seg);
+        }
+        self.held_bytes = 0;
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<BTreeMap<u32, Bucket>> {
+        self.write_held()?;
+        self.file.flush().map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.buckets)
+    }
+}
+
+/// Reads `source` to its end into `rows.parquet`, its rejects and its marker in `tmp`.
 /// A bucket's rows keep the order the reader produced them in (source order). When the
 /// input fails (it cannot be opened, or an error ends it), what was read before is written
 /// with the failure in the marker, and the error is returned for the caller to retry or
@@ -131,6 +283,7 @@ fn split_input(
     source: Result<Box<dyn pipeline_core::Source>>,
     tmp: &Path,
     buckets: u32,
+    hold: usize,
 ) -> Result<Option<Error>> {
     let mut source = match source {
         Ok(s) => s,
@@ -144,18 +297,17 @@ fn split_input(
                 }),
                 ..Default::default()
             };
-            write_parquet(
-                &tmp.join(SCHEMA),
-                &[],
+            Rows::create(
+                &tmp.join(ROWS),
                 Arc::new(arrow_schema::Schema::empty()),
-            )?;
-            write_marker(tmp, &[], &done)?;
+                hold,
+            )?
+            .close()?;
+            write_marker(tmp, &[], done)?;
             return Ok(Some(e));
         }
     };
-    let schema = source.schema();
-    write_parquet(&tmp.join(SCHEMA), &[], schema.clone())?;
-    let mut writers: BTreeMap<u32, (ArrowWriter<File>, u64)> = BTreeMap::new();
+    let mut out = Rows::create(&tmp.join(ROWS), source.schema(), hold)?;
     let mut rejects: Vec<Reject> = Vec::new();
     let mut lines: Option<(u64, u64)> = None;
     let mut failed = None;
@@ -192,47 +344,34 @@ fn split_input(
             } else {
                 arrow_select::take::take_record_batch(batch, &UInt32Array::from(idx))?
             };
-            let entry = match writers.entry(b) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let path = bucket_file(tmp, b);
-                    let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-                    let w = ArrowWriter::try_new(f, schema.clone(), Some(props())).map_err(pq)?;
-                    e.insert((w, 0))
-                }
-            };
-            entry.1 += part.num_rows() as u64;
-            entry.0.write(&part).map_err(pq)?;
+            out.push(b, part)?;
         }
     }
     if failed.is_none() {
         rejects.extend(source.drain_rejects());
     }
-    let mut done = Done {
+    let done = Done {
+        buckets: out.close()?,
         failed: failed.as_ref().map(|e| MapFailure {
             error: e.to_string(),
             lines,
         }),
         ..Default::default()
     };
-    for (b, (w, rows)) in writers {
-        w.close().map_err(pq)?;
-        let path = bucket_file(tmp, b);
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
-        done.buckets.insert(b, (rows, bytes));
-    }
-    write_marker(tmp, &rejects, &done)?;
+    write_marker(tmp, &rejects, done)?;
     Ok(failed)
 }
 
-/// Writes the rejects, then the marker (last: an output folder with it is complete).
-fn write_marker(tmp: &Path, rejects: &[Reject], done: &Done) -> Result<()> {
-    let text = serde_json::to_string(rejects)
-        .map_err(|e| Error::Internal(format!("rejects as JSON: {e}")))?;
-    std::fs::write(tmp.join(REJECTS), text).map_err(|e| Error::io(tmp.join(REJECTS), e))?;
-    let text = serde_json::to_string(done)
+/// Writes the rejects (when any), then the marker (last: an output folder with it is
+/// complete).
+fn write_marker(tmp: &Path, rejects: &[Reject], mut done: Done) -> Result<()> {
+    done.rejects = rejects.len();
+    if !rejects.is_empty() {
+        let text = serde_json::to_string(rejects)
+            .map_err(|e| Error::Internal(format!("rejects as JSON: {e}")))?;
+        std::fs::write(tmp.join(REJECTS), text).map_err(|e| Error::io(tmp.join(REJECTS), e))?;
+    }
+    let text = serde_json::to_string(&done)
         .map_err(|e| Error::Internal(format!("map marker as JSON: {e}")))?;
     std::fs::write(tmp.join(DONE), text).map_err(|e| Error::io(tmp.join(DONE), e))?;
     Ok(())
@@ -256,24 +395,80 @@ pub(crate) fn buckets_of(batch: &RecordBatch, buckets: u32) -> Result<UInt32Arra
         .collect())
 }
 
-/// Writes `batch` (possibly empty) to a new Parquet file.
-pub(crate) fn write_parquet(
-    path: &Path,
-    batches: &[RecordBatch],
-    schema: arrow_schema::SchemaRef,
-) -> Result<u64> {
-    let f = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = ArrowWriter::try_new(f, schema, Some(props())).map_err(pq)?;
-    for b in batches {
-        w.write(b).map_err(pq)?;
-    }
-    w.close().map_err(pq)?;
-    Ok(std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Int64Array, StringArray, UInt64Array};
+    use pipeline_core::Source;
 
-/// A Parquet error as ours.
-pub(crate) fn pq(e: parquet::errors::ParquetError) -> Error {
-    Error::Arrow(e.into())
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let sym: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)));
+        let v: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1)));
+        let line: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.1 as u64 + 1),
+        ));
+        RecordBatch::try_from_iter([
+            ("symbol", sym),
+            ("v", v),
+            (pipeline_core::LINE_COLUMN, line),
+        ])
+        .unwrap()
+    }
+
+    /// Held rows written out early (a hold of one byte) leave a bucket in several segments,
+    /// between other buckets' segments; reading a bucket's segments gives its rows in the
+    /// order they were pushed, and chunks of the batch size taken across segments.
+    #[test]
+    fn a_bucket_in_many_segments_reads_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ROWS);
+        let b = batch(&[("A", 0)]);
+        let mut rows = Rows::create(&path, b.schema(), 1).unwrap();
+        let mut pushed: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+        for i in 0..7 {
+            for (bucket, sym) in [(3u32, "A"), (1, "B")] {
+                let v = i * 10 + i64::from(bucket);
+                rows.push(bucket, batch(&[(sym, v), (sym, v + 100)]))
+                    .unwrap();
+                pushed.entry(bucket).or_default().extend([v, v + 100]);
+            }
+        }
+        let buckets = rows.close().unwrap();
+        assert_eq!(buckets[&3].segments.len(), 7);
+        assert_eq!(buckets[&3].rows, 14);
+        for (bucket, want) in &pushed {
+            let segments = buckets[bucket].segments.clone();
+            let mut src = super::super::shuffled::ShuffledSource::open(
+                0,
+                path.clone(),
+                segments,
+                (Vec::new(), None),
+                5,
+            )
+            .unwrap();
+            assert_eq!(src.schema().fields().len(), 3);
+            let mut got = Vec::new();
+            let mut sizes = Vec::new();
+            for c in src.by_ref() {
+                let c = c.unwrap();
+                sizes.push(c.num_rows());
+                let v = c.batch().column_by_name("v").unwrap();
+                let v = v.as_any().downcast_ref::<Int64Array>().unwrap();
+                got.extend(v.values().iter().copied());
+            }
+            assert_eq!(&got, want, "bucket {bucket}");
+            assert_eq!(sizes, vec![5, 5, 4], "bucket {bucket}");
+        }
+        // No segments: the schema, and no rows.
+        let mut src = super::super::shuffled::ShuffledSource::open(
+            0,
+            path,
+            Vec::new(),
+            (Vec::new(), None),
+            5,
+        )
+        .unwrap();
+        assert_eq!(src.schema().field(0).name(), "symbol");
+        assert!(src.next().is_none());
+    }
 }

@@ -2,14 +2,17 @@
 //! through files on a filesystem every task can reach. A scheduler (Kubernetes Indexed Jobs,
 //! Slurm arrays, Ray; see `deploy/` and `python/tickpipe/ray.py`) only runs the tasks.
 //!
-//! - **plan** expands and fingerprints the inputs (in the order `tickpipe run` processes
-//!   them), deals them to map tasks by size and writes `DIR/_plan.json`.
+//! - **plan** expands, fingerprints and describes the inputs (in the order `tickpipe run`
+//!   processes them; the unified schema and zones are kept in the plan, so no task sniffs
+//!   them again), deals them to map tasks by size and writes `DIR/_plan.json`.
 //! - **map** reads each input of its group exactly as a run would (decompression, parsing,
-//!   the reader's quarantine, `[input] sort`), and writes the rows per symbol bucket (a stable
-//!   hash of the symbol into [`BUCKETS`] virtual buckets) with their provenance (`_line`), in
-//!   the order the reader produced them. Each input's output is a folder named by the input's
-//!   fingerprint and published with one rename, so a retried or duplicated map task is
-//!   harmless.
+//!   the reader's quarantine, `[input] sort`), up to `[pipeline] workers` inputs at once, and
+//!   writes the rows per symbol bucket (a stable hash of the symbol into [`BUCKETS`] virtual
+//!   buckets) with their provenance (`_line`), in the order the reader produced them. Each
+//!   input's output is a folder named by the input's fingerprint holding one file of
+//!   LZ4-compressed Arrow IPC segments (each bucket's rows in segments of their own), a
+//!   marker listing them, and the reader's rejects; it is published with one rename, so a
+//!   retried or duplicated map task is harmless.
 //! - **reduce** assigns the buckets to reduce tasks by their sizes (longest first to the
 //!   least loaded task), the same on every task. It then runs the one-machine engine with the
 //!   one-machine stage chain, but each input is opened as "this input's rows of my buckets",

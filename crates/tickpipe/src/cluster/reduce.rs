@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pipeline_core::{Error, Ledger, Reject, Result, SourceId};
 use pipeline_parallel::SourceSpec;
 
-use super::map::{DONE, Done, REJECTS, SCHEMA, bucket_file};
+use super::map::{DONE, Done, REJECTS, ROWS};
 use super::plan::{Plan, longest_first};
 use super::shuffled::ShuffledSource;
 use crate::output::{DATA_DIR, Output};
@@ -59,7 +59,7 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
             d.buckets
                 .iter()
                 .filter(|(b, _)| mine.contains(b))
-                .map(|(_, (_, bytes))| *bytes)
+                .map(|(_, bucket)| bucket.bytes)
                 .sum()
         })
         .collect();
@@ -71,12 +71,13 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
             .enumerate()
             .map(|(i, spec)| {
                 let out = outputs[i].clone();
-                let files: Vec<PathBuf> = dones[i]
+                let segments: Vec<(u64, u64)> = dones[i]
                     .buckets
-                    .keys()
-                    .filter(|b| mine.contains(b))
-                    .map(|b| bucket_file(&out, *b))
+                    .iter()
+                    .filter(|(b, _)| mine.contains(b))
+                    .flat_map(|(_, bucket)| bucket.segments.iter().copied())
                     .collect();
+                let has_rejects = dones[i].rejects > 0;
                 // The reader's rejects have no bucket (a malformed line may have no
                 // symbol): input i's belong to task i mod M, so each is counted once.
                 let owns_rejects = i % reduce_tasks == task;
@@ -87,14 +88,19 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
                     open: Arc::new(move || {
                         // The task that owns the rejects also reports a failed input.
                         let (rejects, failure) = if owns_rejects {
-                            (read_rejects(&out.join(REJECTS))?, failure.clone())
+                            let rejects = if has_rejects {
+                                read_rejects(&out.join(REJECTS))?
+                            } else {
+                                Vec::new()
+                            };
+                            (rejects, failure.clone())
                         } else {
                             (Vec::new(), None)
                         };
                         let src = ShuffledSource::open(
                             i as SourceId,
-                            out.join(SCHEMA),
-                            files.clone(),
+                            out.join(ROWS),
+                            segments.clone(),
                             (rejects, failure),
                             batch_rows,
                         )?;
@@ -145,9 +151,9 @@ fn map_outputs(plan: &Plan, dir: &Path) -> Result<Vec<Done>> {
 fn buckets_of_task(plan: &Plan, dones: &[Done], task: usize) -> std::collections::BTreeSet<u32> {
     let mut bytes = vec![0u64; plan.buckets as usize];
     for d in dones {
-        for (b, (_, n)) in &d.buckets {
+        for (b, bucket) in &d.buckets {
             if let Some(slot) = bytes.get_mut(*b as usize) {
-                *slot += n;
+                *slot += bucket.bytes;
             }
         }
     }
