@@ -236,3 +236,47 @@ fn manifests_and_scripts_call_the_entrypoint_in_order() {
     assert!(submit.contains("--dependency=afterok:\"$map_id\""));
     assert!(submit.find("plan").unwrap() < submit.find("sbatch").unwrap());
 }
+
+/// An input rewritten after planning is refused by the map task that reads it, naming the
+/// file; the other map tasks go on (the plan's fingerprints are taken as they are only for
+/// files whose `stat` is unchanged).
+#[test]
+fn an_input_changed_after_planning_is_refused_by_its_map_task() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 6_000, 3);
+    let job = tmp.path().join("job");
+    plan_job(&input, &job);
+    let mut days: Vec<PathBuf> = std::fs::read_dir(&input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".csv.gz"))
+        .collect();
+    days.sort();
+    let changed = &days[1];
+    let bytes = std::fs::read(changed).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(changed, &bytes[..bytes.len() / 2]).unwrap();
+    let mut refused = Vec::new();
+    for i in 0..3 {
+        let out = tickpipe()
+            .args(["map", "--plan", job.to_str().unwrap(), "--task"])
+            .arg(i.to_string())
+            .arg("-q")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("changed since it was planned"), "{err}");
+            let name = changed.file_name().unwrap().to_string_lossy().to_string();
+            assert!(err.contains(&name), "{err}");
+            refused.push(i);
+        }
+    }
+    assert_eq!(
+        refused.len(),
+        1,
+        "exactly the task reading the file refuses"
+    );
+}

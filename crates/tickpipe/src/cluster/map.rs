@@ -66,7 +66,7 @@ pub(crate) struct MapFailure {
 
 /// Runs map task `task` of the job in `dir`: returns the inputs it wrote (inputs whose
 /// output an earlier attempt already published are skipped). The inputs of the task are
-/// read by up to `[pipeline] workers` threads at once, one input each.
+/// read by up to twice `[pipeline] max_workers` threads at once, one input each.
 pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     let plan = Plan::load(dir)?;
     let Some(group) = plan.map_groups.get(task) else {
@@ -78,7 +78,10 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     };
     let pipeline = plan.pipeline(Output::discard())?;
     let retries = pipeline.s.config.pipeline.retries;
-    let threads = crate::settings::workers(&pipeline.s.config)
+    // Two inputs per worker at once: a thread also waits (writing, faulting pages in), and
+    // with one per worker a map task of 84 day files kept 1.74 of 2 cores busy (0.53 s);
+    // with two, 1.88 (0.45 s).
+    let threads = (2 * crate::settings::workers(&pipeline.s.config))
         .min(group.len())
         .max(1);
     // Rows of an input are held per bucket until this many bytes, then written out as row

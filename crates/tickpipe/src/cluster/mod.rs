@@ -6,7 +6,7 @@
 //!   processes them; the unified schema and zones are kept in the plan, so no task sniffs
 //!   them again), deals them to map tasks by size and writes `DIR/_plan.json`.
 //! - **map** reads each input of its group exactly as a run would (decompression, parsing,
-//!   the reader's quarantine, `[input] sort`), up to `[pipeline] workers` inputs at once, and
+//!   the reader's quarantine, `[input] sort`), up to two inputs per worker at once, and
 //!   writes the rows per symbol bucket (a stable hash of the symbol into [`BUCKETS`] virtual
 //!   buckets) with their provenance (`_line`), in the order the reader produced them. Each
 //!   input's output is a folder named by the input's fingerprint holding one file of
