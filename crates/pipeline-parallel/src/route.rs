@@ -65,6 +65,22 @@ impl KeyAssigner {
         })
     }
 
+    /// An assigner seeded with each key's expected rows: heaviest first to the least loaded
+    /// worker, the rule the first chunk seeds with otherwise. Keys not listed are hashed.
+    pub fn weighted(workers: usize, weights: &[(String, u64)]) -> Self {
+        let a = KeyAssigner {
+            workers: workers.max(1),
+            inner: Mutex::new(Assignment {
+                owner: HashMap::with_capacity(weights.len()),
+                seeded: false,
+            }),
+            seeded: Condvar::new(),
+        };
+        let keys: Vec<(&[u8], u64)> = weights.iter().map(|(k, n)| (k.as_bytes(), *n)).collect();
+        a.assign(&keys, true);
+        a
+    }
+
     /// The assignment so far, sorted by key (for the run manifest).
     pub fn snapshot(&self) -> Vec<(String, usize)> {
         let a = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,6 +344,21 @@ mod tests {
         // One new value in two dictionary slots gets one worker.
         let b = KeyAssigner::new(2, &[]).unwrap();
         assert_eq!(b.assign(&[(b"F", 5), (b"F", 3)], true), vec![0, 0]);
+    }
+
+    #[test]
+    fn known_weights_seed_the_assignment_and_the_first_chunk_does_not() {
+        let weights: Vec<(String, u64)> = [("E", 10), ("A", 50), ("C", 20), ("B", 30), ("D", 20)]
+            .iter()
+            .map(|(k, n)| ((*k).to_string(), *n))
+            .collect();
+        let a = KeyAssigner::weighted(2, &weights);
+        // LPT as for a first chunk: A→0, B→1, C→1, D→0, E→1; a first chunk with other
+        // counts (E heaviest) changes nothing, and readers need not wait for it.
+        let keys: Vec<(&[u8], u64)> = vec![(b"E", 900), (b"A", 1), (b"C", 1), (b"B", 1), (b"D", 1)];
+        assert_eq!(a.assign(&keys, false), vec![1, 0, 1, 1, 0]);
+        assert_eq!(a.assign(&[(b"MSFT", 5)], true), vec![partition(b"MSFT", 2)]);
+        assert_eq!(a.snapshot().len(), 6);
     }
 
     #[test]

@@ -36,6 +36,8 @@ struct RunConfig {
     workers: usize,
     /// Sources open at once. Default: `max(2, workers)`.
     max_open_files: Option<usize>,
+    /// Rows each key will bring, when known ahead: keys are spread over the workers by them.
+    key_weights: Vec<(String, u64)>,
     /// Memory budget in bytes. Default 256 MiB (as `[pipeline] memory_limit`).
     memory_limit: u64,
     /// Chunks per (source, worker) channel; 0 derives it from the memory limit and the
@@ -73,6 +75,7 @@ impl Default for RunConfig {
         RunConfig {
             workers: pipeline_core::cores(),
             max_open_files: None,
+            key_weights: Vec::new(),
             memory_limit: 256 << 20,
             channel_capacity: 0,
             retries: 2,
@@ -202,6 +205,15 @@ impl Runner {
     /// Sources open at once (default `max(4, 2 × workers)`).
     pub fn max_open_files(mut self, n: usize) -> Self {
         self.config.max_open_files = Some(n);
+        self
+    }
+
+    /// The rows each key (a value of the routing key column) will bring, when the caller
+    /// knows them ahead (a cluster reduce task does, from the map outputs): keys are then
+    /// spread over the workers heaviest first to the least loaded by these counts, instead
+    /// of by their rows in the first chunk. A resumed run keeps the assignment it recorded.
+    pub fn key_weights(mut self, weights: Vec<(String, u64)>) -> Self {
+        self.config.key_weights = weights;
         self
     }
 
@@ -641,6 +653,9 @@ impl Run {
             tracing::info!(removed, "resume: removed partial outputs");
         }
         let assigner = match key {
+            Some(k) if committed.assignment.is_empty() && !c.key_weights.is_empty() => {
+                Some((k, Arc::new(KeyAssigner::weighted(w, &c.key_weights))))
+            }
             Some(k) => Some((k, Arc::new(KeyAssigner::new(w, &committed.assignment)?))),
             None => None,
         };

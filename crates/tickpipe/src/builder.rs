@@ -131,6 +131,9 @@ pub struct Pipeline {
     /// Replaces how each input is opened (a reduce task reads the shuffled rows of the
     /// inputs instead of the inputs); `None` opens the inputs.
     pub(crate) reopen: Option<crate::cluster::Reopen>,
+    /// Rows per routing key known ahead (a reduce task's symbols): the engine spreads the
+    /// keys over its workers by them. Empty: by the first chunk.
+    pub(crate) key_weights: Vec<(String, u64)>,
     /// Trades and quotes as separate inputs: the as-of join that is the run's one source.
     #[cfg(feature = "prep")]
     pub(crate) taq: Option<crate::taq::TaqPlan>,
@@ -529,6 +532,7 @@ impl PipelineBuilder {
             quality,
             workers,
             reopen: None,
+            key_weights: Vec::new(),
             #[cfg(feature = "prep")]
             taq,
             live_from: None,
@@ -655,6 +659,7 @@ impl Pipeline {
             .workers(workers)
             .memory_limit(self.s.config.pipeline.memory_limit.0)
             .channel_capacity(self.s.config.pipeline.channel_capacity)
+            .key_weights(self.key_weights.clone())
             .runtime(rt.clone());
         if live.is_some() {
             // The stop flag ends the live input; the run then finishes and commits. Its

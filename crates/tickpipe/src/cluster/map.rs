@@ -37,6 +37,10 @@ pub(crate) struct Done {
     /// How many rejects `rejects.json` holds (the file exists only when some).
     #[serde(default)]
     pub rejects: usize,
+    /// Rows per symbol (null symbols left out): reduce tasks spread their symbols over
+    /// their workers by these.
+    #[serde(default)]
+    pub symbols: BTreeMap<String, u64>,
     /// The input failed for good after these rows (a corrupt or truncated file): its error
     /// and the lines read before it. The reduce task that owns the input's rejects reports it
     /// failed, as one run does; the rows before the failure are kept, as one run keeps them.
@@ -311,6 +315,7 @@ fn split_input(
         }
     };
     let mut out = Rows::create(&tmp.join(ROWS), source.schema(), hold)?;
+    let mut symbols = BTreeMap::new();
     let mut rejects: Vec<Reject> = Vec::new();
     let mut lines: Option<(u64, u64)> = None;
     let mut failed = None;
@@ -336,7 +341,7 @@ fn split_input(
         if batch.num_rows() == 0 {
             continue;
         }
-        let of_row = buckets_of(batch, buckets)?;
+        let of_row = buckets_of(batch, buckets, &mut symbols)?;
         let mut rows: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for (row, b) in of_row.values().iter().enumerate() {
             rows.entry(*b).or_default().push(row as u32);
@@ -355,6 +360,7 @@ fn split_input(
     }
     let done = Done {
         buckets: out.close()?,
+        symbols,
         failed: failed.as_ref().map(|e| MapFailure {
             error: e.to_string(),
             lines,
@@ -380,8 +386,18 @@ fn write_marker(tmp: &Path, rejects: &[Reject], mut done: Done) -> Result<()> {
     Ok(())
 }
 
-/// The bucket of every row of `batch`, from its `symbol` column.
-pub(crate) fn buckets_of(batch: &RecordBatch, buckets: u32) -> Result<UInt32Array> {
+/// The bucket of `symbol` (a stable hash; null symbols are hashed as "").
+pub(crate) fn bucket_of(symbol: &str, buckets: u32) -> u32 {
+    (pipeline_core::stable_hash(symbol.as_bytes()) % u64::from(buckets.max(1))) as u32
+}
+
+/// The bucket of every row of `batch`, from its `symbol` column, with the rows of each
+/// symbol added to `counts`.
+pub(crate) fn buckets_of(
+    batch: &RecordBatch,
+    buckets: u32,
+    counts: &mut BTreeMap<String, u64>,
+) -> Result<UInt32Array> {
     let col = batch
         .column_by_name("symbol")
         .ok_or_else(|| Error::Schema("a cluster job needs a `symbol` column".into()))?;
@@ -390,12 +406,25 @@ pub(crate) fn buckets_of(batch: &RecordBatch, buckets: u32) -> Result<UInt32Arra
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| Error::Internal("symbol cast to text".into()))?;
-    Ok((0..text.len())
+    let bucket_of = |s: &str| bucket_of(s, buckets);
+    // Each symbol hashed once per chunk.
+    let mut seen: std::collections::HashMap<&str, (u32, u64)> = std::collections::HashMap::new();
+    let of_row: UInt32Array = (0..text.len())
         .map(|i| {
-            let s = if text.is_null(i) { "" } else { text.value(i) };
-            (pipeline_core::stable_hash(s.as_bytes()) % u64::from(buckets.max(1))) as u32
+            if text.is_null(i) {
+                return bucket_of("");
+            }
+            let e = seen
+                .entry(text.value(i))
+                .or_insert_with_key(|s| (bucket_of(s), 0));
+            e.1 += 1;
+            e.0
         })
-        .collect())
+        .collect();
+    for (s, (_, n)) in seen {
+        *counts.entry(s.to_string()).or_default() += n;
+    }
+    Ok(of_row)
 }
 
 #[cfg(test)]

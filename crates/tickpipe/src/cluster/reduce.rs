@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pipeline_core::{Error, Ledger, Reject, Result, SourceId};
 use pipeline_parallel::SourceSpec;
 
-use super::map::{DONE, Done, REJECTS, ROWS};
+use super::map::{DONE, Done, REJECTS, ROWS, bucket_of};
 use super::plan::{Plan, longest_first};
 use super::shuffled::ShuffledSource;
 use crate::output::{DATA_DIR, Output};
@@ -63,6 +63,17 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
                 .sum()
         })
         .collect();
+    // The rows each of this task's symbols brings over the whole job: its workers get the
+    // symbols by these (the first chunk, one day, is a poor sample of a year).
+    let mut weights: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for d in &dones {
+        for (sym, n) in &d.symbols {
+            if mine.contains(&bucket_of(sym, plan.buckets)) {
+                *weights.entry(sym.clone()).or_default() += n;
+            }
+        }
+    }
+    pipeline.key_weights = weights.into_iter().collect();
     let reduce_tasks = plan.reduce_tasks;
     let dones = Arc::new(dones);
     pipeline.reopen = Some(Arc::new(move |specs: Vec<SourceSpec>| {
