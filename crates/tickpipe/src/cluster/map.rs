@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -19,24 +19,19 @@ use serde::{Deserialize, Serialize};
 use super::plan::Plan;
 use crate::output::Output;
 
-/// The marker of a finished map output: rows and bytes per bucket.
-pub(crate) const DONE: &str = "done.json";
-/// The reader's rejects of one input (quarantined while reading), as JSON; only when there
-/// are some.
-pub(crate) const REJECTS: &str = "rejects.json";
-/// The input's rows: Arrow IPC streams one after another in one file. The first holds only
-/// the input's schema; each later one holds rows of one bucket (a segment), and a bucket's
-/// segments, in order, hold its rows in source order.
-pub(crate) const ROWS: &str = "rows.arrow";
+/// The last bytes of a finished map output file, after the length of its footer.
+const MAGIC: &[u8; 8] = b"TPMAP001";
 
 /// What a map output holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Done {
     /// The buckets that hold rows of the input.
     pub buckets: BTreeMap<u32, Bucket>,
-    /// How many rejects `rejects.json` holds (the file exists only when some).
+    /// How many rejects the file holds, and where (their JSON), when there are some.
     #[serde(default)]
     pub rejects: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects_at: Option<(u64, u64)>,
     /// Rows per symbol (null symbols left out): reduce tasks spread their symbols over
     /// their workers by these.
     #[serde(default)]
@@ -55,7 +50,7 @@ pub(crate) struct Bucket {
     pub rows: u64,
     /// Bytes of its segments.
     pub bytes: u64,
-    /// Its segments in `rows.arrow` (byte offset, length), in order.
+    /// Its segments in the file (byte offset, length), in order.
     pub segments: Vec<(u64, u64)>,
 }
 
@@ -112,7 +107,7 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
                         .ok_or_else(|| Error::Internal(format!("no source for input {index}")))
                         .and_then(|spec| {
                             let out = plan.map_output(dir, index);
-                            if out.join(DONE).exists() {
+                            if out.exists() {
                                 return Ok(false);
                             }
                             plan.check_input(index)?;
@@ -140,7 +135,7 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     Ok(written.into_inner())
 }
 
-/// Reads one input into its map output folder `out`, unless an earlier attempt published
+/// Reads one input into its map output file `out`, unless an earlier attempt published
 /// it; whether this call published it.
 fn map_input(
     out: &Path,
@@ -148,7 +143,7 @@ fn map_input(
     buckets: u32,
     (retries, hold): (u32, usize),
 ) -> Result<bool> {
-    if out.join(DONE).exists() {
+    if out.exists() {
         return Ok(false);
     }
     let parent = out
@@ -162,14 +157,10 @@ fn map_input(
         std::process::id()
     ));
     // As one run: an I/O error is retried (here from the start of the input, into a
-    // fresh folder); a deterministic error, or the last retry's, fails the input, and
-    // what was read before it is kept.
+    // fresh file); a deterministic error, or the last retry's, fails the input, and what
+    // was read before it is kept.
     let mut attempt = 0u32;
     loop {
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         match split_input((spec.open)(), &tmp, buckets, hold)? {
             Some(e) if e.is_retryable() && attempt < retries => attempt += 1,
             Some(e) => {
@@ -179,15 +170,14 @@ fn map_input(
             None => break,
         }
     }
-    // One rename publishes the whole output; a twin attempt that got there first wins.
-    match std::fs::rename(&tmp, out) {
-        Ok(()) => Ok(true),
-        Err(_) if out.join(DONE).exists() => {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            Ok(false)
-        }
-        Err(e) => Err(Error::io(out, e)),
+    // One rename publishes the whole output; a twin attempt that got there first wins
+    // (the same rows either way).
+    if out.exists() {
+        std::fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        return Ok(false);
     }
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    Ok(true)
 }
 
 /// Intermediate rows are read once, soon, by a machine on the same network: Arrow IPC
@@ -211,7 +201,7 @@ fn ipc_stream(schema: &arrow_schema::Schema, batch: Option<&RecordBatch>) -> Res
     Ok(buf)
 }
 
-/// The rows of an input on their way to `rows.arrow`: held per bucket, then written a
+/// The rows of an input on their way to its map output file: held per bucket, then written a
 /// bucket at a time, each bucket's held rows as one segment.
 struct Rows {
     file: BufWriter<File>,
@@ -274,10 +264,82 @@ impl Rows {
         Ok(())
     }
 
-    fn close(mut self) -> Result<BTreeMap<u32, Bucket>> {
+    /// Writes what is held, the rejects and the footer (the marker: [`MapFile::read`]
+    /// refuses a file without it).
+    fn finish(mut self, rejects: &[Reject], mut done: Done) -> Result<()> {
         self.write_held()?;
+        done.buckets = std::mem::take(&mut self.buckets);
+        done.rejects = rejects.len();
+        if !rejects.is_empty() {
+            let text = serde_json::to_vec(rejects)
+                .map_err(|e| Error::Internal(format!("rejects as JSON: {e}")))?;
+            done.rejects_at = Some(self.append(&text)?);
+        }
+        let footer = serde_json::to_vec(&done)
+            .map_err(|e| Error::Internal(format!("map marker as JSON: {e}")))?;
+        self.append(&footer)?;
+        self.append(&(footer.len() as u64).to_le_bytes())?;
+        self.append(MAGIC)?;
         self.file.flush().map_err(|e| Error::io(&self.path, e))?;
-        Ok(self.buckets)
+        Ok(())
+    }
+}
+
+/// A finished map output file: the rows of one input as Arrow IPC streams (the schema
+/// first, then each bucket's segments), the reader's rejects as JSON, then the footer
+/// ([`Done`] as JSON), its length (8 bytes, little-endian) and [`MAGIC`].
+pub(crate) struct MapFile;
+
+impl MapFile {
+    /// The footer of the map output file `path`; `None` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<Done>> {
+        let mut f = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let bad = |what: &str| {
+            Error::Usage(format!(
+                "{}: not a complete map output ({what}); remove it and run its map task again",
+                path.display()
+            ))
+        };
+        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < 16 {
+            return Err(bad("too short"));
+        }
+        let mut tail = [0u8; 16];
+        f.seek(SeekFrom::Start(len - 16))
+            .and_then(|_| f.read_exact(&mut tail))
+            .map_err(|e| Error::io(path, e))?;
+        if &tail[8..] != MAGIC {
+            return Err(bad("no end marker"));
+        }
+        let n = u64::from_le_bytes(tail[..8].try_into().map_err(|_| bad("footer length"))?);
+        if n > len - 16 {
+            return Err(bad("footer length"));
+        }
+        let mut footer = vec![0u8; usize::try_from(n).map_err(|_| bad("footer length"))?];
+        f.seek(SeekFrom::Start(len - 16 - n))
+            .and_then(|_| f.read_exact(&mut footer))
+            .map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&footer)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
+    }
+
+    /// The rejects of the map output file `path`, where its footer places them.
+    pub fn rejects(path: &Path, at: Option<(u64, u64)>) -> Result<Vec<Reject>> {
+        let Some((at, len)) = at else {
+            return Ok(Vec::new());
+        };
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        f.seek(SeekFrom::Start(at))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&buf)
+            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
     }
 }
 
@@ -304,17 +366,11 @@ fn split_input(
                 }),
                 ..Default::default()
             };
-            Rows::create(
-                &tmp.join(ROWS),
-                Arc::new(arrow_schema::Schema::empty()),
-                hold,
-            )?
-            .close()?;
-            write_marker(tmp, &[], done)?;
+            Rows::create(tmp, Arc::new(arrow_schema::Schema::empty()), hold)?.finish(&[], done)?;
             return Ok(Some(e));
         }
     };
-    let mut out = Rows::create(&tmp.join(ROWS), source.schema(), hold)?;
+    let mut out = Rows::create(tmp, source.schema(), hold)?;
     let mut symbols = BTreeMap::new();
     let mut rejects: Vec<Reject> = Vec::new();
     let mut lines: Option<(u64, u64)> = None;
@@ -359,7 +415,6 @@ fn split_input(
         rejects.extend(source.drain_rejects());
     }
     let done = Done {
-        buckets: out.close()?,
         symbols,
         failed: failed.as_ref().map(|e| MapFailure {
             error: e.to_string(),
@@ -367,23 +422,8 @@ fn split_input(
         }),
         ..Default::default()
     };
-    write_marker(tmp, &rejects, done)?;
+    out.finish(&rejects, done)?;
     Ok(failed)
-}
-
-/// Writes the rejects (when any), then the marker (last: an output folder with it is
-/// complete).
-fn write_marker(tmp: &Path, rejects: &[Reject], mut done: Done) -> Result<()> {
-    done.rejects = rejects.len();
-    if !rejects.is_empty() {
-        let text = serde_json::to_string(rejects)
-            .map_err(|e| Error::Internal(format!("rejects as JSON: {e}")))?;
-        std::fs::write(tmp.join(REJECTS), text).map_err(|e| Error::io(tmp.join(REJECTS), e))?;
-    }
-    let text = serde_json::to_string(&done)
-        .map_err(|e| Error::Internal(format!("map marker as JSON: {e}")))?;
-    std::fs::write(tmp.join(DONE), text).map_err(|e| Error::io(tmp.join(DONE), e))?;
-    Ok(())
 }
 
 /// The bucket of `symbol` (a stable hash; null symbols are hashed as "").
@@ -453,7 +493,7 @@ mod tests {
     #[test]
     fn a_bucket_in_many_segments_reads_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(ROWS);
+        let path = dir.path().join("x.tpmap");
         let b = batch(&[("A", 0)]);
         let mut rows = Rows::create(&path, b.schema(), 1).unwrap();
         let mut pushed: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
@@ -465,7 +505,8 @@ mod tests {
                 pushed.entry(bucket).or_default().extend([v, v + 100]);
             }
         }
-        let buckets = rows.close().unwrap();
+        rows.finish(&[], Done::default()).unwrap();
+        let buckets = MapFile::read(&path).unwrap().unwrap().buckets;
         assert_eq!(buckets[&3].segments.len(), 7);
         assert_eq!(buckets[&3].rows, 14);
         for (bucket, want) in &pushed {
@@ -502,5 +543,29 @@ mod tests {
         .unwrap();
         assert_eq!(src.schema().field(0).name(), "symbol");
         assert!(src.next().is_none());
+    }
+
+    /// A map output cut short (or any file without the end marker) is refused, naming the
+    /// file and what to do; a missing one is "not yet".
+    #[test]
+    fn a_damaged_map_output_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.tpmap");
+        assert!(MapFile::read(&path).unwrap().is_none());
+        let b = batch(&[("A", 1)]);
+        let mut rows = Rows::create(&path, b.schema(), 1 << 20).unwrap();
+        rows.push(0, b).unwrap();
+        let rejects = vec![Reject::quarantined(0, 7, "bad_number", "x", None)];
+        rows.finish(&rejects, Done::default()).unwrap();
+        let done = MapFile::read(&path).unwrap().unwrap();
+        assert_eq!(done.rejects, 1);
+        assert_eq!(MapFile::rejects(&path, done.rejects_at).unwrap()[0].line, 7);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let e = MapFile::read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("x.tpmap") && e.contains("run its map task again"),
+            "{e}"
+        );
     }
 }

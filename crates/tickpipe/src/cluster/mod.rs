@@ -9,10 +9,10 @@
 //!   the reader's quarantine, `[input] sort`), up to two inputs per worker at once, and
 //!   writes the rows per symbol bucket (a stable hash of the symbol into [`BUCKETS`] virtual
 //!   buckets) with their provenance (`_line`), in the order the reader produced them. Each
-//!   input's output is a folder named by the input's fingerprint holding one file of
-//!   LZ4-compressed Arrow IPC segments (each bucket's rows in segments of their own), a
-//!   marker listing them, and the reader's rejects; it is published with one rename, so a
-//!   retried or duplicated map task is harmless.
+//!   input's output is one file named by the input's fingerprint: LZ4-compressed Arrow IPC
+//!   segments (each bucket's rows in segments of their own), the reader's rejects, and a
+//!   footer listing them. It is written under a temporary name and published with one
+//!   rename, so a retried or duplicated map task is harmless.
 //! - **reduce** assigns the buckets to reduce tasks by their sizes (longest first to the
 //!   least loaded task), the same on every task. It then runs the one-machine engine with the
 //!   one-machine stage chain, but each input is opened as "this input's rows of my buckets",

@@ -226,7 +226,7 @@ impl Plan {
         Ok(p)
     }
 
-    /// The folder holding input `index`'s shuffled rows.
+    /// The file holding input `index`'s shuffled rows (see `map::MapFile`).
     pub(crate) fn map_output(&self, dir: &Path, index: usize) -> PathBuf {
         let i = &self.inputs[index];
         let key = format!(
@@ -234,7 +234,7 @@ impl Plan {
             i.path, i.fingerprint.size, i.fingerprint.mtime_ns, i.fingerprint.ends_hash
         );
         dir.join("_shuffle").join("map").join(format!(
-            "{:016x}",
+            "{:016x}.tpmap",
             pipeline_core::stable_hash(key.as_bytes())
         ))
     }

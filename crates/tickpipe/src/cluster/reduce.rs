@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pipeline_core::{Error, Ledger, Reject, Result, SourceId};
+use pipeline_core::{Error, Ledger, Result, SourceId};
 use pipeline_parallel::SourceSpec;
 
-use super::map::{DONE, Done, REJECTS, ROWS, bucket_of};
+use super::map::{Done, MapFile, bucket_of};
 use super::plan::{Plan, longest_first};
 use super::shuffled::ShuffledSource;
 use crate::output::{DATA_DIR, Output};
@@ -88,29 +88,25 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
                     .filter(|(b, _)| mine.contains(b))
                     .flat_map(|(_, bucket)| bucket.segments.iter().copied())
                     .collect();
-                let has_rejects = dones[i].rejects > 0;
+
                 // The reader's rejects have no bucket (a malformed line may have no
                 // symbol): input i's belong to task i mod M, so each is counted once.
                 let owns_rejects = i % reduce_tasks == task;
                 let failure = dones[i].failed.clone();
+                let rejects_at = dones[i].rejects_at;
                 SourceSpec {
                     name: spec.name,
                     size_bytes: sizes[i],
                     open: Arc::new(move || {
                         // The task that owns the rejects also reports a failed input.
                         let (rejects, failure) = if owns_rejects {
-                            let rejects = if has_rejects {
-                                read_rejects(&out.join(REJECTS))?
-                            } else {
-                                Vec::new()
-                            };
-                            (rejects, failure.clone())
+                            (MapFile::rejects(&out, rejects_at)?, failure.clone())
                         } else {
                             (Vec::new(), None)
                         };
                         let src = ShuffledSource::open(
                             i as SourceId,
-                            out.join(ROWS),
+                            out.clone(),
                             segments.clone(),
                             (rejects, failure),
                             batch_rows,
@@ -138,14 +134,9 @@ fn map_outputs(plan: &Plan, dir: &Path) -> Result<Vec<Done>> {
     let mut dones = Vec::new();
     let mut missing = 0;
     for i in 0..plan.inputs.len() {
-        let path = plan.map_output(dir, i).join(DONE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => dones.push(
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,
-            Err(e) => return Err(Error::io(&path, e)),
+        match MapFile::read(&plan.map_output(dir, i))? {
+            Some(done) => dones.push(done),
+            None => missing += 1,
         }
     }
     if missing > 0 {
@@ -179,11 +170,6 @@ fn buckets_of_task(plan: &Plan, dones: &[Done], task: usize) -> std::collections
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
 }
 
 /// The ledger of a run report.

@@ -1,5 +1,5 @@
 //! The source a reduce task reads in place of an input: that input's rows of the task's
-//! buckets (segments of the map output's `rows.arrow`), bucket after bucket, each in
+//! buckets (segments of the input's map output file), bucket after bucket, each in
 //! source order, then the
 //! reader's rejects of the input when this task owns them; and when the input failed in its
 //! map task, the task that owns its rejects ends it with the map task's error, so the input
