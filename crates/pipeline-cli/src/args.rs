@@ -179,8 +179,9 @@ pub struct RunArgs {
     pub resume: bool,
     /// Replace what a previous run left in --out. Without it, a folder holding a finished run
     /// takes new inputs after the recorded ones (an append), a changed input in the middle of
-    /// its history, changed feature parameters, or changed settings of the quality report
-    /// (thresholds, verdict, history checks), and refuses anything else.
+    /// its history, changed feature parameters, changed settings of the quality report
+    /// (thresholds, verdict, history checks), or other changed `[preprocessing]` and
+    /// `[validation]` settings (it makes the dataset again), and refuses anything else.
     #[arg(long)]
     pub overwrite: bool,
     /// Removed: shards dealt whole files, so a symbol's state restarted at shard borders.

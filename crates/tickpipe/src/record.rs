@@ -119,6 +119,10 @@ pub struct RecordedRun {
     /// rows were kept; the end-of-input flush ran again and the report was made anew).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_only: Vec<String>,
+    /// For a run that made the dataset again from the inputs because settings of the
+    /// streaming stages changed (cleaning, outliers, the validation rules): those keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerun: Vec<String>,
 }
 
 impl RecordedRun {
@@ -136,6 +140,7 @@ impl RecordedRun {
                 .map(|(a, b)| (a.path.clone(), b.path.clone())),
             refeatured: Vec::new(),
             report_only: Vec::new(),
+            rerun: Vec::new(),
         }
     }
 }
@@ -299,6 +304,15 @@ impl RunRecord {
                     return format!(
                         "quality report made again for {} (unix time {})",
                         h.report_only.join(", "),
+                        h.started_unix
+                    );
+                }
+                if !h.rerun.is_empty() {
+                    return format!(
+                        "made again from {} input{}{span} for {} (unix time {})",
+                        h.inputs,
+                        if h.inputs == 1 { "" } else { "s" },
+                        h.rerun.join(", "),
                         h.started_unix
                     );
                 }

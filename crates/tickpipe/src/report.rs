@@ -159,6 +159,12 @@ pub struct RunReport {
     /// and the quality report was made with the new values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_only: Option<Vec<String>>,
+    /// A run over a finished dataset whose configuration changed in settings of the
+    /// streaming stages (`[preprocessing]`, `[validation]` keys the rules read): the keys.
+    /// The dataset was made again from the inputs; its earlier history is kept in the
+    /// record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<Vec<String>>,
     /// Live (`--follow`) runs into a dataset folder: where this run started and stopped in
     /// the followed file. A later live run of the same command continues from `stopped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +233,7 @@ impl RunReport {
             reprocessed: None,
             refeatured: None,
             report_only: None,
+            rerun: None,
             live: None,
             taq: None,
             row_ledger: ledger.clone(),

@@ -230,6 +230,7 @@ impl Pipeline {
         let mut extended = None;
         let mut reprocessed = None;
         let mut report_only = None;
+        let mut rerun = None;
         let prior = RunRecord::load(out)?;
         let complete = out.join(SUCCESS).exists();
         #[cfg(feature = "prep")]
@@ -319,6 +320,23 @@ impl Pipeline {
                         reprocessed = Some(r);
                     } else if let Some(report) = self.refeature(out, &prior, &now, None, started)? {
                         return Ok(report);
+                    } else if let Some(keys) = self.stage_rerun_change(&prior, &now) {
+                        tracing::info!(
+                            "{}: settings of the streaming stages changed ({}): the dataset is \
+                             made again from the inputs",
+                            out.display(),
+                            keys.join(", ")
+                        );
+                        #[cfg(feature = "prep")]
+                        crate::refeature::clear_pending(out)?;
+                        clear_ours(out)?;
+                        let mut history = prior.history.clone();
+                        if let Some(mut h) = now.history.pop() {
+                            h.rerun = keys.clone();
+                            history.push(h);
+                        }
+                        now.history = history;
+                        rerun = Some(keys);
                     } else {
                         let appends = now.inputs.len() > prior.inputs.len()
                             && now.inputs.starts_with(&prior.inputs);
@@ -343,7 +361,7 @@ impl Pipeline {
                             diffs.join("; ")
                         )));
                     }
-                    if let Some(keys) = report_keys {
+                    if let (Some(keys), None) = (report_keys, &rerun) {
                         tracing::info!(
                             "{}: settings of the quality report changed ({})",
                             out.display(),
@@ -373,6 +391,7 @@ impl Pipeline {
         report.appended = extended;
         report.reprocessed = reprocessed;
         report.report_only = report_only;
+        report.rerun = rerun;
         if let Some(from) = live_from {
             report.live = Some(crate::live::live_span(out, from)?);
         }
@@ -554,6 +573,33 @@ impl Pipeline {
             crate::output::remove_if_exists(&out.join(pipeline_validate::HISTORY_FILE))?;
         }
         Ok(())
+    }
+
+    /// The configuration keys that changed, when they are all settings of the streaming
+    /// stages (`[preprocessing]`, `[validation]`) and nothing else of the setup differs from
+    /// the finished run `prior` (the inputs may): the run then makes the dataset again from
+    /// the inputs, the same as `--overwrite`. This is the re-run from the first stage whose
+    /// key changed: the stages before cleaning (reading and parsing) keep no output but the
+    /// inputs themselves. Feature parameters alone take [`Self::refeature`] instead, report
+    /// settings alone [`Self::report_only_change`], when the folder allows them.
+    fn stage_rerun_change(&self, prior: &RunRecord, now: &RunRecord) -> Option<Vec<String>> {
+        let keys = prior.changed_keys(now);
+        let stage_key =
+            |k: &String| k.starts_with("preprocessing.") || k.starts_with("validation.");
+        if keys.is_empty() || !keys.iter().all(stage_key) {
+            return None;
+        }
+        let mut masked = now.clone();
+        for k in &keys {
+            crate::record::copy_key(&prior.config, &mut masked.config, k);
+        }
+        // The stages' keys hold their parameters; the chain itself must be the same.
+        let names = |r: &RunRecord| r.stages.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        if names(prior) != names(now) {
+            return None;
+        }
+        masked.stages = prior.stages.clone();
+        prior.setup_differences(&masked).is_empty().then_some(keys)
     }
 
     /// The configuration keys that changed, when `now`'s setup (all but its inputs) differs

@@ -158,6 +158,12 @@ pub fn run(args: RunArgs, quiet: bool) -> anyhow::Result<Outcome> {
             r.seconds
         );
     }
+    if let (Some(keys), false) = (&report.rerun, quiet) {
+        eprintln!(
+            "  settings of the streaming stages changed ({}): the dataset was made again from the inputs",
+            keys.join(", ")
+        );
+    }
     if let (Some(keys), false) = (&report.report_only, quiet) {
         if report.appended.is_some() || report.reprocessed.is_some() {
             eprintln!(

@@ -522,18 +522,27 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     assert_same_rows(&out, &all, "then appended");
     assert_same_rows(&interrupted, &all, "interrupted, completed, then appended");
 
-    // A cleaning parameter is not a feature parameter: refused as before.
+    // A cleaning parameter is not a feature parameter: the dataset is made again from the
+    // inputs, equal to a fresh run.
     let other = tmp.path().join("other.toml");
     std::fs::write(&other, "[preprocessing]\noutlier_window = 50\n").unwrap();
-    let a = tickpipe()
+    tickpipe()
         .args(with_config(&input, &out, &other))
         .assert()
-        .code(2);
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        .success();
+    let rerun = summary_of(&out)["rerun"].clone();
     assert!(
-        err.contains("outlier_window") && err.contains("--overwrite"),
-        "{err}"
+        rerun
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "preprocessing.outlier_window")),
+        "{rerun}"
     );
+    let fresh = tmp.path().join("fresh");
+    tickpipe()
+        .args(with_config(&input, &fresh, &other))
+        .assert()
+        .success();
+    assert_same_rows(&out, &fresh, "a cleaning parameter changed");
 }
 
 #[test]
@@ -733,14 +742,80 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
         text.contains("added 1 input") && text.contains("quality report settings changed"),
         "{text}"
     );
+}
 
-    // A setting the streaming stage reads is refused as before.
+/// A changed setting of the streaming stages (here the outlier filter's threshold and a
+/// validation rule's bound) makes the dataset again from the inputs, also together with a
+/// new day: the result equals a fresh run with the new settings over all days, the summary
+/// and `inspect` say why, and the record keeps the earlier history.
+#[test]
+fn a_changed_stage_setting_makes_the_dataset_again_from_the_inputs() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 12_000, 5);
+    let (held, back) = hold_back_last_day(&input, &tmp.path().join("aside"));
+    let out = tmp.path().join("out");
+    tickpipe().args(run_args(&input, &out)).assert().success();
+    let first = summary_of(&out);
+    std::fs::rename(&held, &back).unwrap();
+    let cfg = tmp.path().join("stages.toml");
+    std::fs::write(
+        &cfg,
+        "[preprocessing]\noutlier_threshold = 2.0\n[validation]\nspread_k = 7.0\n",
+    )
+    .unwrap();
+    let err = loud_with_config(&input, &out, &cfg);
+    assert!(
+        err.contains("settings of the streaming stages changed")
+            && err.contains("preprocessing.outlier_threshold")
+            && err.contains("validation.spread_k"),
+        "{err}"
+    );
+    let s = summary_of(&out);
+    assert_eq!(
+        s["rerun"],
+        serde_json::json!(["preprocessing.outlier_threshold", "validation.spread_k"]),
+        "{s}"
+    );
+    let reference = tmp.path().join("reference");
+    tickpipe()
+        .args(with_config(&input, &reference, &cfg))
+        .assert()
+        .success();
+    assert_same_rows(&out, &reference, "stage settings changed");
+    assert_eq!(rows(&out, true), rows(&reference, true), "quarantine");
+    let r = summary_of(&reference);
+    assert_balanced(&s);
+    for k in [
+        "rows_read",
+        "rows_written",
+        "rows_quarantined",
+        "rows_removed",
+    ] {
+        assert_eq!(s[k], r[k], "{k}: {s} vs {r}");
+    }
+    assert_ne!(
+        s["rows_removed"], first["rows_removed"],
+        "the lower outlier threshold removes other rows"
+    );
+    let text = inspect(&out);
+    assert!(
+        text.contains("made from") && text.contains("made again from 5 inputs"),
+        "{text}"
+    );
+    // The same command again finds the run done.
+    let again = loud_with_config(&input, &out, &cfg);
+    assert!(again.contains("already holds this run"), "{again}");
+    // Any other changed key is still refused, naming it.
     let other = tmp.path().join("other.toml");
-    std::fs::write(&other, "[validation]\nspread_k = 7.0\n").unwrap();
+    std::fs::write(
+        &other,
+        "[preprocessing]\noutlier_threshold = 2.0\n[validation]\nspread_k = 7.0\n[output]\nrow_group_bytes = \"8MiB\"\n",
+    )
+    .unwrap();
     let a = tickpipe()
         .args(with_config(&input, &out, &other))
         .assert()
         .failure();
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(err.contains("validation.spread_k"), "{err}");
+    assert!(err.contains("output.row_group_bytes"), "{err}");
 }
