@@ -681,6 +681,9 @@ impl Run {
         let abort = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
         let max_open = c.max_open_files.unwrap_or_else(|| default_open(w));
+        // Sources up to this size (in input bytes) count as small (see `default_open`).
+        let small_source = c.memory_limit / SMALL_SOURCE_SHARE;
+        let (mut big_open, mut big) = (0usize, std::collections::HashSet::new());
         let live = observer.map(|m| {
             m.begin(RunShape {
                 stages: names.clone(),
@@ -790,6 +793,14 @@ impl Run {
         while !all_done(next_commit) {
             let stopping = cancel.load(Ordering::Relaxed) || fatal.is_some();
             while !stopping && next < sources.len() && in_flight < max_open {
+                // Past `max(2, workers)` open sources, only small ones, and only while every
+                // open one is small: the extra sources are for runs of many small files.
+                if c.max_open_files.is_none()
+                    && in_flight >= w.max(2)
+                    && (big_open > 0 || sources[next].size_bytes > small_source)
+                {
+                    break;
+                }
                 if in_flight > 0 && (current_rss() as f64) > RSS_GATE * c.memory_limit as f64 {
                     tracing::debug!("memory near the limit: not opening another source yet");
                     break;
@@ -850,6 +861,10 @@ impl Run {
                 };
                 if job_tx.send(Box::new(job)).is_err() {
                     return Err(Error::Internal("the reader threads stopped".into()));
+                }
+                if sources[index].size_bytes > small_source {
+                    big_open += 1;
+                    big.insert(index);
                 }
                 next += 1;
                 in_flight += 1;
@@ -934,6 +949,9 @@ impl Run {
                 recv(out_rx) -> o => {
                     if let Ok(mut o) = o {
                         in_flight -= 1;
+                        if big.remove(&o.index) {
+                            big_open -= 1;
+                        }
                         if let Some(slot) = slot_of.remove(&o.index) {
                             free_slots.push(slot);
                         }
@@ -1080,14 +1098,21 @@ fn write_rejects(
     Ok(total)
 }
 
-/// Sources open at once unless set: two per worker, at least 4. Workers take sources in
-/// order and each moves on as soon as it is done with its part of one, so the sources
-/// open ahead are how far a worker may run ahead of the others. At `max(2, workers)`, on
-/// 252 day files of 12K rows (2 workers), a run took 2.74 s and one reduce task of a
-/// cluster job 1.35 s; at 4, 2.43 s and 1.02 s, for 2-4 MiB more peak memory.
+/// Sources open at once unless set: two per worker, at least 4, of which those past
+/// `max(2, workers)` only while every open source is small (at most a
+/// [`SMALL_SOURCE_SHARE`]th of the memory limit in input bytes). Workers take sources in
+/// order and each moves on as soon as it is done with its part of one, so the sources open
+/// ahead are how far a worker may run ahead of the others. At `max(2, workers)`, on 252 day
+/// files of 12K rows (2 workers), a run took 2.74 s and one reduce task of a cluster job
+/// 1.35 s; at 4, 2.43 s and 1.02 s, for 2-4 MiB more peak memory. Large files gain nothing
+/// from it and each open one holds its own buffers: four 5M-row CSV files open at once
+/// peaked at 292-314 MiB against 252-256 MiB with two (256 MiB limit).
 fn default_open(workers: usize) -> usize {
     (2 * workers).max(4)
 }
+
+/// See [`default_open`]: 2 MiB at the default 256 MiB limit.
+const SMALL_SOURCE_SHARE: u64 = 128;
 
 /// Asks the quarantine writer to publish segment `seg`'s quarantine and waits for its files.
 fn publish_rejects(tx: &crossbeam_channel::Sender<RejectMsg>, seg: u32) -> Result<Vec<PathBuf>> {

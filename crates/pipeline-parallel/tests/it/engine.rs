@@ -160,6 +160,83 @@ fn a_late_failure_retries_only_the_worker_that_failed() {
     }
 }
 
+/// A source that counts how many sources are open at once.
+struct OpenCount {
+    inner: Box<dyn pipeline_core::Source>,
+    open: Arc<AtomicU64>,
+}
+
+impl Iterator for OpenCount {
+    type Item = Result<pipeline_core::Chunk>;
+    fn next(&mut self) -> Option<Self::Item> {
+        std::thread::sleep(Duration::from_millis(1));
+        self.inner.next()
+    }
+}
+
+impl pipeline_core::Source for OpenCount {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for OpenCount {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// By default, up to four sources are open at once with two workers while they are small,
+/// and two when they are large (each open large source holds its own buffers).
+#[test]
+fn only_small_sources_are_opened_past_two_per_run_of_two_workers() {
+    let files = gen_files(31, 24, 60);
+    for (bytes_each, most) in [(1_000u64, 4u64), (64 << 20, 2)] {
+        let (open, peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let specs: Vec<SourceSpec> = specs(&files, 10)
+            .into_iter()
+            .map(|s| {
+                let (inner, open, peak) = (s.open.clone(), open.clone(), peak.clone());
+                SourceSpec {
+                    name: s.name,
+                    size_bytes: bytes_each,
+                    open: Arc::new(move || {
+                        let n = open.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(n, Ordering::SeqCst);
+                        Ok(Box::new(OpenCount {
+                            inner: inner()?,
+                            open: open.clone(),
+                        }) as Box<dyn pipeline_core::Source>)
+                    }),
+                }
+            })
+            .collect();
+        let (sink, got) = collect_sink();
+        let r = Runner::new()
+            .sources(specs)
+            .stages(vec![cumsum(None, 0, Duration::from_millis(3))])
+            .sink_factory(sink)
+            .workers(2)
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert!(r.files_failed.is_empty());
+        assert_eq!(
+            by_symbol(&got).values().map(Vec::len).sum::<usize>(),
+            24 * 60
+        );
+        let p = peak.load(Ordering::SeqCst);
+        assert!(
+            p <= most,
+            "{bytes_each} bytes each: {p} open at once, at most {most}"
+        );
+        if most == 4 {
+            assert!(p > 2, "small sources: {p} open at once");
+        }
+    }
+}
+
 #[test]
 fn shards_cover_every_source_exactly_once() {
     let files = gen_files(3, 40, 5);
