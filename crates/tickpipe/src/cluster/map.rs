@@ -308,10 +308,7 @@ impl MapFile {
         if len < 16 {
             return Err(bad("too short"));
         }
-        let mut tail = [0u8; 16];
-        f.seek(SeekFrom::Start(len - 16))
-            .and_then(|_| f.read_exact(&mut tail))
-            .map_err(|e| Error::io(path, e))?;
+        let tail = read_at(&mut f, path, (len - 16, 16))?;
         if &tail[8..] != MAGIC {
             return Err(bad("no end marker"));
         }
@@ -319,10 +316,7 @@ impl MapFile {
         if n > len - 16 {
             return Err(bad("footer length"));
         }
-        let mut footer = vec![0u8; usize::try_from(n).map_err(|_| bad("footer length"))?];
-        f.seek(SeekFrom::Start(len - 16 - n))
-            .and_then(|_| f.read_exact(&mut footer))
-            .map_err(|e| Error::io(path, e))?;
+        let footer = read_at(&mut f, path, (len - 16 - n, n))?;
         serde_json::from_slice(&footer)
             .map(Some)
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
@@ -334,10 +328,7 @@ impl MapFile {
             return Ok(Vec::new());
         };
         let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-        f.seek(SeekFrom::Start(at))
-            .and_then(|_| f.read_exact(&mut buf))
-            .map_err(|e| Error::io(path, e))?;
+        let buf = read_at(&mut f, path, (at, len))?;
         serde_json::from_slice(&buf)
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))
     }
@@ -424,6 +415,28 @@ fn split_input(
     };
     out.finish(&rejects, done)?;
     Ok(failed)
+}
+
+/// The `len` bytes at `at` of file `f` (at `path`, for errors); a range past the file's
+/// end (a damaged footer) is an error, not an allocation of whatever size it claims.
+pub(crate) fn read_at(f: &mut File, path: &Path, (at, len): (u64, u64)) -> Result<Vec<u8>> {
+    let size = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let n = match at.checked_add(len) {
+        Some(end) if end <= size => usize::try_from(len).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: not a complete map output (bytes {at}+{len} of {size}); remove it and run \
+             its map task again",
+            path.display()
+        ))
+    })?;
+    let mut buf = vec![0u8; n];
+    f.seek(SeekFrom::Start(at))
+        .and_then(|_| f.read_exact(&mut buf))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(buf)
 }
 
 /// The bucket of `symbol` (a stable hash; null symbols are hashed as "").
@@ -560,6 +573,17 @@ mod tests {
         let done = MapFile::read(&path).unwrap().unwrap();
         assert_eq!(done.rejects, 1);
         assert_eq!(MapFile::rejects(&path, done.rejects_at).unwrap()[0].line, 7);
+        // A segment past the file's end (a damaged footer) is an error, not an allocation.
+        let mut src = super::super::shuffled::ShuffledSource::open(
+            0,
+            path.clone(),
+            vec![(8, u64::MAX / 2)],
+            (Vec::new(), None),
+            5,
+        )
+        .unwrap();
+        let e = src.next().unwrap().unwrap_err().to_string();
+        assert!(e.contains("not a complete map output"), "{e}");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let e = MapFile::read(&path).unwrap_err().to_string();

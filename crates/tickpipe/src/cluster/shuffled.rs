@@ -1,13 +1,11 @@
 //! The source a reduce task reads in place of an input: that input's rows of the task's
-//! buckets (segments of the input's map output file), bucket after bucket, each in
-//! source order, then the
-//! reader's rejects of the input when this task owns them; and when the input failed in its
-//! map task, the task that owns its rejects ends it with the map task's error, so the input
-//! is reported failed with the lines it read, as one run reports it.
+//! buckets (segments of the input's map output file), bucket after bucket, each in source
+//! order, then the reader's rejects of the input when this task owns them; and when the
+//! input failed in its map task, the task that owns its rejects ends it with the map task's
+//! error, so the input is reported failed with the lines it read, as one run reports it.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
@@ -98,11 +96,7 @@ impl ShuffledSource {
         let Some((at, len)) = self.segments.next() else {
             return Ok(false);
         };
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-        self.file
-            .seek(SeekFrom::Start(at))
-            .and_then(|_| self.file.read_exact(&mut buf))
-            .map_err(|e| Error::io(&self.path, e))?;
+        let buf = super::map::read_at(&mut self.file, &self.path, (at, len))?;
         for b in StreamReader::try_new(std::io::Cursor::new(buf), None)? {
             self.pending.push_back(b?);
         }
