@@ -184,7 +184,7 @@ pub(crate) fn read_source(
             }
         };
         let complete = stop.is_none();
-        for (p, _) in parts.iter().zip(&released).filter(|(_, r)| !**r) {
+        for p in still_on(&parts, &released) {
             let _ = p.send(Part::End { attempt, complete });
         }
         // Every worker still on the source answers each attempt exactly once (a worker that
@@ -252,14 +252,13 @@ pub(crate) fn read_source(
             break;
         }
     }
-    let still = || parts.iter().zip(&released).filter(|(_, r)| !**r);
     if ok {
-        for (p, _) in still() {
+        for p in still_on(&parts, &released) {
             let _ = p.send(Part::Finished);
         }
     } else {
         let rows = Arc::new(std::mem::take(&mut st.rows));
-        for (p, _) in still() {
+        for p in still_on(&parts, &released) {
             let _ = p.send(Part::Failed { rows: rows.clone() });
         }
         if !cancelled && fatal.is_none() {
@@ -286,6 +285,18 @@ pub(crate) fn read_source(
         cancelled,
         position: st.position,
     }
+}
+
+/// The channels of the workers not yet released from the source (see `Part::End`).
+fn still_on<'a>(
+    parts: &'a [Sender<Part>],
+    released: &'a [bool],
+) -> impl Iterator<Item = &'a Sender<Part>> {
+    parts
+        .iter()
+        .zip(released)
+        .filter(|(_, r)| !**r)
+        .map(|(p, _)| p)
 }
 
 /// The quarantine record of a source that failed for good: one row naming the lines read

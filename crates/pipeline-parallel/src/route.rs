@@ -55,30 +55,28 @@ impl KeyAssigner {
             }
             owner.insert(k.as_bytes().to_vec(), *w);
         }
-        Ok(KeyAssigner {
+        Ok(KeyAssigner::with_owner(workers, owner))
+    }
+
+    /// An assigner seeded with each key's expected rows: heaviest first to the least loaded
+    /// worker, the rule the first chunk seeds with otherwise. Keys not listed are hashed.
+    pub fn weighted(workers: usize, weights: &[(String, u64)]) -> Self {
+        let a = KeyAssigner::with_owner(workers.max(1), HashMap::with_capacity(weights.len()));
+        let keys: Vec<(&[u8], u64)> = weights.iter().map(|(k, n)| (k.as_bytes(), *n)).collect();
+        a.assign(&keys, true);
+        a
+    }
+
+    /// An assigner with `owner` as its assignment so far; seeded when it holds any key.
+    fn with_owner(workers: usize, owner: HashMap<Vec<u8>, usize>) -> Self {
+        KeyAssigner {
             workers,
             inner: Mutex::new(Assignment {
                 seeded: !owner.is_empty(),
                 owner,
             }),
             seeded: Condvar::new(),
-        })
-    }
-
-    /// An assigner seeded with each key's expected rows: heaviest first to the least loaded
-    /// worker, the rule the first chunk seeds with otherwise. Keys not listed are hashed.
-    pub fn weighted(workers: usize, weights: &[(String, u64)]) -> Self {
-        let a = KeyAssigner {
-            workers: workers.max(1),
-            inner: Mutex::new(Assignment {
-                owner: HashMap::with_capacity(weights.len()),
-                seeded: false,
-            }),
-            seeded: Condvar::new(),
-        };
-        let keys: Vec<(&[u8], u64)> = weights.iter().map(|(k, n)| (k.as_bytes(), *n)).collect();
-        a.assign(&keys, true);
-        a
+        }
     }
 
     /// The assignment so far, sorted by key (for the run manifest).

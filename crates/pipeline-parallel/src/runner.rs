@@ -34,7 +34,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 struct RunConfig {
     /// Worker threads. Default: the number of cores.
     workers: usize,
-    /// Sources open at once. Default: `max(2, workers)`.
+    /// Sources open at once. Default: see `default_open`.
     max_open_files: Option<usize>,
     /// Rows each key will bring, when known ahead: keys are spread over the workers by them.
     key_weights: Vec<(String, u64)>,
@@ -683,7 +683,8 @@ impl Run {
         let max_open = c.max_open_files.unwrap_or_else(|| default_open(w));
         // Sources up to this size (in input bytes) count as small (see `default_open`).
         let small_source = c.memory_limit / SMALL_SOURCE_SHARE;
-        let (mut big_open, mut big) = (0usize, std::collections::HashSet::new());
+        // The large sources open now, by index.
+        let mut big = std::collections::HashSet::new();
         let live = observer.map(|m| {
             m.begin(RunShape {
                 stages: names.clone(),
@@ -797,7 +798,7 @@ impl Run {
                 // open one is small: the extra sources are for runs of many small files.
                 if c.max_open_files.is_none()
                     && in_flight >= w.max(2)
-                    && (big_open > 0 || sources[next].size_bytes > small_source)
+                    && (!big.is_empty() || sources[next].size_bytes > small_source)
                 {
                     break;
                 }
@@ -863,7 +864,6 @@ impl Run {
                     return Err(Error::Internal("the reader threads stopped".into()));
                 }
                 if sources[index].size_bytes > small_source {
-                    big_open += 1;
                     big.insert(index);
                 }
                 next += 1;
@@ -949,9 +949,7 @@ impl Run {
                 recv(out_rx) -> o => {
                     if let Ok(mut o) = o {
                         in_flight -= 1;
-                        if big.remove(&o.index) {
-                            big_open -= 1;
-                        }
+                        big.remove(&o.index);
                         if let Some(slot) = slot_of.remove(&o.index) {
                             free_slots.push(slot);
                         }

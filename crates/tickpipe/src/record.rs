@@ -360,12 +360,21 @@ impl RunRecord {
 
     /// The configuration keys (dotted) whose values differ between this record and `now`,
     /// other than the execution-only ones.
-    #[cfg(any(feature = "prep", feature = "validate"))]
     pub(crate) fn changed_keys(&self, now: &RunRecord) -> Vec<String> {
         config_differences(&self.config, &now.config)
             .into_keys()
             .filter(|k| !execution_only(k))
             .collect()
+    }
+
+    /// `now` with the configuration `keys` set back to their values in this record: what
+    /// is left to compare once those keys' change is taken care of.
+    pub(crate) fn with_recorded(&self, now: &RunRecord, keys: &[String]) -> RunRecord {
+        let mut masked = now.clone();
+        for k in keys {
+            copy_key(&self.config, &mut masked.config, k);
+        }
+        masked
     }
 
     /// What differs between this (earlier) record and `now`, in words, one item per
@@ -448,16 +457,15 @@ fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<St
     out
 }
 
-/// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
 /// Sets the dotted `key` of `to` to its value in `from` (nothing when `from` lacks it).
-#[cfg(feature = "validate")]
-pub(crate) fn copy_key(from: &Value, to: &mut Value, key: &str) {
+fn copy_key(from: &Value, to: &mut Value, key: &str) {
     let value = key.split('.').try_fold(from, |v, p| v.get(p)).cloned();
     if let Some(v) = value {
         set(to, key, v);
     }
 }
 
+/// Dotted keys whose values differ between two JSON configurations: `key → (old, new)`.
 fn config_differences(a: &Value, b: &Value) -> BTreeMap<String, (String, String)> {
     let mut fa = BTreeMap::new();
     let mut fb = BTreeMap::new();

@@ -589,15 +589,12 @@ impl Pipeline {
         if keys.is_empty() || !keys.iter().all(stage_key) {
             return None;
         }
-        let mut masked = now.clone();
-        for k in &keys {
-            crate::record::copy_key(&prior.config, &mut masked.config, k);
-        }
         // The stages' keys hold their parameters; the chain itself must be the same.
         let names = |r: &RunRecord| r.stages.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         if names(prior) != names(now) {
             return None;
         }
+        let mut masked = prior.with_recorded(now, &keys);
         masked.stages = prior.stages.clone();
         prior.setup_differences(&masked).is_empty().then_some(keys)
     }
@@ -624,11 +621,9 @@ impl Pipeline {
                 return None;
             }
             // Everything else (inputs, stages, other keys, shard) as recorded.
-            let mut masked = now.clone();
-            for k in &keys {
-                crate::record::copy_key(&prior.config, &mut masked.config, k);
-            }
-            if !prior.setup_differences(&masked).is_empty()
+            if !prior
+                .setup_differences(&prior.with_recorded(now, &keys))
+                .is_empty()
                 || !self.s.config.output.appendable
                 || self.s.shard.is_some()
                 || prior.shard.is_some()

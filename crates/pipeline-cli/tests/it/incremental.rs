@@ -400,7 +400,6 @@ fn a_folder_written_not_appendable_refuses_an_append_and_says_why() {
     assert_eq!(rows(&out, false), before, "the dataset was touched");
 }
 
-/// `run_args` with `--config cfg`.
 /// Runs [`with_config`] without `-q`; it must succeed; its stderr.
 fn loud_with_config(input: &Path, out: &Path, cfg: &Path) -> String {
     let mut args = with_config(input, out, cfg);
@@ -409,6 +408,15 @@ fn loud_with_config(input: &Path, out: &Path, cfg: &Path) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).to_string()
 }
 
+/// Runs [`with_config`]; it must succeed.
+fn run_with_config(input: &Path, out: &Path, cfg: &Path) {
+    tickpipe()
+        .args(with_config(input, out, cfg))
+        .assert()
+        .success();
+}
+
+/// `run_args` with `--config cfg`.
 fn with_config(input: &Path, out: &Path, cfg: &Path) -> Vec<String> {
     let mut a = run_args(input, out);
     a.extend(["--config".into(), cfg.to_string_lossy().into()]);
@@ -442,10 +450,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         "{err}"
     );
     let reference = tmp.path().join("reference");
-    tickpipe()
-        .args(with_config(&input, &reference, &cfg))
-        .assert()
-        .success();
+    run_with_config(&input, &reference, &cfg);
     assert_same_rows(&out, &reference, "features recomputed");
     let names = |dir: &Path| {
         let f = &parquet_files(&dir.join("data"))[0];
@@ -498,27 +503,18 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         err.contains("interrupted re-run of its feature columns"),
         "{err}"
     );
-    tickpipe()
-        .args(with_config(&input, &interrupted, &cfg))
-        .assert()
-        .success();
+    run_with_config(&input, &interrupted, &cfg);
     assert_same_rows(&interrupted, &reference, "an interrupted re-run completed");
 
     // The stage state at the end was recomputed too: appending a day continues with the
     // new parameters, equal to a fresh run over all days.
     std::fs::rename(&held, &back).unwrap();
     for dir in [&out, &interrupted] {
-        tickpipe()
-            .args(with_config(&input, dir, &cfg))
-            .assert()
-            .success();
+        run_with_config(&input, dir, &cfg);
         assert_eq!(summary_of(dir)["appended"][0], 1);
     }
     let all = tmp.path().join("all");
-    tickpipe()
-        .args(with_config(&input, &all, &cfg))
-        .assert()
-        .success();
+    run_with_config(&input, &all, &cfg);
     assert_same_rows(&out, &all, "then appended");
     assert_same_rows(&interrupted, &all, "interrupted, completed, then appended");
 
@@ -526,10 +522,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
     // inputs, equal to a fresh run.
     let other = tmp.path().join("other.toml");
     std::fs::write(&other, "[preprocessing]\noutlier_window = 50\n").unwrap();
-    tickpipe()
-        .args(with_config(&input, &out, &other))
-        .assert()
-        .success();
+    run_with_config(&input, &out, &other);
     let rerun = summary_of(&out)["rerun"].clone();
     assert!(
         rerun
@@ -538,10 +531,7 @@ fn a_changed_feature_parameter_recomputes_the_features_from_the_dataset() {
         "{rerun}"
     );
     let fresh = tmp.path().join("fresh");
-    tickpipe()
-        .args(with_config(&input, &fresh, &other))
-        .assert()
-        .success();
+    run_with_config(&input, &fresh, &other);
     assert_same_rows(&out, &fresh, "a cleaning parameter changed");
 }
 
@@ -589,20 +579,11 @@ fn a_feature_re_run_works_on_a_folder_written_not_appendable() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    tickpipe()
-        .args(with_config(&input, &out, &base))
-        .assert()
-        .success();
-    tickpipe()
-        .args(with_config(&input, &out, &feat))
-        .assert()
-        .success();
+    run_with_config(&input, &out, &base);
+    run_with_config(&input, &out, &feat);
     assert!(summary_of(&out)["refeatured"].is_object());
     let reference = tmp.path().join("reference");
-    tickpipe()
-        .args(with_config(&input, &reference, &feat))
-        .assert()
-        .success();
+    run_with_config(&input, &reference, &feat);
     assert_same_rows(&out, &reference, "not appendable, features recomputed");
 }
 
@@ -643,10 +624,7 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
     // Against a fresh run with the new settings: the same rows, quarantine, ledger and
     // quality report (rule by rule).
     let reference = tmp.path().join("reference");
-    tickpipe()
-        .args(with_config(&input, &reference, &cfg))
-        .assert()
-        .success();
+    run_with_config(&input, &reference, &cfg);
     assert_same_rows(&out, &reference, "report settings changed");
     let r = summary_of(&reference);
     assert_balanced(&s);
@@ -712,10 +690,7 @@ fn a_changed_report_setting_keeps_the_rows_and_makes_the_report_again() {
     assert!(out.join("quality_history.jsonl").exists());
     let off = tmp.path().join("off.toml");
     std::fs::write(&off, "[validation]\nhistory = false\n").unwrap();
-    tickpipe()
-        .args(with_config(&input, &out, &off))
-        .assert()
-        .success();
+    run_with_config(&input, &out, &off);
     assert!(!out.join("quality_history.jsonl").exists());
     // (The other three keys went back to their defaults: report settings as well.)
     assert_eq!(
@@ -777,10 +752,7 @@ fn a_changed_stage_setting_makes_the_dataset_again_from_the_inputs() {
         "{s}"
     );
     let reference = tmp.path().join("reference");
-    tickpipe()
-        .args(with_config(&input, &reference, &cfg))
-        .assert()
-        .success();
+    run_with_config(&input, &reference, &cfg);
     assert_same_rows(&out, &reference, "stage settings changed");
     assert_eq!(rows(&out, true), rows(&reference, true), "quarantine");
     let r = summary_of(&reference);

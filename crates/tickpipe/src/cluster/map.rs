@@ -1,5 +1,6 @@
-//! `tickpipe map --task i`: each input of group `i`, read as a run reads it, split into
-//! per-bucket Parquet runs in source order; the reader's rejects kept beside them.
+//! `tickpipe map --task i`: each input of group `i`, read as a run reads it, split by
+//! symbol bucket in source order into one map output file per input ([`MapFile`]): the
+//! rows as Arrow IPC segments, the reader's rejects and a footer.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,9 +28,10 @@ const MAGIC: &[u8; 8] = b"TPMAP001";
 pub(crate) struct Done {
     /// The buckets that hold rows of the input.
     pub buckets: BTreeMap<u32, Bucket>,
-    /// How many rejects the file holds, and where (their JSON), when there are some.
+    /// How many rejects the file holds.
     #[serde(default)]
     pub rejects: usize,
+    /// Where their JSON is in the file (byte offset, length), when there are some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects_at: Option<(u64, u64)>,
     /// Rows per symbol (null symbols left out): reduce tasks spread their symbols over
@@ -83,8 +85,8 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     let threads = (2 * crate::settings::workers(&pipeline.s.config))
         .min(group.len())
         .max(1);
-    // Rows of an input are held per bucket until this many bytes, then written out as row
-    // groups: a sixteenth of the memory limit, shared by the inputs read at once.
+    // Rows of an input are held per bucket until this many bytes, then written out as
+    // segments: a sixteenth of the memory limit, shared by the inputs read at once.
     let hold = usize::try_from(pipeline.s.config.pipeline.memory_limit.0 / 16 / threads as u64)
         .unwrap_or(usize::MAX)
         .max(1 << 20);
@@ -135,17 +137,14 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
     Ok(written.into_inner())
 }
 
-/// Reads one input into its map output file `out`, unless an earlier attempt published
-/// it; whether this call published it.
+/// Reads one input into its map output file `out` (the caller skips inputs an earlier
+/// attempt published); whether this call published it.
 fn map_input(
     out: &Path,
     spec: &pipeline_parallel::SourceSpec,
     buckets: u32,
     (retries, hold): (u32, usize),
 ) -> Result<bool> {
-    if out.exists() {
-        return Ok(false);
-    }
     let parent = out
         .parent()
         .ok_or_else(|| Error::Internal("map output has no parent".into()))?;
@@ -298,12 +297,7 @@ impl MapFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let bad = |what: &str| {
-            Error::Usage(format!(
-                "{}: not a complete map output ({what}); remove it and run its map task again",
-                path.display()
-            ))
-        };
+        let bad = |what: &str| incomplete(path, what);
         let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
         if len < 16 {
             return Err(bad("too short"));
@@ -334,7 +328,7 @@ impl MapFile {
     }
 }
 
-/// Reads `source` to its end into `rows.parquet`, its rejects and its marker in `tmp`.
+/// Reads `source` to its end into the map output file `tmp` (rows, rejects, footer).
 /// A bucket's rows keep the order the reader produced them in (source order). When the
 /// input fails (it cannot be opened, or an error ends it), what was read before is written
 /// with the failure in the marker, and the error is returned for the caller to retry or
@@ -425,18 +419,20 @@ pub(crate) fn read_at(f: &mut File, path: &Path, (at, len): (u64, u64)) -> Resul
         Some(end) if end <= size => usize::try_from(len).ok(),
         _ => None,
     }
-    .ok_or_else(|| {
-        Error::Usage(format!(
-            "{}: not a complete map output (bytes {at}+{len} of {size}); remove it and run \
-             its map task again",
-            path.display()
-        ))
-    })?;
+    .ok_or_else(|| incomplete(path, &format!("bytes {at}+{len} of {size}")))?;
     let mut buf = vec![0u8; n];
     f.seek(SeekFrom::Start(at))
         .and_then(|_| f.read_exact(&mut buf))
         .map_err(|e| Error::io(path, e))?;
     Ok(buf)
+}
+
+/// The error for a map output file that is not whole (`what` is wrong with it).
+fn incomplete(path: &Path, what: &str) -> Error {
+    Error::Usage(format!(
+        "{}: not a complete map output ({what}); remove it and run its map task again",
+        path.display()
+    ))
 }
 
 /// The bucket of `symbol` (a stable hash; null symbols are hashed as "").

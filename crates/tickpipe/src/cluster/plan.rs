@@ -18,8 +18,8 @@ pub const PLAN_FILE: &str = "_plan.json";
 /// that hold rows get a file).
 pub const BUCKETS: u32 = 256;
 
-/// 2: the plan keeps the inputs' description; a map output is one Parquet file with a row
-/// group per bucket.
+/// 2: the plan keeps the inputs' description and stats; a map output is one file of Arrow
+/// IPC segments with a footer (`map::MapFile`).
 const VERSION: u32 = 2;
 
 /// One input of a plan.

@@ -88,7 +88,6 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
                     .filter(|(b, _)| mine.contains(b))
                     .flat_map(|(_, bucket)| bucket.segments.iter().copied())
                     .collect();
-
                 // The reader's rejects have no bucket (a malformed line may have no
                 // symbol): input i's belong to task i mod M, so each is counted once.
                 let owns_rejects = i % reduce_tasks == task;
