@@ -143,7 +143,7 @@ mod validator;
 pub use calendar::{Calendar, CalendarKind, nyse_holidays};
 pub use history::FILE as HISTORY_FILE;
 pub use model::{Example, Histogram, SymbolDay};
-pub use plan::ValidationPlan;
+pub use plan::{ValidationPlan, ValidationState};
 pub use report::{
     ColumnStat, DayStat, FileStat, FinishOptions, HistoryInfo, Mode, REPORT_SCHEMA_VERSION,
     RuleResult, RunCounts, Status, Summary, SymbolStat, ValidationReport, Verdict,

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use pipeline_core::{Config, Error, Result, Stage, StageFactory};
 
+use serde::{Deserialize, Serialize};
+
 use crate::calendar::Calendar;
 use crate::collect::Collector;
 use crate::report::{FinishOptions, Mode, ValidationReport, build};
@@ -161,6 +163,45 @@ impl ValidationPlan {
         })]
     }
 
+    /// A copy of what the stage instances have handed in so far (call after the run): one
+    /// task of a cluster job keeps it, and the task that finishes the job
+    /// [`absorb`](ValidationPlan::absorb)s every task's before building one report.
+    pub fn state(&self) -> Result<ValidationState> {
+        let c = self
+            .collector
+            .lock()
+            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        Ok(ValidationState {
+            rules: self.rs.rules.len(),
+            acc: c.acc.clone(),
+            days: c.days.clone(),
+        })
+    }
+
+    /// Adds another plan's [`state`](ValidationPlan::state), as if its stage instances had
+    /// run under this plan. The states must come from plans with the same rules (the same
+    /// configuration): a different rule count is refused. Each symbol's rows must all have
+    /// been checked under one plan (a symbol split between plans would restart its stateful
+    /// rules and count the split as a day of its own).
+    pub fn absorb(&self, state: ValidationState) -> Result<()> {
+        if state.rules != self.rs.rules.len() {
+            return Err(Error::Internal(format!(
+                "validation state of {} rules given to a plan of {}",
+                state.rules,
+                self.rs.rules.len()
+            )));
+        }
+        let mut c = self
+            .collector
+            .lock()
+            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        match state.acc {
+            Some(acc) => c.add(acc, state.days),
+            None => c.days.extend(state.days),
+        }
+        Ok(())
+    }
+
     /// Builds the report from what every stage instance collected (call after the run), runs
     /// the dataset-level rules, and reads and rewrites the history file when
     /// `history_dir` is given and `[validation] history` is on.
@@ -172,4 +213,14 @@ impl ValidationPlan {
             .take();
         build(&self.rs, self.mode, acc, days, opts, &self.cal)
     }
+}
+
+/// What a [`ValidationPlan`]'s stages collected (counts, examples, histograms, per-file
+/// fingerprints, closed symbol-days), serialisable with serde: the reduce tasks of a cluster
+/// job each keep theirs, and one report is built from all of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationState {
+    rules: usize,
+    acc: Option<crate::stage::Acc>,
+    days: Vec<crate::model::SymbolDay>,
 }

@@ -56,6 +56,9 @@ mod with_validate {
         standalone: bool,
         report: Option<PathBuf>,
         history: Option<PathBuf>,
+        /// Where `finish` writes what the stages collected before building the report (a
+        /// reduce task's share of its job's report).
+        state: Option<PathBuf>,
     }
 
     impl Quality {
@@ -70,6 +73,7 @@ mod with_validate {
                         standalone: false,
                         report: None,
                         history: None,
+                        state: None,
                     }))
                 }
                 Validation::Standalone {
@@ -85,6 +89,7 @@ mod with_validate {
                         standalone: true,
                         report: report.clone(),
                         history: history.clone(),
+                        state: None,
                     }))
                 }
             }
@@ -100,6 +105,22 @@ mod with_validate {
             self.plan.workers(requested)
         }
 
+        /// Makes `finish` write what the stages collected to `path` (JSON) instead of a
+        /// report.
+        pub(crate) fn keep_state(&mut self, path: PathBuf) {
+            self.state = Some(path);
+        }
+
+        /// Adds the state another run kept with [`Quality::keep_state`] (same configuration,
+        /// other symbols) to what this one's report is built from.
+        pub(crate) fn absorb(&self, path: &Path) -> Result<()> {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| pipeline_core::Error::io(path, e))?;
+            let state: pipeline_validate::ValidationState = serde_json::from_str(&text)
+                .map_err(|e| pipeline_core::Error::Internal(format!("{}: {e}", path.display())))?;
+            self.plan.absorb(state)
+        }
+
         /// Builds the report after the run and writes its files: inline into the dataset
         /// folder `out`, standalone to the requested report path.
         pub(crate) fn finish(
@@ -108,6 +129,19 @@ mod with_validate {
             ledger: &Ledger,
             out: Option<&Path>,
         ) -> Result<QualityOutcome> {
+            if let Some(p) = &self.state {
+                let text = serde_json::to_string(&self.plan.state()?).map_err(|e| {
+                    pipeline_core::Error::Internal(format!("validation state as JSON: {e}"))
+                })?;
+                crate::output::write_atomic(p, &text)?;
+                // A share of a job's report: the job's is built from every share, so this
+                // run's own (over some symbols, in a staging folder) would be discarded.
+                return Ok(QualityOutcome {
+                    json: serde_json::json!({ "mode": "inline", "state": p }),
+                    html: String::new(),
+                    files: vec![p.clone()],
+                });
+            }
             let history = if self.standalone {
                 self.history.as_deref()
             } else {
@@ -205,6 +239,10 @@ mod without_validate {
         }
         pub(crate) fn workers(&self, requested: usize) -> usize {
             requested
+        }
+        pub(crate) fn keep_state(&mut self, _path: PathBuf) {}
+        pub(crate) fn absorb(&self, _path: &Path) -> Result<()> {
+            Ok(())
         }
         pub(crate) fn finish(
             &self,

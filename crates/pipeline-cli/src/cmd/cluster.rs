@@ -52,6 +52,21 @@ pub fn reduce(args: TaskArgs, quiet: bool) -> anyhow::Result<Outcome> {
     for f in &r.files_failed {
         eprintln!("  failed: {}: {}", f.file, f.error);
     }
+    if !quiet && args.plan.join(tickpipe::SUCCESS).exists() {
+        eprintln!(
+            "job complete: {}",
+            args.plan.join(tickpipe::cluster::JOB_LEDGER).display()
+        );
+        let quality = args.plan.join(tickpipe::QUALITY_JSON);
+        if let Ok(text) = std::fs::read_to_string(&quality) {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            eprintln!(
+                "quality: {} ({})",
+                v["verdict"].as_str().unwrap_or("unreadable"),
+                quality.display()
+            );
+        }
+    }
     Ok(if r.files_failed.is_empty() {
         Outcome::Ok
     } else {

@@ -67,6 +67,22 @@ fn assert_same_as_one_machine(tmp: &Path, job: &Path, want: &(Vec<String>, Vec<S
     let one = summary(&tmp.join("one.json"));
     assert_eq!(ledger["read"], one["rows_read"], "{ledger}");
     assert_eq!(ledger["written"], one["rows_written"], "{ledger}");
+    // The job's quality report is the one run's (the last reduce task merges every task's).
+    let quality = |dir: &Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join("quality.json")).expect("quality.json");
+        serde_json::from_str(&text).unwrap()
+    };
+    let (q_job, q_one) = (quality(job), quality(&tmp.join("one")));
+    for key in [
+        "verdict",
+        "rows_checked",
+        "total_findings",
+        "rules",
+        "symbol_days",
+        "files",
+    ] {
+        assert_eq!(q_job[key], q_one[key], "quality.json: {key}");
+    }
 }
 
 /// `tickpipe plan input --out job` with 3 map and 2 reduce tasks.

@@ -348,3 +348,78 @@ proptest! {
         prop_assert_eq!(chunked(&files, &sizes), chunked(&files, &[1 << 20]));
     }
 }
+
+/// Rows of `c` whose symbol `keep` accepts (provenance kept).
+fn only_symbols(c: &Chunk, keep: impl Fn(&str) -> bool) -> Chunk {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+    let col = c.column_by_name("symbol").unwrap();
+    let names: Vec<String> = match col.as_string_opt::<i32>() {
+        Some(s) => s.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+        None => {
+            let d = col.as_dictionary::<Int32Type>();
+            let values = d.values().as_string::<i32>();
+            d.keys()
+                .iter()
+                .map(|k| values.value(k.unwrap() as usize).to_string())
+                .collect()
+        }
+    };
+    let mask: arrow_array::BooleanArray = names.iter().map(|n| Some(keep(n))).collect();
+    c.filter(&mask).unwrap()
+}
+
+#[test]
+fn states_of_plans_over_disjoint_symbols_merge_into_the_whole_report() {
+    // A cluster job's reduce tasks each check some symbols; the report built from their
+    // states is the report of one plan over every symbol.
+    let tmp = tempfile::tempdir().unwrap();
+    let (chunks, table) = small_run(tmp.path());
+    let opts = FinishOptions {
+        sources: Some(&table),
+        ..FinishOptions::default()
+    };
+    let want = uninterrupted(&chunks, &opts);
+    assert!(want.total_findings > 0 && want.symbols.len() == 3);
+    let first = want.symbols[0].symbol.clone();
+    let mut states = Vec::new();
+    for part in [true, false] {
+        let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        let mut s = plan.stages()[0]().unwrap();
+        let mut em = Emitter::default();
+        for c in &chunks {
+            s.process(only_symbols(c, |x| (x == first) == part), &mut em)
+                .unwrap();
+        }
+        s.finish(&mut em).unwrap();
+        // Through JSON, as a reduce task hands its state over.
+        let text = serde_json::to_string(&plan.state().unwrap()).unwrap();
+        states.push(serde_json::from_str(&text).unwrap());
+    }
+    let merged = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+    for s in states {
+        merged.absorb(s).unwrap();
+    }
+    assert_eq!(canon(&merged.finish(&opts).unwrap()), canon(&want));
+
+    // A state of another rule set is refused.
+    let other = ValidationPlan::with_rules(
+        &Config::default(),
+        Mode::Standalone,
+        None,
+        vec![
+            pipeline_validate::CustomRule::expr(
+                "small",
+                pipeline_validate::Severity::Warning,
+                "size < 1e6",
+            )
+            .unwrap(),
+        ],
+    )
+    .unwrap();
+    let e = merged
+        .absorb(other.state().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rules"), "{e}");
+}

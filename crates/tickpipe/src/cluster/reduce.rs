@@ -17,12 +17,17 @@ use crate::report::RunReport;
 pub const JOB_LEDGER: &str = "_ledger.json";
 /// Folder of the reduce tasks' ledgers.
 const TASK_LEDGERS: &str = "_ledgers";
+/// Folder of what each reduce task's validation collected, merged into the job's
+/// `quality.json` by the last task to finish.
+const TASK_QUALITY: &str = "_quality";
 
 /// Runs reduce task `task` of the job in `dir` (every map task must be done). Its data
 /// files go to `DIR/data/…/t<task>-<name>`, its quarantine to `DIR/quarantine-t<task>-….parquet`
-/// and its ledger to `DIR/_ledgers/`; running it again (after a crash) replaces exactly what
-/// it wrote. When all reduce tasks are done, `DIR/_ledger.json` (checked to balance) and
-/// `DIR/_SUCCESS` are written.
+/// its ledger to `DIR/_ledgers/` and its validation results to `DIR/_quality/`; running it
+/// again (after a crash) replaces exactly what it wrote. When all reduce tasks are done,
+/// `DIR/_ledger.json` (checked to balance), the job's quality report (`quality.json`,
+/// `quality.html` and the metrics history `quality_history.jsonl`, over every task's
+/// symbols, as `tickpipe run` writes them) and `DIR/_SUCCESS` are written.
 pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     let plan = Plan::load(dir)?;
     if task >= plan.reduce_tasks {
@@ -35,9 +40,14 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     let mine = buckets_of_task(&plan, &dones, task);
     let tag = format!("t{task:05}");
     let ledger_file = dir.join(TASK_LEDGERS).join(format!("{tag}.json"));
+    let quality_file = dir.join(TASK_QUALITY).join(format!("{tag}.json"));
     crate::output::remove_if_exists(&ledger_file)?;
+    crate::output::remove_if_exists(&quality_file)?;
     crate::output::remove_if_exists(&dir.join(crate::run::SUCCESS))?;
     crate::output::remove_if_exists(&dir.join(JOB_LEDGER))?;
+    for f in [crate::quality::QUALITY_JSON, crate::quality::QUALITY_HTML] {
+        crate::output::remove_if_exists(&dir.join(f))?;
+    }
 
     // The staging folder is this task's alone: whatever an earlier attempt killed midway
     // (kill -9, a lost node) left there is discarded and the task starts afresh.
@@ -48,6 +58,9 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
         Err(e) => return Err(Error::io(&stage, e)),
     }
     let mut pipeline = plan.pipeline(Output::dataset(&stage))?;
+    if let Some(q) = pipeline.quality.as_mut() {
+        q.keep_state(quality_file);
+    }
     let batch_rows = pipeline.s.config.pipeline.chunk_size;
     let batch_rows = if batch_rows == 0 { 65_536 } else { batch_rows };
     let outputs: Vec<PathBuf> = (0..plan.inputs.len())
@@ -255,10 +268,32 @@ fn finish(plan: &Plan, dir: &Path) -> Result<()> {
             "the job's ledger does not balance: {total:?}"
         )));
     }
+    quality(plan, dir, &total)?;
     let text = serde_json::to_string_pretty(&total)
         .map_err(|e| Error::Internal(format!("ledger as JSON: {e}")))?;
     crate::output::write_atomic(&dir.join(JOB_LEDGER), &(text.clone() + "\n"))?;
     crate::output::write_atomic(&dir.join(crate::run::SUCCESS), &(text + "\n"))
+}
+
+/// The job's quality report from every reduce task's validation results, with the job's
+/// ledger, into `dir` (nothing when validation is off). Its symbols are the tasks' symbols,
+/// each checked whole by one task, so the report is the one `tickpipe run` writes; the
+/// history checks are idempotent (they skip earlier records of the days being checked), so
+/// two tasks finishing at once write the same report.
+fn quality(plan: &Plan, dir: &Path, ledger: &Ledger) -> Result<()> {
+    let p = plan.pipeline(Output::Discard)?;
+    let Some(q) = &p.quality else {
+        return Ok(());
+    };
+    for t in 0..plan.reduce_tasks {
+        q.absorb(&dir.join(TASK_QUALITY).join(format!("t{t:05}.json")))?;
+    }
+    let mut table = pipeline_core::SourceTable::default();
+    for f in &p.inputs.files {
+        table.add(f.display_name());
+    }
+    q.finish(&table, ledger, Some(dir))?;
+    Ok(())
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {

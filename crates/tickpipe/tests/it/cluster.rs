@@ -74,6 +74,11 @@ fn cluster_jobs_write_what_one_machine_writes() {
         .unwrap();
     let want_rows = dataset_rows(&one.join(tickpipe::DATA_DIR));
     let want_q = quarantine_rows(&one);
+    let want_quality = quality(&one);
+    assert!(
+        want_quality["total_findings"].as_u64() > Some(0),
+        "the sample has validation findings"
+    );
     assert!(!want_q.is_empty(), "the sample has quarantined rows");
     assert!(
         r.rows_removed.values().sum::<u64>() > 0,
@@ -92,7 +97,30 @@ fn cluster_jobs_write_what_one_machine_writes() {
         let diff = got.iter().zip(&want_rows).filter(|(a, b)| a != b).count();
         assert_eq!(diff, 0, "({f},{m}): {diff} rows differ");
         assert_eq!(quarantine_rows(&dir), want_q, "({f},{m}) quarantine");
+        assert_eq!(quality(&dir), want_quality, "({f},{m}) quality.json");
+        assert!(dir.join(tickpipe::QUALITY_HTML).exists(), "({f},{m})");
+        if m > 1 {
+            // A reduce task run again after the job finished (a retry that raced the
+            // first attempt) finishes the job again with the same report; only the
+            // history's count of earlier records now includes the job's own.
+            cluster::reduce_task(&dir, 1).expect("reduce again");
+            let mut again = quality(&dir);
+            let mut want = want_quality.clone();
+            for v in [&mut again, &mut want] {
+                v.as_object_mut().unwrap().remove("history");
+            }
+            assert_eq!(again, want, "({f},{m}) quality.json after a retry");
+        }
     }
+}
+
+/// A folder's `quality.json`, without the history file's path (the folders differ).
+fn quality(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(tickpipe::QUALITY_JSON)).expect("quality.json");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let h = v["history"].as_object_mut().expect("a history");
+    assert!(h.remove("path").is_some());
+    v
 }
 
 #[test]
