@@ -484,6 +484,32 @@ impl Manifest {
         txn.commit().map_err(|e| db_err(p, e))
     }
 
+    /// Makes `base`, the committed state from before a finished run's end-of-input flush,
+    /// the committed state again (an append or a second flush starts from it), with
+    /// `states`, the stage states [`Manifest::load`] gave. Those are the newest segment
+    /// end's; when that segment end is `base`'s own they are stored already, and only the
+    /// committed state is written (compressing the states again was an append's largest
+    /// fixed cost: validation's state holds every closed symbol-day).
+    pub fn recommit(&self, base: &Committed, states: &[Vec<Option<Vec<u8>>>]) -> Result<()> {
+        let p = &self.path;
+        let newest = {
+            let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
+            match txn.open_table(HISTORY) {
+                Ok(h) => h
+                    .last()
+                    .map_err(|e| db_err(p, e))?
+                    .map(|(k, _)| k.value().to_string()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(db_err(p, e)),
+            }
+        };
+        if newest == Some(history_key(base.next_segment)) {
+            self.commit(base, &[])
+        } else {
+            self.commit(base, states)
+        }
+    }
+
     /// See [`rewind`]: the latest kept segment end for which `keep` holds becomes the
     /// committed state, in one transaction.
     fn rewind(&self, keep: impl Fn(&Committed) -> bool) -> Result<Option<RewindPoint>> {
@@ -754,6 +780,44 @@ mod tests {
         // A damaged compressed state is an error, not garbage.
         assert!(unpack_state(&[1, 2]).is_err());
         assert!(unpack_state(&[200, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn recommitting_the_base_keeps_its_stored_states_and_writes_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, None).unwrap();
+        let at = |next_segment: u32, flushed: bool| Committed {
+            version: VERSION,
+            workers: 1,
+            next_segment,
+            flushed,
+            stages: vec![("s".into(), StageMetrics::default())],
+            ..Default::default()
+        };
+        let stored_at = |m: &Manifest, seg: u32| -> Option<Vec<u8>> {
+            let txn = m.db.begin_read().unwrap();
+            let t = txn.open_table(HISTORY_STATES).unwrap();
+            let key = format!("{}/{}", history_key(seg), state_key(0, 0));
+            t.get(key.as_str()).unwrap().map(|v| v.value().to_vec())
+        };
+        // Segment 0 ends with state [1]; the flush (segment 1) keeps no states.
+        let base = at(1, false);
+        m.commit(&base, &[vec![Some(vec![1])]]).unwrap();
+        m.save_base(&base).unwrap();
+        m.commit(&at(2, true), &[]).unwrap();
+        let (_, states) = m.load().unwrap().unwrap();
+        // The base's segment end is the newest: only the committed state is written, and
+        // the states given are not (they are the stored ones; these differ, to tell).
+        m.recommit(&base, &[vec![Some(vec![9])]]).unwrap();
+        let (c, again) = m.load().unwrap().unwrap();
+        assert_eq!((c.next_segment, c.flushed), (1, false));
+        assert_eq!(again, states);
+        assert_eq!(stored_at(&m, 1), Some(vec![1]));
+        // A base whose segment end is not the newest gets its states written.
+        m.recommit(&at(5, false), &[vec![Some(vec![4])]]).unwrap();
+        assert_eq!(stored_at(&m, 5), Some(vec![4]));
+        assert_eq!(m.load().unwrap().unwrap().0.next_segment, 5);
     }
 
     #[test]

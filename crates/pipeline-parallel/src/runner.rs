@@ -583,7 +583,7 @@ impl Run {
                 base.completed.len() + base.failed.len(),
                 base.next_segment
             );
-            m.commit(&base, &states)?;
+            m.recommit(&base, &states)?;
             committed = base;
         }
         // The inputs already committed come first; the rest are planned from the next

@@ -8,8 +8,6 @@
 //! the tickpipe cache's `meta` namespace). The cache is best effort: a miss or garbage
 //! means the file is simply read without it.
 
-use std::path::Path;
-
 use pipeline_core::MetaCache;
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +61,9 @@ pub(crate) fn describe_options_hash(opts: &super::ReadOptions) -> u64 {
 
 /// The cache key of a file: its canonical path and [`Fingerprint`] (size, mtime, hash of
 /// the first and last 64 KiB).
-pub(crate) fn fingerprint(path: &Path) -> Option<String> {
-    let f = Fingerprint::of(path).ok()?;
-    let canon = super::canonical_path(path).ok()?;
+pub(crate) fn fingerprint(input: &super::InputFile) -> Option<String> {
+    let f = Fingerprint::of_input(input).ok()?;
+    let canon = super::canonical_path(&input.path).ok()?;
     Some(format!(
         "{}|{}|{}|{:016x}",
         canon.display(),
@@ -109,7 +107,7 @@ mod tests {
         let f = dir.path().join("a.csv");
         std::fs::write(&f, "a,b\n1,2\n").unwrap();
         let db = MetaCache::memory();
-        let k = fingerprint(&f).unwrap();
+        let k = fingerprint(&crate::InputFile::new(&f)).unwrap();
         assert!(get(&db, &k).is_none());
         put(
             &db,
@@ -121,7 +119,7 @@ mod tests {
         );
         assert_eq!(get(&db, &k).unwrap().boundaries, Some((10, vec![4, 8])));
         std::fs::write(&f, "a,b\n1,3\n").unwrap();
-        let k2 = fingerprint(&f).unwrap();
+        let k2 = fingerprint(&crate::InputFile::new(&f)).unwrap();
         assert_ne!(k, k2, "same size, new content");
         assert!(get(&db, &k2).is_none());
     }

@@ -29,6 +29,18 @@ pub fn canonical_path(path: &Path) -> std::io::Result<PathBuf> {
     Ok(canon)
 }
 
+/// Remembers `canon` as the canonical form of `path` (a directory walk knows it for a
+/// regular file: its directory's canonical form and its name), so the first lookup of each
+/// walked file makes no `realpath` walk of its own.
+pub(crate) fn remember(path: PathBuf, canon: PathBuf) {
+    if let Ok(mut m) = MEMO.lock() {
+        if m.len() >= MEMO_MAX {
+            m.clear();
+        }
+        m.insert(path, canon);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +60,29 @@ mod tests {
             canonical_path(&rel).unwrap(),
             std::fs::canonicalize(&f).unwrap()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walked_files_resolve_through_linked_folders_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("a.csv"), "x\n").unwrap();
+        let elsewhere = dir.path().join("b-target.csv");
+        std::fs::write(&elsewhere, "y\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, real.join("b.csv")).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let files = crate::expand_inputs(&[link.display().to_string()], "*").unwrap();
+        assert_eq!(files.len(), 2);
+        for f in &files {
+            assert_eq!(
+                canonical_path(&f.path).unwrap(),
+                std::fs::canonicalize(&f.path).unwrap(),
+                "{}",
+                f.path.display()
+            );
+        }
     }
 }

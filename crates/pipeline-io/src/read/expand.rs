@@ -21,6 +21,10 @@ pub struct InputFile {
     /// made when the input was listed (a run asks once per input per step; on 1,258 inputs
     /// that was 2,500 `stat` calls).
     stream: bool,
+    /// The `stat` of that listing, for a regular file: its fingerprint is taken under it
+    /// ([`Fingerprint::of_input`](super::Fingerprint::of_input)), so a file changed after
+    /// it was listed is seen as changed by the next run.
+    stamp: Option<super::StatStamp>,
 }
 
 impl InputFile {
@@ -31,12 +35,25 @@ impl InputFile {
             return InputFile::stdin();
         }
         let meta = std::fs::metadata(&path).ok();
-        let stream = meta.as_ref().is_some_and(is_stream);
+        Self::with_metadata(path, meta.as_ref())
+    }
+
+    /// An input for `path` whose `stat` (following links) is `meta`.
+    fn with_metadata(path: PathBuf, meta: Option<&std::fs::Metadata>) -> Self {
+        let stream = meta.is_some_and(is_stream);
         InputFile {
             size: meta.filter(|_| !stream).map(|m| m.len()),
+            stamp: meta
+                .filter(|m| m.file_type().is_file())
+                .map(super::StatStamp::of),
             path,
             stream,
         }
+    }
+
+    /// The file's `stat` when it was listed (regular files only).
+    pub fn stamp(&self) -> Option<&super::StatStamp> {
+        self.stamp.as_ref()
     }
 
     /// True for inputs that can be read only once, front to back: stdin, FIFOs (named pipes,
@@ -52,6 +69,7 @@ impl InputFile {
             path: PathBuf::from("-"),
             size: None,
             stream: true,
+            stamp: None,
         }
     }
 
@@ -154,6 +172,9 @@ fn is_skipped(p: &Path) -> bool {
 
 fn walk(dir: &Path, pattern: &glob::Pattern, out: &mut Vec<InputFile>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    // A regular file's canonical path is its directory's and its name: resolved once here
+    // instead of once per file (a `realpath` walk each) when the run names its inputs.
+    let canon_dir = super::canonical::canonical_path(dir).ok();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let p = entry.path();
@@ -166,7 +187,16 @@ fn walk(dir: &Path, pattern: &glob::Pattern, out: &mut Vec<InputFile>) -> Result
         } else if ft.is_file() || (ft.is_symlink() && p.is_file()) {
             let name = entry.file_name();
             if pattern.matches(&name.to_string_lossy()) && is_data_file(&p) {
-                out.push(InputFile::new(p));
+                if ft.is_file() {
+                    if let Some(d) = &canon_dir {
+                        super::canonical::remember(p.clone(), d.join(&name));
+                    }
+                    // `stat` relative to the open folder: no path walk per file.
+                    let meta = entry.metadata().ok();
+                    out.push(InputFile::with_metadata(p, meta.as_ref()));
+                } else {
+                    out.push(InputFile::new(p));
+                }
             }
         }
     }

@@ -40,7 +40,7 @@ pub struct Fingerprint {
 /// kept with its stamp ([`Fingerprint::stamp`]) can be given back to a later process
 /// ([`Fingerprint::remember`]), and the file is not read again. Only stamps of files that
 /// had settled (last changed more than 2 s before the fingerprint was taken) are handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StatStamp {
     size: u64,
     mtime_ns: u128,
@@ -97,7 +97,22 @@ impl Fingerprint {
     /// Fingerprints the file at `path`.
     pub fn of(path: &Path) -> Result<Fingerprint> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let key = StatStamp::of(&meta);
+        Self::under(path, StatStamp::of(&meta))
+    }
+
+    /// The fingerprint of a listed input, under the `stat` taken when it was listed (one
+    /// `stat` per input and run instead of one per fingerprint): a file changed after the
+    /// listing then has a newer `stat` than the one recorded, and the next run reads it
+    /// again. Inputs listed without a stamp (streams) are fingerprinted as [`Fingerprint::of`].
+    pub fn of_input(input: &super::InputFile) -> Result<Fingerprint> {
+        match input.stamp() {
+            Some(stamp) => Self::under(&input.path, *stamp),
+            None => Self::of(&input.path),
+        }
+    }
+
+    /// The fingerprint of `path`, whose `stat` was `key`.
+    fn under(path: &Path, key: StatStamp) -> Result<Fingerprint> {
         let (size, mtime_ns) = (key.size, key.mtime_ns);
         let memo = |m: &std::collections::HashMap<_, (StatStamp, u64)>| {
             m.get(path).filter(|(k, _)| *k == key).map(|(_, h)| *h)
@@ -259,5 +274,23 @@ mod tests {
         let c = Fingerprint::of(&p).unwrap();
         assert!(c.change_from(&a).unwrap().contains("grew"));
         assert!(Fingerprint::of(&dir.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn a_listed_input_is_fingerprinted_under_its_listing() {
+        // Written while the run reads it: the run records the file as it was listed, so
+        // the next run sees a change and reads it again.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("day.csv");
+        std::fs::write(&p, "ts,price\n1,2.5\n").unwrap();
+        let listed = crate::InputFile::new(&p);
+        assert!(listed.stamp().is_some());
+        std::fs::write(&p, "ts,price\n1,2.5\n2,2.6\n").unwrap();
+        let recorded = Fingerprint::of_input(&listed).unwrap();
+        assert_eq!(recorded.size, 15);
+        let now = Fingerprint::of(&p).unwrap();
+        assert!(now.change_from(&recorded).is_some());
+        // Streams have no stamp and are fingerprinted by path.
+        assert!(crate::InputFile::stdin().stamp().is_none());
     }
 }

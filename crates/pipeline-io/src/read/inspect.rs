@@ -18,9 +18,7 @@ use super::source::{open_raw, open_source, sniff_text};
 /// are decoded while counting.
 pub fn inspect(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
     let cache_key = match &opts.meta_cache {
-        Some(db) if !input.is_stdin() => {
-            super::cache::fingerprint(&input.path).map(|k| (db.clone(), k))
-        }
+        Some(db) if !input.is_stdin() => super::cache::fingerprint(input).map(|k| (db.clone(), k)),
         _ => None,
     };
     if let Some((db, key)) = &cache_key

@@ -187,7 +187,7 @@ fn open_text(
         let map = map.clone();
         let start = opened.text_start + header_end;
         let cache = match &opts.meta_cache {
-            Some(db) => super::cache::fingerprint(&input.path).map(|k| (db.clone(), k)),
+            Some(db) => super::cache::fingerprint(input).map(|k| (db.clone(), k)),
             None => None,
         };
         let cached = cache
@@ -910,7 +910,7 @@ mod tests {
                 .sum::<usize>()
         };
         assert_eq!(count(&opts), 40_000);
-        let key = super::super::cache::fingerprint(&p).unwrap();
+        let key = super::super::cache::fingerprint(&InputFile::new(p.clone())).unwrap();
         // The producer stores the boundaries after its last block; give it a moment.
         let mut cached = None;
         for _ in 0..100 {

@@ -183,7 +183,7 @@ fn describe(files: &[InputFile], opts: &ReadOptions, reuse: bool) -> Result<Data
     let list = match &opts.meta_cache {
         Some(db) if reuse && !files.is_empty() && !files.iter().any(InputFile::is_stream) => {
             let keys = par_map(files.len(), threads, |i| {
-                super::cache::fingerprint(&files[i].path)
+                super::cache::fingerprint(&files[i])
             })?;
             keys.into_iter()
                 .collect::<Option<Vec<String>>>()
@@ -297,7 +297,7 @@ fn describe_file(
     let cache = match &opts.meta_cache {
         Some(db) if !input.is_stream() => key
             .map(str::to_string)
-            .or_else(|| super::cache::fingerprint(&input.path))
+            .or_else(|| super::cache::fingerprint(input))
             .map(|k| (db, k)),
         _ => None,
     };
@@ -682,7 +682,7 @@ mod tests {
         };
         let files = [InputFile::new(p.clone())];
         let first = describe_dataset(&files, &opts).unwrap();
-        let key = super::super::cache::fingerprint(&p).unwrap();
+        let key = super::super::cache::fingerprint(&files[0]).unwrap();
         let (hash, mut stored) = super::super::cache::get(&db, &key)
             .and_then(|m| m.described)
             .expect("the description is kept");

@@ -99,10 +99,10 @@ pub fn plan(
                 f.display_name()
             )));
         }
-        let fingerprint = Fingerprint::of(&f.path)?;
+        let fingerprint = Fingerprint::of_input(f)?;
         planned.push(PlanInput {
             path: crate::record::canonical(&f.path),
-            stamp: Fingerprint::stamp(&f.path),
+            stamp: crate::record::stamp_of(f),
             fingerprint,
         });
     }
