@@ -461,13 +461,9 @@ impl Manifest {
                 remove_prefixed(&mut hs, &seg).map_err(|e| db_err(p, e))?;
                 h.insert(seg.as_str(), text.as_str())
                     .map_err(|e| db_err(p, e))?;
-                for (w, row) in states.iter().enumerate() {
-                    for (k, s) in row.iter().enumerate() {
-                        if let Some(bytes) = s {
-                            let key = format!("{seg}/{}", state_key(w, k));
-                            insert_state(&mut hs, &key, bytes).map_err(|e| db_err(p, e))?;
-                        }
-                    }
+                for (key, stored) in packed_states(&seg, states) {
+                    hs.insert(key.as_str(), &*stored)
+                        .map_err(|e| db_err(p, e))?;
                 }
                 let ends = keys(h.iter().map_err(|e| db_err(p, e))?).map_err(|e| db_err(p, e))?;
                 if ends.len() > MAX_HISTORY {
@@ -607,17 +603,61 @@ fn insert_state(
     bytes: &[u8],
 ) -> std::result::Result<(), redb::StorageError> {
     if bytes.len() >= PACK_AT
-        && let Ok(z) = zstd::bulk::compress(bytes, 1)
-        && z.len() + 8 < bytes.len()
+        && let Some(v) = pack(bytes)
     {
-        let mut v = Vec::with_capacity(8 + z.len());
-        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        v.extend_from_slice(&z);
         hs.insert(packed_key(key).as_str(), v.as_slice())?;
     } else {
         hs.insert(key, bytes)?;
     }
     Ok(())
+}
+
+/// The stage states of one segment end as stored: key and bytes, as [`insert_state`] would
+/// store them, the large ones compressed at once on threads of their own (each worker's
+/// validation state holds its closed symbol-days: compressing them one after another was
+/// an append's largest fixed cost after the report).
+fn packed_states<'a>(
+    seg: &str,
+    states: &'a [Vec<Option<Vec<u8>>>],
+) -> Vec<(String, std::borrow::Cow<'a, [u8]>)> {
+    let all: Vec<(String, &'a [u8])> = states
+        .iter()
+        .enumerate()
+        .flat_map(|(w, row)| {
+            row.iter().enumerate().filter_map(move |(k, s)| {
+                s.as_deref()
+                    .map(|bytes| (format!("{seg}/{}", state_key(w, k)), bytes))
+            })
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let packing: Vec<_> = all
+            .into_iter()
+            .map(|(key, bytes)| {
+                let job = (bytes.len() >= PACK_AT).then(|| scope.spawn(move || pack(bytes)));
+                (key, bytes, job)
+            })
+            .collect();
+        packing
+            .into_iter()
+            .map(|(key, bytes, job)| match job.map(|j| j.join()) {
+                Some(Ok(Some(v))) => (packed_key(&key), std::borrow::Cow::Owned(v)),
+                // Not smaller compressed (or the compressing thread failed): as it is.
+                _ => (key, std::borrow::Cow::Borrowed(bytes)),
+            })
+            .collect()
+    })
+}
+
+/// `bytes` as a packed state (length, then zstd level 1) when that is smaller.
+fn pack(bytes: &[u8]) -> Option<Vec<u8>> {
+    let z = zstd::bulk::compress(bytes, 1).ok()?;
+    (z.len() + 8 < bytes.len()).then(|| {
+        let mut v = Vec::with_capacity(8 + z.len());
+        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        v.extend_from_slice(&z);
+        v
+    })
 }
 
 /// A state stored by [`insert_state`] under [`packed_key`]: its length, then zstd.

@@ -169,6 +169,8 @@ pub(crate) fn check(
     for v in series.values_mut() {
         v.sort_by(|a, b| a.0.date.cmp(&b.0.date));
     }
+    // Buffers reused for every day (6,290 symbol-days on the demo layout, each checked).
+    let (mut past, mut sorted): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for ser in series.values() {
         for (k, (d, ours)) in ser.iter().enumerate() {
             if !ours {
@@ -179,10 +181,8 @@ pub(crate) fn check(
                     continue;
                 };
                 let lo = k.saturating_sub(c.window);
-                let past: Vec<f64> = ser[lo..k]
-                    .iter()
-                    .filter_map(|(p, _)| p.metric(c.metric))
-                    .collect();
+                past.clear();
+                past.extend(ser[lo..k].iter().filter_map(|(p, _)| p.metric(c.metric)));
                 let need = match c.strategy {
                     "absolute" | "relative" => 1,
                     _ => s.history_min_days.max(2),
@@ -193,16 +193,14 @@ pub(crate) fn check(
                 acc.checked[c.rule] += 1;
                 let prev = past[past.len() - 1];
                 let outside = |r: f64| c.min.is_some_and(|m| r < m) || c.max.is_some_and(|m| r > m);
-                // The note is written only for a failing day (formatting it for every day
-                // checked was most of the checks' cost).
-                let (bad, what): (bool, Box<dyn Fn() -> String>) = match c.strategy {
+                // What a failing day's note says; written only for a failing day
+                // (formatting it for every day checked was most of the checks' cost).
+                let (bad, what) = match c.strategy {
                     "absolute" => {
                         let ch = x - prev;
                         (
                             ch.abs() > c.max_change.unwrap_or(f64::INFINITY),
-                            Box::new(move || {
-                                format!("changed by {} from {}", fmt_num(ch), fmt_num(prev))
-                            }),
+                            Why::Change { ch, prev },
                         )
                     }
                     "relative" => {
@@ -210,30 +208,23 @@ pub(crate) fn check(
                             continue;
                         }
                         let r = x / prev;
-                        (
-                            outside(r),
-                            Box::new(move || {
-                                format!("{:.3} × the previous day's {}", r, fmt_num(prev))
-                            }),
-                        )
+                        (outside(r), Why::Ratio { r, prev })
                     }
                     "median_ratio" => {
-                        let mut p = past.clone();
-                        let m = median(&mut p);
+                        sorted.clear();
+                        sorted.extend_from_slice(&past);
+                        let m = median(&mut sorted);
                         if m == 0.0 {
                             continue;
                         }
-                        let (r, n) = (x / m, past.len());
+                        let r = x / m;
                         (
                             outside(r),
-                            Box::new(move || {
-                                format!(
-                                    "{:.3} × the median {} of {} earlier days",
-                                    r,
-                                    fmt_num(m),
-                                    n
-                                )
-                            }),
+                            Why::Median {
+                                r,
+                                m,
+                                n: past.len(),
+                            },
                         )
                     }
                     _ => {
@@ -249,15 +240,13 @@ pub(crate) fn check(
                         } else {
                             f64::INFINITY
                         };
-                        let n = past.len();
                         (
                             z.abs() > c.max_z.unwrap_or(f64::INFINITY),
-                            Box::new(move || {
-                                format!(
-                                    "z-score {z:.2} against mean {} of {n} earlier days",
-                                    fmt_num(mean)
-                                )
-                            }),
+                            Why::Z {
+                                z,
+                                mean,
+                                n: past.len(),
+                            },
                         )
                     }
                 };
@@ -283,12 +272,38 @@ pub(crate) fn check(
                             d.date,
                             c.metric,
                             fmt_num(x),
-                            what()
+                            what.note()
                         ),
                     };
                     acc.keep(c.rule, ex, s.examples);
                 }
             }
+        }
+    }
+}
+
+/// Why a day failed a history check, formatted only for failing days.
+enum Why {
+    Change { ch: f64, prev: f64 },
+    Ratio { r: f64, prev: f64 },
+    Median { r: f64, m: f64, n: usize },
+    Z { z: f64, mean: f64, n: usize },
+}
+
+impl Why {
+    fn note(&self) -> String {
+        match *self {
+            Why::Change { ch, prev } => {
+                format!("changed by {} from {}", fmt_num(ch), fmt_num(prev))
+            }
+            Why::Ratio { r, prev } => format!("{r:.3} × the previous day's {}", fmt_num(prev)),
+            Why::Median { r, m, n } => {
+                format!("{r:.3} × the median {} of {n} earlier days", fmt_num(m))
+            }
+            Why::Z { z, mean, n } => format!(
+                "z-score {z:.2} against mean {} of {n} earlier days",
+                fmt_num(mean)
+            ),
         }
     }
 }

@@ -38,7 +38,15 @@ pub struct ValidationPlan {
     enabled: bool,
     parallel: bool,
     collector: Arc<Mutex<Collector>>,
+    /// The history file being read ahead ([`ValidationPlan::prefetch_history`]).
+    prefetched: Arc<Mutex<Option<Prefetch>>>,
 }
+
+/// A history file read on a thread of its own while the run goes on.
+type Prefetch = (
+    std::path::PathBuf,
+    std::thread::JoinHandle<Result<crate::history::Prior>>,
+);
 
 impl std::fmt::Debug for ValidationPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,6 +107,7 @@ impl ValidationPlan {
             enabled: enabled || mode == Mode::Standalone,
             parallel,
             collector: Arc::new(Mutex::new(Collector::new(examples))),
+            prefetched: Arc::default(),
         };
         // Fail now, not in a worker, if the session settings are bad.
         plan.stage()?;
@@ -202,6 +211,38 @@ impl ValidationPlan {
         Ok(())
     }
 
+    /// Starts reading the metrics history in `dir` (the `history_dir` that
+    /// [`finish`](ValidationPlan::finish) will be given) on a thread of its own, so that
+    /// `finish` finds it parsed: a dataset's history holds every symbol-day, and reading it
+    /// was a fifth of an append's report. Call it once nothing else will write the file
+    /// before `finish` (the run holds the folder and has cleared what it clears). Nothing
+    /// happens when the history is off.
+    pub fn prefetch_history(&self, dir: &std::path::Path) {
+        if !self.rs.settings.history {
+            return;
+        }
+        let path = dir.join(crate::history::FILE);
+        let reading = path.clone();
+        let handle = std::thread::Builder::new()
+            .name("tickpipe-history".into())
+            .spawn(move || crate::history::read(&reading));
+        if let (Ok(handle), Ok(mut slot)) = (handle, self.prefetched.lock()) {
+            *slot = Some((path, handle));
+        }
+    }
+
+    /// The history of `dir` read ahead, if that is the file being read.
+    fn prefetched(&self, dir: Option<&std::path::Path>) -> Result<Option<crate::history::Prior>> {
+        let taken = self.prefetched.lock().ok().and_then(|mut s| s.take());
+        let (Some(dir), Some((path, handle))) = (dir, taken) else {
+            return Ok(None);
+        };
+        let prior = handle
+            .join()
+            .map_err(|_| Error::Internal("reading the quality history panicked".into()))??;
+        Ok((path == dir.join(crate::history::FILE)).then_some(prior))
+    }
+
     /// Builds the report from what every stage instance collected (call after the run), runs
     /// the dataset-level rules, and reads and rewrites the history file when
     /// `history_dir` is given and `[validation] history` is on.
@@ -211,7 +252,8 @@ impl ValidationPlan {
             .lock()
             .map_err(|_| Error::Internal("validation collector poisoned".into()))?
             .take();
-        build(&self.rs, self.mode, acc, days, opts, &self.cal)
+        let prior = self.prefetched(opts.history_dir)?;
+        build(&self.rs, self.mode, acc, days, opts, &self.cal, prior)
     }
 }
 

@@ -121,6 +121,20 @@ mod with_validate {
             self.plan.absorb(state)
         }
 
+        /// Starts reading the metrics history the report will read (see
+        /// [`pipeline_validate::ValidationPlan::prefetch_history`]): `out` inline, the
+        /// requested folder standalone.
+        pub(crate) fn prefetch_history(&self, out: Option<&Path>) {
+            let dir = if self.standalone {
+                self.history.as_deref()
+            } else {
+                out
+            };
+            if let (Some(dir), None) = (dir, &self.state) {
+                self.plan.prefetch_history(dir);
+            }
+        }
+
         /// Builds the report after the run and writes its files: inline into the dataset
         /// folder `out`, standalone to the requested report path.
         pub(crate) fn finish(
@@ -153,18 +167,35 @@ mod with_validate {
                 history_dir: history,
             })?;
             let mut files = Vec::new();
-            let html = report.html_fragment();
-            if self.standalone {
-                if let Some(p) = &self.report {
-                    report.write(p)?;
-                    files.push(p.clone());
+            let html = match (self.standalone, out) {
+                (false, Some(out)) => {
+                    let (json, page) = (out.join(QUALITY_JSON), out.join(QUALITY_HTML));
+                    // The JSON (megabytes over a long history) is written beside the page.
+                    let html = std::thread::scope(|scope| {
+                        let writer = scope.spawn(|| report.write_json(&json));
+                        let html = report.html_fragment();
+                        let page_written = report.write_html_with(&page, &html);
+                        writer
+                            .join()
+                            .map_err(|_| {
+                                pipeline_core::Error::Internal(
+                                    "writing quality.json panicked".into(),
+                                )
+                            })?
+                            .and(page_written)
+                            .map(|()| html)
+                    })?;
+                    files.extend([json, page]);
+                    html
                 }
-            } else if let Some(out) = out {
-                let (json, page) = (out.join(QUALITY_JSON), out.join(QUALITY_HTML));
-                report.write_json(&json)?;
-                report.write_html_with(&page, &html)?;
-                files.extend([json, page]);
-            }
+                _ => {
+                    if let Some(p) = self.report.as_ref().filter(|_| self.standalone) {
+                        report.write(p)?;
+                        files.push(p.clone());
+                    }
+                    report.html_fragment()
+                }
+            };
             if let Some(h) = history {
                 let p = h.join(pipeline_validate::HISTORY_FILE);
                 if p.exists() {
@@ -241,6 +272,7 @@ mod without_validate {
             requested
         }
         pub(crate) fn keep_state(&mut self, _path: PathBuf) {}
+        pub(crate) fn prefetch_history(&self, _out: Option<&Path>) {}
         pub(crate) fn absorb(&self, _path: &Path) -> Result<()> {
             Ok(())
         }

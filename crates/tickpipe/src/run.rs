@@ -726,6 +726,10 @@ impl Pipeline {
             Some(rt) => rt.clone(),
             None => Runtime::new(workers)?,
         };
+        // The folder is as the report will find it: its history is read while the run goes.
+        if let Some(q) = &self.quality {
+            q.prefetch_history(out);
+        }
         let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
         let mut monitor_cfg = self.s.config.clone();
         if self.s.follow.is_some() {

@@ -423,3 +423,48 @@ fn states_of_plans_over_disjoint_symbols_merge_into_the_whole_report() {
         .to_string();
     assert!(e.contains("rules"), "{e}");
 }
+
+#[test]
+fn a_history_read_ahead_gives_the_report_a_history_read_at_the_end_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (chunks, table) = small_run(tmp.path());
+    let (first, rest): (Vec<Chunk>, Vec<Chunk>) = chunks.into_iter().partition(|c| c.source() < 2);
+    assert!(!first.is_empty() && !rest.is_empty());
+    let run = |plan: &ValidationPlan, chunks: &[Chunk], hist: &std::path::Path| {
+        let mut s = plan.stages()[0]().unwrap();
+        let mut em = Emitter::default();
+        for c in chunks {
+            s.process(c.clone(), &mut em).unwrap();
+        }
+        s.finish(&mut em).unwrap();
+        let mut r = plan
+            .finish(&FinishOptions {
+                sources: Some(&table),
+                history_dir: Some(hist),
+                ..FinishOptions::default()
+            })
+            .unwrap();
+        r.history.as_mut().expect("history kept").path.clear();
+        canon(&r)
+    };
+    let mut reports = Vec::new();
+    // Read at the end; read ahead; read ahead from another folder (ignored: the folder the
+    // report is given is read).
+    for (name, ahead) in [("a", None), ("b", Some("b")), ("c", Some("elsewhere"))] {
+        let hist = tmp.path().join(name);
+        let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        run(&plan, &first, &hist);
+        let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
+        if let Some(ahead) = ahead {
+            plan.prefetch_history(&tmp.path().join(ahead));
+        }
+        reports.push(run(&plan, &rest, &hist));
+    }
+    assert!(
+        reports[0].contains("\"days_before\": 6"),
+        "{}",
+        &reports[0][..200]
+    );
+    assert_eq!(reports[1], reports[0]);
+    assert_eq!(reports[2], reports[0]);
+}

@@ -129,8 +129,25 @@ fn json_round_trips_and_exit_codes_follow_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let (files, _) = gen_data(dir.path(), 5_000, 2, 2, 0.002);
     let r = validate_dir(&files, None);
-    let back = ValidationReport::from_json(&r.to_json().unwrap()).unwrap();
+    let text = r.to_json().unwrap();
+    let back = ValidationReport::from_json(&text).unwrap();
     assert_eq!(back, r);
+    // A line per top-level field and per element of a top-level array, compact within.
+    assert!(
+        text.starts_with("{\n  \"schema_version\": 1,\n"),
+        "{}",
+        &text[..80]
+    );
+    let day_lines = text
+        .lines()
+        .filter(|l| l.starts_with("    {\"symbol\":") && l.contains("\"date\":"))
+        .count();
+    assert_eq!(day_lines, r.symbol_days.len());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("    {\"name\":\"null_key\","))
+    );
+    assert!(text.ends_with("\n}"), "{}", &text[text.len() - 40..]);
     let v: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
     for key in [
         "schema_version",
