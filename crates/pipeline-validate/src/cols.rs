@@ -65,6 +65,12 @@ impl F64 {
         self.nulls.as_ref().is_none_or(|n| n.is_valid(i))
     }
 
+    /// The column's nulls, when it has any.
+    #[inline]
+    pub(crate) fn nulls(&self) -> Option<&NullBuffer> {
+        self.nulls.as_ref()
+    }
+
     /// Row `i`, `None` when null.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<f64> {

@@ -626,6 +626,29 @@ fn mark(
     }
 }
 
+/// [`mark`] for a rule on columns `cols`: a row fails when `fail` holds and none of the
+/// columns is null there. The columns' nulls are combined once, and a chunk without nulls
+/// (the common case) runs a loop that tests no validity bit, which the compiler vectorises.
+#[inline]
+fn mark_valid(
+    rs: &RuleSet,
+    rule: usize,
+    code: &mut [u8],
+    warn: &mut [u64],
+    cols: &[&F64],
+    fail: impl Fn(usize) -> bool,
+) {
+    let nulls = cols
+        .iter()
+        .fold(None, |acc: Option<arrow_buffer::NullBuffer>, c| {
+            arrow_buffer::NullBuffer::union(acc.as_ref(), c.nulls())
+        });
+    match nulls {
+        None => mark(rs, rule, code, warn, fail),
+        Some(nb) => mark(rs, rule, code, warn, |k| fail(k) && nb.is_valid(k)),
+    }
+}
+
 impl ValidateStage {
     /// A stage for `rs` reporting to `sink`.
     pub(crate) fn new(
@@ -1139,12 +1162,17 @@ impl Stage for ValidateStage {
             && let (Some(p), Some(b), Some(a)) = (&price, tq_bid, tq_ask)
         {
             let (pv, bv, av) = (p.v(), b.v(), a.v());
-            let ok = |k: usize| p.ok(k) && b.ok(k) && a.ok(k);
-            mark(&rs, id::TRADE_OUTSIDE_QUOTE, &mut code, &mut warn, |k| {
-                let sp = av[k] - bv[k];
-                let out = sp > 0.0 && pv[k] > 0.0 && (pv[k] < bv[k] - sp || pv[k] > av[k] + sp);
-                out && ok(k)
-            });
+            mark_valid(
+                &rs,
+                id::TRADE_OUTSIDE_QUOTE,
+                &mut code,
+                &mut warn,
+                &[p, b, a],
+                |k| {
+                    let sp = av[k] - bv[k];
+                    sp > 0.0 && pv[k] > 0.0 && (pv[k] < bv[k] - sp || pv[k] > av[k] + sp)
+                },
+            );
         }
         if rs.on(id::TICK_GRID) {
             for col in [&price, &bid, &ask].into_iter().flatten() {
@@ -1152,11 +1180,11 @@ impl Stage for ValidateStage {
                 // Prices in ticks, by multiplication (a division per value cost more than
                 // the rest of the rule; the 1e-6 tolerance dwarfs the rounding difference).
                 let per_tick = 1.0 / s.tick_size;
-                mark(&rs, id::TICK_GRID, &mut code, &mut warn, |k| {
+                mark_valid(&rs, id::TICK_GRID, &mut code, &mut warn, &[col], |k| {
                     let x = v[k];
                     let q = x * if x < 1.0 { 10_000.0 } else { per_tick };
                     let off = (q - rint(q)).abs() > 1e-6;
-                    off && x > 0.0 && x.is_finite() && col.ok(k)
+                    off && x > 0.0 && x.is_finite()
                 });
             }
         }
@@ -1164,8 +1192,8 @@ impl Stage for ValidateStage {
             && let (Some(b), Some(a)) = (&bid, &ask)
         {
             let (bv, av) = (b.v(), a.v());
-            mark(&rs, id::LOCKED_QUOTE, &mut code, &mut warn, |k| {
-                bv[k] == av[k] && b.ok(k) && a.ok(k)
+            mark_valid(&rs, id::LOCKED_QUOTE, &mut code, &mut warn, &[b, a], |k| {
+                bv[k] == av[k]
             });
         }
         // Rows with a null in a value column: the `null_value` rule and the day's metrics.
@@ -1199,8 +1227,8 @@ impl Stage for ValidateStage {
                 };
                 let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
                 let v = c.v();
-                mark(&rs, id::BOUNDS, &mut code, &mut warn, |k| {
-                    (v[k] < lo || v[k] > hi) && c.ok(k)
+                mark_valid(&rs, id::BOUNDS, &mut code, &mut warn, &[&c], |k| {
+                    v[k] < lo || v[k] > hi
                 });
             }
         }
@@ -1208,15 +1236,19 @@ impl Stage for ValidateStage {
             let (o, h, l, c, vol) = (f("open")?, f("high")?, f("low")?, f("close")?, f("volume")?);
             if let (Some(o), Some(h), Some(l), Some(c)) = (&o, &h, &l, &c) {
                 let (ov, hv, lv, cv) = (o.v(), h.v(), l.v(), c.v());
-                mark(&rs, id::BAR_OHLC, &mut code, &mut warn, |k| {
-                    let bad = hv[k] < ov[k].max(cv[k]).max(lv[k]) || lv[k] > ov[k].min(cv[k]);
-                    bad && o.ok(k) && h.ok(k) && l.ok(k) && c.ok(k)
-                });
+                mark_valid(
+                    &rs,
+                    id::BAR_OHLC,
+                    &mut code,
+                    &mut warn,
+                    &[o, h, l, c],
+                    |k| hv[k] < ov[k].max(cv[k]).max(lv[k]) || lv[k] > ov[k].min(cv[k]),
+                );
             }
             if let Some(v) = &vol {
                 let vv = v.v();
-                mark(&rs, id::BAR_OHLC, &mut code, &mut warn, |k| {
-                    vv[k] < 0.0 && v.ok(k)
+                mark_valid(&rs, id::BAR_OHLC, &mut code, &mut warn, &[v], |k| {
+                    vv[k] < 0.0
                 });
             }
         }
@@ -1224,30 +1256,35 @@ impl Stage for ValidateStage {
             && let (Some(b), Some(a)) = (&bid, &ask)
         {
             let (bv, av) = (b.v(), a.v());
-            mark(&rs, id::CROSSED_QUOTE, &mut code, &mut warn, |k| {
-                bv[k] > av[k] && b.ok(k) && a.ok(k)
+            mark_valid(&rs, id::CROSSED_QUOTE, &mut code, &mut warn, &[b, a], |k| {
+                bv[k] > av[k]
             });
         }
         if rs.on(id::NONPOSITIVE_SIZE) {
             if let Some(c) = &size {
                 let v = c.v();
-                mark(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, |k| {
-                    !(v[k] > 0.0 && v[k] < f64::INFINITY) && c.ok(k)
+                mark_valid(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, &[c], |k| {
+                    !(v[k] > 0.0 && v[k] < f64::INFINITY)
                 });
             }
             for c in [&bsz, &asz].into_iter().flatten() {
                 let v = c.v();
-                mark(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, |k| {
-                    !(v[k] >= 0.0 && v[k] < f64::INFINITY) && c.ok(k)
+                mark_valid(&rs, id::NONPOSITIVE_SIZE, &mut code, &mut warn, &[c], |k| {
+                    !(v[k] >= 0.0 && v[k] < f64::INFINITY)
                 });
             }
         }
         if rs.on(id::NONPOSITIVE_PRICE) {
             for c in [&price, &bid, &ask].into_iter().flatten() {
                 let v = c.v();
-                mark(&rs, id::NONPOSITIVE_PRICE, &mut code, &mut warn, |k| {
-                    !(v[k] > 0.0 && v[k] < f64::INFINITY) && c.ok(k)
-                });
+                mark_valid(
+                    &rs,
+                    id::NONPOSITIVE_PRICE,
+                    &mut code,
+                    &mut warn,
+                    &[c],
+                    |k| !(v[k] > 0.0 && v[k] < f64::INFINITY),
+                );
             }
         }
         if rs.on(id::NULL_KEY) {
