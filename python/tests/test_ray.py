@@ -74,6 +74,9 @@ def test_ray_job_equals_one_machine(ticks: Path, tmp_path: Path) -> None:
     assert (job / "_SUCCESS").exists()
     assert ledger["read"] == one.rows_read
     assert ledger["written"] == one.rows_written
+    # The job's quality report, merged from the reduce tasks, has one run's verdict.
+    assert ledger["quality"]["verdict"] == one.validation["summary"]["verdict"]
+    assert ledger["quality"]["path"] == str(job / "quality.json")
     got = pl.read_parquet(str(job / "data" / "**" / "*.parquet"), hive_partitioning=True)
     want = pl.read_parquet(str(tmp_path / "one" / "data" / "**" / "*.parquet"), hive_partitioning=True)
     assert got.height == want.height == one.rows_written

@@ -56,7 +56,8 @@ def run(
     """Plans the job into ``job``, runs its map tasks, then its reduce tasks, on the Ray
     cluster ``ray.init()`` connects to (started locally when none is running); returns the
     job's ledger (``job/_ledger.json``), with ``files_failed`` (``"file: error"`` lines) when
-    inputs failed as corrupt files fail in one run. A failed task is retried by Ray: map
+    inputs failed as corrupt files fail in one run, and ``quality`` (``verdict`` and
+    ``path`` of ``job/quality.json``, the job's data-quality report) when validation ran. A failed task is retried by Ray: map
     tasks are idempotent, and a reduce task replaces what an earlier attempt published."""
     import ray
 
@@ -94,4 +95,8 @@ def run(
         ledger = json.load(f)
     if failed:
         ledger["files_failed"] = failed
+    quality = os.path.join(job, "quality.json")
+    if os.path.exists(quality):
+        with open(quality, encoding="utf-8") as f:
+            ledger["quality"] = {"verdict": json.load(f)["verdict"], "path": quality}
     return ledger
