@@ -35,7 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Load, clean, compute features and write partitioned Parquet, with quarantine.
     Run(RunArgs),
-    /// Show format, compression, encoding, delimiter, schema, rows, time span and symbols.
+    /// Show format, compression, encoding, delimiter, schema, rows, time span and symbols;
+    /// for a run's output folder its state and history, for a cluster job folder its tasks.
     Inspect(InspectArgs),
     /// Load and write only (e.g. CSV to Parquet at full speed).
     Convert(ConvertArgs),

@@ -7,27 +7,42 @@ use crate::args::InspectArgs;
 use crate::settings::load_config;
 
 /// Runs the command. An argument that is a tickpipe output folder gets its state (complete,
-/// running, interrupted) instead of a listing of its files.
+/// running, interrupted) instead of a listing of its files; a cluster job folder (it holds
+/// `_plan.json`) gets its phase, the tasks done, the inputs that failed, and once complete
+/// its ledger and quality verdict.
 pub fn run(args: InspectArgs) -> anyhow::Result<Outcome> {
     crate::settings::require_inputs(&args.input, "inspect")?;
     let cfg = load_config(&args.input)?;
     let opts = ReadOptions::from_config(&cfg)?;
     let mut rest = Vec::new();
     let mut outputs = Vec::new();
+    let mut jobs = Vec::new();
     for a in &args.input.inputs {
         let p = std::path::Path::new(a);
-        match p.is_dir().then(|| tickpipe::output_status(p)).transpose()? {
-            Some(Some(status)) => outputs.push((a.clone(), status)),
-            _ => rest.push(a.clone()),
+        if !p.is_dir() {
+            rest.push(a.clone());
+        } else if let Some(job) = tickpipe::cluster::status(p)? {
+            jobs.push((a.clone(), job));
+        } else if let Some(status) = tickpipe::output_status(p)? {
+            outputs.push((a.clone(), status));
+        } else {
+            rest.push(a.clone());
         }
     }
     let outputs_json: Vec<serde_json::Value> = outputs
         .iter()
         .map(|(path, st)| serde_json::json!({ "path": path, "output": st }))
+        .chain(
+            jobs.iter()
+                .map(|(path, job)| serde_json::json!({ "path": path, "job": job })),
+        )
         .collect();
     if !args.json {
         for (path, st) in &outputs {
             print_status(path, st);
+        }
+        for (path, job) in &jobs {
+            print_job(path, job);
         }
     }
     if rest.is_empty() {
@@ -138,6 +153,51 @@ fn print_status(path: &str, st: &tickpipe::OutputStatus) {
     if let Some(rep) = &st.report {
         println!("  {:<12} {}", "ledger", rep.ledger);
         println!("  {:<12} {} data files", "outputs", rep.outputs.len());
+    }
+}
+
+/// A cluster job folder: which tasks are done, what failed, the ledger and verdict.
+fn print_job(path: &str, job: &tickpipe::cluster::JobStatus) {
+    println!("{path}");
+    let what = match job.state.as_str() {
+        "complete" => "complete: a finished cluster job (_SUCCESS present)".to_string(),
+        "reducing" => format!(
+            "reducing: every map task done, {} of {} reduce tasks done",
+            job.reduces_done.len(),
+            job.reduce_tasks
+        ),
+        "mapping" => format!(
+            "mapping: {} of {} map tasks done",
+            job.maps_done.len(),
+            job.map_tasks
+        ),
+        _ => "planned: no map task done yet".to_string(),
+    };
+    println!("  {:<12} {what}", "state");
+    println!("  {:<12} {} files", "inputs", job.inputs);
+    println!(
+        "  {:<12} {} of {} done ({} of {} inputs shuffled)",
+        "map tasks",
+        job.maps_done.len(),
+        job.map_tasks,
+        job.inputs_mapped,
+        job.inputs
+    );
+    println!(
+        "  {:<12} {} of {} done",
+        "reduce tasks",
+        job.reduces_done.len(),
+        job.reduce_tasks
+    );
+    for (i, (file, error)) in job.inputs_failed.iter().enumerate() {
+        let label = if i == 0 { "failed" } else { "" };
+        println!("  {label:<12} {file}: {error}");
+    }
+    if let Some(l) = &job.ledger {
+        println!("  {:<12} {}", "ledger", l.equation());
+    }
+    if let Some(q) = &job.quality {
+        println!("  {:<12} {q} ({path}/quality.json)", "quality");
     }
 }
 

@@ -85,6 +85,16 @@ fn assert_same_as_one_machine(tmp: &Path, job: &Path, want: &(Vec<String>, Vec<S
     }
 }
 
+/// What `tickpipe inspect JOB` says.
+fn inspect(job: &Path) -> String {
+    let out = tickpipe()
+        .args(["inspect", job.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `tickpipe plan input --out job` with 3 map and 2 reduce tasks.
 fn plan_job(input: &Path, job: &Path) {
     tickpipe()
@@ -161,8 +171,13 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
 
     let job = tmp.path().join("job");
     plan_job(&input, &job);
+    assert!(inspect(&job).contains("planned: no map task done yet"));
     // Every map task finishes; the failed input's output says why.
     for i in 0..3 {
+        if i == 1 {
+            let said = inspect(&job);
+            assert!(said.contains("mapping: 1 of 3 map tasks done"), "{said}");
+        }
         tickpipe()
             .args([
                 "map",
@@ -175,6 +190,16 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
             .assert()
             .success();
     }
+    let said = inspect(&job);
+    assert!(
+        said.contains("reducing: every map task done, 0 of 2 reduce tasks done"),
+        "{said}"
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.contains("failed") && l.contains(&name) && l.contains("corrupt")),
+        "{said}"
+    );
     // The reduce task that owns the input's rejects reports it failed (exit 1, as one run).
     let mut failed = 0;
     for j in 0..2 {
@@ -201,6 +226,29 @@ fn a_corrupt_input_fails_in_the_job_as_in_one_run() {
     assert_eq!(failed, 1, "one reduce task reports the failed input");
     assert!(job.join("_SUCCESS").exists());
     assert_same_as_one_machine(tmp.path(), &job, &want);
+    // `inspect` on the finished job: its state, tasks, ledger and verdict (also as JSON).
+    let said = inspect(&job);
+    for want in [
+        "complete: a finished cluster job",
+        "map tasks    3 of 3 done",
+        "reduce tasks 2 of 2 done",
+        "ledger       read ",
+        "quality      ",
+    ] {
+        assert!(said.contains(want), "{want:?} in {said}");
+    }
+    let out = tickpipe()
+        .args(["inspect", job.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = &v["outputs"][0]["job"];
+    assert_eq!(j["state"], "complete");
+    assert_eq!(j["reduces_done"], serde_json::json!([0, 1]));
+    assert_eq!(j["inputs_failed"].as_array().map(Vec::len), Some(1));
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("_ledger.json")).unwrap()).unwrap();
+    assert_eq!(j["ledger"], ledger);
 }
 
 #[test]

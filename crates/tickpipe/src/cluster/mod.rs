@@ -31,6 +31,7 @@ mod map;
 mod plan;
 mod reduce;
 mod shuffled;
+mod status;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ use pipeline_parallel::SourceSpec;
 pub use map::map_task;
 pub use plan::{BUCKETS, PLAN_FILE, Plan, PlanInput, plan};
 pub use reduce::{JOB_LEDGER, reduce_task};
+pub use status::{JobStatus, status};
 
 /// Replaces the sources of a run (a reduce task opens the shuffled rows instead of the
 /// inputs), keeping their names and order.

@@ -39,7 +39,7 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     let dones = map_outputs(&plan, dir)?;
     let mine = buckets_of_task(&plan, &dones, task);
     let tag = format!("t{task:05}");
-    let ledger_file = dir.join(TASK_LEDGERS).join(format!("{tag}.json"));
+    let ledger_file = task_ledger(dir, task);
     let quality_file = dir.join(TASK_QUALITY).join(format!("{tag}.json"));
     crate::output::remove_if_exists(&ledger_file)?;
     crate::output::remove_if_exists(&quality_file)?;
@@ -139,6 +139,12 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     crate::output::write_atomic(&ledger_file, &(text + "\n"))?;
     finish(&plan, dir)?;
     Ok(report)
+}
+
+/// Where reduce task `task` of the job in `dir` writes its ledger (last, once its output
+/// is published).
+pub(crate) fn task_ledger(dir: &Path, task: usize) -> PathBuf {
+    dir.join(TASK_LEDGERS).join(format!("t{task:05}.json"))
 }
 
 /// The finished map output of every input, or an error naming how many are missing.
@@ -251,7 +257,7 @@ fn publish(stage: &Path, dir: &Path, tag: &str) -> Result<()> {
 fn finish(plan: &Plan, dir: &Path) -> Result<()> {
     let mut total = Ledger::default();
     for t in 0..plan.reduce_tasks {
-        let path = dir.join(TASK_LEDGERS).join(format!("t{t:05}.json"));
+        let path = task_ledger(dir, t);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
