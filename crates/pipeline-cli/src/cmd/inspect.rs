@@ -153,6 +153,13 @@ fn print_status(path: &str, st: &tickpipe::OutputStatus) {
     if let Some(rep) = &st.report {
         println!("  {:<12} {}", "ledger", rep.ledger);
         println!("  {:<12} {} data files", "outputs", rep.outputs.len());
+        if let Some(verdict) = rep
+            .validation
+            .as_ref()
+            .and_then(|v| v["summary"]["verdict"].as_str())
+        {
+            println!("  {:<12} {verdict} ({path}/quality.json)", "quality");
+        }
     }
 }
 

@@ -321,12 +321,18 @@ fn one_run_per_folder_and_a_folder_is_never_reused_silently() {
     )
     .unwrap();
     assert!(first.wait().unwrap().success());
-    // `inspect` tells a finished folder.
+    // `inspect` tells a finished folder, and its quality verdict.
     let a = tickpipe()
         .args(["inspect", out.to_str().unwrap()])
         .assert()
         .success();
-    assert!(String::from_utf8_lossy(&a.get_output().stdout).contains("complete"));
+    let said = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(said.contains("complete"), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.trim_start().starts_with("quality") && l.contains("quality.json")),
+        "{said}"
+    );
 
     // Another run into the same folder needs --overwrite; the same run again is done.
     let a = tickpipe()
