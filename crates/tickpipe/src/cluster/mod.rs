@@ -18,7 +18,12 @@
 //!   one-machine stage chain, but each input is opened as "this input's rows of my buckets",
 //!   so every symbol meets the stages in exactly the order of `tickpipe run`: inputs in plan
 //!   order, rows in source order. Its data, quarantine and ledger are published into `DIR`
-//!   under names of its own; the last task to finish writes the job's ledger and `_SUCCESS`.
+//!   under names of its own, and what its validation stage collected into `DIR/_quality/`;
+//!   the last task to finish writes the job's ledger, its quality report (`quality.json`,
+//!   `quality.html`, the metrics history: every task's validation merged, the report one
+//!   run writes) and `_SUCCESS`.
+//! - [`status`] says where a job folder stands (`tickpipe inspect JOB`): the phase, the tasks
+//!   done, the inputs that failed, and once complete the ledger and quality verdict.
 //!
 //! Why not sort the shuffled runs by `(symbol, ts)`: the reorder buffer decides which rows
 //! are `late` from the order rows arrive in, and stateful stages (dedupe of neighbours, EMA,
