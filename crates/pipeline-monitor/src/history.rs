@@ -89,7 +89,7 @@ impl History {
         self.recent.back()
     }
 
-    /// Samples spread evenly over the whole run (at most [`OVERVIEW_POINTS`] plus the
+    /// Samples spread evenly over the whole run (at most `OVERVIEW_POINTS` plus the
     /// latest), oldest first: what the report charts.
     pub fn overview(&self) -> Vec<Sample> {
         let mut v = self.overview.clone();

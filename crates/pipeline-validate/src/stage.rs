@@ -498,7 +498,7 @@ struct CheckpointRef<'a> {
     acc: &'a Acc,
 }
 
-/// The validation stage: all rules of a [`RuleSet`], per symbol (see the module docs).
+/// The validation stage: all rules of a rule set, per symbol (see the module docs).
 pub struct ValidateStage {
     rs: Arc<RuleSet>,
     sink: Arc<Mutex<Collector>>,

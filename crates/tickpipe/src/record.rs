@@ -29,7 +29,7 @@ pub struct RecordedInput {
     pub fingerprint: Option<Fingerprint>,
     /// The `stat` the fingerprint was taken under, when the file had settled: a later run
     /// whose file still has this `stat` takes the fingerprint without reading it (see
-    /// [`remember_fingerprints`]).
+    /// [`pipeline_io::Fingerprint::remember`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<StatStamp>,
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::VendorLayout;
 use super::sniff::{FileFormat, InputCompression};
 
-/// Most distinct symbols listed by [`inspect`].
+/// Most distinct symbols listed by [`inspect`](crate::inspect).
 pub const INSPECT_MAX_SYMBOLS: usize = 1000;
 
 /// One column of an [`InspectReport`].
@@ -22,7 +22,7 @@ pub struct ColumnInfo {
     pub data_type: String,
 }
 
-/// What [`inspect`] found.
+/// What [`inspect`](crate::inspect) found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectReport {
     /// The input path (`-` for stdin).

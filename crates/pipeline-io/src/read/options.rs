@@ -92,7 +92,7 @@ impl ReadOptions {
     /// `max_line_bytes` is `[input] max_line_bytes`, or `memory_limit / 64` when that is 0.
     /// Chunk rows are `pipeline.chunk_size` when set; when 0 they are
     /// `memory_limit / (CHUNKS_IN_MEMORY × ROW_BYTES_ESTIMATE)`, clamped to
-    /// 1,024–[`MAX_DERIVED_CHUNK_ROWS`].
+    /// 1,024–`MAX_DERIVED_CHUNK_ROWS`.
     /// Threads are `pipeline.max_workers` (0: one per core; 1 when parallel processing is
     /// off).
     ///

@@ -76,9 +76,9 @@ pub(crate) struct OpenedText {
 /// ```
 ///
 /// A LOBSTER message file is joined with its order-book file when that lies beside it (see
-/// [`super::lobster`]); an order-book file on its own is an error. With
+/// the `lobster` module); an order-book file on its own is an error. With
 /// [`ReadOptions::target_schema`] set, every chunk is cast and padded to that dataset schema
-/// (see [`super::unify`]).
+/// (see the `unify` module).
 pub fn open_source(input: &InputFile, id: SourceId, opts: &ReadOptions) -> Result<Box<dyn Source>> {
     let src = open_unconformed(input, id, opts)?;
     match &opts.target_schema {

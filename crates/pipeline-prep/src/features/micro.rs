@@ -109,7 +109,7 @@ impl Vwap {
 
     /// Adds a trade; the VWAP once `n` trades have been seen (`None` on zero volume). The
     /// running totals are rebuilt from the window when their rounding-error bound says so
-    /// ([`crate::sums`]), so a huge trade leaves no trace once it is out of the window.
+    /// (`crate::sums`), so a huge trade leaves no trace once it is out of the window.
     pub fn update(&mut self, price: f64, size: f64) -> Option<f64> {
         let pv = price * size;
         self.window.push_back((pv, size));
