@@ -45,6 +45,14 @@ impl Collector {
     }
 }
 
+/// Locks `c` (every stage instance of a plan and the plan itself share it).
+pub(crate) fn lock(
+    c: &std::sync::Mutex<Collector>,
+) -> pipeline_core::Result<std::sync::MutexGuard<'_, Collector>> {
+    c.lock()
+        .map_err(|_| pipeline_core::Error::Internal("validation collector poisoned".into()))
+}
+
 /// Adds `b` into `a`.
 pub(crate) fn merge(a: &mut Acc, b: Acc, examples: usize) {
     a.rows += b.rows;

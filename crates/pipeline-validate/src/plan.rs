@@ -176,10 +176,7 @@ impl ValidationPlan {
     /// task of a cluster job keeps it, and the task that finishes the job
     /// [`absorb`](ValidationPlan::absorb)s every task's before building one report.
     pub fn state(&self) -> Result<ValidationState> {
-        let c = self
-            .collector
-            .lock()
-            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        let c = crate::collect::lock(&self.collector)?;
         Ok(ValidationState {
             rules: self.rs.rules.len(),
             acc: c.acc.clone(),
@@ -200,10 +197,7 @@ impl ValidationPlan {
                 self.rs.rules.len()
             )));
         }
-        let mut c = self
-            .collector
-            .lock()
-            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        let mut c = crate::collect::lock(&self.collector)?;
         match state.acc {
             Some(acc) => c.add(acc, state.days),
             None => c.days.extend(state.days),
@@ -247,11 +241,7 @@ impl ValidationPlan {
     /// the dataset-level rules, and reads and rewrites the history file when
     /// `history_dir` is given and `[validation] history` is on.
     pub fn finish(&self, opts: &FinishOptions<'_>) -> Result<ValidationReport> {
-        let (acc, days, _) = self
-            .collector
-            .lock()
-            .map_err(|_| Error::Internal("validation collector poisoned".into()))?
-            .take();
+        let (acc, days, _) = crate::collect::lock(&self.collector)?.take();
         let prior = self.prefetched(opts.history_dir)?;
         build(&self.rs, self.mode, acc, days, opts, &self.cal, prior)
     }

@@ -463,21 +463,20 @@ pub(crate) fn build(
             }
         }
     }
-    // History: checks against earlier days, then the file is rewritten with this run's days.
-    let mut flagged_days: BTreeSet<String> = BTreeSet::new();
-    let mut history_info = None;
-    let prior = match (opts.history_dir.filter(|_| s.history), prefetched) {
-        (Some(_), Some(p)) => p,
-        (Some(dir), None) => history::read(&dir.join(history::FILE))?,
-        (None, _) => history::Prior::default(),
-    };
-    history::check(rs, &prior.days, &days, &mut acc, &mut flagged_days);
-    // The history file is written on a thread of its own while the rest is built.
+    // History: checks against earlier days, then the file is rewritten with this run's days
+    // (on a thread of its own while the rest is built).
     let history_path = opts
         .history_dir
         .filter(|_| s.history)
         .map(|dir| dir.join(history::FILE));
-    let (report, written) = std::thread::scope(|scope| {
+    let prior = match (&history_path, prefetched) {
+        (Some(_), Some(p)) => p,
+        (Some(path), None) => history::read(path)?,
+        (None, _) => history::Prior::default(),
+    };
+    let mut flagged_days: BTreeSet<String> = BTreeSet::new();
+    history::check(rs, &prior.days, &days, &mut acc, &mut flagged_days);
+    let (mut report, written) = std::thread::scope(|scope| {
         let writer = history_path.as_ref().map(|path| {
             let (prior, days) = (&prior, &days);
             scope.spawn(move || history::write(path, prior, days))
@@ -499,16 +498,15 @@ pub(crate) fn build(
         });
         (report, written)
     });
-    if let (Some(path), Some(after)) = (history_path, written) {
-        history_info = Some(HistoryInfo {
+    report.history = match (history_path, written) {
+        (Some(path), Some(after)) => Some(HistoryInfo {
             path: path.display().to_string(),
             days_before: prior.days.len() as u64,
             days_after: after??,
-        });
-    }
-    let mut report = report;
+        }),
+        _ => None,
+    };
     report.symbol_days = days;
-    report.history = history_info;
     Ok(report)
 }
 

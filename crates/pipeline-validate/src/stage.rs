@@ -1036,10 +1036,7 @@ impl ValidateStage {
             days.push(d);
         }
         let acc = std::mem::replace(&mut self.acc, Acc::new(self.rs.rules.len()));
-        let mut sink = self
-            .sink
-            .lock()
-            .map_err(|_| Error::Internal("validation collector poisoned".into()))?;
+        let mut sink = crate::collect::lock(&self.sink)?;
         sink.add(acc, days);
         Ok(())
     }

@@ -79,7 +79,7 @@ pub use pipeline_parallel::{CommitFn, EngineEvent, ProgressFn, ProgressSnapshot,
 pub use pipeline_prep::{BarEdge, BarSession, EmptyBars};
 #[cfg(feature = "validate")]
 pub use quality::suggest_rules;
-pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation};
+pub use quality::{QUALITY_HTML, QUALITY_JSON, Validation, quality_verdict};
 pub use record::{RUN_RECORD, RecordedInput, RunRecord};
 #[cfg(feature = "prep")]
 pub use refeature::FEATURES_METADATA_KEY;

@@ -296,5 +296,13 @@ pub(crate) use without_validate::*;
 
 /// The inline quality report (JSON) in a dataset folder.
 pub const QUALITY_JSON: &str = "quality.json";
+
+/// The verdict of the quality report in folder `dir` (its [`QUALITY_JSON`]); `None` when
+/// there is none or it cannot be read.
+pub fn quality_verdict(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(QUALITY_JSON)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["verdict"].as_str().map(str::to_string)
+}
 /// The inline quality report (HTML) in a dataset folder.
 pub const QUALITY_HTML: &str = "quality.html";

@@ -573,14 +573,8 @@ fn record_input(input: &InputFile) -> Result<RecordedInput> {
     Ok(RecordedInput {
         path: canonical(&input.path),
         fingerprint: Some(fingerprint),
-        stamp: stamp_of(input),
+        stamp: Fingerprint::stamp_of_input(input),
     })
-}
-
-/// The stamp to record beside `input`'s fingerprint: the one it was taken under, when the
-/// file had settled then and it is still the stamp of the input's listing.
-pub(crate) fn stamp_of(input: &InputFile) -> Option<pipeline_io::StatStamp> {
-    Fingerprint::stamp(&input.path).filter(|s| input.stamp().is_none_or(|l| l == s))
 }
 
 /// The canonical form of an input path (as given when it cannot be resolved, e.g. `-`).

@@ -57,14 +57,9 @@ pub fn reduce(args: TaskArgs, quiet: bool) -> anyhow::Result<Outcome> {
             "job complete: {}",
             args.plan.join(tickpipe::cluster::JOB_LEDGER).display()
         );
-        let quality = args.plan.join(tickpipe::QUALITY_JSON);
-        if let Ok(text) = std::fs::read_to_string(&quality) {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            eprintln!(
-                "quality: {} ({})",
-                v["verdict"].as_str().unwrap_or("unreadable"),
-                quality.display()
-            );
+        if let Some(verdict) = tickpipe::quality_verdict(&args.plan) {
+            let report = args.plan.join(tickpipe::QUALITY_JSON);
+            eprintln!("quality: {verdict} ({})", report.display());
         }
     }
     Ok(if r.files_failed.is_empty() {

@@ -169,6 +169,13 @@ impl Fingerprint {
         m.get(path).map(|(k, _)| *k)
     }
 
+    /// The stamp to record beside a listed input's fingerprint ([`Fingerprint::of_input`]):
+    /// the one it was taken under, when the file had settled then and it is still the
+    /// stamp of the input's listing.
+    pub fn stamp_of_input(input: &super::InputFile) -> Option<StatStamp> {
+        Self::stamp(&input.path).filter(|s| input.stamp().is_none_or(|l| l == s))
+    }
+
     /// Gives this process a fingerprint of `path` taken earlier (by another process) under
     /// `stamp`: [`Fingerprint::of`] returns it without reading the file while the file's
     /// `stat` still equals the stamp. A fingerprint that does not match the stamp's size

@@ -171,13 +171,18 @@ fn uninterrupted(chunks: &[Chunk], opts: &FinishOptions) -> ValidationReport {
 /// [`uninterrupted`] with `config`.
 fn uninterrupted_with(config: &Config, chunks: &[Chunk], opts: &FinishOptions) -> ValidationReport {
     let whole = ValidationPlan::from_config(config, Mode::Standalone).unwrap();
-    let mut s = whole.stages()[0]().unwrap();
+    check_all(&whole, chunks.iter().cloned());
+    whole.finish(opts).unwrap()
+}
+
+/// One stage instance of `plan` over `chunks`, finished (its results handed to the plan).
+fn check_all(plan: &ValidationPlan, chunks: impl IntoIterator<Item = Chunk>) {
+    let mut s = plan.stages()[0]().unwrap();
     let mut em = Emitter::default();
     for c in chunks {
-        s.process(c.clone(), &mut em).unwrap();
+        s.process(c, &mut em).unwrap();
     }
     s.finish(&mut em).unwrap();
-    whole.finish(opts).unwrap()
 }
 
 #[test]
@@ -385,13 +390,12 @@ fn states_of_plans_over_disjoint_symbols_merge_into_the_whole_report() {
     let mut states = Vec::new();
     for part in [true, false] {
         let plan = ValidationPlan::from_config(&Config::default(), Mode::Standalone).unwrap();
-        let mut s = plan.stages()[0]().unwrap();
-        let mut em = Emitter::default();
-        for c in &chunks {
-            s.process(only_symbols(c, |x| (x == first) == part), &mut em)
-                .unwrap();
-        }
-        s.finish(&mut em).unwrap();
+        check_all(
+            &plan,
+            chunks
+                .iter()
+                .map(|c| only_symbols(c, |x| (x == first) == part)),
+        );
         // Through JSON, as a reduce task hands its state over.
         let text = serde_json::to_string(&plan.state().unwrap()).unwrap();
         states.push(serde_json::from_str(&text).unwrap());
@@ -431,12 +435,7 @@ fn a_history_read_ahead_gives_the_report_a_history_read_at_the_end_gives() {
     let (first, rest): (Vec<Chunk>, Vec<Chunk>) = chunks.into_iter().partition(|c| c.source() < 2);
     assert!(!first.is_empty() && !rest.is_empty());
     let run = |plan: &ValidationPlan, chunks: &[Chunk], hist: &std::path::Path| {
-        let mut s = plan.stages()[0]().unwrap();
-        let mut em = Emitter::default();
-        for c in chunks {
-            s.process(c.clone(), &mut em).unwrap();
-        }
-        s.finish(&mut em).unwrap();
+        check_all(plan, chunks.iter().cloned());
         let mut r = plan
             .finish(&FinishOptions {
                 sources: Some(&table),

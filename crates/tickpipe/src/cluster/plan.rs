@@ -102,7 +102,7 @@ pub fn plan(
         let fingerprint = Fingerprint::of_input(f)?;
         planned.push(PlanInput {
             path: crate::record::canonical(&f.path),
-            stamp: crate::record::stamp_of(f),
+            stamp: Fingerprint::stamp_of_input(f),
             fingerprint,
         });
     }

@@ -40,7 +40,7 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
     let mine = buckets_of_task(&plan, &dones, task);
     let tag = format!("t{task:05}");
     let ledger_file = task_ledger(dir, task);
-    let quality_file = dir.join(TASK_QUALITY).join(format!("{tag}.json"));
+    let quality_file = task_quality(dir, task);
     crate::output::remove_if_exists(&ledger_file)?;
     crate::output::remove_if_exists(&quality_file)?;
     crate::output::remove_if_exists(&dir.join(crate::run::SUCCESS))?;
@@ -145,6 +145,11 @@ pub fn reduce_task(dir: &Path, task: usize) -> Result<RunReport> {
 /// is published).
 pub(crate) fn task_ledger(dir: &Path, task: usize) -> PathBuf {
     dir.join(TASK_LEDGERS).join(format!("t{task:05}.json"))
+}
+
+/// Where reduce task `task` of the job in `dir` keeps what its validation stage collected.
+fn task_quality(dir: &Path, task: usize) -> PathBuf {
+    dir.join(TASK_QUALITY).join(format!("t{task:05}.json"))
 }
 
 /// The finished map output of every input, or an error naming how many are missing.
@@ -292,7 +297,7 @@ fn quality(plan: &Plan, dir: &Path, ledger: &Ledger) -> Result<()> {
         return Ok(());
     };
     for t in 0..plan.reduce_tasks {
-        q.absorb(&dir.join(TASK_QUALITY).join(format!("t{t:05}.json")))?;
+        q.absorb(&task_quality(dir, t))?;
     }
     let mut table = pipeline_core::SourceTable::default();
     for f in &p.inputs.files {

@@ -77,16 +77,11 @@ pub fn status(dir: &Path) -> Result<Option<JobStatus>> {
     } else {
         "planned"
     };
-    let read_json = |name: &str| -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(dir.join(name)).ok()?;
-        serde_json::from_str(&text).ok()
-    };
     let (ledger, quality) = if complete {
-        (
-            read_json(JOB_LEDGER).and_then(|v| serde_json::from_value(v).ok()),
-            read_json(crate::quality::QUALITY_JSON)
-                .and_then(|v| v["verdict"].as_str().map(str::to_string)),
-        )
+        let ledger = std::fs::read_to_string(dir.join(JOB_LEDGER))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        (ledger, crate::quality::quality_verdict(dir))
     } else {
         (None, None)
     };
