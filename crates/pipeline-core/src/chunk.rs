@@ -222,7 +222,7 @@ impl Chunk {
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
         let mut columns = self.batch.columns().to_vec();
         for (f, a) in extra {
-            if let Ok(i) = schema.index_of(f.name()) {
+            if let Some((i, _)) = schema.column_with_name(f.name()) {
                 fields[i] = Arc::new(f);
                 columns[i] = a;
             } else {

@@ -160,7 +160,16 @@ impl ColumnMapping {
             .collect();
         let mut claimed = vec![false; headers.len()];
         let find = |name: &str, claimed: &[bool]| -> Option<usize> {
-            let n = normalize_header(name);
+            // Aliases are written normalized already: only a user's name needs normalizing
+            // (a copy per alias and header was most of the allocations of a plan).
+            let plain = name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            let n = if plain {
+                std::borrow::Cow::Borrowed(name)
+            } else {
+                std::borrow::Cow::Owned(normalize_header(name))
+            };
             (0..norm.len()).find(|&i| !claimed[i] && norm[i] == n)
         };
         let must_find = |what: &str, name: &str, claimed: &[bool]| -> Result<usize> {

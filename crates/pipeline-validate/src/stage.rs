@@ -706,7 +706,7 @@ impl ValidateStage {
             return;
         }
         let mut problems: Vec<(usize, String)> = Vec::new();
-        let has = |n: &str| schema.index_of(n).is_ok();
+        let has = |n: &str| schema.column_with_name(n).is_some();
         let canon: Vec<Canonical> = schema
             .fields()
             .iter()

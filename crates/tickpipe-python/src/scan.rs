@@ -114,7 +114,7 @@ fn requested(
     let mut fields = Vec::with_capacity(want.fields().len());
     let mut project = Vec::with_capacity(want.fields().len());
     for f in want.fields() {
-        let Ok(i) = ours.index_of(f.name()) else {
+        let Some((i, _)) = ours.column_with_name(f.name()) else {
             return Ok(None);
         };
         let mine = ours.field(i);

@@ -424,7 +424,10 @@ fn feed(f: &Path, cols: &[String], acc: &mut ScalerFit) -> Result<Vec<bool>> {
         acc.update(&batch?)
             .map_err(|e| Error::Usage(format!("normalize_features: {}: {e}", f.display())))?;
     }
-    Ok(cols.iter().map(|n| schema.index_of(n).is_ok()).collect())
+    Ok(cols
+        .iter()
+        .map(|n| schema.column_with_name(n).is_some())
+        .collect())
 }
 
 /// Rewrites `files` with the parameters applied (or, when the run already applied them in

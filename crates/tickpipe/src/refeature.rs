@@ -418,7 +418,7 @@ const REPORT_KEPT: &str = "_refeature_report.json";
 /// Runs `base` through the feature stage and returns the columns it adds (the stage needs a
 /// [`LINE_COLUMN`]: the files' own when they keep it, otherwise one is lent).
 fn compute(stage: &mut FeatureStage, base: RecordBatch) -> Result<RecordBatch> {
-    let keeps_lines = base.schema().index_of(LINE_COLUMN).is_ok();
+    let keeps_lines = base.schema().column_with_name(LINE_COLUMN).is_some();
     // The columns the stage was given (a lent line column included): the rest it added.
     let width = base.num_columns() + usize::from(!keeps_lines);
     let n = base.num_rows() as u64;

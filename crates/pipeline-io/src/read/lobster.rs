@@ -134,7 +134,7 @@ fn layout(msg: &Schema, levels: Option<usize>, keep: Option<&[String]>) -> (Vec<
             cols.push((f.as_ref().clone(), Col::Message(i)));
         }
     }
-    if msg.index_of("side").is_err() {
+    if msg.column_with_name("side").is_none() {
         cols.push((Canonical::Side.field(), Col::Side));
     }
     for (j, name) in book_names(levels.unwrap_or(0)).into_iter().enumerate() {

@@ -200,7 +200,9 @@ impl CsvPlan {
             }
             None => sniff_delimiter(sample),
         };
-        let (records, mean_row_bytes) = sample_records(sample, sample_is_all, delimiter, 1000);
+        let split = sample_records(sample, sample_is_all, delimiter, 1000);
+        let mean_row_bytes = split.mean_bytes;
+        let records = split.rows();
         let base = base_name(file);
         let layout = match cfg.layout.as_str() {
             "generic" => VendorLayout::Generic,
@@ -221,7 +223,7 @@ impl CsvPlan {
             (None, VendorLayout::Tardis) => true,
             (None, _) => false,
         };
-        let nfields = records.first().map_or(0, Vec::len);
+        let nfields = records.first().map_or(0, |r| r.len());
         let layout_names: Vec<String> = match layout {
             VendorLayout::LobsterMessage => {
                 ["time", "type", "order_id", "size", "price", "direction"]
@@ -269,7 +271,7 @@ impl CsvPlan {
         if names.is_empty() {
             return Err(Error::Schema(format!("{file}: no columns found")));
         }
-        let data: &[Vec<Cow<str>>] = if has_header && !records.is_empty() {
+        let data: &[&[Cow<str>]] = if has_header && !records.is_empty() {
             &records[1..]
         } else {
             &records
@@ -536,7 +538,7 @@ impl CsvPlan {
 }
 
 /// The symbols of a sample: the constant symbol, or up to 100 distinct symbol-column values.
-fn sample_symbols(outs: &[OutCol], data: &[Vec<Cow<str>>]) -> Vec<String> {
+fn sample_symbols(outs: &[OutCol], data: &[&[Cow<str>]]) -> Vec<String> {
     let Some(sym) = outs.iter().find(|o| o.name == "symbol") else {
         return Vec::new();
     };
@@ -576,7 +578,7 @@ pub(crate) fn parse_decimal_comma(b: &[u8]) -> Option<f64> {
 /// True when the sample's numbers use decimal commas: some field is `digits,digits` and no
 /// field is a decimal with a point. (With `,` as the delimiter a decimal comma cannot occur
 /// unquoted, so only other delimiters are checked.)
-fn detect_decimal_comma(data: &[Vec<Cow<str>>]) -> bool {
+fn detect_decimal_comma(data: &[&[Cow<str>]]) -> bool {
     let comma_decimal = |s: &str| {
         let s = s.trim().strip_prefix('-').unwrap_or(s.trim());
         matches!(s.split_once(','), Some((a, b)) if !a.is_empty() && !b.is_empty()
@@ -587,7 +589,7 @@ fn detect_decimal_comma(data: &[Vec<Cow<str>>]) -> bool {
         matches!(s.split_once('.'), Some((a, b)) if !a.is_empty() && !b.is_empty()
             && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
     };
-    let fields = || data.iter().take(200).flatten();
+    let fields = || data.iter().take(200).flat_map(|r| r.iter());
     fields().any(|f| comma_decimal(f)) && !fields().any(|f| point_decimal(f))
 }
 
@@ -673,47 +675,83 @@ pub(crate) fn sample_records(
     is_all: bool,
     delim: u8,
     max: usize,
-) -> (Vec<Vec<Cow<'_, str>>>, f64) {
-    let mut out = Vec::new();
+) -> SampleRecords<'_> {
+    let mut out = SampleRecords {
+        fields: Vec::new(),
+        ends: Vec::new(),
+        mean_bytes: 64.0,
+    };
     let mut fields: Vec<Span> = Vec::new();
     let mut scratch = Vec::new();
+    // The sample is checked for UTF-8 once: fields of valid text are borrowed by slicing
+    // it (their bounds are ASCII delimiters, quotes or line ends, so always character
+    // boundaries), not each checked and copied by `from_utf8_lossy`, which was a third of
+    // a plan's cost on a small file. A sample cut inside a character at its end counts as
+    // valid up to that character.
+    let text = match std::str::from_utf8(sample) {
+        Ok(t) => Some(t),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&sample[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
     let mut pos = 0;
-    while pos < sample.len() && out.len() < max {
+    while pos < sample.len() && out.ends.len() < max {
         match split_record(&sample[pos..], delim, is_all, &mut fields) {
             Split::Record { end, .. } => {
                 let rec = &sample[pos..pos + end];
+                let at = pos;
                 pos += end;
                 if is_blank(&fields) {
                     continue;
                 }
-                out.push(
-                    fields
-                        .iter()
-                        .map(|sp| {
-                            let raw = &rec[sp.start as usize..sp.end as usize];
-                            if sp.kind == 2 {
-                                unescape(raw, &mut scratch);
-                                Cow::Owned(String::from_utf8_lossy(&scratch).into_owned())
-                            } else {
-                                String::from_utf8_lossy(raw)
-                            }
-                        })
-                        .collect(),
-                );
+                out.fields.extend(fields.iter().map(|sp| {
+                    let (a, b) = (sp.start as usize, sp.end as usize);
+                    if sp.kind == 2 {
+                        unescape(&rec[a..b], &mut scratch);
+                        Cow::Owned(String::from_utf8_lossy(&scratch).into_owned())
+                    } else if let Some(f) = text.and_then(|t| t.get(at + a..at + b)) {
+                        Cow::Borrowed(f)
+                    } else {
+                        String::from_utf8_lossy(&rec[a..b])
+                    }
+                }));
+                out.ends.push(out.fields.len());
             }
             Split::Incomplete => break,
         }
     }
-    let mean = if out.is_empty() {
-        64.0
-    } else {
-        pos as f64 / out.len() as f64
-    };
-    (out, mean)
+    if !out.ends.is_empty() {
+        out.mean_bytes = pos as f64 / out.ends.len() as f64;
+    }
+    out
+}
+
+/// The records [`sample_records`] split: every field in one vector and where each record
+/// ends in it (a vector per record was a thousand allocations per plan, most of its
+/// allocations on a folder of small files).
+pub(crate) struct SampleRecords<'a> {
+    fields: Vec<Cow<'a, str>>,
+    ends: Vec<usize>,
+    /// The mean bytes per record over the sample's records.
+    pub(crate) mean_bytes: f64,
+}
+
+impl<'a> SampleRecords<'a> {
+    /// Each record's fields, in sample order.
+    pub(crate) fn rows(&self) -> Vec<&[Cow<'a, str>]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let r = &self.fields[start..end];
+                start = end;
+                r
+            })
+            .collect()
+    }
 }
 
 /// Recognises vendor layouts from the file name and the first records.
-fn detect_layout(base: &str, records: &[Vec<Cow<str>>]) -> VendorLayout {
+fn detect_layout(base: &str, records: &[&[Cow<str>]]) -> VendorLayout {
     let lower = base.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split(['_', '.']).collect();
     let numeric = |s: &str| super::number::parse_f64(s.trim().as_bytes()).is_some();

@@ -491,7 +491,7 @@ pub fn conform_batch(batch: &RecordBatch, target: &Schema) -> Result<RecordBatch
     if let Some(extra) = schema
         .fields()
         .iter()
-        .find(|f| f.name() != LINE_COLUMN && target.index_of(f.name()).is_err())
+        .find(|f| f.name() != LINE_COLUMN && target.column_with_name(f.name()).is_none())
     {
         return Err(Error::Schema(format!(
             "column `{}` is not in the dataset schema",
@@ -546,7 +546,7 @@ impl ConformSource {
         if let Some(extra) = have
             .fields()
             .iter()
-            .find(|f| f.name() != LINE_COLUMN && target.index_of(f.name()).is_err())
+            .find(|f| f.name() != LINE_COLUMN && target.column_with_name(f.name()).is_none())
         {
             return Err(Error::Schema(format!(
                 "{name}: column `{}` is not in the dataset schema computed before the run (was the file changed, or read from stdin?)",

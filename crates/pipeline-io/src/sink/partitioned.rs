@@ -423,7 +423,7 @@ impl PartitionedSink {
 /// incompatible types: dictionary vs string"; checked with pyarrow 26). Parquet still
 /// dictionary-encodes the column's pages, so the files are no larger.
 fn plain_string_column(batch: RecordBatch, name: &str) -> Result<RecordBatch> {
-    let Ok(i) = batch.schema().index_of(name) else {
+    let Some((i, _)) = batch.schema().column_with_name(name) else {
         return Ok(batch);
     };
     if !matches!(

@@ -106,7 +106,7 @@ impl SortCheck {
         }
         let columns = names
             .iter()
-            .map(|n| schema.index_of(n).ok())
+            .map(|n| schema.column_with_name(n).map(|(i, _)| i))
             .collect::<Option<Vec<_>>>()?;
         let checked = names
             .iter()

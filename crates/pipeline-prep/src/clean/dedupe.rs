@@ -102,8 +102,8 @@ impl Stage for Dedupe {
         // The identity column, when rows have one (exact mode only).
         let id = batch
             .schema()
-            .index_of("id")
-            .ok()
+            .column_with_name("id")
+            .map(|(i, _)| i)
             .filter(|&i| exact && batch.column(i).null_count() < batch.num_rows());
         let cols: Vec<usize> = if exact {
             data_columns(batch)
@@ -112,7 +112,7 @@ impl Stage for Dedupe {
             self.cfg
                 .key
                 .iter()
-                .filter_map(|k| schema.index_of(k).ok())
+                .filter_map(|k| schema.column_with_name(k).map(|(i, _)| i))
                 .collect()
         };
         if cols.is_empty() {

@@ -293,7 +293,7 @@ fn apply_overrides(
     names.sort_unstable();
     names.dedup();
     for name in names {
-        let Ok(ci) = schema.index_of(name) else {
+        let Some((ci, _)) = schema.column_with_name(name) else {
             continue;
         };
         let mut vals: Vec<Option<f64>> = match columns[ci].data_type() {

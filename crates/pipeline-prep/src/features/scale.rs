@@ -175,7 +175,7 @@ impl ScalerParams {
         let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
         let mut arrays = batch.columns().to_vec();
         for c in &self.columns {
-            let Ok(i) = schema.index_of(&c.column) else {
+            let Some((i, _)) = schema.column_with_name(&c.column) else {
                 continue;
             };
             let col = f64_array(&arrays[i], &c.column)?;
