@@ -47,10 +47,10 @@ pub use read::{
     parse_f64, parse_i64, read_all_count, unify_schemas,
 };
 pub use sink::{
-    Compression, HIVE_DEFAULT_PARTITION, PartitionKey, Rewritten, WriteOptions, create_file_sink,
-    create_quarantine_sink, create_sink, dataset_files, escape_partition_value, file_batches,
-    file_metadata_value, file_schema, format_from_extension, quarantine_schema, read_dataset,
-    rewrite_columns, rewrite_file, rewrite_tail, split_by_partition, temp_path,
+    Compression, GATHER_ROWS, HIVE_DEFAULT_PARTITION, PartitionKey, Rewritten, WriteOptions,
+    create_file_sink, create_quarantine_sink, create_sink, dataset_files, escape_partition_value,
+    file_batches, file_metadata_value, file_schema, format_from_extension, quarantine_schema,
+    read_dataset, rewrite_columns, rewrite_file, rewrite_tail, split_by_partition, temp_path,
 };
 pub use synth::{
     AnomalyKind, AnomalyRates, Codec, ColumnOrder, EXCHANGES, GenConfig, GenSummary, Holidays,

@@ -39,7 +39,7 @@ mod writer;
 
 pub use dataset::{dataset_files, read_dataset};
 pub use file::{create_file_sink, format_from_extension};
-pub use options::{Compression, PartitionKey, WriteOptions};
+pub use options::{Compression, GATHER_ROWS, PartitionKey, WriteOptions};
 pub use partition::{HIVE_DEFAULT_PARTITION, escape_partition_value, split_by_partition};
 pub use partitioned::create_sink;
 pub use quarantine::{create_quarantine_sink, quarantine_schema};

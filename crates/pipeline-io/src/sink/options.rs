@@ -121,7 +121,19 @@ pub struct WriteOptions {
     /// Unit of timestamp columns in the files (rows arrive in nanoseconds). Default
     /// nanoseconds; microseconds for readers such as Spark that take no others.
     pub timestamp_unit: TimeUnit,
+    /// A partitioned sink gathers chunks of fewer rows than this, up to this many rows (or
+    /// an eighth of [`WriteOptions::max_buffered_bytes`]), before splitting them by
+    /// partition: one small chunk per small input file otherwise costs a split and a batch
+    /// per partition each. 0 (the default) splits every chunk at once;
+    /// [`WriteOptions::from_config`] sets [`GATHER_ROWS`].
+    pub gather_rows: usize,
 }
+
+/// The rows [`WriteOptions::from_config`] gathers before a split (see
+/// [`WriteOptions::gather_rows`]). Measured on the demo layout (1,258 gzip day files of
+/// about 400 rows over 5 symbols): `tickpipe run` 1.39–1.83 s without, 1.21–1.59 s with,
+/// five alternated pairs, every pair faster.
+pub const GATHER_ROWS: usize = 16_384;
 
 impl Default for WriteOptions {
     fn default() -> Self {
@@ -138,6 +150,7 @@ impl Default for WriteOptions {
             min_rows_per_file: 10_000,
             sort_columns: vec!["symbol".into(), "ts".into()],
             timestamp_unit: TimeUnit::Nanosecond,
+            gather_rows: 0,
         }
     }
 }
@@ -178,6 +191,7 @@ impl WriteOptions {
                     ));
                 }
             },
+            gather_rows: GATHER_ROWS,
         };
         opts.validate()?;
         Ok(opts)

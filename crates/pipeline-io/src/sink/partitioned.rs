@@ -79,6 +79,11 @@ pub struct PartitionedSink {
     pending: HashMap<String, Pending>,
     /// Sum of `Pending::bytes`.
     pending_bytes: usize,
+    /// Small output batches not yet split by partition (see
+    /// [`WriteOptions::gather_rows`]), in arrival order, all of one schema.
+    gathered: Vec<RecordBatch>,
+    gathered_rows: usize,
+    gathered_bytes: usize,
     done: bool,
 }
 
@@ -137,6 +142,9 @@ pub fn create_sink(dir: &Path, segment: u32, opts: &WriteOptions) -> Result<Box<
         latest_period: HashMap::new(),
         pending: HashMap::new(),
         pending_bytes: 0,
+        gathered: Vec::new(),
+        gathered_rows: 0,
+        gathered_bytes: 0,
         done: false,
     }))
 }
@@ -410,6 +418,8 @@ impl PartitionedSink {
         self.open.clear();
         self.pending.clear();
         self.pending_bytes = 0;
+        self.gathered.clear();
+        (self.gathered_rows, self.gathered_bytes) = (0, 0);
         for c in self.closed.drain(..) {
             c.discard();
         }
@@ -441,14 +451,48 @@ fn plain_string_column(batch: RecordBatch, name: &str) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-impl Sink for PartitionedSink {
-    fn write(&mut self, chunk: &Chunk) -> Result<()> {
-        if chunk.is_empty() {
-            return Ok(());
+impl PartitionedSink {
+    /// Takes an output batch: a large one is split at once, a small one gathered with the
+    /// next until they make [`WriteOptions::gather_rows`] rows (or an eighth of the writer
+    /// budget), then split together. Rows keep their order within every partition either
+    /// way.
+    fn gather(&mut self, batch: RecordBatch) -> Result<()> {
+        let limit = self.opts.gather_rows;
+        if self.gathered.is_empty() && batch.num_rows() >= limit {
+            return self.split(&batch);
         }
-        let batch = self.opts.output_batch(chunk)?;
+        if self
+            .gathered
+            .first()
+            .is_some_and(|g| g.schema().as_ref() != batch.schema().as_ref())
+        {
+            self.split_gathered()?;
+        }
+        self.gathered_rows += batch.num_rows();
+        self.gathered_bytes += batch.get_array_memory_size();
+        self.gathered.push(batch);
+        if self.gathered_rows >= limit || self.gathered_bytes >= self.opts.max_buffered_bytes / 8 {
+            self.split_gathered()?;
+        }
+        Ok(())
+    }
+
+    /// Splits the gathered batches, as one, by partition.
+    fn split_gathered(&mut self) -> Result<()> {
+        let gathered = std::mem::take(&mut self.gathered);
+        (self.gathered_rows, self.gathered_bytes) = (0, 0);
+        let batch = match gathered.as_slice() {
+            [] => return Ok(()),
+            [one] => one.clone(),
+            many => arrow_select::concat::concat_batches(&many[0].schema(), many)?,
+        };
+        self.split(&batch)
+    }
+
+    /// Splits an output batch by partition and routes each part.
+    fn split(&mut self, batch: &RecordBatch) -> Result<()> {
         let plain_symbol = self.opts.partition_by.contains(&PartitionKey::Symbol);
-        for (key, part) in split_by_partition(&batch, &self.opts.partition_by)? {
+        for (key, part) in split_by_partition(batch, &self.opts.partition_by)? {
             let part = if plain_symbol {
                 plain_string_column(part, "symbol")?
             } else {
@@ -458,8 +502,19 @@ impl Sink for PartitionedSink {
         }
         Ok(())
     }
+}
+
+impl Sink for PartitionedSink {
+    fn write(&mut self, chunk: &Chunk) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let batch = self.opts.output_batch(chunk)?;
+        self.gather(batch)
+    }
 
     fn finish(&mut self) -> Result<SinkSummary> {
+        self.split_gathered()?;
         // Held rows are their partitions' last rows in this segment.
         let mut held: Vec<String> = self.pending.keys().cloned().collect();
         held.sort();

@@ -445,7 +445,15 @@ fn output_does_not_depend_on_chunk_size_or_open_file_limit() {
             .or_default()
             .push(i as u64 + 2);
     }
-    for (rows, open) in [(1, 1), (7, 2), (64, 3), (700, 64)] {
+    // Small chunks gathered before the split (`gather_rows`: off, a few chunks at a time,
+    // the run's default) keep every partition's rows in input order too.
+    let cases = [(1, 1, 0), (7, 2, 0), (64, 3, 0), (700, 64, 0), (1, 1, 100)];
+    let gathered = [
+        (7, 2, 100),
+        (64, 3, pipeline_io::GATHER_ROWS),
+        (700, 64, 1000),
+    ];
+    for (rows, open, gather) in cases.into_iter().chain(gathered) {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts(
             OutputFormat::Parquet,
@@ -453,6 +461,7 @@ fn output_does_not_depend_on_chunk_size_or_open_file_limit() {
         );
         o.max_open_files = open;
         o.keep_line_column = true;
+        o.gather_rows = gather;
         let mut sink = create_sink(dir.path(), 0, &o).unwrap();
         write_all(sink.as_mut(), &chunks(&input, rows));
         let got: BTreeMap<String, Vec<u64>> = by_dir(dir.path())
@@ -471,7 +480,10 @@ fn output_does_not_depend_on_chunk_size_or_open_file_limit() {
                 (k, lines)
             })
             .collect();
-        assert_eq!(got, want, "chunks of {rows} rows, {open} open files");
+        assert_eq!(
+            got, want,
+            "chunks of {rows} rows, {open} open files, gathering {gather} rows"
+        );
     }
 }
 
