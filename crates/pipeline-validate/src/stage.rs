@@ -8,7 +8,7 @@
 //! are emitted unchanged. Counts, examples, histograms, file fingerprints and closed
 //! symbol-days accumulate in the stage and go to the plan's shared collector in `finish`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{Array, BooleanArray};
@@ -360,7 +360,7 @@ struct Jump {
 #[derive(Serialize, Deserialize)]
 struct JumpState {
     prev: Vec<f64>,
-    pend: VecDeque<JRow>,
+    pend: Vec<JRow>,
     vol: f64,
     warm: Vec<f64>,
     last: Option<f64>,
@@ -370,7 +370,7 @@ impl From<Jump> for JumpState {
     fn from(j: Jump) -> Self {
         JumpState {
             prev: j.prev[..j.np].to_vec(),
-            pend: j.pend[..j.nn].iter().copied().collect(),
+            pend: j.pend[..j.nn].to_vec(),
             vol: j.vol,
             warm: j.warm[..j.nw].to_vec(),
             last: j.last,
@@ -397,9 +397,7 @@ impl TryFrom<JumpState> for Jump {
             ..Jump::default()
         };
         j.prev[..np].copy_from_slice(&s.prev);
-        for (d, r) in j.pend.iter_mut().zip(s.pend) {
-            *d = r;
-        }
+        j.pend[..nn].copy_from_slice(&s.pend);
         j.warm[..nw].copy_from_slice(&s.warm);
         Ok(j)
     }
@@ -685,17 +683,30 @@ fn mark(
     warn: &mut [u64],
     fail: impl Fn(usize) -> bool,
 ) {
+    let n = code.len();
+    mark_each(rs, rule, code, warn, (0..n).map(fail));
+}
+
+/// [`mark`] with each row's outcome in order from `fails`.
+#[inline]
+fn mark_each(
+    rs: &RuleSet,
+    rule: usize,
+    code: &mut [u8],
+    warn: &mut [u64],
+    fails: impl Iterator<Item = bool>,
+) {
     if rs.quarantines(rule) {
         let c = (rule + 1) as u8;
-        for (i, x) in code.iter_mut().enumerate() {
-            if fail(i) {
+        for (x, f) in code.iter_mut().zip(fails) {
+            if f {
                 *x = c;
             }
         }
     } else if let Some(b) = rs.warn_bit[rule] {
         let m = 1u64 << b;
-        for (i, w) in warn.iter_mut().enumerate() {
-            *w |= m * u64::from(fail(i));
+        for (w, f) in warn.iter_mut().zip(fails) {
+            *w |= m * u64::from(f);
         }
     }
 }
@@ -726,11 +737,11 @@ fn mark_valid(
 /// [`mark_valid`] for a rule on one column that reads only the row's value. After cleaning
 /// nearly no chunk has a failing value, so a first pass only asks whether any value fails:
 /// without an index, a branch or an early exit, it vectorises. Rows are marked only when one
-/// does. Marking every chunk's rows as [`mark_valid`] does cost the price and size rules about
-/// 25 instructions a row and column (callgrind). Tests for finite values are written
-/// `x <= f64::MAX`, not `x < f64::INFINITY` or `is_finite()`: LLVM turns those into bit
-/// tests of the value's class, which it does not vectorise (65 million instructions for
-/// these rules on 480,000 rows against 11 million).
+/// does; marking every chunk's rows as [`mark_valid`] does cost the price and size rules
+/// about 25 instructions a row and column (callgrind). Tests for finite
+/// values are written `x <= f64::MAX`, not `x < f64::INFINITY` or `is_finite()`: LLVM turns
+/// those into bit tests of the value's class, which it does not vectorise (65 million
+/// instructions for these rules on 480,000 rows against 11 million).
 #[inline]
 fn mark_values(
     rs: &RuleSet,
@@ -744,21 +755,10 @@ fn mark_values(
     if !v.iter().fold(false, |any, &y| any | fail(y)) {
         return;
     }
-    if let Some(nb) = col.nulls() {
-        return mark(rs, rule, code, warn, |k| nb.is_valid(k) && fail(v[k]));
-    }
-    if rs.quarantines(rule) {
-        let c = (rule + 1) as u8;
-        for (x, &y) in code.iter_mut().zip(v) {
-            if fail(y) {
-                *x = c;
-            }
-        }
-    } else if let Some(b) = rs.warn_bit[rule] {
-        let m = 1u64 << b;
-        for (w, &y) in warn.iter_mut().zip(v) {
-            *w |= m * u64::from(fail(y));
-        }
+    match col.nulls() {
+        Some(nb) => mark(rs, rule, code, warn, |k| nb.is_valid(k) && fail(v[k])),
+        // Values beside the codes, without an index: no bounds check per row.
+        None => mark_each(rs, rule, code, warn, v.iter().map(|&y| fail(y))),
     }
 }
 
