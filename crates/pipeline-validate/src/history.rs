@@ -4,6 +4,7 @@
 //! ratio to the window's median that `rows_vs_history` uses).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::Path;
 
 use pipeline_core::{Error, Result};
@@ -17,78 +18,142 @@ use crate::stage::{Acc, fmt_num};
 /// The history file's name inside its folder.
 pub const FILE: &str = "quality_history.jsonl";
 
-/// A history file as read: its records, and each record's line as it was written (an
-/// unchanged record is written back as it was read, not serialised again).
+/// A history file as read: each record's key (symbol and date) and its line as written.
+/// A record is parsed only when it is needed, that is when this run has no day of the same
+/// key ([`Prior::days_except`]): an append's report covers every day so far, so nearly every
+/// record is replaced by this run's day, and parsing 6,290 records it would not use was a
+/// fifth of an append's report. Records are rewritten from this run's days, an unchanged
+/// one with the same bytes (see [`SymbolDay::write_json`]).
 #[derive(Debug, Default)]
 pub(crate) struct Prior {
-    /// The records, in file order.
-    pub days: Vec<SymbolDay>,
-    /// Each record's line, without its `\n`.
-    lines: Vec<String>,
+    /// The file, for errors.
+    path: String,
+    text: String,
+    recs: Vec<PriorRec>,
 }
 
-/// Reads a history file; a missing file is an empty history, a bad line an error naming it.
+#[derive(Debug)]
+struct PriorRec {
+    /// 1-based line number.
+    no: u64,
+    /// The line's bytes in `text`, without its `\n`.
+    line: Range<usize>,
+    key: Key,
+}
+
+/// Where a record's symbol and date are: found in the line (the writer's layout), or, for
+/// any other layout, the record parsed when read.
+#[derive(Debug)]
+enum Key {
+    Spans(Range<usize>, Range<usize>),
+    Parsed(Box<SymbolDay>),
+}
+
+impl Prior {
+    /// Records read.
+    pub(crate) fn len(&self) -> usize {
+        self.recs.len()
+    }
+
+    fn key<'a>(&'a self, r: &'a PriorRec) -> (&'a str, &'a str) {
+        match &r.key {
+            Key::Spans(s, d) => (&self.text[s.clone()], &self.text[d.clone()]),
+            Key::Parsed(day) => (day.symbol.as_str(), day.date.as_str()),
+        }
+    }
+
+    /// The records whose (symbol, date) is not in `skip`, parsed, in file order; a bad
+    /// record is an error naming its line.
+    pub(crate) fn days_except(&self, skip: &BTreeSet<(&str, &str)>) -> Result<Vec<SymbolDay>> {
+        let mut out = Vec::new();
+        for r in &self.recs {
+            if skip.contains(&self.key(r)) {
+                continue;
+            }
+            out.push(match &r.key {
+                Key::Parsed(d) => (**d).clone(),
+                Key::Spans(..) => parse(&self.path, r.no, &self.text[r.line.clone()])?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn parse(path: &str, no: u64, line: &str) -> Result<SymbolDay> {
+    SymbolDay::from_json(line).map_err(|e| Error::Malformed {
+        file: path.to_string(),
+        line: no,
+        message: format!("not a quality-history record: {e}"),
+    })
+}
+
+/// Reads a history file; a missing file is an empty history. A line without a symbol and
+/// a date is an error naming it; the rest of a record is checked when it is parsed.
 pub(crate) fn read(path: &Path) -> Result<Prior> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Prior::default()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let mut out = Prior::default();
-    for (i, line) in text.lines().enumerate() {
+    let name = path.display().to_string();
+    let mut recs = Vec::new();
+    let mut at = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let start = at;
+        at += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
-        let d: SymbolDay = serde_json::from_str(line).map_err(|e| Error::Malformed {
-            file: path.display().to_string(),
-            line: i as u64 + 1,
-            message: format!("not a quality-history record: {e}"),
-        })?;
-        out.days.push(d);
-        out.lines.push(line.to_string());
+        let no = i as u64 + 1;
+        let key = match crate::day_codec::key_spans(line) {
+            Some((s, d)) => Key::Spans(
+                s.start + start..s.end + start,
+                d.start + start..d.end + start,
+            ),
+            None => Key::Parsed(Box::new(parse(&name, no, line)?)),
+        };
+        recs.push(PriorRec {
+            no,
+            line: start..start + line.len(),
+            key,
+        });
     }
-    Ok(out)
+    Ok(Prior {
+        path: name,
+        text,
+        recs,
+    })
 }
 
 /// Writes `prior` with `days` replacing records of the same symbol and date, sorted; returns
-/// the number of records. A record of `days` equal to the one it replaces keeps its line as
-/// read (an append's report covers every day so far, and nearly all of them are unchanged:
-/// serialising 6,290 records again was a tenth of the report's cost).
+/// the number of records.
 pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u64> {
-    /// A record to write: an earlier one (its index in `prior`, its line as read), or a
-    /// new line.
-    enum Rec<'a> {
-        Kept(usize, &'a str),
-        New(String),
-    }
-    let mut all: BTreeMap<(&str, &str), Rec<'_>> = prior
-        .days
+    let mut all: BTreeMap<(&str, &str), Range<usize>> = prior
+        .recs
         .iter()
-        .zip(&prior.lines)
-        .enumerate()
-        .map(|(i, (d, l))| ((d.symbol.as_str(), d.date.as_str()), Rec::Kept(i, l)))
+        .map(|r| (prior.key(r), r.line.clone()))
         .collect();
+    // This run's records are written one after another into `new`; `all` keeps where
+    // each is (prior lines index `prior.text`, new ones `new`, told apart by `fresh`).
+    let mut new = String::with_capacity(days.len() * 256);
+    let mut fresh: BTreeSet<(&str, &str)> = BTreeSet::new();
     for d in days {
         let key = (d.symbol.as_str(), d.date.as_str());
-        let d = SymbolDay {
-            file: None,
-            line: None,
-            source: None,
-            ..d.clone()
-        };
-        if matches!(all.get(&key), Some(Rec::Kept(i, _)) if prior.days[*i] == d) {
-            continue;
-        }
-        let line = serde_json::to_string(&d)
-            .map_err(|e| Error::Internal(format!("history record: {e}")))?;
-        all.insert(key, Rec::New(line));
+        let start = new.len();
+        d.write_json_as(&mut new, false);
+        all.insert(key, start..new.len());
+        fresh.insert(key);
     }
-    let mut text = String::new();
-    for r in all.values() {
-        text.push_str(match r {
-            Rec::Kept(_, l) => l,
-            Rec::New(l) => l,
-        });
+    let mut text = String::with_capacity(prior.text.len() + new.len());
+    for (key, r) in &all {
+        let src = if fresh.contains(key) {
+            &new
+        } else {
+            &prior.text
+        };
+        text.push_str(&src[r.clone()]);
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())?;
@@ -318,5 +383,56 @@ fn from_spec(rule: usize, a: &AnomalySpec, window: usize) -> Check<'_> {
         max_change: a.max_change,
         max_z: a.max_z,
         window: a.window.unwrap_or(window),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = r#"{"symbol":"A","date":"2024-01-02","rows":3,"errors":0,"warnings":0,"nulls":0,"duplicates":0,"outliers":0,"min_price":1.5,"max_price":2.0,"mean_price":1.75,"median_spread":0.01,"volume":300.0}"#;
+
+    /// Records are read up to their key; a bad body is an error naming its line only when
+    /// the record is used, and a record replaced by this run's day is written from it.
+    #[test]
+    fn records_are_parsed_when_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let bad = r#"{"symbol":"B","date":"2024-01-02","rows":"many"}"#;
+        // Another layout (whitespace) is read whole at once.
+        let spaced = A
+            .replace("\"A\"", "\"C\"")
+            .replace(",\"rows\"", ", \"rows\"");
+        std::fs::write(&path, format!("{A}\n\n{bad}\n{spaced}\n")).unwrap();
+        let prior = read(&path).unwrap();
+        assert_eq!(prior.len(), 3);
+        let skip_b: BTreeSet<(&str, &str)> = [("B", "2024-01-02")].into();
+        let kept = prior.days_except(&skip_b).unwrap();
+        assert_eq!(
+            kept.iter().map(|d| d.symbol.as_str()).collect::<Vec<_>>(),
+            ["A", "C"]
+        );
+        let e = prior.days_except(&BTreeSet::new()).unwrap_err().to_string();
+        assert!(e.contains(&format!("{}:3", path.display())), "{e}");
+        // B replaced by this run's day: the file is whole again, A and C kept byte for
+        // byte, B written in the writer's layout without its file and line.
+        let b = SymbolDay {
+            symbol: "B".into(),
+            file: Some("x.csv".into()),
+            line: Some(9),
+            ..kept[0].clone()
+        };
+        assert_eq!(write(&path, &prior, &[b]).unwrap(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], A);
+        assert_eq!(lines[1], A.replace("\"A\"", "\"B\""));
+        assert_eq!(lines[2], spaced);
+        assert!(!text.contains("x.csv"));
+        assert!(read(&path).unwrap().days_except(&BTreeSet::new()).is_ok());
+        // A line without a readable key is an error at once, naming it.
+        std::fs::write(&path, format!("{A}\n{{\"symbol\":1}}\n")).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("{}:2", path.display())), "{e}");
     }
 }

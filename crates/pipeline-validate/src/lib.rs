@@ -115,7 +115,10 @@
 //!   `quarantined_before`, `removed_before` (null without a ledger).
 //!
 //! The history file (`quality_history.jsonl`) holds one [`SymbolDay`] per line without
-//! `file`/`line`; a run replaces its own symbol-days and keeps the others.
+//! `file`/`line`; a run replaces its own symbol-days and keeps the others. A line in the
+//! layout tickpipe writes is read up to its `symbol` and `date`, and the rest of it only
+//! when this run has no day of that key (a bad record is then an error naming its line);
+//! a line in any other layout is read whole, and a bad one is an error at once.
 //!
 //! # Speed
 //! `cargo run --release -p pipeline-validate --example validate_bench` measures the
@@ -127,6 +130,7 @@
 mod calendar;
 mod collect;
 mod cols;
+mod day_codec;
 mod expr;
 mod history;
 mod html;

@@ -475,7 +475,13 @@ pub(crate) fn build(
         (None, _) => history::Prior::default(),
     };
     let mut flagged_days: BTreeSet<String> = BTreeSet::new();
-    history::check(rs, &prior.days, &days, &mut acc, &mut flagged_days);
+    let this: BTreeSet<(&str, &str)> = days
+        .iter()
+        .map(|d| (d.symbol.as_str(), d.date.as_str()))
+        .collect();
+    let earlier = prior.days_except(&this)?;
+    drop(this);
+    history::check(rs, &earlier, &days, &mut acc, &mut flagged_days);
     let (mut report, written) = std::thread::scope(|scope| {
         let writer = history_path.as_ref().map(|path| {
             let (prior, days) = (&prior, &days);
@@ -501,7 +507,7 @@ pub(crate) fn build(
     report.history = match (history_path, written) {
         (Some(path), Some(after)) => Some(HistoryInfo {
             path: path.display().to_string(),
-            days_before: prior.days.len() as u64,
+            days_before: prior.len() as u64,
             days_after: after??,
         }),
         _ => None,

@@ -71,9 +71,10 @@ pub(crate) struct Acc {
     pub files: Vec<(SourceId, u64, u64)>,
     /// Per source: (rule, problem) of schema findings.
     pub schema: Vec<(SourceId, usize, String)>,
-    /// Closed symbol-days, one JSON object per line (encoded once, when the day closes).
+    /// Closed symbol-days in their binary form (encoded once, when the day closes; see
+    /// `day_codec`).
     #[serde(skip)]
-    pub days_text: String,
+    pub days_bin: Vec<u8>,
     /// How many `files` entries there were at the last replay point: a replay point
     /// records that length instead of the list, which grows with the run.
     #[serde(skip)]
@@ -1100,10 +1101,7 @@ impl ValidateStage {
             line: Some(day.first.1),
             source: Some(day.first.0),
         };
-        if let Ok(line) = serde_json::to_string(&rec) {
-            self.acc.days_text.push_str(&line);
-            self.acc.days_text.push('\n');
-        }
+        rec.encode(&mut self.acc.days_bin);
     }
 
     fn jump_hit(acc: &mut Acc, log: &mut Option<Vec<Hit>>, rs: &RuleSet, name: &str, h: JumpHit) {
@@ -1142,12 +1140,8 @@ impl ValidateStage {
         for slot in 0..self.syms.len() {
             self.close_day(slot);
         }
-        let mut days = Vec::new();
-        for line in self.acc.days_text.lines() {
-            let d: SymbolDay = serde_json::from_str(line)
-                .map_err(|e| Error::Internal(format!("validate: symbol-day record: {e}")))?;
-            days.push(d);
-        }
+        let days = crate::day_codec::decode_all(&self.acc.days_bin)
+            .ok_or_else(|| Error::Internal("validate: bad symbol-day records".into()))?;
         let acc = std::mem::replace(&mut self.acc, Acc::new(self.rs.rules.len()));
         let mut sink = crate::collect::lock(&self.sink)?;
         sink.add(acc, days);
@@ -1728,8 +1722,9 @@ impl Stage for ValidateStage {
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
-        // `TPV1`, the length and JSON of the state other than the closed symbol-days, then
-        // the days: already text, copied after the header, not re-encoded.
+        // `TPV2`, the length and JSON of the state other than the closed symbol-days, then
+        // the days: already encoded, copied after the header. (`TPV1` held them as JSON
+        // lines; restore still reads it.)
         let cp = CheckpointRef {
             slots: self.slots.names(),
             syms: &self.syms,
@@ -1737,9 +1732,9 @@ impl Stage for ValidateStage {
         };
         let head = serde_json::to_vec(&cp)
             .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
-        let days = self.acc.days_text.as_bytes();
+        let days = &self.acc.days_bin;
         let mut out = Vec::with_capacity(12 + head.len() + days.len());
-        out.extend_from_slice(b"TPV1");
+        out.extend_from_slice(b"TPV2");
         out.extend_from_slice(&(head.len() as u64).to_le_bytes());
         out.extend_from_slice(&head);
         out.extend_from_slice(days);
@@ -1754,7 +1749,7 @@ impl Stage for ValidateStage {
     fn replay_point(&mut self) -> Result<Option<Vec<u8>>> {
         self.acc.files_mark = self.acc.files.len();
         self.acc.files_undo.clear();
-        let days = std::mem::take(&mut self.acc.days_text);
+        let days = std::mem::take(&mut self.acc.days_bin);
         let files = std::mem::take(&mut self.acc.files);
         let saved = ReplayState {
             slots: self.slots.names().to_vec(),
@@ -1762,7 +1757,7 @@ impl Stage for ValidateStage {
             acc: self.acc.clone(),
             days_len: days.len(),
         };
-        self.acc.days_text = days;
+        self.acc.days_bin = days;
         self.acc.files = files;
         Ok(Some(self.replay.save(saved)))
     }
@@ -1772,15 +1767,12 @@ impl Stage for ValidateStage {
         if Replay::<()>::is_token(state) {
             let saved = self.replay.get(state)?;
             let (n, f) = (saved.days_len, saved.acc.files_mark);
-            if n > self.acc.days_text.len()
-                || !self.acc.days_text.is_char_boundary(n)
-                || f > self.acc.files.len()
-            {
+            if n > self.acc.days_bin.len() || f > self.acc.files.len() {
                 return Err(bad(
                     "the closed days or file counts are behind the replay point",
                 ));
             }
-            let mut days = std::mem::take(&mut self.acc.days_text);
+            let mut days = std::mem::take(&mut self.acc.days_bin);
             days.truncate(n);
             let mut files = std::mem::take(&mut self.acc.files);
             files.truncate(f);
@@ -1793,10 +1785,10 @@ impl Stage for ValidateStage {
             self.syms = saved.syms.clone();
             // Later changes are undone relative to the same replay point (`files_mark`).
             self.acc = saved.acc.clone();
-            self.acc.days_text = days;
+            self.acc.days_bin = days;
             self.acc.files = files;
         } else {
-            if state.len() < 12 || &state[..4] != b"TPV1" {
+            if state.len() < 12 || !matches!(&state[..4], b"TPV1" | b"TPV2") {
                 return Err(bad("not a validation checkpoint"));
             }
             let mut len = [0u8; 8];
@@ -1804,9 +1796,22 @@ impl Stage for ValidateStage {
             let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("length"))?;
             let head = state.get(12..12 + len).ok_or_else(|| bad("truncated"))?;
             let cp: Checkpoint = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
-            let text = std::str::from_utf8(&state[12 + len..])
-                .map_err(|e| bad(&e.to_string()))?
-                .to_string();
+            let days = &state[12 + len..];
+            let days = if &state[..4] == b"TPV2" {
+                if !crate::day_codec::check_all(days) {
+                    return Err(bad("bad symbol-day records"));
+                }
+                days.to_vec()
+            } else {
+                let text = std::str::from_utf8(days).map_err(|e| bad(&e.to_string()))?;
+                let mut bin = Vec::with_capacity(text.len() / 2);
+                for line in text.lines() {
+                    SymbolDay::from_json(line)
+                        .map_err(|e| bad(&e.to_string()))?
+                        .encode(&mut bin);
+                }
+                bin
+            };
             self.slots = Slots::from_names(cp.slots);
             self.syms = cp.syms;
             for s in &mut self.syms {
@@ -1815,7 +1820,7 @@ impl Stage for ValidateStage {
                 }
             }
             self.acc = cp.acc;
-            self.acc.days_text = text;
+            self.acc.days_bin = days;
         }
         self.seen_schema = None;
         self.trading = None;
@@ -1837,6 +1842,57 @@ pub(crate) fn holidays(list: &[String]) -> Result<Vec<NaiveDate>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A checkpoint keeps the closed days in their binary form (`TPV2`); one written with
+    /// them as JSON lines (`TPV1`, before 2026-12-07) restores to the same days, and cut
+    /// records are refused.
+    #[test]
+    fn checkpoints_of_both_day_forms_restore() {
+        let plan = crate::ValidationPlan::from_config(
+            &pipeline_core::Config::default(),
+            crate::Mode::Standalone,
+        )
+        .unwrap();
+        let mut a = plan.stage().unwrap();
+        let day = |symbol: &str, mean: f64| SymbolDay {
+            symbol: symbol.into(),
+            date: "2024-01-02".into(),
+            rows: 7,
+            errors: 1,
+            warnings: 2,
+            nulls: 0,
+            duplicates: 0,
+            outliers: 3,
+            min_price: Some(9.5),
+            max_price: None,
+            mean_price: Some(mean),
+            median_spread: Some(0.01),
+            volume: 700.0,
+            file: None,
+            line: Some(12),
+            source: Some(1),
+        };
+        let days = [day("A", 10.0 / 3.0), day("B", 0.1 + 0.2)];
+        for d in &days {
+            d.encode(&mut a.acc.days_bin);
+        }
+        let v2 = a.checkpoint().unwrap().unwrap();
+        assert_eq!(&v2[..4], b"TPV2");
+        let head = 12 + u64::from_le_bytes(v2[4..12].try_into().unwrap()) as usize;
+        let mut v1 = b"TPV1".to_vec();
+        v1.extend_from_slice(&v2[4..head]);
+        for d in &days {
+            v1.extend_from_slice(serde_json::to_string(d).unwrap().as_bytes());
+            v1.push(b'\n');
+        }
+        for state in [&v2, &v1] {
+            let mut b = plan.stage().unwrap();
+            b.restore(state).unwrap();
+            assert_eq!(b.acc.days_bin, a.acc.days_bin);
+        }
+        let mut b = plan.stage().unwrap();
+        assert!(b.restore(&v2[..v2.len() - 3]).is_err());
+    }
 
     /// The in-place window is stored as the vectors it replaced: a checkpoint written before
     /// reads back, and one read back judges the next rows as the original does.

@@ -373,7 +373,27 @@ impl PipelineBuilder {
         {
             crate::run::adopt_recorded_settings(&mut s, &out)?;
         }
-        let inputs = Inputs::expand(&s.inputs, &s.config)?;
+        // The folder's run record (0.5 MB of JSON for five years of daily files, parsed
+        // once per process and kept: see `RunRecord::load`) is read while the inputs are
+        // listed, one `stat` each: the two took 14 and 17 million instructions of a one-day
+        // append, one after the other. A failed read is reported by the next load.
+        let preload = match (&s.output, &s.follow) {
+            (Output::Dataset(out), None) if out.join(crate::record::RUN_RECORD).exists() => {
+                let out = out.clone();
+                std::thread::Builder::new()
+                    .name("tickpipe-record".into())
+                    .spawn(move || {
+                        let _ = crate::record::RunRecord::load(&out);
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
+        let inputs = Inputs::expand(&s.inputs, &s.config);
+        if let Some(h) = preload {
+            let _ = h.join();
+        }
+        let inputs = inputs?;
         if s.follow.is_some() && inputs.files.len() != 1 {
             return Err(Error::Usage(
                 "--follow takes exactly one input file (or -)".into(),
