@@ -36,7 +36,6 @@ impl SymbolDay {
     }
 
     /// Appends the JSON object serde_json would write for this record.
-    #[cfg(test)]
     pub(crate) fn write_json(&self, out: &mut String) {
         self.write_json_as(out, true);
     }

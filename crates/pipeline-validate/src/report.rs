@@ -218,6 +218,7 @@ pub struct ValidationReport {
     /// Per trading day (all symbols), missing trading days included.
     pub days: Vec<DayStat>,
     /// Per symbol and day.
+    #[serde(serialize_with = "symbol_days_or_none")]
     pub symbol_days: Vec<SymbolDay>,
     /// Per input file.
     pub files: Vec<FileStat>,
@@ -475,12 +476,7 @@ pub(crate) fn build(
         (None, _) => history::Prior::default(),
     };
     let mut flagged_days: BTreeSet<String> = BTreeSet::new();
-    let this: BTreeSet<(&str, &str)> = days
-        .iter()
-        .map(|d| (d.symbol.as_str(), d.date.as_str()))
-        .collect();
-    let earlier = prior.days_except(&this)?;
-    drop(this);
+    let earlier = prior.days_except(&days)?;
     history::check(rs, &earlier, &days, &mut acc, &mut flagged_days);
     let (mut report, written) = std::thread::scope(|scope| {
         let writer = history_path.as_ref().map(|path| {
@@ -822,11 +818,38 @@ impl ValidationReport {
     /// symbol-day, a file) per line, compact within (a fully indented report of 6,290
     /// symbol-days was 2.9 MB and took half again as long to write).
     pub fn to_json(&self) -> Result<String> {
+        // The symbol-days (6,290 over five years of five symbols, most of the file) are
+        // written by `day_codec`, in the same bytes, at half the cost of serde's derive; the
+        // rest by serde with the line formatter, `symbol_days` empty, filled in after.
         let mut out = Vec::with_capacity(1 << 16);
         let mut ser = serde_json::Serializer::with_formatter(&mut out, LineFormatter::default());
-        self.serialize(&mut ser)
+        let shell = {
+            let _apart = DaysApart::set();
+            self.serialize(&mut ser)
+        };
+        shell.map_err(|e| Error::Internal(format!("validation report: {e}")))?;
+        let text = String::from_utf8(out)
             .map_err(|e| Error::Internal(format!("validation report: {e}")))?;
-        String::from_utf8(out).map_err(|e| Error::Internal(format!("validation report: {e}")))
+        // Top-level keys are the only ones at the start of a line with this indent (string
+        // values hold no raw newline), and the report has one `symbol_days`.
+        const EMPTY: &str = "\n  \"symbol_days\": []";
+        let at = text
+            .find(EMPTY)
+            .ok_or_else(|| Error::Internal("validation report: no symbol_days".into()))?;
+        let mut full = String::with_capacity(text.len() + self.symbol_days.len() * 240);
+        full.push_str(&text[..at]);
+        full.push_str("\n  \"symbol_days\": [");
+        for (i, d) in self.symbol_days.iter().enumerate() {
+            full.push_str(if i == 0 { "\n    " } else { ",\n    " });
+            d.write_json(&mut full);
+        }
+        full.push_str(if self.symbol_days.is_empty() {
+            "]"
+        } else {
+            "\n  ]"
+        });
+        full.push_str(&text[at + EMPTY.len()..]);
+        Ok(full)
     }
 
     /// Parses a JSON report (of this schema version).
@@ -894,6 +917,40 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+thread_local! {
+    /// Set while [`ValidationReport::to_json`] serialises the report without its
+    /// symbol-days (it writes them itself).
+    static DAYS_APART: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets [`DAYS_APART`] until dropped (a panicking serializer clears it too).
+struct DaysApart;
+
+impl DaysApart {
+    fn set() -> DaysApart {
+        DAYS_APART.set(true);
+        DaysApart
+    }
+}
+
+impl Drop for DaysApart {
+    fn drop(&mut self) {
+        DAYS_APART.set(false);
+    }
+}
+
+/// `symbol_days` as serde writes it, or an empty list while [`DAYS_APART`] is set.
+fn symbol_days_or_none<S: serde::Serializer>(
+    days: &[SymbolDay],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    if DAYS_APART.get() {
+        s.collect_seq(std::iter::empty::<&SymbolDay>())
+    } else {
+        s.collect_seq(days)
+    }
 }
 
 /// A JSON formatter that breaks lines only at the top two levels: each field of the top
@@ -984,5 +1041,63 @@ impl serde_json::ser::Formatter for LineFormatter {
     fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
         self.has_value = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report as serde's derive writes it with the line formatter.
+    fn via_serde(r: &ValidationReport) -> String {
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, LineFormatter::default());
+        r.serialize(&mut ser).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// `to_json` splices in the symbol-days it writes itself: the bytes are serde's, for
+    /// no day, one, and several (a symbol that needs escaping, a missing price).
+    #[test]
+    fn to_json_writes_the_bytes_serde_would() {
+        for n in [0usize, 1, 3] {
+            let plan = crate::ValidationPlan::from_config(
+                &pipeline_core::Config::default(),
+                Mode::Standalone,
+            )
+            .unwrap();
+            let mut state = serde_json::to_value(plan.state().unwrap()).unwrap();
+            state["days"] = (0..n)
+                .map(|i| {
+                    serde_json::to_value(SymbolDay {
+                        symbol: if i == 1 { "B\"R\\K".into() } else { "A".into() },
+                        date: format!("2024-01-0{}", i + 2),
+                        rows: 10 + i as u64,
+                        errors: 0,
+                        warnings: 1,
+                        nulls: 0,
+                        duplicates: 0,
+                        outliers: 0,
+                        min_price: Some(1.5),
+                        max_price: (i != 2).then_some(2.25),
+                        mean_price: Some(1.0 / 3.0),
+                        median_spread: None,
+                        volume: 1e21,
+                        file: None,
+                        line: Some(3),
+                        source: Some(0),
+                    })
+                    .unwrap()
+                })
+                .collect();
+            plan.absorb(serde_json::from_value(state).unwrap()).unwrap();
+            let r = plan.finish(&FinishOptions::default()).unwrap();
+            assert_eq!(r.symbol_days.len(), n);
+            assert_eq!(r.to_json().unwrap(), via_serde(&r), "{n} days");
+            assert_eq!(
+                ValidationReport::from_json(&r.to_json().unwrap()).unwrap(),
+                r
+            );
+        }
     }
 }
