@@ -45,12 +45,69 @@ impl Collector {
     }
 }
 
-/// Locks `c` (every stage instance of a plan and the plan itself share it).
-pub(crate) fn lock(
-    c: &std::sync::Mutex<Collector>,
-) -> pipeline_core::Result<std::sync::MutexGuard<'_, Collector>> {
-    c.lock()
-        .map_err(|_| pipeline_core::Error::Internal("validation collector poisoned".into()))
+/// The collector every stage instance of a plan and the plan itself share, with a signal
+/// for each instance that hands its results in.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    collector: std::sync::Mutex<Collector>,
+    handed_in: std::sync::Condvar,
+}
+
+impl Shared {
+    /// A collector keeping `examples` examples per rule.
+    pub(crate) fn new(examples: usize) -> Self {
+        Shared {
+            collector: std::sync::Mutex::new(Collector::new(examples)),
+            handed_in: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Adds one stage instance's results and signals it.
+    pub(crate) fn add(&self, acc: Acc, days: Vec<SymbolDay>) -> pipeline_core::Result<()> {
+        lock(self)?.add(acc, days);
+        self.handed_in.notify_all();
+        Ok(())
+    }
+
+    /// Waits until `parts` stage instances have handed in (`true`) or `stop` is set
+    /// (`false`; [`Shared::wake`] makes the waiter look at it at once).
+    pub(crate) fn wait_for(
+        &self,
+        parts: usize,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> pipeline_core::Result<bool> {
+        let mut c = lock(self)?;
+        loop {
+            if c.parts >= parts {
+                return Ok(true);
+            }
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(false);
+            }
+            c = self
+                .handed_in
+                .wait_timeout(c, std::time::Duration::from_millis(100))
+                .map_err(|_| poisoned())?
+                .0;
+        }
+    }
+
+    /// Wakes a [`Shared::wait_for`] to look at its stop flag.
+    pub(crate) fn wake(&self) {
+        // Taken and released so that a waiter between its checks and its wait sees the
+        // signal (it holds the lock there).
+        drop(self.collector.lock());
+        self.handed_in.notify_all();
+    }
+}
+
+fn poisoned() -> pipeline_core::Error {
+    pipeline_core::Error::Internal("validation collector poisoned".into())
+}
+
+/// Locks the collector of `s`.
+pub(crate) fn lock(s: &Shared) -> pipeline_core::Result<std::sync::MutexGuard<'_, Collector>> {
+    s.collector.lock().map_err(|_| poisoned())
 }
 
 /// Adds `b` into `a`.

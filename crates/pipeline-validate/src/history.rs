@@ -10,6 +10,7 @@ use std::path::Path;
 use pipeline_core::{Error, Result};
 
 use crate::model::{Ex, SymbolDay};
+#[cfg(test)]
 use crate::report::write_atomic;
 use crate::rules::{RuleSet, id};
 use crate::rulesfile::AnomalySpec;
@@ -167,7 +168,16 @@ pub(crate) fn read(path: &Path) -> Result<Prior> {
 
 /// Writes `prior` with `days` replacing records of the same symbol and date, sorted; returns
 /// the number of records.
+#[cfg(test)]
 pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u64> {
+    let (text, n) = render(prior, days);
+    write_atomic(path, text.as_bytes())?;
+    Ok(n)
+}
+
+/// The history file's text with `days` replacing `prior`'s records of the same symbol and
+/// date, sorted, and its number of records.
+pub(crate) fn render(prior: &Prior, days: &[SymbolDay]) -> (String, u64) {
     let keys: Vec<(&str, &str)> = prior.recs.iter().map(|r| prior.key(r)).collect();
     let mut text = String::with_capacity(prior.text.len() + days.len() * 64);
     let mut n = 0u64;
@@ -207,8 +217,7 @@ pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u6
             n += 1;
         }
     }
-    write_atomic(path, text.as_bytes())?;
-    Ok(n)
+    (text, n)
 }
 
 /// One history check: which metric, how, over how many days.

@@ -147,10 +147,11 @@ mod validator;
 pub use calendar::{Calendar, CalendarKind, nyse_holidays};
 pub use history::FILE as HISTORY_FILE;
 pub use model::{Example, Histogram, SymbolDay};
-pub use plan::{ValidationPlan, ValidationState};
+pub use plan::{PendingReport, ValidationPlan, ValidationState};
 pub use report::{
-    ColumnStat, DayStat, FileStat, FinishOptions, HistoryInfo, Mode, REPORT_SCHEMA_VERSION,
-    RuleResult, RunCounts, Status, Summary, SymbolStat, ValidationReport, Verdict,
+    ColumnStat, DayStat, FileStat, FinishOptions, HistoryInfo, Mode, PreparedReport,
+    REPORT_SCHEMA_VERSION, RuleResult, RunCounts, Status, Summary, SymbolStat, ValidationReport,
+    Verdict,
 };
 pub use rules::{
     Category, CustomRule, REPORT_ONLY_KEYS, RowCheck, RuleInfo, Severity, Unit, financial_rules,

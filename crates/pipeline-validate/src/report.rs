@@ -303,7 +303,7 @@ pub(crate) fn build(
     opts: &FinishOptions<'_>,
     cal: &Calendar,
     prefetched: Option<history::Prior>,
-) -> Result<ValidationReport> {
+) -> Result<PreparedReport> {
     let s = &rs.settings;
     let mut acc = acc.unwrap_or_else(|| Acc::new(rs.rules.len()));
     let names = |id: u32| -> String {
@@ -478,38 +478,77 @@ pub(crate) fn build(
     let mut flagged_days: BTreeSet<String> = BTreeSet::new();
     let earlier = prior.days_except(&days)?;
     history::check(rs, &earlier, &days, &mut acc, &mut flagged_days);
-    let (mut report, written) = std::thread::scope(|scope| {
-        let writer = history_path.as_ref().map(|path| {
+    let (mut report, rendered) = std::thread::scope(|scope| {
+        let writer = history_path.as_ref().map(|_| {
             let (prior, days) = (&prior, &days);
-            scope.spawn(move || history::write(path, prior, days))
+            scope.spawn(move || history::render(prior, days))
         });
         let report = finish_build(
             rs,
             mode,
             acc,
             &days,
-            opts,
             &flagged_days,
             missing_dataset,
             by_symbol,
             names,
         );
-        let written = writer.map(|w| {
+        let rendered = writer.map(|w| {
             w.join()
-                .map_err(|_| Error::Internal("writing the quality history panicked".into()))
+                .map_err(|_| Error::Internal("rendering the quality history panicked".into()))
         });
-        (report, written)
+        (report, rendered)
     });
-    report.history = match (history_path, written) {
-        (Some(path), Some(after)) => Some(HistoryInfo {
-            path: path.display().to_string(),
-            days_before: prior.len() as u64,
-            days_after: after??,
-        }),
+    let history = match (history_path, rendered) {
+        (Some(path), Some(r)) => {
+            let (text, after) = r?;
+            report.history = Some(HistoryInfo {
+                path: path.display().to_string(),
+                days_before: prior.len() as u64,
+                days_after: after,
+            });
+            Some((path, text))
+        }
         _ => None,
     };
     report.symbol_days = days;
-    Ok(report)
+    Ok(PreparedReport { report, history })
+}
+
+/// A report built from everything the stages collected, not yet completed with the run's
+/// ledger and without its history file written ([`ValidationPlan::prepare`]).
+///
+/// [`ValidationPlan::prepare`]: crate::ValidationPlan::prepare
+#[derive(Debug)]
+pub struct PreparedReport {
+    report: ValidationReport,
+    /// The history file and its new text.
+    history: Option<(PathBuf, String)>,
+}
+
+impl PreparedReport {
+    /// The report with the run's counts from `ledger` (rows read, quarantined and removed
+    /// before validation), after writing the history file.
+    pub fn complete(self, ledger: Option<&Ledger>) -> Result<ValidationReport> {
+        let mut report = self.report;
+        if let Some((path, text)) = &self.history {
+            write_atomic(path, text.as_bytes())?;
+        }
+        report.run = ledger.map(|l| {
+            let ours: BTreeSet<&str> = report.rules.iter().map(|r| r.name.as_str()).collect();
+            RunCounts {
+                read: l.read,
+                quarantined_before: l
+                    .quarantined
+                    .iter()
+                    .filter(|(k, _)| !ours.contains(k.as_str()))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+                removed_before: l.removed.clone(),
+            }
+        });
+        Ok(report)
+    }
 }
 
 /// The rest of [`build`] once the history checks have run: rule results, per-column,
@@ -521,7 +560,6 @@ fn finish_build(
     mode: Mode,
     mut acc: Acc,
     days: &[SymbolDay],
-    opts: &FinishOptions<'_>,
     flagged_days: &BTreeSet<String>,
     missing_dataset: BTreeSet<i32>,
     by_symbol: BTreeMap<&str, Vec<&SymbolDay>>,
@@ -675,19 +713,6 @@ fn finish_build(
     }
     let mut files: Vec<(u32, u64, u64)> = acc.files.clone();
     files.sort_by_key(|f| f.0);
-    let run = opts.ledger.map(|l| {
-        let ours: BTreeSet<&str> = rs.rules.iter().map(|r| r.info.name.as_str()).collect();
-        RunCounts {
-            read: l.read,
-            quarantined_before: l
-                .quarantined
-                .iter()
-                .filter(|(k, _)| !ours.contains(k.as_str()))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-            removed_before: l.removed.clone(),
-        }
-    });
     ValidationReport {
         schema_version: REPORT_SCHEMA_VERSION,
         generator: format!("tickpipe pipeline-validate {}", env!("CARGO_PKG_VERSION")),
@@ -723,7 +748,7 @@ fn finish_build(
             .take()
             .unwrap_or_else(|| Histogram::new(&SPREAD_EDGES)),
         history: None,
-        run,
+        run: None,
     }
 }
 

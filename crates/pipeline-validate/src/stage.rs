@@ -9,7 +9,7 @@
 //! symbol-days accumulate in the stage and go to the plan's shared collector in `finish`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::{Array, BooleanArray};
 use arrow_buffer::BooleanBuffer;
@@ -22,7 +22,7 @@ use pipeline_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, Clock, day_string};
-use crate::collect::Collector;
+use crate::collect::Shared;
 use crate::cols::{F64, Slots, Ts, row_hashes, str_col};
 use crate::model::{Ex, Histogram, RETURN_EDGES, SPREAD_EDGES, SymbolDay};
 use crate::rules::{Check, RuleSet, Severity, id};
@@ -574,7 +574,7 @@ struct CheckpointRef<'a> {
 /// The validation stage: all rules of a rule set, per symbol (see the module docs).
 pub struct ValidateStage {
     rs: Arc<RuleSet>,
-    sink: Arc<Mutex<Collector>>,
+    sink: Arc<Shared>,
     key: StageKey,
     clock: Clock,
     cal: Arc<Calendar>,
@@ -765,11 +765,7 @@ fn mark_values(
 
 impl ValidateStage {
     /// A stage for `rs` reporting to `sink`.
-    pub(crate) fn new(
-        rs: Arc<RuleSet>,
-        sink: Arc<Mutex<Collector>>,
-        cal: Arc<Calendar>,
-    ) -> Result<Self> {
+    pub(crate) fn new(rs: Arc<RuleSet>, sink: Arc<Shared>, cal: Arc<Calendar>) -> Result<Self> {
         let s = &rs.settings;
         let clock = Clock::new(&s.session_open, &s.session_close, &s.session_timezone)?;
         let key = StageKey::of("validate", &rs.key_text());
@@ -1143,9 +1139,7 @@ impl ValidateStage {
         let days = crate::day_codec::decode_all(&self.acc.days_bin)
             .ok_or_else(|| Error::Internal("validate: bad symbol-day records".into()))?;
         let acc = std::mem::replace(&mut self.acc, Acc::new(self.rs.rules.len()));
-        let mut sink = crate::collect::lock(&self.sink)?;
-        sink.add(acc, days);
-        Ok(())
+        self.sink.add(acc, days)
     }
 
     /// The counts so far (for the Validator's summary).

@@ -59,6 +59,8 @@ mod with_validate {
         /// Where `finish` writes what the stages collected before building the report (a
         /// reduce task's share of its job's report).
         state: Option<PathBuf>,
+        /// The report being prepared while the run ends ([`Quality::start_report`]).
+        pending: std::sync::Mutex<Option<pipeline_validate::PendingReport>>,
     }
 
     impl Quality {
@@ -74,6 +76,7 @@ mod with_validate {
                         report: None,
                         history: None,
                         state: None,
+                        pending: Default::default(),
                     }))
                 }
                 Validation::Standalone {
@@ -90,6 +93,7 @@ mod with_validate {
                         report: report.clone(),
                         history: history.clone(),
                         state: None,
+                        pending: Default::default(),
                     }))
                 }
             }
@@ -135,6 +139,29 @@ mod with_validate {
             }
         }
 
+        /// Starts preparing the report on a thread of its own, to run as soon as each of
+        /// the `workers` stage instances has handed in its results (see
+        /// [`pipeline_validate::ValidationPlan::prepare_when_handed_in`]); `finish` takes
+        /// it. Not for a share of a cluster job's report. Without it (or when the thread
+        /// cannot start) `finish` builds the report itself.
+        pub(crate) fn start_report(&self, workers: usize, table: &SourceTable, out: Option<&Path>) {
+            if self.state.is_some() {
+                return;
+            }
+            let dir = if self.standalone {
+                self.history.clone()
+            } else {
+                out.map(Path::to_path_buf)
+            };
+            if let (Ok(p), Ok(mut slot)) = (
+                self.plan
+                    .prepare_when_handed_in(workers, table.clone(), dir),
+                self.pending.lock(),
+            ) {
+                *slot = Some(p);
+            }
+        }
+
         /// Builds the report after the run and writes its files: inline into the dataset
         /// folder `out`, standalone to the requested report path.
         pub(crate) fn finish(
@@ -161,11 +188,16 @@ mod with_validate {
             } else {
                 out
             };
-            let report = self.plan.finish(&FinishOptions {
-                sources: Some(table),
-                ledger: Some(ledger),
-                history_dir: history,
-            })?;
+            let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+            let prepared = match pending.map(|p| p.take()).transpose()?.flatten() {
+                Some(p) => p,
+                None => self.plan.prepare(&FinishOptions {
+                    sources: Some(table),
+                    ledger: None,
+                    history_dir: history,
+                })?,
+            };
+            let report = prepared.complete(Some(ledger))?;
             let mut files = Vec::new();
             let html = match (self.standalone, out) {
                 (false, Some(out)) => {
@@ -273,6 +305,7 @@ mod without_validate {
         }
         pub(crate) fn keep_state(&mut self, _path: PathBuf) {}
         pub(crate) fn prefetch_history(&self, _out: Option<&Path>) {}
+        pub(crate) fn start_report(&self, _w: usize, _t: &SourceTable, _out: Option<&Path>) {}
         pub(crate) fn absorb(&self, _path: &Path) -> Result<()> {
             Ok(())
         }

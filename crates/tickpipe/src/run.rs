@@ -731,6 +731,11 @@ impl Pipeline {
             q.prefetch_history(out);
         }
         let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
+        // The report is prepared while the engine ends its run (one stage instance per
+        // worker hands in at the end; a live run hands in when it stops).
+        if let (Some(q), None) = (&self.quality, &self.s.follow) {
+            q.start_report(workers, &table, out);
+        }
         let mut monitor_cfg = self.s.config.clone();
         if self.s.follow.is_some() {
             // A live input is idle whenever nothing is appended: that is no throughput drop.
