@@ -346,10 +346,37 @@ impl RunRecord {
     /// What differs between this record and `now` other than the inputs: configuration,
     /// command, stages and shard ([`RunRecord::differences`] without the input items).
     pub fn setup_differences(&self, now: &RunRecord) -> Vec<String> {
-        self.differences(&RunRecord {
-            inputs: self.inputs.clone(),
-            ..now.clone()
-        })
+        let mut out = Vec::new();
+        for (key, (old, new)) in config_differences(&self.config, &now.config) {
+            if !execution_only(&key) {
+                out.push(format!("config key `{key}` was {old}, is now {new}"));
+            }
+        }
+        if self.command != now.command {
+            out.push(format!(
+                "the command was `{}`, is now `{}`",
+                self.command, now.command
+            ));
+        } else if self.stages != now.stages {
+            let names = |s: &[(String, u64)]| {
+                s.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            };
+            out.push(format!(
+                "the stages were {}, are now {}",
+                names(&self.stages),
+                names(&now.stages)
+            ));
+        }
+        if self.shard != now.shard {
+            out.push(format!(
+                "the shard was {:?}, is now {:?}",
+                self.shard, now.shard
+            ));
+        }
+        out
     }
 
     /// Whether `now` is the same run as this one but for its inputs (an append or a changed
@@ -382,35 +409,7 @@ impl RunRecord {
     /// first, then configuration keys, stages and settings.
     pub fn differences(&self, now: &RunRecord) -> Vec<String> {
         let mut out = input_differences(&self.inputs, &now.inputs);
-        for (key, (old, new)) in config_differences(&self.config, &now.config) {
-            if !execution_only(&key) {
-                out.push(format!("config key `{key}` was {old}, is now {new}"));
-            }
-        }
-        if self.command != now.command {
-            out.push(format!(
-                "the command was `{}`, is now `{}`",
-                self.command, now.command
-            ));
-        } else if self.stages != now.stages {
-            let names = |s: &[(String, u64)]| {
-                s.iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            };
-            out.push(format!(
-                "the stages were {}, are now {}",
-                names(&self.stages),
-                names(&now.stages)
-            ));
-        }
-        if self.shard != now.shard {
-            out.push(format!(
-                "the shard was {:?}, is now {:?}",
-                self.shard, now.shard
-            ));
-        }
+        out.extend(self.setup_differences(now));
         out
     }
 }
@@ -418,6 +417,37 @@ impl RunRecord {
 /// How `now`'s inputs differ from `earlier`'s: removed, added, reordered, changed files.
 fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<String> {
     let mut out = Vec::new();
+    // How the input at one path changed.
+    let compare = |e: &RecordedInput, n: &RecordedInput, out: &mut Vec<String>| match (
+        &e.fingerprint,
+        &n.fingerprint,
+    ) {
+        (Some(a), Some(b)) => {
+            if let Some(change) = b.change_from(a) {
+                out.push(format!("input {} changed: {change}", e.path));
+            }
+        }
+        (None, None) => out.push(format!(
+            "input {} is a stream (stdin or a pipe): it cannot be read again",
+            e.path
+        )),
+        _ => out.push(format!("input {} changed kind (file or stream)", e.path)),
+    };
+    // An append or a re-run: the recorded paths begin this run's, which are in strictly
+    // increasing order (so none repeats). Compared pair by pair; the maps below took 4% of
+    // a one-day append to five years of daily files.
+    if now.len() >= earlier.len()
+        && earlier.iter().zip(now).all(|(e, n)| e.path == n.path)
+        && now.windows(2).all(|w| w[0].path < w[1].path)
+    {
+        for (e, n) in earlier.iter().zip(now) {
+            compare(e, n, &mut out);
+        }
+        for n in &now[earlier.len()..] {
+            out.push(format!("input {} is new", n.path));
+        }
+        return out;
+    }
     let now_by: BTreeMap<&str, &RecordedInput> = now.iter().map(|i| (i.path.as_str(), i)).collect();
     let was_by: BTreeMap<&str, &RecordedInput> =
         earlier.iter().map(|i| (i.path.as_str(), i)).collect();
@@ -427,18 +457,7 @@ fn input_differences(earlier: &[RecordedInput], now: &[RecordedInput]) -> Vec<St
                 "input {} is gone (deleted, moved or not given)",
                 e.path
             )),
-            Some(n) => match (&e.fingerprint, &n.fingerprint) {
-                (Some(a), Some(b)) => {
-                    if let Some(change) = b.change_from(a) {
-                        out.push(format!("input {} changed: {change}", e.path));
-                    }
-                }
-                (None, None) => out.push(format!(
-                    "input {} is a stream (stdin or a pipe): it cannot be read again",
-                    e.path
-                )),
-                _ => out.push(format!("input {} changed kind (file or stream)", e.path)),
-            },
+            Some(n) => compare(e, n, &mut out),
         }
     }
     for n in now {
@@ -635,6 +654,21 @@ mod tests {
         assert!(
             d.iter().any(|x| x.contains("a.csv") && x.contains("gone")),
             "{d:?}"
+        );
+        // An appended file (the recorded inputs begin this run's, compared pair by pair)
+        // and the same files in another order (through the maps).
+        std::fs::write(dir.path().join("c.csv"), "ts,price\n1,2\n").unwrap();
+        let d = b.differences(&record(dir.path(), &cfg2, &["a.csv", "b.csv", "c.csv"]));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("c.csv") && d[0].ends_with("is new"), "{d:?}");
+        let d = b.differences(&record(dir.path(), &cfg2, &["b.csv", "a.csv"]));
+        assert_eq!(d, ["the inputs are in another order"]);
+        assert_eq!(
+            input_differences(&b.inputs, &b.inputs[..1]),
+            [format!(
+                "input {} is gone (deleted, moved or not given)",
+                b.inputs[1].path
+            )]
         );
         // Round trip.
         a.save(dir.path()).unwrap();
