@@ -18,9 +18,11 @@
 //! serde_json itself. Written here rather than with another JSON crate: the gain is in
 //! knowing the layout, which no general parser can assume.
 //!
-//! The stage's closed days are not JSON at all: [`SymbolDay::encode`] appends a record of
-//! fixed-width fields (little-endian) to a byte buffer that checkpoints copy as it is, and
-//! [`decode_all`] reads them back, about 50 times faster than parsing the JSON.
+//! The stage's closed days are not JSON at all: [`SymbolDay::encode`] appends a record to a
+//! byte buffer that checkpoints copy as it is (texts and counts as LEB128 varints with their
+//! lengths, one byte of presence flags, the floats as 8 little-endian bytes: about 70 bytes
+//! a day against 220 of JSON, so the checkpoints that hold them compress and store faster),
+//! and [`decode_all`] reads them back, without any of the JSON's number parsing.
 
 use std::ops::Range;
 
@@ -90,7 +92,7 @@ impl SymbolDay {
     /// Appends the binary form (see the module docs) to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let text = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            varint(out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         };
         text(out, &self.symbol);
@@ -103,24 +105,35 @@ impl SymbolDay {
             self.duplicates,
             self.outliers,
         ] {
-            out.extend_from_slice(&v.to_le_bytes());
+            varint(out, v);
         }
-        for v in [
+        let prices = [
             self.min_price,
             self.max_price,
             self.mean_price,
             self.median_spread,
-        ] {
-            out.push(u8::from(v.is_some()));
-            out.extend_from_slice(&v.unwrap_or(0.0).to_le_bytes());
+        ];
+        let mut flags = 0u8;
+        for (bit, v) in prices.iter().enumerate() {
+            flags |= u8::from(v.is_some()) << bit;
+        }
+        flags |= u8::from(self.file.is_some()) << 4
+            | u8::from(self.line.is_some()) << 5
+            | u8::from(self.source.is_some()) << 6;
+        out.push(flags);
+        for v in prices.into_iter().flatten() {
+            out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&self.volume.to_le_bytes());
-        out.push(u8::from(self.file.is_some()));
-        text(out, self.file.as_deref().unwrap_or(""));
-        out.push(u8::from(self.line.is_some()));
-        out.extend_from_slice(&self.line.unwrap_or(0).to_le_bytes());
-        out.push(u8::from(self.source.is_some()));
-        out.extend_from_slice(&self.source.unwrap_or(0).to_le_bytes());
+        if let Some(f) = &self.file {
+            text(out, f);
+        }
+        if let Some(l) = self.line {
+            varint(out, l);
+        }
+        if let Some(src) = self.source {
+            varint(out, u64::from(src));
+        }
     }
 
     /// [`write_json`](SymbolDay::write_json) into a new string.
@@ -151,32 +164,30 @@ fn float(out: &mut String, v: Option<f64>) {
     }
 }
 
+/// LEB128: seven bits a byte, low first, the high bit set on all bytes but the last.
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Reads records written by [`SymbolDay::encode`]; `None` when `bytes` is not a whole
 /// number of them.
 pub(crate) fn decode_all(bytes: &[u8]) -> Option<Vec<SymbolDay>> {
     let mut r = Bytes { b: bytes, i: 0 };
     let mut out = Vec::new();
     while r.i < bytes.len() {
-        let symbol = r.text()?;
-        let date = r.text()?;
-        let mut c = [0u64; 6];
-        for v in &mut c {
-            *v = r.u64()?;
-        }
-        let mut p = [None; 4];
-        for v in &mut p {
-            let some = r.flag()?;
-            let x = f64::from_bits(r.u64()?);
-            *v = some.then_some(x);
-        }
-        let volume = f64::from_bits(r.u64()?);
-        let has_file = r.flag()?;
-        let file = has_file.then_some(r.text()?);
-        let has_line = r.flag()?;
-        let line = has_line.then_some(r.u64()?);
-        let has_source = r.flag()?;
-        let source = has_source.then_some(r.u32()?);
-        out.push(from_parts(symbol, date, c, p, volume, (file, line, source)));
+        let d = r.record()?;
+        out.push(from_parts(
+            d.symbol.to_string(),
+            d.date.to_string(),
+            d.counts,
+            d.prices,
+            d.volume,
+            (d.file.map(str::to_string), d.line, d.source),
+        ));
     }
     Some(out)
 }
@@ -184,29 +195,25 @@ pub(crate) fn decode_all(bytes: &[u8]) -> Option<Vec<SymbolDay>> {
 /// Whether `bytes` is a whole number of records written by [`SymbolDay::encode`] (what
 /// [`decode_all`] would read, checked without building them).
 pub(crate) fn check_all(bytes: &[u8]) -> bool {
-    let record = |r: &mut Bytes<'_>| -> Option<()> {
-        r.skip_text()?;
-        r.skip_text()?;
-        r.skip(48)?;
-        for _ in 0..4 {
-            r.flag()?;
-            r.skip(8)?;
-        }
-        r.skip(8)?;
-        r.flag()?;
-        r.skip_text()?;
-        r.flag()?;
-        r.skip(8)?;
-        r.flag()?;
-        r.skip(4)
-    };
     let mut r = Bytes { b: bytes, i: 0 };
     while r.i < bytes.len() {
-        if record(&mut r).is_none() {
+        if r.record().is_none() {
             return false;
         }
     }
     true
+}
+
+/// One record's fields as read, its text borrowed.
+struct Raw<'a> {
+    symbol: &'a str,
+    date: &'a str,
+    counts: [u64; 6],
+    prices: [Option<f64>; 4],
+    volume: f64,
+    file: Option<&'a str>,
+    line: Option<u64>,
+    source: Option<u32>,
 }
 
 /// A reader of [`SymbolDay::encode`]'s fields.
@@ -215,48 +222,88 @@ struct Bytes<'a> {
     i: usize,
 }
 
-impl Bytes<'_> {
+impl<'a> Bytes<'a> {
+    fn record(&mut self) -> Option<Raw<'a>> {
+        let symbol = self.text()?;
+        let date = self.text()?;
+        let mut counts = [0u64; 6];
+        for v in &mut counts {
+            *v = self.varint()?;
+        }
+        let [flags] = self.take::<1>()?;
+        if flags & 0x80 != 0 {
+            return None;
+        }
+        let mut prices = [None; 4];
+        for (bit, v) in prices.iter_mut().enumerate() {
+            if flags & (1 << bit) != 0 {
+                *v = Some(self.f64()?);
+            }
+        }
+        let volume = self.f64()?;
+        let file = if flags & 0x10 != 0 {
+            Some(self.text()?)
+        } else {
+            None
+        };
+        let line = if flags & 0x20 != 0 {
+            Some(self.varint()?)
+        } else {
+            None
+        };
+        let source = if flags & 0x40 != 0 {
+            Some(u32::try_from(self.varint()?).ok()?)
+        } else {
+            None
+        };
+        Some(Raw {
+            symbol,
+            date,
+            counts,
+            prices,
+            volume,
+            file,
+            line,
+            source,
+        })
+    }
+
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let v = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        let v = self
+            .b
+            .get(self.i..self.i.checked_add(N)?)?
+            .try_into()
+            .ok()?;
         self.i += N;
         Some(v)
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
+    fn f64(&mut self) -> Option<f64> {
+        self.take().map(f64::from_le_bytes)
     }
 
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-
-    fn flag(&mut self) -> Option<bool> {
-        match self.take::<1>()? {
-            [0] => Some(false),
-            [1] => Some(true),
-            _ => None,
+    /// A [`varint`] of at most 10 bytes that fits in 64 bits.
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for k in 0..10 {
+            let [b] = self.take::<1>()?;
+            let bits = u64::from(b & 0x7f);
+            if k == 9 && bits > 1 {
+                return None;
+            }
+            v |= bits << (7 * k);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
         }
+        None
     }
 
-    fn skip(&mut self, n: usize) -> Option<()> {
-        let end = self.i.checked_add(n).filter(|e| *e <= self.b.len())?;
-        self.i = end;
-        Some(())
-    }
-
-    fn skip_text(&mut self) -> Option<()> {
-        let n = self.u32()? as usize;
-        let end = self.i.checked_add(n).filter(|e| *e <= self.b.len())?;
-        std::str::from_utf8(&self.b[self.i..end]).ok()?;
-        self.i = end;
-        Some(())
-    }
-
-    fn text(&mut self) -> Option<String> {
-        let n = self.u32()? as usize;
+    fn text(&mut self) -> Option<&'a str> {
+        let n = usize::try_from(self.varint()?).ok()?;
         let s = self.b.get(self.i..self.i.checked_add(n)?)?;
         self.i += n;
-        String::from_utf8(s.to_vec()).ok()
+        std::str::from_utf8(s).ok()
     }
 }
 
@@ -587,12 +634,31 @@ mod tests {
                     prop_assert_eq!(x.map(f64::to_bits), y.map(f64::to_bits));
                 }
             }
-            if !bytes.is_empty() {
-                let cut = cut.min(bytes.len());
+            if let Some(last) = days.last() {
+                // Cut inside the last record.
+                let mut one = Vec::new();
+                last.encode(&mut one);
+                let cut = cut.min(one.len() - 1).max(1);
                 prop_assert!(decode_all(&bytes[..bytes.len() - cut]).is_none());
                 prop_assert!(!check_all(&bytes[..bytes.len() - cut]));
             }
         }
+    }
+
+    /// Overlong and overflowing varints are refused.
+    #[test]
+    fn varints_fit_in_64_bits() {
+        let read = |b: &[u8]| Bytes { b, i: 0 }.varint();
+        let mut max = vec![0xff; 9];
+        max.push(0x01);
+        assert_eq!(read(&max), Some(u64::MAX));
+        *max.last_mut().unwrap() = 0x02;
+        assert_eq!(read(&max), None);
+        assert_eq!(read(&[0x80; 11]), None);
+        assert_eq!(read(&[0x80]), None);
+        let mut out = Vec::new();
+        varint(&mut out, 300);
+        assert_eq!((out.as_slice(), read(&out)), (&[0xac, 0x02][..], Some(300)));
     }
 
     #[test]
