@@ -1,12 +1,12 @@
 //! [`SymbolDay`]'s encodings: its JSON form, read and written without serde's generic
 //! machinery, and the binary form the validation stage keeps its closed days in.
 //!
-//! Every symbol-day is written once when it closes (the stage keeps closed days as JSON
-//! lines), read back when the stage hands its results over, read again from the history
-//! file, and written into the history file and `quality.json`. An append to a five-year
-//! dataset does all of that for every day of the history: on the demo layout (6,290
-//! symbol-days) serde_json's derive spent about 85 million instructions parsing them and
-//! 32 million writing them, most of an append's fixed cost.
+//! Every symbol-day is encoded once when it closes, decoded when the stage hands its
+//! results over, and its history record read from and written into the history file and
+//! `quality.json`. An append to a five-year dataset does all of that for every day of the
+//! history: on the demo layout (6,290 symbol-days), when the stage kept them as JSON lines,
+//! serde_json's derive spent about 85 million instructions parsing them and 32 million
+//! writing them, most of an append's fixed cost.
 //!
 //! The fast path here reads exactly the layout the derive writes (fields in declaration
 //! order, no whitespace, no escapes) and falls back to serde_json for anything else (a
