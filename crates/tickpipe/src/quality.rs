@@ -129,13 +129,18 @@ mod with_validate {
         /// [`pipeline_validate::ValidationPlan::prefetch_history`]): `out` inline, the
         /// requested folder standalone.
         pub(crate) fn prefetch_history(&self, out: Option<&Path>) {
-            let dir = if self.standalone {
+            if let (Some(dir), None) = (self.history_dir(out), &self.state) {
+                self.plan.prefetch_history(dir);
+            }
+        }
+
+        /// The folder of the metrics history: the dataset folder `out` inline, the
+        /// requested one standalone.
+        fn history_dir<'a>(&'a self, out: Option<&'a Path>) -> Option<&'a Path> {
+            if self.standalone {
                 self.history.as_deref()
             } else {
                 out
-            };
-            if let (Some(dir), None) = (dir, &self.state) {
-                self.plan.prefetch_history(dir);
             }
         }
 
@@ -148,11 +153,7 @@ mod with_validate {
             if self.state.is_some() {
                 return;
             }
-            let dir = if self.standalone {
-                self.history.clone()
-            } else {
-                out.map(Path::to_path_buf)
-            };
+            let dir = self.history_dir(out).map(Path::to_path_buf);
             if let (Ok(p), Ok(mut slot)) = (
                 self.plan
                     .prepare_when_handed_in(workers, table.clone(), dir),
@@ -183,11 +184,7 @@ mod with_validate {
                     files: vec![p.clone()],
                 });
             }
-            let history = if self.standalone {
-                self.history.as_deref()
-            } else {
-                out
-            };
+            let history = self.history_dir(out);
             let pending = self.pending.lock().ok().and_then(|mut p| p.take());
             let prepared = match pending.map(|p| p.take()).transpose()?.flatten() {
                 Some(p) => p,
