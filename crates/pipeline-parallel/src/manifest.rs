@@ -88,14 +88,6 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
     // which repairs or says what is wrong.
     if let Ok(db) = redb::ReadOnlyDatabase::open(path) {
         let txn = db.begin_read().map_err(|e| db_err(path, e))?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(path, e)),
-        };
-        let Some(text) = meta.get("committed").map_err(|e| db_err(path, e))? else {
-            return Ok(None);
-        };
         /// The fields of [`Committed`] this needs (serde skips the rest, the committed
         /// inputs among them).
         #[derive(Deserialize)]
@@ -103,13 +95,35 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
             version: u32,
             workers: usize,
         }
-        let h: Head = serde_json::from_str(text.value()).map_err(|e| json_err(path, e))?;
+        let Some(h) = meta_json::<Head>(path, &txn, "committed")? else {
+            return Ok(None);
+        };
         check_version(h.version)?;
         return Ok(Some(h.workers));
     }
     Ok(Manifest::open(path, None)?
         .load_committed()?
         .map(|c| c.workers))
+}
+
+/// The JSON value under `key` in the metadata table as `txn` sees it (`committed`, `base`),
+/// read as `T` (a [`Committed`] or some of its fields); `None` when there is none.
+fn meta_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    txn: &redb::ReadTransaction,
+    key: &str,
+) -> Result<Option<T>> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(db_err(path, e)),
+    };
+    let Some(text) = meta.get(key).map_err(|e| db_err(path, e))? else {
+        return Ok(None);
+    };
+    serde_json::from_str(text.value())
+        .map(Some)
+        .map_err(|e| json_err(path, e))
 }
 
 /// A manifest of another format version cannot be continued.
@@ -355,16 +369,9 @@ impl Manifest {
 
     /// The committed state as `txn` sees it.
     fn committed_in(&self, txn: &redb::ReadTransaction) -> Result<Option<Committed>> {
-        let p = &self.path;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(p, e)),
-        };
-        let Some(text) = meta.get("committed").map_err(|e| db_err(p, e))? else {
+        let Some(mut c) = meta_json::<Committed>(&self.path, txn, "committed")? else {
             return Ok(None);
         };
-        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| json_err(p, e))?;
         self.absolute(&mut c);
         check_version(c.version)?;
         Ok(Some(c))
@@ -435,15 +442,9 @@ impl Manifest {
     pub fn load_base(&self) -> Result<Option<Committed>> {
         let p = &self.path;
         let txn = self.db.begin_read().map_err(|e| db_err(p, e))?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(db_err(p, e)),
-        };
-        let Some(text) = meta.get("base").map_err(|e| db_err(p, e))? else {
+        let Some(mut c) = meta_json::<Committed>(p, &txn, "base")? else {
             return Ok(None);
         };
-        let mut c: Committed = serde_json::from_str(text.value()).map_err(|e| json_err(p, e))?;
         self.absolute(&mut c);
         Ok(Some(c))
     }

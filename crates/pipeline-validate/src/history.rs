@@ -68,8 +68,8 @@ impl Prior {
     /// a set otherwise. (Sets of 6,290 keys, built and searched by string comparisons,
     /// were a fifth of an append's report.)
     fn superseded(&self, days: &[SymbolDay]) -> Vec<bool> {
-        let keys: Vec<(&str, &str)> = self.recs.iter().map(|r| self.key(r)).collect();
-        if increasing(keys.iter().copied()) && increasing(days.iter().map(day_key)) {
+        let (keys, in_order) = self.keys_beside(days);
+        if in_order {
             let mut j = 0;
             keys.iter()
                 .map(|k| {
@@ -83,6 +83,15 @@ impl Prior {
             let set: BTreeSet<(&str, &str)> = days.iter().map(day_key).collect();
             keys.iter().map(|k| set.contains(k)).collect()
         }
+    }
+
+    /// The records' keys, in file order, and whether they and `days` both increase
+    /// strictly (as tickpipe writes the file and builds the report): one merge then pairs
+    /// them.
+    fn keys_beside<'a>(&'a self, days: &[SymbolDay]) -> (Vec<(&'a str, &'a str)>, bool) {
+        let keys: Vec<(&str, &str)> = self.recs.iter().map(|r| self.key(r)).collect();
+        let in_order = increasing(keys.iter().copied()) && increasing(days.iter().map(day_key));
+        (keys, in_order)
     }
 
     /// The records of keys `days` has no day of, parsed, in file order; a bad record is an
@@ -178,10 +187,10 @@ pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u6
 /// The history file's text with `days` replacing `prior`'s records of the same symbol and
 /// date, sorted, and its number of records.
 pub(crate) fn render(prior: &Prior, days: &[SymbolDay]) -> (String, u64) {
-    let keys: Vec<(&str, &str)> = prior.recs.iter().map(|r| prior.key(r)).collect();
+    let (keys, in_order) = prior.keys_beside(days);
     let mut text = String::with_capacity(prior.text.len() + days.len() * 64);
     let mut n = 0u64;
-    if increasing(keys.iter().copied()) && increasing(days.iter().map(day_key)) {
+    if in_order {
         // Both in key order (as tickpipe writes them): merged.
         let (mut i, mut j) = (0, 0);
         while i < keys.len() || j < days.len() {

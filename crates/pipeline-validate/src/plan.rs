@@ -344,24 +344,27 @@ mod tests {
         ValidationPlan::from_config(&Config::default(), Mode::Inline).unwrap()
     }
 
+    /// Two stage instances of `p` hand in (empty) results.
+    fn hand_in_two(p: &ValidationPlan) {
+        for _ in 0..2 {
+            p.stage().unwrap().finish(&mut Emitter::default()).unwrap();
+        }
+    }
+
     /// Prepared once every expected instance has handed in, it is the report `finish` gives;
     /// one instance short, `take` stops the wait and `finish` builds it from what came.
     #[test]
     fn a_report_prepared_ahead_is_the_finished_one() {
         let want = {
             let p = plan();
-            for _ in 0..2 {
-                p.stage().unwrap().finish(&mut Emitter::default()).unwrap();
-            }
+            hand_in_two(&p);
             p.finish(&FinishOptions::default()).unwrap()
         };
         let p = plan();
         let pending = p
             .prepare_when_handed_in(2, SourceTable::default(), None)
             .unwrap();
-        for _ in 0..2 {
-            p.stage().unwrap().finish(&mut Emitter::default()).unwrap();
-        }
+        hand_in_two(&p);
         let got = pending
             .take()
             .unwrap()
@@ -373,9 +376,7 @@ mod tests {
         let pending = p
             .prepare_when_handed_in(3, SourceTable::default(), None)
             .unwrap();
-        for _ in 0..2 {
-            p.stage().unwrap().finish(&mut Emitter::default()).unwrap();
-        }
+        hand_in_two(&p);
         assert!(pending.take().unwrap().is_none());
         assert_eq!(p.finish(&FinishOptions::default()).unwrap(), want);
         // Dropped unanswered (a failed run): its thread stops waiting.

@@ -732,7 +732,7 @@ impl Pipeline {
         }
         let (mut runner, table, _) = self.runner(workers, &cancel, &rt)?;
         // The report is prepared while the engine ends its run (one stage instance per
-        // worker hands in at the end; a live run hands in when it stops).
+        // worker hands in at the end). Not for a live run, which runs until stopped.
         if let (Some(q), None) = (&self.quality, &self.s.follow) {
             q.start_report(workers, &table, out);
         }
