@@ -379,11 +379,18 @@ mod tests {
         hand_in_two(&p);
         assert!(pending.take().unwrap().is_none());
         assert_eq!(p.finish(&FinishOptions::default()).unwrap(), want);
-        // Dropped unanswered (a failed run): its thread stops waiting.
-        drop(
-            plan()
-                .prepare_when_handed_in(1, SourceTable::default(), None)
-                .unwrap(),
-        );
+    }
+
+    /// Dropped unanswered (a failed run), a pending report stops its thread's wait: the
+    /// thread's handle is taken out first, so the wait can be seen to end.
+    #[test]
+    fn a_dropped_pending_report_stops_waiting() {
+        let mut pending = plan()
+            .prepare_when_handed_in(1, SourceTable::default(), None)
+            .unwrap();
+        let handle = pending.handle.take().unwrap();
+        drop(pending);
+        let prepared = handle.join().unwrap().unwrap();
+        assert!(prepared.is_none(), "nothing was handed in");
     }
 }
