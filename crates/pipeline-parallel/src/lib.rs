@@ -95,11 +95,12 @@ mod runtime;
 mod sorted;
 mod spec;
 pub mod spill;
+mod state_pieces;
 mod worker;
 
 pub use manifest::{
     CommittedSummary, FinishedRun, RewindPoint, committed_positions, committed_summary,
-    finished_run, replace_stage_states, resumed_workers, rewind,
+    finished_run, preload as preload_manifest, replace_stage_states, resumed_workers, rewind,
 };
 pub use mapreduce::{map_reduce, map_reduce_on};
 pub use memory::{current_rss, peak_rss};

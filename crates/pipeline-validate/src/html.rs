@@ -114,11 +114,27 @@ pub(crate) fn page_with(r: &ValidationReport, fragment: &str) -> String {
 
 /// The quality section with its scoped style.
 pub(crate) fn fragment(r: &ValidationReport) -> String {
-    let mut o = String::with_capacity(64 * 1024);
+    fragment_with_tail(r, &fragment_tail(r))
+}
+
+/// The quality section, with `tail` ([`fragment_tail`] of `r`) made already: only the
+/// verdict and its cards, which show the run's ledger, are made here.
+pub(crate) fn fragment_with_tail(r: &ValidationReport, tail: &str) -> String {
+    let mut o = String::with_capacity(STYLE.len() + tail.len() + 8 * 1024);
     o.push_str("<section class=\"tpv\" id=\"data-quality\"><style>");
     o.push_str(STYLE);
     o.push_str("</style>");
     verdict(&mut o, r);
+    o.push_str(tail);
+    o
+}
+
+/// Everything of the quality section after the verdict: it does not depend on the run's
+/// counts ([`ValidationReport::run`]), so it can be made before the run ends.
+///
+/// [`ValidationReport::run`]: crate::ValidationReport::run
+pub(crate) fn fragment_tail(r: &ValidationReport) -> String {
+    let mut o = String::with_capacity(64 * 1024);
     rules(&mut o, r);
     charts(&mut o, r);
     examples(&mut o, r);

@@ -273,12 +273,13 @@ impl ValidationPlan {
                 if !plan.collector.wait_for(parts, &flag)? {
                     return Ok(None);
                 }
-                plan.prepare(&FinishOptions {
+                let mut prepared = plan.prepare(&FinishOptions {
                     sources: Some(&sources),
                     ledger: None,
                     history_dir: history_dir.as_deref(),
-                })
-                .map(Some)
+                })?;
+                prepared.render_ahead();
+                Ok(Some(prepared))
             })
             .map_err(|e| Error::Internal(format!("starting the quality report: {e}")))?;
         Ok(PendingReport {

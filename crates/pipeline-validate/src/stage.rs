@@ -1716,22 +1716,24 @@ impl Stage for ValidateStage {
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>> {
-        // `TPV2`, the length and JSON of the state other than the closed symbol-days, then
-        // the days: already encoded, copied after the header. (`TPV1` held them as JSON
-        // lines; restore still reads it.)
+        // `TPV3`, the closed symbol-days (already encoded, in the order they closed), the
+        // JSON of the rest of the state, then the days' length (8 bytes). The days come
+        // first and their length last: the days only grow, so consecutive checkpoints share
+        // their front, which the run manifest stores once (it keeps large states in pieces
+        // named by their bytes). (`TPV2` was the JSON's length and the JSON, then the days;
+        // `TPV1` the same with the days as JSON lines; restore reads both.)
         let cp = CheckpointRef {
             slots: self.slots.names(),
             syms: &self.syms,
             acc: &self.acc,
         };
-        let head = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
         let days = &self.acc.days_bin;
-        let mut out = Vec::with_capacity(12 + head.len() + days.len());
-        out.extend_from_slice(b"TPV2");
-        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
-        out.extend_from_slice(&head);
+        let mut out = Vec::with_capacity(12 + days.len() + 64 * 1024);
+        out.extend_from_slice(b"TPV3");
         out.extend_from_slice(days);
+        serde_json::to_writer(&mut out, &cp)
+            .map_err(|e| Error::Internal(format!("validate checkpoint: {e}")))?;
+        out.extend_from_slice(&(days.len() as u64).to_le_bytes());
         Ok(Some(out))
     }
 
@@ -1782,16 +1784,31 @@ impl Stage for ValidateStage {
             self.acc.days_bin = days;
             self.acc.files = files;
         } else {
-            if state.len() < 12 || !matches!(&state[..4], b"TPV1" | b"TPV2") {
+            if state.len() < 12 || !matches!(&state[..4], b"TPV1" | b"TPV2" | b"TPV3") {
                 return Err(bad("not a validation checkpoint"));
             }
+            let v3 = &state[..4] == b"TPV3";
+            // The length of the days (`TPV3`, at the end) or of the JSON (at the start).
             let mut len = [0u8; 8];
-            len.copy_from_slice(&state[4..12]);
+            len.copy_from_slice(if v3 {
+                &state[state.len() - 8..]
+            } else {
+                &state[4..12]
+            });
             let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("length"))?;
-            let head = state.get(12..12 + len).ok_or_else(|| bad("truncated"))?;
+            let end = len.checked_add(4).ok_or_else(|| bad("length"))?;
+            let (head, days) = if v3 {
+                let days = state
+                    .get(4..end)
+                    .filter(|_| end <= state.len() - 8)
+                    .ok_or_else(|| bad("truncated"))?;
+                (&state[end..state.len() - 8], days)
+            } else {
+                let head = state.get(12..end + 8).ok_or_else(|| bad("truncated"))?;
+                (head, &state[end + 8..])
+            };
             let cp: Checkpoint = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
-            let days = &state[12 + len..];
-            let days = if &state[..4] == b"TPV2" {
+            let days = if &state[..4] != b"TPV1" {
                 if !crate::day_codec::check_all(days) {
                     return Err(bad("bad symbol-day records"));
                 }
@@ -1870,22 +1887,39 @@ mod tests {
         for d in &days {
             d.encode(&mut a.acc.days_bin);
         }
-        let v2 = a.checkpoint().unwrap().unwrap();
-        assert_eq!(&v2[..4], b"TPV2");
-        let head = 12 + u64::from_le_bytes(v2[4..12].try_into().unwrap()) as usize;
-        let mut v1 = b"TPV1".to_vec();
-        v1.extend_from_slice(&v2[4..head]);
+        let v3 = a.checkpoint().unwrap().unwrap();
+        assert_eq!(&v3[..4], b"TPV3");
+        let n = a.acc.days_bin.len();
+        assert_eq!(&v3[4..4 + n], a.acc.days_bin.as_slice());
+        assert_eq!(v3[v3.len() - 8..], (n as u64).to_le_bytes());
+        let json = &v3[4 + n..v3.len() - 8];
+        // The forms before it: the JSON's length and the JSON, then the days, in binary
+        // (`TPV2`) or as JSON lines (`TPV1`).
+        let mut v2 = b"TPV2".to_vec();
+        v2.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        v2.extend_from_slice(json);
+        let mut v1 = v2.clone();
+        v1[..4].copy_from_slice(b"TPV1");
+        v2.extend_from_slice(&a.acc.days_bin);
         for d in &days {
             v1.extend_from_slice(serde_json::to_string(d).unwrap().as_bytes());
             v1.push(b'\n');
         }
-        for state in [&v2, &v1] {
+        for state in [&v3, &v2, &v1] {
             let mut b = plan.stage().unwrap();
             b.restore(state).unwrap();
             assert_eq!(b.acc.days_bin, a.acc.days_bin);
+            assert_eq!(b.checkpoint().unwrap().unwrap(), v3);
         }
-        let mut b = plan.stage().unwrap();
-        assert!(b.restore(&v2[..v2.len() - 3]).is_err());
+        for state in [&v3, &v2] {
+            let mut b = plan.stage().unwrap();
+            assert!(b.restore(&state[..state.len() - 3]).is_err());
+            assert!(b.restore(&state[..13]).is_err());
+        }
+        // A day closed later leaves the front of the checkpoint as it was.
+        day("C", 1.5).encode(&mut a.acc.days_bin);
+        let later = a.checkpoint().unwrap().unwrap();
+        assert_eq!(later[..4 + n], v3[..4 + n]);
     }
 
     /// The in-place window is stored as the vectors it replaced: a checkpoint written before

@@ -194,35 +194,22 @@ mod with_validate {
                     history_dir: history,
                 })?,
             };
-            let report = prepared.complete(Some(ledger))?;
             let mut files = Vec::new();
-            let html = match (self.standalone, out) {
+            let (report, html) = match (self.standalone, out) {
                 (false, Some(out)) => {
                     let (json, page) = (out.join(QUALITY_JSON), out.join(QUALITY_HTML));
-                    // The JSON (megabytes over a long history) is written beside the page.
-                    let html = std::thread::scope(|scope| {
-                        let writer = scope.spawn(|| report.write_json(&json));
-                        let html = report.html_fragment();
-                        let page_written = report.write_html_with(&page, &html);
-                        writer
-                            .join()
-                            .map_err(|_| {
-                                pipeline_core::Error::Internal(
-                                    "writing quality.json panicked".into(),
-                                )
-                            })?
-                            .and(page_written)
-                            .map(|()| html)
-                    })?;
+                    let done = prepared.complete_into(Some(ledger), &json, &page)?;
                     files.extend([json, page]);
-                    html
+                    done
                 }
                 _ => {
+                    let report = prepared.complete(Some(ledger))?;
                     if let Some(p) = self.report.as_ref().filter(|_| self.standalone) {
                         report.write(p)?;
                         files.push(p.clone());
                     }
-                    report.html_fragment()
+                    let html = report.html_fragment();
+                    (report, html)
                 }
             };
             if let Some(h) = history {

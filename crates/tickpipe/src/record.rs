@@ -47,7 +47,7 @@ impl Eq for RecordedInput {}
 /// reads none of the files whose `stat` is unchanged: an append to a long history then
 /// reads only the new files. Best effort: a missing or unreadable record changes nothing.
 pub(crate) fn remember_fingerprints(out: &Path, inputs: &[InputFile]) {
-    let Ok(Some(record)) = RunRecord::load(out) else {
+    let Ok(Some(record)) = RunRecord::load_shared(out) else {
         return;
     };
     let recorded: std::collections::HashMap<&str, &RecordedInput> = record
@@ -71,7 +71,11 @@ pub(crate) fn remember_fingerprints(out: &Path, inputs: &[InputFile]) {
 /// The record this process read last: its path, the `stat` it was read under (a record is
 /// written to a new file and renamed over the old one, so any rewrite changes the stamp) and
 /// the record.
-type LoadedRecord = (std::path::PathBuf, pipeline_io::StatStamp, RunRecord);
+type LoadedRecord = (
+    std::path::PathBuf,
+    pipeline_io::StatStamp,
+    std::sync::Arc<RunRecord>,
+);
 static LOADED: std::sync::Mutex<Option<LoadedRecord>> = std::sync::Mutex::new(None);
 
 /// What a dataset folder's run was made from.
@@ -205,11 +209,16 @@ impl RunRecord {
 
     /// Reads the record of `out`, `None` when it has none.
     pub fn load(out: &Path) -> Result<Option<RunRecord>> {
+        Ok(Self::load_shared(out)?.map(std::sync::Arc::unwrap_or_clone))
+    }
+
+    /// [`load`](Self::load), shared with the process's memo of it: no copy.
+    pub(crate) fn load_shared(out: &Path) -> Result<Option<std::sync::Arc<RunRecord>>> {
         let path = out.join(RUN_RECORD);
         // A run reads the record up to four times (fingerprints, the incremental plan, the
         // refeature check, the new record's history): parsed once per process while the
         // file's `stat` is unchanged (the record of five years of daily files is 0.5 MB of
-        // JSON). `save` forgets it.
+        // JSON), and shared rather than copied. `save` forgets it.
         let stamp = std::fs::metadata(&path)
             .ok()
             .map(|m| pipeline_io::StatStamp::of(&m));
@@ -221,7 +230,7 @@ impl RunRecord {
         {
             return Ok(Some(r.clone()));
         }
-        let r = Self::read(&path)?;
+        let r = Self::read(&path)?.map(std::sync::Arc::new);
         if let (Some(st), Some(r)) = (stamp, &r)
             && let Ok(mut memo) = LOADED.lock()
         {

@@ -231,14 +231,14 @@ impl Pipeline {
         let mut reprocessed = None;
         let mut report_only = None;
         let mut rerun = None;
-        let prior = RunRecord::load(out)?;
+        let prior = RunRecord::load_shared(out)?;
         let complete = out.join(SUCCESS).exists();
         #[cfg(feature = "prep")]
-        if let Some(report) = self.refeature_again(out, prior.as_ref(), &now, started)? {
+        if let Some(report) = self.refeature_again(out, prior.as_deref(), &now, started)? {
             return Ok(report);
         }
         if self.s.follow.is_some() && !self.s.overwrite {
-            self.prepare_live(out, prior, &mut now, complete)?;
+            self.prepare_live(out, prior.map(Arc::unwrap_or_clone), &mut now, complete)?;
         } else if self.s.resume {
             let Some(prior) = prior else {
                 return Err(Error::Usage(format!(
