@@ -78,8 +78,11 @@ pub(crate) fn store(table: &mut redb::Table<&[u8], &[u8]>, cuts: &[Cut<'_>]) -> 
                 let mine: Vec<([u8; 16], &[u8])> =
                     missing.iter().skip(t).step_by(threads).copied().collect();
                 scope.spawn(move || {
+                    // One compression context for the thread's pieces (creating one is
+                    // most of the cost of packing a 64 KiB piece).
+                    let mut z = zstd::bulk::Compressor::new(1).ok();
                     mine.into_iter()
-                        .map(|(id, bytes)| (id, stored_form(bytes)))
+                        .map(|(id, bytes)| (id, stored_form(bytes, z.as_mut())))
                         .collect::<Vec<_>>()
                 })
             })
@@ -97,9 +100,13 @@ pub(crate) fn store(table: &mut redb::Table<&[u8], &[u8]>, cuts: &[Cut<'_>]) -> 
     Ok(())
 }
 
-/// A piece as stored: packed when that is smaller.
-fn stored_form(bytes: &[u8]) -> Vec<u8> {
-    match pack(bytes) {
+/// A piece as stored: packed when that is smaller (with `z`, when given).
+fn stored_form(bytes: &[u8], z: Option<&mut zstd::bulk::Compressor<'static>>) -> Vec<u8> {
+    let packed = match z {
+        Some(z) => pack_with(bytes, |b| z.compress(b).ok()),
+        None => pack(bytes),
+    };
+    match packed {
         Some(p) => {
             let mut v = Vec::with_capacity(1 + p.len());
             v.push(1);
@@ -127,13 +134,15 @@ pub(crate) fn assemble(
     let len = usize::try_from(u64::from_le_bytes(*len))
         .map_err(|_| bad("a stage state is too large".into()))?;
     let mut out = Vec::with_capacity(len);
+    // One decompression context for all the pieces.
+    let mut z = zstd::bulk::Decompressor::new().map_err(|e| bad(format!("zstd: {e}")))?;
     for id in ids.chunks_exact(16) {
         let v = table
             .get(id)?
             .ok_or_else(|| bad("a piece of a stage state is missing".into()))?;
         let piece = match v.value().split_first() {
             Some((0, raw)) => raw.to_vec(),
-            Some((1, packed)) => unpack_state(packed)?,
+            Some((1, packed)) => unpack_with(packed, |z_bytes, n| z.decompress(z_bytes, n))?,
             _ => return Err(bad("a piece of a stage state is damaged".into())),
         };
         if piece_id(&piece) != id {
@@ -184,7 +193,12 @@ pub(crate) fn collect_garbage(
 
 /// `bytes` as a packed state (length, then zstd level 1) when that is smaller.
 pub(crate) fn pack(bytes: &[u8]) -> Option<Vec<u8>> {
-    let z = zstd::bulk::compress(bytes, 1).ok()?;
+    pack_with(bytes, |b| zstd::bulk::compress(b, 1).ok())
+}
+
+/// [`pack`] with the compressor `compress`.
+fn pack_with(bytes: &[u8], compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let z = compress(bytes)?;
     (z.len() + 8 < bytes.len()).then(|| {
         let mut v = Vec::with_capacity(8 + z.len());
         v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
@@ -195,12 +209,21 @@ pub(crate) fn pack(bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// Bytes packed by [`pack`]: their length, then zstd.
 pub(crate) fn unpack_state(v: &[u8]) -> StorageResult<Vec<u8>> {
+    unpack_with(v, zstd::bulk::decompress)
+}
+
+/// [`unpack_state`] with the decompressor `decompress` (given the compressed bytes and
+/// their length unpacked).
+fn unpack_with(
+    v: &[u8],
+    decompress: impl FnOnce(&[u8], usize) -> std::io::Result<Vec<u8>>,
+) -> StorageResult<Vec<u8>> {
     let (len, z) = v
         .split_first_chunk::<8>()
         .ok_or_else(|| bad("a compressed stage state is truncated".into()))?;
     let len = usize::try_from(u64::from_le_bytes(*len))
         .map_err(|_| bad("a compressed stage state is too large".into()))?;
-    let out = zstd::bulk::decompress(z, len)
+    let out = decompress(z, len)
         .map_err(|e| bad(format!("a compressed stage state does not decompress: {e}")))?;
     if out.len() != len {
         return Err(bad(format!(

@@ -70,10 +70,15 @@ impl SymbolDay {
             out.push_str(key);
             float(out, v);
         }
-        if !origin {
-            out.push('}');
-            return;
+        if origin {
+            self.write_origin(out);
         }
+        out.push('}');
+    }
+
+    /// The origin fields of [`write_json`](SymbolDay::write_json) (`file`, `line` and
+    /// `source`, those it has), each with its leading comma.
+    pub(crate) fn write_origin(&self, out: &mut String) {
         if let Some(f) = &self.file {
             out.push_str(",\"file\":");
             string(out, f);
@@ -86,7 +91,6 @@ impl SymbolDay {
             out.push_str(",\"source\":");
             out.push_str(itoa::Buffer::new().format(s));
         }
-        out.push('}');
     }
 
     /// Appends the binary form (see the module docs) to `out`.

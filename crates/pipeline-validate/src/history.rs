@@ -186,9 +186,30 @@ pub(crate) fn write(path: &Path, prior: &Prior, days: &[SymbolDay]) -> Result<u6
 
 /// The history file's text with `days` replacing `prior`'s records of the same symbol and
 /// date, sorted, and its number of records.
+#[cfg(test)]
 pub(crate) fn render(prior: &Prior, days: &[SymbolDay]) -> (String, u64) {
+    let r = render_placed(prior, days);
+    (r.text, r.records)
+}
+
+/// The history file's text ([`render`]), with where each of the days' records is in it.
+pub(crate) struct Rendered {
+    pub text: String,
+    pub records: u64,
+    /// `days[i]`'s record is `text[at[i]]`: its JSON without `file`, `line` and `source`
+    /// ([`SymbolDay::write_json_as`]), which [`SymbolDay::write_json`]'s begins with.
+    pub at: Vec<Range<usize>>,
+}
+
+/// Where a record's line is while the records are gathered: this run's day `Some(i)` in
+/// the days' own text, or a prior record (`None`) in the history's.
+type Placed = (Option<usize>, Range<usize>);
+
+/// [`render`], saying where each of `days` went.
+pub(crate) fn render_placed(prior: &Prior, days: &[SymbolDay]) -> Rendered {
     let (keys, in_order) = prior.keys_beside(days);
     let mut text = String::with_capacity(prior.text.len() + days.len() * 64);
+    let mut at = vec![0..0; days.len()];
     let mut n = 0u64;
     if in_order {
         // Both in key order (as tickpipe writes them): merged.
@@ -198,7 +219,9 @@ pub(crate) fn render(prior: &Prior, days: &[SymbolDay]) -> (String, u64) {
                 if i < keys.len() && day_key(&days[j]) == keys[i] {
                     i += 1;
                 }
+                let start = text.len();
                 days[j].write_json_as(&mut text, false);
+                at[j] = start..text.len();
                 j += 1;
             } else {
                 text.push_str(&prior.text[prior.recs[i].line.clone()]);
@@ -208,25 +231,37 @@ pub(crate) fn render(prior: &Prior, days: &[SymbolDay]) -> (String, u64) {
             n += 1;
         }
     } else {
-        // Where each record's line is: in `prior.text`, or in `new` for this run's.
-        let mut all: BTreeMap<(&str, &str), (bool, Range<usize>)> = keys
+        // Where each record's line is: in `prior.text`, or in `new` for this run's (with
+        // the day's index).
+        let mut all: BTreeMap<(&str, &str), Placed> = keys
             .iter()
             .zip(&prior.recs)
-            .map(|(k, r)| (*k, (false, r.line.clone())))
+            .map(|(k, r)| (*k, (None, r.line.clone())))
             .collect();
         let mut new = String::with_capacity(days.len() * 256);
-        for d in days {
+        for (j, d) in days.iter().enumerate() {
             let start = new.len();
             d.write_json_as(&mut new, false);
-            all.insert(day_key(d), (true, start..new.len()));
+            all.insert(day_key(d), (Some(j), start..new.len()));
         }
         for (fresh, r) in all.values() {
-            text.push_str(&(if *fresh { &new } else { &prior.text })[r.clone()]);
+            let start = text.len();
+            match fresh {
+                Some(j) => {
+                    text.push_str(&new[r.clone()]);
+                    at[*j] = start..text.len();
+                }
+                None => text.push_str(&prior.text[r.clone()]),
+            }
             text.push('\n');
             n += 1;
         }
     }
-    (text, n)
+    Rendered {
+        text,
+        records: n,
+        at,
+    }
 }
 
 /// One history check: which metric, how, over how many days.
@@ -575,6 +610,13 @@ mod tests {
                 want.insert(*k, 100);
             }
             let p = read(&path).unwrap();
+            // Each of this run's days is placed where its record is in the text.
+            let placed = render_placed(&p, &days);
+            for (d, at) in days.iter().zip(&placed.at) {
+                let mut one = String::new();
+                d.write_json_as(&mut one, false);
+                proptest::prop_assert_eq!(&placed.text[at.clone()], one.as_str());
+            }
             let kept = p.days_except(&days).unwrap();
             let kept: Vec<(String, String)> =
                 kept.iter().map(|d| (d.symbol.clone(), d.date.clone())).collect();

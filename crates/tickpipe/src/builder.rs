@@ -380,21 +380,21 @@ impl PipelineBuilder {
         // reported by the next load; a cache that fails to open, after the inputs.
         let preload = match (&s.output, &s.follow) {
             (Output::Dataset(out), None) => {
-                let (out, config, overwrite) = (out.clone(), s.config.clone(), s.overwrite);
+                let recorded = out.join(crate::record::RUN_RECORD).exists();
+                // A recorded folder is resumed or extended from its manifest (unless it is
+                // overwritten): its stage states are read ahead too, on a thread of their
+                // own (the run waits for them only when it opens the manifest).
+                if recorded && !s.overwrite {
+                    pipeline_parallel::preload_manifest(&out.join(crate::MANIFEST));
+                }
+                let (out, config) = (out.clone(), s.config.clone());
                 std::thread::Builder::new()
                     .name("tickpipe-preload".into())
                     .spawn(move || {
-                        let recorded = out.join(crate::record::RUN_RECORD).exists();
                         if recorded {
                             let _ = crate::record::RunRecord::load_shared(&out);
                         }
-                        let cache = crate::caching::Caching::open_existing(&config, &out);
-                        // A recorded folder is resumed or extended from its manifest (unless
-                        // it is overwritten): its stage states are read now too.
-                        if recorded && !overwrite {
-                            pipeline_parallel::preload_manifest(&out.join(crate::MANIFEST));
-                        }
-                        cache
+                        crate::caching::Caching::open_existing(&config, &out)
                     })
                     .ok()
             }

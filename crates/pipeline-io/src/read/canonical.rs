@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
-static MEMO: LazyLock<Mutex<HashMap<PathBuf, PathBuf>>> = LazyLock::new(Default::default);
+/// Keyed with [`pipeline_core::FxHasher`]: SipHash over the path components was most of a
+/// lookup (a one-day append to five years of day files looks up every input three times).
+static MEMO: LazyLock<Mutex<HashMap<PathBuf, PathBuf, pipeline_core::FxBuildHasher>>> =
+    LazyLock::new(Default::default);
 
 /// Most paths kept; past it the memo starts again (a run with more inputs than this only
 /// resolves some of them twice).

@@ -83,9 +83,13 @@ impl StatStamp {
 /// Fingerprints taken in this process, by path: a run fingerprints each input twice (its
 /// record and its cached description), and each time read and hashed 128 KiB of it.
 /// Reused only while `stat` says the same; cleared when it holds [`MEMO_MAX`] files.
-static MEMO: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (StatStamp, u64)>>,
-> = std::sync::LazyLock::new(Default::default);
+static MEMO: std::sync::LazyLock<std::sync::Mutex<Memo>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Fingerprints by path, with the `stat` each was taken under (keyed with
+/// [`pipeline_core::FxHasher`]: SipHash over the path components was most of a lookup).
+type Memo =
+    std::collections::HashMap<std::path::PathBuf, (StatStamp, u64), pipeline_core::FxBuildHasher>;
 
 /// Most fingerprints [`MEMO`] keeps (about 100 bytes each).
 const MEMO_MAX: usize = 1 << 20;
@@ -114,7 +118,7 @@ impl Fingerprint {
     /// The fingerprint of `path`, whose `stat` was `key`.
     fn under(path: &Path, key: StatStamp) -> Result<Fingerprint> {
         let (size, mtime_ns) = (key.size, key.mtime_ns);
-        let memo = |m: &std::collections::HashMap<_, (StatStamp, u64)>| {
+        let memo = |m: &std::collections::HashMap<_, (StatStamp, u64), _>| {
             m.get(path).filter(|(k, _)| *k == key).map(|(_, h)| *h)
         };
         if let Some(ends_hash) = MEMO.lock().ok().and_then(|m| memo(&m)) {
