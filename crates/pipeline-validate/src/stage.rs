@@ -1854,11 +1854,12 @@ pub(crate) fn holidays(list: &[String]) -> Result<Vec<NaiveDate>> {
 mod tests {
     use super::*;
 
-    /// A checkpoint keeps the closed days in their binary form (`TPV2`); one written with
-    /// them as JSON lines (`TPV1`, before 2026-12-07) restores to the same days, and cut
-    /// records are refused.
+    /// A checkpoint keeps the closed days in their binary form, first (`TPV3`); ones
+    /// written with them after the rest of the state (`TPV2`) or as JSON lines (`TPV1`,
+    /// before 2026-12-07) restore to the same days and checkpoint as `TPV3` again; cut
+    /// checkpoints are refused; a day closed later leaves the checkpoint's front as it was.
     #[test]
-    fn checkpoints_of_both_day_forms_restore() {
+    fn checkpoints_of_every_day_form_restore() {
         let plan = crate::ValidationPlan::from_config(
             &pipeline_core::Config::default(),
             crate::Mode::Standalone,
