@@ -362,9 +362,8 @@ impl Monitor {
         };
         if let Some(dir) = &inner.out_dir {
             let writing = Instant::now();
-            let prom = dir.join(PROMETHEUS_FILE);
-            write_atomic(&prom, &lock(&inner.prom_text))?;
-            report.metrics_prom = Some(prom);
+            // The last tick above wrote `metrics.prom` (a failed write returned its error).
+            report.metrics_prom = Some(dir.join(PROMETHEUS_FILE));
             let html = render_report(inputs, &report.performance, &st.history.overview());
             let path = dir.join(REPORT_FILE);
             write_atomic(&path, &html)?;
