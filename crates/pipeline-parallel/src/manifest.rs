@@ -93,23 +93,31 @@ struct Read {
     base_taken: bool,
 }
 
-/// What identifies a version of a file: a manifest is only written through redb, which
-/// changes its length or modification time with every commit.
+/// What identifies a version of a manifest: its `stat` (length, modification time, inode)
+/// and a hash of its first 4 KiB, redb's header, which every commit rewrites (it names the
+/// latest transaction): a commit within the file system's time resolution that leaves the
+/// length as it was still changes the stamp.
 #[derive(Debug, Clone, PartialEq)]
 struct FileStamp {
     len: u64,
     modified: Option<std::time::SystemTime>,
     #[cfg(unix)]
     ino: u64,
+    head: u64,
 }
 
 fn file_stamp(path: &Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path).ok()?;
+    let m = f.metadata().ok()?;
+    let mut head = Vec::with_capacity(4096);
+    f.by_ref().take(4096).read_to_end(&mut head).ok()?;
     Some(FileStamp {
         len: m.len(),
         modified: m.modified().ok(),
         #[cfg(unix)]
         ino: std::os::unix::fs::MetadataExt::ino(&m),
+        head: twox_hash::XxHash3_64::oneshot(&head),
     })
 }
 
@@ -1148,6 +1156,57 @@ mod tests {
         txn.commit().unwrap();
         let e = m.load().unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
+    }
+
+    /// What [`preload`] read is used only while the file is as it was: a manifest committed
+    /// to after the read ahead loads its new state; an unchanged one loads the same state
+    /// whether read ahead or not.
+    #[test]
+    fn a_preloaded_manifest_is_used_only_while_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, None).unwrap();
+        m.commit(&one_stage(1, 1), &[vec![Some(days(3_000))]])
+            .unwrap();
+        drop(m);
+        preload(&path);
+        assert_eq!(resumed_workers(&path).unwrap(), Some(1));
+        let m = Manifest::open(&path, None).unwrap();
+        assert!(m.preloaded.lock().unwrap().is_some());
+        let (c, states) = m.load().unwrap().unwrap();
+        assert_eq!((c.next_segment, states), (1, vec![vec![Some(days(3_000))]]));
+        drop(m);
+        let fresh = || {
+            Manifest::open(&path, None)
+                .unwrap()
+                .load()
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(fresh().1, vec![vec![Some(days(3_000))]]);
+        // Read ahead, then committed to by another handle at once (the same length, and
+        // likely the same modification time): the change is what loads.
+        preload(&path);
+        drop(settled());
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            let text = serde_json::to_string(&one_stage(1, 7)).unwrap();
+            meta.insert("committed", text.as_str()).unwrap();
+        }
+        txn.commit().unwrap();
+        drop(db);
+        let (c, states) = fresh();
+        assert_eq!((c.next_segment, states), (7, vec![vec![Some(days(3_000))]]));
+        // Replaced by another file of the same name.
+        preload(&path);
+        let other = dir.path().join("other.redb");
+        let m = Manifest::create(&other, None).unwrap();
+        m.commit(&one_stage(1, 5), &[vec![None]]).unwrap();
+        drop(m);
+        std::fs::rename(&other, &path).unwrap();
+        assert_eq!(fresh().0.next_segment, 5);
     }
 
     /// Manifests written before pieces kept large states whole and compressed (`#z`):
