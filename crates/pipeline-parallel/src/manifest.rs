@@ -81,16 +81,12 @@ pub(crate) struct Manifest {
     preloaded: std::sync::Mutex<Option<Read>>,
 }
 
-/// A manifest's committed state, the state before its end-of-input flush and the newest
-/// segment end's stage states, as stored (output paths relative to the root).
+/// A manifest's committed state with the newest segment end's stage states, and the state
+/// before its end-of-input flush, as stored (output paths relative to the root). Each part
+/// is `None` once [`Manifest::load`] or [`Manifest::load_base`] took it.
 struct Read {
-    committed: Option<Committed>,
-    base: Option<Committed>,
-    states: States,
-    /// Whether [`Manifest::load`] took `committed` and `states` already.
-    loaded: bool,
-    /// Whether [`Manifest::load_base`] took `base` already.
-    base_taken: bool,
+    committed: Option<(Option<Committed>, States)>,
+    base: Option<Option<Committed>>,
 }
 
 /// What identifies a version of a manifest: its `stat` (length, modification time, inode)
@@ -201,11 +197,8 @@ fn read_in(path: &Path, txn: &redb::ReadTransaction) -> Result<Read> {
         None => Vec::new(),
     };
     Ok(Read {
-        committed,
-        base,
-        states,
-        loaded: false,
-        base_taken: false,
+        committed: Some((committed, states)),
+        base: Some(base),
     })
 }
 
@@ -266,8 +259,8 @@ pub fn resumed_workers(path: &Path) -> Result<Option<usize>> {
         && file_stamp(path).as_ref() == Some(stamp)
     {
         return match &read.committed {
-            Some(c) => check_version(c.version).map(|()| Some(c.workers)),
-            None => Ok(None),
+            Some((Some(c), _)) => check_version(c.version).map(|()| Some(c.workers)),
+            _ => Ok(None),
         };
     }
     // Read-only when the file was closed cleanly: a database opened for writing commits
@@ -576,12 +569,11 @@ impl Manifest {
     /// The committed state and per-worker stage states (`states[worker][stage]`), or `None`
     /// when nothing was committed yet.
     pub fn load(&self) -> Result<Option<(Committed, States)>> {
-        let preloaded = self.preloaded.lock().ok().and_then(|mut p| {
-            p.as_mut().filter(|r| !r.loaded).map(|r| {
-                r.loaded = true;
-                (r.committed.take(), std::mem::take(&mut r.states))
-            })
-        });
+        let preloaded = self
+            .preloaded
+            .lock()
+            .ok()
+            .and_then(|mut p| p.as_mut()?.committed.take());
         let (committed, states) = match preloaded {
             Some(read) => read,
             None => {
@@ -622,12 +614,11 @@ impl Manifest {
     /// flush segment are the states from before the flush.
     pub fn load_base(&self) -> Result<Option<Committed>> {
         let p = &self.path;
-        let preloaded = self.preloaded.lock().ok().and_then(|mut r| {
-            r.as_mut().filter(|r| !r.base_taken).map(|r| {
-                r.base_taken = true;
-                r.base.take()
-            })
-        });
+        let preloaded = self
+            .preloaded
+            .lock()
+            .ok()
+            .and_then(|mut p| p.as_mut()?.base.take());
         let base = match preloaded {
             Some(base) => base,
             None => {
@@ -948,9 +939,7 @@ mod tests {
 
     #[test]
     fn a_manifest_from_before_segment_history_loads_its_states() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, _, m) = new_manifest();
         let c = Committed {
             version: VERSION,
             workers: 1,
@@ -974,6 +963,14 @@ mod tests {
         m.commit(&c, &[vec![Some(vec![1])]]).unwrap();
         let (_, states) = m.load().unwrap().unwrap();
         assert_eq!(states, vec![vec![Some(vec![1])]]);
+    }
+
+    /// A new manifest `run.redb` in a temporary folder (kept while the folder is).
+    fn new_manifest() -> (tempfile::TempDir, PathBuf, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.redb");
+        let m = Manifest::create(&path, None).unwrap();
+        (dir, path, m)
     }
 
     /// Closed symbol-days as JSON lines, `n` of them: large and repetitive.
@@ -1013,9 +1010,7 @@ mod tests {
 
     #[test]
     fn large_states_are_kept_in_compressed_pieces_and_load_as_they_were() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, path, m) = new_manifest();
         let big = days(20_000);
         assert!(big.len() >= 4 * crate::state_pieces::PIECE);
         let small = vec![7u8; 100];
@@ -1068,9 +1063,7 @@ mod tests {
     /// history thinned past its limit) are deleted, and every kept segment end still loads.
     #[test]
     fn states_that_grow_at_the_end_share_their_pieces_and_unnamed_pieces_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, _, m) = new_manifest();
         let piece = crate::state_pieces::PIECE;
         let mut grown = Vec::new();
         for seg in 1..=(MAX_HISTORY as u32 + 6) {
@@ -1118,9 +1111,7 @@ mod tests {
     /// assembled into a state; so is a list that names a missing piece.
     #[test]
     fn a_damaged_or_missing_piece_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, _, m) = new_manifest();
         let big = days(10_000);
         m.commit(&one_stage(1, 1), &[vec![Some(big.clone())]])
             .unwrap();
@@ -1163,9 +1154,7 @@ mod tests {
     /// whether read ahead or not.
     #[test]
     fn a_preloaded_manifest_is_used_only_while_unchanged() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (dir, path, m) = new_manifest();
         m.commit(&one_stage(1, 1), &[vec![Some(days(3_000))]])
             .unwrap();
         drop(m);
@@ -1213,9 +1202,7 @@ mod tests {
     /// they still load, and a new commit over them stores pieces.
     #[test]
     fn a_state_stored_whole_and_compressed_still_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, _, m) = new_manifest();
         let big = days(5_000);
         m.commit(&one_stage(1, 1), &[vec![None]]).unwrap();
         let key = format!("{}/{}", history_key(1), state_key(0, 0));
@@ -1239,9 +1226,7 @@ mod tests {
 
     #[test]
     fn recommitting_the_base_keeps_its_stored_states_and_writes_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.redb");
-        let m = Manifest::create(&path, None).unwrap();
+        let (_dir, _, m) = new_manifest();
         let at = |next_segment: u32, flushed: bool| Committed {
             version: VERSION,
             workers: 1,

@@ -2,6 +2,7 @@
 //! and exit decision, and the dataset-level rules that need everything the stages saw
 //! (history checks, missing trading days, duplicated files, schema findings).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -583,14 +584,11 @@ impl PreparedReport {
     ) -> Result<(ValidationReport, String)> {
         let rendered = self.rendered.take();
         let report = self.complete(ledger)?;
-        let days_now;
         let (days, tail) = match &rendered {
-            Some(r) => (r.days.as_str(), Some(r.html_tail.as_str())),
-            None => {
-                days_now = days_block(&report.symbol_days);
-                (days_now.as_str(), None)
-            }
+            Some(r) => (Cow::Borrowed(r.days.as_str()), Some(r.html_tail.as_str())),
+            None => (Cow::Owned(days_block(&report.symbol_days)), None),
         };
+        let days = days.as_ref();
         // The JSON (megabytes over a long history) is written beside the page.
         let html = std::thread::scope(|scope| {
             let writer = scope.spawn(|| report.write_json_with(json, days));
@@ -932,11 +930,7 @@ impl ValidationReport {
     fn to_json_with(&self, days: &str) -> Result<String> {
         let shell = self.json_shell()?;
         let (before, after) = split_shell(&shell)?;
-        let mut full = String::with_capacity(before.len() + days.len() + after.len());
-        full.push_str(before);
-        full.push_str(days);
-        full.push_str(after);
-        Ok(full)
+        Ok([before, days, after].concat())
     }
 
     /// Writes [`to_json_with`](Self::to_json_with)'s text (temp file, then rename) without
@@ -1067,31 +1061,29 @@ const EMPTY_DAYS: &str = "\n  \"symbol_days\": []";
 /// `days[i]` ([`SymbolDay::write_json_as`] without its origin): the same bytes, without
 /// formatting every number twice (6,290 days on the demo layout's append).
 fn days_block_from<'a>(days: &[SymbolDay], record: impl Fn(usize) -> &'a str) -> String {
-    let mut out = String::with_capacity(32 + days.len() * 320);
-    out.push_str("\n  \"symbol_days\": [");
-    for (i, d) in days.iter().enumerate() {
-        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        match record(i).strip_suffix('}') {
-            Some(body) => {
-                out.push_str(body);
-                d.write_origin(&mut out);
-                out.push('}');
-            }
-            None => d.write_json(&mut out),
+    days_block_with(days, |i, d, out| match record(i).strip_suffix('}') {
+        Some(body) => {
+            out.push_str(body);
+            d.write_origin(out);
+            out.push('}');
         }
-    }
-    out.push_str(if days.is_empty() { "]" } else { "\n  ]" });
-    out
+        None => d.write_json(out),
+    })
 }
 
 /// The `symbol_days` entry of [`ValidationReport::to_json`] for `days`, one per line.
 fn days_block(days: &[SymbolDay]) -> String {
+    days_block_with(days, |_, d, out| d.write_json(out))
+}
+
+/// The `symbol_days` entry for `days`, each day's JSON written by `write(i, day, out)`.
+fn days_block_with(days: &[SymbolDay], write: impl Fn(usize, &SymbolDay, &mut String)) -> String {
     // About 300 bytes a day (1.9 MB for the demo layout's 6,290).
     let mut out = String::with_capacity(32 + days.len() * 320);
     out.push_str("\n  \"symbol_days\": [");
     for (i, d) in days.iter().enumerate() {
         out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        d.write_json(&mut out);
+        write(i, d, &mut out);
     }
     out.push_str(if days.is_empty() { "]" } else { "\n  ]" });
     out

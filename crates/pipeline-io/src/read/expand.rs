@@ -224,39 +224,31 @@ const PARALLEL_STAT: usize = 256;
 /// listing a folder of 1,258 day files was the longest step before an append's first read
 /// (8 ms of its main thread).
 fn stat_all(files: Vec<(usize, PathBuf, std::fs::DirEntry)>) -> Result<Vec<(usize, InputFile)>> {
-    let stat = |(at, p, entry): (usize, PathBuf, std::fs::DirEntry)| {
-        let meta = entry.metadata().ok();
-        (at, InputFile::with_metadata(p, meta.as_ref()))
+    let stat = |part: &[(usize, PathBuf, std::fs::DirEntry)]| -> Vec<_> {
+        part.iter().map(|(_, _, e)| e.metadata().ok()).collect()
     };
     let threads = pipeline_core::cores().min(4);
-    if files.len() < PARALLEL_STAT || threads < 2 {
-        return Ok(files.into_iter().map(stat).collect());
-    }
-    let per = files.len().div_ceil(threads);
-    let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
-    let mut rest = files.into_iter();
-    loop {
-        let part: Vec<_> = rest.by_ref().take(per).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    let first = parts.remove(0);
-    std::thread::scope(|scope| {
-        let others: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(stat).collect::<Vec<_>>()))
-            .collect();
-        let mut all: Vec<(usize, InputFile)> = first.into_iter().map(stat).collect();
-        for h in others {
-            all.extend(
-                h.join()
-                    .map_err(|_| Error::Internal("listing the inputs panicked".into()))?,
-            );
-        }
-        Ok(all)
-    })
+    let metas: Vec<Option<std::fs::Metadata>> = if files.len() < PARALLEL_STAT || threads < 2 {
+        stat(&files)
+    } else {
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = files
+                .chunks(files.len().div_ceil(threads))
+                .map(|part| scope.spawn(move || stat(part)))
+                .collect();
+            parts
+                .into_iter()
+                .map(|h| h.join())
+                .collect::<std::thread::Result<Vec<_>>>()
+                .map(|v| v.concat())
+                .map_err(|_| Error::Internal("listing the inputs panicked".into()))
+        })?
+    };
+    Ok(files
+        .into_iter()
+        .zip(metas)
+        .map(|((at, p, _), meta)| (at, InputFile::with_metadata(p, meta.as_ref())))
+        .collect())
 }
 
 /// Extensions of files that are data by their name: delimited text, compressed text (whose
@@ -379,6 +371,27 @@ fn pair_lobster_files(files: &mut Vec<InputFile>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder large enough to be `stat`ed on several threads lists every file once, in
+    /// name order, each with its own size.
+    #[test]
+    fn a_large_folder_lists_every_file_in_order_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = PARALLEL_STAT + 45;
+        for i in 0..n {
+            std::fs::write(dir.path().join(format!("d{i:04}.csv")), "x\n".repeat(i + 1)).unwrap();
+        }
+        let files = expand_inputs(&[dir.path().display().to_string()], "*").unwrap();
+        assert_eq!(files.len(), n);
+        for (i, f) in files.iter().enumerate() {
+            assert!(
+                f.path.ends_with(format!("d{i:04}.csv")),
+                "{}",
+                f.path.display()
+            );
+            assert_eq!(f.size, Some(2 * (i as u64 + 1)));
+        }
+    }
 
     #[test]
     fn folders_yield_data_files_only() {
