@@ -3,6 +3,7 @@ when ray is not installed or no tickpipe binary is found (CI builds it before py
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -64,11 +65,14 @@ def test_ray_job_equals_one_machine(ticks: Path, tmp_path: Path) -> None:
             map_tasks=2,
             reduce_tasks=2,
             binary=exe,
+            shuffle_compression="lz4",
         )
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert (tmp_path / "job_bad" / "_SUCCESS").exists()
+    planned = json.loads((tmp_path / "job_bad" / "_plan.json").read_text())
+    assert planned["shuffle_compression"] == "lz4"
     assert [f for f in cut["files_failed"] if "cut.csv.gz" in f], cut
     assert "files_failed" not in ledger
     assert (job / "_SUCCESS").exists()

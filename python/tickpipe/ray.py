@@ -52,13 +52,16 @@ def run(
     binary: PathLike | None = None,
     num_cpus: float = 1,
     max_retries: int = 2,
+    shuffle_compression: str = "none",
 ) -> dict[str, Any]:
     """Plans the job into ``job``, runs its map tasks, then its reduce tasks, on the Ray
     cluster ``ray.init()`` connects to (started locally when none is running); returns the
     job's ledger (``job/_ledger.json``), with ``files_failed`` (``"file: error"`` lines) when
     inputs failed as corrupt files fail in one run, and ``quality`` (``verdict`` and
     ``path`` of ``job/quality.json``, the job's data-quality report) when validation ran. A failed task is retried by Ray: map
-    tasks are idempotent, and a reduce task replaces what an earlier attempt published."""
+    tasks are idempotent, and a reduce task replaces what an earlier attempt published.
+    ``shuffle_compression`` (``"none"``, ``"lz4"`` or ``"zstd"``) is how map tasks compress
+    the rows they shuffle: uncompressed is fastest where the shared filesystem keeps up."""
     import ray
 
     exe = find_binary(binary)
@@ -67,6 +70,7 @@ def run(
     job = str(job)
     plan = [exe, "plan", *map(str, inputs), "--out", job]
     plan += ["--map-tasks", str(map_tasks), "--reduce-tasks", str(reduce_tasks), "-q"]
+    plan += ["--shuffle-compression", shuffle_compression]
     if config is not None:
         plan += ["--config", str(config)]
     _check(plan)

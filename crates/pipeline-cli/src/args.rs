@@ -75,6 +75,11 @@ pub struct PlanArgs {
     /// Number of reduce tasks (groups of symbols).
     #[arg(long, default_value_t = 1)]
     pub reduce_tasks: usize,
+    /// How map tasks compress the rows they shuffle: none is fastest where the shared
+    /// filesystem keeps up; lz4 (about half the bytes) or zstd (about a third) where it
+    /// is slow or short of space.
+    #[arg(long, default_value = "none", value_parser = ["none", "lz4", "zstd"])]
+    pub shuffle_compression: String,
 }
 
 /// `tickpipe map` and `tickpipe reduce`.

@@ -13,8 +13,8 @@ pub fn plan(args: PlanArgs, quiet: bool) -> anyhow::Result<Outcome> {
         &args.input.inputs,
         &cfg,
         &args.out,
-        args.map_tasks,
-        args.reduce_tasks,
+        (args.map_tasks, args.reduce_tasks),
+        args.shuffle_compression.parse()?,
     )?;
     if !quiet {
         eprintln!(

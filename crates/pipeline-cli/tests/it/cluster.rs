@@ -344,3 +344,47 @@ fn an_input_changed_after_planning_is_refused_by_its_map_task() {
         "exactly the task reading the file refuses"
     );
 }
+
+/// `--shuffle-compression` is kept in the plan (none by default) and a job shuffled with
+/// LZ4 writes the rows the uncompressed one writes; an unknown codec is a usage error.
+#[test]
+fn the_shuffle_compression_is_planned_and_changes_no_row() {
+    let tmp = tempdir().unwrap();
+    let input = gen_data(tmp.path(), 4_000, 2);
+    let mut outputs = Vec::new();
+    for codec in [None, Some("lz4")] {
+        let job = tmp
+            .path()
+            .join(format!("job-{}", codec.unwrap_or("default")));
+        let mut plan = tickpipe();
+        plan.args([
+            "plan",
+            input.to_str().unwrap(),
+            "--out",
+            job.to_str().unwrap(),
+        ])
+        .args(["--map-tasks", "2", "--reduce-tasks", "2"]);
+        if let Some(c) = codec {
+            plan.args(["--shuffle-compression", c]);
+        }
+        plan.assert().success();
+        let planned: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("_plan.json")).unwrap())
+                .unwrap();
+        assert_eq!(planned["shuffle_compression"], codec.unwrap_or("none"));
+        for phase in ["map", "reduce"] {
+            for i in 0..2 {
+                run_task(phase, &job, "TICKPIPE_TASK_INDEX", i);
+            }
+        }
+        outputs.push(rows(&job, false));
+    }
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0], outputs[1]);
+    tickpipe()
+        .args(["plan", input.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("bad"))
+        .args(["--shuffle-compression", "gzip"])
+        .assert()
+        .code(2);
+}

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use arrow_array::{Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray, UInt32Array};
 use arrow_ipc::CompressionType;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_schema::DataType;
 use pipeline_core::{Chunk, Error, Reject, Result};
 use serde::{Deserialize, Serialize};
 
-use super::plan::Plan;
+use super::plan::{Plan, ShuffleCompression};
 use crate::output::Output;
 
 /// The last bytes of a finished map output file, after the length of its footer.
@@ -113,7 +114,12 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
                                 return Ok(false);
                             }
                             plan.check_input(index)?;
-                            map_input(&out, spec, plan.buckets, (retries, hold))
+                            map_input(
+                                &out,
+                                spec,
+                                plan.buckets,
+                                (retries, (hold, plan.shuffle_compression)),
+                            )
                         });
                     match done {
                         Ok(true) => {
@@ -143,7 +149,7 @@ fn map_input(
     out: &Path,
     spec: &pipeline_parallel::SourceSpec,
     buckets: u32,
-    (retries, hold): (u32, usize),
+    (retries, hold): (u32, (usize, ShuffleCompression)),
 ) -> Result<bool> {
     let parent = out
         .parent()
@@ -179,19 +185,24 @@ fn map_input(
     Ok(true)
 }
 
-/// Intermediate rows are read once, soon, by a machine on the same network: Arrow IPC
-/// with LZ4 costs little to write and read. Measured on 252 gzip day files (3M rows,
-/// 3 map tasks): Parquet with Snappy, 90 MB, its encoding about a third of a map task's time
-/// and its decoding a tenth of a reduce task's; IPC uncompressed 231 MB; LZ4 111 MB at
-/// about 0.1 s more per map task than uncompressed; zstd (level 1) 68 MB at 0.25 s more.
-fn ipc_options() -> Result<IpcWriteOptions> {
-    Ok(IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?)
+/// The IPC options of map outputs compressed with `c` (see [`ShuffleCompression`]).
+fn ipc_options(c: ShuffleCompression) -> Result<IpcWriteOptions> {
+    let codec = match c {
+        ShuffleCompression::None => None,
+        ShuffleCompression::Lz4 => Some(CompressionType::LZ4_FRAME),
+        ShuffleCompression::Zstd => Some(CompressionType::ZSTD),
+    };
+    Ok(IpcWriteOptions::default().try_with_compression(codec)?)
 }
 
 /// One IPC stream (schema, `batch` when given, end marker) as bytes.
-fn ipc_stream(schema: &arrow_schema::Schema, batch: Option<&RecordBatch>) -> Result<Vec<u8>> {
+fn ipc_stream(
+    schema: &arrow_schema::Schema,
+    batch: Option<&RecordBatch>,
+    options: &IpcWriteOptions,
+) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut w = StreamWriter::try_new_with_options(&mut buf, schema, ipc_options()?)?;
+    let mut w = StreamWriter::try_new_with_options(&mut buf, schema, options.clone())?;
     if let Some(b) = batch {
         w.write(b)?;
     }
@@ -210,11 +221,16 @@ struct Rows {
     held: BTreeMap<u32, Vec<RecordBatch>>,
     held_bytes: usize,
     hold: usize,
+    options: IpcWriteOptions,
     buckets: BTreeMap<u32, Bucket>,
 }
 
 impl Rows {
-    fn create(path: &Path, schema: arrow_schema::SchemaRef, hold: usize) -> Result<Rows> {
+    fn create(
+        path: &Path,
+        schema: arrow_schema::SchemaRef,
+        (hold, compression): (usize, ShuffleCompression),
+    ) -> Result<Rows> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut rows = Rows {
             file: BufWriter::new(f),
@@ -224,9 +240,10 @@ impl Rows {
             held: BTreeMap::new(),
             held_bytes: 0,
             hold,
+            options: ipc_options(compression)?,
             buckets: BTreeMap::new(),
         };
-        let head = ipc_stream(&rows.schema, None)?;
+        let head = ipc_stream(&rows.schema, None, &rows.options)?;
         rows.append(&head)?;
         Ok(rows)
     }
@@ -253,7 +270,7 @@ impl Rows {
     fn write_held(&mut self) -> Result<()> {
         for (b, parts) in std::mem::take(&mut self.held) {
             let batch = arrow_select::concat::concat_batches(&self.schema, &parts)?;
-            let seg = self.append(&ipc_stream(&self.schema, Some(&batch))?)?;
+            let seg = self.append(&ipc_stream(&self.schema, Some(&batch), &self.options)?)?;
             let e = self.buckets.entry(b).or_default();
             e.rows += batch.num_rows() as u64;
             e.bytes += seg.1;
@@ -337,7 +354,7 @@ fn split_input(
     source: Result<Box<dyn pipeline_core::Source>>,
     tmp: &Path,
     buckets: u32,
-    hold: usize,
+    hold: (usize, ShuffleCompression),
 ) -> Result<Option<Error>> {
     let mut source = match source {
         Ok(s) => s,
@@ -383,11 +400,7 @@ fn split_input(
             continue;
         }
         let of_row = buckets_of(batch, buckets, &mut symbols)?;
-        let mut rows: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (row, b) in of_row.values().iter().enumerate() {
-            rows.entry(*b).or_default().push(row as u32);
-        }
-        for (b, idx) in rows {
+        for (b, idx) in rows_by_bucket(&of_row) {
             let part = if idx.len() == batch.num_rows() {
                 batch.clone()
             } else {
@@ -441,31 +454,63 @@ pub(crate) fn bucket_of(symbol: &str, buckets: u32) -> u32 {
 }
 
 /// The bucket of every row of `batch`, from its `symbol` column, with the rows of each
-/// symbol added to `counts`.
+/// symbol added to `counts`. A dictionary-encoded column (what the readers make) is hashed
+/// once per dictionary value and its rows take their key's bucket; any other column is cast
+/// to text and each distinct symbol hashed once per chunk.
 pub(crate) fn buckets_of(
     batch: &RecordBatch,
     buckets: u32,
     counts: &mut BTreeMap<String, u64>,
-) -> Result<UInt32Array> {
+) -> Result<Vec<u32>> {
     let col = batch
         .column_by_name("symbol")
         .ok_or_else(|| Error::Schema("a cluster job needs a `symbol` column".into()))?;
+    let null_bucket = bucket_of("", buckets);
+    if let Some(dict) = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>()
+        && let Some(values) = dict.values().as_any().downcast_ref::<StringArray>()
+    {
+        // Per dictionary value: its bucket (a null value counts as a null symbol).
+        let of_value: Vec<Option<u32>> = (0..values.len())
+            .map(|v| (!values.is_null(v)).then(|| bucket_of(values.value(v), buckets)))
+            .collect();
+        let mut rows_of_value = vec![0u64; values.len()];
+        let keys = dict.keys();
+        let mut of_row = Vec::with_capacity(keys.len());
+        for (i, &k) in keys.values().iter().enumerate() {
+            let valued = usize::try_from(k)
+                .ok()
+                .filter(|_| keys.is_valid(i))
+                .and_then(|v| Some((v, of_value.get(v).copied().flatten()?)));
+            match valued {
+                Some((v, b)) => {
+                    rows_of_value[v] += 1;
+                    of_row.push(b);
+                }
+                None => of_row.push(null_bucket),
+            }
+        }
+        for (v, n) in rows_of_value.into_iter().enumerate() {
+            if n > 0 {
+                *counts.entry(values.value(v).to_string()).or_default() += n;
+            }
+        }
+        return Ok(of_row);
+    }
     let text = arrow_cast::cast(col, &DataType::Utf8)?;
     let text = text
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| Error::Internal("symbol cast to text".into()))?;
-    let bucket_of = |s: &str| bucket_of(s, buckets);
     // Each symbol hashed once per chunk.
     let mut seen: std::collections::HashMap<&str, (u32, u64)> = std::collections::HashMap::new();
-    let of_row: UInt32Array = (0..text.len())
+    let of_row: Vec<u32> = (0..text.len())
         .map(|i| {
             if text.is_null(i) {
-                return bucket_of("");
+                return null_bucket;
             }
             let e = seen
                 .entry(text.value(i))
-                .or_insert_with_key(|s| (bucket_of(s), 0));
+                .or_insert_with_key(|s| (bucket_of(s, buckets), 0));
             e.1 += 1;
             e.0
         })
@@ -474,6 +519,27 @@ pub(crate) fn buckets_of(
         *counts.entry(s.to_string()).or_default() += n;
     }
     Ok(of_row)
+}
+
+/// The rows of each bucket in `of_row` (a row's bucket), in row order, buckets ascending.
+fn rows_by_bucket(of_row: &[u32]) -> Vec<(u32, Vec<u32>)> {
+    let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+    // A chunk holds few buckets; the last one looked up is usually the next row's too.
+    let mut last = usize::MAX;
+    for (row, &b) in of_row.iter().enumerate() {
+        if groups.get(last).is_none_or(|g| g.0 != b) {
+            last = match groups.iter().position(|g| g.0 == b) {
+                Some(at) => at,
+                None => {
+                    groups.push((b, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+        }
+        groups[last].1.push(row as u32);
+    }
+    groups.sort_unstable_by_key(|g| g.0);
+    groups
 }
 
 #[cfg(test)]
@@ -504,7 +570,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.tpmap");
         let b = batch(&[("A", 0)]);
-        let mut rows = Rows::create(&path, b.schema(), 1).unwrap();
+        let mut rows = Rows::create(&path, b.schema(), (1, ShuffleCompression::Lz4)).unwrap();
         let mut pushed: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
         for i in 0..7 {
             for (bucket, sym) in [(3u32, "A"), (1, "B")] {
@@ -562,7 +628,8 @@ mod tests {
         let path = dir.path().join("x.tpmap");
         assert!(MapFile::read(&path).unwrap().is_none());
         let b = batch(&[("A", 1)]);
-        let mut rows = Rows::create(&path, b.schema(), 1 << 20).unwrap();
+        let mut rows =
+            Rows::create(&path, b.schema(), (1 << 20, ShuffleCompression::None)).unwrap();
         rows.push(0, b).unwrap();
         let rejects = vec![Reject::quarantined(0, 7, "bad_number", "x", None)];
         rows.finish(&rejects, Done::default()).unwrap();
@@ -586,6 +653,43 @@ mod tests {
         assert!(
             e.contains("x.tpmap") && e.contains("run its map task again"),
             "{e}"
+        );
+    }
+
+    /// A dictionary-encoded symbol column (what the readers make), with null keys, a null
+    /// value and an unused value, gets the buckets and counts its text gives.
+    #[test]
+    fn dictionary_and_text_symbols_get_the_same_buckets() {
+        use arrow_array::{DictionaryArray, Int32Array};
+        let values = StringArray::from(vec![Some("MSFT"), None, Some("AAPL"), Some("UNUSED")]);
+        let keys = Int32Array::from(vec![Some(2), Some(0), None, Some(2), Some(1), Some(0)]);
+        let dict: ArrayRef = Arc::new(DictionaryArray::try_new(keys, Arc::new(values)).unwrap());
+        let text = arrow_cast::cast(&dict, &DataType::Utf8).unwrap();
+        let of = |col: ArrayRef| {
+            let b = RecordBatch::try_from_iter([("symbol", col)]).unwrap();
+            let mut counts = BTreeMap::new();
+            let rows = buckets_of(&b, 256, &mut counts).unwrap();
+            (rows, counts)
+        };
+        let (d_rows, d_counts) = of(dict);
+        let (t_rows, t_counts) = of(text);
+        assert_eq!(d_rows, t_rows);
+        assert_eq!(d_counts, t_counts);
+        let (msft, aapl, none) = (
+            bucket_of("MSFT", 256),
+            bucket_of("AAPL", 256),
+            bucket_of("", 256),
+        );
+        assert_eq!(d_rows, vec![aapl, msft, none, aapl, none, msft]);
+        assert_eq!(
+            d_counts.into_iter().collect::<Vec<_>>(),
+            vec![("AAPL".to_string(), 2), ("MSFT".to_string(), 2)]
+        );
+        // Rows grouped by bucket keep their order; buckets ascending.
+        let groups = rows_by_bucket(&[5, 3, 5, 5, 9, 3]);
+        assert_eq!(
+            groups,
+            vec![(3, vec![1, 5]), (5, vec![0, 2, 3]), (9, vec![4])]
         );
     }
 }

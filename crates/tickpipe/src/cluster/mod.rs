@@ -9,8 +9,9 @@
 //!   the reader's quarantine, `[input] sort`), up to two inputs per worker at once, and
 //!   writes the rows per symbol bucket (a stable hash of the symbol into [`BUCKETS`] virtual
 //!   buckets) with their provenance (`_line`), in the order the reader produced them. Each
-//!   input's output is one file named by the input's fingerprint: LZ4-compressed Arrow IPC
-//!   segments (each bucket's rows in segments of their own), the reader's rejects, and a
+//!   input's output is one file named by the input's fingerprint: Arrow IPC segments,
+//!   uncompressed unless the plan says otherwise ([`ShuffleCompression`]; each bucket's rows
+//!   in segments of their own), the reader's rejects, and a
 //!   footer listing them. It is written under a temporary name and published with one
 //!   rename, so a retried or duplicated map task is harmless.
 //! - **reduce** assigns the buckets to reduce tasks by their sizes (longest first to the
@@ -44,7 +45,7 @@ use pipeline_core::Result;
 use pipeline_parallel::SourceSpec;
 
 pub use map::map_task;
-pub use plan::{BUCKETS, PLAN_FILE, Plan, PlanInput, plan};
+pub use plan::{BUCKETS, PLAN_FILE, Plan, PlanInput, ShuffleCompression, plan};
 pub use reduce::{JOB_LEDGER, reduce_task};
 pub use status::{JobStatus, status};
 

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
-use arrow_ipc::reader::StreamReader;
+use arrow_ipc::reader::{StreamDecoder, StreamReader};
 use arrow_schema::SchemaRef;
 use pipeline_core::{Chunk, Error, Reject, Result, Source, SourceId};
 
@@ -96,10 +96,17 @@ impl ShuffledSource {
         let Some((at, len)) = self.segments.next() else {
             return Ok(false);
         };
-        let buf = super::map::read_at(&mut self.file, &self.path, (at, len))?;
-        for b in StreamReader::try_new(std::io::Cursor::new(buf), None)? {
-            self.pending.push_back(b?);
+        let bytes = super::map::read_at(&mut self.file, &self.path, (at, len))?;
+        // Decoded in place: the batches' buffers are slices of the bytes read (an IPC reader
+        // over a cursor copied every body out again).
+        let mut buf = arrow_buffer::Buffer::from_vec(bytes);
+        let mut decoder = StreamDecoder::new();
+        while !buf.is_empty() {
+            if let Some(b) = decoder.decode(&mut buf)? {
+                self.pending.push_back(b);
+            }
         }
+        decoder.finish()?;
         Ok(true)
     }
 }

@@ -38,11 +38,18 @@ pub fn quarantine_rows(dir: &Path) -> Vec<String> {
     rows_of(&batches)
 }
 
-/// Runs a whole job in-process: plan, every map task (task 0 twice), every reduce task.
-fn run_job(input: &Path, dir: &Path, f: usize, m: usize) -> Ledger {
+/// Runs a whole job in-process: plan (the shuffle compressed with `shuffle`), every map
+/// task (task 0 twice), every reduce task.
+fn run_job(
+    input: &Path,
+    dir: &Path,
+    (f, m): (usize, usize),
+    shuffle: cluster::ShuffleCompression,
+) -> Ledger {
     let inputs = vec![input.display().to_string()];
-    let plan = cluster::plan(&inputs, &config(2), dir, f, m).expect("plan");
+    let plan = cluster::plan(&inputs, &config(2), dir, (f, m), shuffle).expect("plan");
     assert_eq!(plan.map_tasks(), f);
+    assert_eq!(plan.shuffle_compression, shuffle);
     for t in 0..f {
         cluster::map_task(dir, t).expect("map");
     }
@@ -84,9 +91,14 @@ fn cluster_jobs_write_what_one_machine_writes() {
         r.rows_removed.values().sum::<u64>() > 0,
         "the sample has removed rows"
     );
-    for (f, m) in [(1, 1), (3, 2), (7, 5)] {
+    // Each job shuffles with another compression: the output is the same whichever.
+    for ((f, m), shuffle) in [
+        ((1, 1), cluster::ShuffleCompression::None),
+        ((3, 2), cluster::ShuffleCompression::Lz4),
+        ((7, 5), cluster::ShuffleCompression::Zstd),
+    ] {
         let dir = tmp.path().join(format!("job-{f}-{m}"));
-        let ledger = run_job(&input, &dir, f, m);
+        let ledger = run_job(&input, &dir, (f, m), shuffle);
         assert_eq!(ledger.read, r.rows_read, "({f},{m}) read");
         assert_eq!(ledger.written, r.rows_written, "({f},{m}) written");
         assert_eq!(ledger.quarantined, r.quarantined_by_reason, "({f},{m})");
@@ -139,7 +151,7 @@ fn reduce_waits_for_every_map_and_tasks_are_checked() {
     .unwrap();
     let dir = tmp.path().join("job");
     let inputs = vec![input.join("*.csv").display().to_string()];
-    cluster::plan(&inputs, &config(1), &dir, 2, 2).unwrap();
+    cluster::plan(&inputs, &config(1), &dir, (2, 2), Default::default()).unwrap();
     cluster::map_task(&dir, 0).unwrap();
     let e = cluster::reduce_task(&dir, 0).unwrap_err().to_string();
     assert!(e.contains("no map output yet"), "{e}");
@@ -147,5 +159,5 @@ fn reduce_waits_for_every_map_and_tasks_are_checked() {
     cluster::map_task(&dir, 1).unwrap();
     assert!(cluster::reduce_task(&dir, 2).is_err());
     // Planning another job into the same folder is refused.
-    assert!(cluster::plan(&inputs, &config(1), &dir, 3, 2).is_err());
+    assert!(cluster::plan(&inputs, &config(1), &dir, (3, 2), Default::default()).is_err());
 }

@@ -67,8 +67,8 @@ fn refusals_name_the_option_and_the_reason() {
         std::slice::from_ref(&trades),
         &cfg,
         &tmp.path().join("job"),
-        1,
-        1,
+        (1, 1),
+        Default::default(),
     )
     .expect_err("refused")
     .to_string();
