@@ -610,23 +610,11 @@ fn time_colon(b: &[u8]) -> Option<(i64, &[u8])> {
     Some((nanos, rest))
 }
 
-/// The value of the first eight bytes of `b` when all eight are ASCII digits (one word,
-/// three multiplies: the SWAR form simdjson uses instead of eight dependent steps).
+/// The value of the first eight bytes of `b` when all eight are ASCII digits.
 #[inline]
 fn eight_digits(b: &[u8]) -> Option<u32> {
     let w = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
-    // Each byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
-    const F0: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    let all_digits =
-        ((w & F0) | (((w.wrapping_add(0x0606_0606_0606_0606)) & F0) >> 4)) == 0x3333_3333_3333_3333;
-    if !all_digits {
-        return None;
-    }
-    let mut v = w & 0x0F0F_0F0F_0F0F_0F0F;
-    v = (v.wrapping_mul(10 << 8 | 1) >> 8) & 0x00FF_00FF_00FF_00FF;
-    v = (v.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_FFFF_0000_FFFF;
-    v = v.wrapping_mul(10_000 << 32 | 1) >> 32;
-    u32::try_from(v).ok()
+    u32::try_from(super::number::digits8(w)?).ok()
 }
 
 /// Fractional-second digits to nanoseconds (digits beyond the ninth are dropped).
