@@ -565,7 +565,11 @@ impl CsvDecoder {
                 let x = if self.plan.decimal_comma {
                     super::plan::parse_decimal_comma(trim(field))
                 } else {
-                    parse_f64(field).or_else(|| parse_f64(trim(field)))
+                    // A `match`, not `or_else`: the closure was not inlined (a call per cell).
+                    match parse_f64(field) {
+                        Some(x) => Some(x),
+                        None => parse_f64(trim(field)),
+                    }
                 };
                 let x = x.ok_or(CellError {
                     reason: "bad_number",
@@ -605,13 +609,16 @@ impl CsvDecoder {
             ) => {
                 let packed = pack_short(field);
                 let found = match packed {
-                    Some(p) => recent.get(p).or_else(|| {
-                        let k = short.get(&p).copied();
-                        if let Some(k) = k {
-                            recent.put(p, k);
+                    Some(p) => match recent.get(p) {
+                        Some(k) => Some(k),
+                        None => {
+                            let k = short.get(&p).copied();
+                            if let Some(k) = k {
+                                recent.put(p, k);
+                            }
+                            k
                         }
-                        k
-                    }),
+                    },
                     None => long.get(field).copied(),
                 };
                 let k = match found {

@@ -106,11 +106,23 @@ pub(crate) fn split_record(buf: &[u8], delim: u8, eof: bool, fields: &mut Vec<Sp
         } else {
             let start = pos;
             pos = find_delim_or_newline(buf, pos, delim);
+            if pos < n && buf[pos] == delim {
+                // Not the record's last field: no `\r` to look for.
+                fields.push(Span {
+                    start: start as u32,
+                    end: pos as u32,
+                    kind: 0,
+                });
+                pos += 1;
+                continue;
+            }
             if pos >= n && !eof {
                 return Split::Incomplete;
             }
+            // The last field, before `\n` or the end of the input: a `\r` before either is
+            // the terminator's.
             let mut end = pos;
-            if end > start && buf[end - 1] == b'\r' && (pos == n || buf[pos] == b'\n') {
+            if end > start && buf[end - 1] == b'\r' {
                 end -= 1;
             }
             fields.push(Span {
@@ -305,6 +317,11 @@ mod tests {
         ));
         assert_eq!(fields("\"ab\"cd,e\n", false).0, ["abcd", "e"]);
         assert_eq!(fields("\"ab\"\r\n", false).0, ["ab"]);
+        // A `\r` is dropped only before the record's end; inside a record it is data.
+        assert_eq!(fields("a\r,b\r\n", false).0, ["a\r", "b"]);
+        assert_eq!(fields("a,\r\n", false).0, ["a", ""]);
+        assert_eq!(fields("a,b\r", true).0, ["a", "b"]);
+        assert_eq!(fields("a,b\r", false).1, Split::Incomplete);
     }
 
     #[test]

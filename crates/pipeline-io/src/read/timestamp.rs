@@ -611,7 +611,7 @@ fn time_colon(b: &[u8]) -> Option<(i64, &[u8])> {
 }
 
 /// The value of the first eight bytes of `b` when all eight are ASCII digits.
-#[inline]
+#[inline(always)]
 fn eight_digits(b: &[u8]) -> Option<u32> {
     let w = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     u32::try_from(super::number::digits8(w)?).ok()
