@@ -24,7 +24,7 @@ use arrow_schema::SchemaRef;
 use pipeline_core::{Chunk, Error, Reject, Result, SourceId, truncate_for_error};
 
 use super::number::{parse_f64, parse_i64, parse_side};
-use super::plan::{CsvPlan, Input, Kind, Scale};
+use super::plan::{CsvPlan, Input, Kind, OutCol, Scale};
 use super::record::{Span, Split, is_blank, split_record, unescape};
 use super::timestamp::{TsError, TsParser};
 
@@ -434,19 +434,33 @@ impl CsvDecoder {
             let msg = format!("expected {want} fields, found {}", self.fields.len());
             return self.reject(line, rec, "wrong_field_count", msg, None);
         }
-        for c in 0..self.cols.len() {
-            if let Err(e) = self.cell(c, rec) {
-                for col in &mut self.cols {
-                    col.truncate(self.rows);
-                }
-                let (name, found) = self.cell_context(c, rec);
-                let detail = format!(
-                    "column `{name}`: expected {}, found {:?}",
-                    e.expected,
-                    truncate_for_error(&found)
-                );
-                return self.reject(line, rec, e.reason, detail, Some((name, e.expected, found)));
+        // The columns walked beside their plan entries, with the decoder's parts borrowed
+        // apart: no index checks per cell.
+        let mut cx = Cells {
+            fields: &self.fields,
+            scratch: &mut self.scratch,
+            ts: &mut self.ts,
+            rows: self.rows,
+            decimal_comma: self.plan.decimal_comma,
+        };
+        let failed = self
+            .plan
+            .outs
+            .iter()
+            .zip(self.cols.iter_mut())
+            .enumerate()
+            .find_map(|(c, (out, col))| cell(out, col, rec, &mut cx).err().map(|e| (c, e)));
+        if let Some((c, e)) = failed {
+            for col in &mut self.cols {
+                col.truncate(self.rows);
             }
+            let (name, found) = self.cell_context(c, rec);
+            let detail = format!(
+                "column `{name}`: expected {}, found {:?}",
+                e.expected,
+                truncate_for_error(&found)
+            );
+            return self.reject(line, rec, e.reason, detail, Some((name, e.expected, found)));
         }
         self.lines.push(line);
         self.rows += 1;
@@ -510,157 +524,6 @@ impl CsvDecoder {
         ));
         Ok(())
     }
-
-    /// Parses cell `c` of the current record into its column.
-    #[inline]
-    fn cell(&mut self, c: usize, rec: &[u8]) -> std::result::Result<(), CellError> {
-        let out = &self.plan.outs[c];
-        let col = &mut self.cols[c];
-        let field = match out.input {
-            Input::Const(_) => return Ok(()),
-            Input::DateTime(d, t) => {
-                let date = field_bytes(rec, self.fields[d], &mut self.scratch).to_vec();
-                let time = field_bytes(rec, self.fields[t], &mut self.scratch);
-                if date.is_empty() || time.is_empty() {
-                    push_null(col, self.rows);
-                    return Ok(());
-                }
-                let v = self
-                    .ts
-                    .parse_date_time_checked(&date, time)
-                    .map_err(|e| CellError {
-                        reason: "bad_timestamp",
-                        expected: match e {
-                            TsError::Malformed => "a date and a time of day",
-                            e => e.expected(),
-                        },
-                    })?;
-                if let Builder::I64(vals) = &mut col.builder {
-                    vals.push(v);
-                }
-                return Ok(());
-            }
-            Input::Field(i) => field_bytes(rec, self.fields[i], &mut self.scratch),
-        };
-        if field.is_empty() {
-            push_null(col, self.rows);
-            return Ok(());
-        }
-        match (&mut col.builder, out.kind) {
-            (Builder::I64(v), Kind::Ts) => {
-                let t = self.ts.parse_checked(field).map_err(|e| CellError {
-                    reason: "bad_timestamp",
-                    expected: e.expected(),
-                })?;
-                v.push(t);
-            }
-            (Builder::I64(v), _) => {
-                let x = parse_i64(trim(field)).ok_or(CellError {
-                    reason: "bad_number",
-                    expected: "an integer",
-                })?;
-                v.push(x);
-            }
-            (Builder::F64(v, scale), _) => {
-                let x = if self.plan.decimal_comma {
-                    super::plan::parse_decimal_comma(trim(field))
-                } else {
-                    // A `match`, not `or_else`: the closure was not inlined (a call per cell).
-                    match parse_f64(field) {
-                        Some(x) => Some(x),
-                        None => parse_f64(trim(field)),
-                    }
-                };
-                let x = x.ok_or(CellError {
-                    reason: "bad_number",
-                    expected: "a decimal number",
-                })?;
-                v.push(match scale {
-                    Scale::One => x,
-                    Scale::Mul(m) => x * *m,
-                    Scale::Div(d) => x / *d,
-                });
-            }
-            (Builder::I8(v), Kind::Side) => {
-                let x = parse_side(trim(field)).ok_or(CellError {
-                    reason: "bad_number",
-                    expected: "a side (1/-1, buy/sell)",
-                })?;
-                v.push(x);
-            }
-            (Builder::I8(v), _) => {
-                let x = parse_i64(trim(field))
-                    .and_then(|x| i8::try_from(x).ok())
-                    .ok_or(CellError {
-                        reason: "bad_number",
-                        expected: "a small integer",
-                    })?;
-                v.push(x);
-            }
-            (
-                Builder::Dict {
-                    keys,
-                    short,
-                    recent,
-                    long,
-                    values,
-                },
-                _,
-            ) => {
-                let packed = pack_short(field);
-                let found = match packed {
-                    Some(p) => match recent.get(p) {
-                        Some(k) => Some(k),
-                        None => {
-                            let k = short.get(&p).copied();
-                            if let Some(k) = k {
-                                recent.put(p, k);
-                            }
-                            k
-                        }
-                    },
-                    None => long.get(field).copied(),
-                };
-                let k = match found {
-                    Some(k) => k,
-                    None => {
-                        let s = std::str::from_utf8(field).map_err(|_| CellError {
-                            reason: "bad_encoding",
-                            expected: "UTF-8 text",
-                        })?;
-                        let k = values.len() as i32;
-                        values.push(s.to_string());
-                        match packed {
-                            Some(p) => {
-                                recent.put(p, k);
-                                short.insert(p, k)
-                            }
-                            None => long.insert(field.into(), k),
-                        };
-                        k
-                    }
-                };
-                keys.push(k);
-            }
-            (Builder::Utf8 { offsets, data }, _) => {
-                if std::str::from_utf8(field).is_err() {
-                    return Err(CellError {
-                        reason: "bad_encoding",
-                        expected: "UTF-8 text",
-                    });
-                }
-                data.extend_from_slice(field);
-                offsets.push(data.len() as i32);
-            }
-            _ => {
-                return Err(CellError {
-                    reason: "bad_number",
-                    expected: "a value of the column's type",
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Quarantine reason of a record longer than `ReadOptions::max_line_bytes`.
@@ -698,6 +561,169 @@ pub(crate) fn long_line_reject(
         long_line_detail(len, max),
         Some(format!("{}…", &text[..end])),
     )
+}
+
+/// What parsing a cell needs of the decoder besides its column.
+struct Cells<'a> {
+    fields: &'a [Span],
+    scratch: &'a mut Vec<u8>,
+    ts: &'a mut TsParser,
+    rows: usize,
+    decimal_comma: bool,
+}
+
+/// Parses the cell of plan entry `out` of record `rec` into its column `col`.
+#[inline]
+fn cell(
+    out: &OutCol,
+    col: &mut Column,
+    rec: &[u8],
+    cx: &mut Cells<'_>,
+) -> std::result::Result<(), CellError> {
+    let field = match out.input {
+        Input::Const(_) => return Ok(()),
+        Input::DateTime(d, t) => {
+            let date = field_bytes(rec, cx.fields[d], cx.scratch).to_vec();
+            let time = field_bytes(rec, cx.fields[t], cx.scratch);
+            if date.is_empty() || time.is_empty() {
+                push_null(col, cx.rows);
+                return Ok(());
+            }
+            let v = cx
+                .ts
+                .parse_date_time_checked(&date, time)
+                .map_err(|e| CellError {
+                    reason: "bad_timestamp",
+                    expected: match e {
+                        TsError::Malformed => "a date and a time of day",
+                        e => e.expected(),
+                    },
+                })?;
+            if let Builder::I64(vals) = &mut col.builder {
+                vals.push(v);
+            }
+            return Ok(());
+        }
+        Input::Field(i) => field_bytes(rec, cx.fields[i], cx.scratch),
+    };
+    if field.is_empty() {
+        push_null(col, cx.rows);
+        return Ok(());
+    }
+    match (&mut col.builder, out.kind) {
+        (Builder::I64(v), Kind::Ts) => {
+            let t = cx.ts.parse_checked(field).map_err(|e| CellError {
+                reason: "bad_timestamp",
+                expected: e.expected(),
+            })?;
+            v.push(t);
+        }
+        (Builder::I64(v), _) => {
+            let x = parse_i64(trim(field)).ok_or(CellError {
+                reason: "bad_number",
+                expected: "an integer",
+            })?;
+            v.push(x);
+        }
+        (Builder::F64(v, scale), _) => {
+            let x = if cx.decimal_comma {
+                super::plan::parse_decimal_comma(trim(field))
+            } else {
+                // A `match`, not `or_else`: the closure was not inlined (a call per cell).
+                match parse_f64(field) {
+                    Some(x) => Some(x),
+                    None => parse_f64(trim(field)),
+                }
+            };
+            let x = x.ok_or(CellError {
+                reason: "bad_number",
+                expected: "a decimal number",
+            })?;
+            v.push(match scale {
+                Scale::One => x,
+                Scale::Mul(m) => x * *m,
+                Scale::Div(d) => x / *d,
+            });
+        }
+        (Builder::I8(v), Kind::Side) => {
+            let x = parse_side(trim(field)).ok_or(CellError {
+                reason: "bad_number",
+                expected: "a side (1/-1, buy/sell)",
+            })?;
+            v.push(x);
+        }
+        (Builder::I8(v), _) => {
+            let x = parse_i64(trim(field))
+                .and_then(|x| i8::try_from(x).ok())
+                .ok_or(CellError {
+                    reason: "bad_number",
+                    expected: "a small integer",
+                })?;
+            v.push(x);
+        }
+        (
+            Builder::Dict {
+                keys,
+                short,
+                recent,
+                long,
+                values,
+            },
+            _,
+        ) => {
+            let packed = pack_short(field);
+            let found = match packed {
+                Some(p) => match recent.get(p) {
+                    Some(k) => Some(k),
+                    None => {
+                        let k = short.get(&p).copied();
+                        if let Some(k) = k {
+                            recent.put(p, k);
+                        }
+                        k
+                    }
+                },
+                None => long.get(field).copied(),
+            };
+            let k = match found {
+                Some(k) => k,
+                None => {
+                    let s = std::str::from_utf8(field).map_err(|_| CellError {
+                        reason: "bad_encoding",
+                        expected: "UTF-8 text",
+                    })?;
+                    let k = values.len() as i32;
+                    values.push(s.to_string());
+                    match packed {
+                        Some(p) => {
+                            recent.put(p, k);
+                            short.insert(p, k)
+                        }
+                        None => long.insert(field.into(), k),
+                    };
+                    k
+                }
+            };
+            keys.push(k);
+        }
+        (Builder::Utf8 { offsets, data }, _) => {
+            if std::str::from_utf8(field).is_err() {
+                return Err(CellError {
+                    reason: "bad_encoding",
+                    expected: "UTF-8 text",
+                });
+            }
+            data.extend_from_slice(field);
+            offsets.push(data.len() as i32);
+        }
+        _ => {
+            return Err(CellError {
+                reason: "bad_number",
+                expected: "a value of the column's type",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Packs a key of at most 7 bytes and its length into a `u64` (never 0: the length is in the
