@@ -114,12 +114,11 @@ pub fn map_task(dir: &Path, task: usize) -> Result<usize> {
                                 return Ok(false);
                             }
                             plan.check_input(index)?;
-                            map_input(
-                                &out,
-                                spec,
-                                plan.buckets,
-                                (retries, (hold, plan.shuffle_compression)),
-                            )
+                            let writing = Writing {
+                                hold,
+                                compression: plan.shuffle_compression,
+                            };
+                            map_input(&out, spec, plan.buckets, (retries, writing))
                         });
                     match done {
                         Ok(true) => {
@@ -149,7 +148,7 @@ fn map_input(
     out: &Path,
     spec: &pipeline_parallel::SourceSpec,
     buckets: u32,
-    (retries, hold): (u32, (usize, ShuffleCompression)),
+    (retries, writing): (u32, Writing),
 ) -> Result<bool> {
     let parent = out
         .parent()
@@ -166,7 +165,7 @@ fn map_input(
     // was read before it is kept.
     let mut attempt = 0u32;
     loop {
-        match split_input((spec.open)(), &tmp, buckets, hold)? {
+        match split_input((spec.open)(), &tmp, buckets, writing)? {
             Some(e) if e.is_retryable() && attempt < retries => attempt += 1,
             Some(e) => {
                 tracing::error!(source = %spec.name, error = %e, "source failed after {} attempt(s)", attempt + 1);
@@ -183,6 +182,14 @@ fn map_input(
     }
     std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
     Ok(true)
+}
+
+/// How a map task writes an input's rows: held per bucket until `hold` bytes, then written
+/// as segments compressed with `compression`.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    hold: usize,
+    compression: ShuffleCompression,
 }
 
 /// The IPC options of map outputs compressed with `c` (see [`ShuffleCompression`]).
@@ -226,11 +233,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn create(
-        path: &Path,
-        schema: arrow_schema::SchemaRef,
-        (hold, compression): (usize, ShuffleCompression),
-    ) -> Result<Rows> {
+    fn create(path: &Path, schema: arrow_schema::SchemaRef, writing: Writing) -> Result<Rows> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut rows = Rows {
             file: BufWriter::new(f),
@@ -239,8 +242,8 @@ impl Rows {
             schema,
             held: BTreeMap::new(),
             held_bytes: 0,
-            hold,
-            options: ipc_options(compression)?,
+            hold: writing.hold,
+            options: ipc_options(writing.compression)?,
             buckets: BTreeMap::new(),
         };
         let head = ipc_stream(&rows.schema, None, &rows.options)?;
@@ -354,7 +357,7 @@ fn split_input(
     source: Result<Box<dyn pipeline_core::Source>>,
     tmp: &Path,
     buckets: u32,
-    hold: (usize, ShuffleCompression),
+    writing: Writing,
 ) -> Result<Option<Error>> {
     let mut source = match source {
         Ok(s) => s,
@@ -368,11 +371,12 @@ fn split_input(
                 }),
                 ..Default::default()
             };
-            Rows::create(tmp, Arc::new(arrow_schema::Schema::empty()), hold)?.finish(&[], done)?;
+            Rows::create(tmp, Arc::new(arrow_schema::Schema::empty()), writing)?
+                .finish(&[], done)?;
             return Ok(Some(e));
         }
     };
-    let mut out = Rows::create(tmp, source.schema(), hold)?;
+    let mut out = Rows::create(tmp, source.schema(), writing)?;
     let mut symbols = BTreeMap::new();
     let mut rejects: Vec<Reject> = Vec::new();
     let mut lines: Option<(u64, u64)> = None;
@@ -570,7 +574,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.tpmap");
         let b = batch(&[("A", 0)]);
-        let mut rows = Rows::create(&path, b.schema(), (1, ShuffleCompression::Lz4)).unwrap();
+        let mut rows = Rows::create(
+            &path,
+            b.schema(),
+            Writing {
+                hold: 1,
+                compression: ShuffleCompression::Lz4,
+            },
+        )
+        .unwrap();
         let mut pushed: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
         for i in 0..7 {
             for (bucket, sym) in [(3u32, "A"), (1, "B")] {
@@ -628,8 +640,15 @@ mod tests {
         let path = dir.path().join("x.tpmap");
         assert!(MapFile::read(&path).unwrap().is_none());
         let b = batch(&[("A", 1)]);
-        let mut rows =
-            Rows::create(&path, b.schema(), (1 << 20, ShuffleCompression::None)).unwrap();
+        let mut rows = Rows::create(
+            &path,
+            b.schema(),
+            Writing {
+                hold: 1 << 20,
+                compression: ShuffleCompression::None,
+            },
+        )
+        .unwrap();
         rows.push(0, b).unwrap();
         let rejects = vec![Reject::quarantined(0, 7, "bad_number", "x", None)];
         rows.finish(&rejects, Done::default()).unwrap();
