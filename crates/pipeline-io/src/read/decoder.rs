@@ -33,9 +33,13 @@ type FxMap<K, V> = HashMap<K, V, pipeline_core::FxBuildHasher>;
 
 /// One output column under construction.
 enum Builder {
+    /// Timestamps (nanoseconds, UTC).
+    Ts(Vec<i64>),
     I64(Vec<i64>),
     F64(Vec<f64>, Scale),
     I8(Vec<i8>),
+    /// Trade sides (+1 / -1).
+    Side(Vec<i8>),
     Dict {
         keys: Vec<i32>,
         /// Keys of up to 7 bytes packed with their length into a `u64`: symbols and venue
@@ -69,9 +73,9 @@ impl Column {
             self.nulls.pop();
         }
         match &mut self.builder {
-            Builder::I64(v) => v.truncate(rows),
+            Builder::Ts(v) | Builder::I64(v) => v.truncate(rows),
             Builder::F64(v, _) => v.truncate(rows),
-            Builder::I8(v) => v.truncate(rows),
+            Builder::I8(v) | Builder::Side(v) => v.truncate(rows),
             Builder::Dict { keys, .. } => keys.truncate(rows),
             Builder::Utf8 { offsets, data } => {
                 offsets.truncate(rows + 1);
@@ -128,9 +132,11 @@ impl CsvDecoder {
             .map(|o| Column {
                 builder: match (&o.kind, &o.input) {
                     (_, Input::Const(_)) => Builder::Const,
-                    (Kind::Ts | Kind::I64, _) => Builder::I64(Vec::new()),
+                    (Kind::Ts, _) => Builder::Ts(Vec::new()),
+                    (Kind::I64, _) => Builder::I64(Vec::new()),
                     (Kind::F64(s), _) => Builder::F64(Vec::new(), *s),
-                    (Kind::I8 | Kind::Side, _) => Builder::I8(Vec::new()),
+                    (Kind::I8, _) => Builder::I8(Vec::new()),
+                    (Kind::Side, _) => Builder::Side(Vec::new()),
                     (Kind::Dict, _) => Builder::Dict {
                         keys: Vec::new(),
                         short: FxMap::default(),
@@ -204,9 +210,9 @@ impl CsvDecoder {
         self.lines.reserve(rows);
         for c in &mut self.cols {
             match &mut c.builder {
-                Builder::I64(v) => v.reserve(rows),
+                Builder::Ts(v) | Builder::I64(v) => v.reserve(rows),
                 Builder::F64(v, _) => v.reserve(rows),
-                Builder::I8(v) => v.reserve(rows),
+                Builder::I8(v) | Builder::Side(v) => v.reserve(rows),
                 Builder::Dict { keys, .. } => keys.reserve(rows),
                 Builder::Utf8 { offsets, data } => {
                     offsets.reserve(rows);
@@ -327,19 +333,19 @@ impl CsvDecoder {
                 NullBuffer::new(valid.finish())
             });
             let a: ArrayRef = match &mut col.builder {
-                Builder::I64(v) => {
+                Builder::Ts(v) => {
                     let v = ScalarBuffer::from(std::mem::take(v));
-                    if matches!(out.kind, Kind::Ts) {
-                        Arc::new(TimestampNanosecondArray::new(v, nulls).with_timezone("UTC"))
-                    } else {
-                        Arc::new(Int64Array::new(v, nulls))
-                    }
+                    Arc::new(TimestampNanosecondArray::new(v, nulls).with_timezone("UTC"))
                 }
+                Builder::I64(v) => Arc::new(Int64Array::new(
+                    ScalarBuffer::from(std::mem::take(v)),
+                    nulls,
+                )),
                 Builder::F64(v, _) => Arc::new(Float64Array::new(
                     ScalarBuffer::from(std::mem::take(v)),
                     nulls,
                 )),
-                Builder::I8(v) => {
+                Builder::I8(v) | Builder::Side(v) => {
                     Arc::new(Int8Array::new(ScalarBuffer::from(std::mem::take(v)), nulls))
                 }
                 Builder::Dict {
@@ -599,7 +605,7 @@ fn cell(
                         e => e.expected(),
                     },
                 })?;
-            if let Builder::I64(vals) = &mut col.builder {
+            if let Builder::Ts(vals) | Builder::I64(vals) = &mut col.builder {
                 vals.push(v);
             }
             return Ok(());
@@ -610,22 +616,23 @@ fn cell(
         push_null(col, cx.rows);
         return Ok(());
     }
-    match (&mut col.builder, out.kind) {
-        (Builder::I64(v), Kind::Ts) => {
+    // The builder's variant says the column's kind: one match per cell.
+    match &mut col.builder {
+        Builder::Ts(v) => {
             let t = cx.ts.parse_checked(field).map_err(|e| CellError {
                 reason: "bad_timestamp",
                 expected: e.expected(),
             })?;
             v.push(t);
         }
-        (Builder::I64(v), _) => {
+        Builder::I64(v) => {
             let x = parse_i64(trim(field)).ok_or(CellError {
                 reason: "bad_number",
                 expected: "an integer",
             })?;
             v.push(x);
         }
-        (Builder::F64(v, scale), _) => {
+        Builder::F64(v, scale) => {
             let x = if cx.decimal_comma {
                 super::plan::parse_decimal_comma(trim(field))
             } else {
@@ -645,14 +652,14 @@ fn cell(
                 Scale::Div(d) => x / *d,
             });
         }
-        (Builder::I8(v), Kind::Side) => {
+        Builder::Side(v) => {
             let x = parse_side(trim(field)).ok_or(CellError {
                 reason: "bad_number",
                 expected: "a side (1/-1, buy/sell)",
             })?;
             v.push(x);
         }
-        (Builder::I8(v), _) => {
+        Builder::I8(v) => {
             let x = parse_i64(trim(field))
                 .and_then(|x| i8::try_from(x).ok())
                 .ok_or(CellError {
@@ -661,16 +668,13 @@ fn cell(
                 })?;
             v.push(x);
         }
-        (
-            Builder::Dict {
-                keys,
-                short,
-                recent,
-                long,
-                values,
-            },
-            _,
-        ) => {
+        Builder::Dict {
+            keys,
+            short,
+            recent,
+            long,
+            values,
+        } => {
             let packed = pack_short(field);
             let found = match packed {
                 Some(p) => match recent.get(p) {
@@ -706,7 +710,7 @@ fn cell(
             };
             keys.push(k);
         }
-        (Builder::Utf8 { offsets, data }, _) => {
+        Builder::Utf8 { offsets, data } => {
             if std::str::from_utf8(field).is_err() {
                 return Err(CellError {
                     reason: "bad_encoding",
@@ -716,7 +720,8 @@ fn cell(
             data.extend_from_slice(field);
             offsets.push(data.len() as i32);
         }
-        _ => {
+        // A constant column has no cell (its input is `Const`, answered above).
+        Builder::Const => {
             return Err(CellError {
                 reason: "bad_number",
                 expected: "a value of the column's type",
@@ -781,9 +786,9 @@ impl Recent {
 fn push_null(col: &mut Column, row: usize) {
     col.nulls.push(row as u32);
     match &mut col.builder {
-        Builder::I64(v) => v.push(0),
+        Builder::Ts(v) | Builder::I64(v) => v.push(0),
         Builder::F64(v, _) => v.push(0.0),
-        Builder::I8(v) => v.push(0),
+        Builder::I8(v) | Builder::Side(v) => v.push(0),
         Builder::Dict { keys, .. } => keys.push(0),
         Builder::Utf8 { offsets, data } => offsets.push(data.len() as i32),
         Builder::Const => {}
