@@ -326,4 +326,35 @@ mod tests {
         let g = longest_first(&[5, 5], 3);
         assert_eq!(g, vec![vec![0], vec![1], vec![]]);
     }
+
+    /// A plan keeps its shuffle codec through JSON; a plan written before the choice existed
+    /// (no such field) reads as LZ4, the codec its map outputs were written with.
+    #[test]
+    fn plans_keep_their_shuffle_codec_and_older_plans_read_as_lz4() {
+        let plan = Plan {
+            version: VERSION,
+            inputs: Vec::new(),
+            config: serde_json::json!({}),
+            map_groups: vec![vec![]],
+            reduce_tasks: 1,
+            buckets: BUCKETS,
+            shuffle_compression: ShuffleCompression::Zstd,
+            described: Default::default(),
+        };
+        let mut v = serde_json::to_value(&plan).unwrap();
+        assert_eq!(v["shuffle_compression"], "zstd");
+        assert_eq!(serde_json::from_value::<Plan>(v.clone()).unwrap(), plan);
+        v.as_object_mut().unwrap().remove("shuffle_compression");
+        let older: Plan = serde_json::from_value(v).unwrap();
+        assert_eq!(older.shuffle_compression, ShuffleCompression::Lz4);
+        assert_eq!(ShuffleCompression::default(), ShuffleCompression::None);
+        for (text, c) in [
+            ("none", ShuffleCompression::None),
+            ("lz4", ShuffleCompression::Lz4),
+            ("zstd", ShuffleCompression::Zstd),
+        ] {
+            assert_eq!(text.parse::<ShuffleCompression>().unwrap(), c);
+        }
+        assert!("gzip".parse::<ShuffleCompression>().is_err());
+    }
 }
