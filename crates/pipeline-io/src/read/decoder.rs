@@ -40,18 +40,7 @@ enum Builder {
     I8(Vec<i8>),
     /// Trade sides (+1 / -1).
     Side(Vec<i8>),
-    Dict {
-        keys: Vec<i32>,
-        /// Keys of up to 7 bytes packed with their length into a `u64`: symbols and venue
-        /// codes are that short, and integer keys skip the `memcmp` that showed up in
-        /// profiles of the TAQ decode.
-        short: FxMap<u64, i32>,
-        /// Short keys seen lately, by a hash of the packed key: a column of few distinct
-        /// values (symbols, venues, condition codes) is answered here without probing the map.
-        recent: Box<Recent>,
-        long: FxMap<Box<[u8]>, i32>,
-        values: Vec<String>,
-    },
+    Dict(DictBuilder),
     Utf8 {
         offsets: Vec<i32>,
         data: Vec<u8>,
@@ -76,7 +65,7 @@ impl Column {
             Builder::Ts(v) | Builder::I64(v) => v.truncate(rows),
             Builder::F64(v, _) => v.truncate(rows),
             Builder::I8(v) | Builder::Side(v) => v.truncate(rows),
-            Builder::Dict { keys, .. } => keys.truncate(rows),
+            Builder::Dict(d) => d.keys.truncate(rows),
             Builder::Utf8 { offsets, data } => {
                 offsets.truncate(rows + 1);
                 data.truncate(offsets[rows] as usize);
@@ -137,13 +126,7 @@ impl CsvDecoder {
                     (Kind::F64(s), _) => Builder::F64(Vec::new(), *s),
                     (Kind::I8, _) => Builder::I8(Vec::new()),
                     (Kind::Side, _) => Builder::Side(Vec::new()),
-                    (Kind::Dict, _) => Builder::Dict {
-                        keys: Vec::new(),
-                        short: FxMap::default(),
-                        recent: Box::default(),
-                        long: FxMap::default(),
-                        values: Vec::new(),
-                    },
+                    (Kind::Dict, _) => Builder::Dict(DictBuilder::default()),
                     (Kind::Utf8, _) => Builder::Utf8 {
                         offsets: vec![0],
                         data: Vec::new(),
@@ -213,7 +196,7 @@ impl CsvDecoder {
                 Builder::Ts(v) | Builder::I64(v) => v.reserve(rows),
                 Builder::F64(v, _) => v.reserve(rows),
                 Builder::I8(v) | Builder::Side(v) => v.reserve(rows),
-                Builder::Dict { keys, .. } => keys.reserve(rows),
+                Builder::Dict(d) => d.keys.reserve(rows),
                 Builder::Utf8 { offsets, data } => {
                     offsets.reserve(rows);
                     data.reserve(text_bytes);
@@ -348,21 +331,7 @@ impl CsvDecoder {
                 Builder::I8(v) | Builder::Side(v) => {
                     Arc::new(Int8Array::new(ScalarBuffer::from(std::mem::take(v)), nulls))
                 }
-                Builder::Dict {
-                    keys,
-                    short,
-                    recent,
-                    long,
-                    values,
-                } => {
-                    let k = Int32Array::new(ScalarBuffer::from(std::mem::take(keys)), nulls);
-                    let vals = StringArray::from_iter_values(values.iter());
-                    short.clear();
-                    **recent = Recent::default();
-                    long.clear();
-                    values.clear();
-                    Arc::new(DictionaryArray::<Int32Type>::try_new(k, Arc::new(vals))?)
-                }
+                Builder::Dict(d) => d.take(nulls)?,
                 Builder::Utf8 { offsets, data } => {
                     let off =
                         OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(offsets, vec![0])));
@@ -668,47 +637,9 @@ fn cell(
                 })?;
             v.push(x);
         }
-        Builder::Dict {
-            keys,
-            short,
-            recent,
-            long,
-            values,
-        } => {
-            let packed = pack_short(field);
-            let found = match packed {
-                Some(p) => match recent.get(p) {
-                    Some(k) => Some(k),
-                    None => {
-                        let k = short.get(&p).copied();
-                        if let Some(k) = k {
-                            recent.put(p, k);
-                        }
-                        k
-                    }
-                },
-                None => long.get(field).copied(),
-            };
-            let k = match found {
-                Some(k) => k,
-                None => {
-                    let s = std::str::from_utf8(field).map_err(|_| CellError {
-                        reason: "bad_encoding",
-                        expected: "UTF-8 text",
-                    })?;
-                    let k = values.len() as i32;
-                    values.push(s.to_string());
-                    match packed {
-                        Some(p) => {
-                            recent.put(p, k);
-                            short.insert(p, k)
-                        }
-                        None => long.insert(field.into(), k),
-                    };
-                    k
-                }
-            };
-            keys.push(k);
+        Builder::Dict(d) => {
+            let k = d.key_of(field)?;
+            d.keys.push(k);
         }
         Builder::Utf8 { offsets, data } => {
             if std::str::from_utf8(field).is_err() {
@@ -729,6 +660,75 @@ fn cell(
         }
     }
     Ok(())
+}
+
+/// A dictionary column under construction: its keys, and its values with their keys.
+#[derive(Default)]
+struct DictBuilder {
+    keys: Vec<i32>,
+    /// Keys of up to 7 bytes packed with their length into a `u64`: symbols and venue
+    /// codes are that short, and integer keys skip the `memcmp` that showed up in
+    /// profiles of the TAQ decode.
+    short: FxMap<u64, i32>,
+    /// Short keys seen lately, by a hash of the packed key: a column of few distinct
+    /// values (symbols, venues, condition codes) is answered here without probing the map.
+    recent: Box<Recent>,
+    long: FxMap<Box<[u8]>, i32>,
+    values: Vec<String>,
+}
+
+impl DictBuilder {
+    /// The key of value `field`, added to the dictionary when new.
+    #[inline]
+    fn key_of(&mut self, field: &[u8]) -> std::result::Result<i32, CellError> {
+        let packed = pack_short(field);
+        let found = match packed {
+            Some(p) => match self.recent.get(p) {
+                Some(k) => Some(k),
+                None => {
+                    let k = self.short.get(&p).copied();
+                    if let Some(k) = k {
+                        self.recent.put(p, k);
+                    }
+                    k
+                }
+            },
+            None => self.long.get(field).copied(),
+        };
+        if let Some(k) = found {
+            return Ok(k);
+        }
+        let s = std::str::from_utf8(field).map_err(|_| CellError {
+            reason: "bad_encoding",
+            expected: "UTF-8 text",
+        })?;
+        let k = self.values.len() as i32;
+        self.values.push(s.to_string());
+        match packed {
+            Some(p) => {
+                self.recent.put(p, k);
+                self.short.insert(p, k);
+            }
+            None => {
+                self.long.insert(field.into(), k);
+            }
+        }
+        Ok(k)
+    }
+
+    /// The column built so far (with validity `nulls`); the builder starts a new dictionary.
+    fn take(&mut self, nulls: Option<NullBuffer>) -> Result<ArrayRef> {
+        let k = Int32Array::new(ScalarBuffer::from(std::mem::take(&mut self.keys)), nulls);
+        let vals = StringArray::from_iter_values(self.values.iter());
+        self.short.clear();
+        *self.recent = Recent::default();
+        self.long.clear();
+        self.values.clear();
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+            k,
+            Arc::new(vals),
+        )?))
+    }
 }
 
 /// Packs a key of at most 7 bytes and its length into a `u64` (never 0: the length is in the
@@ -789,7 +789,7 @@ fn push_null(col: &mut Column, row: usize) {
         Builder::Ts(v) | Builder::I64(v) => v.push(0),
         Builder::F64(v, _) => v.push(0.0),
         Builder::I8(v) | Builder::Side(v) => v.push(0),
-        Builder::Dict { keys, .. } => keys.push(0),
+        Builder::Dict(d) => d.keys.push(0),
         Builder::Utf8 { offsets, data } => offsets.push(data.len() as i32),
         Builder::Const => {}
     }
