@@ -4,6 +4,7 @@ pyarrow and DuckDB. Prints one JSON object per measurement on stdout. A peer tha
 installed is reported as {"tool": ..., "skipped": "not installed"}.
 
 Usage: peers.py load FILE [FILE.gz]   |   peers.py job FILE OUT_DIR
+       peers.py write FILE OUT_DIR  (CSV -> one zstd Parquet file, as `tickpipe convert`)
        peers.py asof DIR OUT_DIR   (DIR holds trades_*.csv and quotes_*.csv, time-sorted)
        peers.py read NAME=PATH...  (DuckDB and Polars queries over finished outputs)
 """
@@ -45,6 +46,35 @@ def load(tool, path):
     else:
         raise ValueError(tool)
     emit(tool, "load", path, rows, time.perf_counter() - t)
+
+
+def write(tool, path, out_dir):
+    """CSV -> Parquet (zstd), each tool's own fast path: the comparison for `tickpipe
+    convert` (which also partitions by symbol and keeps each row's source line)."""
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, f"{tool}_write.parquet")
+    t = time.perf_counter()
+    if tool == "polars":
+        import polars as pl
+        df = pl.read_csv(path, try_parse_dates=True)
+        rows = df.height
+        df.write_parquet(out, compression="zstd")
+    elif tool == "pyarrow":
+        import pyarrow.csv as pc
+        import pyarrow.parquet as pq
+        table = pc.read_csv(path)
+        rows = table.num_rows
+        pq.write_table(table, out, compression="zstd")
+    elif tool == "duckdb":
+        import duckdb
+        con = duckdb.connect()
+        con.execute(f"copy (select * from read_csv('{path}')) to '{out}' (format parquet, compression zstd)")
+        rows = con.execute(f"select count(*) from read_parquet('{out}')").fetchall()[0][0]
+    else:
+        raise ValueError(tool)
+    secs = time.perf_counter() - t
+    os.remove(out)
+    emit(tool, "write", path, rows, secs)
 
 
 def job_polars(path, out_dir):
@@ -186,18 +216,22 @@ def read_queries(name, path):
 
 def main():
     mode = sys.argv[1]
-    if mode == "load":
-        for path in sys.argv[2:]:
+    if mode in ("load", "write"):
+        paths = sys.argv[2:] if mode == "load" else sys.argv[2:3]
+        for path in paths:
             for tool in ("polars", "pyarrow", "duckdb"):
                 try:
-                    __import__({"polars": "polars", "pyarrow": "pyarrow.csv", "duckdb": "duckdb"}[tool])
+                    __import__({"polars": "polars", "pyarrow": "pyarrow.parquet", "duckdb": "duckdb"}[tool])
                 except ImportError:
-                    print(json.dumps({"tool": tool, "task": "load", "skipped": "not installed"}), flush=True)
+                    print(json.dumps({"tool": tool, "task": mode, "skipped": "not installed"}), flush=True)
                     continue
                 # Each measurement in its own process so peak RSS is per tool.
                 pid = os.fork()
                 if pid == 0:
-                    load(tool, path)
+                    if mode == "load":
+                        load(tool, path)
+                    else:
+                        write(tool, path, sys.argv[3])
                     os._exit(0)
                 os.waitpid(pid, 0)
     elif mode == "job":

@@ -226,6 +226,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             warm(&csv)?;
             warm(&gz)?;
             figures.extend(peers(&root, "load", &[&csv_s, &gz_s])?);
+            // CSV to Parquet, beside `tickpipe convert` (the `write` task).
+            figures.extend(peers(&root, "write", &[&csv_s, &out_s])?);
             figures.extend(peers(&root, "job", &[&csv_s, &out_s])?);
             // Reading the outputs back: tickpipe's dataset beside Polars' own file, each
             // queried by DuckDB and Polars (a full scan; one symbol, one month).
