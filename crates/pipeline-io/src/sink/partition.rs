@@ -74,6 +74,20 @@ pub fn split_by_partition(
     batch: &RecordBatch,
     keys: &[PartitionKey],
 ) -> Result<Vec<(String, RecordBatch)>> {
+    split_with(batch, keys, DENSE_GROUPS)
+}
+
+/// Combined key counts up to this many are grouped through a table indexed by the combined
+/// id instead of a hash map: the map's SipHash of every row's `u128` was 2% of a
+/// `tickpipe convert` (`perf`, 5M rows, 20 symbols).
+const DENSE_GROUPS: u128 = 1 << 16;
+
+/// [`split_by_partition`], with the table used up to `dense` combined ids.
+fn split_with(
+    batch: &RecordBatch,
+    keys: &[PartitionKey],
+    dense: u128,
+) -> Result<Vec<(String, RecordBatch)>> {
     if keys.is_empty() || batch.num_rows() == 0 {
         return Ok(vec![(String::new(), batch.clone())]);
     }
@@ -97,17 +111,30 @@ pub fn split_by_partition(
     }
     // Mixed-radix combination of the per-key ids; each id is below the row count, so three
     // keys fit in a u128 for any batch length.
+    let radix: u128 = columns.iter().map(|c| c.values.len() as u128).product();
+    let mut table: Vec<u32> = Vec::new();
     let mut group_of: HashMap<u128, usize> = HashMap::new();
+    if radix <= dense {
+        table = vec![u32::MAX; radix as usize];
+    }
     let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
     for row in 0..batch.num_rows() {
         let mut combined: u128 = 0;
         for c in &columns {
             combined = combined * (c.values.len() as u128) + u128::from(c.ids[row]);
         }
-        let g = *group_of.entry(combined).or_insert_with(|| {
-            groups.push((row, Vec::new()));
-            groups.len() - 1
-        });
+        let g = if let Some(slot) = table.get_mut(combined as usize) {
+            if *slot == u32::MAX {
+                groups.push((row, Vec::new()));
+                *slot = (groups.len() - 1) as u32;
+            }
+            *slot as usize
+        } else {
+            *group_of.entry(combined).or_insert_with(|| {
+                groups.push((row, Vec::new()));
+                groups.len() - 1
+            })
+        };
         groups[g].1.push(row as u32);
     }
     groups
@@ -352,6 +379,52 @@ mod tests {
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].0, "symbol=A B");
         assert!(split_by_partition(&b, &[PartitionKey::Date]).is_err());
+    }
+
+    proptest::proptest! {
+        /// The table and the hash map group rows alike: same directories, same rows, in
+        /// first-appearance order.
+        #[test]
+        fn the_table_and_the_map_make_the_same_groups(
+            rows in proptest::collection::vec((0..5usize, 0..40i64), 1..200),
+        ) {
+            const DAY: i64 = 86_400_000_000_000;
+            let t0 = 1_609_770_600_000_000_000;
+            let names = ["AAPL", "MSFT", "EUR/USD", "", "X"];
+            let sym: DictionaryArray<Int32Type> = rows
+                .iter()
+                .map(|(s, _)| (*s != 3).then_some(names[*s]))
+                .collect();
+            let ts = TimestampNanosecondArray::from(
+                rows.iter().map(|(_, d)| t0 + d * DAY).collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC");
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("ts", ts.data_type().clone(), true),
+                Field::new("symbol", sym.data_type().clone(), true),
+                Field::new("x", DataType::Int64, false),
+            ]));
+            let b = RecordBatch::try_new(
+                schema,
+                vec![
+                    Arc::new(ts),
+                    Arc::new(sym),
+                    Arc::new(Int64Array::from((0..rows.len() as i64).collect::<Vec<_>>())),
+                ],
+            )
+            .unwrap();
+            for keys in [
+                &[PartitionKey::Symbol][..],
+                &[PartitionKey::Symbol, PartitionKey::Date],
+                &[PartitionKey::Month, PartitionKey::Symbol],
+            ] {
+                let table = rows_of(&split_with(&b, keys, u128::MAX).unwrap());
+                let map = rows_of(&split_with(&b, keys, 0).unwrap());
+                proptest::prop_assert_eq!(&table, &map);
+                let total: usize = table.iter().map(|(_, r)| r.len()).sum();
+                proptest::prop_assert_eq!(total, rows.len());
+            }
+        }
     }
 
     #[test]
