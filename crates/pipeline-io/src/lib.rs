@@ -40,11 +40,11 @@ mod synth;
 pub use read::{
     CHUNKS_IN_MEMORY, ColumnInfo, CsvDecoder, CsvPlan, DatasetInfo, DatasetTotals, EpochUnit,
     FileFormat, FileInfo, Fingerprint, INSPECT_MAX_SYMBOLS, InputCompression, InputFile,
-    InspectReport, ROW_BYTES_ESTIMATE, ReadOptions, Sniffed, StatStamp, TextEncoding, TsError,
-    TsFormat, TsParser, VendorLayout, Zone, canonical_path, check_position, civil_from_days,
-    conform_batch, dataset_schema, date_from_file_name, days_from_civil, describe_dataset,
-    describe_dataset_cached, expand_inputs, inspect, is_data_file, open_follow, open_source,
-    parse_f64, parse_i64, read_all_count, unify_schemas,
+    InspectReport, PlanMemo, ROW_BYTES_ESTIMATE, ReadOptions, Sniffed, StatStamp, TextEncoding,
+    TsError, TsFormat, TsParser, VendorLayout, Zone, canonical_path, check_position,
+    civil_from_days, conform_batch, dataset_schema, date_from_file_name, days_from_civil,
+    describe_dataset, describe_dataset_cached, expand_inputs, inspect, is_data_file, open_follow,
+    open_source, parse_f64, parse_i64, read_all_count, unify_schemas,
 };
 pub use sink::{
     Compression, GATHER_ROWS, HIVE_DEFAULT_PARTITION, PartitionKey, Rewritten, WriteOptions,

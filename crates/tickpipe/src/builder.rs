@@ -17,6 +17,11 @@ use crate::report::{FailedFile, RunReport};
 use crate::stages::{StageSet, standard_stages};
 use crate::stream::RunStream;
 
+/// Plans kept between describing the inputs and opening them (serialised, about 3 KB each,
+/// in one store of at most 8 MiB: see `pipeline_io::PlanMemo`); inputs past the first 4,096
+/// build their plan again when opened.
+const PLAN_MEMO_CAPACITY: usize = 4096;
+
 /// Settings of a pipeline, each with its default.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -443,6 +448,9 @@ impl PipelineBuilder {
             match &s.described {
                 Some(d) => d.apply(&mut read, &mut s.config),
                 None => {
+                    // The plans built while describing are handed to the sources that open
+                    // the same files, instead of being built again (see `PlanMemo`).
+                    read.plans = Some(pipeline_io::PlanMemo::new(PLAN_MEMO_CAPACITY));
                     let d = crate::input::describe(&inputs, &mut read, &mut s.config)?;
                     s.described = Some(d);
                 }

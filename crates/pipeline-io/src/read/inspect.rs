@@ -41,7 +41,13 @@ pub fn inspect(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
 }
 
 fn inspect_uncached(input: &InputFile, opts: &ReadOptions) -> Result<InspectReport> {
-    let sniffed = sniff_text(open_raw(input)?, input, opts)?.map(|o| o.sniffed);
+    let sniffed = sniff_text(
+        open_raw(input)?,
+        input,
+        opts,
+        super::plan_memo::PlanUse::Own,
+    )?
+    .map(|o| o.sniffed);
     let full = open_source(input, 0, opts)?;
     let schema = full.schema();
     drop(full);

@@ -37,6 +37,7 @@ mod lobster;
 mod number;
 mod options;
 mod plan;
+mod plan_memo;
 mod record;
 mod sniff;
 mod source;
@@ -54,6 +55,7 @@ pub use inspect_report::{ColumnInfo, DatasetTotals, INSPECT_MAX_SYMBOLS, Inspect
 pub use number::{parse_f64, parse_i64};
 pub use options::{CHUNKS_IN_MEMORY, ROW_BYTES_ESTIMATE, ReadOptions};
 pub use plan::{CsvPlan, VendorLayout};
+pub use plan_memo::PlanMemo;
 pub use sniff::{FileFormat, InputCompression, TextEncoding};
 pub use source::{Sniffed, open_source, read_all_count};
 pub use timestamp::{

@@ -3,6 +3,8 @@
 use arrow_schema::SchemaRef;
 use pipeline_core::{ColumnMapping, Config, Error, InputConfig, MetaCache, Result};
 
+use super::PlanMemo;
+
 /// Assumed bytes one row costs while it is read: its text (≈ 70 B for a TAQ row) plus its
 /// Arrow columns (≈ 10 × 8 B plus dictionary keys and offsets), rounded up to leave room for
 /// the wider rows of other vendors. Measured on the gen-data TAQ layout: 70 B of text and
@@ -62,6 +64,9 @@ pub struct ReadOptions {
     /// Longest record read; longer ones are quarantined as `line_too_long` and skipped
     /// without being held whole (see [`ReadOptions::from_config`]). Default 4 MiB.
     pub max_line_bytes: usize,
+    /// Where plans built while describing the inputs are kept for the sources that open
+    /// them (see [`PlanMemo`]); `None` (the default) builds each plan where it is needed.
+    pub plans: Option<PlanMemo>,
 }
 
 impl Default for ReadOptions {
@@ -74,6 +79,7 @@ impl Default for ReadOptions {
             threads: 0,
             blocks_in_flight: 0,
             meta_cache: None,
+            plans: None,
             target_schema: None,
             require_timestamp: true,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -122,6 +128,7 @@ impl ReadOptions {
             },
             blocks_in_flight: 0,
             meta_cache: None,
+            plans: None,
             target_schema: None,
             require_timestamp: true,
             max_line_bytes: match cfg.input.max_line_bytes.0 {

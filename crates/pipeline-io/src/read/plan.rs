@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use pipeline_core::{Canonical, ColumnMapping, DatasetKind, Error, LINE_COLUMN, Result, TsSource};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::options::ReadOptions;
 use super::record::{Span, Split, is_blank, split_record, unescape};
@@ -15,12 +15,26 @@ use super::sniff::{sniff_delimiter, sniff_header};
 use super::timestamp::{EpochUnit, TsFormat, Zone, date_from_file_name, detect_format};
 
 /// How a price column is scaled on the way in.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Scale {
     One,
-    Mul(f64),
+    Mul(#[serde(with = "f64_bits")] f64),
     /// Division by an integer power such as 10,000: exact for LOBSTER's fixed-point prices.
-    Div(f64),
+    Div(#[serde(with = "f64_bits")] f64),
+}
+
+/// An `f64` kept through serialisation as its bits, so that a plan read back is the plan
+/// that was built, to the last bit (a decimal form may not parse back exactly).
+mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
 }
 
 impl Scale {
@@ -38,7 +52,7 @@ impl Scale {
 }
 
 /// The parser and Arrow type of an output column.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Kind {
     Ts,
     F64(Scale),
@@ -50,14 +64,14 @@ pub(crate) enum Kind {
 }
 
 /// Where an output column's value comes from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Input {
     Field(usize),
     DateTime(usize, usize),
     Const(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct OutCol {
     pub name: String,
     pub kind: Kind,
@@ -101,8 +115,9 @@ impl VendorLayout {
     }
 }
 
-/// How a delimited file is decoded (see the module docs).
-#[derive(Debug, Clone)]
+/// How a delimited file is decoded (see the module docs). Serialisable so that a run can
+/// keep the plans it built while describing its inputs for their opening (`PlanMemo`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CsvPlan {
     pub(crate) file: String,
     pub(crate) delimiter: u8,
@@ -117,6 +132,7 @@ pub struct CsvPlan {
     /// Longest record decoded; longer ones are quarantined as `line_too_long`.
     pub(crate) max_line_bytes: usize,
     pub(crate) layout: VendorLayout,
+    #[serde(with = "f64_bits")]
     pub(crate) mean_row_bytes: f64,
     pub(crate) kind: Option<DatasetKind>,
     /// Numbers are written with a decimal comma (`510,12`): a `;`- or tab-separated file.

@@ -18,6 +18,7 @@ use super::blocks::{self, BlockData, BlockSender};
 use super::expand::InputFile;
 use super::options::ReadOptions;
 use super::plan::{CsvPlan, VendorLayout};
+use super::plan_memo::{PlanUse, plan_for};
 use super::record::{BoundaryFinder, Split, split_record};
 use super::sniff::{FileFormat, InputCompression, TextEncoding, looks_binary};
 use super::transcode::Transcoder;
@@ -99,7 +100,7 @@ fn open_unconformed(
 ) -> Result<Box<dyn Source>> {
     let name = input.display_name();
     let raw = open_raw(input)?;
-    let opened = sniff_text(raw, input, opts)?;
+    let opened = sniff_text(raw, input, opts, PlanUse::Take)?;
     let Some(opened) = opened else {
         return super::columnar::open_columnar(input, id, opts);
     };
@@ -121,9 +122,13 @@ fn open_unconformed(
                         ..opts.clone()
                     };
                     let raw = open_raw(&book_input)?;
-                    let opened = sniff_text(raw, &book_input, &book_opts)?.ok_or_else(|| {
-                        Error::Schema(format!("{}: not a LOBSTER order-book CSV", book.display()))
-                    })?;
+                    let opened = sniff_text(raw, &book_input, &book_opts, PlanUse::Own)?
+                        .ok_or_else(|| {
+                            Error::Schema(format!(
+                                "{}: not a LOBSTER order-book CSV",
+                                book.display()
+                            ))
+                        })?;
                     match opened.sniffed.plan.clone() {
                         Some(p) if p.layout() == VendorLayout::LobsterOrderbook => Some((
                             book_input.display_name(),
@@ -752,6 +757,7 @@ pub(crate) fn sniff_text(
     raw: RawInput,
     input: &InputFile,
     opts: &ReadOptions,
+    usage: PlanUse,
 ) -> Result<Option<OpenedText>> {
     let name = input.display_name();
     let raw_bytes = Arc::new(AtomicU64::new(0));
@@ -842,12 +848,7 @@ pub(crate) fn sniff_text(
     let plan = if text_sample.iter().all(|c| c.is_ascii_whitespace()) {
         None
     } else {
-        Some(Arc::new(CsvPlan::build(
-            &text_sample,
-            text_all,
-            &name,
-            opts,
-        )?))
+        Some(plan_for(&text_sample, text_all, &name, opts, usage)?)
     };
     Ok(Some(OpenedText {
         sniffed: Sniffed {

@@ -15,15 +15,30 @@ use pipeline_core::{Error, Result};
 const NS: i64 = 1_000_000_000;
 const DAY_NS: i64 = 86_400 * NS;
 
-/// A time zone for naive timestamps.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A time zone for naive timestamps (serialised with an IANA zone by its name).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Zone {
     /// UTC.
     Utc,
     /// A fixed offset east of UTC, in seconds (e.g. HistData's EST = -18000).
     Fixed(i32),
     /// An IANA zone with DST rules.
-    Named(chrono_tz::Tz),
+    Named(#[serde(with = "tz_name")] chrono_tz::Tz),
+}
+
+/// An IANA zone through serialisation: its name.
+mod tz_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(tz: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(tz.name())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse()
+            .map_err(|_| D::Error::custom(format!("unknown time zone `{name}`")))
+    }
 }
 
 impl Zone {
@@ -205,7 +220,7 @@ fn instant_offset(tz: chrono_tz::Tz, day: i64, nanos: i64) -> i64 {
 }
 
 /// Unit of epoch integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EpochUnit {
     /// Seconds.
@@ -256,7 +271,7 @@ impl EpochUnit {
 }
 
 /// A timestamp layout, detected from sample values or set by a vendor layout.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TsFormat {
     /// `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z|±HH:MM]`, also a bare `YYYY-MM-DD`.

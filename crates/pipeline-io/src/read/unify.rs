@@ -33,6 +33,7 @@ use pipeline_core::{
 use super::expand::InputFile;
 use super::options::ReadOptions;
 use super::plan::VendorLayout;
+use super::plan_memo::PlanUse;
 use super::source::{open_raw, sniff_text};
 
 /// What sniffing found about one input file.
@@ -346,7 +347,7 @@ fn describe_file(
 fn sniff_file(input: &InputFile, opts: &ReadOptions) -> Result<Option<FileInfo>> {
     let file = input.display_name();
     let raw = open_raw(input)?;
-    let Some(opened) = sniff_text(raw, input, opts)? else {
+    let Some(opened) = sniff_text(raw, input, opts, PlanUse::Keep)? else {
         let src = super::columnar::open_columnar(input, 0, opts)?;
         let schema = data_schema(&src.schema());
         let canon: Vec<Canonical> = schema
@@ -378,7 +379,7 @@ fn sniff_file(input: &InputFile, opts: &ReadOptions) -> Result<Option<FileInfo>>
                         columns: None,
                         ..opts.clone()
                     };
-                    sniff_text(open_raw(&book)?, &book, &book_opts)?
+                    sniff_text(open_raw(&book)?, &book, &book_opts, PlanUse::Own)?
                         .and_then(|o| o.sniffed.plan)
                         .map(|p| super::lobster::levels_of(&p.data_schema()))
                 }
