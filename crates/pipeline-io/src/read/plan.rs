@@ -126,7 +126,11 @@ pub struct CsvPlan {
     pub(crate) outs: Vec<OutCol>,
     pub(crate) ts_format: TsFormat,
     pub(crate) zone: Zone,
+    /// Not serialised: it follows from `outs` ([`CsvPlan::restore_schemas`]), and its JSON
+    /// was most of a kept plan's bytes and of the time to read it back.
+    #[serde(skip, default = "no_schema")]
     pub(crate) schema: SchemaRef,
+    #[serde(skip, default = "no_schema")]
     data_schema: SchemaRef,
     pub(crate) strict: bool,
     /// Longest record decoded; longer ones are quarantined as `line_too_long`.
@@ -192,6 +196,11 @@ impl CsvPlan {
     /// values of its symbol column).
     pub fn symbols(&self) -> &[String] {
         &self.symbols
+    }
+
+    /// Sets the schemas from the columns (after deserialising, which leaves them out).
+    pub(crate) fn restore_schemas(&mut self) {
+        (self.schema, self.data_schema) = schemas_of(&self.outs);
     }
 
     /// Builds the plan of `file` from a UTF-8 `sample` of its text (BOM removed);
@@ -515,23 +524,7 @@ impl CsvPlan {
         if let Some(keep) = &opts.columns {
             outs.retain(|o| keep.iter().any(|k| k == &o.name));
         }
-        let fields: Vec<Field> = outs
-            .iter()
-            .map(|o| {
-                let dt = match o.kind {
-                    Kind::Ts => pipeline_core::ts_type(),
-                    Kind::F64(_) => DataType::Float64,
-                    Kind::I64 => DataType::Int64,
-                    Kind::I8 | Kind::Side => DataType::Int8,
-                    Kind::Dict => pipeline_core::dict_type(),
-                    Kind::Utf8 => DataType::Utf8,
-                };
-                Field::new(&o.name, dt, true)
-            })
-            .collect();
-        let data_schema = Arc::new(Schema::new(fields.clone()));
-        let mut all = fields;
-        all.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
+        let (schema, data_schema) = schemas_of(&outs);
         Ok(CsvPlan {
             file: file.to_string(),
             delimiter,
@@ -540,7 +533,7 @@ impl CsvPlan {
             outs,
             ts_format,
             zone,
-            schema: Arc::new(Schema::new(all)),
+            schema,
             data_schema,
             strict: opts.strict,
             max_line_bytes: opts.max_line_bytes.max(1),
@@ -551,6 +544,33 @@ impl CsvPlan {
             symbols,
         })
     }
+}
+
+/// The output schema (`_line` last) and the data schema of columns `outs`.
+fn schemas_of(outs: &[OutCol]) -> (SchemaRef, SchemaRef) {
+    let fields: Vec<Field> = outs
+        .iter()
+        .map(|o| {
+            let dt = match o.kind {
+                Kind::Ts => pipeline_core::ts_type(),
+                Kind::F64(_) => DataType::Float64,
+                Kind::I64 => DataType::Int64,
+                Kind::I8 | Kind::Side => DataType::Int8,
+                Kind::Dict => pipeline_core::dict_type(),
+                Kind::Utf8 => DataType::Utf8,
+            };
+            Field::new(&o.name, dt, true)
+        })
+        .collect();
+    let data_schema = Arc::new(Schema::new(fields.clone()));
+    let mut all = fields;
+    all.push(Field::new(LINE_COLUMN, DataType::UInt64, false));
+    (Arc::new(Schema::new(all)), data_schema)
+}
+
+/// A placeholder schema until [`CsvPlan::restore_schemas`] runs.
+fn no_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
 }
 
 /// The symbols of a sample: the constant symbol, or up to 100 distinct symbol-column values.

@@ -97,7 +97,12 @@ impl PlanMemo {
     pub(crate) fn take(&self, key: u64) -> Option<CsvPlan> {
         let mut m = self.inner.lock().ok()?;
         let (start, len) = m.at.remove(&key)?;
-        let plan = serde_json::from_slice(m.bytes.get(start..start + len)?).ok();
+        let plan = serde_json::from_slice::<CsvPlan>(m.bytes.get(start..start + len)?)
+            .ok()
+            .map(|mut p| {
+                p.restore_schemas();
+                p
+            });
         if m.at.is_empty() {
             // Every kept plan was taken: give the store back.
             m.bytes = Vec::new();
