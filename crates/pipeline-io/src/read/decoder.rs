@@ -642,12 +642,7 @@ fn cell(
             d.keys.push(k);
         }
         Builder::Utf8 { offsets, data } => {
-            if std::str::from_utf8(field).is_err() {
-                return Err(CellError {
-                    reason: "bad_encoding",
-                    expected: "UTF-8 text",
-                });
-            }
+            utf8(field)?;
             data.extend_from_slice(field);
             offsets.push(data.len() as i32);
         }
@@ -660,6 +655,15 @@ fn cell(
         }
     }
     Ok(())
+}
+
+/// `field` as text, or the cell error of a field that is not UTF-8.
+#[inline]
+fn utf8(field: &[u8]) -> std::result::Result<&str, CellError> {
+    std::str::from_utf8(field).map_err(|_| CellError {
+        reason: "bad_encoding",
+        expected: "UTF-8 text",
+    })
 }
 
 /// A dictionary column under construction: its keys, and its values with their keys.
@@ -698,10 +702,7 @@ impl DictBuilder {
         if let Some(k) = found {
             return Ok(k);
         }
-        let s = std::str::from_utf8(field).map_err(|_| CellError {
-            reason: "bad_encoding",
-            expected: "UTF-8 text",
-        })?;
+        let s = utf8(field)?;
         let k = self.values.len() as i32;
         self.values.push(s.to_string());
         match packed {
