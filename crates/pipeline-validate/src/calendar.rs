@@ -5,24 +5,54 @@
 
 use chrono::{DateTime, NaiveDate, Offset, TimeZone};
 use chrono_tz::Tz;
+use pipeline_core::calendar::OffsetCache;
 pub use pipeline_core::calendar::{Calendar, CalendarKind, date_of, epoch_day, nyse_holidays};
 use pipeline_core::{Error, Result, parse_hhmm};
 
 /// Nanoseconds per day.
 pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
-const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// The UTC offset of zone `tz` at UTC nanosecond `ts`, in nanoseconds.
+fn offset_of(tz: Tz, ts: i64) -> i64 {
+    let dt = DateTime::from_timestamp_nanos(ts);
+    i64::from(
+        tz.offset_from_utc_datetime(&dt.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1_000_000_000
+}
 
 /// `YYYY-MM-DD` of a day number.
 pub(crate) fn day_string(day: i32) -> String {
-    use chrono::Datelike;
-    let d = date_of(day);
-    if (0..=9999).contains(&d.year()) {
-        // What `%Y-%m-%d` gives, without parsing the format string each time (a report
-        // names every symbol-day).
-        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    let (y, m, d) = civil_from_days(i64::from(day));
+    if (0..=9999).contains(&y) {
+        // What `%Y-%m-%d` gives, without chrono's date arithmetic and formatter (a report
+        // names every symbol-day: 1,500 instructions a day before, a third of closing one).
+        let mut b = [b'-'; 10];
+        let y = y as u32;
+        for (i, v) in [(0, y / 100), (2, y % 100), (5, m), (8, d)] {
+            b[i] = b'0' + (v / 10) as u8;
+            b[i + 1] = b'0' + (v % 10) as u8;
+        }
+        b.iter().map(|c| *c as char).collect()
     } else {
-        d.format("%Y-%m-%d").to_string()
+        date_of(day).format("%Y-%m-%d").to_string()
     }
+}
+
+/// The proleptic Gregorian `(year, month, day)` of days since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, <https://howardhinnant.github.io/date_algorithms.html>).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Parses `YYYY-MM-DD` into a day number.
@@ -41,16 +71,16 @@ pub(crate) fn parse_day(s: &str) -> Option<i32> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(epoch_day)
 }
 
-/// Session hours in a zone, and UTC → local conversion with a cached offset (exact: an hour is
-/// cached only when the offset is the same at both ends) and a cached local day, so the
-/// per-row cost for time-ordered input is two comparisons.
+/// Session hours in a zone, and UTC → local conversion with a cached offset
+/// ([`OffsetCache`]) and a cached local day, so the per-row cost for time-ordered input is
+/// two comparisons.
 #[derive(Debug, Clone)]
 pub(crate) struct Clock {
     tz: Tz,
     /// Session open and close as nanoseconds after local midnight.
     pub open: i64,
     pub close: i64,
-    hour: Option<(i64, i64, i64)>,
+    offsets: OffsetCache,
     day: Option<(i64, i64, i32)>,
 }
 
@@ -70,39 +100,21 @@ impl Clock {
             tz,
             open: i64::from(o) * 60_000_000_000,
             close: i64::from(c) * 60_000_000_000,
-            hour: None,
+            offsets: OffsetCache::default(),
             day: None,
         })
     }
 
+    #[cfg(test)]
     fn offset_at(&self, ts: i64) -> i64 {
-        let dt = DateTime::from_timestamp_nanos(ts);
-        i64::from(
-            self.tz
-                .offset_from_utc_datetime(&dt.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        ) * 1_000_000_000
+        offset_of(self.tz, ts)
     }
 
     /// Local nanoseconds since the epoch (UTC plus the zone's offset at `ts`).
     #[inline]
     pub(crate) fn local(&mut self, ts: i64) -> i64 {
-        if let Some((s, e, off)) = self.hour
-            && ts >= s
-            && ts < e
-        {
-            return ts + off;
-        }
-        let start = ts.div_euclid(HOUR_NS) * HOUR_NS;
-        let end = start.saturating_add(HOUR_NS);
-        let off = self.offset_at(start);
-        if self.offset_at(end - 1) == off {
-            self.hour = Some((start, end, off));
-            ts + off
-        } else {
-            ts + self.offset_at(ts)
-        }
+        let tz = self.tz;
+        ts + self.offsets.offset(ts, |t| offset_of(tz, t))
     }
 
     /// The local date (days since 1970-01-01) and time of day (ns after local midnight).
@@ -173,6 +185,20 @@ mod tests {
     }
 
     #[test]
+    fn day_strings_are_chronos_on_every_day() {
+        // Every day of years 0 to 9999, and a few beyond (chrono's own form there).
+        let first = epoch_day(d(0, 1, 1));
+        let last = epoch_day(d(9999, 12, 31));
+        for day in (first - 3..=last + 3).chain([i32::MIN / 2, -800_000, 3_000_000]) {
+            assert_eq!(
+                day_string(day),
+                date_of(day).format("%Y-%m-%d").to_string(),
+                "day {day}"
+            );
+        }
+    }
+
+    #[test]
     fn days_print_and_parse() {
         assert_eq!(parse_day("2021-07-04"), Some(epoch_day(d(2021, 7, 4))));
         assert_eq!(day_string(epoch_day(d(2021, 7, 4))), "2021-07-04");
@@ -189,5 +215,27 @@ mod tests {
         let (day, _) = c.day_tod(ns("2021-07-07T03:00:00Z"));
         assert_eq!(day_string(day), "2021-07-06");
         assert!(Clock::new("09:30", "16:00", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn cached_offsets_match_the_zone_across_clock_changes() {
+        // Every 7 minutes over the days around both 2021 changes in New York and London
+        // (the cached span is a UTC day, an hour, or nothing on the change itself), going
+        // forward and, for the cache's sake, jumping back now and then.
+        for zone in ["America/New_York", "Europe/London", "UTC", "Asia/Kolkata"] {
+            let mut c = Clock::new("09:30", "16:00", zone).unwrap();
+            for day in ["2021-03-13", "2021-03-27", "2021-11-06", "2021-10-30"] {
+                let t0 = ns(&format!("{day}T00:00:00Z"));
+                let step = 7 * 60 * 1_000_000_000i64;
+                for i in 0..(3 * 24 * 60 / 7) {
+                    let t = t0 + i * step;
+                    assert_eq!(c.local(t), t + c.offset_at(t), "{zone} at {t}");
+                    if i % 97 == 0 {
+                        let back = t - 26 * 3_600_000_000_000;
+                        assert_eq!(c.local(back), back + c.offset_at(back), "{zone}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -145,10 +145,16 @@ struct Spreads {
     entries: Vec<SpreadEntry>,
     #[serde(skip)]
     index: HashMap<i64, usize, FxBuildHasher>,
-    /// The entry of the last spread added (quotes repeat their spread row after row).
+    /// Entries of recently added spreads by a hash of their key, so a repeated spread is
+    /// counted without a search (a slot is a hit only when its entry has the key: slots
+    /// start at entry 0, and a stale one just misses). Inline: a heap block per symbol-day
+    /// cost more than it saved.
     #[serde(skip)]
-    last: usize,
+    recent: [u32; RECENT],
 }
+
+/// Slots of [`Spreads::recent`] (a power of two).
+const RECENT: usize = 32;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SpreadEntry {
@@ -193,13 +199,19 @@ impl Spreads {
         }
     }
 
-    /// Counts spread `s` of the row at `src:line` (at `ts`). The entry of the previous spread
-    /// is tried here, inline: quotes keep their spread row after row. The rest is
-    /// [`Spreads::add_other`], out of line.
+    /// The [`Spreads::recent`] slot of key `k`.
+    #[inline]
+    fn slot(k: i64) -> usize {
+        ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize
+    }
+
+    /// Counts spread `s` of the row at `src:line` (at `ts`). A spread seen lately whose
+    /// entry has its examples is counted here, inline (a day's quotes cycle through a few
+    /// spreads); the rest is [`Spreads::add_other`], out of line.
     #[inline]
     fn add(&mut self, s: f64, src: SourceId, line: u64, ts: i64) {
         let k = self.key(s);
-        if let Some(e) = self.entries.get_mut(self.last)
+        if let Some(e) = self.entries.get_mut(self.recent[Self::slot(k)] as usize)
             && e.key == k
             && e.ex.len() >= SPREAD_EXAMPLES
         {
@@ -209,12 +221,13 @@ impl Spreads {
         self.add_other(k, s, src, line, ts);
     }
 
-    /// [`Spreads::add`] of key `k` when it is not the previous spread's entry with its
-    /// examples complete.
+    /// [`Spreads::add`] of key `k` when no recent entry with its examples complete has it.
     #[inline(never)]
     fn add_other(&mut self, k: i64, s: f64, src: SourceId, line: u64, ts: i64) {
-        let at = if self.entries.get(self.last).is_some_and(|e| e.key == k) {
-            Some(self.last)
+        let slot = Self::slot(k);
+        let recent = self.recent[slot] as usize;
+        let at = if self.entries.get(recent).is_some_and(|e| e.key == k) {
+            Some(recent)
         } else if self.entries.len() <= 16 {
             self.entries.iter().position(|e| e.key == k)
         } else {
@@ -223,8 +236,8 @@ impl Spreads {
             }
             self.index.get(&k).copied()
         };
-        let e = match at {
-            Some(i) => &mut self.entries[i],
+        let i = match at {
+            Some(i) => i,
             None => {
                 self.entries.push(SpreadEntry {
                     key: k,
@@ -240,15 +253,16 @@ impl Spreads {
                     self.coarsen();
                     return self.add(s, src, line, ts);
                 }
-                &mut self.entries[i]
+                i
             }
         };
+        let e = &mut self.entries[i];
         e.count += 1;
         if e.ex.len() < SPREAD_EXAMPLES {
             e.ex.push((src, line, ts));
         }
-        if let Some(i) = at {
-            self.last = i;
+        if let Ok(i) = u32::try_from(i) {
+            self.recent[slot] = i;
         }
     }
 
@@ -265,6 +279,7 @@ impl Spreads {
         let old = std::mem::take(&mut self.entries);
         self.coarse = true;
         self.index.clear();
+        self.recent = [0; RECENT];
         let mut map: HashMap<i64, SpreadEntry> = HashMap::new();
         for e in old {
             let k = self.key(e.value);
@@ -429,7 +444,7 @@ fn median_small(v: &mut [f64]) -> f64 {
 }
 
 impl Jump {
-    fn push(&mut self, r: JRow, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+    fn push(&mut self, r: JRow, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Vec<f64>) {
         self.pend[self.nn] = r;
         self.nn += 1;
         if self.nn == 3 {
@@ -443,7 +458,7 @@ impl Jump {
     /// it is a finding too, and the window restarts at the new level, so one shift is one
     /// finding. At the start of a day only the rows after can judge; at its end only the
     /// rows before.
-    fn judge(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+    fn judge(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Vec<f64>) {
         if self.nn == 0 {
             return;
         }
@@ -451,13 +466,26 @@ impl Jump {
         self.pend = [self.pend[1], self.pend[2], JRow::default()];
         self.nn -= 1;
         let (np, nn) = (self.np, self.nn);
+        // The row's tick as a fraction of its price: the floor of the volatility.
+        let tp = tick_of(r.p, tick) / r.p;
         if np + nn < 2 || self.nw < WARM {
-            self.accept(r.p, tick, ret);
+            self.accept(r.p, tp, ret);
             return;
+        }
+        let limit = k * self.vol.max(tp);
+        if np == 2 && nn == 2 {
+            // The usual case, a full window on both sides, decided without the general
+            // code below when neither side finds the row off (the same arithmetic).
+            let mb = 0.5 * (self.prev[0] + self.prev[1]);
+            let ma = 0.5 * (self.pend[0].p + self.pend[1].p);
+            let off = |m: f64| (r.p - m).abs() > limit * m;
+            if !off(mb) && !off(ma) {
+                self.accept(r.p, tp, ret);
+                return;
+            }
         }
         let mut before = self.prev;
         let mut after = [self.pend[0].p, self.pend[1].p];
-        let limit = k * self.vol.max(tick_of(r.p, tick) / r.p);
         let side = |v: &mut [f64]| -> Option<(f64, bool)> {
             if v.is_empty() {
                 return None;
@@ -483,14 +511,16 @@ impl Jump {
                 self.last = Some(r.p);
             }
             (Some((m, true)), _) | (None, Some((m, true))) => hits.push(hit(m)),
-            _ => self.accept(r.p, tick, ret),
+            _ => self.accept(r.p, tp, ret),
         }
     }
 
-    fn accept(&mut self, p: f64, tick: f64, ret: &mut Histogram) {
+    /// Accepts price `p` into the window and the volatility; its return (in basis points)
+    /// goes to `ret`, for the returns histogram. `tp` is `p`'s tick over `p`.
+    fn accept(&mut self, p: f64, tp: f64, ret: &mut Vec<f64>) {
         if let Some(l) = self.last {
             let r = (p - l) / l;
-            ret.add(r * 1e4, 1);
+            ret.push(r * 1e4);
             let a = r.abs();
             if self.nw < WARM {
                 self.warm[self.nw] = a;
@@ -500,7 +530,7 @@ impl Jump {
                     self.vol = median_small(&mut w);
                 }
             } else {
-                let cap = CLIP * self.vol.max(tick_of(p, tick) / p);
+                let cap = CLIP * self.vol.max(tp);
                 self.vol += ALPHA * (a.min(cap) - self.vol);
             }
         }
@@ -513,7 +543,7 @@ impl Jump {
         }
     }
 
-    fn end_day(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Histogram) {
+    fn end_day(&mut self, k: f64, tick: f64, hits: &mut Vec<JumpHit>, ret: &mut Vec<f64>) {
         while self.nn > 0 {
             self.judge(k, tick, hits, ret);
         }
@@ -532,6 +562,40 @@ fn tick_of(p: f64, tick: f64) -> f64 {
         tick
     } else {
         0.01
+    }
+}
+
+/// Histogram values of the rows seen since the last [`Binned::count`]: counted once per
+/// chunk by [`Histogram::add_all`] rather than row by row (the per-row search and the
+/// spread's division were a tenth of the stage's row loop).
+#[derive(Debug, Default)]
+struct Binned {
+    /// Returns in basis points, for `returns`.
+    returns: Vec<f64>,
+    /// Spreads and their mids, for `spreads` (spread / mid in basis points).
+    spreads: Vec<f64>,
+    mids: Vec<f64>,
+}
+
+impl Binned {
+    /// Counts the waiting values into `acc`'s histograms and empties itself.
+    fn count(&mut self, acc: &mut Acc) {
+        if !self.returns.is_empty() {
+            acc.returns
+                .get_or_insert_with(|| Histogram::new(&RETURN_EDGES))
+                .add_all(&self.returns);
+            self.returns.clear();
+        }
+        if !self.spreads.is_empty() {
+            if let Some(h) = acc.spreads.as_mut() {
+                for (s, m) in self.spreads.iter_mut().zip(&self.mids) {
+                    *s = *s / m * 1e4;
+                }
+                h.add_all(&self.spreads);
+            }
+            self.spreads.clear();
+            self.mids.clear();
+        }
     }
 }
 
@@ -588,6 +652,7 @@ pub struct ValidateStage {
     trading: Option<(i32, bool)>,
     finished: bool,
     replay: Replay<ReplayState>,
+    binned: Binned,
 }
 
 impl std::fmt::Debug for ValidateStage {
@@ -672,6 +737,15 @@ fn fmt_dur(ns: i64) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{:.3}s", ns as f64 / 1e9)
+    }
+}
+
+/// Row `k` of an optional column, `None` when the column is absent or null there.
+#[inline(always)]
+fn value_at(c: &Option<F64>, k: usize) -> Option<f64> {
+    match c {
+        Some(c) if c.ok(k) => c.v().get(k).copied(),
+        _ => None,
     }
 }
 
@@ -798,6 +872,7 @@ impl ValidateStage {
             trading: None,
             finished: false,
             replay: Replay::default(),
+            binned: Binned::default(),
         })
     }
 
@@ -951,11 +1026,8 @@ impl ValidateStage {
         let date = day_string(day.day);
         if rs.on(id::PRICE_JUMP) {
             let mut hits = Vec::new();
-            let ret = self
-                .acc
-                .returns
-                .get_or_insert_with(|| Histogram::new(&RETURN_EDGES));
-            sym.jump.end_day(s.jump_k, s.tick_size, &mut hits, ret);
+            sym.jump
+                .end_day(s.jump_k, s.tick_size, &mut hits, &mut self.binned.returns);
             for h in hits {
                 day.outliers += 1;
                 day.warnings += 1;
@@ -1136,6 +1208,7 @@ impl ValidateStage {
         for slot in 0..self.syms.len() {
             self.close_day(slot);
         }
+        self.binned.count(&mut self.acc);
         let days = crate::day_codec::decode_all(&self.acc.days_bin)
             .ok_or_else(|| Error::Internal("validate: bad symbol-day records".into()))?;
         let acc = std::mem::replace(&mut self.acc, Acc::new(self.rs.rules.len()));
@@ -1148,22 +1221,9 @@ impl ValidateStage {
     }
 }
 
-impl Stage for ValidateStage {
-    fn name(&self) -> &str {
-        "validate"
-    }
-
-    fn order(&self) -> StageOrder {
-        StageOrder::PerKey {
-            key: "symbol".into(),
-        }
-    }
-
-    fn key(&self) -> StageKey {
-        self.key
-    }
-
-    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+impl ValidateStage {
+    /// [`Stage::process`] but for the histograms, whose values wait in [`Binned`].
+    fn process_chunk(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
         if self.finished {
             return Err(Error::Internal("validate: chunk after finish".into()));
         }
@@ -1501,28 +1561,28 @@ impl Stage for ValidateStage {
                     }
                 }
             }
-            let p = price
-                .as_ref()
-                .and_then(|p| p.get(k))
-                .filter(|p| *p > 0.0 && p.is_finite());
-            let quote = match (
-                bid.as_ref().and_then(|b| b.get(k)),
-                ask.as_ref().and_then(|a| a.get(k)),
-            ) {
-                (Some(b), Some(a)) if b > 0.0 && a >= b && a.is_finite() => Some((b, a)),
+            // Positive finite values only (`x <= f64::MAX` is false for NaN and infinity).
+            let p = match value_at(&price, k) {
+                Some(x) if (x > 0.0) & (x <= f64::MAX) => Some(x),
                 _ => None,
             };
-            let series = p.or(quote.map(|(b, a)| 0.5 * (a + b)));
+            let quote = match (value_at(&bid, k), value_at(&ask, k)) {
+                (Some(b), Some(a)) if (b > 0.0) & (a >= b) & (a <= f64::MAX) => Some((b, a)),
+                _ => None,
+            };
+            let series = match (p, quote) {
+                (Some(x), _) => Some(x),
+                (None, Some((b, a))) => Some(0.5 * (a + b)),
+                _ => None,
+            };
             if let Some(x) = series {
                 day.px_min = day.px_min.min(x);
                 day.px_max = day.px_max.max(x);
                 day.px_sum += x;
                 day.px_n += 1;
             }
-            if let Some(v) = size
-                .as_ref()
-                .and_then(|z| z.get(k))
-                .filter(|v| *v > 0.0 && v.is_finite())
+            if let Some(v) = value_at(&size, k)
+                && (v > 0.0) & (v <= f64::MAX)
             {
                 day.volume += v;
             }
@@ -1533,9 +1593,8 @@ impl Stage for ValidateStage {
                 if rs.on(id::SPREAD_OUTLIER) || rs.on(id::OUTLIER_FRACTION) {
                     day.spreads.add(a - b, src, line, t.unwrap_or(0));
                 }
-                if let Some(h) = self.acc.spreads.as_mut() {
-                    h.add((a - b) / mid * 1e4, 1);
-                }
+                self.binned.spreads.push(a - b);
+                self.binned.mids.push(mid);
             }
             if dup {
                 day.duplicates += 1;
@@ -1546,11 +1605,11 @@ impl Stage for ValidateStage {
                 for (rule, hit) in stateful_hits {
                     if hit {
                         findings += 1;
-                        let name = self.slots.names()[slot].clone();
+                        let names = self.slots.names();
                         Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
                             source: src,
                             line,
-                            symbol: name,
+                            symbol: names[slot].clone(),
                             ts: t,
                             date: None,
                             values: ex_values(rule, k),
@@ -1578,7 +1637,7 @@ impl Stage for ValidateStage {
                 let b = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let rule = self.bit_rule[b];
-                let name = self.slots.names()[slot].clone();
+                let names = self.slots.names();
                 let values = || match &rs.rules[rule].info.category {
                     crate::rules::Category::Custom => {
                         let mut cols = Vec::new();
@@ -1596,7 +1655,7 @@ impl Stage for ValidateStage {
                 Self::note(&mut self.acc, &mut self.log, &rs, rule, src, line, || Ex {
                     source: src,
                     line,
-                    symbol: name,
+                    symbol: names[slot].clone(),
                     ts: t,
                     date: None,
                     values: values(),
@@ -1629,10 +1688,6 @@ impl Stage for ValidateStage {
             if rs.on(id::PRICE_JUMP)
                 && let Some(x) = series
             {
-                let ret = self
-                    .acc
-                    .returns
-                    .get_or_insert_with(|| Histogram::new(&RETURN_EDGES));
                 sym.jump.push(
                     JRow {
                         p: x,
@@ -1643,7 +1698,7 @@ impl Stage for ValidateStage {
                     s.jump_k,
                     s.tick_size,
                     &mut jump_hits,
-                    ret,
+                    &mut self.binned.returns,
                 );
                 if !jump_hits.is_empty() {
                     let name = self.slots.names()[slot].clone();
@@ -1709,6 +1764,28 @@ impl Stage for ValidateStage {
             out.emit(chunk.filter(&keep)?);
         }
         Ok(())
+    }
+}
+
+impl Stage for ValidateStage {
+    fn name(&self) -> &str {
+        "validate"
+    }
+
+    fn order(&self) -> StageOrder {
+        StageOrder::PerKey {
+            key: "symbol".into(),
+        }
+    }
+
+    fn key(&self) -> StageKey {
+        self.key
+    }
+
+    fn process(&mut self, chunk: Chunk, out: &mut Emitter) -> Result<()> {
+        let r = self.process_chunk(chunk, out);
+        self.binned.count(&mut self.acc);
+        r
     }
 
     fn finish(&mut self, _out: &mut Emitter) -> Result<()> {
@@ -1927,7 +2004,7 @@ mod tests {
     /// reads back, and one read back judges the next rows as the original does.
     #[test]
     fn jump_windows_round_trip_through_their_stored_form() {
-        let mut ret = Histogram::new(&RETURN_EDGES);
+        let mut ret = Vec::new();
         let mut hits = Vec::new();
         let mut j = Jump::default();
         let prices = [

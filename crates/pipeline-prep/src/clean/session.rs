@@ -2,20 +2,28 @@
 
 use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
+use pipeline_core::calendar::OffsetCache;
 use pipeline_core::{Error, Result, parse_hhmm};
 
-/// Session hours in a time zone, with a cache of the UTC offset per UTC hour (used only for
-/// hours with the same offset at both ends, so it is exact); the conversion is O(1)
-/// amortised for time-ordered input.
+/// Session hours in a time zone, with the UTC offset cached ([`OffsetCache`]: exact); the
+/// conversion is O(1) amortised for time-ordered input.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     tz: Tz,
     open: u32,
     close: u32,
-    cache: Option<(i64, i64)>,
+    cache: OffsetCache,
 }
 
-const HOUR_NS: i64 = 3_600_000_000_000;
+/// The UTC offset of zone `tz` at UTC nanosecond `ts`, in nanoseconds.
+fn offset_of(tz: Tz, ts: i64) -> i64 {
+    let dt = DateTime::from_timestamp_nanos(ts);
+    i64::from(
+        tz.offset_from_utc_datetime(&dt.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1_000_000_000
+}
 
 impl Session {
     /// Parses `HH:MM` bounds and an IANA zone name.
@@ -32,38 +40,14 @@ impl Session {
             tz,
             open: o,
             close: c,
-            cache: None,
+            cache: OffsetCache::default(),
         })
-    }
-
-    fn offset_at(&self, ts: i64) -> i64 {
-        let dt = DateTime::from_timestamp_nanos(ts);
-        i64::from(
-            self.tz
-                .offset_from_utc_datetime(&dt.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        ) * 1_000_000_000
     }
 
     /// Local nanoseconds since the epoch (UTC plus the zone's offset at `ts`).
     fn local_ns(&mut self, ts: i64) -> i64 {
-        let hour = ts.div_euclid(HOUR_NS);
-        if let Some((h, off)) = self.cache
-            && h == hour
-        {
-            return ts + off;
-        }
-        let (start, end) = (hour * HOUR_NS, hour * HOUR_NS + HOUR_NS - 1);
-        let off = self.offset_at(start);
-        if self.offset_at(end) == off {
-            self.cache = Some((hour, off));
-            ts + off
-        } else {
-            // A transition inside this hour (zones such as Australia/Lord_Howe move by 30
-            // minutes off the hour): no caching.
-            ts + self.offset_at(ts)
-        }
+        let tz = self.tz;
+        ts + self.cache.offset(ts, |t| offset_of(tz, t))
     }
 
     /// Whether `ts` falls in `[open, close)` local time.

@@ -2,20 +2,17 @@
 //! the in-session flag and cyclical encodings, in the session's time zone (DST-correct).
 //!
 //! Converting every timestamp through the zone database would cost more than all other
-//! features together, so the UTC offset is cached per 15-minute UTC slot. In the tz database,
-//! offsets and local switch times since the 1970s are whole quarter hours, so transitions
-//! fall on quarter-hour boundaries of UTC and an offset looked up at a slot's start holds for
-//! the whole slot. (Older local-mean-time offsets such as New York's −4:56:02 before 1883 are
-//! not quarter hours; around such a transition a slot may use the previous offset.)
+//! features together, so the UTC offset is cached over a UTC day, or an hour on the days the
+//! clocks change ([`OffsetCache`], exact). Before, a lookup per 15-minute slot was about 26
+//! lookups a session day.
 
 use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
+use pipeline_core::calendar::OffsetCache;
 use pipeline_core::{Error, Result, parse_hhmm};
 
 const NS_PER_S: i64 = 1_000_000_000;
 const DAY_S: i64 = 86_400;
-/// The offset cache's slot: 15 minutes (see the module docs for why this is exact).
-const SLOT_S: i64 = 900;
 
 /// A row's session-local time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,8 +48,7 @@ pub struct SessionClock {
     tz: Tz,
     open_s: i64,
     close_s: i64,
-    slot: i64,
-    offset_s: i64,
+    offsets: OffsetCache,
 }
 
 impl SessionClock {
@@ -72,35 +68,28 @@ impl SessionClock {
             tz,
             open_s: i64::from(open_m) * 60,
             close_s: i64::from(close_m) * 60,
-            slot: i64::MIN,
-            offset_s: 0,
+            offsets: OffsetCache::default(),
         })
     }
 
-    /// The zone's UTC offset in seconds at UTC second `s`.
-    fn offset_at(&mut self, s: i64) -> i64 {
-        let slot = s.div_euclid(SLOT_S);
-        if slot != self.slot {
-            self.slot = slot;
-            self.offset_s = DateTime::from_timestamp(slot * SLOT_S, 0)
-                .map(|utc| {
-                    i64::from(
-                        self.tz
-                            .offset_from_utc_datetime(&utc.naive_utc())
-                            .fix()
-                            .local_minus_utc(),
-                    )
-                })
-                .unwrap_or(0);
-        }
-        self.offset_s
+    /// The zone's UTC offset in seconds at UTC nanosecond `ts_ns`.
+    fn offset_at(&mut self, ts_ns: i64) -> i64 {
+        let tz = self.tz;
+        self.offsets.offset(ts_ns, |t| {
+            let utc = DateTime::from_timestamp_nanos(t);
+            i64::from(
+                tz.offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            )
+        })
     }
 
     /// Local time of UTC timestamp `ts_ns`.
     pub fn local(&mut self, ts_ns: i64) -> LocalTime {
         let s = ts_ns.div_euclid(NS_PER_S);
         let sub = ts_ns.rem_euclid(NS_PER_S);
-        let local_s = s + self.offset_at(s);
+        let local_s = s + self.offset_at(ts_ns);
         let day = local_s.div_euclid(DAY_S);
         let sod = local_s.rem_euclid(DAY_S);
         LocalTime {
