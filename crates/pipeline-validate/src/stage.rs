@@ -1366,15 +1366,16 @@ impl ValidateStage {
                     .filter(|n| n.null_count() > 0)
             })
             .collect();
-        let has_null: Option<Vec<bool>> = null_arrays.iter().any(Option::is_some).then(|| {
-            (0..n)
-                .map(|k| null_arrays.iter().flatten().any(|nb| nb.is_null(k)))
-                .collect()
-        });
+        // Null where any of those columns is: their validity bits ANDed a word at a time
+        // (a per-row test of each column was about 1% of a standalone `validate`).
+        let has_null: Option<arrow_buffer::NullBuffer> =
+            null_arrays.iter().flatten().fold(None, |acc, nb| {
+                arrow_buffer::NullBuffer::union(acc.as_ref(), Some(nb))
+            });
         if rs.on(id::NULL_VALUE)
             && let Some(h) = &has_null
         {
-            mark(&rs, id::NULL_VALUE, &mut code, &mut warn, |k| h[k]);
+            mark(&rs, id::NULL_VALUE, &mut code, &mut warn, |k| h.is_null(k));
         }
         if rs.on(id::BOUNDS) {
             for (col, lo, hi) in &s.bounds {
@@ -1552,7 +1553,7 @@ impl ValidateStage {
             }
             // An accepted row.
             if let Some(h) = &has_null
-                && h[k]
+                && h.is_null(k)
             {
                 day.nulls += 1;
                 for (j, nb) in null_arrays.iter().enumerate() {
