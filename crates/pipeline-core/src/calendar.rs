@@ -220,10 +220,10 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 /// The zone lookup (`offset_at`: UTC nanoseconds in, the offset in any unit out) is asked at
 /// both ends of the UTC day around a timestamp; when they agree the whole day is cached, else
 /// its hour, else nothing (a change inside the hour, as zones that move by 30 minutes off the
-/// hour do). Exact unless
-/// a zone changed its offset twice within one day or one hour and changed it back, which no
-/// zone does. Caching a day, not an hour, matters: a session spans about seven hours, and two
-/// zone lookups an hour were a quarter of the validation stage's row loop.
+/// hour do). Exact unless a zone changed its offset twice within one day or one hour and
+/// changed it back, which no zone does. Caching a day, not an hour, matters: a session spans
+/// about seven hours, and two zone lookups an hour were a quarter of the validation stage's
+/// row loop.
 ///
 /// ```
 /// use pipeline_core::calendar::OffsetCache;
