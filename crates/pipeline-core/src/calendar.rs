@@ -15,7 +15,8 @@
 
 use std::collections::HashSet;
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, Offset, TimeZone, Weekday};
+use chrono_tz::Tz;
 
 use crate::{Error, Result};
 
@@ -263,6 +264,50 @@ impl OffsetCache {
             }
         }
         offset_at(ts)
+    }
+}
+
+/// The UTC offset (local minus UTC) of zone `tz` at UTC nanosecond `ts`, in nanoseconds,
+/// from the zone database (uncached: see [`ZoneOffsets`]).
+pub fn utc_offset_ns(tz: Tz, ts: i64) -> i64 {
+    let dt = DateTime::from_timestamp_nanos(ts);
+    i64::from(
+        tz.offset_from_utc_datetime(&dt.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1_000_000_000
+}
+
+/// A zone's UTC offsets at time-ordered UTC timestamps: [`utc_offset_ns`] through an
+/// [`OffsetCache`]. The session filter, the time features and the validation clock convert
+/// every row's time with it.
+///
+/// ```
+/// use pipeline_core::calendar::ZoneOffsets;
+/// let mut ny = ZoneOffsets::new(chrono_tz::America::New_York);
+/// // 2021-01-04T14:30:00Z is 09:30 EST, five hours behind.
+/// assert_eq!(ny.at(1_609_770_600_000_000_000), -5 * 3_600_000_000_000);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneOffsets {
+    tz: Tz,
+    cache: OffsetCache,
+}
+
+impl ZoneOffsets {
+    /// Offsets of zone `tz`, nothing cached yet.
+    pub fn new(tz: Tz) -> Self {
+        ZoneOffsets {
+            tz,
+            cache: OffsetCache::default(),
+        }
+    }
+
+    /// The offset (local minus UTC) in nanoseconds at UTC nanosecond `ts`.
+    #[inline]
+    pub fn at(&mut self, ts: i64) -> i64 {
+        let tz = self.tz;
+        self.cache.offset(ts, |t| utc_offset_ns(tz, t))
     }
 }
 

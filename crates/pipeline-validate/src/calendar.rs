@@ -3,24 +3,14 @@
 //!
 //! The NYSE rules live in `pipeline_core::calendar` (gen-data and the bars use the same).
 
-use chrono::{DateTime, NaiveDate, Offset, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
-use pipeline_core::calendar::OffsetCache;
+use pipeline_core::calendar::ZoneOffsets;
 pub use pipeline_core::calendar::{Calendar, CalendarKind, date_of, epoch_day, nyse_holidays};
 use pipeline_core::{Error, Result, parse_hhmm};
 
 /// Nanoseconds per day.
 pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
-
-/// The UTC offset of zone `tz` at UTC nanosecond `ts`, in nanoseconds.
-fn offset_of(tz: Tz, ts: i64) -> i64 {
-    let dt = DateTime::from_timestamp_nanos(ts);
-    i64::from(
-        tz.offset_from_utc_datetime(&dt.naive_utc())
-            .fix()
-            .local_minus_utc(),
-    ) * 1_000_000_000
-}
 
 /// `YYYY-MM-DD` of a day number.
 pub(crate) fn day_string(day: i32) -> String {
@@ -72,15 +62,14 @@ pub(crate) fn parse_day(s: &str) -> Option<i32> {
 }
 
 /// Session hours in a zone, and UTC → local conversion with a cached offset
-/// ([`OffsetCache`]) and a cached local day, so the per-row cost for time-ordered input is
+/// ([`ZoneOffsets`]) and a cached local day, so the per-row cost for time-ordered input is
 /// two comparisons.
 #[derive(Debug, Clone)]
 pub(crate) struct Clock {
-    tz: Tz,
+    offsets: ZoneOffsets,
     /// Session open and close as nanoseconds after local midnight.
     pub open: i64,
     pub close: i64,
-    offsets: OffsetCache,
     day: Option<(i64, i64, i32)>,
 }
 
@@ -97,24 +86,17 @@ impl Clock {
             )
         })?;
         Ok(Clock {
-            tz,
+            offsets: ZoneOffsets::new(tz),
             open: i64::from(o) * 60_000_000_000,
             close: i64::from(c) * 60_000_000_000,
-            offsets: OffsetCache::default(),
             day: None,
         })
-    }
-
-    #[cfg(test)]
-    fn offset_at(&self, ts: i64) -> i64 {
-        offset_of(self.tz, ts)
     }
 
     /// Local nanoseconds since the epoch (UTC plus the zone's offset at `ts`).
     #[inline]
     pub(crate) fn local(&mut self, ts: i64) -> i64 {
-        let tz = self.tz;
-        ts + self.offsets.offset(ts, |t| offset_of(tz, t))
+        ts + self.offsets.at(ts)
     }
 
     /// The local date (days since 1970-01-01) and time of day (ns after local midnight).
@@ -138,6 +120,8 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use pipeline_core::calendar::utc_offset_ns;
 
     #[test]
     fn day_strings_parse_back_as_chrono_reads_them() {
@@ -224,15 +208,16 @@ mod tests {
         // forward and, for the cache's sake, jumping back now and then.
         for zone in ["America/New_York", "Europe/London", "UTC", "Asia/Kolkata"] {
             let mut c = Clock::new("09:30", "16:00", zone).unwrap();
+            let tz: Tz = zone.parse().unwrap();
             for day in ["2021-03-13", "2021-03-27", "2021-11-06", "2021-10-30"] {
                 let t0 = ns(&format!("{day}T00:00:00Z"));
                 let step = 7 * 60 * 1_000_000_000i64;
                 for i in 0..(3 * 24 * 60 / 7) {
                     let t = t0 + i * step;
-                    assert_eq!(c.local(t), t + c.offset_at(t), "{zone} at {t}");
+                    assert_eq!(c.local(t), t + utc_offset_ns(tz, t), "{zone} at {t}");
                     if i % 97 == 0 {
                         let back = t - 26 * 3_600_000_000_000;
-                        assert_eq!(c.local(back), back + c.offset_at(back), "{zone}");
+                        assert_eq!(c.local(back), back + utc_offset_ns(tz, back), "{zone}");
                     }
                 }
             }

@@ -1,28 +1,16 @@
 //! Exchange-local time of day and trading date, from UTC nanoseconds.
 
-use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
-use pipeline_core::calendar::OffsetCache;
+use pipeline_core::calendar::ZoneOffsets;
 use pipeline_core::{Error, Result, parse_hhmm};
 
-/// Session hours in a time zone, with the UTC offset cached ([`OffsetCache`]: exact); the
+/// Session hours in a time zone, with the UTC offset cached ([`ZoneOffsets`]: exact); the
 /// conversion is O(1) amortised for time-ordered input.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    tz: Tz,
+    offsets: ZoneOffsets,
     open: u32,
     close: u32,
-    cache: OffsetCache,
-}
-
-/// The UTC offset of zone `tz` at UTC nanosecond `ts`, in nanoseconds.
-fn offset_of(tz: Tz, ts: i64) -> i64 {
-    let dt = DateTime::from_timestamp_nanos(ts);
-    i64::from(
-        tz.offset_from_utc_datetime(&dt.naive_utc())
-            .fix()
-            .local_minus_utc(),
-    ) * 1_000_000_000
 }
 
 impl Session {
@@ -37,17 +25,15 @@ impl Session {
             )
         })?;
         Ok(Session {
-            tz,
+            offsets: ZoneOffsets::new(tz),
             open: o,
             close: c,
-            cache: OffsetCache::default(),
         })
     }
 
     /// Local nanoseconds since the epoch (UTC plus the zone's offset at `ts`).
     fn local_ns(&mut self, ts: i64) -> i64 {
-        let tz = self.tz;
-        ts + self.cache.offset(ts, |t| offset_of(tz, t))
+        ts + self.offsets.at(ts)
     }
 
     /// Whether `ts` falls in `[open, close)` local time.
@@ -74,6 +60,7 @@ pub(crate) fn epoch_day(y: i32, m: u32, d: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     fn ns(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s)

@@ -3,12 +3,11 @@
 //!
 //! Converting every timestamp through the zone database would cost more than all other
 //! features together, so the UTC offset is cached over a UTC day, or an hour on the days the
-//! clocks change ([`OffsetCache`], exact). Before, a lookup per 15-minute slot was about 26
+//! clocks change ([`ZoneOffsets`], exact). Before, a lookup per 15-minute slot was about 26
 //! lookups a session day.
 
-use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
-use pipeline_core::calendar::OffsetCache;
+use pipeline_core::calendar::ZoneOffsets;
 use pipeline_core::{Error, Result, parse_hhmm};
 
 const NS_PER_S: i64 = 1_000_000_000;
@@ -45,10 +44,9 @@ impl LocalTime {
 /// Converts UTC nanosecond timestamps to session-local time and session flags.
 #[derive(Debug, Clone)]
 pub struct SessionClock {
-    tz: Tz,
+    offsets: ZoneOffsets,
     open_s: i64,
     close_s: i64,
-    offsets: OffsetCache,
 }
 
 impl SessionClock {
@@ -65,23 +63,9 @@ impl SessionClock {
         let close_m =
             parse_hhmm(close).map_err(|m| Error::config("preprocessing.session_close", m))?;
         Ok(SessionClock {
-            tz,
+            offsets: ZoneOffsets::new(tz),
             open_s: i64::from(open_m) * 60,
             close_s: i64::from(close_m) * 60,
-            offsets: OffsetCache::default(),
-        })
-    }
-
-    /// The zone's UTC offset in seconds at UTC nanosecond `ts_ns`.
-    fn offset_at(&mut self, ts_ns: i64) -> i64 {
-        let tz = self.tz;
-        self.offsets.offset(ts_ns, |t| {
-            let utc = DateTime::from_timestamp_nanos(t);
-            i64::from(
-                tz.offset_from_utc_datetime(&utc.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-            )
         })
     }
 
@@ -89,7 +73,8 @@ impl SessionClock {
     pub fn local(&mut self, ts_ns: i64) -> LocalTime {
         let s = ts_ns.div_euclid(NS_PER_S);
         let sub = ts_ns.rem_euclid(NS_PER_S);
-        let local_s = s + self.offset_at(ts_ns);
+        // Offsets are whole seconds.
+        let local_s = s + self.offsets.at(ts_ns) / NS_PER_S;
         let day = local_s.div_euclid(DAY_S);
         let sod = local_s.rem_euclid(DAY_S);
         LocalTime {
@@ -115,6 +100,7 @@ impl SessionClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     fn ts(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s)
